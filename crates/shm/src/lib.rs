@@ -1,0 +1,1 @@
+//! Shared-memory Table, Atomic and Lock (under construction).

@@ -1,0 +1,2 @@
+//! The `rswoole` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! rswoole: the Swoole server model in Rust (under construction).
