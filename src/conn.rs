@@ -1,0 +1,302 @@
+//! One client TCP connection, as held by whoever owns the socket: the master's reactor in
+//! Process mode, the worker in Base mode.
+//!
+//! The connection task reads, hands data to an [`EventSink`], and flushes queued output.
+//! Writes from elsewhere ([`Conn::write`]) go straight to the socket when nothing is queued, so
+//! an echo costs no task hop. Life cycle, so that `on_close` runs exactly once and half-close
+//! is honoured (a reply written after the client's FIN still reaches it):
+//!
+//! 1. `Open`: reading and writing.
+//! 2. The peer sends FIN or an error happens, or the server asks to close (after its queued
+//!    output is flushed): the sink gets `closed` once.
+//! 3. The sink calls [`Conn::close_done`] once the application's `on_close` has run (so every
+//!    reply of earlier events has been written); the task flushes what is left, shuts the
+//!    socket down and ends.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use rswoole_codec::stream::{Decoder, Framing, StreamConfig};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::shared::Shared;
+use crate::ConnId;
+
+/// Receives what a connection task produces.
+pub(crate) trait EventSink: 'static {
+    /// The connection was accepted.
+    fn connected(&self, conn: &Arc<Conn>);
+    /// A message arrived (one read, or one frame when framing is on).
+    fn data(&self, conn: &Arc<Conn>, data: Bytes);
+    /// The connection is over (peer FIN, error, or server close after flush). Called once. The
+    /// sink must call [`Conn::close_done`] after the application's `on_close` ran.
+    fn closed(&self, conn: &Arc<Conn>);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The server asked to close: stop reading, flush, then report closed.
+    Draining,
+    /// `closed` was reported; waiting for `close_done`.
+    Closing,
+    /// `close_done` came: flush what is left and end.
+    Finishing,
+}
+
+#[derive(Debug)]
+struct Out {
+    buf: BytesMut,
+    phase: Phase,
+    read_eof: bool,
+    io_error: bool,
+}
+
+/// A client connection and its output buffer.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) listener: u16,
+    pub(crate) remote: std::net::SocketAddr,
+    stream: TcpStream,
+    out: Mutex<Out>,
+    notify: Notify,
+    shared: Shared,
+    cap: usize,
+    /// Master-side dispatch bookkeeping (unused in Base mode).
+    pub(crate) dispatch: Mutex<crate::reactor::DispatchState>,
+}
+
+/// Why [`Conn::write`] refused data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteError {
+    Closed,
+    Full,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: ConnId,
+        listener: u16,
+        remote: std::net::SocketAddr,
+        stream: TcpStream,
+        shared: Shared,
+        cap: usize,
+    ) -> Conn {
+        Conn {
+            id,
+            listener,
+            remote,
+            stream,
+            out: Mutex::new(Out {
+                buf: BytesMut::new(),
+                phase: Phase::Open,
+                read_eof: false,
+                io_error: false,
+            }),
+            notify: Notify::new(),
+            shared,
+            cap,
+            dispatch: Mutex::new(crate::reactor::DispatchState::default()),
+        }
+    }
+
+    /// Writes `data`, or queues what the socket does not take now.
+    pub(crate) fn write(&self, data: &[u8]) -> Result<(), WriteError> {
+        let mut out = self.out.lock();
+        if out.io_error || out.phase == Phase::Finishing {
+            return Err(WriteError::Closed);
+        }
+        if out.buf.len() + data.len() > self.cap {
+            return Err(WriteError::Full);
+        }
+        let mut rest = data;
+        if out.buf.is_empty() {
+            loop {
+                match self.stream.try_write(rest) {
+                    Ok(n) => {
+                        rest = &rest[n..];
+                        if rest.is_empty() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        out.io_error = true;
+                        drop(out);
+                        self.notify.notify_one();
+                        return Err(WriteError::Closed);
+                    }
+                }
+            }
+        }
+        out.buf.extend_from_slice(rest);
+        self.set_out_bytes(out.buf.len());
+        drop(out);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    fn set_out_bytes(&self, n: usize) {
+        if let Some(s) = self.shared.any_slot(self.id) {
+            s.out_bytes
+                .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Asks to close after the queued output is written. Returns false if already closing.
+    pub(crate) fn close(&self) -> bool {
+        let mut out = self.out.lock();
+        if out.phase != Phase::Open {
+            return false;
+        }
+        out.phase = Phase::Draining;
+        drop(out);
+        self.notify.notify_one();
+        true
+    }
+
+    /// The application's `on_close` has run: finish.
+    pub(crate) fn close_done(&self) {
+        let mut out = self.out.lock();
+        out.phase = Phase::Finishing;
+        drop(out);
+        self.notify.notify_one();
+    }
+
+    /// Writes queued output; returns true when the queue is empty.
+    fn flush(&self) -> bool {
+        let mut out = self.out.lock();
+        while !out.buf.is_empty() {
+            match self.stream.try_write(&out.buf) {
+                Ok(n) => {
+                    let _ = out.buf.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    out.io_error = true;
+                    out.buf.clear();
+                }
+            }
+        }
+        if out.buf.is_empty() && out.buf.capacity() > 64 * 1024 {
+            out.buf = BytesMut::new();
+        }
+        let len = out.buf.len();
+        drop(out);
+        self.set_out_bytes(len);
+        len == 0
+    }
+
+    /// The connection task. `framing` cuts messages out of the stream (raw: one per read).
+    pub(crate) async fn run<S: EventSink>(self: Arc<Self>, sink: Arc<S>, framing: &StreamConfig) {
+        sink.connected(&self);
+        // The config was validated at start, so `new` cannot fail here.
+        let mut decoder = match framing.framing {
+            Framing::Raw => None,
+            _ => Decoder::new(framing).ok(),
+        };
+        let mut inbuf = BytesMut::new();
+        loop {
+            let (phase, pending, read_eof, io_error) = {
+                let o = self.out.lock();
+                (o.phase, !o.buf.is_empty(), o.read_eof, o.io_error)
+            };
+            let pending = pending && !io_error;
+            match phase {
+                Phase::Open if read_eof || io_error => {
+                    self.out.lock().phase = Phase::Closing;
+                    sink.closed(&self);
+                    continue;
+                }
+                Phase::Draining if !pending => {
+                    let _ = self.stream_shutdown();
+                    self.out.lock().phase = Phase::Closing;
+                    sink.closed(&self);
+                    continue;
+                }
+                Phase::Finishing if !pending => {
+                    let _ = self.stream_shutdown();
+                    return;
+                }
+                _ => {}
+            }
+            let want_read = phase == Phase::Open && !read_eof && !io_error;
+            tokio::select! {
+                biased;
+                _ = self.notify.notified() => {}
+                r = self.stream.writable(), if pending => {
+                    if r.is_err() { self.out.lock().io_error = true; } else { self.flush(); }
+                }
+                r = self.stream.readable(), if want_read => {
+                    if r.is_err() { self.out.lock().io_error = true; continue; }
+                    self.read_some(&*sink, &mut decoder, &mut inbuf);
+                }
+            }
+        }
+    }
+
+    fn read_some<S: EventSink>(
+        self: &Arc<Self>,
+        sink: &S,
+        decoder: &mut Option<Decoder>,
+        inbuf: &mut BytesMut,
+    ) {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            loop {
+                match self.stream.try_read(&mut scratch[..]) {
+                    Ok(0) => {
+                        self.out.lock().read_eof = true;
+                        return;
+                    }
+                    Ok(n) => {
+                        self.shared.touch_recv(self.id);
+                        match decoder {
+                            None => sink.data(self, Bytes::copy_from_slice(&scratch[..n])),
+                            Some(d) => {
+                                inbuf.extend_from_slice(&scratch[..n]);
+                                loop {
+                                    match d.decode(inbuf) {
+                                        Ok(Some(msg)) => sink.data(self, msg),
+                                        Ok(None) => break,
+                                        Err(e) => {
+                                            tracing::warn!(fd = %self.id, error = %e, "bad frame from client; closing the connection");
+                                            inbuf.clear();
+                                            self.out.lock().io_error = true;
+                                            return;
+                                        }
+                                    }
+                                }
+                                if inbuf.is_empty() && inbuf.capacity() > 64 * 1024 {
+                                    *inbuf = BytesMut::new();
+                                }
+                            }
+                        }
+                        if n < scratch.len() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        self.out.lock().io_error = true;
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    fn stream_shutdown(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write)
+    }
+}

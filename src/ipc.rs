@@ -1,0 +1,323 @@
+//! Framed messages between the master and its workers over `SOCK_SEQPACKET` unix sockets.
+//!
+//! A datagram carries one or more records; a record is a 24-byte header (payload length,
+//! kind, flags, listener index, session id, sequence number) and its payload. Records are
+//! batched: whatever is pushed while the writer task is busy goes out in the next datagram, so
+//! under load one `sendmsg` carries many events. A payload larger than [`MAX_CHUNK`] is split
+//! into records flagged [`F_MORE`] (all but the last) and [`F_FIRST`] (the first); a receiver
+//! that meets a continuation without its first part (its sender died half-way) drops it.
+//!
+//! Because each worker incarnation gets a fresh socketpair from the manager, a record is never
+//! half-read by a dead worker and then read by its replacement: the master knows exactly which
+//! events a dead worker had not finished (they were not acknowledged) and re-delivers them.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+/// Record header size.
+pub(crate) const HDR: usize = 24;
+/// Largest datagram written.
+pub(crate) const MAX_DGRAM: usize = 128 * 1024;
+/// Largest payload in one record.
+pub(crate) const MAX_CHUNK: usize = MAX_DGRAM - HDR;
+
+/// First record of a payload.
+pub(crate) const F_FIRST: u8 = 1;
+/// More records of this payload follow.
+pub(crate) const F_MORE: u8 = 2;
+
+/// Record kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    // master -> worker
+    Connect = 1,
+    Receive = 2,
+    Close = 3,
+    Packet = 4,
+    /// Finish what you have and exit (graceful reload/stop).
+    Stop = 5,
+    // worker -> master
+    Send = 10,
+    CloseReq = 11,
+    /// Payload: little-endian u64 sequence numbers of finished events.
+    Ack = 12,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Connect,
+            2 => Kind::Receive,
+            3 => Kind::Close,
+            4 => Kind::Packet,
+            5 => Kind::Stop,
+            10 => Kind::Send,
+            11 => Kind::CloseReq,
+            12 => Kind::Ack,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    pub(crate) flags: u8,
+    pub(crate) listener: u16,
+    pub(crate) session: u64,
+    pub(crate) seq: u64,
+}
+
+/// Malformed IPC data: a bug or a dying peer; the pipe is dropped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IpcError {
+    #[error("truncated record in a {0}-byte datagram")]
+    Truncated(usize),
+    #[error("unknown record kind {0}")]
+    Kind(u8),
+}
+
+/// Appends one record (split into chunks if large) to `dst`.
+pub(crate) fn encode(dst: &mut BytesMut, h: Header, payload: &[u8]) {
+    let mut rest = payload;
+    let mut first = true;
+    loop {
+        let n = rest.len().min(MAX_CHUNK);
+        let more = rest.len() > n;
+        let mut flags = h.flags;
+        if first {
+            flags |= F_FIRST;
+        }
+        if more {
+            flags |= F_MORE;
+        }
+        dst.reserve(HDR + n);
+        dst.put_u32_le(n as u32);
+        dst.put_u8(h.kind as u8);
+        dst.put_u8(flags);
+        dst.put_u16_le(h.listener);
+        dst.put_u64_le(h.session);
+        dst.put_u64_le(h.seq);
+        dst.put_slice(&rest[..n]);
+        rest = &rest[n..];
+        first = false;
+        if !more {
+            break;
+        }
+    }
+}
+
+/// Iterates over the records of one datagram.
+pub(crate) fn decode(mut dgram: &[u8]) -> impl Iterator<Item = Result<(Header, &[u8]), IpcError>> {
+    let total = dgram.len();
+    std::iter::from_fn(move || {
+        if dgram.is_empty() {
+            return None;
+        }
+        if dgram.len() < HDR {
+            dgram = &[];
+            return Some(Err(IpcError::Truncated(total)));
+        }
+        let mut h = &dgram[..HDR];
+        let len = h.get_u32_le() as usize;
+        let kind_b = h.get_u8();
+        let flags = h.get_u8();
+        let listener = h.get_u16_le();
+        let session = h.get_u64_le();
+        let seq = h.get_u64_le();
+        if dgram.len() < HDR + len {
+            dgram = &[];
+            return Some(Err(IpcError::Truncated(total)));
+        }
+        let payload = &dgram[HDR..HDR + len];
+        dgram = &dgram[HDR + len..];
+        match Kind::from_u8(kind_b) {
+            Some(kind) => Some(Ok((
+                Header {
+                    kind,
+                    flags,
+                    listener,
+                    session,
+                    seq,
+                },
+                payload,
+            ))),
+            None => Some(Err(IpcError::Kind(kind_b))),
+        }
+    })
+}
+
+/// Reassembles chunked payloads for one pipe.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembler {
+    partial: Option<(u64, Kind, BytesMut)>,
+}
+
+impl Reassembler {
+    /// Feeds a record; returns the whole payload when complete.
+    pub(crate) fn feed(&mut self, h: &Header, payload: &[u8]) -> Option<Bytes> {
+        let first = h.flags & F_FIRST != 0;
+        let more = h.flags & F_MORE != 0;
+        if first && !more {
+            self.partial = None;
+            return Some(Bytes::copy_from_slice(payload));
+        }
+        if first {
+            let mut b = BytesMut::with_capacity(payload.len() * 2);
+            b.extend_from_slice(payload);
+            self.partial = Some((h.session, h.kind, b));
+            return None;
+        }
+        match &mut self.partial {
+            Some((s, k, b)) if *s == h.session && *k == h.kind => {
+                b.extend_from_slice(payload);
+                if more {
+                    None
+                } else {
+                    self.partial.take().map(|(_, _, b)| b.freeze())
+                }
+            }
+            // A continuation without its start: its sender died mid-message. Drop it.
+            _ => None,
+        }
+    }
+}
+
+/// The sending side of a pipe: records are queued and a writer task sends them in batches.
+#[derive(Debug)]
+pub(crate) struct PipeTx {
+    fd: AsyncFd<OwnedFd>,
+    state: Mutex<TxState>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct TxState {
+    full: VecDeque<BytesMut>,
+    cur: BytesMut,
+    closed: bool,
+}
+
+impl PipeTx {
+    /// Wraps a non-blocking seqpacket socket. Must be called inside a tokio runtime.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<PipeTx> {
+        Ok(PipeTx {
+            fd: crate::sys::async_fd(fd)?,
+            state: Mutex::new(TxState::default()),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Queues a record; `false` if the pipe is closed.
+    pub(crate) fn push(&self, h: Header, payload: &[u8]) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        if !st.cur.is_empty() && st.cur.len() + HDR + payload.len() > MAX_DGRAM {
+            let full = std::mem::take(&mut st.cur);
+            st.full.push_back(full);
+        }
+        if payload.len() > MAX_CHUNK {
+            // Each chunk gets a datagram of its own.
+            let mut tmp = BytesMut::new();
+            encode(&mut tmp, h, payload);
+            while !tmp.is_empty() {
+                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
+                let rec = tmp.split_to(HDR + len);
+                st.full.push_back(rec);
+            }
+        } else {
+            encode(&mut st.cur, h, payload);
+        }
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Marks the pipe closed: later pushes fail.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    fn next_dgram(&self) -> Option<BytesMut> {
+        let mut st = self.state.lock();
+        if let Some(d) = st.full.pop_front() {
+            return Some(d);
+        }
+        if !st.cur.is_empty() {
+            return Some(std::mem::take(&mut st.cur));
+        }
+        None
+    }
+
+    fn unshift(&self, d: BytesMut) {
+        self.state.lock().full.push_front(d);
+    }
+
+    /// The writer loop: runs until the pipe is closed (and drained) or the peer is gone.
+    pub(crate) async fn run_writer(&self) -> io::Result<()> {
+        loop {
+            while let Some(d) = self.next_dgram() {
+                loop {
+                    let mut guard = self.fd.writable().await?;
+                    match guard.try_io(|fd| send(fd.get_ref(), &d)) {
+                        Ok(Ok(())) => break,
+                        Ok(Err(e)) => {
+                            self.unshift(d);
+                            self.state.lock().closed = true;
+                            return Err(e);
+                        }
+                        Err(_would_block) => continue,
+                    }
+                }
+            }
+            if self.state.lock().closed && self.next_dgram().is_none() {
+                return Ok(());
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Receives one datagram into `buf` (at least [`MAX_DGRAM`] long). `Ok(0)` on EOF.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_async(&self.fd, buf).await
+    }
+}
+
+/// Receives one datagram from a non-blocking seqpacket fd into `buf`. `Ok(0)` on EOF.
+pub(crate) async fn recv_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|fd| {
+            rustix::net::recv(fd.get_ref(), &mut *buf, rustix::net::RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)
+        }) {
+            Ok(Ok(n)) => return Ok(n),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(0),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+fn send(fd: &OwnedFd, d: &[u8]) -> io::Result<()> {
+    rustix::net::send(
+        fd,
+        d,
+        rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
+}

@@ -1,0 +1,530 @@
+//! The public server API: [`Server`], its callbacks, and the [`Handle`] every callback gets.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use rswoole_codec::stream::{Framing, StreamConfig};
+
+use crate::error::{Error, Result, SendError};
+use crate::ipc::{Header, Kind};
+use crate::settings::Settings;
+use crate::shared::{ConnectionInfo, Shared};
+use crate::worker::WorkerCtx;
+
+/// A connection's id (Swoole's `$fd`): unique for the server's lifetime, never reused, so a
+/// `send` to a closed connection fails instead of reaching another client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Socket type of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockType {
+    /// TCP stream (IPv4 or IPv6, from the address).
+    Tcp,
+    /// UDP datagrams (IPv4 or IPv6, from the address).
+    Udp,
+}
+
+/// Data from a client, as given to `on_receive`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReceiveEvent {
+    /// The connection.
+    pub fd: ConnId,
+    /// The listener it came in on (0 = the bound address, then `add_listener` order).
+    pub listener: usize,
+    /// The bytes: one read in raw mode, one whole message with framing.
+    pub data: Bytes,
+}
+
+/// A UDP datagram, as given to `on_packet`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Packet {
+    /// The datagram.
+    pub data: Bytes,
+    /// Who sent it (reply with [`Handle::send_to`]).
+    pub addr: SocketAddr,
+    /// The listener it came in on.
+    pub listener: usize,
+}
+
+/// What a callback may return: `()` or a `Result` whose error is logged.
+pub trait CallbackResult {
+    /// Logs the error, if any.
+    fn report(self, callback: &'static str);
+}
+
+impl CallbackResult for () {
+    fn report(self, _: &'static str) {}
+}
+
+impl<E: fmt::Display> CallbackResult for std::result::Result<(), E> {
+    fn report(self, callback: &'static str) {
+        if let Err(e) = self {
+            tracing::warn!(callback, error = %e, "callback returned an error");
+        }
+    }
+}
+
+pub(crate) type BoxFut = Pin<Box<dyn Future<Output = ()>>>;
+pub(crate) type Cb<T> = Rc<dyn Fn(Handle, T) -> BoxFut>;
+
+fn wrap<T: 'static, F, Fut>(name: &'static str, f: F) -> Cb<T>
+where
+    F: Fn(Handle, T) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: CallbackResult,
+{
+    Rc::new(move |h, t| {
+        let fut = f(h, t);
+        Box::pin(async move { fut.await.report(name) })
+    })
+}
+
+/// Callbacks of one listener (or the server's defaults).
+#[derive(Clone, Default)]
+pub(crate) struct Callbacks {
+    pub(crate) on_connect: Option<Cb<ConnId>>,
+    pub(crate) on_receive: Option<Cb<ReceiveEvent>>,
+    pub(crate) on_close: Option<Cb<ConnId>>,
+    pub(crate) on_packet: Option<Cb<Packet>>,
+}
+
+/// Information given to `on_start` and `on_shutdown` (they run in the master).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MasterInfo {
+    /// The master's pid.
+    pub master_pid: u32,
+    /// The manager's pid.
+    pub manager_pid: u32,
+    /// Every listener's actual address (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+}
+
+type MasterCb = Rc<dyn Fn(&MasterInfo)>;
+
+/// One listening address and its callbacks.
+pub struct Port {
+    pub(crate) addr: SocketAddr,
+    pub(crate) sock_type: SockType,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) framing: Option<Framing>,
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("addr", &self.addr)
+            .field("sock_type", &self.sock_type)
+            .finish()
+    }
+}
+
+macro_rules! callback_setters {
+    ($target:ident) => {
+        /// Runs when a client connects (TCP).
+        pub fn on_connect<F, Fut>(&mut self, f: F) -> &mut Self
+        where
+            F: Fn(Handle, ConnId) -> Fut + 'static,
+            Fut: Future + 'static,
+            Fut::Output: CallbackResult,
+        {
+            self.$target.on_connect = Some(wrap("on_connect", f));
+            self
+        }
+
+        /// Runs for every message from a client (TCP). Required for a TCP listener.
+        pub fn on_receive<F, Fut>(&mut self, f: F) -> &mut Self
+        where
+            F: Fn(Handle, ReceiveEvent) -> Fut + 'static,
+            Fut: Future + 'static,
+            Fut::Output: CallbackResult,
+        {
+            self.$target.on_receive = Some(wrap("on_receive", f));
+            self
+        }
+
+        /// Runs exactly once when a connection ends, whoever closed it (TCP).
+        pub fn on_close<F, Fut>(&mut self, f: F) -> &mut Self
+        where
+            F: Fn(Handle, ConnId) -> Fut + 'static,
+            Fut: Future + 'static,
+            Fut::Output: CallbackResult,
+        {
+            self.$target.on_close = Some(wrap("on_close", f));
+            self
+        }
+
+        /// Runs for every UDP datagram. Required for a UDP listener.
+        pub fn on_packet<F, Fut>(&mut self, f: F) -> &mut Self
+        where
+            F: Fn(Handle, Packet) -> Fut + 'static,
+            Fut: Future + 'static,
+            Fut::Output: CallbackResult,
+        {
+            self.$target.on_packet = Some(wrap("on_packet", f));
+            self
+        }
+    };
+}
+
+impl Port {
+    callback_setters!(callbacks);
+
+    /// Cuts this listener's TCP stream into messages (EOF or length prefix; see
+    /// [`Framing`]). Default: the server's [`Settings::framing`].
+    pub fn set_framing(&mut self, framing: Framing) -> &mut Self {
+        self.framing = Some(framing);
+        self
+    }
+}
+
+/// A Swoole-style server: listeners, settings and callbacks; [`start`](Server::start) forks the
+/// processes and serves until shutdown.
+///
+/// # Examples
+/// ```no_run
+/// use rswoole::{Server, Settings};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings { worker_num: 2, ..Default::default() });
+///     server.on_connect(|_srv, _fd| async { println!("Client: Connect.") });
+///     server.on_receive(|srv, ev| async move {
+///         srv.send(ev.fd, [&b"Server: "[..], &ev.data[..]].concat())
+///     });
+///     server.on_close(|_srv, _fd| async { println!("Client: Close.") });
+///     server.start() // blocks until shutdown
+/// }
+/// ```
+pub struct Server {
+    pub(crate) settings: Settings,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) on_start: Option<MasterCb>,
+    pub(crate) on_shutdown: Option<MasterCb>,
+    pub(crate) on_worker_start: Option<Cb<usize>>,
+    pub(crate) on_worker_stop: Option<Cb<usize>>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("settings", &self.settings)
+            .field("ports", &self.ports)
+            .finish()
+    }
+}
+
+pub(crate) fn parse_addr(addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .map_err(|e| Error::Address {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| Error::Address {
+            addr: addr.to_string(),
+            reason: "resolves to nothing".into(),
+        })
+}
+
+impl Server {
+    /// A TCP server on `addr` (e.g. `"127.0.0.1:9501"`, `"[::1]:9501"`). Nothing is bound until
+    /// [`start`](Server::start).
+    ///
+    /// # Errors
+    /// [`Error::Address`] if `addr` does not parse or resolve.
+    pub fn bind(addr: &str) -> Result<Server> {
+        Server::new(addr, SockType::Tcp)
+    }
+
+    /// A UDP server on `addr`.
+    ///
+    /// # Errors
+    /// [`Error::Address`] if `addr` does not parse or resolve.
+    pub fn bind_udp(addr: &str) -> Result<Server> {
+        Server::new(addr, SockType::Udp)
+    }
+
+    /// A server whose first listener is `addr` of type `sock_type`.
+    ///
+    /// # Errors
+    /// [`Error::Address`] if `addr` does not parse or resolve.
+    pub fn new(addr: &str, sock_type: SockType) -> Result<Server> {
+        let addr = parse_addr(addr)?;
+        Ok(Server {
+            settings: Settings::default(),
+            ports: vec![Port {
+                addr,
+                sock_type,
+                callbacks: Callbacks::default(),
+                framing: None,
+            }],
+            callbacks: Callbacks::default(),
+            on_start: None,
+            on_shutdown: None,
+            on_worker_start: None,
+            on_worker_stop: None,
+        })
+    }
+
+    /// Replaces the settings.
+    pub fn set(&mut self, settings: Settings) -> &mut Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings, to change one field.
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// Adds a listener (TCP or UDP, IPv4 or IPv6). Its callbacks default to the server's; set
+    /// its own on the returned [`Port`].
+    ///
+    /// # Errors
+    /// [`Error::Address`] if `addr` does not parse or resolve.
+    pub fn add_listener(&mut self, addr: &str, sock_type: SockType) -> Result<&mut Port> {
+        let addr = parse_addr(addr)?;
+        self.ports.push(Port {
+            addr,
+            sock_type,
+            callbacks: Callbacks::default(),
+            framing: None,
+        });
+        Ok(self.ports.last_mut().expect("just pushed"))
+    }
+
+    callback_setters!(callbacks);
+
+    /// Runs in the master once every process is up and the listeners accept.
+    pub fn on_start(&mut self, f: impl Fn(&MasterInfo) + 'static) -> &mut Self {
+        self.on_start = Some(Rc::new(f));
+        self
+    }
+
+    /// Runs in the master after every worker has stopped, before `start` returns.
+    pub fn on_shutdown(&mut self, f: impl Fn(&MasterInfo) + 'static) -> &mut Self {
+        self.on_shutdown = Some(Rc::new(f));
+        self
+    }
+
+    /// Runs in each worker when it starts (also after a restart), with its worker id.
+    pub fn on_worker_start<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(Handle, usize) -> Fut + 'static,
+        Fut: Future + 'static,
+        Fut::Output: CallbackResult,
+    {
+        self.on_worker_start = Some(wrap("on_worker_start", f));
+        self
+    }
+
+    /// Runs in each worker when it stops gracefully (shutdown, reload), with its worker id.
+    pub fn on_worker_stop<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(Handle, usize) -> Fut + 'static,
+        Fut: Future + 'static,
+        Fut::Output: CallbackResult,
+    {
+        self.on_worker_stop = Some(wrap("on_worker_stop", f));
+        self
+    }
+
+    /// The effective callbacks of listener `i`.
+    pub(crate) fn port_callbacks(&self, i: usize) -> Callbacks {
+        let own = &self.ports[i].callbacks;
+        let d = &self.callbacks;
+        Callbacks {
+            on_connect: own.on_connect.clone().or_else(|| d.on_connect.clone()),
+            on_receive: own.on_receive.clone().or_else(|| d.on_receive.clone()),
+            on_close: own.on_close.clone().or_else(|| d.on_close.clone()),
+            on_packet: own.on_packet.clone().or_else(|| d.on_packet.clone()),
+        }
+    }
+
+    /// The framing of listener `i`.
+    pub(crate) fn port_framing(&self, i: usize, s: &Settings) -> StreamConfig {
+        StreamConfig {
+            framing: self.ports[i]
+                .framing
+                .clone()
+                .unwrap_or_else(|| s.framing.clone()),
+            package_max_length: s.package_max_length,
+        }
+    }
+
+    /// Checks callbacks and settings, binds every listener, forks the manager and the workers,
+    /// and serves until SIGTERM/SIGINT (or [`Handle::shutdown`]). Only the master returns.
+    ///
+    /// # Errors
+    /// [`Error::MissingCallback`] (a TCP listener without `on_receive`, a UDP one without
+    /// `on_packet`), [`Error::InvalidSetting`], [`Error::Bind`] (address in use…), or
+    /// [`Error::Io`] if forking fails.
+    pub fn start(self) -> Result<()> {
+        crate::master::start(self)
+    }
+}
+
+/// What every callback gets: the way to act on the server from a worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) ctx: Arc<WorkerCtx>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("worker_id", &self.ctx.id)
+            .finish()
+    }
+}
+
+/// Server-wide counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// When the server started.
+    pub start_time: SystemTime,
+    /// Connections open now.
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Connections closed since start.
+    pub closed: u64,
+    /// Connections refused because `max_connection` was reached.
+    pub refused: u64,
+    /// Events (receives and packets) handled, per worker.
+    pub requests: Vec<u64>,
+    /// Restarts, per worker.
+    pub restarts: Vec<u64>,
+}
+
+impl Handle {
+    /// This worker's id, `0..worker_num`.
+    pub fn worker_id(&self) -> usize {
+        self.ctx.id
+    }
+
+    /// Sends `data` to connection `fd`. Returns at once: the data is queued and written by the
+    /// process that owns the socket.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if `fd` is closed or unknown; [`SendError::BufferFull`] if the
+    /// connection already has `buffer_output_size` bytes waiting (a slow reader);
+    /// [`SendError::NotLocal`] in Base mode for another worker's connection. The data comes
+    /// back in the error.
+    pub fn send(&self, fd: ConnId, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send(fd, data.into())
+    }
+
+    /// Closes connection `fd` after its queued output is written; `on_close` follows. Returns
+    /// `false` if it is already closed or closing.
+    pub fn close(&self, fd: ConnId) -> bool {
+        self.ctx.close(fd)
+    }
+
+    /// Whether `fd` is an open connection (of any worker).
+    pub fn exists(&self, fd: ConnId) -> bool {
+        self.ctx.shared.live_slot(fd).is_some()
+    }
+
+    /// Remote address, server port, reactor, connect and last-receive times of `fd`.
+    pub fn connection_info(&self, fd: ConnId) -> Option<ConnectionInfo> {
+        self.ctx.shared.info(fd)
+    }
+
+    /// Every open connection of the server (all workers).
+    pub fn connections(&self) -> Vec<ConnId> {
+        self.ctx.shared.connections()
+    }
+
+    /// Sends a UDP datagram to `addr` from the first UDP listener of `addr`'s family.
+    ///
+    /// # Errors
+    /// [`SendError::NoSocket`] without a UDP listener; [`SendError::Io`] if the OS refuses.
+    pub fn send_to(&self, addr: SocketAddr, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send_to(None, addr, data.into())
+    }
+
+    /// Sends a UDP datagram from listener `listener`.
+    ///
+    /// # Errors
+    /// As [`send_to`](Handle::send_to).
+    pub fn send_to_via(
+        &self,
+        listener: usize,
+        addr: SocketAddr,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        self.ctx.send_to(Some(listener), addr, data.into())
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> Stats {
+        stats(&self.ctx.shared, self.ctx.settings.worker_num)
+    }
+
+    /// Asks the whole server to shut down gracefully (as SIGTERM to the master).
+    pub fn shutdown(&self) {
+        let pid = self
+            .ctx
+            .shared
+            .header()
+            .master_pid
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if pid != 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+pub(crate) fn stats(shared: &Shared, workers: usize) -> Stats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let h = shared.header();
+    Stats {
+        start_time: SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(h.started_ms.load(Relaxed)),
+        connections: h.live.load(Relaxed),
+        accepted: h.accepted.load(Relaxed),
+        closed: h.closed.load(Relaxed),
+        refused: h.refused.load(Relaxed),
+        requests: (0..workers)
+            .map(|i| shared.worker(i).requests.load(Relaxed))
+            .collect(),
+        restarts: (0..workers)
+            .map(|i| shared.worker(i).restarts.load(Relaxed))
+            .collect(),
+    }
+}
+
+pub(crate) fn send_record(tx: &crate::ipc::PipeTx, kind: Kind, fd: ConnId, payload: &[u8]) -> bool {
+    tx.push(
+        Header {
+            kind,
+            flags: 0,
+            listener: 0,
+            session: fd.0,
+            seq: 0,
+        },
+        payload,
+    )
+}

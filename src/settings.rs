@@ -1,0 +1,197 @@
+//! Server settings: one struct with documented defaults, validated in `start()` before any
+//! process is forked.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rswoole_codec::stream::{Framing, StreamConfig};
+
+use crate::error::Error;
+
+/// Default for [`Settings::buffer_output_size`]: 2 MiB of unsent output per connection.
+pub const DEFAULT_BUFFER_OUTPUT_SIZE: usize = 2 * 1024 * 1024;
+/// Default for [`Settings::package_max_length`]: 2 MiB per framed message (as Swoole).
+pub const DEFAULT_PACKAGE_MAX_LENGTH: usize = 2 * 1024 * 1024;
+/// Default upper bound of [`Settings::max_connection`] when it is left at 0: the open-files
+/// limit, but no more than this.
+pub const DEFAULT_MAX_CONNECTION_CAP: usize = 100_000;
+/// Default for [`Settings::max_wait_time`]: how long a stopping worker may take to finish.
+pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
+
+/// Where client connections live.
+///
+/// # Default
+/// [`Mode::Process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The master owns every client socket (reactor threads read, frame and write) and hands
+    /// events to workers over unix-socket pipes. A worker that crashes, reloads or is recycled
+    /// is replaced and no client connection drops. Swoole's `SWOOLE_PROCESS`.
+    #[default]
+    Process,
+    /// Each worker accepts on its own `SO_REUSEPORT` listener and owns its connections: no IPC
+    /// hop, fastest, but a worker's crash drops that worker's connections. `SWOOLE_BASE`.
+    Base,
+}
+
+/// How the master picks the worker for a connection's events ([`Mode::Process`] only).
+///
+/// In every mode the events of one connection reach the application in order (a connection
+/// with events still in flight keeps going to the same worker), and `on_connect`/`on_close`
+/// are always delivered.
+///
+/// # Default
+/// [`DispatchMode::Fixed`] (Swoole's 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DispatchMode {
+    /// 1: round robin, event by event.
+    RoundRobin,
+    /// 2: fixed by connection: every event of a connection goes to the same worker.
+    #[default]
+    Fixed,
+    /// 3: preemptive: the worker with the fewest events in flight.
+    Preemptive,
+    /// 4: by client IP address: all connections of one IP go to the same worker.
+    IpHash,
+}
+
+impl DispatchMode {
+    /// The mode for Swoole's numeric `dispatch_mode` value.
+    ///
+    /// # Errors
+    /// A value rswoole does not implement.
+    pub fn from_swoole(n: u8) -> Result<DispatchMode, Error> {
+        Ok(match n {
+            1 => DispatchMode::RoundRobin,
+            2 => DispatchMode::Fixed,
+            3 => DispatchMode::Preemptive,
+            4 => DispatchMode::IpHash,
+            _ => {
+                return Err(Error::InvalidSetting {
+                    name: "dispatch_mode",
+                    reason: format!(
+                        "{n} is not one of 1 (round robin), 2 (fixed), 3 (preemptive), 4 (ip hash)"
+                    ),
+                })
+            }
+        })
+    }
+}
+
+/// Server settings. Build with struct-update syntax over the defaults.
+///
+/// # Examples
+/// ```
+/// use rswoole::{Settings, Mode};
+/// let s = Settings { worker_num: 2, mode: Mode::Base, ..Default::default() };
+/// assert_eq!(s.worker_num, 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Worker processes. 0 (the default) means one per CPU.
+    pub worker_num: usize,
+    /// Reactor threads in the master ([`Mode::Process`]). 0 (the default) means one per CPU.
+    pub reactor_num: usize,
+    /// Task worker processes. Default 0.
+    pub task_worker_num: usize,
+    /// Where connections live. Default [`Mode::Process`].
+    pub mode: Mode,
+    /// Worker choice for events. Default [`DispatchMode::Fixed`].
+    pub dispatch_mode: DispatchMode,
+    /// Most simultaneous connections; beyond it new connections are accepted and closed at once.
+    /// 0 (the default) means the open-files limit, capped at [`DEFAULT_MAX_CONNECTION_CAP`].
+    pub max_connection: usize,
+    /// Most unsent bytes buffered for one connection; `send` beyond it fails with
+    /// [`SendError::BufferFull`](crate::SendError::BufferFull). Default
+    /// [`DEFAULT_BUFFER_OUTPUT_SIZE`].
+    pub buffer_output_size: usize,
+    /// How TCP streams are cut into messages (Swoole's `open_eof_check`/`open_eof_split`/
+    /// `open_length_check`). Default [`Framing::Raw`]: each read is one message.
+    pub framing: Framing,
+    /// Most bytes in one framed message. Default [`DEFAULT_PACKAGE_MAX_LENGTH`].
+    pub package_max_length: usize,
+    /// How long a stopping worker may finish its callbacks before it is killed. Default
+    /// [`DEFAULT_MAX_WAIT_TIME`].
+    pub max_wait_time: Duration,
+    /// [`Mode::Process`]: when a worker dies (SIGKILL, panic outside a callback), re-deliver
+    /// the events it had received but not finished to its replacement, so no message is lost
+    /// (an event whose callback was running when the worker died runs again). Default `true`.
+    pub redeliver_on_worker_crash: bool,
+    /// Detach from the terminal after start (see the production issue); default `false`.
+    pub daemonize: bool,
+    /// Write the master's pid here once listening. Default none.
+    pub pid_file: Option<PathBuf>,
+    /// Append logs (and stdout/stderr when daemonized) here. Default none (stderr).
+    pub log_file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            worker_num: 0,
+            reactor_num: 0,
+            task_worker_num: 0,
+            mode: Mode::Process,
+            dispatch_mode: DispatchMode::Fixed,
+            max_connection: 0,
+            buffer_output_size: DEFAULT_BUFFER_OUTPUT_SIZE,
+            framing: Framing::Raw,
+            package_max_length: DEFAULT_PACKAGE_MAX_LENGTH,
+            max_wait_time: DEFAULT_MAX_WAIT_TIME,
+            redeliver_on_worker_crash: true,
+            daemonize: false,
+            pid_file: None,
+            log_file: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Fills the "0 means automatic" fields and checks the others.
+    pub(crate) fn resolve(&self) -> Result<Settings, Error> {
+        let mut s = self.clone();
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        if s.worker_num == 0 {
+            s.worker_num = cpus;
+        }
+        if s.reactor_num == 0 {
+            s.reactor_num = cpus;
+        }
+        if s.worker_num > 1024 {
+            return Err(Error::InvalidSetting {
+                name: "worker_num",
+                reason: format!("{} is more than 1024", s.worker_num),
+            });
+        }
+        if s.task_worker_num > 1024 {
+            return Err(Error::InvalidSetting {
+                name: "task_worker_num",
+                reason: format!("{} is more than 1024", s.task_worker_num),
+            });
+        }
+        if s.buffer_output_size < 1024 {
+            return Err(Error::InvalidSetting {
+                name: "buffer_output_size",
+                reason: "must be at least 1024 bytes".into(),
+            });
+        }
+        if s.package_max_length < 8 {
+            return Err(Error::InvalidSetting {
+                name: "package_max_length",
+                reason: "must be at least 8 bytes".into(),
+            });
+        }
+        StreamConfig {
+            framing: s.framing.clone(),
+            package_max_length: s.package_max_length,
+        }
+        .validate()
+        .map_err(|e| Error::InvalidSetting {
+            name: "framing",
+            reason: e.to_string(),
+        })?;
+        Ok(s)
+    }
+}

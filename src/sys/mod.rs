@@ -1,0 +1,287 @@
+//! The only module of the `rswoole` crate that may use `unsafe`.
+//!
+//! Contract: every function here is safe to call from the rest of the crate. The invariants
+//! each `unsafe` block relies on are written next to it. What lives here:
+//!
+//! - [`fork`]: `fork(2)`, only ever called from a single-threaded process (the master before it
+//!   starts its runtime, the manager, which never starts threads).
+//! - [`ShmRegion`]: an anonymous `MAP_SHARED` mapping made before forking, so every child
+//!   process sees the same bytes.
+//! - [`set_process_title`]: `prctl(PR_SET_NAME)` plus an in-place rewrite of the `argv` area,
+//!   which is what `ps` shows.
+//!
+//! Everything else OS-specific (socketpairs, fd passing, signals, rlimits) goes through the safe
+//! wrappers of `nix`/`rustix`, also kept here so that the rest of the crate reads as plain Rust.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+/// Result of [`fork`].
+#[derive(Debug)]
+pub(crate) enum Forked {
+    /// We are the child.
+    Child,
+    /// We are the parent; the child's pid.
+    Parent(i32),
+}
+
+/// Forks the calling process.
+///
+/// Callers must be single-threaded (checked in debug builds through `/proc/self/task`): the
+/// child of a multi-threaded process may only call async-signal-safe functions, and rswoole's
+/// children go on to run arbitrary code.
+pub(crate) fn fork() -> io::Result<Forked> {
+    debug_assert_eq!(thread_count(), 1, "fork() from a multi-threaded process");
+    // Flush what Rust buffers for stdout so that a line printed before start() appears once.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: the caller is single-threaded (asserted above in debug builds, and by
+    // construction: the master forks before it builds its runtime, the manager never starts a
+    // thread), so the child's copy of the address space holds no lock owned by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
+    }
+}
+
+/// Number of threads of this process (from `/proc/self/task`).
+pub(crate) fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}
+
+/// An anonymous shared mapping, created before fork and inherited by every child.
+///
+/// The memory is zero-filled by the kernel. It is never unmapped: it lives as long as the
+/// process (every rswoole process keeps the server's region until it exits).
+#[derive(Debug)]
+pub(crate) struct ShmRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is plain shared memory; all access from the crate goes through atomics
+// (see `shared.rs`), so sharing the pointer between threads is sound.
+unsafe impl Send for ShmRegion {}
+// SAFETY: as above: no non-atomic access is handed out.
+unsafe impl Sync for ShmRegion {}
+
+impl ShmRegion {
+    /// Maps `len` zeroed bytes shared with future children.
+    pub(crate) fn new(len: usize) -> io::Result<ShmRegion> {
+        let len = len.max(1);
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses: it aliases no
+        // existing Rust object. MAP_SHARED makes the pages shared with children after fork.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::NORESERVE,
+            )
+        }
+        .map_err(io::Error::from)?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap null"))?;
+        Ok(ShmRegion { ptr, len })
+    }
+
+    /// Returns a reference to a `T` at `offset`.
+    ///
+    /// `T` must be a type made only of atomics (or other types valid for any bit pattern
+    /// including all zeroes, with interior mutability only through atomics), and `offset`
+    /// must be aligned for `T` and in bounds; both are checked.
+    pub(crate) fn get<T: ShmSafe>(&self, offset: usize) -> &T {
+        assert!(
+            offset + std::mem::size_of::<T>() <= self.len,
+            "shm out of bounds"
+        );
+        assert_eq!(offset % std::mem::align_of::<T>(), 0, "shm misaligned");
+        // SAFETY: in bounds and aligned (asserted); `T: ShmSafe` promises that all-zero bytes
+        // are a valid `T` and that it is only mutated through atomics, so handing out shared
+        // references, also to other processes, is sound. The mapping lives as long as `self`.
+        unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() }
+    }
+}
+
+/// Marker for types that may live in a [`ShmRegion`].
+///
+/// # Safety
+/// All-zero bytes must be a valid value, and every field must be an atomic (or a `ShmSafe`
+/// aggregate of them), so concurrent access from several processes is race-free.
+pub(crate) unsafe trait ShmSafe: Sync {}
+
+/// Sets the process name shown by `ps` (the argv area) and `top` (`comm`, 15 bytes).
+///
+/// The new title is cut to the length of the original command line, which is all the room
+/// there is without moving the environment.
+pub(crate) fn set_process_title(title: &str) {
+    if let Ok(name) = CString::new(
+        title
+            .as_bytes()
+            .iter()
+            .copied()
+            .take(15)
+            .collect::<Vec<_>>(),
+    ) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+    let Some((start, end)) = argv_area() else {
+        return;
+    };
+    if end <= start + 1 {
+        return;
+    }
+    let room = end - start - 1;
+    let bytes = title.as_bytes();
+    let n = bytes.len().min(room);
+    // SAFETY: [start, end) is this process's original argv string area, read from
+    // /proc/self/stat (fields arg_start/arg_end): a writable part of the initial stack that no
+    // Rust object owns. We write inside it only, and end with a NUL. Called right after fork in a
+    // single-threaded child, so nobody reads argv concurrently.
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, n);
+        std::ptr::write_bytes(p.add(n), 0, end - start - n);
+    }
+}
+
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the comm (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); arg_start is field 48, arg_end field 49.
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    Some((start, end))
+}
+
+/// A pair of connected `SOCK_SEQPACKET` unix sockets (message boundaries kept), close-on-exec
+/// and non-blocking.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )?;
+    for fd in [&a, &b] {
+        let s = socket2::SockRef::from(fd);
+        let _ = s.set_send_buffer_size(4 << 20);
+        let _ = s.set_recv_buffer_size(4 << 20);
+    }
+    Ok((a, b))
+}
+
+/// Sends `data` and one file descriptor over a unix socket (SCM_RIGHTS).
+pub(crate) fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> io::Result<()> {
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [io::IoSlice::new(data)];
+    loop {
+        match sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => {
+                wait_fd(sock, true)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives a message and at most one file descriptor (SCM_RIGHTS). `Ok(None)` on EOF.
+pub(crate) fn recv_with_fd(
+    sock: RawFd,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Option<OwnedFd>)>> {
+    let mut cmsg = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let n = msg.bytes;
+    let mut got = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel just installed `fd` in our table for us (SCM_RIGHTS); no
+                // one else owns it, so taking ownership is sound.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if got.is_none() {
+                    got = Some(owned);
+                }
+            }
+        }
+    }
+    if n == 0 && got.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((n, got)))
+}
+
+/// Blocks until `fd` is writable (or readable), EINTR-safe.
+pub(crate) fn wait_fd(fd: RawFd, write: bool) -> io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // SAFETY: `fd` is open for the duration of this call (the caller holds it).
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = if write {
+        PollFlags::POLLOUT
+    } else {
+        PollFlags::POLLIN
+    };
+    let mut fds = [PollFd::new(bfd, flags)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Restores the default disposition of the signals rswoole handles and unblocks all signals:
+/// a forked child must not inherit the parent's handlers or mask.
+pub(crate) fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigSet, Signal};
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        let h = if sig == Signal::SIGPIPE {
+            SigHandler::SigIgn
+        } else {
+            SigHandler::SigDfl
+        };
+        // SAFETY: installing SIG_DFL/SIG_IGN is always sound (no Rust handler runs).
+        let _ = unsafe { nix::sys::signal::signal(sig, h) };
+    }
+    let _ = SigSet::all().thread_unblock();
+}
+
+/// Ignores SIGPIPE for this process (writes to a closed socket return EPIPE instead).
+pub(crate) fn ignore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+/// Registers an owned descriptor with the current tokio runtime.
+pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: `OwnedFd` owns an open descriptor, keeps it open until it is dropped (which
+    // happens only when the AsyncFd is dropped), and `as_raw_fd` always returns that same one.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}

@@ -1,0 +1,613 @@
+//! A worker process: runs the application's callbacks on a single-threaded tokio runtime.
+//!
+//! Process mode: events arrive over the worker's pipe from the master; replies go back the same
+//! way. Base mode: the worker accepts on its own `SO_REUSEPORT` listener and owns its
+//! connections. Either way the events of one connection run one after another, in order (a
+//! queue per connection), while events of different connections run concurrently.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rswoole_codec::stream::StreamConfig;
+use tokio::sync::Notify;
+
+use crate::conn::{Conn, EventSink, WriteError};
+use crate::error::SendError;
+use crate::ipc::{self, Header, Kind, PipeTx, Reassembler};
+use crate::master::{Bound, Launch};
+use crate::reactor::{decode_packet, ConnTable};
+use crate::server::{
+    send_record, BoxFut, Callbacks, Handle, Packet, ReceiveEvent, Server, SockType,
+};
+use crate::settings::{Mode, Settings};
+use crate::shared::{self, NewConn, Shared};
+use crate::{sys, ConnId};
+
+enum Backend {
+    Pipe(Arc<PipeTx>),
+    Local(Arc<ConnTable>),
+}
+
+/// The worker's side of a [`Handle`].
+pub(crate) struct WorkerCtx {
+    pub(crate) id: usize,
+    pub(crate) shared: Shared,
+    pub(crate) settings: Arc<Settings>,
+    backend: Backend,
+    udp: Vec<Option<(SocketAddr, std::net::UdpSocket)>>,
+}
+
+impl WorkerCtx {
+    pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let Some(slot) = self.shared.live_slot(fd) else {
+                    return Err(SendError::Closed(fd, data));
+                };
+                if slot.out_bytes.load(Relaxed) as usize + data.len()
+                    > self.settings.buffer_output_size
+                {
+                    return Err(SendError::BufferFull(fd, data));
+                }
+                if send_record(tx, Kind::Send, fd, &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::Closed(fd, data))
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => match c.write(&data) {
+                    Ok(()) => Ok(()),
+                    Err(WriteError::Full) => Err(SendError::BufferFull(fd, data)),
+                    Err(WriteError::Closed) => Err(SendError::Closed(fd, data)),
+                },
+                None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
+                None => Err(SendError::Closed(fd, data)),
+            },
+        }
+    }
+
+    pub(crate) fn close(&self, fd: ConnId) -> bool {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if self.shared.mark_closing(fd) {
+                    send_record(tx, Kind::CloseReq, fd, &[])
+                } else {
+                    false
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => {
+                    self.shared.mark_closing(fd);
+                    c.close()
+                }
+                None => false,
+            },
+        }
+    }
+
+    pub(crate) fn send_to(
+        &self,
+        listener: Option<usize>,
+        addr: SocketAddr,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        let sock = match listener {
+            Some(i) => self.udp.get(i).and_then(|s| s.as_ref()),
+            None => self
+                .udp
+                .iter()
+                .flatten()
+                .find(|(a, _)| a.is_ipv4() == addr.is_ipv4()),
+        };
+        let Some((_, sock)) = sock else {
+            return Err(SendError::NoSocket(
+                "no UDP listener for that address family",
+                data,
+            ));
+        };
+        match sock.send_to(&data, addr) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendError::Io(e, data)),
+        }
+    }
+}
+
+/// One event for the application.
+struct WEv {
+    kind: Kind,
+    fd: ConnId,
+    listener: u16,
+    payload: Bytes,
+    seq: Option<u64>,
+}
+
+struct Dispatcher {
+    handle: Handle,
+    ports: Vec<Callbacks>,
+    queues: RefCell<HashMap<u64, VecDeque<WEv>>>,
+    inflight: Cell<usize>,
+    idle: Notify,
+    tx: Option<Arc<PipeTx>>,
+    conns: Option<Arc<ConnTable>>,
+}
+
+/// Runs a callback's future, turning a panic into a logged, lost event.
+async fn guarded(name: &'static str, mut fut: BoxFut) {
+    let ok =
+        poll_fn(
+            |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Ready(())) => Poll::Ready(true),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(_) => Poll::Ready(false),
+            },
+        )
+        .await;
+    if !ok {
+        tracing::error!(
+            callback = name,
+            "callback panicked (location above); the event is lost, the worker goes on"
+        );
+    }
+}
+
+impl Dispatcher {
+    fn submit(self: &Rc<Self>, ev: WEv) {
+        self.inflight.set(self.inflight.get() + 1);
+        self.state(true);
+        if ev.kind == Kind::Packet {
+            let me = self.clone();
+            tokio::task::spawn_local(async move {
+                me.run_one(ev).await;
+            });
+            return;
+        }
+        let fd = ev.fd.0;
+        {
+            let mut q = self.queues.borrow_mut();
+            if let Some(queue) = q.get_mut(&fd) {
+                queue.push_back(ev);
+                return;
+            }
+            q.insert(fd, VecDeque::new());
+        }
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let mut ev = ev;
+            loop {
+                me.run_one(ev).await;
+                let next = me
+                    .queues
+                    .borrow_mut()
+                    .get_mut(&fd)
+                    .and_then(|q| q.pop_front());
+                match next {
+                    Some(e) => ev = e,
+                    None => {
+                        me.queues.borrow_mut().remove(&fd);
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    fn state(&self, busy: bool) {
+        let slot = self.handle.ctx.shared.worker(self.handle.ctx.id);
+        slot.state
+            .store(if busy { shared::W_BUSY } else { shared::W_IDLE }, Relaxed);
+    }
+
+    async fn run_one(&self, ev: WEv) {
+        let h = self.handle.clone();
+        let cbs = self
+            .ports
+            .get(ev.listener as usize)
+            .unwrap_or(&self.ports[0]);
+        match ev.kind {
+            Kind::Connect => {
+                if let Some(cb) = &cbs.on_connect {
+                    guarded("on_connect", cb(h, ev.fd)).await;
+                }
+            }
+            Kind::Receive => {
+                self.handle
+                    .ctx
+                    .shared
+                    .worker(self.handle.ctx.id)
+                    .requests
+                    .fetch_add(1, Relaxed);
+                if let Some(cb) = &cbs.on_receive {
+                    let e = ReceiveEvent {
+                        fd: ev.fd,
+                        listener: ev.listener as usize,
+                        data: ev.payload.clone(),
+                    };
+                    guarded("on_receive", cb(h, e)).await;
+                }
+            }
+            Kind::Close => {
+                self.handle.ctx.shared.mark_closing(ev.fd);
+                if let Some(cb) = &cbs.on_close {
+                    guarded("on_close", cb(h, ev.fd)).await;
+                }
+            }
+            Kind::Packet => {
+                self.handle
+                    .ctx
+                    .shared
+                    .worker(self.handle.ctx.id)
+                    .requests
+                    .fetch_add(1, Relaxed);
+                if let (Some(cb), Some((addr, data))) = (&cbs.on_packet, decode_packet(&ev.payload))
+                {
+                    let p = Packet {
+                        data,
+                        addr,
+                        listener: ev.listener as usize,
+                    };
+                    guarded("on_packet", cb(h, p)).await;
+                }
+            }
+            _ => {}
+        }
+        // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
+        if let (Some(tx), Some(seq)) = (&self.tx, ev.seq) {
+            tx.push(
+                Header {
+                    kind: Kind::Ack,
+                    flags: 0,
+                    listener: 0,
+                    session: 0,
+                    seq: 0,
+                },
+                &seq.to_le_bytes(),
+            );
+        }
+        if ev.kind == Kind::Close {
+            if let Some(c) = self.conns.as_ref().and_then(|t| t.get(ev.fd)) {
+                c.close_done();
+            }
+        }
+        let n = self.inflight.get() - 1;
+        self.inflight.set(n);
+        if n == 0 {
+            self.state(false);
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn wait_idle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.inflight.get() > 0 {
+                self.idle.notified().await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Feeds a Base-mode worker's own connections into its dispatcher.
+struct LocalSink {
+    disp: Rc<Dispatcher>,
+}
+
+impl EventSink for LocalSink {
+    fn connected(&self, conn: &Arc<Conn>) {
+        self.disp.submit(WEv {
+            kind: Kind::Connect,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: Bytes::new(),
+            seq: None,
+        });
+    }
+    fn data(&self, conn: &Arc<Conn>, data: Bytes) {
+        self.disp.submit(WEv {
+            kind: Kind::Receive,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: data,
+            seq: None,
+        });
+    }
+    fn closed(&self, conn: &Arc<Conn>) {
+        self.disp.submit(WEv {
+            kind: Kind::Close,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: Bytes::new(),
+            seq: None,
+        });
+    }
+}
+
+/// Runs worker `id` in this (freshly forked) process, then exits.
+pub(crate) fn run(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> ! {
+    sys::reset_signals();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    sys::set_process_title(&format!("rswoole: worker {id}"));
+    let slot = launch.shared.worker(id);
+    slot.pid.store(std::process::id(), Relaxed);
+    slot.started_ms.store(shared::now_ms(), Relaxed);
+    slot.state.store(shared::W_STARTING, Relaxed);
+    let code = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, main(server, launch, id, pipe))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot build its runtime");
+            1
+        }
+    };
+    slot.state.store(shared::W_EXITING, Relaxed);
+    std::process::exit(code)
+}
+
+async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i32 {
+    let settings = launch.settings.clone();
+    let udp = launch
+        .listeners
+        .iter()
+        .map(|b| {
+            b.udp
+                .as_ref()
+                .and_then(|u| u.try_clone().ok())
+                .map(|u| (b.addr, u))
+        })
+        .collect();
+    let tx = match pipe.map(PipeTx::new).transpose() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot register its pipe");
+            return 1;
+        }
+    };
+    let conns = (settings.mode == Mode::Base).then(|| Arc::new(ConnTable::new()));
+    let backend = match (&tx, &conns) {
+        (Some(tx), _) => Backend::Pipe(tx.clone()),
+        (None, Some(c)) => Backend::Local(c.clone()),
+        (None, None) => unreachable!("a Process-mode worker always has a pipe"),
+    };
+    let ctx = Arc::new(WorkerCtx {
+        id,
+        shared: launch.shared.clone(),
+        settings: settings.clone(),
+        backend,
+        udp,
+    });
+    let handle = Handle { ctx };
+    let disp = Rc::new(Dispatcher {
+        handle: handle.clone(),
+        ports: (0..server.ports.len())
+            .map(|i| server.port_callbacks(i))
+            .collect(),
+        queues: RefCell::new(HashMap::new()),
+        inflight: Cell::new(0),
+        idle: Notify::new(),
+        tx: tx.clone(),
+        conns: conns.clone(),
+    });
+    let writer = tx.clone().map(|tx| {
+        tokio::task::spawn_local(async move {
+            if let Err(e) = tx.run_writer().await {
+                tracing::debug!(error = %e, "worker pipe writer ended");
+            }
+        })
+    });
+    if let Some(cb) = &server.on_worker_start {
+        guarded("on_worker_start", cb(handle.clone(), id)).await;
+    }
+    launch
+        .shared
+        .worker(id)
+        .state
+        .store(shared::W_IDLE, Relaxed);
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot watch SIGTERM");
+            return 1;
+        }
+    };
+    let mut tasks = Vec::new();
+    match &tx {
+        Some(tx) => {
+            let tx = tx.clone();
+            let d = disp.clone();
+            tokio::select! {
+                _ = read_pipe(&tx, &d) => {}
+                _ = sigterm.recv() => {}
+            }
+        }
+        None => {
+            let conns = conns.clone().expect("base mode has a table");
+            for (i, b) in launch.listeners.iter().enumerate() {
+                let framing = server.port_framing(i, &settings);
+                match base_listener(b, i, id, &launch.shared, &settings, &disp, &conns, framing) {
+                    Ok(Some(t)) => tasks.push(t),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(addr = %b.addr, error = %e, "worker {id}: cannot listen");
+                        return 1;
+                    }
+                }
+            }
+            sigterm.recv().await;
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    disp.wait_idle(settings.max_wait_time).await;
+    if let Some(cb) = &server.on_worker_stop {
+        guarded("on_worker_stop", cb(handle.clone(), id)).await;
+    }
+    if let (Some(tx), Some(w)) = (&tx, writer) {
+        tx.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
+    }
+    0
+}
+
+async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
+    let mut buf = vec![0u8; ipc::MAX_DGRAM];
+    let mut re = Reassembler::default();
+    loop {
+        let n = match tx.recv(&mut buf).await {
+            Ok(0) => {
+                tracing::info!("master is gone; worker exits");
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the pipe failed");
+                return;
+            }
+        };
+        let mut stop = false;
+        for rec in ipc::decode(&buf[..n]) {
+            let (h, payload) = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "malformed IPC from master");
+                    break;
+                }
+            };
+            if h.kind == Kind::Stop {
+                stop = true;
+                continue;
+            }
+            let Some(payload) = re.feed(&h, payload) else {
+                continue;
+            };
+            disp.submit(WEv {
+                kind: h.kind,
+                fd: ConnId(h.session),
+                listener: h.listener,
+                payload,
+                seq: Some(h.seq),
+            });
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn base_listener(
+    b: &Bound,
+    index: usize,
+    id: usize,
+    shared: &Shared,
+    settings: &Arc<Settings>,
+    disp: &Rc<Dispatcher>,
+    conns: &Arc<ConnTable>,
+    framing: StreamConfig,
+) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    match b.kind {
+        SockType::Udp => {
+            let Some(u) = &b.udp else { return Ok(None) };
+            let sock = tokio::net::UdpSocket::from_std(u.try_clone()?)?;
+            let disp = disp.clone();
+            Ok(Some(tokio::task::spawn_local(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match sock.recv_from(&mut buf).await {
+                        Ok((n, from)) => {
+                            let payload = crate::reactor::encode_packet(from, &buf[..n]);
+                            disp.submit(WEv {
+                                kind: Kind::Packet,
+                                fd: ConnId(0),
+                                listener: index as u16,
+                                payload,
+                                seq: None,
+                            });
+                        }
+                        Err(e) => tracing::debug!(error = %e, "udp recv"),
+                    }
+                }
+            })))
+        }
+        SockType::Tcp => {
+            let listener = crate::master::reuseport_listener(b.addr)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let sink = Arc::new(LocalSink { disp: disp.clone() });
+            let shared = shared.clone();
+            let settings = settings.clone();
+            let conns = conns.clone();
+            let framing = Rc::new(framing);
+            let port = b.addr.port();
+            Ok(Some(tokio::task::spawn_local(async move {
+                let wslot = shared.worker(id);
+                let mut refused_log = crate::master::RateLimit::default();
+                loop {
+                    let (stream, remote) = match listener.accept().await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    let info = NewConn {
+                        remote,
+                        server_port: port,
+                        listener: index,
+                        reactor: id as u32,
+                        worker: id as u32,
+                    };
+                    let Some(cid) = shared.alloc(
+                        &wslot.next_seq,
+                        id as u64 + 1,
+                        settings.worker_num as u64,
+                        &info,
+                    ) else {
+                        shared.header().refused.fetch_add(1, Relaxed);
+                        if refused_log.ready() {
+                            tracing::warn!(
+                                max_connection = shared.conn_cap(),
+                                "connection refused: max_connection reached"
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let conn = Arc::new(Conn::new(
+                        cid,
+                        index as u16,
+                        remote,
+                        stream,
+                        shared.clone(),
+                        settings.buffer_output_size,
+                    ));
+                    conns.insert(conn.clone());
+                    let (sink, conns, shared, framing) =
+                        (sink.clone(), conns.clone(), shared.clone(), framing.clone());
+                    tokio::task::spawn_local(async move {
+                        conn.run(sink, &framing).await;
+                        conns.remove(cid);
+                        shared.free(cid);
+                    });
+                }
+            })))
+        }
+    }
+}
