@@ -1,0 +1,422 @@
+//! Response encoding: the status line and headers ([`ResponseHead`]), chunk framing
+//! ([`encode_chunk`], [`encode_last_chunk`]) and reason phrases ([`reason`]).
+//!
+//! The encoder owns the framing headers: it writes `Content-Length` or
+//! `Transfer-Encoding: chunked`, `Connection` and `Date` itself and tells the caller, as a
+//! [`Framing`], how the body bytes that follow must be written. It reads no clock: the
+//! caller passes the preformatted `Date` value (cache it once per second).
+
+use bytes::{BufMut, BytesMut};
+
+use super::error::EncodeError;
+use super::request::Version;
+
+/// How the body of a response is to be framed, as asked of [`ResponseHead::body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyLength {
+    /// No body at all (an empty 200 still gets `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes follow.
+    Known(u64),
+    /// The length is unknown: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+    Streaming,
+}
+
+/// How the caller must write the body after the encoded head, as returned by
+/// [`ResponseHead::encode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Write no body bytes (a `HEAD` response, 1xx, 204, 304, or an empty body).
+    NoBody,
+    /// Write exactly this many bytes, raw.
+    Length(u64),
+    /// Write each piece with [`encode_chunk`] and finish with [`encode_last_chunk`].
+    Chunked,
+    /// Write the bytes raw, then close the connection (HTTP/1.0 with unknown length).
+    CloseDelimited,
+}
+
+impl Framing {
+    /// Whether the connection must be closed after this response's body, whatever
+    /// keep-alive said.
+    pub fn must_close(self) -> bool {
+        self == Framing::CloseDelimited
+    }
+}
+
+/// A response status line plus headers, built and then encoded into a buffer.
+///
+/// Headers are validated as they are added (a name must be a token; a value must not hold
+/// CR, LF or NUL — header injection is refused, not escaped) and serialized at once into an
+/// internal buffer, so building costs one growing allocation, not one per header.
+///
+/// `Content-Length` and `Transfer-Encoding` added with [`header`](Self::header) are dropped:
+/// the framing comes from [`body`](Self::body). A `Connection` or `Date` added by the caller
+/// replaces the automatic one.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead, Version};
+///
+/// let mut head = ResponseHead::new(200);
+/// head.header("Content-Type", "text/plain").unwrap()
+///     .date(b"Sun, 06 Nov 1994 08:49:37 GMT").unwrap()
+///     .body(BodyLength::Known(5));
+/// let mut out = BytesMut::new();
+/// assert_eq!(head.encode(&mut out), Framing::Length(5));
+/// assert_eq!(
+///     &out[..],
+///     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 5\r\n\r\n"
+/// );
+///
+/// // HTTP/1.0 client, unknown length: close-delimited.
+/// let mut head = ResponseHead::new(200);
+/// head.version(Version::Http10).keep_alive(true).body(BodyLength::Streaming);
+/// let mut out = BytesMut::new();
+/// assert_eq!(head.encode(&mut out), Framing::CloseDelimited);
+/// assert_eq!(&out[..], b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    status: u16,
+    reason: Option<Box<str>>,
+    version: Version,
+    keep_alive: bool,
+    head_request: bool,
+    body: BodyLength,
+    date: Option<Box<[u8]>>,
+    fields: Vec<u8>,
+    user_connection: bool,
+    user_date: bool,
+}
+
+impl ResponseHead {
+    /// A response with `status`, for an HTTP/1.1 keep-alive request, with an empty body.
+    ///
+    /// An out-of-range status (not `100..=999`) is reported by [`try_new`](Self::try_new);
+    /// here it is clamped to 500.
+    pub fn new(status: u16) -> Self {
+        ResponseHead::try_new(status).unwrap_or_else(|_| {
+            ResponseHead::try_new(500).unwrap_or_else(|_| unreachable!("500 is valid"))
+        })
+    }
+
+    /// A response with `status`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidStatus`] unless `100 <= status <= 999`.
+    pub fn try_new(status: u16) -> Result<Self, EncodeError> {
+        if !(100..=999).contains(&status) {
+            return Err(EncodeError::InvalidStatus);
+        }
+        Ok(ResponseHead {
+            status,
+            reason: None,
+            version: Version::Http11,
+            keep_alive: true,
+            head_request: false,
+            body: BodyLength::Empty,
+            date: None,
+            fields: Vec::with_capacity(128),
+            user_connection: false,
+            user_date: false,
+        })
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Replaces the standard reason phrase of [`reason`] with `phrase`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidHeaderValue`] if `phrase` holds CR, LF or NUL.
+    pub fn reason_phrase(&mut self, phrase: &str) -> Result<&mut Self, EncodeError> {
+        check_value(phrase.as_bytes())?;
+        self.reason = Some(phrase.into());
+        Ok(self)
+    }
+
+    /// The version of the *request* being answered. The status line always says
+    /// `HTTP/1.1`; the version decides the `Connection` header and whether chunked
+    /// framing is possible. Default is [`Version::Http11`].
+    pub fn version(&mut self, version: Version) -> &mut Self {
+        self.version = version;
+        self
+    }
+
+    /// Whether the connection stays open after this response (usually
+    /// [`RequestHead::keep_alive`](super::RequestHead::keep_alive) and the server's own
+    /// wish). Default is `true`.
+    pub fn keep_alive(&mut self, keep_alive: bool) -> &mut Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Marks the response as answering a `HEAD` request: the headers (including
+    /// `Content-Length`) are written as for `GET`, but [`encode`](Self::encode) returns
+    /// [`Framing::NoBody`].
+    pub fn head_request(&mut self, is_head: bool) -> &mut Self {
+        self.head_request = is_head;
+        self
+    }
+
+    /// How long the body is. Default is [`BodyLength::Empty`].
+    pub fn body(&mut self, body: BodyLength) -> &mut Self {
+        self.body = body;
+        self
+    }
+
+    /// The preformatted `Date` value (IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidHeaderValue`] if `date` holds CR, LF or NUL.
+    pub fn date(&mut self, date: &[u8]) -> Result<&mut Self, EncodeError> {
+        check_value(date)?;
+        self.date = Some(date.into());
+        Ok(self)
+    }
+
+    /// Appends a header field, written as given (case kept).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidHeaderName`] if `name` is not a token;
+    /// [`EncodeError::InvalidHeaderValue`] if `value` holds CR, LF or NUL.
+    pub fn header(
+        &mut self,
+        name: &str,
+        value: impl AsRef<[u8]>,
+    ) -> Result<&mut Self, EncodeError> {
+        let value = value.as_ref();
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(EncodeError::InvalidHeaderName);
+        }
+        check_value(value)?;
+        let n = name.as_bytes();
+        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return Ok(self);
+        }
+        self.user_connection |= n.eq_ignore_ascii_case(b"connection");
+        self.user_date |= n.eq_ignore_ascii_case(b"date");
+        self.fields.extend_from_slice(n);
+        self.fields.extend_from_slice(b": ");
+        self.fields.extend_from_slice(value);
+        self.fields.extend_from_slice(b"\r\n");
+        Ok(self)
+    }
+
+    /// The framing [`encode`](Self::encode) will choose.
+    pub fn framing(&self) -> Framing {
+        let bodyless = matches!(self.status, 100..=199 | 204 | 304);
+        let framing = match self.body {
+            _ if bodyless => Framing::NoBody,
+            BodyLength::Empty | BodyLength::Known(0) => Framing::NoBody,
+            BodyLength::Known(n) => Framing::Length(n),
+            BodyLength::Streaming if self.version == Version::Http11 => Framing::Chunked,
+            BodyLength::Streaming => Framing::CloseDelimited,
+        };
+        if self.head_request {
+            return Framing::NoBody;
+        }
+        framing
+    }
+
+    /// Writes the status line, headers and the final empty line to `dst` and returns how
+    /// the body must be written.
+    pub fn encode(&self, dst: &mut BytesMut) -> Framing {
+        let framing = self.framing();
+        let phrase = self
+            .reason
+            .as_deref()
+            .unwrap_or_else(|| reason(self.status));
+        dst.reserve(64 + self.fields.len() + phrase.len());
+        dst.put_slice(b"HTTP/1.1 ");
+        put_u64(dst, u64::from(self.status));
+        dst.put_u8(b' ');
+        dst.put_slice(phrase.as_bytes());
+        dst.put_slice(b"\r\n");
+        dst.put_slice(&self.fields);
+        if let (Some(date), false) = (&self.date, self.user_date) {
+            dst.put_slice(b"Date: ");
+            dst.put_slice(date);
+            dst.put_slice(b"\r\n");
+        }
+        let bodyless_status = matches!(self.status, 100..=199 | 204 | 304);
+        if !bodyless_status {
+            match self.body {
+                BodyLength::Empty => dst.put_slice(b"Content-Length: 0\r\n"),
+                BodyLength::Known(n) => {
+                    dst.put_slice(b"Content-Length: ");
+                    put_u64(dst, n);
+                    dst.put_slice(b"\r\n");
+                }
+                BodyLength::Streaming if self.version == Version::Http11 => {
+                    dst.put_slice(b"Transfer-Encoding: chunked\r\n");
+                }
+                BodyLength::Streaming => {}
+            }
+        }
+        if !self.user_connection && self.status >= 200 {
+            let close = !self.keep_alive || framing == Framing::CloseDelimited;
+            match (close, self.version) {
+                (true, _) => dst.put_slice(b"Connection: close\r\n"),
+                (false, Version::Http10) => dst.put_slice(b"Connection: keep-alive\r\n"),
+                (false, Version::Http11) => {}
+            }
+        }
+        dst.put_slice(b"\r\n");
+        framing
+    }
+}
+
+/// Writes `data` as one chunk (`<hex size>\r\n<data>\r\n`). Empty `data` writes nothing,
+/// since an empty chunk would end the body.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{encode_chunk, encode_last_chunk};
+///
+/// let mut out = BytesMut::new();
+/// encode_chunk(b"hello world, twenty-six b", &mut out);
+/// encode_last_chunk(&mut out);
+/// assert_eq!(&out[..], b"19\r\nhello world, twenty-six b\r\n0\r\n\r\n");
+/// ```
+pub fn encode_chunk(data: &[u8], dst: &mut BytesMut) {
+    if data.is_empty() {
+        return;
+    }
+    dst.reserve(data.len() + 20);
+    let mut hex = [0u8; 16];
+    let mut i = hex.len();
+    let mut n = data.len();
+    loop {
+        i -= 1;
+        hex[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&hex[i..]);
+    dst.put_slice(b"\r\n");
+    dst.put_slice(data);
+    dst.put_slice(b"\r\n");
+}
+
+/// Writes the last chunk and an empty trailer section: `0\r\n\r\n`.
+pub fn encode_last_chunk(dst: &mut BytesMut) {
+    dst.put_slice(b"0\r\n\r\n");
+}
+
+/// The standard reason phrase of a status code (RFC 9110 and the IANA registry), or `""`
+/// for an unregistered code (an empty reason phrase is valid).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(rswoole_codec::http1::reason(404), "Not Found");
+/// assert_eq!(rswoole_codec::http1::reason(599), "");
+/// ```
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "",
+    }
+}
+
+/// Whether `b` is an RFC 9110 `tchar`.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn check_value(v: &[u8]) -> Result<(), EncodeError> {
+    if v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(EncodeError::InvalidHeaderValue);
+    }
+    Ok(())
+}
+
+fn put_u64(dst: &mut BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&buf[i..]);
+}

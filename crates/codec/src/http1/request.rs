@@ -1,0 +1,816 @@
+//! Request decoding: the head (on `httparse`), the per-connection [`RequestDecoder`] and
+//! its [`Limits`].
+//!
+//! One [`RequestDecoder`] lives for the whole connection. The server appends what it reads to
+//! a `BytesMut` and calls [`RequestDecoder::decode`] until it returns `Ok(None)`; each request
+//! comes out as one [`Event::Head`], zero or more [`Event::Body`] chunks and one
+//! [`Event::End`]. Pipelined requests simply follow: after `End`, the next `Head` is parsed
+//! from the bytes that remain.
+//!
+//! The head is parsed into a stack array of `httparse` headers, the header names are
+//! lower-cased in place, and the head bytes are frozen into one [`Bytes`]; a [`RequestHead`]
+//! stores only offsets into it, so a small GET costs one `Vec` of offsets and no `String`.
+
+use bytes::{Bytes, BytesMut};
+
+use super::body::{BodyDecoder, BodyEvent, Trailers};
+use super::error::ParseError;
+
+/// Default for [`Limits::max_head_bytes`]: 8 KiB, like nginx's `large_client_header_buffers`.
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Default for [`Limits::max_uri_len`]: 8 KiB.
+pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
+/// Default for [`Limits::max_headers`]: 100 header fields (hyper's default).
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default for [`Limits::max_body`]: 2 MiB, Swoole's default `package_max_length`.
+pub const DEFAULT_MAX_BODY: u64 = 2 * 1024 * 1024;
+/// Default for [`Limits::max_chunk_extensions`]: 16 KiB per body (hyper's
+/// `CHUNKED_EXTENSIONS_LIMIT`).
+pub const DEFAULT_MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
+/// Default for [`Limits::max_trailer_bytes`]: 8 KiB.
+pub const DEFAULT_MAX_TRAILER_BYTES: usize = 8 * 1024;
+
+/// Header fields parsed into a stack array before falling back to the heap.
+const STACK_HEADERS: usize = 32;
+
+/// The size limits a [`RequestDecoder`] enforces.
+///
+/// Build it with a struct literal over [`Default`]:
+///
+/// ```
+/// use rswoole_codec::http1::Limits;
+/// let limits = Limits { max_body: 50 << 20, ..Limits::default() };
+/// assert_eq!(limits.max_head_bytes, 8 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request line plus headers, CRLFs included. Over it:
+    /// [`ParseError::HeadTooLarge`] (431). Default is [`DEFAULT_MAX_HEAD_BYTES`].
+    /// Values above `u32::MAX` are treated as `u32::MAX`.
+    pub max_head_bytes: usize,
+    /// Longest request target. Over it: [`ParseError::UriTooLong`] (414), detected even
+    /// before the request line is complete. Default is [`DEFAULT_MAX_URI_LEN`].
+    pub max_uri_len: usize,
+    /// Most header fields in the head (and in the trailers). Over it:
+    /// [`ParseError::TooManyHeaders`] (431). Default is [`DEFAULT_MAX_HEADERS`].
+    pub max_headers: usize,
+    /// Largest body, Swoole's `package_max_length`. A larger `Content-Length` is refused
+    /// with the head; a chunked body is refused when a chunk size would cross it. Over it:
+    /// [`ParseError::BodyTooLarge`] (413). Default is [`DEFAULT_MAX_BODY`].
+    pub max_body: u64,
+    /// Total bytes of chunk extensions allowed in one chunked body. Over it:
+    /// [`ParseError::ChunkExtensionsTooLarge`] (400). Default is
+    /// [`DEFAULT_MAX_CHUNK_EXTENSIONS`].
+    pub max_chunk_extensions: usize,
+    /// Largest trailer section of a chunked body. Over it: [`ParseError::TrailersTooLarge`]
+    /// (431). Default is [`DEFAULT_MAX_TRAILER_BYTES`].
+    pub max_trailer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_uri_len: DEFAULT_MAX_URI_LEN,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_body: DEFAULT_MAX_BODY,
+            max_chunk_extensions: DEFAULT_MAX_CHUNK_EXTENSIONS,
+            max_trailer_bytes: DEFAULT_MAX_TRAILER_BYTES,
+        }
+    }
+}
+
+/// The HTTP version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// `HTTP/1.0`.
+    Http10,
+    /// `HTTP/1.1`.
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the body of a request is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyKind {
+    /// No `Content-Length` and no `Transfer-Encoding`: the request has no body.
+    None,
+    /// `Content-Length: N` (N may be 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A byte range inside the frozen head buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(base: usize, s: &[u8]) -> Span {
+        let start = s.as_ptr() as usize - base;
+        Span {
+            start: start as u32,
+            end: (start + s.len()) as u32,
+        }
+    }
+
+    fn sub(self, from: usize, to: usize) -> Span {
+        Span {
+            start: self.start + from as u32,
+            end: self.start + to as u32,
+        }
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The parsed request line and headers of one request.
+///
+/// All strings borrow from one frozen buffer holding the raw head. Header names are
+/// lower-cased; repeated headers are kept, in order.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{BodyKind, Event, RequestDecoder, Version};
+///
+/// let mut buf = BytesMut::from(
+///     "GET /search?q=rust HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nAccept: text/html\r\n\r\n",
+/// );
+/// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf).unwrap() else {
+///     unreachable!()
+/// };
+/// assert_eq!(head.method(), "GET");
+/// assert_eq!(head.path(), "/search");
+/// assert_eq!(head.query(), Some("q=rust"));
+/// assert_eq!(head.version(), Version::Http11);
+/// assert_eq!(head.host(), Some("example.com"));
+/// assert_eq!(head.header("ACCEPT"), Some(&b"*/*"[..]));
+/// assert_eq!(head.get_all("accept").count(), 2);
+/// assert_eq!(head.body_kind(), BodyKind::None);
+/// assert!(head.keep_alive());
+/// ```
+#[derive(Clone)]
+pub struct RequestHead {
+    buf: Bytes,
+    method: Span,
+    uri: Span,
+    /// Empty for an absolute-form target without a path, which means `/`.
+    path: Span,
+    query: Option<Span>,
+    host: Option<Span>,
+    version: Version,
+    headers: Vec<(Span, Span)>,
+    body: BodyKind,
+    flags: u8,
+}
+
+const KEEP_ALIVE: u8 = 1;
+const EXPECT_CONTINUE: u8 = 2;
+const UPGRADE_WEBSOCKET: u8 = 4;
+
+impl RequestHead {
+    fn str(&self, s: Span) -> &str {
+        // httparse validated the method (a token) and the target as UTF-8, and names are
+        // tokens; the fallback never fires.
+        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+    }
+
+    /// The method, as sent (methods are case-sensitive): `"GET"`, `"POST"`, ...
+    pub fn method(&self) -> &str {
+        self.str(self.method)
+    }
+
+    /// Whether the method is `HEAD`, whose response carries headers only.
+    pub fn is_head(&self) -> bool {
+        self.method() == "HEAD"
+    }
+
+    /// The raw request target, as sent: `/a%20b?x=1`, `http://host/p`, `*` or `host:443`.
+    pub fn uri(&self) -> &str {
+        self.str(self.uri)
+    }
+
+    /// The path part of the target, not percent-decoded (see
+    /// [`percent_decode`](super::percent_decode)).
+    ///
+    /// For an absolute-form target (`GET http://host/p?q`) this is `/p`, or `/` when the
+    /// target has no path; for `OPTIONS *` it is `*`; for `CONNECT host:port` it is the
+    /// authority.
+    pub fn path(&self) -> &str {
+        if self.path.start == self.path.end {
+            "/"
+        } else {
+            self.str(self.path)
+        }
+    }
+
+    /// The query string after `?` (without the `?` and without any `#fragment`), if the
+    /// target has one. Parse it with [`parse_query`](super::parse_query).
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|q| self.str(q))
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The host: the authority of an absolute-form (or CONNECT) target, else the `Host`
+    /// header. `None` if neither is there or the header is not UTF-8.
+    pub fn host(&self) -> Option<&str> {
+        let s = self.host?;
+        std::str::from_utf8(&self.buf[s.range()]).ok()
+    }
+
+    /// All header fields in order: lower-cased name, raw value (leading and trailing
+    /// whitespace removed by the parser).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|&(n, v)| (self.str(n), &self.buf[v.range()]))
+    }
+
+    /// The number of header fields.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The value of the first header called `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.find(name).map(|v| &self.buf[v.range()])
+    }
+
+    fn find(&self, name: &str) -> Option<Span> {
+        self.headers
+            .iter()
+            .find(|(n, _)| self.buf[n.range()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|&(_, v)| v)
+    }
+
+    /// The value of the first header called `name`, if it is UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.header(name)?).ok()
+    }
+
+    /// The value of the first header called `name` as a zero-copy [`Bytes`].
+    pub fn header_bytes(&self, name: &str) -> Option<Bytes> {
+        self.find(name).map(|v| self.buf.slice(v.range()))
+    }
+
+    /// The values of every header called `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| self.buf[n.range()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |&(_, v)| &self.buf[v.range()])
+    }
+
+    /// Whether the connection may stay open after this request: HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
+    pub fn keep_alive(&self) -> bool {
+        self.flags & KEEP_ALIVE != 0
+    }
+
+    /// Whether an HTTP/1.1 client sent `Expect: 100-continue` and waits for
+    /// `HTTP/1.1 100 Continue` before sending the body (an HTTP/1.0 client's is ignored,
+    /// RFC 9110 §10.1.1).
+    pub fn expect_continue(&self) -> bool {
+        self.flags & EXPECT_CONTINUE != 0
+    }
+
+    /// Whether this is a WebSocket opening handshake: an HTTP/1.1 `GET` with `Upgrade`
+    /// containing `websocket` and `Connection` containing `upgrade`. The `Sec-WebSocket-*`
+    /// checks belong to the `ws` handshake.
+    pub fn is_upgrade_websocket(&self) -> bool {
+        self.flags & UPGRADE_WEBSOCKET != 0
+    }
+
+    /// How the body is framed.
+    pub fn body_kind(&self) -> BodyKind {
+        self.body
+    }
+
+    /// The `Content-Length`, if the body is framed by one.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.body {
+            BodyKind::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The raw head bytes (request line, headers, final empty line), names lower-cased.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.buf
+    }
+}
+
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Headers<'a>(&'a RequestHead);
+        impl std::fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list()
+                    .entries(
+                        self.0
+                            .headers()
+                            .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+                    )
+                    .finish()
+            }
+        }
+        f.debug_struct("RequestHead")
+            .field("method", &self.method())
+            .field("uri", &self.uri())
+            .field("version", &self.version)
+            .field("headers", &Headers(self))
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive())
+            .finish()
+    }
+}
+
+/// One step of a request, as produced by [`RequestDecoder::decode`].
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The request line and headers. Always first.
+    Head(RequestHead),
+    /// Some body bytes, as they arrived (never empty). Zero or more of these follow `Head`.
+    Body(Bytes),
+    /// The request is complete. For a chunked body, `trailers` holds the trailer fields
+    /// (lower-cased names); otherwise it is empty and allocates nothing.
+    End {
+        /// Trailer fields of a chunked body.
+        trailers: Trailers,
+    },
+}
+
+/// Where a [`RequestDecoder`] is in the request cycle.
+#[derive(Debug, Clone)]
+enum State {
+    /// Waiting for (the rest of) a request head; `scanned` bytes were already seen without
+    /// completing it.
+    Head { scanned: usize },
+    /// Reading the body of the request whose head was returned.
+    Body(BodyDecoder),
+    /// A rejection was returned; the connection must be closed.
+    Failed(ParseError),
+}
+
+/// The per-connection, resumable HTTP/1.x request decoder.
+///
+/// Feed it the connection's read buffer; it returns one [`Event`] per call:
+/// `Ok(Some(event))`, `Ok(None)` when it needs more bytes, or a [`ParseError`].
+///
+/// - While waiting for a head, `Ok(None)` consumes nothing; the head is re-parsed only when
+///   a new line feed has arrived, so a head trickled in byte by byte costs O(lines) parses.
+/// - While in a body, body bytes come out as [`Event::Body`] as soon as they arrive (a
+///   50 MiB upload is never buffered whole); chunk framing bytes may be consumed and
+///   remembered before `Ok(None)`.
+/// - A request without a body still yields `End` (on the next call, with no bytes needed).
+///
+/// Pass the same buffer on every call, appending to it; don't drop unread bytes.
+///
+/// # Errors
+///
+/// Any [`ParseError`] is final: answer with [`ParseError::status`] if no response has been
+/// started, then **close the connection**. The decoder keeps returning the same error.
+///
+/// Bare LF line endings in the head are accepted, as `httparse` accepts them; the body's
+/// chunk framing requires CRLF. Empty lines before a request line are skipped.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{Event, RequestDecoder};
+///
+/// let mut dec = RequestDecoder::default();
+/// let mut buf = BytesMut::from(
+///     "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+/// );
+/// let mut seen = Vec::new();
+/// while let Some(ev) = dec.decode(&mut buf).unwrap() {
+///     seen.push(match ev {
+///         Event::Head(h) => format!("head {} {}", h.method(), h.path()),
+///         Event::Body(b) => format!("body {}", String::from_utf8_lossy(&b)),
+///         Event::End { trailers } => format!("end {}", trailers.len()),
+///     });
+/// }
+/// assert_eq!(seen, ["head POST /up", "body abc", "end 0", "head GET /", "end 0"]);
+/// assert!(dec.is_awaiting_head() && buf.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestDecoder {
+    limits: Limits,
+    state: State,
+}
+
+impl Default for RequestDecoder {
+    fn default() -> Self {
+        RequestDecoder::new(Limits::default())
+    }
+}
+
+impl RequestDecoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        RequestDecoder {
+            limits,
+            state: State::Head { scanned: 0 },
+        }
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether the decoder is between requests (waiting for a head). With an empty buffer
+    /// this is the idle state in which a keep-alive connection may be closed gracefully.
+    pub fn is_awaiting_head(&self) -> bool {
+        matches!(self.state, State::Head { .. })
+    }
+
+    /// Whether the decoder is inside a request body (or about to return its `End`).
+    pub fn is_in_body(&self) -> bool {
+        matches!(self.state, State::Body(_))
+    }
+
+    /// Whether an error was returned; the connection must then be closed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed(_))
+    }
+
+    /// Decodes the next event from `src`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ParseError`] when the input is malformed or over a [`Limits`] value; the
+    /// connection must then be closed.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, ParseError> {
+        let result = match &mut self.state {
+            State::Failed(e) => return Err(*e),
+            State::Head { scanned } => match parse_head(src, &self.limits, scanned) {
+                Ok(Some(head)) => {
+                    let body = match head.body {
+                        BodyKind::None => BodyDecoder::length(0),
+                        BodyKind::Length(n) => BodyDecoder::length(n),
+                        BodyKind::Chunked => BodyDecoder::chunked(),
+                    };
+                    self.state = State::Body(body);
+                    Ok(Some(Event::Head(head)))
+                }
+                other => other.map(|_| None),
+            },
+            State::Body(body) => match body.decode(src, &self.limits) {
+                Ok(Some(BodyEvent::Data(b))) => Ok(Some(Event::Body(b))),
+                Ok(Some(BodyEvent::Done(trailers))) => {
+                    self.state = State::Head { scanned: 0 };
+                    Ok(Some(Event::End { trailers }))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            self.state = State::Failed(e);
+        }
+        result
+    }
+}
+
+/// What the analysis of a complete head found, before the buffer is frozen.
+struct Parsed {
+    len: usize,
+    head: RequestHead,
+}
+
+/// Parses a head from the front of `src`, splitting it off on success.
+fn parse_head(
+    src: &mut BytesMut,
+    limits: &Limits,
+    scanned: &mut usize,
+) -> Result<Option<RequestHead>, ParseError> {
+    if *scanned > src.len() {
+        *scanned = 0;
+    }
+    if memchr::memchr(b'\n', &src[*scanned..]).is_none() {
+        *scanned = src.len();
+        check_partial(src, limits)?;
+        return Ok(None);
+    }
+    *scanned = src.len();
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let parsed = match parse_with(src, &mut stack, limits) {
+        Err(ParseError::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
+            let mut heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            parse_with(src, &mut heap, limits)?
+        }
+        other => other?,
+    };
+    let Some(Parsed { len, mut head }) = parsed else {
+        check_partial(src, limits)?;
+        return Ok(None);
+    };
+    for &(name, _) in &head.headers {
+        src[name.range()].make_ascii_lowercase();
+    }
+    head.buf = src.split_to(len).freeze();
+    *scanned = 0;
+    Ok(Some(head))
+}
+
+/// The limit checks on an incomplete head.
+fn check_partial(src: &[u8], limits: &Limits) -> Result<(), ParseError> {
+    if memchr::memchr(b'\n', src).is_none() {
+        if let Some(sp) = memchr::memchr(b' ', src) {
+            let rest = &src[sp + 1..];
+            let uri_len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            if uri_len > limits.max_uri_len {
+                return Err(ParseError::UriTooLong);
+            }
+        }
+    }
+    if src.len() > limits.max_head_bytes.min(u32::MAX as usize) {
+        return Err(ParseError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+fn map_error(e: httparse::Error, src: &[u8]) -> ParseError {
+    match e {
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::Version => {
+            let line_end = memchr::memchr2(b'\r', b'\n', src).unwrap_or(src.len());
+            let line = &src[..line_end];
+            let last = line.rsplit(|&b| b == b' ').next().unwrap_or(line);
+            if last.starts_with(b"HTTP/") && line.contains(&b' ') {
+                ParseError::Version
+            } else {
+                ParseError::RequestLine
+            }
+        }
+        httparse::Error::Token => ParseError::RequestLine,
+        httparse::Error::HeaderName
+            if memchr::memmem::find(src, b"\n ").is_some()
+                || memchr::memmem::find(src, b"\n\t").is_some() =>
+        {
+            ParseError::ObsFold
+        }
+        _ => ParseError::Header,
+    }
+}
+
+fn parse_with<'b>(
+    src: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    limits: &Limits,
+) -> Result<Option<Parsed>, ParseError> {
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(src) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_error(e, src)),
+    };
+    let (Some(method), Some(uri), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::RequestLine);
+    };
+    if uri.len() > limits.max_uri_len {
+        return Err(ParseError::UriTooLong);
+    }
+    if len > limits.max_head_bytes.min(u32::MAX as usize) {
+        return Err(ParseError::HeadTooLarge);
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(ParseError::TooManyHeaders);
+    }
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let base = src.as_ptr() as usize;
+    let uri_span = Span::of(base, uri.as_bytes());
+    let target = analyze_target(method, uri.as_bytes(), uri_span)?;
+
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_ok = true;
+    let mut te_codings = 0usize;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut conn_upgrade = false;
+    let mut upgrade_ws = false;
+    let mut expect = false;
+    let mut host_header: Option<Span> = None;
+    let mut spans = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        spans.push((Span::of(base, name), Span::of(base, value)));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if content_length.is_some() {
+                return Err(ParseError::DuplicateContentLength);
+            }
+            content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_seen = true;
+            for coding in list_items(value) {
+                te_codings += 1;
+                te_ok &= coding.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in list_items(value) {
+                conn_close |= token.eq_ignore_ascii_case(b"close");
+                conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                conn_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            if host_header.is_some() {
+                return Err(ParseError::DuplicateHost);
+            }
+            host_header = Some(Span::of(base, value));
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expect = value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade_ws |= list_items(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
+        }
+    }
+
+    let body = if te_seen {
+        if version == Version::Http10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        if content_length.is_some() {
+            return Err(ParseError::ContentLengthWithTransferEncoding);
+        }
+        if !te_ok || te_codings != 1 {
+            return Err(ParseError::UnsupportedTransferEncoding);
+        }
+        BodyKind::Chunked
+    } else if let Some(n) = content_length {
+        if n > limits.max_body {
+            return Err(ParseError::BodyTooLarge);
+        }
+        BodyKind::Length(n)
+    } else {
+        BodyKind::None
+    };
+
+    let mut flags = 0;
+    let keep_alive = match version {
+        Version::Http11 => !conn_close,
+        Version::Http10 => conn_keep_alive && !conn_close,
+    };
+    if keep_alive {
+        flags |= KEEP_ALIVE;
+    }
+    if expect && version == Version::Http11 {
+        flags |= EXPECT_CONTINUE;
+    }
+    if upgrade_ws && conn_upgrade && version == Version::Http11 && method == "GET" {
+        flags |= UPGRADE_WEBSOCKET;
+    }
+
+    Ok(Some(Parsed {
+        len,
+        head: RequestHead {
+            buf: Bytes::new(),
+            method: Span::of(base, method.as_bytes()),
+            uri: uri_span,
+            path: target.path,
+            query: target.query,
+            host: target.host.or(host_header),
+            version,
+            headers: spans,
+            body,
+            flags,
+        },
+    }))
+}
+
+struct Target {
+    path: Span,
+    query: Option<Span>,
+    host: Option<Span>,
+}
+
+/// Splits the request target into path, query and (for absolute/authority form) host.
+fn analyze_target(method: &str, uri: &[u8], span: Span) -> Result<Target, ParseError> {
+    if uri.first() == Some(&b'/') {
+        let (path, query) = split_path_query(uri, span, 0);
+        return Ok(Target {
+            path,
+            query,
+            host: None,
+        });
+    }
+    if uri == b"*" {
+        if method != "OPTIONS" {
+            return Err(ParseError::InvalidUri);
+        }
+        return Ok(Target {
+            path: span,
+            query: None,
+            host: None,
+        });
+    }
+    if method == "CONNECT" {
+        if uri.contains(&b'/') || uri.contains(&b'@') {
+            return Err(ParseError::InvalidUri);
+        }
+        return Ok(Target {
+            path: span,
+            query: None,
+            host: Some(span),
+        });
+    }
+    let scheme_len = if starts_with_ignore_case(uri, b"http://") {
+        7
+    } else if starts_with_ignore_case(uri, b"https://") {
+        8
+    } else {
+        return Err(ParseError::InvalidUri);
+    };
+    let rest = &uri[scheme_len..];
+    let auth_len = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..auth_len];
+    if authority.is_empty() || authority.contains(&b'@') {
+        return Err(ParseError::InvalidUri);
+    }
+    let host = span.sub(scheme_len, scheme_len + auth_len);
+    let (path, query) = split_path_query(uri, span, scheme_len + auth_len);
+    Ok(Target {
+        path,
+        query,
+        host: Some(host),
+    })
+}
+
+/// Path and query of `uri[from..]`; a path that doesn't start with `/` is empty (= `/`).
+fn split_path_query(uri: &[u8], span: Span, from: usize) -> (Span, Option<Span>) {
+    let frag = memchr::memchr(b'#', &uri[from..]).map_or(uri.len(), |i| from + i);
+    match memchr::memchr(b'?', &uri[from..frag]) {
+        Some(i) => (span.sub(from, from + i), Some(span.sub(from + i + 1, frag))),
+        None => (span.sub(from, frag), None),
+    }
+}
+
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// `Content-Length = 1*DIGIT`, strictly: no sign, no list, no whitespace, fits a `u64`.
+fn parse_content_length(v: &[u8]) -> Result<u64, ParseError> {
+    if v.is_empty() || v.len() > 20 {
+        return Err(ParseError::InvalidContentLength);
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return Err(ParseError::InvalidContentLength);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(ParseError::InvalidContentLength)?;
+    }
+    Ok(n)
+}
+
+/// The non-empty, OWS-trimmed elements of a comma-separated header list.
+pub(crate) fn list_items(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|s| !s.is_empty())
+}
+
+/// `s` without leading and trailing spaces and tabs.
+pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ' && b != b'\t');
+    let Some(start) = start else { return &[] };
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(start);
+    &s[start..=end]
+}
