@@ -176,13 +176,13 @@ pub(crate) fn attach(name: &str, want: Option<(Arc<Schema>, usize)>) -> Result<T
     let shm_name = format!("{SHM_PREFIX}{name}");
     let fd =
         sys::shm_open(&shm_name, want.is_some()).map_err(|e| not_found(name, e, "shm_open"))?;
-    if !sys::flock_exclusive(&fd, ATTACH_TIMEOUT).map_err(Error::os("flock"))? {
+    // Held until this function returns (see `sys::FileLock`).
+    let Some(_flock) = sys::flock_exclusive(&fd, ATTACH_TIMEOUT).map_err(Error::os("flock"))?
+    else {
         return Err(Error::Busy {
             name: name.to_owned(),
         });
-    }
-    // The flock is released when `fd` is dropped at the end of this
-    // function (the mapping does not keep the file description open).
+    };
     let len = sys::file_len(&fd).map_err(Error::os("fstat"))?;
     let len = usize::try_from(len).map_err(|_| corrupt(name, "larger than the address space"))?;
     let ready = len >= Geometry::HEADER_LEN && {

@@ -134,18 +134,31 @@ pub(crate) fn set_file_len(fd: &OwnedFd, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len)?)
 }
 
+/// An exclusive `flock` on a file, released on drop.
+///
+/// The explicit unlock matters: a mapping of the file keeps its open file
+/// description alive, so closing the descriptor would not release the lock.
+/// If the process dies, its mappings go and the kernel releases the lock.
+#[derive(Debug)]
+pub(crate) struct FileLock<'a>(&'a OwnedFd);
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(self.0, FlockOperation::Unlock);
+    }
+}
+
 /// Takes an exclusive `flock` on `fd`, retrying until `timeout`.
 ///
-/// Returns `Ok(false)` on timeout. The lock is released when the last
-/// descriptor to the open file is closed, including when the process dies.
-pub(crate) fn flock_exclusive(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
+/// Returns `Ok(None)` on timeout.
+pub(crate) fn flock_exclusive(fd: &OwnedFd, timeout: Duration) -> io::Result<Option<FileLock<'_>>> {
     let deadline = Instant::now() + timeout;
     loop {
         match rustix::fs::flock(fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(Some(FileLock(fd))),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {
                 if Instant::now() >= deadline {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -1044,6 +1044,39 @@ mod tests {
     }
 
     #[test]
+    fn colliding_keys_all_fit_and_survive_deletes() {
+        let t = Table::builder(8).column("v", Column::Int).build().unwrap();
+        // Eight keys whose probe sequences all start at the same slot.
+        let home = |k: &str| t.key(k.as_bytes()).unwrap().hash as usize & t.inner.mask;
+        let target = home("0");
+        let keys: Vec<String> = (0..)
+            .map(|i: u32| i.to_string())
+            .filter(|k| home(k) == target)
+            .take(8)
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            t.set(k, &[("v", Value::Int(i as i64))]).unwrap();
+        }
+        assert!(matches!(
+            t.set("x", &[("v", 0.into())]),
+            Err(Error::Full { capacity: 8 })
+        ));
+        for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            assert!(t.del(k).unwrap(), "{i}");
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let want = (i % 2 == 1).then_some(Value::Int(i as i64));
+            assert_eq!(t.get_field(k, "v").unwrap(), want, "{k}");
+        }
+        for k in keys.iter().step_by(2) {
+            t.set(k, &[("v", Value::Int(-1))]).unwrap();
+        }
+        assert_eq!(t.count(), 8);
+        assert_eq!(t.iter().count(), 8);
+        assert_eq!(t.get_field(&keys[0], "v").unwrap(), Some(Value::Int(-1)));
+    }
+
+    #[test]
     fn entries_never_collide_with_markers() {
         let k = Key::new(b"x", 9).unwrap();
         for r in [0, 1, MAX_ROWS - 1] {
