@@ -220,12 +220,14 @@ impl Chunked {
         limits: &Limits,
     ) -> Result<Option<BodyEvent>, ParseError> {
         let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
-        let (len, spans) = match httparse::parse_headers(src, &mut fields) {
+        // Parse only up to the limit, so the outcome does not depend on how reads split.
+        let window = &src[..src.len().min(limits.max_trailer_bytes)];
+        let (len, spans) = match httparse::parse_headers(window, &mut fields) {
             Ok(httparse::Status::Complete((len, parsed))) => {
                 if parsed.len() > limits.max_headers {
                     return Err(ParseError::TrailersTooLarge);
                 }
-                let base = src.as_ptr() as usize;
+                let base = window.as_ptr() as usize;
                 let spans: Vec<_> = parsed
                     .iter()
                     .map(|h| {
@@ -245,9 +247,6 @@ impl Chunked {
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TrailersTooLarge),
             Err(_) => return Err(ParseError::InvalidTrailer),
         };
-        if len > limits.max_trailer_bytes {
-            return Err(ParseError::TrailersTooLarge);
-        }
         for (name, _) in &spans {
             src[name.clone()].make_ascii_lowercase();
         }

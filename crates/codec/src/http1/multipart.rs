@@ -305,7 +305,9 @@ impl MultipartParser {
 
     fn headers(&mut self, src: &mut BytesMut) -> Result<Option<MultipartEvent>, MultipartError> {
         let mut fields = [httparse::EMPTY_HEADER; MAX_PART_HEADERS];
-        let (len, head) = match httparse::parse_headers(src, &mut fields) {
+        // Parse only up to the limit, so the outcome does not depend on how reads split.
+        let window = &src[..src.len().min(self.max_header_bytes)];
+        let (len, head) = match httparse::parse_headers(window, &mut fields) {
             Ok(httparse::Status::Complete((len, parsed))) => {
                 let mut head = PartHead::default();
                 for h in parsed {
@@ -326,9 +328,6 @@ impl MultipartParser {
             Err(httparse::Error::TooManyHeaders) => return Err(MultipartError::HeaderTooLarge),
             Err(_) => return Err(MultipartError::Malformed),
         };
-        if len > self.max_header_bytes {
-            return Err(MultipartError::HeaderTooLarge);
-        }
         self.parts += 1;
         if self.parts > self.max_parts {
             return Err(MultipartError::TooManyParts);

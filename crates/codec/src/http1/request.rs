@@ -14,6 +14,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::body::{BodyDecoder, BodyEvent, Trailers};
+use super::encode::is_tchar;
 use super::error::ParseError;
 
 /// Default for [`Limits::max_head_bytes`]: 8 KiB, like nginx's `large_client_header_buffers`.
@@ -363,9 +364,8 @@ pub enum Event {
 /// Where a [`RequestDecoder`] is in the request cycle.
 #[derive(Debug, Clone)]
 enum State {
-    /// Waiting for (the rest of) a request head; `scanned` bytes were already seen without
-    /// completing it.
-    Head { scanned: usize },
+    /// Waiting for (the rest of) a request head.
+    Head,
     /// Reading the body of the request whose head was returned.
     Body(BodyDecoder),
     /// A rejection was returned; the connection must be closed.
@@ -377,14 +377,16 @@ enum State {
 /// Feed it the connection's read buffer; it returns one [`Event`] per call:
 /// `Ok(Some(event))`, `Ok(None)` when it needs more bytes, or a [`ParseError`].
 ///
-/// - While waiting for a head, `Ok(None)` consumes nothing; the head is re-parsed only when
-///   a new line feed has arrived, so a head trickled in byte by byte costs O(lines) parses.
+/// - While waiting for a head, `Ok(None)` consumes nothing. The head is re-parsed from its
+///   start on each call (as hyper does), bounded by [`Limits::max_head_bytes`].
 /// - While in a body, body bytes come out as [`Event::Body`] as soon as they arrive (a
 ///   50 MiB upload is never buffered whole); chunk framing bytes may be consumed and
 ///   remembered before `Ok(None)`.
 /// - A request without a body still yields `End` (on the next call, with no bytes needed).
 ///
-/// Pass the same buffer on every call, appending to it; don't drop unread bytes.
+/// Pass the same buffer on every call, appending to it; don't drop unread bytes. After
+/// answering a protocol switch (`101` for a WebSocket upgrade, or a `CONNECT` tunnel), stop
+/// calling `decode`: the bytes left in the buffer belong to the new protocol.
 ///
 /// # Errors
 ///
@@ -432,7 +434,7 @@ impl RequestDecoder {
     pub fn new(limits: Limits) -> Self {
         RequestDecoder {
             limits,
-            state: State::Head { scanned: 0 },
+            state: State::Head,
         }
     }
 
@@ -444,7 +446,7 @@ impl RequestDecoder {
     /// Whether the decoder is between requests (waiting for a head). With an empty buffer
     /// this is the idle state in which a keep-alive connection may be closed gracefully.
     pub fn is_awaiting_head(&self) -> bool {
-        matches!(self.state, State::Head { .. })
+        matches!(self.state, State::Head)
     }
 
     /// Whether the decoder is inside a request body (or about to return its `End`).
@@ -466,7 +468,7 @@ impl RequestDecoder {
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, ParseError> {
         let result = match &mut self.state {
             State::Failed(e) => return Err(*e),
-            State::Head { scanned } => match parse_head(src, &self.limits, scanned) {
+            State::Head => match parse_head(src, &self.limits) {
                 Ok(Some(head)) => {
                     let body = match head.body {
                         BodyKind::None => BodyDecoder::length(0),
@@ -481,7 +483,7 @@ impl RequestDecoder {
             State::Body(body) => match body.decode(src, &self.limits) {
                 Ok(Some(BodyEvent::Data(b))) => Ok(Some(Event::Body(b))),
                 Ok(Some(BodyEvent::Done(trailers))) => {
-                    self.state = State::Head { scanned: 0 };
+                    self.state = State::Head;
                     Ok(Some(Event::End { trailers }))
                 }
                 Ok(None) => Ok(None),
@@ -502,53 +504,71 @@ struct Parsed {
 }
 
 /// Parses a head from the front of `src`, splitting it off on success.
-fn parse_head(
-    src: &mut BytesMut,
-    limits: &Limits,
-    scanned: &mut usize,
-) -> Result<Option<RequestHead>, ParseError> {
-    if *scanned > src.len() {
-        *scanned = 0;
-    }
-    if memchr::memchr(b'\n', &src[*scanned..]).is_none() {
-        *scanned = src.len();
-        check_partial(src, limits)?;
-        return Ok(None);
-    }
-    *scanned = src.len();
+///
+/// Every decision is a function of `window`, the first `max_head_bytes` bytes, and of
+/// whether more bytes than that are buffered; `httparse` is a left-to-right parser, so its
+/// `Err` and `Complete` results on a prefix stay the same on longer input. Together this makes
+/// the outcome (including which error) independent of how the bytes were split into reads.
+fn parse_head(src: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, ParseError> {
+    let max_head = limits.max_head_bytes.min(u32::MAX as usize);
+    let window = &src[..src.len().min(max_head)];
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let parsed = match parse_with(src, &mut stack, limits) {
+    let parsed = match parse_with(window, &mut stack, limits) {
         Err(ParseError::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
             let mut heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
-            parse_with(src, &mut heap, limits)?
+            parse_with(window, &mut heap, limits)
         }
-        other => other?,
+        other => other,
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            check_uri(window, limits)?;
+            return Err(e);
+        }
     };
     let Some(Parsed { len, mut head }) = parsed else {
-        check_partial(src, limits)?;
+        check_uri(window, limits)?;
+        if src.len() > max_head {
+            return Err(ParseError::HeadTooLarge);
+        }
         return Ok(None);
     };
     for &(name, _) in &head.headers {
         src[name.range()].make_ascii_lowercase();
     }
     head.buf = src.split_to(len).freeze();
-    *scanned = 0;
     Ok(Some(head))
 }
 
-/// The limit checks on an incomplete head.
-fn check_partial(src: &[u8], limits: &Limits) -> Result<(), ParseError> {
-    if memchr::memchr(b'\n', src).is_none() {
-        if let Some(sp) = memchr::memchr(b' ', src) {
-            let rest = &src[sp + 1..];
-            let uri_len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-            if uri_len > limits.max_uri_len {
-                return Err(ParseError::UriTooLong);
-            }
-        }
+/// [`ParseError::UriTooLong`] if the request target seen so far is over the limit, even
+/// before the request line is complete.
+///
+/// It looks only at what `httparse` has accepted (leading empty lines, a method token, one
+/// space, then URI bytes), so it gives the same answer whether it runs on a partial head or
+/// after `httparse` stopped at an error further on.
+fn check_uri(window: &[u8], limits: &Limits) -> Result<(), ParseError> {
+    let mut rest = window;
+    loop {
+        rest = match rest {
+            [b'\r', b'\n', more @ ..] | [b'\n', more @ ..] => more,
+            _ => break,
+        };
     }
-    if src.len() > limits.max_head_bytes.min(u32::MAX as usize) {
-        return Err(ParseError::HeadTooLarge);
+    let method = rest
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(rest.len());
+    if method == 0 || rest.get(method) != Some(&b' ') {
+        return Ok(());
+    }
+    let uri = &rest[method + 1..];
+    let uri_len = uri
+        .iter()
+        .position(|&b| !matches!(b, b'!'..=b'~' | 0x80..=0xff))
+        .unwrap_or(uri.len());
+    if uri_len > limits.max_uri_len {
+        return Err(ParseError::UriTooLong);
     }
     Ok(())
 }
@@ -557,24 +577,48 @@ fn map_error(e: httparse::Error, src: &[u8]) -> ParseError {
     match e {
         httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
         httparse::Error::Version => {
-            let line_end = memchr::memchr2(b'\r', b'\n', src).unwrap_or(src.len());
-            let line = &src[..line_end];
-            let last = line.rsplit(|&b| b == b' ').next().unwrap_or(line);
-            if last.starts_with(b"HTTP/") && line.contains(&b' ') {
-                ParseError::Version
-            } else {
-                ParseError::RequestLine
+            // The version is the third element of the request line: `HTTP/2.0` there is a
+            // version we don't speak (505), anything else a malformed line (400).
+            let start = src
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(src.len());
+            let mut parts = src[start..].splitn(3, |&b| b == b' ');
+            match parts.nth(2) {
+                Some(v) if v.starts_with(b"HTTP/") => ParseError::Version,
+                _ => ParseError::RequestLine,
             }
         }
         httparse::Error::Token => ParseError::RequestLine,
-        httparse::Error::HeaderName
-            if memchr::memmem::find(src, b"\n ").is_some()
-                || memchr::memmem::find(src, b"\n\t").is_some() =>
-        {
-            ParseError::ObsFold
-        }
+        httparse::Error::HeaderName if starts_obs_fold(src) => ParseError::ObsFold,
         _ => ParseError::Header,
     }
+}
+
+/// Whether the first header line that is not `token ":" ...` starts with a space or tab:
+/// obsolete line folding rather than a bad name.
+fn starts_obs_fold(src: &[u8]) -> bool {
+    let start = src
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(src.len());
+    let mut lines = src[start..].split(|&b| b == b'\n').skip(1);
+    for line in lines.by_ref() {
+        match line.first() {
+            Some(b' ' | b'\t') => return true,
+            None | Some(b'\r') => return false,
+            Some(_) => {
+                let name_len = line
+                    .iter()
+                    .position(|&b| !is_tchar(b))
+                    .unwrap_or(line.len());
+                if name_len == 0 || line.get(name_len).is_some_and(|&b| b != b':') {
+                    return false;
+                }
+            }
+        }
+    }
+    false
 }
 
 fn parse_with<'b>(
@@ -593,9 +637,6 @@ fn parse_with<'b>(
     };
     if uri.len() > limits.max_uri_len {
         return Err(ParseError::UriTooLong);
-    }
-    if len > limits.max_head_bytes.min(u32::MAX as usize) {
-        return Err(ParseError::HeadTooLarge);
     }
     if req.headers.len() > limits.max_headers {
         return Err(ParseError::TooManyHeaders);

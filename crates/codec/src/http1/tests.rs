@@ -436,6 +436,11 @@ fn http1_rejections() {
             400,
         ),
         (
+            "GET / HTTP/1.1\r\nFoo : a\r\n\r\nGET / HTTP/1.1\r\n folded-in-next\r\n\r\n",
+            ParseError::Header,
+            400,
+        ),
+        (
             "GET / HTTP/1.1\r\nFoo: a\r\n\tfolded\r\n\r\n",
             ParseError::ObsFold,
             400,
@@ -1404,4 +1409,128 @@ fn http1_upload_through_decoder_and_multipart() {
         4
     );
     assert_eq!(log.last(), Some(&MultipartEvent::Done));
+}
+
+/// Pieces of HTTP, valid and not, to build inputs that reach deep into the decoder.
+const SOUP: &[&str] = &[
+    "GET ",
+    "POST ",
+    "HEAD ",
+    "/",
+    "/p?q=1",
+    "http://h/x",
+    "*",
+    " HTTP/1.1",
+    " HTTP/1.0",
+    " HTTP/2.0",
+    " HTTX",
+    "\r\n",
+    "\n",
+    "\r",
+    "Host: a",
+    "Content-Length: 3",
+    "Content-Length: 1,2",
+    "Transfer-Encoding: chunked",
+    "Connection: close",
+    ": ",
+    " ",
+    "\t",
+    "abc",
+    "0",
+    "5",
+    "f",
+    ";x=y",
+    "X-A",
+    "@",
+    "\x01",
+    "\r\n\r\n",
+    "0\r\n\r\n",
+    "3\r\nabc\r\n",
+    "aaaaaaaaaaaaaaaaaaaa",
+    "\u{e9}",
+];
+
+/// Small limits, so every limit is reachable from short inputs.
+fn tiny_limits() -> Limits {
+    Limits {
+        max_head_bytes: 48,
+        max_uri_len: 12,
+        max_headers: 3,
+        max_body: 8,
+        max_chunk_extensions: 6,
+        max_trailer_bytes: 16,
+    }
+}
+
+proptest! {
+    #[test]
+    fn http1_soup_split_anywhere(
+        frags in proptest::collection::vec(0..SOUP.len(), 0..40),
+        mut cuts in proptest::collection::vec(0usize..300, 0..8),
+        tiny in any::<bool>(),
+    ) {
+        let input: String = frags.iter().map(|&i| SOUP[i]).collect();
+        let limits = if tiny { tiny_limits() } else { Limits::default() };
+        cuts.sort_unstable();
+        let whole = feed(input.as_bytes(), &[], &limits);
+        let split = feed(input.as_bytes(), &cuts, &limits);
+        prop_assert_eq!(whole, split, "{:?}", input);
+    }
+}
+
+const MP_SOUP: &[&str] = &[
+    "--b",
+    "\r\n",
+    "--",
+    "-",
+    "b",
+    "\r",
+    "\n",
+    " ",
+    "Content-Disposition: form-data; name=\"x\"",
+    "Content-Type: t",
+    "X: y",
+    ": ",
+    "data",
+    "\r\n--b",
+    "\r\n--b--",
+];
+
+proptest! {
+    #[test]
+    fn http1_multipart_soup_split_anywhere(
+        frags in proptest::collection::vec(0..MP_SOUP.len(), 0..40),
+        mut cuts in proptest::collection::vec(0usize..300, 0..8),
+    ) {
+        let input: String = frags.iter().map(|&i| MP_SOUP[i]).collect();
+        cuts.sort_unstable();
+        let run = |cuts: &[usize]| {
+            let mut p = MultipartParser::new("b").max_header_bytes(24).max_parts(4);
+            let mut buf = BytesMut::new();
+            let mut log: Vec<String> = Vec::new();
+            let mut last = 0;
+            for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+                let c = c.clamp(last, input.len());
+                buf.extend_from_slice(&input.as_bytes()[last..c]);
+                last = c;
+                loop {
+                    match p.parse(&mut buf) {
+                        Ok(Some(MultipartEvent::PartData(d))) => match log.last_mut() {
+                            Some(l) if l.starts_with("data:") => l.push_str(&String::from_utf8_lossy(&d)),
+                            _ => log.push(format!("data:{}", String::from_utf8_lossy(&d))),
+                        },
+                        Ok(Some(ev)) => log.push(format!("{ev:?}")),
+                        Ok(None) => break,
+                        Err(e) => {
+                            log.push(format!("{e:?}"));
+                            return log;
+                        }
+                    }
+                }
+            }
+            log.push(format!("{:?}", p.finish()));
+            log
+        };
+        prop_assert_eq!(run(&[]), run(&cuts), "{:?}", input);
+    }
 }
