@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! [Header][index: index_len x u64][row 0][row 1]...[row capacity-1]
-//! row = [RowHdr: mutex, seq, next_free][buffer 0][buffer 1]
+//! row = [RowHdr: seq, next_free, mutex][buffer 0][buffer 1]
 //! buffer = [meta: live bit | key len][key: 8 words][column words...]
 //! ```
 //!
@@ -96,12 +96,13 @@ pub(crate) struct Header {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct RowHdr {
-    /// Serialises writers of this row.
-    pub(crate) lock: RawMutex,
-    /// Publish counter: buffer `seq & 1` is the current value.
+    /// Publish counter: buffer `seq & 1` is the current value. First, so a
+    /// reader finds it on the same cache line as buffer 0's meta word.
     pub(crate) seq: AtomicU64,
     /// Next free row + 1, or 0 (only meaningful while the row is free).
     pub(crate) next_free: AtomicU64,
+    /// Serialises writers of this row.
+    pub(crate) lock: RawMutex,
 }
 
 const fn round_up(n: usize, to: usize) -> usize {
@@ -141,6 +142,7 @@ impl Geometry {
 }
 
 /// Returns the header of a mapping that is at least a header long.
+#[inline]
 pub(crate) fn header_of(map: &Mapping) -> Option<&Header> {
     if map.len() < Geometry::HEADER_LEN {
         return None;
@@ -170,6 +172,7 @@ pub(crate) struct RowRef<'a> {
 
 impl<'a> RowRef<'a> {
     /// Buffer `which & 1`.
+    #[inline]
     pub(crate) fn buf(&self, which: u64) -> &'a [AtomicU64] {
         self.bufs[(which & 1) as usize]
     }
@@ -200,11 +203,13 @@ impl Segment {
     }
 
     /// The header.
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         header_of(&self.map).expect("Segment::new checked the length")
     }
 
     /// The hash index.
+    #[inline]
     pub(crate) fn index(&self) -> &[AtomicU64] {
         // SAFETY: `new` checked HEADER_LEN + index_len * 8 <= len; the offset
         // is a multiple of 64 so the words are aligned; AtomicU64 is valid
@@ -222,6 +227,7 @@ impl Segment {
 
     /// Row `i`. Panics if `i >= capacity` (callers check indices read from
     /// shared memory first).
+    #[inline]
     pub(crate) fn row(&self, i: usize) -> RowRef<'_> {
         assert!(i < self.geo.capacity, "row index out of range");
         let off = self.geo.rows_offset() + i * self.geo.row_stride();

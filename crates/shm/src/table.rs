@@ -52,17 +52,27 @@ struct Key {
 }
 
 impl Key {
+    #[inline]
     fn new(key: &[u8], seed: u64) -> Result<Key> {
         if key.len() > MAX_KEY_LEN {
             return Err(Error::KeyTooLong { len: key.len() });
         }
-        let mut words = [0u64; KEY_WORDS];
-        for (w, c) in words.iter_mut().zip(key.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            *w = u64::from_le_bytes(b);
+        let mut bytes = [0u8; KEY_WORDS * 8];
+        bytes[..key.len()].copy_from_slice(key);
+        let words: [u64; KEY_WORDS] = std::array::from_fn(|i| {
+            u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default())
+        });
+        Ok(Key::packed(key.len(), words, seed))
+    }
+
+    /// `words` must already be zero past `len` bytes.
+    #[inline]
+    fn packed(len: usize, words: [u64; KEY_WORDS], seed: u64) -> Key {
+        Key {
+            meta: LIVE | len as u64,
+            hash: hash_key(seed, len, &words),
+            words,
         }
-        Ok(Key::from_words(key.len(), words, seed))
     }
 
     fn from_words(len: usize, mut words: [u64; KEY_WORDS], seed: u64) -> Key {
@@ -75,18 +85,17 @@ impl Key {
                 *w &= (1u64 << ((len - start) * 8)) - 1;
             }
         }
-        let hash = hash_key(seed, len, &words);
-        Key {
-            meta: LIVE | len as u64,
-            words,
-            hash,
-        }
+        Key::packed(len, words, seed)
     }
 
+    /// Whether `buf` holds this key, live. Equal meta words mean equal
+    /// lengths, and padding is always zero, so only the words holding key
+    /// bytes are compared.
+    #[inline]
     fn matches(&self, buf: &[AtomicU64]) -> bool {
+        let used = ((self.meta & !LIVE) as usize).div_ceil(8);
         buf[0].load(Relaxed) == self.meta
-            && self
-                .words
+            && self.words[..used]
                 .iter()
                 .zip(&buf[1..DATA_WORD])
                 .all(|(w, b)| b.load(Relaxed) == *w)
@@ -112,6 +121,7 @@ const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The key hash: stable across builds (persistent tables depend on it),
 /// seeded per table.
+#[inline]
 fn hash_key(seed: u64, len: usize, words: &[u64; KEY_WORDS]) -> u64 {
     let mut h = seed ^ (len as u64).wrapping_mul(K);
     for &w in &words[..len.div_ceil(8)] {
@@ -121,6 +131,7 @@ fn hash_key(seed: u64, len: usize, words: &[u64; KEY_WORDS]) -> u64 {
     fmix64(h)
 }
 
+#[inline]
 fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -489,15 +500,25 @@ impl Table {
     pub fn set(&self, key: impl AsRef<[u8]>, fields: &[(&str, Value)]) -> Result<()> {
         let k = self.key(key.as_ref())?;
         let schema = &self.inner.schema;
-        for (name, value) in fields {
+        // Resolve and check every field before writing anything; column
+        // indices go on the stack for the usual short field lists.
+        let mut small = [0usize; 8];
+        let mut large = Vec::new();
+        let idx: &mut [usize] = if fields.len() <= small.len() {
+            &mut small[..fields.len()]
+        } else {
+            large.resize(fields.len(), 0);
+            &mut large
+        };
+        for ((name, value), slot) in fields.iter().zip(idx.iter_mut()) {
             let (i, _) = schema.find(name)?;
             schema.check(i, value)?;
+            *slot = i;
         }
+        let idx = &*idx;
         self.modify(&k, true, |buf| {
-            for (name, value) in fields {
-                if let Ok((i, _)) = schema.find(name) {
-                    schema.encode(i, value, buf);
-                }
+            for ((_, value), i) in fields.iter().zip(idx) {
+                schema.encode(*i, value, buf);
             }
         })?;
         Ok(())
@@ -676,6 +697,7 @@ impl Table {
 
     /// Seqlock read of row `r`: `f` sees the current buffer, and its result
     /// is returned only if no writer published meanwhile.
+    #[inline]
     fn read_stable<T>(&self, r: usize, mut f: impl FnMut(&[AtomicU64]) -> T) -> T {
         let row = self.inner.seg.row(r);
         let mut spins = 0u32;
@@ -712,6 +734,7 @@ impl Table {
 
     /// Lock-free lookup: `(row, index position, f(buffer))` of the live row
     /// holding `k`.
+    #[inline]
     fn lookup<T>(
         &self,
         k: &Key,

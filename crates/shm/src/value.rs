@@ -237,6 +237,7 @@ impl Schema {
     }
 
     /// Index and info of the column called `name`.
+    #[inline]
     pub(crate) fn find(&self, name: &str) -> Result<(usize, &ColumnInfo)> {
         self.cols
             .iter()
@@ -301,6 +302,7 @@ impl Schema {
 
     /// Reads column `idx` of `buf`. Never panics, whatever the words hold
     /// (they may be torn until the seqlock read is validated).
+    #[inline]
     pub(crate) fn decode(&self, idx: usize, buf: &[AtomicU64]) -> Value {
         let c = &self.cols[idx];
         let w = c.word;
@@ -317,6 +319,7 @@ impl Schema {
     }
 
     /// Reads every column of `buf`.
+    #[inline]
     pub(crate) fn decode_all(&self, buf: &[AtomicU64]) -> Vec<Value> {
         (0..self.cols.len()).map(|i| self.decode(i, buf)).collect()
     }
@@ -332,6 +335,7 @@ pub(crate) fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
 }
 
 /// Unpacks `len` bytes (clamped to what `words` holds) from `words`.
+#[inline]
 pub(crate) fn load_bytes(words: &[AtomicU64], len: usize) -> Vec<u8> {
     let len = len.min(words.len() * 8);
     let mut out = Vec::with_capacity(len);
