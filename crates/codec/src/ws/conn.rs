@@ -425,10 +425,13 @@ impl Connection {
             let deflate = self.deflate.as_mut().expect("compressed implies deflate");
             let before = msg.buf.len();
             let limit = self.config.max_message_size - msg.delivered;
-            deflate.decompress(chunk, &mut msg.buf, limit)?;
+            let inflated = deflate.decompress(chunk, &mut msg.buf, limit);
+            // Validate what did inflate before reporting an inflate error, so the error does
+            // not depend on how the input was split into reads.
             if text {
                 self.utf8.feed(&msg.buf[before..])?;
             }
+            inflated?;
         } else {
             if text {
                 self.utf8.feed(chunk)?;
@@ -446,10 +449,11 @@ impl Connection {
                 let deflate = self.deflate.as_mut().expect("compressed implies deflate");
                 let before = msg.buf.len();
                 let limit = self.config.max_message_size - msg.delivered;
-                deflate.finish_message(&mut msg.buf, limit)?;
+                let inflated = deflate.finish_message(&mut msg.buf, limit);
                 if text {
                     self.utf8.feed(&msg.buf[before..])?;
                 }
+                inflated?;
             }
             if text {
                 self.utf8.finish()?;

@@ -212,7 +212,7 @@ pub struct Accept {
     /// The chosen subprotocol, if any.
     pub protocol: Option<String>,
     /// The negotiated permessage-deflate parameters, if any. Pass them to
-    /// [`Connection::new`](super::Connection::new).
+    /// [`Connection::server`](super::Connection::server).
     pub deflate: Option<DeflateParams>,
 }
 
