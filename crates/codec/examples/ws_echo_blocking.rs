@@ -38,10 +38,12 @@ fn main() -> io::Result<()> {
 
 fn serve(mut stream: TcpStream, deflate: bool) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut config = WsConfig::default();
-    config.deflate = DeflateConfig {
-        enabled: deflate,
-        ..DeflateConfig::default()
+    let config = WsConfig {
+        deflate: DeflateConfig {
+            enabled: deflate,
+            ..DeflateConfig::default()
+        },
+        ..WsConfig::default()
     };
 
     // 1. The HTTP upgrade.
