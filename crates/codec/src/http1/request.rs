@@ -612,7 +612,8 @@ fn starts_obs_fold(src: &[u8]) -> bool {
                     .iter()
                     .position(|&b| !is_tchar(b))
                     .unwrap_or(line.len());
-                if name_len == 0 || line.get(name_len).is_some_and(|&b| b != b':') {
+                // This line is the bad one (or, unterminated, not yet judged).
+                if name_len == 0 || line.get(name_len) != Some(&b':') {
                     return false;
                 }
             }

@@ -441,6 +441,11 @@ fn http1_rejections() {
             400,
         ),
         (
+            "GET / HTTP/1.1\r\nNoColon\n folded: x\r\n\r\n",
+            ParseError::Header,
+            400,
+        ),
+        (
             "GET / HTTP/1.1\r\nFoo: a\r\n\tfolded\r\n\r\n",
             ParseError::ObsFold,
             400,
@@ -1448,6 +1453,10 @@ const SOUP: &[&str] = &[
     "3\r\nabc\r\n",
     "aaaaaaaaaaaaaaaaaaaa",
     "\u{e9}",
+    "NoColon",
+    "\n ",
+    "\r\n\t",
+    ":",
 ];
 
 /// Small limits, so every limit is reachable from short inputs.
