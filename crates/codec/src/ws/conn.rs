@@ -139,6 +139,19 @@ enum ReadState {
     Payload(PayloadState),
 }
 
+/// What a data frame header leads to.
+enum Step {
+    Event(WsEvent),
+    /// Wait for more bytes; the header was left in `src`.
+    NeedMore,
+    /// The payload state is set up; go on reading.
+    Continue,
+}
+
+/// The most capacity reserved ahead for a binary frame still arriving; the caller's buffer
+/// grows past it as bytes come, so a peer's claimed length alone cannot make us allocate.
+const WAIT_RESERVE_MAX: usize = 1 << 20;
+
 #[derive(Debug)]
 struct Message {
     kind: MessageKind,
@@ -306,8 +319,10 @@ impl Connection {
                         }
                         continue;
                     }
-                    if let Some(ev) = self.on_data_header(&h, hlen, src)? {
-                        return Ok(Some(ev));
+                    match self.on_data_header(&h, hlen, src)? {
+                        Step::Event(ev) => return Ok(Some(ev)),
+                        Step::NeedMore => return Ok(None),
+                        Step::Continue => {}
                     }
                 }
                 ReadState::Payload(mut ps) => {
@@ -336,13 +351,13 @@ impl Connection {
     }
 
     /// A data frame header: sequencing, RSV1 and size checks, then either the whole-frame
-    /// fast path or the switch to streaming its payload.
+    /// fast path, waiting for the rest of a binary frame, or streaming its payload.
     fn on_data_header(
         &mut self,
         h: &FrameHeader,
         hlen: usize,
         src: &mut BytesMut,
-    ) -> Result<Option<WsEvent>, WsError> {
+    ) -> Result<Step, WsError> {
         let continuation = h.opcode == OpCode::Continuation;
         match (&self.msg, continuation) {
             (None, true) => return Err(WsError::UnexpectedContinuation),
@@ -371,8 +386,15 @@ impl Connection {
             _ => self.msg.as_ref().map_or(MessageKind::Binary, |m| m.kind),
         };
 
+        let single = h.fin && !continuation && !compressed;
+        if single && kind == MessageKind::Binary && src.len() < hlen + len {
+            // An unfragmented binary message: wait for all of it (nothing to validate on the
+            // way) and hand it out without copying. Header stays in `src`, re-parsed later.
+            src.reserve((hlen + len - src.len()).min(WAIT_RESERVE_MAX));
+            return Ok(Step::NeedMore);
+        }
         // Fast path: a whole, uncompressed, unfragmented message already buffered.
-        if h.fin && !continuation && !compressed && src.len() >= hlen + len {
+        if single && src.len() >= hlen + len {
             src.advance(hlen);
             let mut data = src.split_to(len);
             if let Some(key) = h.mask {
@@ -382,7 +404,7 @@ impl Connection {
                 return Err(WsError::InvalidUtf8);
             }
             let data = data.freeze();
-            return Ok(Some(if self.config.deliver_fragments {
+            return Ok(Step::Event(if self.config.deliver_fragments {
                 WsEvent::Fragment {
                     kind,
                     data,
@@ -414,7 +436,7 @@ impl Connection {
             remaining: h.payload_len,
             offset: 0,
         });
-        Ok(None)
+        Ok(Step::Continue)
     }
 
     /// The next piece of a data frame's payload, already unmasked.

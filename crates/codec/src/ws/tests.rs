@@ -564,6 +564,7 @@ fn sample_stream() -> Vec<u8> {
         cf(false, 1, b"\xe2\x82"),
         cf(true, 0, b"\xac!"),
         cf(true, 2, b""),
+        cf(true, 2, &[3; 1000]),
         cf(true, 8, b"\x03\xe8done"),
     ]
     .concat()
@@ -577,7 +578,7 @@ proptest! {
         let mut whole_conn = server();
         let (whole, err) = run(&mut whole_conn, &wire);
         prop_assert_eq!(err, None);
-        prop_assert_eq!(whole.len(), 6);
+        prop_assert_eq!(whole.len(), 7);
         let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
         points.sort_unstable();
         let mut chunks = Vec::new();
@@ -594,4 +595,23 @@ proptest! {
         prop_assert_eq!(conn.take_output(), whole_conn.take_output());
         prop_assert!(conn.state().is_closed());
     }
+}
+
+#[test]
+fn ws_conn_binary_waits_without_copy_or_big_reserve() {
+    let payload = vec![5u8; 3 << 20];
+    let wire = cf(true, 2, &payload);
+    let mut conn = server();
+    let mut src = BytesMut::from(&wire[..14]);
+    assert_eq!(conn.feed(&mut src), Ok(None));
+    assert_eq!(src.len(), 14, "header left in place");
+    assert!(src.capacity() <= (1 << 20) + 64, "{}", src.capacity());
+    src.extend_from_slice(&wire[14..]);
+    let ptr = src[14..].as_ptr();
+    let Ok(Some(WsEvent::Message { kind, data })) = conn.feed(&mut src) else {
+        panic!("message expected")
+    };
+    assert_eq!(kind, MessageKind::Binary);
+    assert_eq!(data.as_ptr(), ptr, "unmasked in place, not copied");
+    assert!(data.iter().all(|&b| b == 5));
 }
