@@ -1,0 +1,136 @@
+//! A configurable server used by the integration tests (and handy for trying features).
+//!
+//! Line commands (each message is one read; send one command per message):
+//! `info` → connection_info of this connection; `whoami` → worker id; `close` → server closes
+//! the connection; `panic` → the callback panics; `flood` → sends 64 KiB blocks until the
+//! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
+//! anything else → echoed as `w{worker}:{data}`.
+
+use clap::Parser;
+use rswoole::{Bytes, DispatchMode, Mode, SendError, Server, Settings, SockType};
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9501")]
+    addr: String,
+    #[arg(long, default_value = "process")]
+    mode: String,
+    #[arg(long, default_value_t = 2)]
+    worker_num: usize,
+    #[arg(long, default_value_t = 2)]
+    dispatch_mode: u8,
+    /// Extra listeners: `tcp:ADDR` or `udp:ADDR`.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Leave out on_receive (to test the start-up error).
+    #[arg(long)]
+    no_receive: bool,
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    buffer_output_size: usize,
+    #[arg(long, default_value_t = 0)]
+    max_connection: usize,
+}
+
+fn main() -> rswoole::Result<()> {
+    let a = Args::parse();
+    let mut server = Server::bind(&a.addr)?;
+    server.set(Settings {
+        worker_num: a.worker_num,
+        mode: if a.mode == "base" {
+            Mode::Base
+        } else {
+            Mode::Process
+        },
+        dispatch_mode: DispatchMode::from_swoole(a.dispatch_mode)?,
+        buffer_output_size: a.buffer_output_size,
+        max_connection: a.max_connection,
+        ..Default::default()
+    });
+    for l in &a.listen {
+        let (kind, addr) = l.split_once(':').expect("tcp:ADDR or udp:ADDR");
+        let port = server.add_listener(
+            addr,
+            if kind == "udp" {
+                SockType::Udp
+            } else {
+                SockType::Tcp
+            },
+        )?;
+        if kind == "udp" {
+            port.on_packet(|srv, p| async move {
+                srv.send_to_via(
+                    p.listener,
+                    p.addr,
+                    format!("udp{}:{}", p.listener, String::from_utf8_lossy(&p.data)),
+                )
+            });
+        }
+    }
+    server.on_worker_start(|_srv, id| async move { println!("worker-start {id}") });
+    server.on_worker_stop(|_srv, id| async move { println!("worker-stop {id}") });
+    server.on_connect(|srv, fd| async move { println!("connect {fd} w{}", srv.worker_id()) });
+    server.on_close(|srv, fd| async move { println!("close {fd} w{}", srv.worker_id()) });
+    server.on_start(|info| {
+        println!(
+            "start master={} manager={}",
+            info.master_pid, info.manager_pid
+        )
+    });
+    server.on_shutdown(|_| println!("shutdown"));
+    if !a.no_receive {
+        server.on_receive(|srv, ev| async move {
+            let text = String::from_utf8_lossy(&ev.data).trim_end().to_string();
+            let reply: String = match text.as_str() {
+                "info" => {
+                    let i = srv.connection_info(ev.fd).expect("live connection");
+                    format!(
+                        "remote={} server_port={} listener={} reactor={} connected={}\n",
+                        i.remote_addr,
+                        i.server_port,
+                        i.listener,
+                        i.reactor_id,
+                        i.connect_time
+                            .elapsed()
+                            .map(|d| d.as_secs() < 60)
+                            .unwrap_or(false)
+                    )
+                }
+                "whoami" => format!("w{}\n", srv.worker_id()),
+                "close" => {
+                    srv.send(ev.fd, format!("bye {}\n", ev.fd))?;
+                    srv.close(ev.fd);
+                    return Ok(());
+                }
+                "panic" => panic!("testkit: asked to panic"),
+                "flood" => {
+                    let block = Bytes::from(vec![b'x'; 64 * 1024]);
+                    let mut sent = 0usize;
+                    loop {
+                        match srv.send(ev.fd, block.clone()) {
+                            Ok(()) => sent += block.len(),
+                            Err(SendError::BufferFull(..)) => break,
+                            Err(e) => return Err(e),
+                        }
+                        if sent > 64 * 1024 * 1024 {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    println!("flood stopped after {sent} bytes");
+                    return Ok(());
+                }
+                "stats" => {
+                    let s = srv.stats();
+                    format!(
+                        "connections={} accepted={} closed={}\n",
+                        s.connections, s.accepted, s.closed
+                    )
+                }
+                "conns" => format!("conns={}\n", srv.connections().len()),
+                _ => format!("w{}:{}", srv.worker_id(), String::from_utf8_lossy(&ev.data)),
+            };
+            srv.send(ev.fd, reply)
+        });
+    }
+    server.start()
+}

@@ -1,0 +1,535 @@
+//! The core server: the seed's examples, both modes, dispatch, close, errors, crash recovery.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::util::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// Seed §10: the exact echo and the printed lines.
+#[test]
+fn core_tcp_echo_seed() {
+    let port = free_port();
+    let mut srv = ServerProc::start(
+        "tcp_echo",
+        &["--port", &port.to_string(), "--worker-num", "2"],
+        port,
+    );
+    let mut c = connect(port);
+    srv.wait_stdout("Client: Connect.", 1, T);
+    roundtrip(&mut c, b"hello", b"Server: hello");
+    roundtrip(&mut c, b"world\n", b"Server: world\n");
+    drop(c);
+    srv.wait_stdout("Client: Close.", 1, T);
+    // Process titles show the roles.
+    assert!(
+        cmdline(srv.pid()).starts_with("rswoole: master"),
+        "{}",
+        cmdline(srv.pid())
+    );
+    srv.wait_titles("rswoole: manager", 1, T);
+    srv.wait_titles("rswoole: worker", 2, T);
+    let st = srv.stop(T);
+    assert!(st.success(), "exit status {st:?}");
+}
+
+/// Half-close: a reply to data sent just before the client's FIN still reaches the client.
+#[test]
+fn core_half_close_reply_arrives() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let _srv = ServerProc::start(
+            "tcp_echo",
+            &[
+                "--port",
+                &port.to_string(),
+                "--mode",
+                mode,
+                "--worker-num",
+                "1",
+            ],
+            port,
+        );
+        let mut c = connect(port);
+        c.write_all(b"last words").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"Server: last words", "mode {mode}");
+    }
+}
+
+async fn echo_client(port: u16, id: usize, msgs: usize) -> Result<(), String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("{id}: connect {e}"))?;
+    s.set_nodelay(true).ok();
+    let mut buf = vec![0u8; 256];
+    for k in 0..msgs {
+        let msg = format!("c{id}m{k};");
+        s.write_all(msg.as_bytes())
+            .await
+            .map_err(|e| format!("{id}: write {e}"))?;
+        let want = format!("Server: {msg}");
+        let mut got = 0;
+        while got < want.len() {
+            let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf[got..]))
+                .await
+                .map_err(|_| format!("{id}: timeout waiting for reply {k}"))?
+                .map_err(|e| format!("{id}: read {e}"))?;
+            if n == 0 {
+                return Err(format!("{id}: server closed the connection at message {k}"));
+            }
+            got += n;
+        }
+        if &buf[..got] != want.as_bytes() {
+            return Err(format!(
+                "{id}: got {:?}, want {want:?}",
+                String::from_utf8_lossy(&buf[..got])
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn many_clients(mode: &str) {
+    let port = free_port();
+    let _srv = ServerProc::start(
+        "tcp_echo",
+        &[
+            "--port",
+            &port.to_string(),
+            "--mode",
+            mode,
+            "--worker-num",
+            "2",
+        ],
+        port,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let errors: Vec<String> = rt.block_on(async {
+        let tasks: Vec<_> = (0..1000)
+            .map(|i| tokio::spawn(echo_client(port, i, 100)))
+            .collect();
+        let mut errs = vec![];
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                errs.push(e);
+            }
+        }
+        errs
+    });
+    assert!(
+        errors.is_empty(),
+        "{} clients failed, first: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+}
+
+/// 1,000 concurrent connections, 100 messages each, every reply correct (Process mode).
+#[test]
+fn core_thousand_clients_process() {
+    many_clients("process");
+}
+
+/// The same in Base mode.
+#[test]
+fn core_thousand_clients_base() {
+    many_clients("base");
+}
+
+/// Seed §11: UDP echo, in both modes.
+#[test]
+fn core_udp_echo() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let _srv = ServerProc::spawn(
+            "udp_echo",
+            &[
+                "--port",
+                &port.to_string(),
+                "--mode",
+                mode,
+                "--worker-num",
+                "2",
+            ],
+            port,
+        );
+        for i in 0..20 {
+            let msg = format!("ping {i}");
+            let got = udp_roundtrip(port, msg.as_bytes());
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                format!("Server: {msg}"),
+                "mode {mode}"
+            );
+        }
+    }
+}
+
+/// Seed §16: Base mode replies `Swoole: ` + data then closes; the line before start() is
+/// printed once, the line after only at shutdown.
+#[test]
+fn core_base_mode_seed() {
+    let port = free_port();
+    let mut srv = ServerProc::start(
+        "base_mode",
+        &["--port", &port.to_string(), "--worker-num", "2"],
+        port,
+    );
+    for _ in 0..3 {
+        let mut c = connect(port);
+        c.write_all(b"hi").unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"Swoole: hi");
+    }
+    let out = srv.stdout();
+    assert_eq!(out.matches("before start()").count(), 1, "{out}");
+    assert!(!out.contains("after start()"), "{out}");
+    assert!(srv.stop(T).success());
+    let out = srv.stdout();
+    assert_eq!(out.matches("before start()").count(), 1, "{out}");
+    assert_eq!(out.matches("after start()").count(), 1, "{out}");
+}
+
+/// `close(fd)` from the server: the client sees the last reply then EOF; on_close fires once.
+#[test]
+fn core_server_close_and_on_close_once() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let srv = ServerProc::start(
+            "testkit",
+            &["--addr", &format!("127.0.0.1:{port}"), "--mode", mode],
+            port,
+        );
+        let mut c = connect(port);
+        c.write_all(b"close").unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        let fd = got
+            .strip_prefix("bye ")
+            .expect("bye <fd>")
+            .trim()
+            .to_string();
+        let needle = format!("close {fd} ");
+        srv.wait_stdout(&needle, 1, T);
+        std::thread::sleep(Duration::from_millis(200));
+        let out = srv.stdout();
+        assert_eq!(
+            out.matches(&needle).count(),
+            1,
+            "on_close must fire once: {out}"
+        );
+        assert_eq!(
+            out.matches("close ").count(),
+            out.matches("connect ").count(),
+            "{out}"
+        );
+    }
+}
+
+/// A TCP server without on_receive fails at start, naming the callback; a taken port fails
+/// naming the address.
+#[test]
+fn core_startup_errors() {
+    let port = free_port();
+    let mut srv = ServerProc::spawn(
+        "testkit",
+        &["--addr", &format!("127.0.0.1:{port}"), "--no-receive"],
+        port,
+    );
+    let st = srv.wait_exit(T).expect("exits");
+    assert!(!st.success());
+    assert!(
+        srv.stderr().contains("on_receive"),
+        "stderr: {}",
+        srv.stderr()
+    );
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut srv = ServerProc::spawn("tcp_echo", &["--port", &port.to_string()], port);
+    let st = srv.wait_exit(T).expect("exits");
+    assert!(!st.success());
+    let err = srv.stderr();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.to_lowercase().contains("in use"),
+        "stderr: {err}"
+    );
+}
+
+/// connection_info, stats, connections() and the worker that answers.
+#[test]
+fn core_connection_info_and_stats() {
+    let port = free_port();
+    let _srv = ServerProc::start(
+        "testkit",
+        &["--addr", &format!("127.0.0.1:{port}"), "--worker-num", "2"],
+        port,
+    );
+    let mut a = connect(port);
+    let mut b = connect(port);
+    a.write_all(b"info").unwrap();
+    let line = read_line(&mut a);
+    let local = a.local_addr().unwrap();
+    assert!(line.contains(&format!("remote={local}")), "{line}");
+    assert!(
+        line.contains(&format!("server_port={port}"))
+            && line.contains("listener=0")
+            && line.contains("connected=true"),
+        "{line}"
+    );
+    // The readiness probe's connection may still be closing: wait for it to be gone.
+    let deadline = Instant::now() + T;
+    loop {
+        b.write_all(b"conns").unwrap();
+        if read_line(&mut b) == "conns=2\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections() never settled at 2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.write_all(b"stats").unwrap();
+    let s = read_line(&mut b);
+    assert!(s.starts_with("connections=2 accepted=3 closed=1"), "{s}");
+}
+
+/// dispatch_mode 2 keeps a connection on one worker; 1 spreads events; on_connect/on_close
+/// are delivered in every mode and a connection's events stay in order.
+#[test]
+fn core_dispatch_modes() {
+    for dm in ["1", "2", "3", "4"] {
+        let port = free_port();
+        let srv = ServerProc::start(
+            "testkit",
+            &[
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--worker-num",
+                "2",
+                "--dispatch-mode",
+                dm,
+            ],
+            port,
+        );
+        let mut workers = std::collections::HashSet::new();
+        for _ in 0..4 {
+            let mut c = connect(port);
+            for k in 0..20 {
+                let msg = format!("m{k}\n");
+                c.write_all(msg.as_bytes()).unwrap();
+                let line = read_line(&mut c);
+                let (w, rest) = line.split_once(':').expect("w:reply");
+                assert_eq!(rest, msg, "in-order replies, dispatch_mode {dm}");
+                workers.insert(w.to_string());
+            }
+        }
+        srv.wait_stdout("connect ", 4, T);
+        srv.wait_stdout("close ", 4, T);
+        if dm == "1" {
+            assert_eq!(workers.len(), 2, "round robin uses both workers");
+        }
+    }
+}
+
+/// Several listeners: TCP and UDP, IPv4 and IPv6, on one server.
+#[test]
+fn core_multiple_listeners() {
+    let port = free_port();
+    let p2 = free_port();
+    let p3 = free_port();
+    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let mut args = vec![
+        "--addr".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--listen".into(),
+        format!("udp:127.0.0.1:{p2}"),
+    ];
+    if v6 {
+        args.extend(["--listen".into(), format!("tcp:[::1]:{p3}")]);
+    }
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let _srv = ServerProc::start("testkit", &args, port);
+    assert_eq!(udp_roundtrip(p2, b"x"), b"udp1:x");
+    if v6 {
+        let mut c = std::net::TcpStream::connect(("::1", p3)).unwrap();
+        c.set_read_timeout(Some(T)).unwrap();
+        c.write_all(b"info").unwrap();
+        let line = read_line(&mut c);
+        assert!(
+            line.contains("listener=2") && line.contains("remote=[::1]"),
+            "{line}"
+        );
+    }
+}
+
+/// A callback that panics costs that event, not the worker or the connection.
+#[test]
+fn core_callback_panic_is_contained() {
+    let port = free_port();
+    let srv = ServerProc::start(
+        "testkit",
+        &["--addr", &format!("127.0.0.1:{port}"), "--worker-num", "1"],
+        port,
+    );
+    let mut c = connect(port);
+    c.write_all(b"panic").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    c.write_all(b"after\n").unwrap();
+    assert_eq!(read_line(&mut c), "w0:after\n");
+    assert!(
+        srv.stderr().contains("testkit: asked to panic"),
+        "{}",
+        srv.stderr()
+    );
+    assert!(
+        srv.stderr().contains("callback panicked"),
+        "{}",
+        srv.stderr()
+    );
+    srv.wait_titles("rswoole: worker", 1, T);
+}
+
+/// A client that never reads: the server's buffer for it stops at buffer_output_size and
+/// `send` reports BufferFull instead of growing memory.
+#[test]
+fn core_slow_reader_is_bounded() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let srv = ServerProc::start(
+            "testkit",
+            &[
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--mode",
+                mode,
+                "--buffer-output-size",
+                "1048576",
+            ],
+            port,
+        );
+        let mut c = connect(port);
+        c.write_all(b"flood").unwrap();
+        let out = srv.wait_stdout("flood stopped after", 1, T);
+        let sent: usize = out
+            .split("flood stopped after ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Socket buffers take some; the rest is bounded by the 1 MiB output buffer.
+        assert!(
+            sent < 16 * 1024 * 1024,
+            "mode {mode}: {sent} bytes accepted for a client that never reads"
+        );
+    }
+}
+
+/// kill -9 of a worker under load (Process mode): no connection drops, no message is lost.
+#[test]
+fn core_worker_kill9_under_load() {
+    let port = free_port();
+    let srv = ServerProc::start(
+        "tcp_echo",
+        &["--port", &port.to_string(), "--worker-num", "2"],
+        port,
+    );
+    let workers = srv.wait_titles("rswoole: worker", 2, T);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let errors: Vec<String> = rt.block_on(async {
+        let tasks: Vec<_> = (0..50)
+            .map(|i| tokio::spawn(echo_client(port, i, 400)))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &workers[0].to_string()])
+            .status();
+        let mut errs = vec![];
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                errs.push(e);
+            }
+        }
+        errs
+    });
+    assert!(
+        errors.is_empty(),
+        "{} clients failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    // The manager replaced the dead worker.
+    let deadline = Instant::now() + T;
+    while srv.with_title("rswoole: worker").len() != 2 {
+        assert!(Instant::now() < deadline, "worker not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!srv.with_title("rswoole: worker").contains(&workers[0]));
+}
+
+/// SIGTERM: graceful stop, every child exits, the port is free at once.
+#[test]
+fn core_sigterm_frees_port_and_children() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let mut srv = ServerProc::start(
+            "testkit",
+            &["--addr", &format!("127.0.0.1:{port}"), "--mode", mode],
+            port,
+        );
+        let mut c = connect(port);
+        roundtrip(&mut c, b"x\n", b"w");
+        srv.wait_titles("rswoole: worker", 2, T);
+        let kids = srv.descendants();
+        assert!(kids.len() >= 3, "manager + 2 workers: {kids:?}");
+        assert!(srv.stop(T).success());
+        for k in kids {
+            assert!(!alive(k), "child {k} outlived the master");
+        }
+        let out = srv.stdout();
+        assert_eq!(out.matches("worker-stop").count(), 2, "{out}");
+        assert!(out.contains("shutdown"), "{out}");
+        TcpListener::bind(("127.0.0.1", port)).expect("port free right after stop");
+    }
+}
+
+/// If the master is SIGKILLed, the manager and workers notice and exit (no orphans).
+#[test]
+fn core_master_kill9_leaves_no_orphans() {
+    let port = free_port();
+    let mut srv = ServerProc::start(
+        "tcp_echo",
+        &["--port", &port.to_string(), "--worker-num", "2"],
+        port,
+    );
+    srv.wait_titles("rswoole: worker", 2, T);
+    let kids = srv.descendants();
+    assert_eq!(kids.len(), 3);
+    srv.signal(9);
+    srv.wait_exit(T).unwrap();
+    let deadline = Instant::now() + T;
+    while kids.iter().any(|k| alive(*k)) {
+        assert!(Instant::now() < deadline, "orphans left: {kids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,12 @@
+#![allow(unreachable_pub)]
+//! Integration tests: every test starts real server processes (the examples) on 127.0.0.1
+//! with free ports, talks to them over real sockets, bounds every wait with a timeout, and
+//! kills only the processes it started (their process group, by id).
+//!
+//! The examples must be built: a plain `cargo test` builds them first; after
+//! `cargo test --test integration` alone, run `cargo build --examples` once.
+
+mod util;
+
+/// Core server: seed §10/§11/§16 examples, modes, dispatch, close, errors, crash recovery.
+mod core;
