@@ -515,7 +515,10 @@ fn parse_head(src: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let parsed = match parse_with(window, &mut stack, limits) {
         Err(ParseError::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
-            let mut heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            // A header line takes at least 3 bytes (`a:\n`): never allocate more slots than
+            // the window can fill, whatever `max_headers` says.
+            let slots = limits.max_headers.min(window.len() / 3 + 1);
+            let mut heap = vec![httparse::EMPTY_HEADER; slots];
             parse_with(window, &mut heap, limits)
         }
         other => other,
