@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
+# server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
+#
+# usage: scripts/bench.sh [tcp]   (SECS=5 CONNS=64 SIZE=64 to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
+cargo build --release -q --bin rswoole --examples
+B=target/release
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 -- "-$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+start() { # start NAME CMD... ; echoes pid (own process group)
+  setsid taskset -c 0 "$@" >/dev/null 2>/tmp/bench-server.err & local p=$!; PIDS+=("$p"); echo "$p"; }
+stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>/dev/null || true; }
+bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
+
+echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1"
+P=$(free_port); S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
+TOKIO=$(bench tcp-echo --addr 127.0.0.1:$P); stop $S
+echo "tokio echo (1 thread):            $TOKIO rt/s"
+for MODE in base process; do
+  P=$(free_port); S=$(start $B/examples/tcp_echo --port $P --mode $MODE --worker-num 2 --reactor-num 1); wait_port $P
+  R=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: "); stop $S
+  printf "rswoole %-8s (2 workers):     %s rt/s  = %.2fx tokio\n" "$MODE" "$R" "$(echo "$R / $TOKIO" | bc -l)"
+done
