@@ -194,7 +194,7 @@ impl Conn {
     }
 
     /// The connection task. `framing` cuts messages out of the stream (raw: one per read).
-    pub(crate) async fn run<S: EventSink>(self: Arc<Self>, sink: Arc<S>, framing: &StreamConfig) {
+    pub(crate) async fn run<S: EventSink, R: std::ops::Deref<Target = S>>(self: Arc<Self>, sink: R, framing: &StreamConfig) {
         sink.connected(&self);
         // The config was validated at start, so `new` cannot fail here.
         let mut decoder = match framing.framing {

@@ -548,7 +548,7 @@ fn base_listener(
         SockType::Tcp => {
             let listener = crate::master::reuseport_listener(b.addr)?;
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            let sink = Arc::new(LocalSink { disp: disp.clone() });
+            let sink = Rc::new(LocalSink { disp: disp.clone() });
             let shared = shared.clone();
             let settings = settings.clone();
             let conns = conns.clone();

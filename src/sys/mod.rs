@@ -12,7 +12,6 @@
 //!
 //! Everything else OS-specific (socketpairs, fd passing, signals, rlimits) goes through the safe
 //! wrappers of `nix`/`rustix`, also kept here so that the rest of the crate reads as plain Rust.
-#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
