@@ -50,8 +50,16 @@ mod worker;
 pub mod cli;
 
 pub use bytes::Bytes;
+
+/// Shared memory reachable from every process of a server: [`Table`](shm::Table),
+/// [`Atomic`](shm::Atomic), [`Lock`](shm::Lock) (the `rswoole-shm` crate). Create them
+/// before [`Server::start`] so that every worker inherits them.
+pub mod shm {
+    pub use rswoole_shm::*;
+}
 pub use error::{Error, Result, SendError};
 pub use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
+pub use rswoole_shm::{Atomic, AtomicLong, Column, Lock, Row, Table, Value};
 pub use server::{
     CallbackResult, ConnId, Handle, MasterInfo, Packet, Port, ReceiveEvent, Server, SockType, Stats,
 };

@@ -10,3 +10,6 @@ mod util;
 
 /// Core server: seed §10/§11/§16 examples, modes, dispatch, close, errors, crash recovery.
 mod core;
+
+/// The shared-memory Table inside a running server.
+mod table;
