@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::settings::{DispatchMode, Mode, Settings};
+use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
-/// `--log-file`.
+/// `--log-file`, `--framing`, `--package-max-length`.
 #[derive(Debug, Clone, Parser)]
 #[command(about = None, long_about = None)]
 pub struct ExampleArgs {
@@ -38,7 +39,7 @@ pub struct ExampleArgs {
     /// Reactor threads in the master (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub reactor_num: usize,
-    /// Swoole's dispatch_mode: 1 round robin, 2 fixed (default), 3 preemptive, 4 by IP.
+    /// Swoole's dispatch_mode: 1 round robin, 2 fixed (default), 3 preemptive, 4 by IP, 5 by uid.
     #[arg(long, default_value_t = 2)]
     pub dispatch_mode: u8,
     /// Detach and run in the background.
@@ -50,6 +51,13 @@ pub struct ExampleArgs {
     /// Where to write logs.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Stream framing (see [`parse_framing`]): `raw`, `eof`, `eof:TEXT`, `length`,
+    /// `length:CODE:LENGTH_OFFSET:BODY_OFFSET`. Default: the example's own (raw for most).
+    #[arg(long)]
+    pub framing: Option<String>,
+    /// Longest framed message in bytes (`package_max_length`).
+    #[arg(long)]
+    pub package_max_length: Option<usize>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -105,7 +113,86 @@ impl ExampleArgs {
             daemonize: self.daemonize,
             pid_file: self.pid_file.clone(),
             log_file: self.log_file.clone(),
+            framing: match self.framing.as_deref().map(parse_framing) {
+                None => Framing::Raw,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
+                    eprintln!("error: --framing: {e}");
+                    std::process::exit(2);
+                }
+            },
+            package_max_length: self
+                .package_max_length
+                .unwrap_or(crate::settings::DEFAULT_PACKAGE_MAX_LENGTH),
             ..Settings::default()
         }
+    }
+}
+
+/// Parses a `--framing` value:
+///
+/// - `raw`: no framing (each read is a message);
+/// - `eof`: split on `\r\n` (`open_eof_split`); `eof:TEXT`: split on TEXT, where `\r`, `\n`,
+///   `\0` and `\\` are escapes;
+/// - `length`: a 4-byte big-endian length (`N`) at offset 0, body at offset 4;
+///   `length:CODE:LENGTH_OFFSET:BODY_OFFSET` with a `pack()` code (`c C s S n N v V l L q Q J P`).
+///
+/// # Errors
+/// A text saying what is wrong.
+///
+/// # Examples
+/// ```
+/// use rswoole::cli::parse_framing;
+/// use rswoole::{Framing, LengthSpec, LengthType};
+///
+/// assert!(matches!(parse_framing("length:n:2:4"),
+///     Ok(Framing::Length(s)) if s == LengthSpec::new(LengthType::U16Be, 2, 4)));
+/// assert!(matches!(parse_framing("eof:\\n"), Ok(Framing::Eof { eof, split: true }) if eof == b"\n"));
+/// assert!(parse_framing("bogus").is_err());
+/// ```
+pub fn parse_framing(s: &str) -> Result<Framing, String> {
+    let mut parts = s.split(':');
+    match parts.next().unwrap_or("") {
+        "raw" => Ok(Framing::Raw),
+        "eof" => {
+            let text = s.strip_prefix("eof:").unwrap_or("\\r\\n");
+            let mut eof = Vec::new();
+            let mut chars = text.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    let mut b = [0u8; 4];
+                    eof.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                    continue;
+                }
+                eof.push(match chars.next() {
+                    Some('r') => b'\r',
+                    Some('n') => b'\n',
+                    Some('0') => 0,
+                    Some('\\') => b'\\',
+                    other => return Err(format!("unknown escape \\{other:?} in {s:?}")),
+                });
+            }
+            Ok(Framing::Eof { eof, split: true })
+        }
+        "length" => {
+            let rest: Vec<&str> = parts.collect();
+            if rest.is_empty() {
+                return Ok(Framing::Length(LengthSpec::new(LengthType::U32Be, 0, 4)));
+            }
+            let [code, off, body] = rest[..] else {
+                return Err(format!("{s:?}: want length:CODE:LENGTH_OFFSET:BODY_OFFSET"));
+            };
+            let mut cs = code.chars();
+            let t = match (cs.next(), cs.next()) {
+                (Some(c), None) => LengthType::from_pack_code(c),
+                _ => None,
+            }
+            .ok_or_else(|| format!("{code:?} is not a pack() length code"))?;
+            let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+            Ok(Framing::Length(LengthSpec::new(t, num(off)?, num(body)?)))
+        }
+        other => Err(format!(
+            "{other:?} is not raw, eof[:TEXT] or length[:CODE:LENGTH_OFFSET:BODY_OFFSET]"
+        )),
     }
 }

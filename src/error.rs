@@ -89,6 +89,9 @@ pub enum SendError {
     /// The OS refused the datagram.
     #[error("send failed: {0}")]
     Io(#[source] io::Error, Bytes),
+    /// `send_message` to a worker id that is not `0..worker_num`.
+    #[error("no worker {0}")]
+    NoWorker(usize, Bytes),
 }
 
 impl SendError {
@@ -99,7 +102,8 @@ impl SendError {
             | SendError::BufferFull(_, d)
             | SendError::NotLocal(_, d)
             | SendError::NoSocket(_, d)
-            | SendError::Io(_, d) => d,
+            | SendError::Io(_, d)
+            | SendError::NoWorker(_, d) => d,
         }
     }
 }

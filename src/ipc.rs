@@ -48,6 +48,10 @@ pub(crate) enum Kind {
     CloseReq = 11,
     /// Payload: little-endian u64 sequence numbers of finished events.
     Ack = 12,
+    /// worker -> master: `send_message`; `session` = target worker id, payload = the message.
+    PipeMsg = 40,
+    /// master -> worker: a `send_message` from worker `listener`; payload = the message.
+    PipeMessage = 41,
 }
 
 impl Kind {
@@ -70,6 +74,8 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) kind: Kind,
+            40 => Kind::PipeMsg,
+            41 => Kind::PipeMessage,
     pub(crate) flags: u8,
     pub(crate) listener: u16,
     pub(crate) session: u64,

@@ -38,6 +38,7 @@ mod conn;
 mod error;
 mod ipc;
 mod manager;
+mod mailbox;
 mod master;
 mod reactor;
 mod server;
@@ -54,6 +55,7 @@ pub use bytes::Bytes;
 /// Shared memory reachable from every process of a server: [`Table`](shm::Table),
 /// [`Atomic`](shm::Atomic), [`Lock`](shm::Lock) (the `rswoole-shm` crate). Create them
 /// before [`Server::start`] so that every worker inherits them.
+pub mod client;
 pub mod shm {
     pub use rswoole_shm::*;
 }

@@ -194,6 +194,10 @@ impl Reactor {
                 if load == 0 {
                     break;
                 }
+            DispatchMode::Uid => match self.shared.any_slot(conn.id).map(|s| s.uid.load(Relaxed)) {
+                Some(uid) if uid != 0 => uid as usize % n,
+                _ => ((conn.id.0 - 1) % n as u64) as usize,
+            },
             }
         }
         best.1
@@ -262,7 +266,7 @@ impl Reactor {
     fn dispatch_packet(&self, ev: Ev, from: &SocketAddr) {
         let n = self.slots.len();
         let first = match self.settings.dispatch_mode {
-            DispatchMode::IpHash | DispatchMode::Fixed => hash_ip(from) % n,
+            DispatchMode::IpHash | DispatchMode::Fixed | DispatchMode::Uid => hash_ip(from) % n,
             _ => self.rr.fetch_add(1, Relaxed) % n,
         };
         for k in 0..n {
@@ -370,8 +374,30 @@ impl Reactor {
                         }
                     }
                     Kind::CloseReq => {
+    /// Routes a `send_message` from worker `from` to worker `to`: to the slot's current pipe,
+    /// or queued until its next incarnation installs a pipe.
+    pub(crate) fn pipe_message(&self, from: usize, to: usize, data: Bytes) {
+        let Some(slot) = self.slots.get(to) else {
+            tracing::warn!(from, to, "send_message to an unknown worker id; dropped");
+            return;
+        };
+        let ev = Ev {
+            conn: ConnId(0),
+            kind: Kind::PipeMessage,
+            listener: from as u16,
+            payload: data,
+        };
+        // Hold the queue lock while checking for a pipe, so `install` cannot miss the event.
+        let mut queued = slot.packets.lock();
+        match self.current(to) {
+            Some(p) if p.send(ev.clone()) => {}
+            _ => queued.push(ev),
+        }
+    }
+
                         if let Some(c) = self.conns.get(ConnId(h.session)) {
                             c.close();
+        let mut reassembler = ipc::Reassembler::default();
                         }
                     }
                     Kind::Ack => {
@@ -419,6 +445,11 @@ impl Reactor {
         }
         let evs = pipe.drain();
         if self.stopping.load(Acquire) {
+                    Kind::PipeMsg => {
+                        if let Some(data) = reassembler.feed(&h, payload) {
+                            self.pipe_message(pipe.slot, h.session as usize, data);
+                        }
+                    }
             return;
         }
         let total = evs.len();
@@ -426,7 +457,9 @@ impl Reactor {
         let mut per: HashMap<u64, Vec<Ev>> = HashMap::new();
         let mut packets = Vec::new();
         for ev in evs {
-            if ev.conn.0 == 0 {
+            if ev.kind == Kind::PipeMessage {
+                messages.push(ev);
+            } else if ev.conn.0 == 0 {
                 packets.push(ev);
             } else {
                 per.entry(ev.conn.0)
@@ -468,6 +501,7 @@ impl Reactor {
                 self.dispatch_packet(ev, &from);
             }
         }
+        let mut messages = Vec::new();
         if total > 0 {
             tracing::warn!(
                 worker = pipe.slot,
@@ -555,6 +589,11 @@ pub(crate) fn decode_packet(p: &Bytes) -> Option<(SocketAddr, Bytes)> {
         4 => SocketAddr::from(([p[3], p[4], p[5], p[6]], port)),
         6 => {
             let o: [u8; 16] = p[3..19].try_into().ok()?;
+            // Unfinished `send_message`s wait for this slot's next incarnation.
+            resent += messages.len();
+            for ev in messages {
+                self.pipe_message(ev.listener as usize, pipe.slot, ev.payload);
+            }
             SocketAddr::from((o, port))
         }
         _ => return None,

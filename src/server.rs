@@ -81,6 +81,8 @@ impl<E: fmt::Display> CallbackResult for std::result::Result<(), E> {
 
 pub(crate) type BoxFut = Pin<Box<dyn Future<Output = ()>>>;
 pub(crate) type Cb<T> = Rc<dyn Fn(Handle, T) -> BoxFut>;
+/// `on_pipe_message`: (handle, source worker id, message).
+pub(crate) type PipeCb = Rc<dyn Fn(Handle, usize, Bytes) -> BoxFut>;
 
 fn wrap<T: 'static, F, Fut>(name: &'static str, f: F) -> Cb<T>
 where
@@ -230,6 +232,7 @@ impl fmt::Debug for Server {
     }
 }
 
+    pub(crate) on_pipe_message: Option<PipeCb>,
 pub(crate) fn parse_addr(addr: &str) -> Result<SocketAddr> {
     addr.to_socket_addrs()
         .map_err(|e| Error::Address {
@@ -295,6 +298,7 @@ impl Server {
     }
 
     /// Adds a listener (TCP or UDP, IPv4 or IPv6). Its callbacks default to the server's; set
+            on_pipe_message: None,
     /// its own on the returned [`Port`].
     ///
     /// # Errors
@@ -364,6 +368,30 @@ impl Server {
             framing: self.ports[i]
                 .framing
                 .clone()
+    /// Runs in the target worker for every [`Handle::send_message`] addressed to it, with the
+    /// sender's worker id and the message. Messages from one worker to another arrive in the
+    /// order they were sent, one callback at a time.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// server.on_pipe_message(|srv, from, data| async move {
+    ///     println!("worker {} got {data:?} from worker {from}", srv.worker_id());
+    /// });
+    /// ```
+    pub fn on_pipe_message<F, Fut>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(Handle, usize, Bytes) -> Fut + 'static,
+        Fut: Future + 'static,
+        Fut::Output: CallbackResult,
+    {
+        self.on_pipe_message = Some(Rc::new(move |h, from, data| {
+            let fut = f(h, from, data);
+            Box::pin(async move { fut.await.report("on_pipe_message") })
+        }));
+        self
+    }
+
                 .unwrap_or_else(|| s.framing.clone()),
             package_max_length: s.package_max_length,
         }
@@ -449,7 +477,24 @@ impl Handle {
         self.ctx.shared.info(fd)
     }
 
-    /// Every open connection of the server (all workers).
+    /// Every open connection of the server, whichever worker (or, in Process mode, reactor)
+    /// holds it, read from shared memory: no IPC, safe to call from any worker or task worker.
+    ///
+    /// The list is a snapshot: a connection may close (or a new one open) right after it was
+    /// taken, so a `send` in a broadcast loop may fail with [`SendError::Closed`]; ignore that.
+    /// In [`Mode::Base`](crate::Mode::Base) the list still covers every worker's connections,
+    /// but only the worker that owns a connection can `send` to it
+    /// ([`SendError::NotLocal`]): forward the rest with [`send_message`](Handle::send_message).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// server.on_receive(|srv, ev| async move {
+    ///     for fd in srv.connections() {
+    ///         let _ = srv.send(fd, ev.data.clone()); // broadcast; closed ones are skipped
+    ///     }
+    /// });
+    /// ```
     pub fn connections(&self) -> Vec<ConnId> {
         self.ctx.shared.connections()
     }
@@ -479,6 +524,35 @@ impl Handle {
     pub fn stats(&self) -> Stats {
         stats(&self.ctx.shared, self.ctx.settings.worker_num)
     }
+    /// Binds connection `fd` to user id `uid` (Swoole's `bind`). With
+    /// [`DispatchMode::Uid`](crate::DispatchMode::Uid) (dispatch_mode 5) its later events go to
+    /// worker `uid % worker_num`; in other modes it only records the uid (see
+    /// [`ConnectionInfo::uid`]).
+    ///
+    /// Returns `false` if `fd` is not open, is already bound (a connection binds once), or
+    /// `uid` is 0. Events already in flight when it is called still finish on their worker.
+    /// In [`Mode::Base`](crate::Mode::Base) a connection stays with the worker that accepted
+    /// it; the uid is recorded only.
+    pub fn bind(&self, fd: ConnId, uid: u32) -> bool {
+        self.ctx.shared.bind(fd, uid)
+    }
+
+    /// Sends `data` to worker `worker_id` (`0..worker_num`), whose
+    /// [`on_pipe_message`](Server::on_pipe_message) gets it with this worker's id. Returns
+    /// at once.
+    ///
+    /// [`Mode::Process`](crate::Mode::Process): through the master; if the target is
+    /// restarting the message waits for its next incarnation. [`Mode::Base`](crate::Mode::Base):
+    /// straight to the target over a local datagram socket; it fails if the target is not
+    /// running at that moment.
+    ///
+    /// # Errors
+    /// [`SendError::NoWorker`] if `worker_id` is out of range; [`SendError::Closed`] (with fd 0)
+    /// if this worker is shutting down; [`SendError::Io`] if the OS refuses (Base mode).
+    pub fn send_message(&self, worker_id: usize, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send_message(worker_id, data.into())
+    }
+
 
     /// Asks the whole server to shut down gracefully (as SIGTERM to the master).
     pub fn shutdown(&self) {

@@ -61,6 +61,14 @@ impl DispatchMode {
     /// # Errors
     /// A value rswoole does not implement.
     pub fn from_swoole(n: u8) -> Result<DispatchMode, Error> {
+    /// 5: by user id: once [`Handle::bind`](crate::Handle::bind) gave a connection a `uid`,
+    /// its later events go to worker `uid % worker_num`; until then (and for connections never
+    /// bound) it behaves as [`Fixed`](DispatchMode::Fixed). Events already in flight when
+    /// `bind` runs finish on their worker first, so the switch keeps per-connection order.
+    ///
+    /// Swoole's modes 7 (stream) and 8 (co_conn_lb) are not implemented: mode 7 has workers
+    /// accept from a shared queue, which does not fit a master that owns every socket.
+    Uid,
         Ok(match n {
             1 => DispatchMode::RoundRobin,
             2 => DispatchMode::Fixed,
@@ -70,10 +78,11 @@ impl DispatchMode {
                 return Err(Error::InvalidSetting {
                     name: "dispatch_mode",
                     reason: format!(
-                        "{n} is not one of 1 (round robin), 2 (fixed), 3 (preemptive), 4 (ip hash)"
+                        "{n} is not one of 1 (round robin), 2 (fixed), 3 (preemptive), 4 (ip hash), 5 (uid); 7 (stream) is not implemented"
                     ),
                 })
             }
+            5 => DispatchMode::Uid,
         })
     }
 }

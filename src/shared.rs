@@ -73,7 +73,8 @@ pub(crate) struct ConnSlot {
     pub(crate) out_bytes: AtomicU64,
     /// Worker the connection is bound to (Base mode: owner; Process mode: last dispatched).
     pub(crate) worker: AtomicU32,
-    _pad: AtomicU32,
+    /// `Handle::bind` user id; 0 = not bound (dispatch_mode 5 routes bound ones by it).
+    pub(crate) uid: AtomicU32,
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -97,6 +98,8 @@ pub struct ConnectionInfo {
     pub last_receive_time: SystemTime,
     /// Bytes accepted by `send` but not yet written to the socket.
     pub output_buffered: u64,
+    /// The user id given by [`Handle::bind`](crate::Handle::bind), 0 if not bound.
+    pub uid: u32,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -225,6 +228,7 @@ impl Shared {
                 slot.last_recv_ms.store(now, Relaxed);
                 slot.out_bytes.store(0, Relaxed);
                 slot.worker.store(info.worker, Relaxed);
+                slot.uid.store(0, Relaxed);
                 slot.id.store(id, Release);
                 let h = self.header();
                 h.accepted.fetch_add(1, Relaxed);
@@ -255,6 +259,25 @@ impl Shared {
         }
     }
 
+    /// Binds live connection `id` to `uid` (non-zero) once: false if it is closed, already
+    /// bound, or `uid` is 0.
+    pub(crate) fn bind(&self, id: ConnId, uid: u32) -> bool {
+        match self.live_slot(id) {
+            Some(s) if uid != 0 => {
+                if s.uid.compare_exchange(0, uid, AcqRel, Relaxed).is_err() {
+                    return false;
+                }
+                // The slot may have been freed and reused meanwhile: undo if so.
+                if s.id.load(Acquire) != id.0 {
+                    let _ = s.uid.compare_exchange(uid, 0, AcqRel, Relaxed);
+                    return false;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn touch_recv(&self, id: ConnId) {
         if let Some(s) = self.slot_of(id.0) {
             s.last_recv_ms.store(now_ms(), Relaxed);
@@ -279,6 +302,7 @@ impl Shared {
             connect_time: ms_to_time(s.connect_ms.load(Relaxed)),
             last_receive_time: ms_to_time(s.last_recv_ms.load(Relaxed)),
             output_buffered: s.out_bytes.load(Relaxed),
+            uid: s.uid.load(Relaxed),
         };
         // The slot may have been reused while we read it: check the id again.
         (s.id.load(Acquire) == id.0).then_some(info)

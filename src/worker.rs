@@ -78,6 +78,34 @@ impl WorkerCtx {
     }
 
     pub(crate) fn close(&self, fd: ConnId) -> bool {
+    /// `Handle::send_message`: Process mode through the master, Base mode straight to the
+    /// target's mailbox (`crate::mailbox`).
+    pub(crate) fn send_message(&self, to: usize, data: Bytes) -> Result<(), SendError> {
+        if to >= self.settings.worker_num {
+            return Err(SendError::NoWorker(to, data));
+        }
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let h = Header {
+                    kind: Kind::PipeMsg,
+                    flags: 0,
+                    listener: self.id as u16,
+                    session: to as u64,
+                    seq: 0,
+                };
+                if tx.push(h, &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::Closed(ConnId(0), data))
+                }
+            }
+            Backend::Local(_) => {
+                let master = self.shared.header().master_pid.load(Relaxed);
+                crate::mailbox::send(master, self.id, to, &data).map_err(|e| SendError::Io(e, data))
+            }
+        }
+    }
+
         match &self.backend {
             Backend::Pipe(tx) => {
                 if self.shared.mark_closing(fd) {
@@ -141,6 +169,7 @@ struct Dispatcher {
     tx: Option<Arc<PipeTx>>,
     conns: Option<Arc<ConnTable>>,
 }
+    on_pipe_message: Option<crate::server::PipeCb>,
 
 /// Runs a callback's future, turning a panic into a logged, lost event.
 async fn guarded(name: &'static str, mut fut: BoxFut) {
@@ -272,6 +301,11 @@ impl Dispatcher {
                     seq: 0,
                 },
                 &seq.to_le_bytes(),
+            Kind::PipeMessage => {
+                if let Some(cb) = &self.on_pipe_message {
+                    guarded("on_pipe_message", cb(h, ev.listener as usize, ev.payload)).await;
+                }
+            }
             );
         }
         if ev.kind == Kind::Close {
@@ -428,6 +462,7 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
     let mut tasks = Vec::new();
     match &tx {
         Some(tx) => {
+        on_pipe_message: server.on_pipe_message.clone(),
             let tx = tx.clone();
             let d = disp.clone();
             tokio::select! {
@@ -477,6 +512,19 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "reading the pipe failed");
+            let (d, master) = (disp.clone(), launch.shared.header().master_pid.load(Relaxed));
+            tasks.push(tokio::task::spawn_local(async move {
+                crate::mailbox::serve(master, id, |from, payload| {
+                    d.submit(WEv {
+                        kind: Kind::PipeMessage,
+                        fd: ConnId(0),
+                        listener: from as u16,
+                        payload,
+                        seq: None,
+                    })
+                })
+                .await
+            }));
                 return;
             }
         };

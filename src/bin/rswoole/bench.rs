@@ -42,6 +42,24 @@ pub(crate) struct Common {
     /// Warm-up before measuring, in milliseconds.
     #[arg(long, default_value_t = 500)]
     warmup_ms: u64,
+    /// TCP framing of requests and replies: `raw` (as is), `length` (4-byte big-endian body
+    /// length, then the body; the prefix goes inside the reply's body, as
+    /// `examples/framed_echo.rs --framing length` answers), `eof` (`\r\n` after each).
+    #[arg(long, default_value = "raw", value_parser = ["raw", "length", "eof"])]
+    framing: String,
+}
+
+/// The request bytes and the expected reply for `msg` under `framing`.
+fn framed(framing: &str, prefix: &[u8], msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let reply_body = [prefix, msg].concat();
+    match framing {
+        "length" => {
+            let wrap = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+            (wrap(msg), wrap(&reply_body))
+        }
+        "eof" => ([msg, b"\r\n"].concat(), [&reply_body[..], b"\r\n"].concat()),
+        _ => (msg.to_vec(), reply_body),
+    }
 }
 
 pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
@@ -86,7 +104,8 @@ pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     let rps = n as f64 / c.secs as f64;
     println!("{kind}: {} conns, {} B messages, {} s: {rps:.0} round trips/s, p50 {} us, p99 {} us, max {} us", c.conns, c.size, c.secs, pct(0.5), pct(0.99), lats[n - 1]);
     println!(
-        "result kind={kind} conns={} size={} rps={rps:.0} p50_us={} p99_us={}",
+        "result kind={kind} framing={} conns={} size={} rps={rps:.0} p50_us={} p99_us={}",
+        c.framing,
         c.conns,
         c.size,
         pct(0.5),
@@ -104,9 +123,7 @@ async fn tcp_conn(i: usize, c: &Common, start: Instant, end: Instant) -> anyhow:
         .await
         .with_context(|| format!("connect {}", c.addr))?;
     s.set_nodelay(true)?;
-    let msg = message(i, c.size);
-    let mut want = c.prefix.as_bytes().to_vec();
-    want.extend_from_slice(&msg);
+    let (msg, want) = framed(&c.framing, c.prefix.as_bytes(), &message(i, c.size));
     let mut buf = vec![0u8; want.len()];
     let mut lats = Vec::new();
     loop {

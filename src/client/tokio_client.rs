@@ -1,0 +1,236 @@
+//! [`Client`]: the async (tokio) client.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, ToSocketAddrs, UdpSocket};
+
+use super::error::{ClientError, ClientResult};
+use super::framer::Framer;
+use super::{ClientConfig, SockType, READ_SIZE};
+
+#[derive(Debug)]
+enum Sock {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+}
+
+/// An async TCP or UDP client (Swoole's coroutine `Swoole\Coroutine\Client`), for tokio.
+///
+/// The same calls as [`SyncClient`](super::SyncClient), as futures; each is bounded by the
+/// client's timeout. Dropping a `recv` future in the middle of a frame loses nothing: what was
+/// read stays buffered for the next `recv`.
+///
+/// # Examples
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::client::{Client, ClientConfig};
+/// use rswoole::{Framing, SockType};
+///
+/// # async fn demo() -> Result<(), rswoole::client::ClientError> {
+/// let config = ClientConfig {
+///     framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+///     ..Default::default()
+/// };
+/// let mut client =
+///     Client::connect_with(SockType::Tcp, "127.0.0.1:9501", Duration::from_secs(1), config)
+///         .await?;
+/// client.send_frame(b"hello").await?; // sends "hello\r\n"
+/// let line = client.recv().await?;    // "Server: hello\r\n"
+/// println!("{}", String::from_utf8_lossy(&line));
+/// client.close().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    sock: Option<Sock>,
+    framer: Framer,
+    timeout: Duration,
+    peer: SocketAddr,
+    scratch: Box<[u8]>,
+}
+
+async fn within<T>(t: Duration, f: impl std::future::Future<Output = io::Result<T>>) -> ClientResult<T> {
+    match tokio::time::timeout(t, f).await {
+        Ok(r) => r.map_err(ClientError::from),
+        Err(_) => Err(ClientError::Timeout),
+    }
+}
+
+impl Client {
+    /// Connects a raw TCP client to `addr` within `timeout` (which also bounds later sends and
+    /// receives).
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`], or [`ClientError::Io`] (refused, unreachable, bad address).
+    pub async fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<Client> {
+        Client::connect_with(SockType::Tcp, addr, timeout, ClientConfig::default()).await
+    }
+
+    /// A UDP client whose datagrams go to `addr`.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if `addr` does not resolve or the socket cannot be made.
+    pub async fn connect_udp(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<Client> {
+        Client::connect_with(SockType::Udp, addr, timeout, ClientConfig::default()).await
+    }
+
+    /// Connects with any socket type and framing.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), and [`ClientError::Config`] for framing settings that
+    /// cannot work.
+    pub async fn connect_with(
+        sock_type: SockType,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        config: ClientConfig,
+    ) -> ClientResult<Client> {
+        let framer = Framer::new(&config)?;
+        let timeout = timeout.max(Duration::from_millis(1));
+        let (sock, peer) = match sock_type {
+            SockType::Tcp => {
+                let s = within(timeout, TcpStream::connect(addr)).await?;
+                s.set_nodelay(true).map_err(ClientError::Io)?;
+                let peer = s.peer_addr().map_err(ClientError::Io)?;
+                (Sock::Tcp(s), peer)
+            }
+            SockType::Udp => {
+                let peer = within(timeout, tokio::net::lookup_host(addr))
+                    .await?
+                    .next()
+                    .ok_or_else(|| {
+                        ClientError::Io(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "address resolves to nothing",
+                        ))
+                    })?;
+                let local: SocketAddr = if peer.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let s = UdpSocket::bind(local).await.map_err(ClientError::Io)?;
+                s.connect(peer).await.map_err(ClientError::Io)?;
+                (Sock::Udp(s), peer)
+            }
+        };
+        Ok(Client {
+            sock: Some(sock),
+            framer,
+            timeout,
+            peer,
+            scratch: vec![0u8; READ_SIZE].into_boxed_slice(),
+        })
+    }
+
+    /// Changes the timeout of later sends and receives.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout.max(Duration::from_millis(1));
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The local address, if still open.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self.sock.as_ref()? {
+            Sock::Tcp(s) => s.local_addr().ok(),
+            Sock::Udp(s) => s.local_addr().ok(),
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called or the connection ended.
+    pub fn is_closed(&self) -> bool {
+        self.sock.is_none()
+    }
+
+    /// Sends `data` as is (TCP: all of it; UDP: one datagram).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`], [`ClientError::Timeout`], [`ClientError::Io`].
+    pub async fn send(&mut self, data: &[u8]) -> ClientResult<()> {
+        let t = self.timeout;
+        let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
+            Sock::Tcp(s) => within(t, s.write_all(data)).await,
+            Sock::Udp(s) => within(t, s.send(data)).await.map(|_| ()),
+        };
+        self.check(r)
+    }
+
+    /// Sends `body` framed by the client's [`ClientConfig::framing`] (length header or EOF
+    /// added; as is for raw or a custom length function).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`ClientError::Frame`] if `body` cannot be framed.
+    pub async fn send_frame(&mut self, body: &[u8]) -> ClientResult<()> {
+        let packet = self.framer.encode(body)?;
+        self.send(&packet).await
+    }
+
+    /// Receives one message (see [`SyncClient::recv`](super::SyncClient::recv)).
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] (what arrived is kept), [`ClientError::Closed`],
+    /// [`ClientError::Frame`] (the client is closed), [`ClientError::Io`].
+    pub async fn recv(&mut self) -> ClientResult<Bytes> {
+        let t = self.timeout;
+        match tokio::time::timeout(t, self.recv_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout),
+        }
+    }
+
+    async fn recv_inner(&mut self) -> ClientResult<Bytes> {
+        loop {
+            match self.framer.next() {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => {
+                    self.sock = None;
+                    self.framer.buf.clear();
+                    return Err(e.into());
+                }
+            }
+            let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
+                Sock::Tcp(s) => s.read(&mut self.scratch).await,
+                Sock::Udp(s) => {
+                    let r = s.recv(&mut self.scratch).await;
+                    let n = self.check(r.map_err(ClientError::from))?;
+                    return Ok(Bytes::copy_from_slice(&self.scratch[..n]));
+                }
+            };
+            match self.check(r.map_err(ClientError::from))? {
+                0 => {
+                    self.sock = None;
+                    self.framer.buf.clear();
+                    return Err(ClientError::Closed);
+                }
+                n if self.framer.is_raw() => return Ok(Bytes::copy_from_slice(&self.scratch[..n])),
+                n => self.framer.buf.extend_from_slice(&self.scratch[..n]),
+            }
+        }
+    }
+
+    /// Closes the connection (TCP: sends FIN). Later calls fail with [`ClientError::Closed`].
+    pub async fn close(&mut self) {
+        if let Some(Sock::Tcp(mut s)) = self.sock.take() {
+            let _ = tokio::time::timeout(self.timeout, s.shutdown()).await;
+        }
+        self.framer.buf.clear();
+    }
+
+    fn check<T>(&mut self, r: ClientResult<T>) -> ClientResult<T> {
+        if matches!(r, Err(ClientError::Closed)) {
+            self.sock = None;
+            self.framer.buf.clear();
+        }
+        r
+    }
+}

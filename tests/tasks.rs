@@ -1,0 +1,211 @@
+//! Task workers: typed round trips, exactly-once delivery, task_wait timeouts, a task worker
+//! killed mid-task, full queues, large payloads, timers, send_message, and the tasks example.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn kit(args: &[&str]) -> ServerProc {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut all = vec!["--addr", addr.as_str()];
+    all.extend_from_slice(args);
+    let srv = ServerProc::start("task_kit", &all, port);
+    srv.wait_titles("rswoole: task worker", 2.min(task_workers(args)), T);
+    srv
+}
+
+fn task_workers(args: &[&str]) -> usize {
+    args.iter()
+        .position(|a| *a == "--task-worker-num")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2)
+}
+
+fn ask(port: u16, line: &str) -> String {
+    let mut c = connect(port);
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(format!("{line}\n").as_bytes()).unwrap();
+    read_line(&mut c)
+}
+
+#[test]
+fn tasks_struct_round_trip() {
+    let srv = kit(&[]);
+    let got = ask(srv.port, "rt");
+    assert_eq!(
+        got.trim(),
+        r#"rt Ok(Point(Point { x: 10, y: -20, name: "p!" }))"#
+    );
+}
+
+#[test]
+fn tasks_ten_thousand_exactly_once_to_the_right_origin() {
+    let srv = kit(&["--worker-num", "4", "--task-queue-size", "64"]);
+    // Four connections; fixed dispatch spreads them over the workers.
+    let mut conns: Vec<_> = (0..4).map(|_| connect(srv.port)).collect();
+    let mut workers = std::collections::HashSet::new();
+    for c in &mut conns {
+        c.write_all(b"whoami\n").unwrap();
+        workers.insert(read_line(c).trim().to_string());
+    }
+    assert!(workers.len() >= 2, "connections on {workers:?}");
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c.write_all(b"burst 2500\n").unwrap();
+    }
+    for c in &mut conns {
+        let line = read_line(c);
+        assert!(
+            line.starts_with("burst ok=2500 dup=0 wrong=0 "),
+            "{line:?}\nstderr:\n{}",
+            srv.stderr()
+        );
+    }
+}
+
+#[test]
+fn tasks_wait_timeout_hands_payload_back() {
+    let srv = kit(&[]);
+    let t0 = Instant::now();
+    assert_eq!(ask(srv.port, "wait 1000 100").trim(), "wait timeout payload ms=1000");
+    assert!(t0.elapsed() < Duration::from_millis(900), "{:?}", t0.elapsed());
+    assert_eq!(ask(srv.port, "wait 10 5000").trim(), "wait ok");
+}
+
+#[test]
+fn tasks_killed_task_worker_reports_to_origin() {
+    let srv = kit(&["--worker-num", "1"]);
+    let mut c = connect(srv.port);
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"slow 20000\n").unwrap();
+    let out = srv.wait_stdout("task-start pid=", 1, T);
+    let pid: i32 = out
+        .split("task-start pid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("pid");
+    let t0 = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let line = read_line(&mut c);
+    assert_eq!(line.trim(), "slow error WorkerDied(..) ms=20000");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // The task worker is replaced and serves again.
+    srv.wait_titles("rswoole: task worker", 2, T);
+    c.write_all(b"slow 10\n").unwrap();
+    assert_eq!(read_line(&mut c).trim(), "slow done 10");
+}
+
+#[test]
+fn tasks_killed_task_worker_retry_setting_reruns() {
+    let srv = kit(&["--worker-num", "1", "--task-worker-num", "1", "--retry-on-crash"]);
+    let mut c = connect(srv.port);
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"slow 1500\n").unwrap();
+    let out = srv.wait_stdout("task-start pid=", 1, T);
+    let pid: i32 = out
+        .split("task-start pid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    // Re-run by the replacement, then answered normally.
+    assert_eq!(read_line(&mut c).trim(), "slow done 1500");
+    assert_eq!(srv.stdout().matches("task-start pid=").count(), 2);
+}
+
+#[test]
+fn tasks_queue_full_returns_payload() {
+    let srv = kit(&["--worker-num", "1", "--task-queue-size", "3"]);
+    assert_eq!(ask(srv.port, "fill 10 300").trim(), "full at 3 payload ms=300");
+    // Once the queue drains, tasks are accepted again.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(ask(srv.port, "fill 2 1").trim(), "fill nofull");
+}
+
+#[test]
+fn tasks_32_mib_payload_both_ways() {
+    let srv = kit(&["--worker-num", "1"]);
+    let mut big = connect(srv.port);
+    big.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    big.write_all(b"big 32\n").unwrap();
+    // Small tasks keep flowing while the big one is in flight.
+    for _ in 0..5 {
+        assert!(ask(srv.port, "rt").starts_with("rt Ok("));
+    }
+    assert_eq!(
+        read_line(&mut big).trim(),
+        "big len=33554432 sum_ok=true echo_ok=true"
+    );
+}
+
+#[test]
+fn tasks_timers_fire_and_clear() {
+    let srv = kit(&["--worker-num", "1"]);
+    assert_eq!(
+        ask(srv.port, "timer").trim(),
+        "timer ticks=5 after=1 cleared=true ghost=0 again=false"
+    );
+    assert_eq!(ask(srv.port, "ttimer").trim(), "ttimer true");
+    srv.wait_stdout("tw-after fired ticks>0=true", 1, T);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!srv.stdout().contains("tw-ghost fired"));
+}
+
+#[test]
+fn tasks_send_message_from_task_worker() {
+    let srv = kit(&["--worker-num", "1"]);
+    assert_eq!(
+        ask(srv.port, "msg").trim(),
+        "msg from=1 hello from task worker"
+    );
+}
+
+#[test]
+fn tasks_missing_on_task_fails_at_start() {
+    // tcp_echo registers no on_task: asking it for a task worker must fail before forking.
+    let port = free_port();
+    let mut p = ServerProc::spawn(
+        "tcp_echo",
+        &["--port", &port.to_string(), "--task-worker-num", "1"],
+        port,
+    );
+    let st = p.wait_exit(T).expect("exits");
+    assert!(!st.success());
+    let err = p.stderr();
+    assert!(err.contains("on_task"), "{err}");
+}
+
+#[test]
+fn tasks_example_ping_while_jobs_run() {
+    let port = free_port();
+    let srv = ServerProc::start(
+        "tasks",
+        &["--port", &port.to_string(), "--worker-num", "2"],
+        port,
+    );
+    srv.wait_titles("rswoole: task worker", 2, T);
+    let mut c = connect(port);
+    c.write_all(b"job 800\njob 800\njob 800\n").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut p = connect(port);
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        p.write_all(b"ping\n").unwrap();
+        assert_eq!(read_line(&mut p), "pong\n");
+    }
+    assert!(t0.elapsed() < Duration::from_millis(300), "{:?}", t0.elapsed());
+    let mut done = 0;
+    while done < 3 {
+        assert_eq!(read_line(&mut c), "done 800\n");
+        done += 1;
+    }
+}
