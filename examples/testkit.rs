@@ -4,7 +4,7 @@
 //! `info` → connection_info of this connection; `whoami` → worker id; `close` → server closes
 //! the connection; `panic` → the callback panics; `flood` → sends 64 KiB blocks until the
 //! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
-//! anything else → echoed as `w{worker}:{data}`.
+//! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms.
 
 use clap::Parser;
 use rswoole::{Bytes, DispatchMode, Mode, SendError, Server, Settings, SockType};
@@ -29,6 +29,49 @@ struct Args {
     buffer_output_size: usize,
     #[arg(long, default_value_t = 0)]
     max_connection: usize,
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+/// Production settings (tests/ops.rs).
+#[derive(clap::Args, Debug)]
+struct OpsArgs {
+    #[arg(long)]
+    daemonize: bool,
+    #[arg(long)]
+    pid_file: Option<std::path::PathBuf>,
+    #[arg(long)]
+    log_file: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    max_request: u64,
+    #[arg(long, default_value_t = 0)]
+    max_request_grace: u64,
+    #[arg(long, default_value_t = 0)]
+    heartbeat_check_interval_ms: u64,
+    #[arg(long, default_value_t = 0)]
+    heartbeat_idle_time_ms: u64,
+    #[arg(long, default_value_t = 3000)]
+    max_wait_time_ms: u64,
+    /// on_worker_start exits the process (restart-storm test).
+    #[arg(long)]
+    crash_on_start: bool,
+}
+
+impl OpsArgs {
+    fn settings(&self) -> Settings {
+        let ms = std::time::Duration::from_millis;
+        Settings {
+            daemonize: self.daemonize,
+            pid_file: self.pid_file.clone(),
+            log_file: self.log_file.clone(),
+            max_request: self.max_request,
+            max_request_grace: self.max_request_grace,
+            heartbeat_check_interval: ms(self.heartbeat_check_interval_ms),
+            heartbeat_idle_time: ms(self.heartbeat_idle_time_ms),
+            max_wait_time: ms(self.max_wait_time_ms),
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> rswoole::Result<()> {
@@ -44,7 +87,7 @@ fn main() -> rswoole::Result<()> {
         dispatch_mode: DispatchMode::from_swoole(a.dispatch_mode)?,
         buffer_output_size: a.buffer_output_size,
         max_connection: a.max_connection,
-        ..Default::default()
+        ..a.ops.settings()
     });
     for l in &a.listen {
         let (kind, addr) = l.split_once(':').expect("tcp:ADDR or udp:ADDR");
@@ -66,7 +109,13 @@ fn main() -> rswoole::Result<()> {
             });
         }
     }
-    server.on_worker_start(|_srv, id| async move { println!("worker-start {id}") });
+    let crash_on_start = a.ops.crash_on_start;
+    server.on_worker_start(move |_srv, id| async move {
+        println!("worker-start {id}");
+        if crash_on_start {
+            std::process::exit(3);
+        }
+    });
     server.on_worker_stop(|_srv, id| async move { println!("worker-stop {id}") });
     server.on_connect(|srv, fd| async move { println!("connect {fd} w{}", srv.worker_id()) });
     server.on_close(|srv, fd| async move { println!("close {fd} w{}", srv.worker_id()) });
@@ -80,6 +129,11 @@ fn main() -> rswoole::Result<()> {
     if !a.no_receive {
         server.on_receive(|srv, ev| async move {
             let text = String::from_utf8_lossy(&ev.data).trim_end().to_string();
+            if let Some(ms) = text.strip_prefix("sleep ") {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                return srv.send(ev.fd, format!("slept {ms} w{}\n", srv.worker_id()));
+            }
             let reply: String = match text.as_str() {
                 "info" => {
                     let i = srv.connection_info(ev.fd).expect("live connection");

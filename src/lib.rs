@@ -35,6 +35,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod conn;
+mod daemon;
 mod error;
 mod ipc;
 mod manager;
@@ -46,9 +47,11 @@ mod settings;
 mod shared;
 #[allow(unsafe_code)]
 mod sys;
+mod upkeep;
 mod worker;
 
 pub mod cli;
+pub mod control;
 
 pub use bytes::Bytes;
 
@@ -67,6 +70,7 @@ pub use server::{
 };
 pub use settings::{
     DispatchMode, Mode, Settings, DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_MAX_CONNECTION_CAP,
-    DEFAULT_MAX_WAIT_TIME, DEFAULT_PACKAGE_MAX_LENGTH,
+    DEFAULT_HEARTBEAT_CHECK_INTERVAL, DEFAULT_MAX_REQUEST, DEFAULT_MAX_WAIT_TIME,
+    DEFAULT_PACKAGE_MAX_LENGTH,
 };
 pub use shared::ConnectionInfo;

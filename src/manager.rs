@@ -42,10 +42,13 @@ struct Manager<'a> {
     stopping: Option<Instant>,
     reload_queue: VecDeque<usize>,
     reloading: Option<i32>,
+    /// When each retired (replaced) worker is SIGKILLed if it has not exited.
+    retire_deadlines: Vec<(i32, Instant)>,
 }
 
 pub(crate) fn run(server: &Server, mut launch: Launch, control: OwnedFd) -> ! {
     sys::set_process_title("rswoole: manager");
+    crate::daemon::forget_notifier();
     // Neither the manager nor the workers may hold the master's TCP listeners: the port must be
     // free as soon as the master exits. (Base-mode workers bind their own.)
     for b in &mut launch.listeners {
@@ -90,6 +93,7 @@ pub(crate) fn run(server: &Server, mut launch: Launch, control: OwnedFd) -> ! {
         stopping: None,
         reload_queue: VecDeque::new(),
         reloading: None,
+        retire_deadlines: Vec::new(),
     };
     for i in 0..n {
         m.spawn(i);
@@ -108,7 +112,8 @@ pub(crate) fn run(server: &Server, mut launch: Launch, control: OwnedFd) -> ! {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => m.reap(),
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => m.stop(),
-                Ok(Signal::SIGUSR1) => m.reload(),
+                Ok(Signal::SIGUSR1) => m.reload_from(info.ssi_pid as i32),
+                Ok(Signal::SIGHUP) => m.reopen_logs(),
                 _ => {}
             }
         }
@@ -235,6 +240,9 @@ impl Manager<'_> {
                 t = Some(t.map_or(r, |x| x.min(r)));
             }
         }
+        for &(_, r) in &self.retire_deadlines {
+            t = Some(t.map_or(r, |x| x.min(r)));
+        }
         t.map(|x| x.saturating_duration_since(now))
     }
 
@@ -255,6 +263,18 @@ impl Manager<'_> {
             }
             return;
         }
+        let retired = &self.retired;
+        self.retire_deadlines.retain(|&(pid, at)| {
+            if !retired.contains(&pid) {
+                return false;
+            }
+            if at <= now {
+                tracing::warn!(pid, "replaced worker did not finish within max_wait_time; killing it");
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                return false;
+            }
+            true
+        });
         for i in 0..self.slots.len() {
             if self.slots[i].restart_at.is_some_and(|r| r <= now) && self.slots[i].pid.is_none() {
                 self.spawn(i);
@@ -290,12 +310,48 @@ impl Manager<'_> {
         }
     }
 
+    /// SIGUSR1 from a worker of ours is its max_request recycling request (that slot only);
+    /// from anyone else (the master forwarding `rswoole reload`) a reload of every worker.
+    fn reload_from(&mut self, sender: i32) {
+        match self.slots.iter().position(|s| s.pid == Some(sender)) {
+            Some(i) => self.recycle(i),
+            None => self.reload(),
+        }
+    }
+
+    /// Replaces worker `i` through the reload path (new incarnation first, then `Stop`).
+    fn recycle(&mut self, i: usize) {
+        if self.stopping.is_some() {
+            return;
+        }
+        tracing::info!(worker = i, "recycling worker (max_request)");
+        if !self.reload_queue.contains(&i) {
+            self.reload_queue.push_back(i);
+        }
+        if self.reloading.is_none() {
+            self.next_reload();
+        }
+    }
+
+    /// SIGHUP (from the master, on SIGRTMIN): reopen the log file here and in every worker.
+    fn reopen_logs(&mut self) {
+        crate::daemon::reopen_log();
+        let pids = self.slots.iter().filter_map(|s| s.pid);
+        for pid in pids.chain(self.retired.iter().copied()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
+        }
+    }
+
     fn next_reload(&mut self) {
         while let Some(i) = self.reload_queue.pop_front() {
             let Some(old) = self.slots[i].pid else {
                 continue;
             };
             self.retired.insert(old);
+            self.retire_deadlines.push((
+                old,
+                Instant::now() + self.launch.settings.max_wait_time + Duration::from_secs(2),
+            ));
             self.reloading = Some(old);
             self.slots[i].pid = None;
             self.slots[i].fails = 0;

@@ -60,6 +60,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -147,7 +148,15 @@ fn raise_nofile() -> u64 {
 }
 
 pub(crate) fn start(server: Server) -> Result<()> {
-    init_logging();
+    let res = start_inner(server);
+    if let Err(e) = &res {
+        // Daemon mode: the starting process prints this and exits 1.
+        crate::daemon::report_failure(e);
+    }
+    res
+}
+
+fn start_inner(server: Server) -> Result<()> {
     let mut settings = server.settings.resolve()?;
     for (i, p) in server.ports.iter().enumerate() {
         let cbs = server.port_callbacks(i);
@@ -186,6 +195,9 @@ pub(crate) fn start(server: Server) -> Result<()> {
             reason: "start() must be called from a single-threaded process (before any runtime or thread is started), because it forks".into(),
         });
     }
+    // Daemon mode detaches here (the starting process waits in there for "listening").
+    crate::daemon::prepare(&mut settings)?;
+    init_logging();
     let nofile = raise_nofile();
     // Every connection needs a socket; keep 64 descriptors for listeners, pipes and files.
     let fd_room = (nofile as usize).saturating_sub(64).max(16);
@@ -314,6 +326,11 @@ async fn master_main(
     }
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(1, Release);
+    tasks.extend(crate::daemon::running(&settings, &shared, info));
+    let heartbeat = crate::upkeep::heartbeat(&settings, shared.clone(), reactor.clone(), |r| &r.conns);
+    if let (Some(hb), Mode::Process) = (heartbeat, settings.mode) {
+        tasks.push(tokio::spawn(hb));
+    }
     if let Some(cb) = &server.on_start {
         cb(info);
     }
@@ -360,6 +377,7 @@ async fn master_main(
     for c in reactor.conns.all() {
         c.close();
     }
+    crate::daemon::stopped(&settings);
     tracing::info!("phase=Stopped");
     Ok(())
 }

@@ -17,6 +17,10 @@ pub const DEFAULT_PACKAGE_MAX_LENGTH: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTION_CAP: usize = 100_000;
 /// Default for [`Settings::max_wait_time`]: how long a stopping worker may take to finish.
 pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
+/// Default for [`Settings::max_request`]: 0, workers are never recycled.
+pub const DEFAULT_MAX_REQUEST: u64 = 0;
+/// Default for [`Settings::heartbeat_check_interval`]: zero, no idle check.
+pub const DEFAULT_HEARTBEAT_CHECK_INTERVAL: Duration = Duration::ZERO;
 
 /// Where client connections live.
 ///
@@ -132,6 +136,20 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     /// Append logs (and stdout/stderr when daemonized) here. Default none (stderr).
     pub log_file: Option<PathBuf>,
+    /// Recycle a worker after it handled this many events (receives and packets): a new
+    /// incarnation takes over first, the old one finishes what it has and exits, so no event
+    /// is lost (the standard cure for slow leaks). Default [`DEFAULT_MAX_REQUEST`] (0 = never).
+    pub max_request: u64,
+    /// Each worker incarnation recycles after `max_request + random(0..=max_request_grace)`
+    /// events, so that workers do not all recycle at once. Default 0 (no jitter).
+    pub max_request_grace: u64,
+    /// How often the owner of the sockets (the master in [`Mode::Process`], each worker in
+    /// [`Mode::Base`]) looks for idle connections. Default
+    /// [`DEFAULT_HEARTBEAT_CHECK_INTERVAL`] (zero = no check).
+    pub heartbeat_check_interval: Duration,
+    /// A connection that has received nothing for this long is closed by the server (on_close
+    /// fires). Zero (the default) means twice `heartbeat_check_interval`, as in Swoole.
+    pub heartbeat_idle_time: Duration,
 }
 
 impl Default for Settings {
@@ -151,6 +169,10 @@ impl Default for Settings {
             daemonize: false,
             pid_file: None,
             log_file: None,
+            max_request: DEFAULT_MAX_REQUEST,
+            max_request_grace: 0,
+            heartbeat_check_interval: DEFAULT_HEARTBEAT_CHECK_INTERVAL,
+            heartbeat_idle_time: Duration::ZERO,
         }
     }
 }
@@ -167,6 +189,16 @@ impl Settings {
         }
         if s.reactor_num == 0 {
             s.reactor_num = cpus;
+        }
+        if !s.heartbeat_check_interval.is_zero() && s.heartbeat_idle_time.is_zero() {
+            s.heartbeat_idle_time = s.heartbeat_check_interval * 2;
+        }
+        if s.daemonize && s.pid_file.is_none() {
+            return Err(Error::InvalidSetting {
+                name: "pid_file",
+                reason: "daemonize needs a pid_file, so that the server can be found and stopped"
+                    .into(),
+            });
         }
         if s.worker_num > 1024 {
             return Err(Error::InvalidSetting {

@@ -290,6 +290,9 @@ impl Dispatcher {
             }
             _ => {}
         }
+        if matches!(ev.kind, Kind::Receive | Kind::Packet) {
+            crate::upkeep::handled_one(self.handle.ctx.id);
+        }
         // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
         if let (Some(tx), Some(seq)) = (&self.tx, ev.seq) {
             tx.push(
@@ -443,6 +446,17 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
             }
         })
     });
+    crate::upkeep::init_worker(&settings);
+    // SIGHUP from the manager: reopen the log file (`crate::daemon`).
+    if let Ok(mut hup) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    {
+        tokio::task::spawn_local(async move {
+            while hup.recv().await.is_some() {
+                crate::daemon::reopen_log();
+            }
+        });
+    }
     if let Some(cb) = &server.on_worker_start {
         guarded("on_worker_start", cb(handle.clone(), id)).await;
     }
@@ -482,6 +496,11 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
                         return 1;
                     }
                 }
+            }
+            if let Some(hb) =
+                crate::upkeep::heartbeat(&settings, launch.shared.clone(), conns.clone(), |c| &**c)
+            {
+                tasks.push(tokio::task::spawn_local(hb));
             }
             sigterm.recv().await;
         }

@@ -13,3 +13,7 @@ mod core;
 
 /// The shared-memory Table inside a running server.
 mod table;
+
+/// Running in production: daemon, pid/log files, the control CLI, reload and max_request under
+/// load, heartbeat, max_connection, restart storms.
+mod ops;

@@ -9,6 +9,8 @@
 //!   process sees the same bytes.
 //! - [`set_process_title`]: `prctl(PR_SET_NAME)` plus an in-place rewrite of the `argv` area,
 //!   which is what `ps` shows.
+//! - [`detach`]: daemon mode (`fork`, `setsid`, `fork`, stdin from `/dev/null`), with
+//!   [`redirect_std`] (`dup2` of the log file) and [`kill_raw`] (real-time signals).
 //!
 //! Everything else OS-specific (socketpairs, fd passing, signals, rlimits) goes through the safe
 //! wrappers of `nix`/`rustix`, also kept here so that the rest of the crate reads as plain Rust.
@@ -260,7 +262,9 @@ pub(crate) fn reset_signals() {
         Signal::SIGHUP,
         Signal::SIGPIPE,
     ] {
-        let h = if sig == Signal::SIGPIPE {
+        // SIGHUP is rswoole's internal "reopen the log file" (manager → workers): ignored
+        // until the worker watches it, so an early one cannot kill a starting worker.
+        let h = if matches!(sig, Signal::SIGPIPE | Signal::SIGHUP) {
             SigHandler::SigIgn
         } else {
             SigHandler::SigDfl
@@ -283,4 +287,88 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     // SAFETY: `OwnedFd` owns an open descriptor, keeps it open until it is dropped (which
     // happens only when the AsyncFd is dropped), and `as_raw_fd` always returns that same one.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+/// Which side of [`detach`] we are on.
+#[derive(Debug)]
+pub(crate) enum Detached {
+    /// The process that called [`detach`]: it holds the read end of the report pipe and
+    /// should wait for the daemon's word, then exit.
+    Starter(OwnedFd),
+    /// The daemon (a grandchild in a new session, without a controlling terminal): it holds
+    /// the write end of the report pipe.
+    Daemon(OwnedFd),
+}
+
+/// Detaches into the background: `fork`, `setsid` in the child, a second `fork` so the daemon
+/// is not a session leader (it can never reacquire a terminal), stdin from `/dev/null`.
+///
+/// The starter gets the read end of a close-on-exec pipe whose write end the daemon holds, so
+/// the daemon can report "listening" or its start error. Like [`fork`], only callable from a
+/// single-threaded process.
+pub(crate) fn detach() -> io::Result<Detached> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    match fork()? {
+        Forked::Parent(child) => {
+            drop(w);
+            // The intermediate child exits at once; reap it so no zombie is left behind.
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+            return Ok(Detached::Starter(r));
+        }
+        Forked::Child => {}
+    }
+    drop(r);
+    let _ = nix::unistd::setsid();
+    match fork() {
+        Ok(Forked::Child) => {}
+        Ok(Forked::Parent(_)) => exit_now(0),
+        Err(e) => {
+            use std::io::Write;
+            let mut f = std::fs::File::from(w);
+            let _ = write!(f, "E cannot fork the daemon: {e}");
+            exit_now(1)
+        }
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    Ok(Detached::Daemon(w))
+}
+
+/// Ends this process at once, without running `atexit` handlers or destructors (the
+/// intermediate child of [`detach`] shares them with its parent).
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and always sound; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes `file` this process's stderr and, if `stdout` is true, its stdout (dup2).
+pub(crate) fn redirect_std(file: &std::fs::File, stdout: bool) -> io::Result<()> {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if stdout {
+        nix::unistd::dup2_stdout(file)?;
+    }
+    nix::unistd::dup2_stderr(file)?;
+    Ok(())
+}
+
+/// The first real-time signal (`SIGRTMIN`), which rswoole uses for "reopen the log file".
+pub(crate) fn sigrtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// `kill(pid, sig)` for any signal number, real-time ones included (nix's `Signal` has none).
+pub(crate) fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
+    if pid <= 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; pid > 0 (checked),
+    // so it targets one process, never a process group or every process.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -1,4 +1,5 @@
-//! The `rswoole` command line: benchmarks and shared-table inspection.
+//! The `rswoole` command line: benchmarks, shared-table inspection, and control of a running
+//! server (`status`, `reload`, `stop`, `reopen-logs`).
 //!
 //! Exit codes: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -7,13 +8,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod ops;
 mod table;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rswoole",
     version,
-    about = "rswoole: the Swoole server model in Rust"
+    about = "rswoole: the Swoole server model in Rust",
+    after_help = ops::signals_help()
 )]
 struct Opt {
     #[command(subcommand)]
@@ -28,6 +31,14 @@ enum Command {
     /// Inspect persistent shared-memory tables.
     #[command(subcommand)]
     Table(table::TableCmd),
+    #[command(about = ops::about("status"))]
+    Status(ops::StatusCmd),
+    #[command(about = ops::about("reload"))]
+    Reload(ops::ReloadCmd),
+    #[command(about = ops::about("stop"))]
+    Stop(ops::StopCmd),
+    #[command(about = ops::about("reopen-logs"))]
+    ReopenLogs(ops::PidFileCmd),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +46,10 @@ fn main() -> ExitCode {
     let res = match opt.cmd {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Table(cmd) => table::run(cmd),
+        Command::Status(cmd) => ops::status(cmd),
+        Command::Reload(cmd) => ops::reload(cmd),
+        Command::Stop(cmd) => ops::stop(cmd),
+        Command::ReopenLogs(cmd) => ops::reopen_logs(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

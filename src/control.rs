@@ -1,0 +1,288 @@
+//! Controlling a running server from outside: what `rswoole status|reload|stop|reopen-logs`
+//! use.
+//!
+//! A server started with a `pid_file` `F` writes its master's pid to `F` and answers status
+//! requests on the unix socket `F.sock` (one JSON object per connection). [`VERBS`] is the one
+//! table of verbs and signals: the CLI's help, its signal numbers and the README's table all
+//! come from it.
+//!
+//! ```no_run
+//! use rswoole::control::Master;
+//! let m = Master::open("/run/app.pid")?;
+//! println!("{}", m.status_json(std::time::Duration::from_secs(2))?);
+//! m.send("reload")?;
+//! # Ok::<(), rswoole::control::ControlError>(())
+//! ```
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::daemon::MASTER_TITLE;
+
+/// One thing an operator can ask of a running server.
+#[derive(Debug, Clone, Copy)]
+pub struct Verb {
+    /// The CLI verb (`rswoole <name> --pid-file F`).
+    pub name: &'static str,
+    /// The signal sent to the master, by name (`None`: no signal, e.g. `status`).
+    pub signal: Option<&'static str>,
+    /// What it does.
+    pub about: &'static str,
+}
+
+/// Every verb, with the signal it sends to the master. Sending the signal by hand (`kill -USR1
+/// $(cat F)`) does the same.
+pub const VERBS: &[Verb] = &[
+    Verb {
+        name: "status",
+        signal: None,
+        about: "Print pids, uptime, mode, workers, connections and listeners",
+    },
+    Verb {
+        name: "reload",
+        signal: Some("SIGUSR1"),
+        about: "Replace the workers one at a time, losing no connection",
+    },
+    Verb {
+        name: "reload-task",
+        signal: Some("SIGUSR2"),
+        about: "Replace the task workers one at a time (reload --task)",
+    },
+    Verb {
+        name: "stop",
+        signal: Some("SIGTERM"),
+        about: "Graceful shutdown; waits until the master is gone and its ports are free",
+    },
+    Verb {
+        name: "reopen-logs",
+        signal: Some("SIGRTMIN"),
+        about: "Reopen log_file in every process (logrotate postrotate)",
+    },
+];
+
+/// The signal number for a signal name of [`VERBS`].
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGTERM" => libc::SIGTERM,
+        "SIGINT" => libc::SIGINT,
+        "SIGUSR1" => libc::SIGUSR1,
+        "SIGUSR2" => libc::SIGUSR2,
+        "SIGRTMIN" => crate::sys::sigrtmin(),
+        _ => return None,
+    })
+}
+
+/// Why a running server could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No pid file: the server is not running, or was started with another `pid_file`.
+    #[error("pid file {0} does not exist: is the server running, with this pid_file?")]
+    Missing(PathBuf),
+    /// The pid file does not hold a pid.
+    #[error("pid file {path} does not hold a pid (it has {content:?})")]
+    Malformed {
+        /// The pid file.
+        path: PathBuf,
+        /// What it holds.
+        content: String,
+    },
+    /// The pid file is left over from a server that is gone (crashed or killed); delete it.
+    #[error("stale pid file {path}: process {pid} is gone (the server crashed or was killed); remove the file")]
+    Stale {
+        /// The pid file.
+        path: PathBuf,
+        /// The pid it names.
+        pid: i32,
+    },
+    /// The pid is alive but is not an rswoole master (the pid was reused); nothing is signalled.
+    #[error("pid file {path} names process {pid}, which is not an rswoole master (it is {cmdline:?}); refusing to signal it")]
+    NotRswoole {
+        /// The pid file.
+        path: PathBuf,
+        /// The pid it names.
+        pid: i32,
+        /// That process's command line.
+        cmdline: String,
+    },
+    /// No such verb in [`VERBS`] (or it sends no signal).
+    #[error("unknown verb {0:?}")]
+    UnknownVerb(String),
+    /// The server did not stop in time.
+    #[error("process {pid} still runs after {waited:?}")]
+    Timeout {
+        /// The master's pid.
+        pid: i32,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// An OS call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running master, found through its pid file.
+#[derive(Debug, Clone)]
+pub struct Master {
+    pid: i32,
+    pid_file: PathBuf,
+}
+
+fn proc_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rfind(')')
+            .is_some_and(|i| s[i..].starts_with(") Z") || s[i..].starts_with(") X")),
+        Err(_) => false,
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+impl Master {
+    /// Reads the pid file and checks that it names a live rswoole master.
+    ///
+    /// # Errors
+    /// [`ControlError::Missing`], [`ControlError::Malformed`], [`ControlError::Stale`],
+    /// [`ControlError::NotRswoole`], or [`ControlError::Io`] if it cannot be read.
+    pub fn open(pid_file: impl AsRef<Path>) -> Result<Master, ControlError> {
+        let path = pid_file.as_ref().to_path_buf();
+        let content = match std::fs::read_to_string(&path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ControlError::Missing(path))
+            }
+            Err(source) => {
+                return Err(ControlError::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                })
+            }
+        };
+        let pid = match content.trim().parse::<i32>() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(ControlError::Malformed {
+                    path,
+                    content: content.trim().to_string(),
+                })
+            }
+        };
+        if !proc_alive(pid) {
+            return Err(ControlError::Stale { path, pid });
+        }
+        let cmdline = cmdline(pid);
+        if !cmdline.starts_with(MASTER_TITLE) {
+            return Err(ControlError::NotRswoole { path, pid, cmdline });
+        }
+        Ok(Master {
+            pid,
+            pid_file: path,
+        })
+    }
+
+    /// The master's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// True while the master process exists.
+    pub fn is_alive(&self) -> bool {
+        proc_alive(self.pid)
+    }
+
+    /// The server's status: one JSON object (see `rswoole status --json`).
+    ///
+    /// # Errors
+    /// The status socket (`<pid_file>.sock`) cannot be reached or does not answer in time.
+    pub fn status_json(&self, timeout: Duration) -> Result<String, ControlError> {
+        let sock = crate::daemon::status_socket(&self.pid_file);
+        let io = |context: String| move |source| ControlError::Io { context, source };
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
+            "connecting to the status socket {}",
+            sock.display()
+        )))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(io("setting a timeout".into()))?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .map_err(io("reading the status".into()))?;
+        Ok(out)
+    }
+
+    /// Sends the signal of verb `verb` (a name in [`VERBS`]) to the master.
+    ///
+    /// # Errors
+    /// An unknown verb, or a verb without a signal; the signal cannot be sent.
+    pub fn send(&self, verb: &str) -> Result<(), ControlError> {
+        let sig = VERBS
+            .iter()
+            .find(|v| v.name == verb)
+            .and_then(|v| v.signal)
+            .and_then(signal_number)
+            .ok_or_else(|| ControlError::UnknownVerb(verb.to_string()))?;
+        crate::sys::kill_raw(self.pid, sig).map_err(|source| ControlError::Io {
+            context: format!("signalling process {}", self.pid),
+            source,
+        })
+    }
+
+    /// Graceful stop: `SIGTERM`, then waits (at most `timeout`) until the master is gone and
+    /// every TCP listener's port can be bound again.
+    ///
+    /// # Errors
+    /// [`ControlError::Timeout`] if the master or its ports outlive `timeout`.
+    pub fn stop(&self, timeout: Duration) -> Result<(), ControlError> {
+        let listeners: Vec<SocketAddr> = self
+            .status_json(Duration::from_secs(2))
+            .ok()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+            .and_then(|v| {
+                v["listeners"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+            })
+            .unwrap_or_default();
+        let started = Instant::now();
+        self.send("stop")?;
+        let deadline = started + timeout;
+        while self.is_alive() {
+            if Instant::now() > deadline {
+                return Err(ControlError::Timeout {
+                    pid: self.pid,
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for a in listeners {
+            while std::net::TcpListener::bind(a).is_err() {
+                if Instant::now() > deadline {
+                    return Err(ControlError::Timeout {
+                        pid: self.pid,
+                        waited: timeout,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,669 @@
+//! Running in production: daemon mode, pid/log files, the control CLI, graceful reload and
+//! max_request recycling under load, heartbeat, max_connection, restart storms.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::util::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// Runs `rswoole ARGS` (with a timeout) and returns its output.
+fn cli(args: &[&str]) -> Output {
+    let mut child = Command::new(rswoole_bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rswoole");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rswoole {args:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Kills a daemon's process group (it left ours with setsid) when the test ends, whatever
+/// happened; only if the pid is still an rswoole master started by this test.
+struct DaemonGuard(i32);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if !alive(self.0) || !cmdline(self.0).starts_with("rswoole: master") {
+            return;
+        }
+        let me = nix::unistd::getpgrp();
+        if let Ok(pgid) = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(self.0))) {
+            if pgid != me && pgid.as_raw() > 1 {
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn read_pid(p: &Path) -> i32 {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn wait_file_contains(p: &Path, needle: &str, count: usize, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = std::fs::read_to_string(p).unwrap_or_default();
+        if s.matches(needle).count() >= count {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never had {count}x {needle:?}:\n{s}",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Starts testkit daemonized; returns the starter (exited), the guard and the paths.
+fn start_daemon(port: u16, extra: &[&str]) -> (ServerProc, DaemonGuard, PathBuf, PathBuf) {
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let pid_file = dir.join("srv.pid");
+    let log_file = dir.join("srv.log");
+    let mut args = vec![
+        "--addr",
+        &addr,
+        "--daemonize",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--log-file",
+        log_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut starter = ServerProc::spawn("testkit", &args, port);
+    let st = starter
+        .wait_exit(T)
+        .expect("the starting process did not exit");
+    assert!(
+        st.success(),
+        "starter failed: {st:?}\nstderr:\n{}",
+        starter.stderr()
+    );
+    // The starter exits once the daemon listens and the pid file is written.
+    let pid = read_pid(&pid_file);
+    assert!(pid > 0, "no pid in {}", pid_file.display());
+    let guard = DaemonGuard(pid);
+    (starter, guard, pid_file, log_file)
+}
+
+/// Daemon start, status, reload, log reopening and stop, with pid and log file contents.
+#[test]
+fn ops_daemon_round_trip() {
+    let port = free_port();
+    let (starter, guard, pid_file, log_file) = start_daemon(port, &["--worker-num", "2"]);
+    let pid = guard.0;
+    assert_ne!(
+        pid as u32,
+        starter.child.id(),
+        "the master must be a new process"
+    );
+    assert!(
+        cmdline(pid).starts_with("rswoole: master"),
+        "{}",
+        cmdline(pid)
+    );
+    // Detached: its own session, and the starter's process group is not its group.
+    let sid = nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap();
+    assert_ne!(sid, nix::unistd::getsid(None).unwrap());
+    let mut c = connect(port);
+    c.write_all(b"hello").unwrap();
+    let got = String::from_utf8(read_n(&mut c, 8)).unwrap();
+    assert!(got.starts_with('w') && got.ends_with(":hello"), "{got}");
+
+    // status: human and JSON.
+    let o = cli(&["status", "--pid-file", pid_file.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "status failed: {err}");
+    assert!(out.contains(&format!("master pid {pid}")), "{out}");
+    assert!(out.contains("mode process"), "{out}");
+    assert!(
+        out.contains(&format!("listening: 127.0.0.1:{port}")),
+        "{out}"
+    );
+    assert!(out.contains("connections: 1"), "{out}");
+    let o = cli(&["status", "--json", "--pid-file", pid_file.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status JSON");
+    assert_eq!(v["master_pid"].as_i64(), Some(pid as i64));
+    assert_eq!(v["connections"].as_u64(), Some(1));
+    assert_eq!(v["phase"], "running");
+    let workers = v["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(alive(w["pid"].as_i64().unwrap() as i32), "{w}");
+        assert!(
+            ["idle", "busy"].contains(&w["state"].as_str().unwrap()),
+            "{w}"
+        );
+    }
+    let served: u64 = workers
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(served, 1);
+
+    // reload through the CLI: two new workers, the connection survives.
+    let o = cli(&["reload", "--pid-file", pid_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_file_contains(&log_file, "reload finished", 1, T);
+    wait_file_contains(&log_file, "worker-start", 4, T);
+    wait_file_contains(&log_file, "worker-stop", 2, T);
+    c.write_all(b"again").unwrap();
+    let got = String::from_utf8(read_n(&mut c, 8)).unwrap();
+    assert!(got.ends_with(":again"), "{got}");
+
+    // logrotate: move the file, reopen-logs; master, manager and workers write the new one.
+    let rotated = log_file.with_extension("log.1");
+    std::fs::rename(&log_file, &rotated).unwrap();
+    let o = cli(&["reopen-logs", "--pid-file", pid_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_file_contains(&log_file, "log file reopened", 1, T);
+    // A worker prints `connect` to its stdout: it must land in the new file too.
+    std::thread::sleep(Duration::from_millis(300));
+    let c2 = connect(port);
+    wait_file_contains(&log_file, "connect ", 1, T);
+    drop(c2);
+
+    // stop: waits until the process is gone and the port is free; pid file removed.
+    drop(c);
+    let o = cli(&[
+        "stop",
+        "--timeout",
+        "20",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!alive(pid));
+    assert!(port_free(port));
+    assert!(!pid_file.exists(), "pid file left behind");
+    assert!(!Path::new(&format!("{}.sock", pid_file.display())).exists());
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("phase=Stopped"), "{log}");
+    assert!(log.contains("worker-stop"), "{log}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("phase=Running"), "{old}");
+    assert!(old.contains("worker-start 0"), "{old}");
+    assert!(!old.contains('\u{1b}'), "no ANSI colours in a log file");
+}
+
+/// Binding fails: the starting process exits non-zero with the error; no daemon stays.
+#[test]
+fn ops_daemon_start_error() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("srv.pid");
+    let addr = format!("127.0.0.1:{port}");
+    let mut starter = ServerProc::spawn(
+        "testkit",
+        &[
+            "--addr",
+            &addr,
+            "--daemonize",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+        port,
+    );
+    let st = starter.wait_exit(T).expect("starter did not exit");
+    assert!(!st.success());
+    let err = starter.stderr();
+    assert!(
+        err.contains("failed to start") && err.contains(&format!("cannot listen on {addr}")),
+        "{err}"
+    );
+    assert!(!pid_file.exists());
+    // Daemonizing without a pid file is refused before anything forks.
+    let mut s2 = ServerProc::spawn("testkit", &["--addr", "127.0.0.1:0", "--daemonize"], 0);
+    assert!(!s2.wait_exit(T).expect("exit").success());
+    assert!(s2.stderr().contains("pid_file"), "{}", s2.stderr());
+}
+
+/// Missing, malformed, stale and foreign pid files give clear errors and signal nothing.
+#[test]
+fn ops_control_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pf = dir.path().join("x.pid");
+    let p = pf.to_str().unwrap();
+    let run = |verb: &str| {
+        let o = cli(&[verb, "--pid-file", p]);
+        assert!(!o.status.success(), "{verb} should fail");
+        text(&o).1
+    };
+    assert!(run("status").contains("does not exist"));
+    std::fs::write(&pf, "hello\n").unwrap();
+    assert!(run("stop").contains("does not hold a pid"));
+    // Stale: a process that has exited (and was reaped).
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&pf, format!("{gone_pid}\n")).unwrap();
+    let e = run("reload");
+    assert!(e.contains("stale pid file"), "{e}");
+    // Alive but not an rswoole master: this test process.
+    std::fs::write(&pf, format!("{}\n", std::process::id())).unwrap();
+    let e = run("stop");
+    assert!(e.contains("not an rswoole master"), "{e}");
+    // `rswoole --help` carries the signals table.
+    let (out, _) = text(&cli(&["--help"]));
+    for sig in ["SIGUSR1", "SIGUSR2", "SIGTERM", "SIGRTMIN"] {
+        assert!(out.contains(sig), "{out}");
+    }
+}
+
+/// Foreground (the default) with pid_file and log_file: both work; the pid file goes at stop.
+#[test]
+fn ops_foreground_pid_and_log_file() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("fg.pid");
+    let log_file = dir.path().join("fg.log");
+    let addr = format!("127.0.0.1:{port}");
+    let mut srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            &addr,
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--log-file",
+            log_file.to_str().unwrap(),
+        ],
+        port,
+    );
+    wait_file_contains(&log_file, "phase=Running", 1, T);
+    assert_eq!(read_pid(&pid_file), srv.pid());
+    let o = cli(&["status", "--pid-file", pid_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Foreground: stdout stays where it was.
+    srv.wait_stdout("worker-start", 2, T);
+    let st = srv.stop(T);
+    assert!(st.success());
+    assert!(!pid_file.exists());
+    wait_file_contains(&log_file, "phase=Stopped", 1, T);
+}
+
+/// Result of a load run.
+#[derive(Debug, Default)]
+struct Load {
+    replies: u64,
+    errors: Vec<String>,
+}
+
+/// One connection echoing continuously; every reply checked (`w<digit>:<msg>`).
+async fn counting_client(
+    port: u16,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) -> Result<(), String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("{id}: connect {e}"))?;
+    s.set_nodelay(true).ok();
+    let mut buf = vec![0u8; 256];
+    let mut k = 0u64;
+    while !stop.load(Relaxed) {
+        let msg = format!("c{id}m{k};");
+        s.write_all(msg.as_bytes())
+            .await
+            .map_err(|e| format!("{id}: write {e}"))?;
+        let want = msg.len() + 3;
+        let mut got = 0;
+        while got < want {
+            let n = tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf[got..]))
+                .await
+                .map_err(|_| format!("{id}: timeout waiting for reply {k}"))?
+                .map_err(|e| format!("{id}: read {e}"))?;
+            if n == 0 {
+                return Err(format!("{id}: disconnected at message {k}"));
+            }
+            got += n;
+        }
+        let r = &buf[..got];
+        if !(r[0] == b'w' && r[1].is_ascii_digit() && r[2] == b':' && &r[3..] == msg.as_bytes()) {
+            return Err(format!(
+                "{id}: got {:?} for {msg:?}",
+                String::from_utf8_lossy(r)
+            ));
+        }
+        count.fetch_add(1, Relaxed);
+        k += 1;
+    }
+    Ok(())
+}
+
+/// Runs `conns` counting clients while `during` runs, then stops them.
+fn with_load(port: u16, conns: usize, during: impl FnOnce(&AtomicU64)) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let (s2, c2) = (stop.clone(), count.clone());
+    let th = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let tasks: Vec<_> = (0..conns)
+                .map(|i| tokio::spawn(counting_client(port, i, s2.clone(), c2.clone())))
+                .collect();
+            let mut errors = Vec::new();
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => errors.push(e),
+                    Err(e) => errors.push(format!("task: {e}")),
+                }
+            }
+            errors
+        })
+    });
+    // Let every client get going first.
+    let deadline = Instant::now() + T;
+    while count.load(Relaxed) < conns as u64 * 5 {
+        assert!(Instant::now() < deadline, "load never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    during(&count);
+    stop.store(true, Relaxed);
+    let errors = th.join().expect("load thread");
+    Load {
+        replies: count.load(Relaxed),
+        errors,
+    }
+}
+
+/// Reload under continuous load (Process mode): three reloads, zero errors, zero disconnects,
+/// every reply right; a request in flight during the reload is finished by the old worker.
+#[test]
+fn ops_reload_under_load() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let srv = ServerProc::start(
+        "testkit",
+        &["--addr", &addr, "--worker-num", "3", "--dispatch-mode", "1"],
+        port,
+    );
+    srv.wait_stdout("worker-start", 3, T);
+    let mut slow = connect(port);
+    let load = with_load(port, 40, |count| {
+        for round in 1..=3 {
+            if round == 1 {
+                // In flight on an old worker when the reload starts.
+                slow.write_all(b"sleep 700").unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let before = count.load(Relaxed);
+            srv.signal(10); // SIGUSR1
+            let deadline = Instant::now() + T;
+            while srv.stderr().matches("reload finished").count() < round {
+                assert!(
+                    Instant::now() < deadline,
+                    "reload {round} did not finish:\n{}",
+                    srv.stderr()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Traffic kept flowing through the reload.
+            assert!(
+                count.load(Relaxed) > before,
+                "no replies during reload {round}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    assert!(
+        load.errors.is_empty(),
+        "errors: {:?}",
+        &load.errors[..load.errors.len().min(10)]
+    );
+    assert!(load.replies > 1000, "only {} replies", load.replies);
+    let mut got = String::new();
+    slow.set_read_timeout(Some(T)).unwrap();
+    while !got.ends_with('\n') {
+        let mut b = [0u8; 64];
+        let n = slow.read(&mut b).expect("slow reply");
+        assert!(n > 0, "slow connection closed");
+        got.push_str(std::str::from_utf8(&b[..n]).unwrap());
+    }
+    assert!(got.starts_with("slept 700 w"), "{got}");
+    let out = srv.wait_stdout("worker-start", 3 + 9, T);
+    assert_eq!(out.matches("worker-stop").count(), 9, "{out}");
+    assert!(
+        !srv.stderr().contains("worker exited with events in flight"),
+        "{}",
+        srv.stderr()
+    );
+}
+
+/// max_request recycles workers under load with the same guarantee as reload.
+#[test]
+fn ops_max_request_under_load() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            &addr,
+            "--worker-num",
+            "2",
+            "--max-request",
+            "300",
+            "--max-request-grace",
+            "100",
+        ],
+        port,
+    );
+    srv.wait_stdout("worker-start", 2, T);
+    let load = with_load(port, 20, |_| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while srv.stdout().matches("worker-stop").count() < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "workers were not recycled:\n{}",
+                srv.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    assert!(
+        load.errors.is_empty(),
+        "errors: {:?}",
+        &load.errors[..load.errors.len().min(10)]
+    );
+    let err = srv.stderr();
+    assert!(err.contains("max_request reached"), "{err}");
+    assert!(
+        !err.contains("worker exited with events in flight"),
+        "{err}"
+    );
+    assert!(!err.contains("worker died"), "{err}");
+    // Each incarnation served at least max_request events before it asked.
+    assert!(load.replies >= 6 * 300, "{} replies", load.replies);
+}
+
+/// Heartbeat: an idle connection is closed by the server and on_close fires; a busy one stays.
+#[test]
+fn ops_heartbeat_closes_idle() {
+    for mode in ["process", "base"] {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let srv = ServerProc::start(
+            "testkit",
+            &[
+                "--addr",
+                &addr,
+                "--mode",
+                mode,
+                "--worker-num",
+                "1",
+                "--heartbeat-check-interval-ms",
+                "200",
+                "--heartbeat-idle-time-ms",
+                "800",
+            ],
+            port,
+        );
+        let mut idle = connect(port);
+        let mut busy = connect(port);
+        srv.wait_stdout("connect ", 2, T);
+        let started = Instant::now();
+        idle.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut closed_after = None;
+        while started.elapsed() < Duration::from_secs(4) {
+            roundtrip(&mut busy, b"ping", b"w0:ping");
+            let mut b = [0u8; 16];
+            match idle.read(&mut b) {
+                Ok(0) => {
+                    closed_after = Some(started.elapsed());
+                    break;
+                }
+                Ok(_) => panic!("unexpected data"),
+                Err(_) => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let after = closed_after.unwrap_or_else(|| panic!("{mode}: idle connection not closed"));
+        assert!(
+            after >= Duration::from_millis(600),
+            "{mode}: closed too early ({after:?})"
+        );
+        srv.wait_stdout("close ", 1, T);
+        // The busy connection was never closed (the only other close is wait_tcp's probe).
+        roundtrip(&mut busy, b"still", b"w0:still");
+    }
+}
+
+/// max_connection: connections beyond it are accepted and closed at once, logged once per
+/// second at most; the server goes on serving, and a freed place can be taken again.
+#[test]
+fn ops_max_connection_refused() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            &addr,
+            "--worker-num",
+            "2",
+            "--max-connection",
+            "2",
+        ],
+        port,
+    );
+    // wait_tcp's probe connection must be gone before we count.
+    let deadline = Instant::now() + T;
+    let mut a = connect(port);
+    loop {
+        a.write_all(b"conns").unwrap();
+        let r = read_line(&mut a);
+        if r.contains("conns=1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut b = connect(port);
+    a.write_all(b"conns").unwrap();
+    assert_eq!(read_line(&mut a), "conns=2\n");
+    for _ in 0..5 {
+        let mut c = connect(port);
+        let mut buf = [0u8; 8];
+        let r = c.read(&mut buf);
+        assert!(
+            matches!(r, Ok(0)) || r.is_err(),
+            "refused connection got data: {r:?}"
+        );
+    }
+    let w = whoami(&mut b);
+    roundtrip(&mut b, b"hi", format!("w{w}:hi").as_bytes());
+    let err = srv.stderr();
+    assert_eq!(err.matches("max_connection reached").count(), 1, "{err}");
+    drop(a);
+    let deadline = Instant::now() + T;
+    loop {
+        let mut c = connect(port);
+        let _ = c.write_all(b"whoami");
+        let mut buf = [0u8; 8];
+        if matches!(c.read(&mut buf), Ok(n) if n > 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed place was never reusable"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn whoami(s: &mut std::net::TcpStream) -> String {
+    s.write_all(b"whoami").unwrap();
+    read_line(s).trim().trim_start_matches('w').to_string()
+}
+
+/// A worker that dies in on_worker_start is restarted with a growing backoff, not in a loop.
+#[test]
+fn ops_restart_storm_backoff() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let srv = ServerProc::start(
+        "testkit",
+        &["--addr", &addr, "--worker-num", "1", "--crash-on-start"],
+        port,
+    );
+    srv.wait_stdout("worker-start 0", 1, T);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(3000));
+    let starts = srv.stdout().matches("worker-start 0").count();
+    let err = srv.stderr();
+    assert!(
+        (3..=8).contains(&starts),
+        "{starts} starts in {:?}:\n{err}",
+        t0.elapsed()
+    );
+    assert!(err.contains("worker keeps dying at start"), "{err}");
+    assert!(
+        alive(srv.pid()),
+        "the master must survive a crash-looping worker"
+    );
+}
