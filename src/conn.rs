@@ -16,9 +16,9 @@
 use std::io;
 use std::sync::Arc;
 
+use crate::proto::{ConnConfig, Inbound, Verdict};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use rswoole_codec::stream::{Decoder, Framing, StreamConfig};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -31,6 +31,13 @@ pub(crate) trait EventSink: 'static {
     fn connected(&self, conn: &Arc<Conn>);
     /// A message arrived (one read, or one frame when framing is on).
     fn data(&self, conn: &Arc<Conn>, data: Bytes);
+    /// A protocol event (HTTP request parts) of the given kind.
+    fn event(&self, conn: &Arc<Conn>, kind: crate::ipc::Kind, payload: Bytes);
+    /// Whether the connection must stop reading for now (its events are not consumed fast
+    /// enough downstream). Default: never.
+    fn backlogged(&self, _conn: &Arc<Conn>) -> bool {
+        false
+    }
     /// The connection is over (peer FIN, error, or server close after flush). Called once. The
     /// sink must call [`Conn::close_done`] after the application's `on_close` ran.
     fn closed(&self, conn: &Arc<Conn>);
@@ -193,14 +200,15 @@ impl Conn {
         len == 0
     }
 
-    /// The connection task. `framing` cuts messages out of the stream (raw: one per read).
-    pub(crate) async fn run<S: EventSink, R: std::ops::Deref<Target = S>>(self: Arc<Self>, sink: R, framing: &StreamConfig) {
+    /// The connection task. `cfg` says how bytes become events (raw reads, framed messages,
+    /// HTTP requests).
+    pub(crate) async fn run<S: EventSink, R: std::ops::Deref<Target = S>>(
+        self: Arc<Self>,
+        sink: R,
+        cfg: &ConnConfig,
+    ) {
         sink.connected(&self);
-        // The config was validated at start, so `new` cannot fail here.
-        let mut decoder = match framing.framing {
-            Framing::Raw => None,
-            _ => Decoder::new(framing).ok(),
-        };
+        let mut decoder = Inbound::new(cfg);
         let mut inbuf = BytesMut::new();
         loop {
             let (phase, pending, read_eof, io_error) = {
@@ -226,10 +234,20 @@ impl Conn {
                 }
                 _ => {}
             }
-            let want_read = phase == Phase::Open && !read_eof && !io_error;
+            let mut want_read = phase == Phase::Open && !read_eof && !io_error;
+            let backlogged = want_read && sink.backlogged(&self);
+            if backlogged {
+                want_read = false;
+            }
+            let deadline = decoder.deadline().filter(|_| want_read);
             tokio::select! {
                 biased;
                 _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged => {}
+                _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                    decoder.timed_out(&self);
+                    self.close();
+                }
                 r = self.stream.writable(), if pending => {
                     if r.is_err() { self.out.lock().io_error = true; } else { self.flush(); }
                 }
@@ -244,7 +262,7 @@ impl Conn {
     fn read_some<S: EventSink>(
         self: &Arc<Self>,
         sink: &S,
-        decoder: &mut Option<Decoder>,
+        decoder: &mut Inbound,
         inbuf: &mut BytesMut,
     ) {
         thread_local! {
@@ -252,7 +270,9 @@ impl Conn {
         }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            loop {
+            // A few reads per wake-up at most, so that backpressure and other connections get
+            // a look in while a client streams a large body.
+            for _ in 0..4 {
                 match self.stream.try_read(&mut scratch[..]) {
                     Ok(0) => {
                         self.out.lock().read_eof = true;
@@ -260,26 +280,9 @@ impl Conn {
                     }
                     Ok(n) => {
                         self.shared.touch_recv(self.id);
-                        match decoder {
-                            None => sink.data(self, Bytes::copy_from_slice(&scratch[..n])),
-                            Some(d) => {
-                                inbuf.extend_from_slice(&scratch[..n]);
-                                loop {
-                                    match d.decode(inbuf) {
-                                        Ok(Some(msg)) => sink.data(self, msg),
-                                        Ok(None) => break,
-                                        Err(e) => {
-                                            tracing::warn!(fd = %self.id, error = %e, "bad frame from client; closing the connection");
-                                            inbuf.clear();
-                                            self.out.lock().io_error = true;
-                                            return;
-                                        }
-                                    }
-                                }
-                                if inbuf.is_empty() && inbuf.capacity() > 64 * 1024 {
-                                    *inbuf = BytesMut::new();
-                                }
-                            }
+                        if let Verdict::Close = decoder.feed(self, sink, &scratch[..n], inbuf) {
+                            self.close();
+                            return;
                         }
                         if n < scratch.len() {
                             return;
@@ -298,5 +301,12 @@ impl Conn {
 
     fn stream_shutdown(&self) -> io::Result<()> {
         socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write)
+    }
+}
+
+async fn sleep_until_opt(t: Option<std::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }

@@ -48,6 +48,15 @@ pub(crate) enum Kind {
     CloseReq = 11,
     /// Payload: little-endian u64 sequence numbers of finished events.
     Ack = 12,
+    /// master -> worker: a whole HTTP request; payload = u32 LE head length, head, body.
+    HttpRequest = 20,
+    /// master -> worker: the start of a streamed (large-body) request: as `HttpRequest`, with
+    /// the first body bytes; `HttpBody` records and one `HttpEnd` follow.
+    HttpHead = 21,
+    /// master -> worker: more body of the streamed request.
+    HttpBody = 22,
+    /// master -> worker: end of the streamed request (payload: raw trailer lines).
+    HttpEnd = 23,
     /// worker -> master: `send_message`; `session` = target worker id, payload = the message.
     PipeMsg = 40,
     /// master -> worker: a `send_message` from worker `listener`; payload = the message.
@@ -65,6 +74,12 @@ impl Kind {
             10 => Kind::Send,
             11 => Kind::CloseReq,
             12 => Kind::Ack,
+            20 => Kind::HttpRequest,
+            21 => Kind::HttpHead,
+            22 => Kind::HttpBody,
+            23 => Kind::HttpEnd,
+            40 => Kind::PipeMsg,
+            41 => Kind::PipeMessage,
             _ => return None,
         })
     }
@@ -74,8 +89,6 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) kind: Kind,
-            40 => Kind::PipeMsg,
-            41 => Kind::PipeMessage,
     pub(crate) flags: u8,
     pub(crate) listener: u16,
     pub(crate) session: u64,

@@ -38,27 +38,32 @@ mod conn;
 mod daemon;
 mod error;
 mod ipc;
-mod manager;
 mod mailbox;
+mod manager;
 mod master;
+mod proto;
 mod reactor;
 mod server;
 mod settings;
 mod shared;
 #[allow(unsafe_code)]
 mod sys;
+mod task;
+mod task_link;
+mod task_worker;
 mod upkeep;
 mod worker;
 
 pub mod cli;
+pub mod client;
 pub mod control;
+pub mod http;
 
 pub use bytes::Bytes;
 
 /// Shared memory reachable from every process of a server: [`Table`](shm::Table),
 /// [`Atomic`](shm::Atomic), [`Lock`](shm::Lock) (the `rswoole-shm` crate). Create them
 /// before [`Server::start`] so that every worker inherits them.
-pub mod client;
 pub mod shm {
     pub use rswoole_shm::*;
 }
@@ -69,8 +74,10 @@ pub use server::{
     CallbackResult, ConnId, Handle, MasterInfo, Packet, Port, ReceiveEvent, Server, SockType, Stats,
 };
 pub use settings::{
-    DispatchMode, Mode, Settings, DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_MAX_CONNECTION_CAP,
-    DEFAULT_HEARTBEAT_CHECK_INTERVAL, DEFAULT_MAX_REQUEST, DEFAULT_MAX_WAIT_TIME,
+    DispatchMode, Mode, Settings, DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_HEARTBEAT_CHECK_INTERVAL,
+    DEFAULT_MAX_CONNECTION_CAP, DEFAULT_MAX_REQUEST, DEFAULT_MAX_WAIT_TIME,
     DEFAULT_PACKAGE_MAX_LENGTH,
 };
+pub use settings::{DEFAULT_TASK_MAX_PAYLOAD, DEFAULT_TASK_QUEUE_SIZE};
 pub use shared::ConnectionInfo;
+pub use task::{Task, TaskError, TaskHandle, TaskId, TaskResult, TimerId};

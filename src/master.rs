@@ -35,6 +35,8 @@ pub(crate) struct Launch {
     pub(crate) shared: Shared,
     pub(crate) listeners: Vec<Bound>,
     pub(crate) master_pid: u32,
+    /// Task worker `j`'s listening socket (src/task_link.rs), bound before anything forks.
+    pub(crate) task_listeners: Vec<OwnedFd>,
 }
 
 /// At most one log line per second for a repeated condition.
@@ -158,10 +160,19 @@ pub(crate) fn start(server: Server) -> Result<()> {
 
 fn start_inner(server: Server) -> Result<()> {
     let mut settings = server.settings.resolve()?;
+    crate::task::check_callbacks(&server, &settings)?;
     for (i, p) in server.ports.iter().enumerate() {
         let cbs = server.port_callbacks(i);
+        let http = p.protocol == crate::server::Protocol::Http;
         match p.sock_type {
-            SockType::Tcp if cbs.on_receive.is_none() => {
+            SockType::Tcp if http && server.on_request.is_none() => {
+                return Err(Error::MissingCallback {
+                    callback: "on_request",
+                    kind: "HTTP",
+                    addr: p.addr,
+                })
+            }
+            SockType::Tcp if !http && cbs.on_receive.is_none() => {
                 return Err(Error::MissingCallback {
                     callback: "on_receive",
                     kind: "TCP",
@@ -219,11 +230,16 @@ fn start_inner(server: Server) -> Result<()> {
     let master_pid = std::process::id();
     shared.header().master_pid.store(master_pid, Relaxed);
     let settings = Arc::new(settings);
+    let task_listeners = (0..settings.task_worker_num)
+        .map(|j| crate::task_link::listen(master_pid, j))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(Error::io("binding the task workers' sockets"))?;
     let launch = Launch {
         settings: settings.clone(),
         shared: shared.clone(),
         listeners,
         master_pid,
+        task_listeners,
     };
     let (control_master, control_manager) =
         sys::seqpacket_pair().map_err(Error::io("creating the manager's control socket"))?;
@@ -327,7 +343,8 @@ async fn master_main(
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(1, Release);
     tasks.extend(crate::daemon::running(&settings, &shared, info));
-    let heartbeat = crate::upkeep::heartbeat(&settings, shared.clone(), reactor.clone(), |r| &r.conns);
+    let heartbeat =
+        crate::upkeep::heartbeat(&settings, shared.clone(), reactor.clone(), |r| &r.conns);
     if let (Some(hb), Mode::Process) = (heartbeat, settings.mode) {
         tasks.push(tokio::spawn(hb));
     }
@@ -425,7 +442,7 @@ async fn accept_loop(
     index: usize,
     port: u16,
     reactor: Arc<Reactor>,
-    framing: Arc<rswoole_codec::stream::StreamConfig>,
+    framing: Arc<crate::proto::ConnConfig>,
 ) {
     let shared = reactor.shared.clone();
     let reactors = reactor.settings.reactor_num as u64;

@@ -40,6 +40,15 @@ pub(crate) struct DispatchState {
     pipe: Option<Arc<Pipe>>,
     deferred: VecDeque<Ev>,
     waiting: bool,
+    /// HTTP requests handed to a worker and not answered yet (their `HttpRequest`/`HttpEnd`
+    /// not acknowledged).
+    http_pending: u32,
+    /// Response bytes went out for the oldest pending request.
+    resp_started: bool,
+    /// A streamed request body is being dispatched (`HttpHead` sent, `HttpEnd` not yet).
+    streaming: bool,
+    /// Drop the rest of the streamed request: its worker died and it was answered 503.
+    skip_stream: bool,
 }
 
 /// One worker incarnation's pipe.
@@ -57,7 +66,12 @@ struct Unacked {
     base: u64,
     ring: VecDeque<Option<Ev>>,
     live: usize,
+    bytes: usize,
 }
+
+/// A connection stops being read while its worker has this many bytes of events unfinished
+/// (backpressure: a fast client cannot make the master buffer without bound).
+pub(crate) const PIPE_BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Pipe {
     fn send(&self, ev: Ev) -> bool {
@@ -73,6 +87,7 @@ impl Pipe {
         if !self.tx.push(h, &ev.payload) {
             return false;
         }
+        u.bytes += ev.payload.len();
         u.ring.push_back(Some(ev));
         u.live += 1;
         true
@@ -83,6 +98,7 @@ impl Pipe {
         let idx = seq.checked_sub(u.base)? as usize;
         let ev = u.ring.get_mut(idx)?.take()?;
         u.live -= 1;
+        u.bytes -= ev.payload.len();
         while matches!(u.ring.front(), Some(None)) {
             u.ring.pop_front();
             u.base += 1;
@@ -93,6 +109,7 @@ impl Pipe {
     fn drain(&self) -> Vec<Ev> {
         let mut u = self.unacked.lock();
         u.live = 0;
+        u.bytes = 0;
         let n = u.ring.len() as u64;
         u.base += n;
         u.ring.drain(..).flatten().collect()
@@ -177,6 +194,10 @@ impl Reactor {
             DispatchMode::Fixed => ((conn.id.0 - 1) % n as u64) as usize,
             DispatchMode::IpHash => hash_ip(&conn.remote) % n,
             DispatchMode::Preemptive => self.least_busy(),
+            DispatchMode::Uid => match self.shared.any_slot(conn.id).map(|s| s.uid.load(Relaxed)) {
+                Some(uid) if uid != 0 => uid as usize % n,
+                _ => ((conn.id.0 - 1) % n as u64) as usize,
+            },
         }
     }
 
@@ -194,10 +215,6 @@ impl Reactor {
                 if load == 0 {
                     break;
                 }
-            DispatchMode::Uid => match self.shared.any_slot(conn.id).map(|s| s.uid.load(Relaxed)) {
-                Some(uid) if uid != 0 => uid as usize % n,
-                _ => ((conn.id.0 - 1) % n as u64) as usize,
-            },
             }
         }
         best.1
@@ -247,6 +264,22 @@ impl Reactor {
 
     fn dispatch(&self, conn: &Conn, ev: Ev) {
         let mut d = conn.dispatch.lock();
+        match ev.kind {
+            Kind::HttpRequest => d.http_pending += 1,
+            Kind::HttpHead => {
+                d.http_pending += 1;
+                d.streaming = true;
+            }
+            Kind::HttpBody | Kind::HttpEnd if d.skip_stream => {
+                if ev.kind == Kind::HttpEnd {
+                    d.skip_stream = false;
+                    d.streaming = false;
+                }
+                return;
+            }
+            Kind::HttpEnd => d.streaming = false,
+            _ => {}
+        }
         if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &ev) {
             d.deferred.push_back(ev);
         }
@@ -341,39 +374,6 @@ impl Reactor {
         }
     }
 
-    async fn read_pipe(self: Arc<Self>, pipe: Arc<Pipe>) {
-        let mut buf = vec![0u8; ipc::MAX_DGRAM];
-        loop {
-            let n = match pipe.tx.recv(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(slot = pipe.slot, error = %e, "reading a worker pipe failed");
-                    break;
-                }
-            };
-            for rec in ipc::decode(&buf[..n]) {
-                let (h, payload) = match rec {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(slot = pipe.slot, error = %e, "malformed IPC from worker");
-                        break;
-                    }
-                };
-                match h.kind {
-                    Kind::Send => {
-                        if let Some(c) = self.conns.get(ConnId(h.session)) {
-                            match c.write(payload) {
-                                Ok(()) => {}
-                                Err(WriteError::Full) => {
-                                    tracing::warn!(fd = h.session, bytes = payload.len(), "output buffer full: the client reads too slowly; closing it");
-                                    c.close();
-                                }
-                                Err(WriteError::Closed) => {}
-                            }
-                        }
-                    }
-                    Kind::CloseReq => {
     /// Routes a `send_message` from worker `from` to worker `to`: to the slot's current pipe,
     /// or queued until its next incarnation installs a pipe.
     pub(crate) fn pipe_message(&self, from: usize, to: usize, data: Bytes) {
@@ -395,15 +395,59 @@ impl Reactor {
         }
     }
 
+    async fn read_pipe(self: Arc<Self>, pipe: Arc<Pipe>) {
+        let mut buf = vec![0u8; ipc::MAX_DGRAM];
+        let mut reassembler = ipc::Reassembler::default();
+        loop {
+            let n = match pipe.tx.recv(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(slot = pipe.slot, error = %e, "reading a worker pipe failed");
+                    break;
+                }
+            };
+            for rec in ipc::decode(&buf[..n]) {
+                let (h, payload) = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(slot = pipe.slot, error = %e, "malformed IPC from worker");
+                        break;
+                    }
+                };
+                match h.kind {
+                    Kind::Send => {
+                        if let Some(c) = self.conns.get(ConnId(h.session)) {
+                            {
+                                let mut d = c.dispatch.lock();
+                                if d.http_pending > 0 {
+                                    d.resp_started = true;
+                                }
+                            }
+                            match c.write(payload) {
+                                Ok(()) => {}
+                                Err(WriteError::Full) => {
+                                    tracing::warn!(fd = h.session, bytes = payload.len(), "output buffer full: the client reads too slowly; closing it");
+                                    c.close();
+                                }
+                                Err(WriteError::Closed) => {}
+                            }
+                        }
+                    }
+                    Kind::CloseReq => {
                         if let Some(c) = self.conns.get(ConnId(h.session)) {
                             c.close();
-        let mut reassembler = ipc::Reassembler::default();
                         }
                     }
                     Kind::Ack => {
                         for s in payload.chunks_exact(8) {
                             let seq = u64::from_le_bytes(s.try_into().expect("8 bytes"));
                             self.acked(&pipe, seq);
+                        }
+                    }
+                    Kind::PipeMsg => {
+                        if let Some(data) = reassembler.feed(&h, payload) {
+                            self.pipe_message(pipe.slot, h.session as usize, data);
                         }
                     }
                     other => tracing::warn!(?other, "unexpected IPC record from a worker"),
@@ -424,6 +468,10 @@ impl Reactor {
         let flush = {
             let mut d = c.dispatch.lock();
             d.inflight = d.inflight.saturating_sub(1);
+            if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
+                d.http_pending = d.http_pending.saturating_sub(1);
+                d.resp_started = false;
+            }
             d.inflight == 0 && !d.deferred.is_empty()
         };
         if ev.kind == Kind::Close {
@@ -445,17 +493,13 @@ impl Reactor {
         }
         let evs = pipe.drain();
         if self.stopping.load(Acquire) {
-                    Kind::PipeMsg => {
-                        if let Some(data) = reassembler.feed(&h, payload) {
-                            self.pipe_message(pipe.slot, h.session as usize, data);
-                        }
-                    }
             return;
         }
         let total = evs.len();
         let mut order: Vec<ConnId> = Vec::new();
         let mut per: HashMap<u64, Vec<Ev>> = HashMap::new();
         let mut packets = Vec::new();
+        let mut messages = Vec::new();
         for ev in evs {
             if ev.kind == Kind::PipeMessage {
                 messages.push(ev);
@@ -470,29 +514,100 @@ impl Reactor {
                     .push(ev);
             }
         }
+        // Connections with an HTTP request in progress on this worker but nothing unacked
+        // (e.g. a streamed upload between two chunks) are affected too.
+        for c in self.conns.all() {
+            let d = c.dispatch.lock();
+            if d.http_pending > 0
+                && d.pipe.as_ref().is_some_and(|p| Arc::ptr_eq(p, pipe))
+                && !per.contains_key(&c.id.0)
+            {
+                per.insert(c.id.0, Vec::new());
+                order.push(c.id);
+            }
+        }
         let redeliver = self.settings.redeliver_on_worker_crash;
         let mut resent = 0usize;
+        let mut answered = 0usize;
         for id in order {
             let evs = per.remove(&id.0).unwrap_or_default();
             let Some(c) = self.conns.get(id) else {
                 continue;
             };
+            let mut close = false;
             {
                 let mut d = c.dispatch.lock();
                 if d.pipe.as_ref().is_some_and(|p| Arc::ptr_eq(p, pipe)) {
                     d.inflight = 0;
                     d.pipe = None;
                 }
+                // HTTP: never re-run a request on another worker (it may be what killed this
+                // one, and it may not be idempotent): answer 503 for each unanswered one.
+                if d.http_pending > 0 {
+                    let heads: Vec<bool> = evs
+                        .iter()
+                        .filter(|e| matches!(e.kind, Kind::HttpRequest | Kind::HttpHead))
+                        .map(|e| {
+                            crate::proto::split_request(&e.payload)
+                                .and_then(|(h, _)| {
+                                    crate::proto::parse_head(&h, &Default::default())
+                                })
+                                .is_some_and(|h| h.keep_alive())
+                        })
+                        .collect();
+                    if d.resp_started {
+                        close = true;
+                    } else {
+                        let n = d.http_pending as usize;
+                        // A request whose head was acknowledged earlier has no head here: close after.
+                        let known = heads.len();
+                        for k in 0..n {
+                            let keep = k + known >= n
+                                && heads.get(k + known - n).copied().unwrap_or(false);
+                            let _ = c.write(&crate::proto::unavailable_response(keep));
+                            answered += 1;
+                            if !keep {
+                                close = true;
+                                break;
+                            }
+                        }
+                    }
+                    if d.streaming {
+                        d.skip_stream = true;
+                    }
+                    d.http_pending = 0;
+                    d.resp_started = false;
+                }
                 for ev in evs.into_iter().rev() {
-                    if redeliver || matches!(ev.kind, Kind::Connect | Kind::Close) {
+                    let http = matches!(
+                        ev.kind,
+                        Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd
+                    );
+                    if !http && (redeliver || matches!(ev.kind, Kind::Connect | Kind::Close)) {
                         resent += 1;
                         d.deferred.push_front(ev);
                     }
                 }
             }
+            if close {
+                c.close();
+            }
             self.flush_deferred(&c);
         }
+        if answered > 0 {
+            tracing::warn!(
+                worker = pipe.slot,
+                pid = pipe.pid,
+                requests = answered,
+                "worker died with HTTP requests in flight: answered 503"
+            );
+        }
         if redeliver {
+            // Unfinished `send_message`s wait for this slot's next incarnation.
+            resent += messages.len();
+            for ev in messages {
+                self.pipe_message(ev.listener as usize, pipe.slot, ev.payload);
+            }
             for ev in packets {
                 resent += 1;
                 let from = decode_packet(&ev.payload)
@@ -501,7 +616,6 @@ impl Reactor {
                 self.dispatch_packet(ev, &from);
             }
         }
-        let mut messages = Vec::new();
         if total > 0 {
             tracing::warn!(
                 worker = pipe.slot,
@@ -517,6 +631,13 @@ impl Reactor {
 }
 
 impl EventSink for Reactor {
+    fn backlogged(&self, conn: &Arc<Conn>) -> bool {
+        let d = conn.dispatch.lock();
+        d.inflight > 0
+            && d.pipe
+                .as_ref()
+                .is_some_and(|p| p.unacked.lock().bytes > PIPE_BACKLOG_LIMIT)
+    }
     fn connected(&self, conn: &Arc<Conn>) {
         self.dispatch(
             conn,
@@ -536,6 +657,17 @@ impl EventSink for Reactor {
                 kind: Kind::Receive,
                 listener: conn.listener,
                 payload: data,
+            },
+        );
+    }
+    fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
+        self.dispatch(
+            conn,
+            Ev {
+                conn: conn.id,
+                kind,
+                listener: conn.listener,
+                payload,
             },
         );
     }
@@ -589,11 +721,6 @@ pub(crate) fn decode_packet(p: &Bytes) -> Option<(SocketAddr, Bytes)> {
         4 => SocketAddr::from(([p[3], p[4], p[5], p[6]], port)),
         6 => {
             let o: [u8; 16] = p[3..19].try_into().ok()?;
-            // Unfinished `send_message`s wait for this slot's next incarnation.
-            resent += messages.len();
-            for ev in messages {
-                self.pipe_message(ev.listener as usize, pipe.slot, ev.payload);
-            }
             SocketAddr::from((o, port))
         }
         _ => return None,

@@ -119,12 +119,23 @@ pub struct MasterInfo {
 
 type MasterCb = Rc<dyn Fn(&MasterInfo)>;
 
+/// What a TCP listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Protocol {
+    /// Raw or framed byte stream: `on_connect`/`on_receive`/`on_close`.
+    #[default]
+    Stream,
+    /// HTTP/1.1: `on_request`.
+    Http,
+}
+
 /// One listening address and its callbacks.
 pub struct Port {
     pub(crate) addr: SocketAddr,
     pub(crate) sock_type: SockType,
     pub(crate) callbacks: Callbacks,
     pub(crate) framing: Option<Framing>,
+    pub(crate) protocol: Protocol,
 }
 
 impl fmt::Debug for Port {
@@ -221,6 +232,10 @@ pub struct Server {
     pub(crate) on_shutdown: Option<MasterCb>,
     pub(crate) on_worker_start: Option<Cb<usize>>,
     pub(crate) on_worker_stop: Option<Cb<usize>>,
+    pub(crate) on_pipe_message: Option<PipeCb>,
+    /// `on_task` / `on_finish` (src/task.rs).
+    pub(crate) tasks: crate::task::TaskCallbacks,
+    pub(crate) on_request: Option<crate::http::worker::ReqCb>,
 }
 
 impl fmt::Debug for Server {
@@ -232,7 +247,6 @@ impl fmt::Debug for Server {
     }
 }
 
-    pub(crate) on_pipe_message: Option<PipeCb>,
 pub(crate) fn parse_addr(addr: &str) -> Result<SocketAddr> {
     addr.to_socket_addrs()
         .map_err(|e| Error::Address {
@@ -277,12 +291,16 @@ impl Server {
                 sock_type,
                 callbacks: Callbacks::default(),
                 framing: None,
+                protocol: Protocol::Stream,
             }],
             callbacks: Callbacks::default(),
             on_start: None,
             on_shutdown: None,
             on_worker_start: None,
             on_worker_stop: None,
+            on_pipe_message: None,
+            tasks: Default::default(),
+            on_request: None,
         })
     }
 
@@ -298,7 +316,6 @@ impl Server {
     }
 
     /// Adds a listener (TCP or UDP, IPv4 or IPv6). Its callbacks default to the server's; set
-            on_pipe_message: None,
     /// its own on the returned [`Port`].
     ///
     /// # Errors
@@ -310,6 +327,7 @@ impl Server {
             sock_type,
             callbacks: Callbacks::default(),
             framing: None,
+            protocol: Protocol::Stream,
         });
         Ok(self.ports.last_mut().expect("just pushed"))
     }
@@ -350,24 +368,6 @@ impl Server {
         self
     }
 
-    /// The effective callbacks of listener `i`.
-    pub(crate) fn port_callbacks(&self, i: usize) -> Callbacks {
-        let own = &self.ports[i].callbacks;
-        let d = &self.callbacks;
-        Callbacks {
-            on_connect: own.on_connect.clone().or_else(|| d.on_connect.clone()),
-            on_receive: own.on_receive.clone().or_else(|| d.on_receive.clone()),
-            on_close: own.on_close.clone().or_else(|| d.on_close.clone()),
-            on_packet: own.on_packet.clone().or_else(|| d.on_packet.clone()),
-        }
-    }
-
-    /// The framing of listener `i`.
-    pub(crate) fn port_framing(&self, i: usize, s: &Settings) -> StreamConfig {
-        StreamConfig {
-            framing: self.ports[i]
-                .framing
-                .clone()
     /// Runs in the target worker for every [`Handle::send_message`] addressed to it, with the
     /// sender's worker id and the message. Messages from one worker to another arrive in the
     /// order they were sent, one callback at a time.
@@ -392,9 +392,34 @@ impl Server {
         self
     }
 
+    /// The effective callbacks of listener `i`.
+    pub(crate) fn port_callbacks(&self, i: usize) -> Callbacks {
+        let own = &self.ports[i].callbacks;
+        let d = &self.callbacks;
+        Callbacks {
+            on_connect: own.on_connect.clone().or_else(|| d.on_connect.clone()),
+            on_receive: own.on_receive.clone().or_else(|| d.on_receive.clone()),
+            on_close: own.on_close.clone().or_else(|| d.on_close.clone()),
+            on_packet: own.on_packet.clone().or_else(|| d.on_packet.clone()),
+        }
+    }
+
+    /// The framing of listener `i`.
+    pub(crate) fn port_framing(&self, i: usize, s: &Settings) -> crate::proto::ConnConfig {
+        let stream = StreamConfig {
+            framing: self.ports[i]
+                .framing
+                .clone()
                 .unwrap_or_else(|| s.framing.clone()),
             package_max_length: s.package_max_length,
-        }
+        };
+        let http = (self.ports[i].protocol == Protocol::Http).then(|| {
+            std::sync::Arc::new(crate::proto::HttpConf {
+                limits: crate::http::worker::http_limits(s),
+                header_timeout: s.http.header_timeout,
+            })
+        });
+        crate::proto::ConnConfig { stream, http }
     }
 
     /// Checks callbacks and settings, binds every listener, forks the manager and the workers,
@@ -499,31 +524,6 @@ impl Handle {
         self.ctx.shared.connections()
     }
 
-    /// Sends a UDP datagram to `addr` from the first UDP listener of `addr`'s family.
-    ///
-    /// # Errors
-    /// [`SendError::NoSocket`] without a UDP listener; [`SendError::Io`] if the OS refuses.
-    pub fn send_to(&self, addr: SocketAddr, data: impl Into<Bytes>) -> Result<(), SendError> {
-        self.ctx.send_to(None, addr, data.into())
-    }
-
-    /// Sends a UDP datagram from listener `listener`.
-    ///
-    /// # Errors
-    /// As [`send_to`](Handle::send_to).
-    pub fn send_to_via(
-        &self,
-        listener: usize,
-        addr: SocketAddr,
-        data: impl Into<Bytes>,
-    ) -> Result<(), SendError> {
-        self.ctx.send_to(Some(listener), addr, data.into())
-    }
-
-    /// Server-wide counters.
-    pub fn stats(&self) -> Stats {
-        stats(&self.ctx.shared, self.ctx.settings.worker_num)
-    }
     /// Binds connection `fd` to user id `uid` (Swoole's `bind`). With
     /// [`DispatchMode::Uid`](crate::DispatchMode::Uid) (dispatch_mode 5) its later events go to
     /// worker `uid % worker_num`; in other modes it only records the uid (see
@@ -553,6 +553,31 @@ impl Handle {
         self.ctx.send_message(worker_id, data.into())
     }
 
+    /// Sends a UDP datagram to `addr` from the first UDP listener of `addr`'s family.
+    ///
+    /// # Errors
+    /// [`SendError::NoSocket`] without a UDP listener; [`SendError::Io`] if the OS refuses.
+    pub fn send_to(&self, addr: SocketAddr, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send_to(None, addr, data.into())
+    }
+
+    /// Sends a UDP datagram from listener `listener`.
+    ///
+    /// # Errors
+    /// As [`send_to`](Handle::send_to).
+    pub fn send_to_via(
+        &self,
+        listener: usize,
+        addr: SocketAddr,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        self.ctx.send_to(Some(listener), addr, data.into())
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> Stats {
+        stats(&self.ctx.shared, self.ctx.settings.worker_num)
+    }
 
     /// Asks the whole server to shut down gracefully (as SIGTERM to the master).
     pub fn shutdown(&self) {

@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_REQUEST: u64 = 0;
 /// Default for [`Settings::heartbeat_check_interval`]: zero, no idle check.
 pub const DEFAULT_HEARTBEAT_CHECK_INTERVAL: Duration = Duration::ZERO;
+/// Default for [`Settings::task_queue_size`]: 1024 unanswered tasks per worker and task worker.
+pub const DEFAULT_TASK_QUEUE_SIZE: usize = 1024;
+/// Default for [`Settings::task_max_payload`]: 64 MiB per encoded task or result.
+pub const DEFAULT_TASK_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// Where client connections live.
 ///
@@ -57,14 +61,6 @@ pub enum DispatchMode {
     Preemptive,
     /// 4: by client IP address: all connections of one IP go to the same worker.
     IpHash,
-}
-
-impl DispatchMode {
-    /// The mode for Swoole's numeric `dispatch_mode` value.
-    ///
-    /// # Errors
-    /// A value rswoole does not implement.
-    pub fn from_swoole(n: u8) -> Result<DispatchMode, Error> {
     /// 5: by user id: once [`Handle::bind`](crate::Handle::bind) gave a connection a `uid`,
     /// its later events go to worker `uid % worker_num`; until then (and for connections never
     /// bound) it behaves as [`Fixed`](DispatchMode::Fixed). Events already in flight when
@@ -73,11 +69,20 @@ impl DispatchMode {
     /// Swoole's modes 7 (stream) and 8 (co_conn_lb) are not implemented: mode 7 has workers
     /// accept from a shared queue, which does not fit a master that owns every socket.
     Uid,
+}
+
+impl DispatchMode {
+    /// The mode for Swoole's numeric `dispatch_mode` value.
+    ///
+    /// # Errors
+    /// A value rswoole does not implement.
+    pub fn from_swoole(n: u8) -> Result<DispatchMode, Error> {
         Ok(match n {
             1 => DispatchMode::RoundRobin,
             2 => DispatchMode::Fixed,
             3 => DispatchMode::Preemptive,
             4 => DispatchMode::IpHash,
+            5 => DispatchMode::Uid,
             _ => {
                 return Err(Error::InvalidSetting {
                     name: "dispatch_mode",
@@ -86,7 +91,6 @@ impl DispatchMode {
                     ),
                 })
             }
-            5 => DispatchMode::Uid,
         })
     }
 }
@@ -130,6 +134,9 @@ pub struct Settings {
     /// the events it had received but not finished to its replacement, so no message is lost
     /// (an event whose callback was running when the worker died runs again). Default `true`.
     pub redeliver_on_worker_crash: bool,
+    /// HTTP settings (static files, compression, timeouts, limits); see
+    /// [`HttpSettings`](crate::http::HttpSettings).
+    pub http: crate::http::HttpSettings,
     /// Detach from the terminal after start (see the production issue); default `false`.
     pub daemonize: bool,
     /// Write the master's pid here once listening. Default none.
@@ -150,6 +157,17 @@ pub struct Settings {
     /// A connection that has received nothing for this long is closed by the server (on_close
     /// fires). Zero (the default) means twice `heartbeat_check_interval`, as in Swoole.
     pub heartbeat_idle_time: Duration,
+    /// Most tasks one worker may have waiting for one task worker (sent, not yet answered);
+    /// beyond it `task` returns [`TaskError::Full`](crate::TaskError::Full) with the payload.
+    /// Default [`DEFAULT_TASK_QUEUE_SIZE`].
+    pub task_queue_size: usize,
+    /// Largest encoded task payload or result. Default [`DEFAULT_TASK_MAX_PAYLOAD`].
+    pub task_max_payload: usize,
+    /// When a task worker dies (crash, SIGKILL) with tasks it had not answered: `false` (the
+    /// default) reports [`TaskError::WorkerDied`](crate::TaskError::WorkerDied) to their
+    /// origins; `true` sends them again to its replacement (at most 3 times; a task may then
+    /// run more than once).
+    pub task_retry_on_crash: bool,
 }
 
 impl Default for Settings {
@@ -166,6 +184,7 @@ impl Default for Settings {
             package_max_length: DEFAULT_PACKAGE_MAX_LENGTH,
             max_wait_time: DEFAULT_MAX_WAIT_TIME,
             redeliver_on_worker_crash: true,
+            http: crate::http::HttpSettings::default(),
             daemonize: false,
             pid_file: None,
             log_file: None,
@@ -173,6 +192,9 @@ impl Default for Settings {
             max_request_grace: 0,
             heartbeat_check_interval: DEFAULT_HEARTBEAT_CHECK_INTERVAL,
             heartbeat_idle_time: Duration::ZERO,
+            task_queue_size: DEFAULT_TASK_QUEUE_SIZE,
+            task_max_payload: DEFAULT_TASK_MAX_PAYLOAD,
+            task_retry_on_crash: false,
         }
     }
 }
@@ -204,6 +226,18 @@ impl Settings {
             return Err(Error::InvalidSetting {
                 name: "worker_num",
                 reason: format!("{} is more than 1024", s.worker_num),
+            });
+        }
+        if s.task_queue_size == 0 {
+            return Err(Error::InvalidSetting {
+                name: "task_queue_size",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if s.task_max_payload == 0 || s.task_max_payload > u32::MAX as usize {
+            return Err(Error::InvalidSetting {
+                name: "task_max_payload",
+                reason: "must be between 1 byte and 4 GiB".into(),
             });
         }
         if s.task_worker_num > 1024 {

@@ -18,7 +18,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rswoole_codec::stream::StreamConfig;
 use tokio::sync::Notify;
 
 use crate::conn::{Conn, EventSink, WriteError};
@@ -45,6 +44,8 @@ pub(crate) struct WorkerCtx {
     pub(crate) settings: Arc<Settings>,
     backend: Backend,
     udp: Vec<Option<(SocketAddr, std::net::UdpSocket)>>,
+    /// Links to the task workers, and this worker's timers (src/task.rs).
+    pub(crate) tasks: crate::task::WorkerTasks,
 }
 
 impl WorkerCtx {
@@ -77,7 +78,6 @@ impl WorkerCtx {
         }
     }
 
-    pub(crate) fn close(&self, fd: ConnId) -> bool {
     /// `Handle::send_message`: Process mode through the master, Base mode straight to the
     /// target's mailbox (`crate::mailbox`).
     pub(crate) fn send_message(&self, to: usize, data: Bytes) -> Result<(), SendError> {
@@ -106,6 +106,7 @@ impl WorkerCtx {
         }
     }
 
+    pub(crate) fn close(&self, fd: ConnId) -> bool {
         match &self.backend {
             Backend::Pipe(tx) => {
                 if self.shared.mark_closing(fd) {
@@ -168,11 +169,13 @@ struct Dispatcher {
     idle: Notify,
     tx: Option<Arc<PipeTx>>,
     conns: Option<Arc<ConnTable>>,
-}
     on_pipe_message: Option<crate::server::PipeCb>,
+    http: crate::http::worker::WorkerHttp,
+    on_request: Option<crate::http::worker::ReqCb>,
+}
 
 /// Runs a callback's future, turning a panic into a logged, lost event.
-async fn guarded(name: &'static str, mut fut: BoxFut) {
+pub(crate) async fn guarded(name: &'static str, mut fut: BoxFut) {
     let ok =
         poll_fn(
             |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
@@ -265,7 +268,23 @@ impl Dispatcher {
                     guarded("on_receive", cb(h, e)).await;
                 }
             }
+            Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd => {
+                if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
+                    let slot = self.handle.ctx.shared.worker(self.handle.ctx.id);
+                    slot.requests.fetch_add(1, Relaxed);
+                }
+                self.http
+                    .event(
+                        &h,
+                        self.on_request.as_ref(),
+                        ev.kind,
+                        ev.fd,
+                        ev.payload.clone(),
+                    )
+                    .await;
+            }
             Kind::Close => {
+                self.http.closed(ev.fd);
                 self.handle.ctx.shared.mark_closing(ev.fd);
                 if let Some(cb) = &cbs.on_close {
                     guarded("on_close", cb(h, ev.fd)).await;
@@ -288,6 +307,11 @@ impl Dispatcher {
                     guarded("on_packet", cb(h, p)).await;
                 }
             }
+            Kind::PipeMessage => {
+                if let Some(cb) = &self.on_pipe_message {
+                    guarded("on_pipe_message", cb(h, ev.listener as usize, ev.payload)).await;
+                }
+            }
             _ => {}
         }
         if matches!(ev.kind, Kind::Receive | Kind::Packet) {
@@ -304,11 +328,6 @@ impl Dispatcher {
                     seq: 0,
                 },
                 &seq.to_le_bytes(),
-            Kind::PipeMessage => {
-                if let Some(cb) = &self.on_pipe_message {
-                    guarded("on_pipe_message", cb(h, ev.listener as usize, ev.payload)).await;
-                }
-            }
             );
         }
         if ev.kind == Kind::Close {
@@ -355,6 +374,15 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: data,
+            seq: None,
+        });
+    }
+    fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
+        self.disp.submit(WEv {
+            kind,
+            fd: conn.id,
+            listener: conn.listener,
+            payload,
             seq: None,
         });
     }
@@ -426,8 +454,10 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         settings: settings.clone(),
         backend,
         udp,
+        tasks: crate::task::WorkerTasks::new(server, &settings, id, launch.master_pid),
     });
     let handle = Handle { ctx };
+    crate::task::start_links(&handle, server);
     let disp = Rc::new(Dispatcher {
         handle: handle.clone(),
         ports: (0..server.ports.len())
@@ -438,6 +468,9 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         idle: Notify::new(),
         tx: tx.clone(),
         conns: conns.clone(),
+        http: crate::http::worker::WorkerHttp::new(settings.clone()),
+        on_request: server.on_request.clone(),
+        on_pipe_message: server.on_pipe_message.clone(),
     });
     let writer = tx.clone().map(|tx| {
         tokio::task::spawn_local(async move {
@@ -448,9 +481,7 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
     });
     crate::upkeep::init_worker(&settings);
     // SIGHUP from the manager: reopen the log file (`crate::daemon`).
-    if let Ok(mut hup) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    {
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::task::spawn_local(async move {
             while hup.recv().await.is_some() {
                 crate::daemon::reopen_log();
@@ -476,7 +507,6 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
     let mut tasks = Vec::new();
     match &tx {
         Some(tx) => {
-        on_pipe_message: server.on_pipe_message.clone(),
             let tx = tx.clone();
             let d = disp.clone();
             tokio::select! {
@@ -486,6 +516,22 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         }
         None => {
             let conns = conns.clone().expect("base mode has a table");
+            let (d, master) = (
+                disp.clone(),
+                launch.shared.header().master_pid.load(Relaxed),
+            );
+            tasks.push(tokio::task::spawn_local(async move {
+                crate::mailbox::serve(master, id, |from, payload| {
+                    d.submit(WEv {
+                        kind: Kind::PipeMessage,
+                        fd: ConnId(0),
+                        listener: from as u16,
+                        payload,
+                        seq: None,
+                    })
+                })
+                .await
+            }));
             for (i, b) in launch.listeners.iter().enumerate() {
                 let framing = server.port_framing(i, &settings);
                 match base_listener(b, i, id, &launch.shared, &settings, &disp, &conns, framing) {
@@ -531,19 +577,6 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "reading the pipe failed");
-            let (d, master) = (disp.clone(), launch.shared.header().master_pid.load(Relaxed));
-            tasks.push(tokio::task::spawn_local(async move {
-                crate::mailbox::serve(master, id, |from, payload| {
-                    d.submit(WEv {
-                        kind: Kind::PipeMessage,
-                        fd: ConnId(0),
-                        listener: from as u16,
-                        payload,
-                        seq: None,
-                    })
-                })
-                .await
-            }));
                 return;
             }
         };
@@ -586,7 +619,7 @@ fn base_listener(
     settings: &Arc<Settings>,
     disp: &Rc<Dispatcher>,
     conns: &Arc<ConnTable>,
-    framing: StreamConfig,
+    framing: crate::proto::ConnConfig,
 ) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
     match b.kind {
         SockType::Udp => {

@@ -14,6 +14,16 @@ mod core;
 /// The shared-memory Table inside a running server.
 mod table;
 
+/// The HTTP server.
+mod http;
+
+/// Stream framing, uid dispatch, connections(), send_message, clients.
+mod framing;
+
 /// Running in production: daemon, pid/log files, the control CLI, reload and max_request under
 /// load, heartbeat, max_connection, restart storms.
 mod ops;
+
+/// Task workers: typed tasks, exactly-once results, timeouts, crashes, full queues, big
+/// payloads, timers.
+mod tasks;

@@ -293,3 +293,154 @@ pub fn udp_roundtrip(port: u16, msg: &[u8]) -> Vec<u8> {
         assert!(Instant::now() < deadline, "no UDP reply from {port}");
     }
 }
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, pat: &[u8]) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(pat.len()).position(|w| w == pat) {
+            return Some(i);
+        }
+        let mut tmp = [0u8; 8192];
+        match s.read(&mut tmp) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e) => panic!(
+                "reading a response: {e}; got {:?}",
+                String::from_utf8_lossy(buf)
+            ),
+        }
+    }
+}
+
+fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) {
+    while buf.len() < n {
+        let mut tmp = [0u8; 65536];
+        match s.read(&mut tmp) {
+            Ok(0) => panic!("EOF in a response body"),
+            Ok(k) => buf.extend_from_slice(&tmp[..k]),
+            Err(e) => panic!("reading a response body: {e}"),
+        }
+    }
+}
+
+/// Reads one response (Content-Length, chunked, or until EOF); `buf` keeps extra bytes.
+/// `None` if the connection closed before a response started. HEAD: pass `head = true`.
+pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Option<HttpResp> {
+    let end = read_until(s, buf, b"\r\n\r\n")?;
+    let head_text = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end + 4);
+    let mut lines = head_text.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if head || status == 204 || status == 304 || (100..200).contains(&status) {
+    } else if let Some(cl) = get("content-length") {
+        let n: usize = cl.parse().unwrap();
+        fill(s, buf, n);
+        body = buf.drain(..n).collect();
+    } else if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        loop {
+            let e = read_until(s, buf, b"\r\n").expect("chunk size");
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&buf[..e])
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim(),
+                16,
+            )
+            .unwrap();
+            buf.drain(..e + 2);
+            if size == 0 {
+                read_until(s, buf, b"\r\n");
+                buf.drain(..2);
+                break;
+            }
+            fill(s, buf, size + 2);
+            body.extend(buf.drain(..size));
+            buf.drain(..2);
+        }
+    } else {
+        let _ = s.read_to_end(buf);
+        body = std::mem::take(buf);
+    }
+    Some(HttpResp {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Sends raw bytes on a new connection and reads one response.
+pub fn http_once(port: u16, raw: &[u8]) -> Option<HttpResp> {
+    let mut s = connect(port);
+    s.write_all(raw).unwrap();
+    let mut buf = Vec::new();
+    read_response(&mut s, &mut buf, raw.starts_with(b"HEAD"))
+}
+
+/// `GET path` with keep-alive on a new connection.
+pub fn http_get(port: u16, path: &str) -> HttpResp {
+    http_once(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+    )
+    .expect("a response")
+}
+
+/// Waits until the server answers HTTP.
+pub fn wait_http(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            if s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+                .is_ok()
+            {
+                let mut b = [0u8; 16];
+                if matches!(s.read(&mut b), Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    panic!("no HTTP answer on {port}");
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn vm_hwm_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

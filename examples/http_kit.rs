@@ -1,0 +1,165 @@
+//! A configurable HTTP server used by the integration tests (and a tour of the HTTP API).
+//!
+//! Routes: `/hello`; `/echo` (body back); `/form` (post fields); `/upload` (files: field,
+//! name, type, size, and whether the temp file exists); `/query` (get params); `/cookie`
+//! (sets cookies, echoes the request's); `/headers` (echoes request headers); `/stream`
+//! (three chunked writes); `/sleep?ms=N`; `/crash` (kills the worker mid-request);
+//! `/noend` (returns without end); `/late-header` (header after end → reports the error);
+//! `/redirect`; `/file?path=P` (sendfile); `/big?n=N` (N bytes of text, compressible);
+//! `/remote` (client address as the server sees it); `/pid`.
+use std::time::Duration;
+
+use clap::Parser;
+use rswoole::http::{HttpServer, HttpSettings, SameSite, SetCookie};
+use rswoole::{Mode, Settings};
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9501")]
+    addr: String,
+    #[arg(long, default_value = "process")]
+    mode: String,
+    #[arg(long, default_value_t = 2)]
+    worker_num: usize,
+    #[arg(long)]
+    document_root: Option<std::path::PathBuf>,
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    package_max_length: usize,
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    #[arg(long, default_value_t = 8192)]
+    max_uri_length: usize,
+    #[arg(long)]
+    trusted_proxy: Vec<std::net::IpAddr>,
+    /// Also listen for raw TCP here (echo), to show several protocols on one server.
+    #[arg(long)]
+    tcp: Option<String>,
+}
+
+fn main() -> rswoole::Result<()> {
+    let a = Args::parse();
+    let mut server = HttpServer::bind(&a.addr)?;
+    server.set(Settings {
+        worker_num: a.worker_num,
+        mode: if a.mode == "base" {
+            Mode::Base
+        } else {
+            Mode::Process
+        },
+        package_max_length: a.package_max_length,
+        http: HttpSettings {
+            enable_static_handler: a.document_root.is_some(),
+            document_root: a.document_root.clone(),
+            request_timeout: a.request_timeout_ms.map(Duration::from_millis),
+            header_timeout: Duration::from_millis(a.header_timeout_ms),
+            trusted_proxies: a.trusted_proxy.clone(),
+            max_uri_length: a.max_uri_length,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    if let Some(t) = &a.tcp {
+        server
+            .add_listener(t, rswoole::SockType::Tcp)?
+            .on_receive(
+                |srv, ev| async move { srv.send(ev.fd, [&b"tcp:"[..], &ev.data[..]].concat()) },
+            );
+    }
+    server.on_request(|req, mut resp| async move {
+        let q = |k: &str| req.get.get(k).unwrap_or("").to_string();
+        match req.path.as_str() {
+            "/hello" => resp.end("Hello World"),
+            "/echo" => {
+                resp.header("x-method", &req.method)?;
+                resp.end(&req.body)
+            }
+            "/form" => {
+                let s: Vec<String> = req.post.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                resp.end(s.join("&"))
+            }
+            "/upload" => {
+                let mut out = String::new();
+                for (k, v) in req.post.iter() {
+                    out.push_str(&format!("field {k}={v}\n"));
+                }
+                for f in &req.files {
+                    out.push_str(&format!(
+                        "file {} {} {} {} exists={}\n",
+                        f.field,
+                        f.name,
+                        f.content_type,
+                        f.size,
+                        f.tmp_path.exists()
+                    ));
+                }
+                resp.end(out)
+            }
+            "/query" => {
+                let s: Vec<String> = req.get.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                resp.end(s.join("&"))
+            }
+            "/cookie" => {
+                resp.set_cookie(
+                    &SetCookie::new("session", "a b;c")
+                        .path("/")
+                        .http_only(true)
+                        .same_site(SameSite::Lax)
+                        .max_age(60),
+                )?;
+                resp.cookie("plain", "1")?;
+                let s: Vec<String> = req.cookie.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                resp.end(s.join("&"))
+            }
+            "/headers" => {
+                let s: Vec<String> = req
+                    .header
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                resp.end(s.join("\n"))
+            }
+            "/stream" => {
+                resp.header("content-type", "text/plain")?;
+                for i in 0..3 {
+                    resp.write(format!("part{i};"))?;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                resp.end("")
+            }
+            "/sleep" => {
+                let ms: u64 = q("ms").parse().unwrap_or(100);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                resp.end(format!("slept {ms}"))
+            }
+            "/crash" => {
+                tokio::time::sleep(Duration::from_millis(q("ms").parse().unwrap_or(0))).await;
+                std::process::abort()
+            }
+            "/noend" => Ok(()),
+            "/late-header" => {
+                resp.end("done")?;
+                match resp.header("x-late", "1") {
+                    Err(e) => println!("late header error: {e}"),
+                    Ok(_) => println!("late header accepted (bug)"),
+                }
+                Ok(())
+            }
+            "/redirect" => resp.redirect("/hello", 302),
+            "/file" => resp.sendfile(q("path")),
+            "/big" => {
+                let n: usize = q("n").parse().unwrap_or(10_000);
+                resp.header("content-type", "text/plain")?;
+                resp.end("abcdefghij".repeat(n / 10))
+            }
+            "/remote" => resp.end(req.server.remote_addr.ip().to_string()),
+            "/pid" => resp.end(std::process::id().to_string()),
+            _ => {
+                resp.status(404)?;
+                resp.end("not found")
+            }
+        }
+    });
+    server.start()
+}

@@ -1,0 +1,367 @@
+//! The request object a handler gets.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use rswoole_codec::http1::{self, MultipartEvent, MultipartParser, RequestHead};
+
+use crate::ConnId;
+
+/// Name/value pairs in arrival order (query, form fields, cookies, headers). Names may repeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(pub(crate) Vec<(String, String)>);
+
+impl Params {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// Every value of `name`.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// All pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// No pairs.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An uploaded file (multipart/form-data), streamed to a temporary file while the request
+/// arrived. The file is removed when the [`Request`] is dropped unless [`persist`](Self::persist)
+/// moved it.
+#[derive(Debug)]
+pub struct UploadedFile {
+    /// The form field name.
+    pub field: String,
+    /// The client's file name.
+    pub name: String,
+    /// The part's Content-Type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where the bytes are now.
+    pub tmp_path: PathBuf,
+    kept: bool,
+}
+
+impl UploadedFile {
+    /// Moves the file to `to` (so it is not removed with the request).
+    ///
+    /// # Errors
+    /// The rename's I/O error.
+    pub fn persist(&mut self, to: &std::path::Path) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp_path, to)
+            .or_else(|_| std::fs::copy(&self.tmp_path, to).map(|_| ()))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for UploadedFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// Where a request came from (Swoole's `$request->server`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestInfo {
+    /// The client: the peer, or the address named by `X-Forwarded-For` when the peer is a
+    /// trusted proxy.
+    pub remote_addr: SocketAddr,
+    /// The TCP peer (the proxy, behind one).
+    pub peer_addr: SocketAddr,
+    /// The local port.
+    pub server_port: u16,
+    /// When the request was handed to the worker.
+    pub request_time: SystemTime,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub protocol: &'static str,
+}
+
+/// An HTTP request: method, URI, query (`get`), form (`post`), cookies, uploaded files,
+/// headers (lower-cased names, repeats kept), connection info (`server`) and the raw body.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Request {
+    /// The connection.
+    pub fd: ConnId,
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The request target as sent (origin form, or absolute form).
+    pub uri: String,
+    /// The path, percent-decoded.
+    pub path: String,
+    /// The raw query string (without `?`).
+    pub query_string: String,
+    /// Query parameters.
+    pub get: Params,
+    /// Form fields (`application/x-www-form-urlencoded` or `multipart/form-data`).
+    pub post: Params,
+    /// Cookies.
+    pub cookie: Params,
+    /// Headers, names lower-cased.
+    pub header: Params,
+    /// Uploaded files.
+    pub files: Vec<UploadedFile>,
+    /// Connection details.
+    pub server: RequestInfo,
+    /// The raw body (empty for multipart bodies, which are parsed into `post` and `files`).
+    pub body: Bytes,
+    pub(crate) head: RequestHead,
+}
+
+impl Request {
+    /// A header's first value (`name` lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header.get(name)
+    }
+    /// Whether the client wants the connection kept open.
+    pub fn keep_alive(&self) -> bool {
+        self.head.keep_alive()
+    }
+}
+
+/// Builds requests, streaming multipart file parts to disk.
+pub(crate) struct Builder {
+    head: RequestHead,
+    body: BytesMut,
+    multipart: Option<Multipart>,
+    limit: usize,
+}
+
+struct Multipart {
+    parser: MultipartParser,
+    buf: BytesMut,
+    cur: Option<Part>,
+    fields: Vec<(String, String)>,
+    files: Vec<UploadedFile>,
+    tmp_dir: PathBuf,
+}
+
+struct Part {
+    name: String,
+    file: Option<(std::fs::File, UploadedFile)>,
+    value: Vec<u8>,
+}
+
+/// A request that cannot be built (bad multipart body, temp file error).
+#[derive(Debug)]
+pub(crate) struct BuildError(pub(crate) String);
+
+impl Builder {
+    pub(crate) fn new(head: RequestHead, tmp_dir: PathBuf, limit: usize) -> Builder {
+        let multipart = head
+            .header("content-type")
+            .and_then(http1::boundary_from_content_type)
+            .map(|b| Multipart {
+                parser: MultipartParser::new(&b),
+                buf: BytesMut::new(),
+                cur: None,
+                fields: Vec::new(),
+                files: Vec::new(),
+                tmp_dir,
+            });
+        Builder {
+            head,
+            body: BytesMut::new(),
+            multipart,
+            limit,
+        }
+    }
+
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), BuildError> {
+        match &mut self.multipart {
+            None => {
+                if self.body.len() + chunk.len() > self.limit {
+                    return Err(BuildError("body too large".into()));
+                }
+                self.body.extend_from_slice(chunk);
+                Ok(())
+            }
+            Some(m) => m.feed(chunk),
+        }
+    }
+
+    pub(crate) fn finish(mut self, fd: ConnId, server: RequestInfo) -> Result<Request, BuildError> {
+        let (post, files, body) = match self.multipart.take() {
+            Some(mut m) => {
+                m.drain()?;
+                (Params(m.fields), m.files, Bytes::new())
+            }
+            None => {
+                let body = self.body.freeze();
+                let form = self
+                    .head
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
+                let post = if form {
+                    http1::parse_urlencoded(&body)
+                } else {
+                    Vec::new()
+                };
+                (Params(post), Vec::new(), body)
+            }
+        };
+        let h = &self.head;
+        let query = h.query().unwrap_or("").to_string();
+        let cookie = h.get_all("cookie").flat_map(http1::parse_cookies).collect();
+        let header = h
+            .headers()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        Ok(Request {
+            fd,
+            method: h.method().to_string(),
+            uri: h.uri().to_string(),
+            path: http1::percent_decode_str(h.path()).into_owned(),
+            get: Params(http1::parse_query(&query)),
+            query_string: query,
+            post,
+            cookie: Params(cookie),
+            header: Params(header),
+            files,
+            server,
+            body,
+            head: self.head,
+        })
+    }
+
+    pub(crate) fn head(&self) -> &RequestHead {
+        &self.head
+    }
+}
+
+impl Multipart {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), BuildError> {
+        self.buf.extend_from_slice(chunk);
+        self.drain_events()
+    }
+
+    fn drain_events(&mut self) -> Result<(), BuildError> {
+        loop {
+            let ev = self
+                .parser
+                .parse(&mut self.buf)
+                .map_err(|e| BuildError(format!("multipart: {e}")))?;
+            let Some(ev) = ev else { return Ok(()) };
+            match ev {
+                MultipartEvent::PartHead(p) => {
+                    let file = match &p.filename {
+                        Some(fname) => {
+                            let path = self.tmp_dir.join(format!(
+                                "rswoole-upload-{}-{}",
+                                std::process::id(),
+                                next_id()
+                            ));
+                            let f = std::fs::File::create(&path).map_err(|e| {
+                                BuildError(format!("upload temp file {}: {e}", path.display()))
+                            })?;
+                            Some((
+                                f,
+                                UploadedFile {
+                                    field: p.name.clone(),
+                                    name: fname.clone(),
+                                    content_type: p
+                                        .content_type
+                                        .clone()
+                                        .unwrap_or_else(|| "application/octet-stream".into()),
+                                    size: 0,
+                                    tmp_path: path,
+                                    kept: false,
+                                },
+                            ))
+                        }
+                        None => None,
+                    };
+                    self.cur = Some(Part {
+                        name: p.name.clone(),
+                        file,
+                        value: Vec::new(),
+                    });
+                }
+                MultipartEvent::PartData(d) => {
+                    if let Some(part) = &mut self.cur {
+                        match &mut part.file {
+                            Some((f, u)) => {
+                                f.write_all(&d)
+                                    .map_err(|e| BuildError(format!("writing an upload: {e}")))?;
+                                u.size += d.len() as u64;
+                            }
+                            None => part.value.extend_from_slice(&d),
+                        }
+                    }
+                }
+                MultipartEvent::PartEnd => {
+                    if let Some(part) = self.cur.take() {
+                        match part.file {
+                            Some((_f, u)) => self.files.push(u),
+                            None => self.fields.push((
+                                part.name,
+                                String::from_utf8_lossy(&part.value).into_owned(),
+                            )),
+                        }
+                    }
+                }
+                MultipartEvent::Done => return Ok(()),
+            }
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), BuildError> {
+        self.drain_events()?;
+        self.parser
+            .finish()
+            .map_err(|e| BuildError(format!("multipart: {e}")))
+    }
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The client address, believing `X-Forwarded-For` only from trusted proxies.
+pub(crate) fn client_addr(peer: SocketAddr, head: &RequestHead, trusted: &[IpAddr]) -> SocketAddr {
+    if !trusted.contains(&peer.ip()) {
+        return peer;
+    }
+    let Some(xff) = head.header_str("x-forwarded-for") else {
+        return peer;
+    };
+    // Walk from the right: the last address not itself a trusted proxy is the client.
+    for part in xff.rsplit(',') {
+        let part = part.trim();
+        let ip: Option<IpAddr> = part
+            .parse()
+            .ok()
+            .or_else(|| part.parse::<SocketAddr>().ok().map(|a| a.ip()));
+        match ip {
+            Some(ip) if trusted.contains(&ip) => continue,
+            Some(ip) => return SocketAddr::new(ip, 0),
+            None => return peer,
+        }
+    }
+    peer
+}

@@ -1,0 +1,392 @@
+//! The response object a handler gets. Status, headers and cookies must come before the body
+//! starts; calling them later is an error the handler sees ([`HttpError::HeadersSent`]).
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use rswoole_codec::http1::{self, BodyLength, ResponseHead, SetCookie, Version};
+
+use crate::error::SendError;
+use crate::server::Handle;
+use crate::ConnId;
+
+/// What can go wrong while answering.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// `status`, `header` or `cookie` after the body started (`write`) or ended (`end`).
+    #[error("response headers already sent: set status, headers and cookies before write()/end()")]
+    HeadersSent,
+    /// `write` or `end` after `end`.
+    #[error("response already ended")]
+    Ended,
+    /// A header name or value with CR/LF or other forbidden bytes, or a bad status.
+    #[error("invalid response header: {0}")]
+    Invalid(String),
+    /// The connection is gone (or its output buffer is full).
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// A file for `sendfile` could not be read.
+    #[error("sendfile {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Fresh,
+    Streaming,
+    Ended,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    handle: Handle,
+    fd: ConnId,
+    status: u16,
+    reason: Option<String>,
+    headers: Vec<(String, String)>,
+    pub(crate) state: State,
+    keep_alive: bool,
+    is_head: bool,
+    version: Version,
+    gzip_ok: bool,
+    compress_min: usize,
+    pub(crate) range: Option<Vec<u8>>,
+    pub(crate) if_none_match: Option<Vec<u8>>,
+    pub(crate) if_modified_since: Option<String>,
+}
+
+/// The response to one request. Moved into the handler; cheap to clone (the clones share
+/// one response).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub(crate) inner: Rc<RefCell<Inner>>,
+}
+
+thread_local! {
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// The `Date` header value, formatted once per second.
+pub(crate) fn http_date() -> String {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        d.1.clone()
+    })
+}
+
+fn check_header(name: &str, value: &str) -> Result<(), HttpError> {
+    let bad_name = name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    let bad_value = value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+    if bad_name || bad_value {
+        return Err(HttpError::Invalid(format!("{name:?}: {value:?}")));
+    }
+    Ok(())
+}
+
+impl Response {
+    pub(crate) fn new(
+        handle: Handle,
+        fd: ConnId,
+        head: &http1::RequestHead,
+        settings: &super::HttpSettings,
+    ) -> Response {
+        let gzip_ok = settings.http_compression
+            && head
+                .header("accept-encoding")
+                .is_some_and(http1::accepts_gzip);
+        Response {
+            inner: Rc::new(RefCell::new(Inner {
+                handle,
+                fd,
+                status: 200,
+                reason: None,
+                headers: Vec::new(),
+                state: State::Fresh,
+                keep_alive: head.keep_alive(),
+                is_head: head.is_head(),
+                version: head.version(),
+                gzip_ok,
+                compress_min: settings.compression_min_length,
+                range: head.header("range").map(|r| r.to_vec()),
+                if_none_match: head.header("if-none-match").map(|r| r.to_vec()),
+                if_modified_since: head.header_str("if-modified-since").map(str::to_string),
+            })),
+        }
+    }
+
+    fn fresh(&self) -> Result<std::cell::RefMut<'_, Inner>, HttpError> {
+        let i = self.inner.borrow_mut();
+        match i.state {
+            State::Fresh => Ok(i),
+            State::Streaming => Err(HttpError::HeadersSent),
+            State::Ended => Err(HttpError::HeadersSent),
+        }
+    }
+
+    /// Sets the status code (reason phrase from the standard list).
+    ///
+    /// # Errors
+    /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] outside 100–999.
+    pub fn status(&mut self, code: u16) -> Result<&mut Self, HttpError> {
+        if !(100..=999).contains(&code) {
+            return Err(HttpError::Invalid(format!("status {code}")));
+        }
+        let mut i = self.fresh()?;
+        i.status = code;
+        i.reason = None;
+        drop(i);
+        Ok(self)
+    }
+
+    /// Sets the status code with a custom reason phrase.
+    ///
+    /// # Errors
+    /// As [`status`](Self::status); a reason with CR/LF is [`HttpError::Invalid`].
+    pub fn status_reason(&mut self, code: u16, reason: &str) -> Result<&mut Self, HttpError> {
+        check_header("x", reason)?;
+        self.status(code)?;
+        self.inner.borrow_mut().reason = Some(reason.to_string());
+        Ok(self)
+    }
+
+    /// Adds a header (`Content-Length`, `Transfer-Encoding` and `Date` are managed for you).
+    ///
+    /// # Errors
+    /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] for CR/LF.
+    pub fn header(&mut self, name: &str, value: &str) -> Result<&mut Self, HttpError> {
+        check_header(name, value)?;
+        let mut i = self.fresh()?;
+        if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
+            i.keep_alive = false;
+        }
+        i.headers.push((name.to_string(), value.to_string()));
+        drop(i);
+        Ok(self)
+    }
+
+    /// Sets a cookie with attributes (value percent-encoded as PHP's `setcookie`).
+    ///
+    /// # Errors
+    /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] for a bad name.
+    pub fn set_cookie(&mut self, cookie: &SetCookie<'_>) -> Result<&mut Self, HttpError> {
+        let v = cookie
+            .encode()
+            .map_err(|e| HttpError::Invalid(e.to_string()))?;
+        self.fresh()?.headers.push(("set-cookie".into(), v));
+        Ok(self)
+    }
+
+    /// Sets a plain cookie (`name=value; path=/`).
+    ///
+    /// # Errors
+    /// As [`set_cookie`](Self::set_cookie).
+    pub fn cookie(&mut self, name: &str, value: &str) -> Result<&mut Self, HttpError> {
+        self.set_cookie(&SetCookie::new(name, value).path("/"))
+    }
+
+    /// Sends a body chunk now (chunked transfer encoding; headers go first).
+    ///
+    /// # Errors
+    /// [`HttpError::Ended`] after `end`; [`HttpError::Send`] if the client is gone.
+    pub fn write(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
+        let data = data.as_ref();
+        let mut i = self.inner.borrow_mut();
+        let mut out = BytesMut::new();
+        match i.state {
+            State::Ended => return Err(HttpError::Ended),
+            State::Fresh => {
+                i.encode_head(&mut out, BodyLength::Streaming)?;
+                i.state = State::Streaming;
+            }
+            State::Streaming => {}
+        }
+        if !data.is_empty() && !i.is_head {
+            if i.version == Version::Http10 {
+                out.extend_from_slice(data);
+            } else {
+                http1::encode_chunk(data, &mut out);
+            }
+        }
+        i.send(out.freeze())
+    }
+
+    /// Finishes the response with a last piece of body (may be empty).
+    ///
+    /// # Errors
+    /// [`HttpError::Ended`] if already ended; [`HttpError::Send`] if the client is gone.
+    pub fn end(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
+        let data = data.as_ref();
+        let mut i = self.inner.borrow_mut();
+        let mut out = BytesMut::new();
+        match i.state {
+            State::Ended => return Err(HttpError::Ended),
+            State::Fresh => {
+                let compressed = i.maybe_gzip(data);
+                let body: &[u8] = compressed.as_deref().unwrap_or(data);
+                i.encode_head(&mut out, BodyLength::Known(body.len() as u64))?;
+                if !i.is_head {
+                    out.extend_from_slice(body);
+                }
+            }
+            State::Streaming => {
+                if !i.is_head {
+                    if i.version == Version::Http10 {
+                        out.extend_from_slice(data);
+                    } else {
+                        if !data.is_empty() {
+                            http1::encode_chunk(data, &mut out);
+                        }
+                        http1::encode_last_chunk(&mut out);
+                    }
+                }
+            }
+        }
+        i.state = State::Ended;
+        let r = i.send(out.freeze());
+        if !i.keep_alive || i.version == Version::Http10 && !i.keep_alive {
+            i.handle.close(i.fd);
+        }
+        r
+    }
+
+    /// Redirects with `Location: url` (`code` 301, 302, 303, 307 or 308).
+    ///
+    /// # Errors
+    /// As [`header`](Self::header) and [`end`](Self::end).
+    pub fn redirect(&mut self, url: &str, code: u16) -> Result<(), HttpError> {
+        self.status(code)?;
+        self.header("location", url)?;
+        self.end("")
+    }
+
+    /// Sends a file, honouring `Range` (206/416), `If-None-Match` / `If-Modified-Since` (304),
+    /// with `Content-Type` guessed from the extension unless set.
+    ///
+    /// # Errors
+    /// [`HttpError::File`] if it cannot be read; as [`end`](Self::end).
+    pub fn sendfile(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), HttpError> {
+        super::static_files::send_file(self, path.as_ref())
+    }
+
+    /// Whether `end` (or `sendfile`, `redirect`) has run.
+    pub fn is_ended(&self) -> bool {
+        self.inner.borrow().state == State::Ended
+    }
+
+    pub(crate) fn has_header(&self, name: &str) -> bool {
+        self.inner
+            .borrow()
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.inner.borrow().state
+    }
+
+    /// Ends the response with a raw body without compression (for files).
+    pub(crate) fn end_raw(&mut self, body: &[u8]) -> Result<(), HttpError> {
+        let mut i = self.inner.borrow_mut();
+        if i.state != State::Fresh {
+            return Err(HttpError::HeadersSent);
+        }
+        let mut out = BytesMut::new();
+        i.encode_head(&mut out, BodyLength::Known(body.len() as u64))?;
+        if !i.is_head {
+            out.extend_from_slice(body);
+        }
+        i.state = State::Ended;
+        let r = i.send(out.freeze());
+        if !i.keep_alive {
+            i.handle.close(i.fd);
+        }
+        r
+    }
+}
+
+impl Inner {
+    fn encode_head(&mut self, out: &mut BytesMut, body: BodyLength) -> Result<(), HttpError> {
+        let mut h = ResponseHead::new(self.status);
+        if let Some(r) = &self.reason {
+            h.reason_phrase(r)
+                .map_err(|e| HttpError::Invalid(e.to_string()))?;
+        }
+        h.version(self.version)
+            .keep_alive(self.keep_alive)
+            .head_request(self.is_head)
+            .body(body);
+        let date = http_date();
+        h.date(date.as_bytes())
+            .map_err(|e| HttpError::Invalid(e.to_string()))?;
+        for (k, v) in &self.headers {
+            h.header(k, v.as_bytes())
+                .map_err(|e| HttpError::Invalid(e.to_string()))?;
+        }
+        if h.encode(out).must_close() {
+            self.keep_alive = false;
+        }
+        Ok(())
+    }
+
+    fn maybe_gzip(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        if !self.gzip_ok
+            || data.len() < self.compress_min
+            || self
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+        {
+            return None;
+        }
+        let ct = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("text/html");
+        let compressible = ct.starts_with("text/")
+            || ct.contains("json")
+            || ct.contains("javascript")
+            || ct.contains("xml")
+            || ct.contains("svg");
+        if !compressible {
+            return None;
+        }
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(data.len() / 2),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(data).ok()?;
+        let out = enc.finish().ok()?;
+        self.headers
+            .push(("content-encoding".into(), "gzip".into()));
+        self.headers.push(("vary".into(), "Accept-Encoding".into()));
+        Some(out)
+    }
+
+    fn send(&self, out: Bytes) -> Result<(), HttpError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.handle.send(self.fd, out).map_err(HttpError::from)
+    }
+}

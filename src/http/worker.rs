@@ -1,0 +1,193 @@
+//! The worker's side of HTTP: builds the [`Request`] from the events the socket owner sends,
+//! runs static files or `on_request`, and makes sure every request gets an answer (500 if the
+//! handler forgot `end()`, 504 on `request_timeout`, 400 for a broken multipart body).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::request::{client_addr, Builder, RequestInfo};
+use super::response::{Response, State};
+use crate::ipc::Kind;
+use crate::proto::{parse_head, split_request};
+use crate::server::{BoxFut, Handle};
+use crate::settings::Settings;
+use crate::ConnId;
+
+/// The request handler as stored.
+pub(crate) type ReqCb = std::rc::Rc<dyn Fn(super::Request, Response) -> BoxFut>;
+
+pub(crate) struct WorkerHttp {
+    settings: Arc<Settings>,
+    partial: RefCell<HashMap<u64, Builder>>,
+}
+
+impl WorkerHttp {
+    pub(crate) fn new(settings: Arc<Settings>) -> WorkerHttp {
+        WorkerHttp {
+            settings,
+            partial: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn limits(&self) -> rswoole_codec::http1::Limits {
+        http_limits(&self.settings)
+    }
+
+    fn builder(&self, payload: &Bytes) -> Option<Builder> {
+        let (head, body) = split_request(payload)?;
+        let head = parse_head(&head, &self.limits())?;
+        let tmp = self
+            .settings
+            .http
+            .upload_tmp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        let mut b = Builder::new(head, tmp, self.settings.package_max_length);
+        b.feed(&body).ok()?;
+        Some(b)
+    }
+
+    /// Handles one HTTP event for connection `fd`.
+    pub(crate) async fn event(
+        &self,
+        handle: &Handle,
+        cb: Option<&ReqCb>,
+        kind: Kind,
+        fd: ConnId,
+        payload: Bytes,
+    ) {
+        match kind {
+            Kind::HttpRequest => match self.builder(&payload) {
+                Some(b) => self.run(handle, cb, fd, b).await,
+                None => bad_request(handle, fd),
+            },
+            Kind::HttpHead => match self.builder(&payload) {
+                Some(b) => {
+                    self.partial.borrow_mut().insert(fd.0, b);
+                }
+                None => bad_request(handle, fd),
+            },
+            Kind::HttpBody => {
+                let failed = match self.partial.borrow_mut().get_mut(&fd.0) {
+                    Some(b) => b.feed(&payload).err(),
+                    None => None, // its head went to a worker that died: answered with 503 already
+                };
+                if let Some(e) = failed {
+                    tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+                    self.partial.borrow_mut().remove(&fd.0);
+                    bad_request(handle, fd);
+                }
+            }
+            Kind::HttpEnd => {
+                let b = self.partial.borrow_mut().remove(&fd.0);
+                if let Some(b) = b {
+                    self.run(handle, cb, fd, b).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection closed: forget a half-received request.
+    pub(crate) fn closed(&self, fd: ConnId) {
+        self.partial.borrow_mut().remove(&fd.0);
+    }
+
+    async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, b: Builder) {
+        let Some(ci) = handle.connection_info(fd) else {
+            return;
+        };
+        let hs = &self.settings.http;
+        let info = RequestInfo {
+            remote_addr: client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies),
+            peer_addr: ci.remote_addr,
+            server_port: ci.server_port,
+            request_time: SystemTime::now(),
+            protocol: match b.head().version() {
+                rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+        };
+        let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
+        let req = match b.finish(fd, info) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+                let _ = resp
+                    .status(400)
+                    .and_then(|r| r.header("connection", "close"))
+                    .map(|_| ())
+                    .and_then(|_| resp.end("400 Bad Request\n"));
+                return;
+            }
+        };
+        if hs.enable_static_handler {
+            if let Some(root) = &hs.document_root {
+                match super::static_files::try_static(&req, &mut resp, root) {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(fd = %fd, error = %e, "static file");
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(cb) = cb else {
+            let _ = resp
+                .status(404)
+                .map(|_| ())
+                .and_then(|_| resp.end("404 Not Found\n"));
+            return;
+        };
+        let fut = crate::worker::guarded("on_request", cb(req, resp.clone()));
+        let timed_out = match hs.request_timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_err(),
+            None => {
+                fut.await;
+                false
+            }
+        };
+        match (resp.state(), timed_out) {
+            (State::Ended, _) => {}
+            (State::Fresh, true) => {
+                tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
+                let _ = resp
+                    .status(504)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
+            }
+            (State::Fresh, false) => {
+                tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
+                let _ = resp
+                    .status(500)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("500 Internal Server Error\n"));
+            }
+            (State::Streaming, _) => {
+                // Part of the body is out: the only honest ending is to cut the connection.
+                tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
+                handle.close(fd);
+            }
+        }
+    }
+}
+
+fn bad_request(handle: &Handle, fd: ConnId) {
+    let _ = handle.send(fd, crate::proto::error_response(400, "Bad Request"));
+    handle.close(fd);
+}
+
+/// The request limits from the settings.
+pub(crate) fn http_limits(s: &Settings) -> rswoole_codec::http1::Limits {
+    rswoole_codec::http1::Limits {
+        max_head_bytes: s.http.max_header_size,
+        max_uri_len: s.http.max_uri_length,
+        max_body: s.package_max_length as u64,
+        ..Default::default()
+    }
+}
