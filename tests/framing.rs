@@ -58,7 +58,11 @@ fn framing_eof_fragmented_and_coalesced() {
         );
         let mut c = connect(srv.port);
         write_bytewise(&mut c, b"hello there\r\n");
-        assert_eq!(text(&read_n(&mut c, 21)), "Server: hello there\r\n", "{mode}");
+        assert_eq!(
+            text(&read_n(&mut c, 21)),
+            "Server: hello there\r\n",
+            "{mode}"
+        );
         let mut all = Vec::new();
         let mut want = String::new();
         for i in 0..100 {
@@ -113,8 +117,18 @@ fn framing_length_fragmented_and_coalesced() {
 #[test]
 fn framing_each_length_type() {
     let cases: &[(&str, &[&str])] = &[
-        ("process", &["C:0:1", "n:2:4", "N:0:0", "V:1:6", "J:0:8", "l:0:4", "Q:0:8"]),
-        ("base", &["c:0:1", "S:0:2", "v:0:0", "s:1:3", "L:0:4", "q:0:8", "P:2:12"]),
+        (
+            "process",
+            &[
+                "C:0:1", "n:2:4", "N:0:0", "V:1:6", "J:0:8", "l:0:4", "Q:0:8",
+            ],
+        ),
+        (
+            "base",
+            &[
+                "c:0:1", "S:0:2", "v:0:0", "s:1:3", "L:0:4", "q:0:8", "P:2:12",
+            ],
+        ),
     ];
     for (mode, specs) in cases {
         for s in *specs {
@@ -174,7 +188,11 @@ fn framing_oversize_message_closes_only_that_connection() {
             good.write_all(&frame(b"before")).unwrap();
             let want = frame(b"w0:before");
             let got = read_n(&mut good, want.len());
-            assert!(text(&got).contains("before"), "{mode} {framing}: {}", text(&got));
+            assert!(
+                text(&got).contains("before"),
+                "{mode} {framing}: {}",
+                text(&got)
+            );
             // The oversize message: a declared length beyond the limit, or 2 KiB without EOF.
             let oversize = if framing == "length" {
                 5000u32.to_be_bytes().to_vec()
@@ -184,16 +202,27 @@ fn framing_oversize_message_closes_only_that_connection() {
             bad.write_all(&oversize).unwrap();
             let mut rest = Vec::new();
             let r = bad.read_to_end(&mut rest);
-            assert!(r.is_ok() && rest.is_empty(), "{mode} {framing}: {r:?} {rest:?}");
+            assert!(
+                r.is_ok() && rest.is_empty(),
+                "{mode} {framing}: {r:?} {rest:?}"
+            );
             let deadline = Instant::now() + T;
             while !srv.stderr().contains("package_max_length") {
-                assert!(Instant::now() < deadline, "no log line; stderr:\n{}", srv.stderr());
+                assert!(
+                    Instant::now() < deadline,
+                    "no log line; stderr:\n{}",
+                    srv.stderr()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             // The others are served, old and new.
             good.write_all(&frame(b"after")).unwrap();
             let got = read_n(&mut good, want.len() - 1);
-            assert!(text(&got).contains("after"), "{mode} {framing}: {}", text(&got));
+            assert!(
+                text(&got).contains("after"),
+                "{mode} {framing}: {}",
+                text(&got)
+            );
             let mut fresh = connect(srv.port);
             fresh.write_all(&frame(b"fresh")).unwrap();
             let got = read_n(&mut fresh, want.len() - 1);
@@ -242,7 +271,10 @@ fn framing_uid_dispatch_routes_to_one_worker() {
         let mut c = connect(srv.port);
         let first = line_cmd(&mut c, "whoami");
         assert!(first.starts_with('w'), "{first}");
-        assert_eq!(line_cmd(&mut c, &format!("bind {uid}")), format!("bound {uid} true"));
+        assert_eq!(
+            line_cmd(&mut c, &format!("bind {uid}")),
+            format!("bound {uid} true")
+        );
         assert_eq!(line_cmd(&mut c, "bind 99"), "bound 99 false");
         clients.push((c, uid));
     }
@@ -346,7 +378,10 @@ fn framing_send_message_between_workers() {
             srv.wait_stdout(&line, 1, T);
             // Base mode: only the owner of the connection can reply to it.
             if mode == "process" || me == format!("w{target}") {
-                assert_eq!(read_crlf(&mut c), format!("pipe w{target} from w{me_id}: {msg}"));
+                assert_eq!(
+                    read_crlf(&mut c),
+                    format!("pipe w{target} from w{me_id}: {msg}")
+                );
             }
         }
         // 300 KB: chunked over the pipe (Process) or the mailbox (Base).
@@ -355,7 +390,10 @@ fn framing_send_message_between_workers() {
             .unwrap();
         srv.wait_stdout(&format!("from w{me_id}: {big}"), 1, T);
         if mode == "process" {
-            assert_eq!(read_crlf(&mut c), format!("pipe w{other} from w{me_id}: {big}"));
+            assert_eq!(
+                read_crlf(&mut c),
+                format!("pipe w{other} from w{me_id}: {big}")
+            );
         }
         // A bad worker id fails the callback (logged), the server goes on.
         c.write_all(b"sendmsg 9 nobody\r\n").unwrap();
@@ -444,7 +482,9 @@ fn framing_async_client_against_server() {
             }
             for round in 0..5 {
                 for (k, c) in cs.iter_mut().enumerate() {
-                    c.send_frame(format!("c{k} r{round}").as_bytes()).await.unwrap();
+                    c.send_frame(format!("c{k} r{round}").as_bytes())
+                        .await
+                        .unwrap();
                 }
                 for (k, c) in cs.iter_mut().enumerate() {
                     let got = c.recv().await.unwrap();
@@ -458,7 +498,14 @@ fn framing_async_client_against_server() {
         let port = free_port();
         let _u = ServerProc::spawn(
             "udp_echo",
-            &["--port", &port.to_string(), "--mode", mode, "--worker-num", "2"],
+            &[
+                "--port",
+                &port.to_string(),
+                "--mode",
+                mode,
+                "--worker-num",
+                "2",
+            ],
             port,
         );
         rt.block_on(async move {
@@ -490,7 +537,12 @@ fn framing_async_client_against_server() {
 fn framing_tcp_client_example() {
     let srv = start("tcp_echo", &["--worker-num", "1"]);
     let out = std::process::Command::new(example("tcp_client"))
-        .args(["--addr", &format!("127.0.0.1:{}", srv.port), "--message", "hi there"])
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{}", srv.port),
+            "--message",
+            "hi there",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -202,9 +202,13 @@ impl SyncClient {
                 return Err(ClientError::Timeout);
             }
             let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
-                Sock::Tcp(s) => s.set_read_timeout(Some(left)).and_then(|()| s.read(&mut scratch)),
+                Sock::Tcp(s) => s
+                    .set_read_timeout(Some(left))
+                    .and_then(|()| s.read(&mut scratch)),
                 Sock::Udp(s) => {
-                    let r = s.set_read_timeout(Some(left)).and_then(|()| s.recv(&mut scratch));
+                    let r = s
+                        .set_read_timeout(Some(left))
+                        .and_then(|()| s.recv(&mut scratch));
                     return Ok(Bytes::copy_from_slice(&scratch[..self.check(r)?]));
                 }
             };

@@ -250,7 +250,10 @@ fn client_async_length_echo() {
         }
         c.send(&all).await.unwrap();
         for i in 0..20 {
-            assert_eq!(&c.recv().await.unwrap()[4..], format!("Server: p{i}").as_bytes());
+            assert_eq!(
+                &c.recv().await.unwrap()[4..],
+                format!("Server: p{i}").as_bytes()
+            );
         }
         c.set_timeout(Duration::from_millis(50));
         assert!(matches!(c.recv().await, Err(ClientError::Timeout)));

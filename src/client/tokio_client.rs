@@ -54,7 +54,10 @@ pub struct Client {
     scratch: Box<[u8]>,
 }
 
-async fn within<T>(t: Duration, f: impl std::future::Future<Output = io::Result<T>>) -> ClientResult<T> {
+async fn within<T>(
+    t: Duration,
+    f: impl std::future::Future<Output = io::Result<T>>,
+) -> ClientResult<T> {
     match tokio::time::timeout(t, f).await {
         Ok(r) => r.map_err(ClientError::from),
         Err(_) => Err(ClientError::Timeout),
