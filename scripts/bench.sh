@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
 cargo build --release -q --bin rswoole --examples
-B=target/release
+B=${CARGO_TARGET_DIR:-target}/release
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 -- "-$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -18,6 +18,7 @@ start() { # start NAME CMD... ; echoes pid (own process group)
 stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>/dev/null || true; }
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 
+if [[ "${1:-}" != framed ]]; then
 echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1"
 P=$(free_port); S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
 TOKIO=$(bench tcp-echo --addr 127.0.0.1:$P); stop $S
@@ -27,3 +28,21 @@ for MODE in base process; do
   R=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: "); stop $S
   printf "rswoole %-8s (2 workers):     %s rt/s  = %.2fx tokio\n" "$MODE" "$R" "$(echo "$R / $TOKIO" | bc -l)"
 done
+fi
+
+# Length-framed echo (framed_echo --framing length: 4-byte big-endian length + body, reply framed
+# the same way) against unframed echo (tcp_echo), both Base mode, 2 workers, alternated A/B/A/B.
+# usage: scripts/bench.sh framed   (runs only this part)
+if [[ "${1:-}" == framed || -z "${1:-}" ]]; then
+  echo "# framed vs unframed echo, Base mode: $CONNS conns, $SIZE B body, $SECS s"
+  RAW=(); LEN=()
+  for _ in 1 2; do
+    P=$(free_port); S=$(start $B/examples/tcp_echo --port $P --mode base --worker-num 2); wait_port $P
+    RAW+=("$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: ")"); stop $S
+    P=$(free_port); S=$(start $B/examples/framed_echo --port $P --mode base --worker-num 2 --framing length); wait_port $P
+    LEN+=("$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: " --framing length)"); stop $S
+  done
+  R=$(( (RAW[0] + RAW[1]) / 2 )); L=$(( (LEN[0] + LEN[1]) / 2 ))
+  echo "unframed echo (base):  ${RAW[*]} rt/s, mean $R"
+  printf "length-framed (base):  %s rt/s, mean %s = %.2fx unframed\n" "${LEN[*]}" "$L" "$(echo "$L / $R" | bc -l)"
+fi
