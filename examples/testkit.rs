@@ -4,7 +4,8 @@
 //! `info` → connection_info of this connection; `whoami` → worker id; `close` → server closes
 //! the connection; `panic` → the callback panics; `flood` → sends 64 KiB blocks until the
 //! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
-//! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms.
+//! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms;
+//! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile.
 
 use clap::Parser;
 use rswoole::{Bytes, DispatchMode, Mode, SendError, Server, Settings, SockType};
@@ -129,6 +130,12 @@ fn main() -> rswoole::Result<()> {
     if !a.no_receive {
         server.on_receive(|srv, ev| async move {
             let text = String::from_utf8_lossy(&ev.data).trim_end().to_string();
+            if let Some(ms) = text.strip_prefix("block ") {
+                // Blocks the worker's thread: only a SIGKILL ends a stop now.
+                let ms: u64 = ms.parse().unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                return srv.send(ev.fd, format!("blocked {ms} w{}\n", srv.worker_id()));
+            }
             if let Some(ms) = text.strip_prefix("sleep ") {
                 let ms: u64 = ms.parse().unwrap_or(0);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

@@ -269,7 +269,10 @@ impl Manager<'_> {
                 return false;
             }
             if at <= now {
-                tracing::warn!(pid, "replaced worker did not finish within max_wait_time; killing it");
+                tracing::warn!(
+                    pid,
+                    "replaced worker did not finish within max_wait_time; killing it"
+                );
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 return false;
             }

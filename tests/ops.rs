@@ -667,3 +667,53 @@ fn ops_restart_storm_backoff() {
         "the master must survive a crash-looping worker"
     );
 }
+
+/// A replaced worker stuck in a callback that blocks its thread is SIGKILLed by the manager
+/// after max_wait_time (+2 s); the reload goes on, and its unfinished event is re-delivered to
+/// the new incarnation (Process mode), so the client still gets its reply.
+#[test]
+fn ops_reload_kills_stuck_worker() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            &addr,
+            "--worker-num",
+            "1",
+            "--max-wait-time-ms",
+            "300",
+        ],
+        port,
+    );
+    srv.wait_stdout("worker-start 0", 1, T);
+    let mut c = connect(port);
+    c.write_all(b"block 5000").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    srv.signal(10); // SIGUSR1
+    let deadline = Instant::now() + T;
+    while !srv.stderr().contains("reload finished") {
+        assert!(
+            Instant::now() < deadline,
+            "reload did not finish:\n{}",
+            srv.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t0.elapsed();
+    let err = srv.stderr();
+    assert!(
+        err.contains("did not finish within max_wait_time; killing it"),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_millis(4500),
+        "the stuck worker was waited for: {took:?}"
+    );
+    // Re-delivered to the new incarnation, which runs it again and answers.
+    c.set_read_timeout(Some(T)).unwrap();
+    assert_eq!(read_line(&mut c), "blocked 5000 w0\n");
+    roundtrip(&mut c, b"after", b"w0:after");
+}
