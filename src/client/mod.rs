@@ -63,7 +63,7 @@ pub struct ClientConfig {
     /// for UDP.
     pub framing: Framing,
     /// Longest accepted message; a longer one fails `recv` with
-    /// [`ClientError::Frame`]`(`[`FrameError::TooLong`](crate::client::FrameError::TooLong)`)`.
+    /// [`ClientError::Frame`] with [`FrameError::TooLong`].
     pub package_max_length: usize,
 }
 

@@ -30,6 +30,7 @@ enum Sock {
 /// use rswoole::client::{Client, ClientConfig};
 /// use rswoole::{Framing, SockType};
 ///
+/// # #[allow(dead_code)]
 /// # async fn demo() -> Result<(), rswoole::client::ClientError> {
 /// let config = ClientConfig {
 ///     framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
