@@ -88,14 +88,17 @@ pub(crate) fn run(server: &Server, mut launch: Launch, control: OwnedFd) -> ! {
         server,
         launch,
         control,
-        slots: (0..n).map(|_| Slot::default()).collect(),
+        // Slots 0..n are workers, n..n+task_worker_num task workers (src/task_worker.rs).
+        slots: (0..n + launch.settings.task_worker_num)
+            .map(|_| Slot::default())
+            .collect(),
         retired: HashSet::new(),
         stopping: None,
         reload_queue: VecDeque::new(),
         reloading: None,
         retire_deadlines: Vec::new(),
     };
-    for i in 0..n {
+    for i in 0..m.slots.len() {
         m.spawn(i);
     }
     loop {
@@ -127,7 +130,8 @@ pub(crate) fn run(server: &Server, mut launch: Launch, control: OwnedFd) -> ! {
 
 impl Manager<'_> {
     fn spawn(&mut self, i: usize) {
-        let process = self.launch.settings.mode == Mode::Process;
+        let task_worker = i >= self.launch.settings.worker_num;
+        let process = self.launch.settings.mode == Mode::Process && !task_worker;
         let pair = if process {
             match sys::seqpacket_pair() {
                 Ok(p) => Some(p),
@@ -149,6 +153,10 @@ impl Manager<'_> {
                 // The worker has no use for the control socket: close our copy (this process
                 // never returns to the manager's code, so the OwnedFd is never dropped again).
                 let _ = nix::unistd::close(self.control.as_raw_fd());
+                if task_worker {
+                    let index = i - self.launch.settings.worker_num;
+                    crate::task_worker::run(self.server, self.launch, index)
+                }
                 worker::run(self.server, self.launch, i, pipe)
             }
             Ok(sys::Forked::Parent(pid)) => {
@@ -361,7 +369,8 @@ impl Manager<'_> {
             // Process mode: the master sends the old worker `Stop` when the new pipe arrives.
             // Base mode: the old worker must stop accepting; SIGTERM does that.
             self.spawn(i);
-            if self.launch.settings.mode == Mode::Base {
+            // Task workers (slots from worker_num on) have no master pipe either.
+            if self.launch.settings.mode == Mode::Base || i >= self.launch.settings.worker_num {
                 let _ = kill(Pid::from_raw(old), Signal::SIGTERM);
             }
             return;

@@ -428,15 +428,19 @@ impl Server {
 }
 
 /// Runs a future, catching a panic (logged, `None`).
-pub(crate) async fn catch_panic<T>(name: &'static str, mut fut: Pin<Box<dyn Future<Output = T>>>) -> Option<T> {
-    let r = poll_fn(|cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
-        }
-    })
-    .await;
+pub(crate) async fn catch_panic<T>(
+    name: &'static str,
+    mut fut: Pin<Box<dyn Future<Output = T>>>,
+) -> Option<T> {
+    let r =
+        poll_fn(
+            |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(_) => Poll::Ready(None),
+            },
+        )
+        .await;
     if r.is_none() {
         tracing::error!(callback = name, "callback panicked (location above)");
     }
@@ -631,7 +635,12 @@ enum SubmitError {
 }
 
 impl WorkerTasks {
-    pub(crate) fn new(server: &Server, settings: &Arc<Settings>, id: usize, master_pid: u32) -> Self {
+    pub(crate) fn new(
+        server: &Server,
+        settings: &Arc<Settings>,
+        id: usize,
+        master_pid: u32,
+    ) -> Self {
         let m = settings.task_worker_num;
         let client = (m > 0).then(|| {
             Arc::new(TaskClient {
@@ -676,7 +685,12 @@ struct LinkCbs {
 }
 
 impl TaskClient {
-    fn submit(&self, target: Option<usize>, payload: Bytes, waiter: Waiter) -> Result<TaskId, SubmitError> {
+    fn submit(
+        &self,
+        target: Option<usize>,
+        payload: Bytes,
+        waiter: Waiter,
+    ) -> Result<TaskId, SubmitError> {
         if payload.len() > self.settings.task_max_payload {
             return Err(SubmitError::TooLarge);
         }
@@ -899,6 +913,33 @@ async fn link_loop(client: Arc<TaskClient>, j: usize, handle: Handle, cbs: Rc<Li
     }
 }
 
+/// A stopping worker waits (at most `limit`) for the results of its unanswered tasks, which
+/// can reach no other process; `on_finish` callbacks still run.
+pub(crate) async fn wait_pending(handle: &Handle, limit: Duration) {
+    let Some(client) = &handle.ctx.tasks.client else {
+        return;
+    };
+    let waiting = || {
+        client
+            .state
+            .lock()
+            .pending
+            .values()
+            .filter(|p| !matches!(p.waiter, Waiter::Abandoned))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let n = waiting();
+    if n > 0 {
+        tracing::info!(tasks = n, "worker stopping: waiting for its tasks' results");
+    }
+    while waiting() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the last on_finish callbacks run.
+    tokio::task::yield_now().await;
+}
+
 fn submit_error<T>(e: SubmitError, payload: T) -> TaskError<T> {
     match e {
         SubmitError::Full => TaskError::Full(payload),
@@ -918,7 +959,11 @@ impl Handle {
         }
     }
 
-    fn send_task<T: Serialize>(&self, target: Option<usize>, payload: T) -> Result<TaskId, TaskError<T>> {
+    fn send_task<T: Serialize>(
+        &self,
+        target: Option<usize>,
+        payload: T,
+    ) -> Result<TaskId, TaskError<T>> {
         let (client, payload) = self.task_client(payload)?;
         if !client.has_on_finish {
             return Err(TaskError::Unavailable(
@@ -962,11 +1007,18 @@ impl Handle {
     ///
     /// # Errors
     /// As `task`; [`TaskError::Unavailable`] if `task_worker` is out of range.
-    pub fn task_to<T: Serialize>(&self, task_worker: usize, payload: T) -> Result<TaskId, TaskError<T>> {
+    pub fn task_to<T: Serialize>(
+        &self,
+        task_worker: usize,
+        payload: T,
+    ) -> Result<TaskId, TaskError<T>> {
         self.send_task(Some(task_worker), payload)
     }
 
-    fn send_wait<T: Serialize>(&self, payload: T) -> Result<(oneshot::Receiver<Outcome>, u64, T), TaskError<T>> {
+    fn send_wait<T: Serialize>(
+        &self,
+        payload: T,
+    ) -> Result<(oneshot::Receiver<Outcome>, u64, T), TaskError<T>> {
         let (client, payload) = self.task_client(payload)?;
         let bytes = match postcard::to_allocvec(&payload) {
             Ok(v) => Bytes::from(v),
@@ -1109,7 +1161,13 @@ impl TaskHandle {
         self.ctx.settings.worker_num + self.ctx.index
     }
 
-    pub(crate) fn reply(out: Arc<Outbox>, id: u64, src_worker: usize, data: Bytes, max: usize) -> Task {
+    pub(crate) fn reply(
+        out: Arc<Outbox>,
+        id: u64,
+        src_worker: usize,
+        data: Bytes,
+        max: usize,
+    ) -> Task {
         Task {
             id: TaskId(id),
             src_worker,
@@ -1176,7 +1234,9 @@ pub(crate) fn check_callbacks(server: &Server, settings: &Settings) -> crate::Re
     if settings.task_worker_num == 0 && has_task {
         return Err(crate::Error::InvalidSetting {
             name: "task_worker_num",
-            reason: "the callback `on_task` is registered but task_worker_num is 0: set task_worker_num".into(),
+            reason:
+                "the callback `on_task` is registered but task_worker_num is 0: set task_worker_num"
+                    .into(),
         });
     }
     Ok(())

@@ -555,6 +555,8 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         t.abort();
     }
     disp.wait_idle(settings.max_wait_time).await;
+    // Results of this worker's tasks come back to it only: wait for them (bounded).
+    crate::task::wait_pending(&handle, settings.max_wait_time).await;
     if let Some(cb) = &server.on_worker_stop {
         guarded("on_worker_stop", cb(handle.clone(), id)).await;
     }

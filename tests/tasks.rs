@@ -72,8 +72,15 @@ fn tasks_ten_thousand_exactly_once_to_the_right_origin() {
 fn tasks_wait_timeout_hands_payload_back() {
     let srv = kit(&[]);
     let t0 = Instant::now();
-    assert_eq!(ask(srv.port, "wait 1000 100").trim(), "wait timeout payload ms=1000");
-    assert!(t0.elapsed() < Duration::from_millis(900), "{:?}", t0.elapsed());
+    assert_eq!(
+        ask(srv.port, "wait 1000 100").trim(),
+        "wait timeout payload ms=1000"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(ask(srv.port, "wait 10 5000").trim(), "wait ok");
 }
 
@@ -91,8 +98,11 @@ fn tasks_killed_task_worker_reports_to_origin() {
         .and_then(|s| s.parse().ok())
         .expect("pid");
     let t0 = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let line = read_line(&mut c);
     assert_eq!(line.trim(), "slow error WorkerDied(..) ms=20000");
     assert!(t0.elapsed() < Duration::from_secs(5));
@@ -104,7 +114,13 @@ fn tasks_killed_task_worker_reports_to_origin() {
 
 #[test]
 fn tasks_killed_task_worker_retry_setting_reruns() {
-    let srv = kit(&["--worker-num", "1", "--task-worker-num", "1", "--retry-on-crash"]);
+    let srv = kit(&[
+        "--worker-num",
+        "1",
+        "--task-worker-num",
+        "1",
+        "--retry-on-crash",
+    ]);
     let mut c = connect(srv.port);
     c.set_read_timeout(Some(T)).unwrap();
     c.write_all(b"slow 1500\n").unwrap();
@@ -115,8 +131,11 @@ fn tasks_killed_task_worker_retry_setting_reruns() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .expect("pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     // Re-run by the replacement, then answered normally.
     assert_eq!(read_line(&mut c).trim(), "slow done 1500");
     assert_eq!(srv.stdout().matches("task-start pid=").count(), 2);
@@ -125,7 +144,10 @@ fn tasks_killed_task_worker_retry_setting_reruns() {
 #[test]
 fn tasks_queue_full_returns_payload() {
     let srv = kit(&["--worker-num", "1", "--task-queue-size", "3"]);
-    assert_eq!(ask(srv.port, "fill 10 300").trim(), "full at 3 payload ms=300");
+    assert_eq!(
+        ask(srv.port, "fill 10 300").trim(),
+        "full at 3 payload ms=300"
+    );
     // Once the queue drains, tasks are accepted again.
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(ask(srv.port, "fill 2 1").trim(), "fill nofull");
@@ -135,7 +157,8 @@ fn tasks_queue_full_returns_payload() {
 fn tasks_32_mib_payload_both_ways() {
     let srv = kit(&["--worker-num", "1"]);
     let mut big = connect(srv.port);
-    big.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     big.write_all(b"big 32\n").unwrap();
     // Small tasks keep flowing while the big one is in flight.
     for _ in 0..5 {
@@ -202,10 +225,62 @@ fn tasks_example_ping_while_jobs_run() {
         p.write_all(b"ping\n").unwrap();
         assert_eq!(read_line(&mut p), "pong\n");
     }
-    assert!(t0.elapsed() < Duration::from_millis(300), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
     let mut done = 0;
     while done < 3 {
         assert_eq!(read_line(&mut c), "done 800\n");
         done += 1;
     }
+}
+
+fn task_start_pid(out: &str) -> i32 {
+    out.split("task-start pid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("pid")
+}
+
+/// A task worker stopped gracefully (SIGTERM) finishes its current task, and the tasks it had
+/// not started go to its replacement: each runs once, none is reported lost.
+#[test]
+fn tasks_graceful_task_worker_stop_hands_queue_over() {
+    let srv = kit(&["--worker-num", "1", "--task-worker-num", "1"]);
+    let mut c = connect(srv.port);
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"slow 400\nslow 401\nslow 402\n").unwrap();
+    let pid = task_start_pid(&srv.wait_stdout("task-start pid=", 1, T));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut got: Vec<String> = (0..3)
+        .map(|_| read_line(&mut c).trim().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["slow done 400", "slow done 401", "slow done 402"]);
+    let out = srv.stdout();
+    assert_eq!(out.matches("task-start").count(), 3, "{out}");
+}
+
+/// A reload (SIGUSR1) replaces workers and task workers while tasks run: every result still
+/// reaches its client.
+#[test]
+fn tasks_reload_loses_no_task() {
+    let srv = kit(&["--worker-num", "1", "--task-worker-num", "1"]);
+    let mut c = connect(srv.port);
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"slow 200\nslow 201\nslow 202\n").unwrap();
+    srv.wait_stdout("task-start pid=", 1, T);
+    srv.signal(10);
+    let mut got: Vec<String> = (0..3)
+        .map(|_| read_line(&mut c).trim().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["slow done 200", "slow done 201", "slow done 202"]);
 }
