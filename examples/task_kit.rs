@@ -249,10 +249,11 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
             println!("burst {burst} sent {n} (full {full} times)");
         }
         "wait" => {
-            let job = Job::Sleep { fd: fd.0, ms: arg(0) };
-            let r: Result<Reply, _> = srv
-                .task_wait(job, Duration::from_millis(arg(1)))
-                .await;
+            let job = Job::Sleep {
+                fd: fd.0,
+                ms: arg(0),
+            };
+            let r: Result<Reply, _> = srv.task_wait(job, Duration::from_millis(arg(1))).await;
             match r {
                 Ok(_) => reply(&srv, fd.0, "wait ok".into()),
                 Err(TaskError::Timeout(Job::Sleep { ms, .. })) => {
@@ -262,7 +263,10 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
             }
         }
         "slow" => {
-            if let Err(e) = srv.task(Job::Sleep { fd: fd.0, ms: arg(0) }) {
+            if let Err(e) = srv.task(Job::Sleep {
+                fd: fd.0,
+                ms: arg(0),
+            }) {
                 reply(&srv, fd.0, format!("slow error {e:?}"));
             }
         }
@@ -319,7 +323,9 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
             });
             id.set(Some(tid));
             let f = fired.clone();
-            srv.after(Duration::from_millis(30), move || async move { f.set(f.get() + 1) });
+            srv.after(Duration::from_millis(30), move || async move {
+                f.set(f.get() + 1)
+            });
             let g = ghost.clone();
             let gid = srv.after(Duration::from_millis(50), move || async move { g.set(1) });
             let cleared = srv.clear(gid);
@@ -386,16 +392,17 @@ fn main() -> rswoole::Result<()> {
                     if !st.seen.insert(seq) {
                         st.dup += 1;
                     }
-                    (st.seen.len() as u64 == st.n).then(|| {
-                        format!(
-                            "burst ok={} dup={} wrong={} w{}",
-                            st.seen.len(),
-                            st.dup,
-                            st.wrong,
-                            srv.worker_id()
-                        )
-                    })
-                    .map(|s| (st.fd, s))
+                    (st.seen.len() as u64 == st.n)
+                        .then(|| {
+                            format!(
+                                "burst ok={} dup={} wrong={} w{}",
+                                st.seen.len(),
+                                st.dup,
+                                st.wrong,
+                                srv.worker_id()
+                            )
+                        })
+                        .map(|s| (st.fd, s))
                 });
                 if let Some((fd, s)) = done {
                     reply(&srv, fd, s);

@@ -214,7 +214,12 @@ async fn accept_loop(
     }
 }
 
-async fn read_link(fd: Rc<AsyncFd<OwnedFd>>, out: Arc<Outbox>, queue: Rc<Queue>, handle: TaskHandle) {
+async fn read_link(
+    fd: Rc<AsyncFd<OwnedFd>>,
+    out: Arc<Outbox>,
+    queue: Rc<Queue>,
+    handle: TaskHandle,
+) {
     let max = handle.ctx.settings.task_max_payload;
     let mut buf = vec![0u8; task_link::MAX_DGRAM];
     let mut worker = usize::MAX;
@@ -259,7 +264,13 @@ async fn read_link(fd: Rc<AsyncFd<OwnedFd>>, out: Arc<Outbox>, queue: Rc<Queue>,
     }
 }
 
-async fn execute(queue: Rc<Queue>, on_task: TaskCb, handle: TaskHandle, shared: shared::Shared, slot_id: usize) {
+async fn execute(
+    queue: Rc<Queue>,
+    on_task: TaskCb,
+    handle: TaskHandle,
+    shared: shared::Shared,
+    slot_id: usize,
+) {
     let slot = shared.worker(slot_id);
     let max = handle.ctx.settings.task_max_payload;
     loop {
