@@ -290,3 +290,25 @@ fn client_async_raw_udp_and_errors() {
         assert!(matches!(c.send(b"x").await, Err(ClientError::Closed)));
     });
 }
+
+#[test]
+fn client_sync_against_tokio_server() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(tokio_length_echo());
+    // The blocking client runs on this thread; the tokio server on the runtime's thread.
+    let mut c = SyncClient::connect_with(SockType::Tcp, addr, T, length_config()).unwrap();
+    for i in 0..20 {
+        let body = format!("sync {i}");
+        c.send_frame(body.as_bytes()).unwrap();
+        assert_eq!(
+            &c.recv().unwrap()[4..],
+            format!("Server: {body}").as_bytes()
+        );
+    }
+    c.close();
+    assert!(matches!(c.recv(), Err(ClientError::Closed)));
+}
