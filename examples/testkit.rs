@@ -6,9 +6,50 @@
 //! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
 //! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms;
 //! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile.
+//!
+//! With `--framing` (see `rswoole::cli::parse_framing`) commands are message bodies and every
+//! reply is framed the same way (without the trailing newline). More commands: `bind UID` →
+//! `bound UID true|false`; `broadcast TEXT` → TEXT to every connection (Base mode: the other
+//! workers' connections through `send_message`), then `sent N`; `sendmsg W TEXT` → worker W's
+//! `on_pipe_message` prints `pipe-message wW from wSELF: TEXT` and (Process mode) replies
+//! `pipe wW from wSELF: TEXT` to this connection.
 
 use clap::Parser;
-use rswoole::{Bytes, DispatchMode, Mode, SendError, Server, Settings, SockType};
+use rswoole::{Bytes, DispatchMode, Framing, Handle, Mode, SendError, Server, Settings, SockType};
+use rswoole_codec::stream::{encode_eof, encode_length};
+
+/// The body of a message (header / EOF removed).
+fn body<'a>(framing: &Framing, msg: &'a [u8]) -> &'a [u8] {
+    match framing {
+        Framing::Eof { eof, .. } => msg.strip_suffix(eof.as_slice()).unwrap_or(msg),
+        Framing::Length(spec) => msg.get(spec.header_len()..).unwrap_or_default(),
+        _ => msg,
+    }
+}
+
+/// `text` framed for the client (raw: as is).
+fn frame(framing: &Framing, text: &str) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    match framing {
+        Framing::Eof { eof, .. } => encode_eof(eof, text.as_bytes(), &mut out).expect("frame"),
+        Framing::Length(spec) => encode_length(spec, text.as_bytes(), &mut out).expect("frame"),
+        _ => return Bytes::copy_from_slice(text.as_bytes()),
+    }
+    out.freeze()
+}
+
+/// Sends `text` to every local connection; `true` if some were another worker's (Base mode).
+fn broadcast_local(srv: &Handle, framing: &Framing, text: &str) -> (usize, bool) {
+    let (mut sent, mut remote) = (0, false);
+    for fd in srv.connections() {
+        match srv.send(fd, frame(framing, text)) {
+            Ok(()) => sent += 1,
+            Err(SendError::NotLocal(..)) => remote = true,
+            Err(_) => {}
+        }
+    }
+    (sent, remote)
+}
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -30,6 +71,11 @@ struct Args {
     buffer_output_size: usize,
     #[arg(long, default_value_t = 0)]
     max_connection: usize,
+    /// Stream framing: raw, eof[:TEXT], length[:CODE:LENGTH_OFFSET:BODY_OFFSET].
+    #[arg(long, default_value = "raw")]
+    framing: String,
+    #[arg(long, default_value_t = rswoole::DEFAULT_PACKAGE_MAX_LENGTH)]
+    package_max_length: usize,
     #[command(flatten)]
     ops: OpsArgs,
 }
@@ -88,7 +134,28 @@ fn main() -> rswoole::Result<()> {
         dispatch_mode: DispatchMode::from_swoole(a.dispatch_mode)?,
         buffer_output_size: a.buffer_output_size,
         max_connection: a.max_connection,
+        framing: rswoole::cli::parse_framing(&a.framing).expect("--framing"),
+        package_max_length: a.package_max_length,
         ..a.ops.settings()
+    });
+    let framing = server.settings_mut().framing.clone();
+    let fr = framing.clone();
+    server.on_pipe_message(move |srv, from, data| {
+        let fr = fr.clone();
+        async move {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            if let Some(b) = text.strip_prefix("broadcast ") {
+                broadcast_local(&srv, &fr, b);
+                return Ok(());
+            }
+            let (fd, text) = text.split_once(' ').unwrap_or(("0", ""));
+            println!("pipe-message w{} from w{from}: {text}", srv.worker_id());
+            let reply = format!("pipe w{} from w{from}: {text}", srv.worker_id());
+            match srv.send(rswoole::ConnId(fd.parse().unwrap_or(0)), frame(&fr, &reply)) {
+                Err(SendError::NotLocal(..)) => Ok(()),
+                r => r,
+            }
+        }
     });
     for l in &a.listen {
         let (kind, addr) = l.split_once(':').expect("tcp:ADDR or udp:ADDR");
@@ -128,69 +195,103 @@ fn main() -> rswoole::Result<()> {
     });
     server.on_shutdown(|_| println!("shutdown"));
     if !a.no_receive {
-        server.on_receive(|srv, ev| async move {
-            let text = String::from_utf8_lossy(&ev.data).trim_end().to_string();
-            if let Some(ms) = text.strip_prefix("block ") {
-                // Blocks the worker's thread: only a SIGKILL ends a stop now.
-                let ms: u64 = ms.parse().unwrap_or(0);
-                std::thread::sleep(std::time::Duration::from_millis(ms));
-                return srv.send(ev.fd, format!("blocked {ms} w{}\n", srv.worker_id()));
-            }
-            if let Some(ms) = text.strip_prefix("sleep ") {
-                let ms: u64 = ms.parse().unwrap_or(0);
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                return srv.send(ev.fd, format!("slept {ms} w{}\n", srv.worker_id()));
-            }
-            let reply: String = match text.as_str() {
-                "info" => {
-                    let i = srv.connection_info(ev.fd).expect("live connection");
-                    format!(
-                        "remote={} server_port={} listener={} reactor={} connected={}\n",
-                        i.remote_addr,
-                        i.server_port,
-                        i.listener,
-                        i.reactor_id,
-                        i.connect_time
-                            .elapsed()
-                            .map(|d| d.as_secs() < 60)
-                            .unwrap_or(false)
-                    )
+        server.on_receive(move |srv, ev| {
+            let framing = framing.clone();
+            async move {
+                let raw = matches!(framing, Framing::Raw);
+                let data = Bytes::copy_from_slice(body(&framing, &ev.data));
+                let text = String::from_utf8_lossy(&data).trim_end().to_string();
+                if let Some(uid) = text.strip_prefix("bind ") {
+                    let uid: u32 = uid.parse().unwrap_or(0);
+                    let r = format!("bound {uid} {}", srv.bind(ev.fd, uid));
+                    return srv.send(ev.fd, frame(&framing, &r));
                 }
-                "whoami" => format!("w{}\n", srv.worker_id()),
-                "close" => {
-                    srv.send(ev.fd, format!("bye {}\n", ev.fd))?;
-                    srv.close(ev.fd);
-                    return Ok(());
-                }
-                "panic" => panic!("testkit: asked to panic"),
-                "flood" => {
-                    let block = Bytes::from(vec![b'x'; 64 * 1024]);
-                    let mut sent = 0usize;
-                    loop {
-                        match srv.send(ev.fd, block.clone()) {
-                            Ok(()) => sent += block.len(),
-                            Err(SendError::BufferFull(..)) => break,
-                            Err(e) => return Err(e),
+                if let Some(b) = text.strip_prefix("broadcast ") {
+                    let (sent, remote) = broadcast_local(&srv, &framing, b);
+                    if remote {
+                        for w in (0..srv.stats().requests.len()).filter(|w| *w != srv.worker_id()) {
+                            srv.send_message(w, format!("broadcast {b}"))?;
                         }
-                        if sent > 64 * 1024 * 1024 {
-                            break;
-                        }
-                        tokio::task::yield_now().await;
                     }
-                    println!("flood stopped after {sent} bytes");
-                    return Ok(());
+                    return srv.send(ev.fd, frame(&framing, &format!("sent {sent}")));
                 }
-                "stats" => {
-                    let s = srv.stats();
-                    format!(
-                        "connections={} accepted={} closed={}\n",
-                        s.connections, s.accepted, s.closed
-                    )
+                if let Some(ms) = text.strip_prefix("block ") {
+                    // Blocks the worker's thread: only a SIGKILL ends a stop now.
+                    let ms: u64 = ms.parse().unwrap_or(0);
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    return srv.send(
+                        ev.fd,
+                        frame(&framing, &format!("blocked {ms} w{}\n", srv.worker_id())),
+                    );
                 }
-                "conns" => format!("conns={}\n", srv.connections().len()),
-                _ => format!("w{}:{}", srv.worker_id(), String::from_utf8_lossy(&ev.data)),
-            };
-            srv.send(ev.fd, reply)
+                if let Some(ms) = text.strip_prefix("sleep ") {
+                    let ms: u64 = ms.parse().unwrap_or(0);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    return srv.send(
+                        ev.fd,
+                        frame(&framing, &format!("slept {ms} w{}\n", srv.worker_id())),
+                    );
+                }
+                if let Some(rest) = text.strip_prefix("sendmsg ") {
+                    let (w, t) = rest.split_once(' ').unwrap_or((rest, ""));
+                    return srv
+                        .send_message(w.parse().unwrap_or(usize::MAX), format!("{} {t}", ev.fd));
+                }
+                let reply: String = match text.as_str() {
+                    "info" => {
+                        let i = srv.connection_info(ev.fd).expect("live connection");
+                        format!(
+                            "remote={} server_port={} listener={} reactor={} connected={}\n",
+                            i.remote_addr,
+                            i.server_port,
+                            i.listener,
+                            i.reactor_id,
+                            i.connect_time
+                                .elapsed()
+                                .map(|d| d.as_secs() < 60)
+                                .unwrap_or(false)
+                        )
+                    }
+                    "whoami" => format!("w{}\n", srv.worker_id()),
+                    "close" => {
+                        srv.send(ev.fd, format!("bye {}\n", ev.fd))?;
+                        srv.close(ev.fd);
+                        return Ok(());
+                    }
+                    "panic" => panic!("testkit: asked to panic"),
+                    "flood" => {
+                        let block = Bytes::from(vec![b'x'; 64 * 1024]);
+                        let mut sent = 0usize;
+                        loop {
+                            match srv.send(ev.fd, block.clone()) {
+                                Ok(()) => sent += block.len(),
+                                Err(SendError::BufferFull(..)) => break,
+                                Err(e) => return Err(e),
+                            }
+                            if sent > 64 * 1024 * 1024 {
+                                break;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        println!("flood stopped after {sent} bytes");
+                        return Ok(());
+                    }
+                    "stats" => {
+                        let s = srv.stats();
+                        format!(
+                            "connections={} accepted={} closed={}\n",
+                            s.connections, s.accepted, s.closed
+                        )
+                    }
+                    "conns" => format!("conns={}\n", srv.connections().len()),
+                    _ => format!("w{}:{}", srv.worker_id(), String::from_utf8_lossy(&data)),
+                };
+                if raw {
+                    srv.send(ev.fd, reply)
+                } else {
+                    srv.send(ev.fd, frame(&framing, reply.trim_end_matches('\n')))
+                }
+            }
         });
     }
     server.start()
