@@ -38,6 +38,11 @@ pub(crate) trait EventSink: 'static {
     fn backlogged(&self, _conn: &Arc<Conn>) -> bool {
         false
     }
+    /// Whether events of the connection are still being handled (dispatched and not
+    /// finished). Default: never.
+    fn busy(&self, _conn: &Arc<Conn>) -> bool {
+        false
+    }
     /// The connection is over (peer FIN, error, or server close after flush). Called once. The
     /// sink must call [`Conn::close_done`] after the application's `on_close` ran.
     fn closed(&self, conn: &Arc<Conn>);
@@ -71,10 +76,12 @@ pub(crate) struct Conn {
     stream: TcpStream,
     out: Mutex<Out>,
     notify: Notify,
-    shared: Shared,
+    pub(crate) shared: Shared,
     cap: usize,
     /// Master-side dispatch bookkeeping (unused in Base mode).
     pub(crate) dispatch: Mutex<crate::reactor::DispatchState>,
+    /// The WebSocket protocol state once upgraded (`crate::websocket::owner`).
+    pub(crate) ws: Mutex<Option<Box<crate::websocket::owner::WsState>>>,
 }
 
 /// Why [`Conn::write`] refused data.
@@ -108,6 +115,7 @@ impl Conn {
             shared,
             cap,
             dispatch: Mutex::new(crate::reactor::DispatchState::default()),
+            ws: Mutex::new(None),
         }
     }
 
@@ -153,6 +161,11 @@ impl Conn {
             s.out_bytes
                 .store(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Wakes the connection task (its protocol state changed elsewhere).
+    pub(crate) fn wake(&self) {
+        self.notify.notify_one();
     }
 
     /// Asks to close after the queued output is written. Returns false if already closing.
@@ -234,19 +247,24 @@ impl Conn {
                 }
                 _ => {}
             }
-            let mut want_read = phase == Phase::Open && !read_eof && !io_error;
+            let mut want_read = phase == Phase::Open && !read_eof && !io_error && !decoder.paused();
             let backlogged = want_read && sink.backlogged(&self);
             if backlogged {
                 want_read = false;
             }
-            let deadline = decoder.deadline().filter(|_| want_read);
+            let deadline = decoder.deadline(&self).filter(|_| want_read);
             tokio::select! {
                 biased;
-                _ = self.notify.notified() => {}
+                _ = self.notify.notified() => {
+                    if let Verdict::Close = decoder.resume(&self, &*sink, &mut inbuf) {
+                        self.close();
+                    }
+                }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged => {}
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
-                    decoder.timed_out(&self);
-                    self.close();
+                    if decoder.timed_out(&self) {
+                        self.close();
+                    }
                 }
                 r = self.stream.writable(), if pending => {
                     if r.is_err() { self.out.lock().io_error = true; } else { self.flush(); }

@@ -61,6 +61,29 @@ pub(crate) enum Kind {
     PipeMsg = 40,
     /// master -> worker: a `send_message` from worker `listener`; payload = the message.
     PipeMessage = 41,
+    /// master -> worker: a WebSocket upgrade was accepted (payload: the request head);
+    /// `on_open` runs. See `crate::websocket`.
+    WsOpen = 50,
+    /// master -> worker: a whole text message.
+    WsText = 51,
+    /// master -> worker: a whole binary message.
+    WsBinary = 52,
+    /// master -> worker: a Ping (only with `deliver_control_frames`).
+    WsPing = 53,
+    /// master -> worker: a Pong (only with `deliver_control_frames`).
+    WsPong = 54,
+    /// master -> worker: an upgrade request for `on_handshake` (payload: the request head).
+    WsHandshake = 55,
+    /// worker -> master: send a message (`listener` = opcode, payload = data).
+    WsPush = 56,
+    /// worker -> master: one message to many connections (`listener` = opcode; payload =
+    /// u32 LE count (u32::MAX = every WebSocket connection), count u64 LE ids, then the data).
+    WsBroadcast = 57,
+    /// worker -> master: close handshake (payload: u16 LE code, then the UTF-8 reason).
+    WsDisconnect = 58,
+    /// worker -> master: `on_handshake`'s verdict (payload: 1 + subprotocol to accept, or
+    /// 0 + the raw HTTP response that rejects).
+    WsAccept = 59,
 }
 
 impl Kind {
@@ -80,6 +103,16 @@ impl Kind {
             23 => Kind::HttpEnd,
             40 => Kind::PipeMsg,
             41 => Kind::PipeMessage,
+            50 => Kind::WsOpen,
+            51 => Kind::WsText,
+            52 => Kind::WsBinary,
+            53 => Kind::WsPing,
+            54 => Kind::WsPong,
+            55 => Kind::WsHandshake,
+            56 => Kind::WsPush,
+            57 => Kind::WsBroadcast,
+            58 => Kind::WsDisconnect,
+            59 => Kind::WsAccept,
             _ => return None,
         })
     }

@@ -58,6 +58,7 @@ pub mod cli;
 pub mod client;
 pub mod control;
 pub mod http;
+pub mod websocket;
 
 pub use bytes::Bytes;
 

@@ -164,8 +164,18 @@ fn start_inner(server: Server) -> Result<()> {
     for (i, p) in server.ports.iter().enumerate() {
         let cbs = server.port_callbacks(i);
         let http = p.protocol == crate::server::Protocol::Http;
+        if p.protocol == crate::server::Protocol::WebSocket && server.ws.on_message.is_none() {
+            return Err(Error::MissingCallback {
+                callback: "on_message",
+                kind: "WebSocket",
+                addr: p.addr,
+            });
+        }
+        let http = http || p.protocol == crate::server::Protocol::WebSocket;
         match p.sock_type {
-            SockType::Tcp if http && server.on_request.is_none() => {
+            SockType::Tcp
+                if p.protocol == crate::server::Protocol::Http && server.on_request.is_none() =>
+            {
                 return Err(Error::MissingCallback {
                     callback: "on_request",
                     kind: "HTTP",

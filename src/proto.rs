@@ -25,6 +25,8 @@ pub(crate) const STREAM_THRESHOLD: usize = 64 * 1024;
 pub(crate) struct HttpConf {
     pub(crate) limits: Limits,
     pub(crate) header_timeout: Duration,
+    /// The listener upgrades to WebSocket (`crate::websocket`).
+    pub(crate) ws: Option<Arc<crate::websocket::owner::WsConf>>,
 }
 
 /// Per-listener protocol configuration for connection tasks.
@@ -44,6 +46,8 @@ pub(crate) struct HttpIn {
     dec: RequestDecoder,
     cur: Option<Pending>,
     head_started: Option<Instant>,
+    /// A WebSocket upgrade happened: switch to it after this feed.
+    upgraded: Option<crate::websocket::owner::Upgraded>,
 }
 
 /// The decoding state of one connection.
@@ -51,6 +55,10 @@ pub(crate) enum Inbound {
     Raw,
     Stream(Decoder),
     Http(Box<HttpIn>),
+    /// Upgraded to WebSocket (`crate::websocket::owner`).
+    Ws(Box<crate::websocket::owner::WsIn>),
+    /// An upgrade request waits for `on_handshake`'s verdict; not reading meanwhile.
+    WsPending(Arc<crate::websocket::owner::WsConf>),
 }
 
 /// What the connection must do after a feed.
@@ -68,6 +76,7 @@ impl Inbound {
                 dec: RequestDecoder::new(h.limits.clone()),
                 cur: None,
                 head_started: None,
+                upgraded: None,
             }));
         }
         match cfg.stream.framing {
@@ -79,18 +88,46 @@ impl Inbound {
         }
     }
 
-    /// When an incomplete request head times out (slowloris), if one is pending.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// When an incomplete request head times out (slowloris), if one is pending; for
+    /// WebSocket, when to ping or to give up on a silent peer.
+    pub(crate) fn deadline(&self, conn: &Conn) -> Option<Instant> {
         match self {
             Inbound::Http(h) => h.head_started.map(|t| t + h.conf.header_timeout),
+            Inbound::Ws(w) => w.deadline(conn),
             _ => None,
         }
     }
 
-    /// The header timeout fired: answer 408 and close.
-    pub(crate) fn timed_out(&mut self, conn: &Arc<Conn>) {
+    /// The deadline passed: the header timeout answers 408; returns whether to close.
+    pub(crate) fn timed_out(&mut self, conn: &Arc<Conn>) -> bool {
+        if let Inbound::Ws(w) = self {
+            return w.timed_out(conn);
+        }
         tracing::debug!(fd = %conn.id, "request header timeout; answering 408");
         let _ = conn.write(&error_response(408, "Request Timeout"));
+        true
+    }
+
+    /// Reading is paused (a WebSocket upgrade waits for `on_handshake`).
+    pub(crate) fn paused(&self) -> bool {
+        matches!(self, Inbound::WsPending(_))
+    }
+
+    /// The connection task was woken: a pending upgrade may have been accepted.
+    pub(crate) fn resume<S: EventSink + ?Sized>(
+        &mut self,
+        conn: &Arc<Conn>,
+        sink: &S,
+        inbuf: &mut BytesMut,
+    ) -> Verdict {
+        let Inbound::WsPending(conf) = self else {
+            return Verdict::Ok;
+        };
+        if !crate::websocket::owner::is_open(conn) {
+            return Verdict::Ok;
+        }
+        *self = Inbound::Ws(Box::new(crate::websocket::owner::WsIn::new(conf.clone())));
+        self.feed(conn, sink, &[], inbuf)
     }
 
     /// Feeds bytes just read (`data`); `inbuf` keeps what is not consumed yet.
@@ -125,8 +162,30 @@ impl Inbound {
             Inbound::Http(h) => {
                 inbuf.extend_from_slice(data);
                 let v = h.feed(conn, sink, inbuf);
+                if let Some(up) = h.upgraded.take() {
+                    *self = match up {
+                        crate::websocket::owner::Upgraded::Open(w) => Inbound::Ws(w),
+                        crate::websocket::owner::Upgraded::Pending(c) => Inbound::WsPending(c),
+                    };
+                    if let Inbound::Ws(w) = self {
+                        if !inbuf.is_empty() {
+                            return w.feed(conn, sink, inbuf);
+                        }
+                    }
+                    return v;
+                }
                 shrink(inbuf);
                 v
+            }
+            Inbound::Ws(w) => {
+                inbuf.extend_from_slice(data);
+                let v = w.feed(conn, sink, inbuf);
+                shrink(inbuf);
+                v
+            }
+            Inbound::WsPending(_) => {
+                inbuf.extend_from_slice(data);
+                Verdict::Ok
             }
         }
     }
@@ -166,6 +225,19 @@ impl HttpIn {
             match ev {
                 Event::Head(head) => {
                     self.head_started = None;
+                    if let (Some(ws), true) = (&self.conf.ws, head.is_upgrade_websocket()) {
+                        // Stop decoding HTTP: the rest of `inbuf` is WebSocket frames.
+                        return match crate::websocket::owner::upgrade(conn, sink, &head, ws) {
+                            Some(up) => {
+                                self.upgraded = Some(up);
+                                Verdict::Ok
+                            }
+                            None => {
+                                inbuf.clear();
+                                Verdict::Close
+                            }
+                        };
+                    }
                     if head.expect_continue() && head.version() == http1::Version::Http11 {
                         let _ = conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }

@@ -445,6 +445,14 @@ impl Reactor {
                             self.acked(&pipe, seq);
                         }
                     }
+                    Kind::WsPush | Kind::WsBroadcast | Kind::WsDisconnect | Kind::WsAccept => {
+                        // Unchunked records (almost all) are used in place.
+                        if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST {
+                            crate::websocket::owner::from_worker(&self, &h, payload);
+                        } else if let Some(whole) = reassembler.feed(&h, payload) {
+                            crate::websocket::owner::from_worker(&self, &h, &whole);
+                        }
+                    }
                     Kind::PipeMsg => {
                         if let Some(data) = reassembler.feed(&h, payload) {
                             self.pipe_message(pipe.slot, h.session as usize, data);
@@ -465,15 +473,22 @@ impl Reactor {
         let Some(c) = self.conns.get(ev.conn) else {
             return;
         };
-        let flush = {
+        let (flush, idle) = {
             let mut d = c.dispatch.lock();
             d.inflight = d.inflight.saturating_sub(1);
             if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
                 d.http_pending = d.http_pending.saturating_sub(1);
                 d.resp_started = false;
             }
-            d.inflight == 0 && !d.deferred.is_empty()
+            (
+                d.inflight == 0 && !d.deferred.is_empty(),
+                d.inflight == 0 && d.deferred.is_empty(),
+            )
         };
+        if idle && crate::websocket::is_message_kind(ev.kind) {
+            // A WebSocket close held back until the replies to earlier messages were sent.
+            crate::websocket::owner::flush_final(&c);
+        }
         if ev.kind == Kind::Close {
             c.close_done();
         }
@@ -583,7 +598,11 @@ impl Reactor {
                         ev.kind,
                         Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd
                     );
-                    if !http && (redeliver || matches!(ev.kind, Kind::Connect | Kind::Close)) {
+                    let always = matches!(
+                        ev.kind,
+                        Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
+                    );
+                    if !http && (redeliver || always) {
                         resent += 1;
                         d.deferred.push_front(ev);
                     }
@@ -631,6 +650,10 @@ impl Reactor {
 }
 
 impl EventSink for Reactor {
+    fn busy(&self, conn: &Arc<Conn>) -> bool {
+        let d = conn.dispatch.lock();
+        d.inflight > 0 || !d.deferred.is_empty()
+    }
     fn backlogged(&self, conn: &Arc<Conn>) -> bool {
         let d = conn.dispatch.lock();
         d.inflight > 0

@@ -127,6 +127,8 @@ pub(crate) enum Protocol {
     Stream,
     /// HTTP/1.1: `on_request`.
     Http,
+    /// HTTP/1.1 that also upgrades to WebSocket: `on_open`/`on_message` (`crate::websocket`).
+    WebSocket,
 }
 
 /// One listening address and its callbacks.
@@ -236,6 +238,8 @@ pub struct Server {
     /// `on_task` / `on_finish` (src/task.rs).
     pub(crate) tasks: crate::task::TaskCallbacks,
     pub(crate) on_request: Option<crate::http::worker::ReqCb>,
+    /// `on_open` / `on_message` / `on_handshake` (src/websocket).
+    pub(crate) ws: crate::websocket::WsCallbacks,
 }
 
 impl fmt::Debug for Server {
@@ -301,6 +305,7 @@ impl Server {
             on_pipe_message: None,
             tasks: Default::default(),
             on_request: None,
+            ws: Default::default(),
         })
     }
 
@@ -413,10 +418,14 @@ impl Server {
                 .unwrap_or_else(|| s.framing.clone()),
             package_max_length: s.package_max_length,
         };
-        let http = (self.ports[i].protocol == Protocol::Http).then(|| {
+        let proto = self.ports[i].protocol;
+        let http = matches!(proto, Protocol::Http | Protocol::WebSocket).then(|| {
             std::sync::Arc::new(crate::proto::HttpConf {
                 limits: crate::http::worker::http_limits(s),
                 header_timeout: s.http.header_timeout,
+                ws: (proto == Protocol::WebSocket).then(|| {
+                    std::sync::Arc::new(s.websocket.owner_conf(self.ws.on_handshake.is_some()))
+                }),
             })
         });
         crate::proto::ConnConfig { stream, http }

@@ -137,6 +137,8 @@ pub struct Settings {
     /// HTTP settings (static files, compression, timeouts, limits); see
     /// [`HttpSettings`](crate::http::HttpSettings).
     pub http: crate::http::HttpSettings,
+    /// [`WebSocketSettings`](crate::websocket::WebSocketSettings).
+    pub websocket: crate::websocket::WebSocketSettings,
     /// Detach from the terminal after start (see the production issue); default `false`.
     pub daemonize: bool,
     /// Write the master's pid here once listening. Default none.
@@ -185,6 +187,7 @@ impl Default for Settings {
             max_wait_time: DEFAULT_MAX_WAIT_TIME,
             redeliver_on_worker_crash: true,
             http: crate::http::HttpSettings::default(),
+            websocket: crate::websocket::WebSocketSettings::default(),
             daemonize: false,
             pid_file: None,
             log_file: None,

@@ -53,6 +53,8 @@ unsafe impl ShmSafe for WorkerSlot {}
 
 /// Connection slot state bits, in [`ConnSlot::flags`].
 const C_CLOSING: u32 = 1;
+/// The connection is an established WebSocket (set by the socket owner after the upgrade).
+const C_WS: u32 = 2;
 
 #[repr(C)]
 pub(crate) struct ConnSlot {
@@ -246,6 +248,34 @@ impl Shared {
             Some(s) => s.flags.fetch_or(C_CLOSING, AcqRel) & C_CLOSING == 0,
             None => false,
         }
+    }
+
+    /// Marks `id` an established WebSocket connection (`crate::websocket`).
+    pub(crate) fn mark_websocket(&self, id: ConnId) {
+        if let Some(s) = self.any_slot(id) {
+            s.flags.fetch_or(C_WS, AcqRel);
+        }
+    }
+
+    /// Whether `id` is an open (not closing) established WebSocket connection.
+    pub(crate) fn is_websocket(&self, id: ConnId) -> bool {
+        self.live_slot(id)
+            .is_some_and(|s| s.flags.load(Acquire) & C_WS != 0)
+    }
+
+    /// Every open established WebSocket connection, in slot order.
+    pub(crate) fn websockets(&self) -> Vec<ConnId> {
+        let mut v = Vec::new();
+        for i in 0..self.conn_cap {
+            let s: &ConnSlot = self
+                .region
+                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>());
+            let id = s.id.load(Acquire);
+            if id != 0 && id != u64::MAX && s.flags.load(Relaxed) & (C_CLOSING | C_WS) == C_WS {
+                v.push(ConnId(id));
+            }
+        }
+        v
     }
 
     /// Frees the slot of a closed connection.

@@ -49,6 +49,22 @@ pub(crate) struct WorkerCtx {
 }
 
 impl WorkerCtx {
+    /// The pipe to the master (Process mode).
+    pub(crate) fn pipe(&self) -> Option<&Arc<PipeTx>> {
+        match &self.backend {
+            Backend::Pipe(tx) => Some(tx),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// This worker's own connections (Base mode).
+    pub(crate) fn local_conns(&self) -> Option<&Arc<ConnTable>> {
+        match &self.backend {
+            Backend::Local(c) => Some(c),
+            Backend::Pipe(_) => None,
+        }
+    }
+
     pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
         match &self.backend {
             Backend::Pipe(tx) => {
@@ -172,6 +188,7 @@ struct Dispatcher {
     on_pipe_message: Option<crate::server::PipeCb>,
     http: crate::http::worker::WorkerHttp,
     on_request: Option<crate::http::worker::ReqCb>,
+    ws: crate::websocket::WsCallbacks,
 }
 
 /// Runs a callback's future, turning a panic into a logged, lost event.
@@ -217,6 +234,7 @@ impl Dispatcher {
         tokio::task::spawn_local(async move {
             let mut ev = ev;
             loop {
+                let ws = crate::websocket::is_message_kind(ev.kind);
                 me.run_one(ev).await;
                 let next = me
                     .queues
@@ -227,6 +245,16 @@ impl Dispatcher {
                     Some(e) => ev = e,
                     None => {
                         me.queues.borrow_mut().remove(&fd);
+                        // Base mode: a WebSocket close held back until the messages before
+                        // it were handled goes out now.
+                        if let Some(c) = me
+                            .conns
+                            .as_ref()
+                            .filter(|_| ws)
+                            .and_then(|t| t.get(ConnId(fd)))
+                        {
+                            crate::websocket::owner::flush_final(&c);
+                        }
                         break;
                     }
                 }
@@ -282,6 +310,22 @@ impl Dispatcher {
                         ev.payload.clone(),
                     )
                     .await;
+            }
+            Kind::WsOpen
+            | Kind::WsText
+            | Kind::WsBinary
+            | Kind::WsPing
+            | Kind::WsPong
+            | Kind::WsHandshake => {
+                crate::websocket::worker::event(
+                    &self.ws,
+                    &self.http,
+                    &h,
+                    ev.kind,
+                    ev.fd,
+                    ev.payload.clone(),
+                )
+                .await;
             }
             Kind::Close => {
                 self.http.closed(ev.fd);
@@ -359,6 +403,9 @@ struct LocalSink {
 }
 
 impl EventSink for LocalSink {
+    fn busy(&self, conn: &Arc<Conn>) -> bool {
+        self.disp.queues.borrow().contains_key(&conn.id.0)
+    }
     fn connected(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
             kind: Kind::Connect,
@@ -470,6 +517,7 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         conns: conns.clone(),
         http: crate::http::worker::WorkerHttp::new(settings.clone()),
         on_request: server.on_request.clone(),
+        ws: server.ws.clone(),
         on_pipe_message: server.on_pipe_message.clone(),
     });
     let writer = tx.clone().map(|tx| {

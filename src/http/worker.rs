@@ -92,6 +92,37 @@ impl WorkerHttp {
         }
     }
 
+    /// A [`Request`](super::Request) for a bodiless request head (a WebSocket upgrade, as
+    /// sent in `WsOpen`/`WsHandshake`).
+    pub(crate) fn head_request(
+        &self,
+        handle: &Handle,
+        fd: ConnId,
+        head: &Bytes,
+    ) -> Option<super::Request> {
+        let head = parse_head(head, &self.limits())?;
+        let ci = handle.connection_info(fd)?;
+        let tmp = self
+            .settings
+            .http
+            .upload_tmp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        let b = Builder::new(head, tmp, self.settings.package_max_length);
+        let info = RequestInfo {
+            remote_addr: client_addr(
+                ci.remote_addr,
+                b.head(),
+                &self.settings.http.trusted_proxies,
+            ),
+            peer_addr: ci.remote_addr,
+            server_port: ci.server_port,
+            request_time: SystemTime::now(),
+            protocol: "HTTP/1.1",
+        };
+        b.finish(fd, info).ok()
+    }
+
     /// The connection closed: forget a half-received request.
     pub(crate) fn closed(&self, fd: ConnId) {
         self.partial.borrow_mut().remove(&fd.0);
