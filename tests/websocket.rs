@@ -1,0 +1,411 @@
+//! The WebSocket server through real sockets: echo (text, binary, compressed, large), HTTP on
+//! the same port, the chat's broadcast to 500 clients over 4 workers (exactly once, in order),
+//! bad input (close codes), a client that never reads, and workers killed under live clients.
+//! The Autobahn testsuite and the browser test run from `.ci/run`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rswoole_codec::ws::handshake::{validate_response, write_request};
+use rswoole_codec::ws::{
+    generate_key, CloseCode, Connection, DeflateConfig, MessageKind, WsConfig, WsEvent,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::util::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A minimal WebSocket client on the codec.
+pub struct Ws {
+    s: TcpStream,
+    conn: Connection,
+    buf: BytesMut,
+}
+
+impl Ws {
+    pub async fn connect(port: u16, deflate: bool) -> Ws {
+        let s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        s.set_nodelay(true).unwrap();
+        Ws::handshake(s, deflate).await
+    }
+
+    async fn handshake(mut s: TcpStream, deflate: bool) -> Ws {
+        let seed = rand_seed();
+        let key = generate_key(seed.to_le_bytes().repeat(2).try_into().unwrap());
+        let dc = DeflateConfig {
+            enabled: deflate,
+            ..Default::default()
+        };
+        let mut req = BytesMut::new();
+        write_request(&mut req, "127.0.0.1", "/", &key, &[], &dc);
+        s.write_all(&req).await.unwrap();
+        let mut buf = BytesMut::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = s.read_buf(&mut buf).await.unwrap();
+            assert!(n > 0, "server closed during the handshake");
+        };
+        let head = buf.split_to(end);
+        let text = std::str::from_utf8(&head).unwrap().to_string();
+        let mut lines = text.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(&str, &[u8])> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
+            .collect();
+        let acc = validate_response(status, headers, &key, &[], &dc).unwrap_or_else(|e| {
+            panic!("handshake failed ({e}): {text}");
+        });
+        let cfg = WsConfig {
+            deflate: dc,
+            ..Default::default()
+        };
+        Ws {
+            s,
+            conn: Connection::client(cfg, acc.deflate, seed),
+            buf,
+        }
+    }
+
+    pub async fn send(&mut self, kind: MessageKind, data: &[u8]) {
+        self.conn.send_message(kind, data).unwrap();
+        let out = self.conn.take_output();
+        self.s.write_all(&out).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        self.s.write_all(data).await.unwrap();
+    }
+
+    /// The next event (`None` on EOF).
+    pub async fn recv(&mut self) -> Option<WsEvent> {
+        loop {
+            match self.conn.feed(&mut self.buf) {
+                Ok(Some(ev)) => {
+                    if self.conn.has_output() {
+                        let out = self.conn.take_output();
+                        let _ = self.s.write_all(&out).await;
+                    }
+                    return Some(ev);
+                }
+                Ok(None) => {}
+                Err(e) => panic!("client-side protocol error: {e}"),
+            }
+            match self.s.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next message (skipping control frames); panics on close or after `T`.
+    pub async fn message(&mut self) -> (MessageKind, bytes::Bytes) {
+        tokio::time::timeout(T, async {
+            loop {
+                match self.recv().await {
+                    Some(WsEvent::Message { kind, data }) => return (kind, data),
+                    Some(WsEvent::Close { code, reason }) => panic!("closed: {code} {reason}"),
+                    Some(_) => {}
+                    None => panic!("connection ended"),
+                }
+            }
+        })
+        .await
+        .expect("no message in time")
+    }
+
+    /// Waits for the server's Close; returns its code.
+    pub async fn close_code(&mut self) -> Option<CloseCode> {
+        tokio::time::timeout(T, async {
+            loop {
+                match self.recv().await {
+                    Some(WsEvent::Close { code, .. }) => return Some(code),
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+        })
+        .await
+        .expect("no close in time")
+    }
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() | 1
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start(example: &str, extra: &[&str]) -> ServerProc {
+    let port = free_port();
+    let p = port.to_string();
+    let mut args = vec!["--host", "127.0.0.1", "--port", &p];
+    args.extend_from_slice(extra);
+    ServerProc::start(example, &args, port)
+}
+
+/// ws_echo: text, binary, compressed, large and fragmented messages come back with their
+/// opcode; plain HTTP on the same port goes to on_request; both modes.
+#[test]
+fn ws_echo_roundtrips_both_modes() {
+    for mode in ["process", "base"] {
+        let srv = start("ws_echo", &["--mode", mode, "--worker-num", "2"]);
+        let resp = http_get(srv.port, "/");
+        assert_eq!(resp.status, 200, "{mode}");
+        assert!(resp.text().contains("ws_echo"));
+        rt().block_on(async {
+            for deflate in [false, true] {
+                let mut ws = Ws::connect(srv.port, deflate).await;
+                assert_eq!(ws.conn.is_compressed(), deflate);
+                ws.send(MessageKind::Text, "héllo".as_bytes()).await;
+                assert_eq!(ws.message().await, (MessageKind::Text, "héllo".into()));
+                ws.send(MessageKind::Binary, &[0, 1, 2, 255]).await;
+                assert_eq!(
+                    ws.message().await,
+                    (MessageKind::Binary, vec![0u8, 1, 2, 255].into())
+                );
+                let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+                ws.send(MessageKind::Binary, &big).await;
+                let (_, got) = ws.message().await;
+                assert!(got[..] == big[..], "{mode}: 3 MB echo");
+                // A fragmented text message with a Ping in the middle.
+                ws.send_raw(&masked(0x01, b"frag")).await;
+                ws.send_raw(&masked(0x89, b"p")).await;
+                ws.send_raw(&masked(0x80, b"mented")).await;
+                loop {
+                    match ws.recv().await {
+                        Some(WsEvent::Pong(p)) => assert_eq!(&p[..], b"p"),
+                        Some(WsEvent::Message { kind, data }) => {
+                            assert_eq!((kind, &data[..]), (MessageKind::Text, &b"fragmented"[..]));
+                            break;
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                // Normal close: the server answers with 1000.
+                ws.conn.close(CloseCode::NORMAL, "bye").unwrap();
+                let out = ws.conn.take_output();
+                ws.send_raw(&out).await;
+                assert_eq!(ws.close_code().await, Some(CloseCode::NORMAL));
+                assert!(
+                    ws.recv().await.is_none(),
+                    "TCP closed after the close handshake"
+                );
+            }
+        });
+    }
+}
+
+/// A client frame (FIN/RSV/opcode byte as given) with a zero mask key.
+fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut v = vec![b0, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Protocol errors close with the right code; the server stays up.
+#[test]
+fn ws_bad_input_close_codes() {
+    let srv = start("ws_echo", &["--worker-num", "1"]);
+    rt().block_on(async {
+        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+            ("unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+            ("reserved bits", masked(0x81 | 0x20, b"hi"), 1002),
+            ("reserved opcode", masked(0x83, b"hi"), 1002),
+            // A header claiming 32 MiB (over max_frame_size): rejected before any payload.
+            (
+                "oversized frame",
+                [&[0x82u8, 0xFF][..], &(32u64 << 20).to_be_bytes(), &[0, 0, 0, 0]].concat(),
+                1009,
+            ),
+            ("invalid UTF-8", masked(0x81, &[0xce, 0xba, 0xff, 0xfe]), 1007),
+            ("fragmented ping", masked(0x09, b"x"), 1002),
+        ];
+        for (what, bytes, code) in cases {
+            let mut ws = Ws::connect(srv.port, false).await;
+            // A valid message first: its echo must arrive before the Close.
+            ws.send(MessageKind::Text, b"ok").await;
+            ws.send_raw(&bytes).await;
+            assert_eq!(ws.message().await.1, &b"ok"[..], "{what}");
+            assert_eq!(ws.close_code().await, Some(CloseCode(code)), "{what}");
+        }
+        // A bad upgrade request is refused with 400/426, not upgraded.
+        let resp = http_once(
+            srv.port,
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .expect("an answer");
+        assert_eq!(resp.status, 426);
+        let mut ws = Ws::connect(srv.port, false).await;
+        ws.send(MessageKind::Text, b"still up").await;
+        assert_eq!(ws.message().await.1, &b"still up"[..]);
+    });
+}
+
+/// The chat (4 workers): 500 clients; 3 of them send 20 messages each; every client gets all
+/// 60 broadcasts exactly once, each sender's in the order sent. The page is served at `/`.
+#[test]
+fn chat_broadcast_500_clients_4_workers() {
+    let srv = start("chat", &["--worker-num", "4"]);
+    let page = http_get(srv.port, "/");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    for needle in ["id=\"msg\"", "id=\"text\"", "location.host", "<button"] {
+        assert!(html.contains(needle), "page lacks {needle}");
+    }
+    const CLIENTS: usize = 500;
+    const SENDERS: usize = 3;
+    const PER: usize = 20;
+    rt().block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..CLIENTS {
+            clients.push(Ws::connect(srv.port, i % 5 == 0).await);
+        }
+        // Every client is established before anyone sends.
+        let deadline = Instant::now() + T;
+        let mut senders: Vec<Ws> = clients.drain(..SENDERS).collect();
+        let readers: Vec<_> = clients
+            .into_iter()
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    let mut got: Vec<String> = Vec::new();
+                    while got.len() < SENDERS * PER {
+                        let (kind, data) = ws.message().await;
+                        assert_eq!(kind, MessageKind::Text);
+                        got.push(String::from_utf8(data.to_vec()).unwrap());
+                    }
+                    (ws, got)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for k in 0..PER {
+            for (s, ws) in senders.iter_mut().enumerate() {
+                ws.send(MessageKind::Text, format!("s{s}-{k}").as_bytes())
+                    .await;
+            }
+        }
+        let mut sender_got = Vec::new();
+        for ws in senders.iter_mut() {
+            let mut got = Vec::new();
+            while got.len() < SENDERS * PER {
+                got.push(String::from_utf8(ws.message().await.1.to_vec()).unwrap());
+            }
+            sender_got.push(got);
+        }
+        let mut all = sender_got;
+        for r in readers {
+            let (_ws, got) = r.await.expect("reader");
+            all.push(got);
+        }
+        assert!(Instant::now() < deadline + T);
+        for got in &all {
+            // from{fd}:s{sender}-{k}\n — per sender, k = 0..PER in order, once each.
+            let mut next: HashMap<String, usize> = HashMap::new();
+            for m in got {
+                assert!(m.starts_with("from") && m.ends_with('\n'), "{m:?}");
+                let body = m.trim_end().split_once(':').unwrap().1;
+                let (s, k) = body.split_once('-').unwrap();
+                let k: usize = k.parse().unwrap();
+                let n = next.entry(s.to_string()).or_default();
+                assert_eq!(*n, k, "sender {s}: out of order or duplicate");
+                *n += 1;
+            }
+            assert_eq!(next.len(), SENDERS);
+            assert!(next.values().all(|&n| n == PER));
+        }
+        assert_eq!(all.len(), CLIENTS);
+    });
+}
+
+/// A client that never reads is dropped once its output exceeds buffer_output_size, while the
+/// master's memory stays bounded and the others keep chatting.
+#[test]
+fn ws_client_that_never_reads_is_dropped() {
+    let srv = start("chat", &["--worker-num", "2"]);
+    rt().block_on(async {
+        let mut sleeper = Ws::connect(srv.port, false).await;
+        let mut talker = Ws::connect(srv.port, false).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let chunk = "x".repeat(60_000);
+        // 60 MB of broadcasts: far beyond the 2 MiB output buffer (+ kernel buffers).
+        for i in 0..1000 {
+            talker.send(MessageKind::Text, chunk.as_bytes()).await;
+            let (_, m) = talker.message().await;
+            assert!(m.len() > chunk.len(), "{i}");
+        }
+        let hwm = vm_hwm_kib(srv.pid());
+        assert!(hwm < 200 * 1024, "master peak RSS {hwm} KiB");
+        // The sleeper was cut: reading drains what the kernel held, then EOF (no Close frame
+        // needed: its buffer was full).
+        let ended = tokio::time::timeout(T, async {
+            loop {
+                match sleeper.recv().await {
+                    None => return true,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("sleeper never cut");
+        assert!(ended);
+        talker.send(MessageKind::Text, b"still here").await;
+        let (_, m) = talker.message().await;
+        assert!(m.ends_with(b":still here\n"));
+    });
+}
+
+/// Process mode: SIGKILL every worker while WebSocket clients are connected: the clients stay
+/// connected and keep getting echoes from the replacements.
+#[test]
+fn ws_clients_survive_worker_sigkill() {
+    let srv = start("ws_echo", &["--worker-num", "2"]);
+    rt().block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            clients.push(Ws::connect(srv.port, false).await);
+        }
+        for ws in clients.iter_mut() {
+            ws.send(MessageKind::Text, b"before").await;
+            assert_eq!(ws.message().await.1, &b"before"[..]);
+        }
+        for round in 0..2 {
+            let workers = srv.wait_titles("rswoole: worker", 2, T);
+            for w in &workers {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*w),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            for (i, ws) in clients.iter_mut().enumerate() {
+                let msg = format!("after kill {round} #{i}");
+                ws.send(MessageKind::Text, msg.as_bytes()).await;
+                assert_eq!(ws.message().await.1, msg.as_bytes(), "round {round}");
+            }
+        }
+    });
+}
