@@ -27,3 +27,6 @@ mod ops;
 /// Task workers: typed tasks, exactly-once results, timeouts, crashes, full queues, big
 /// payloads, timers.
 mod tasks;
+
+/// The WebSocket server: echo, chat broadcast, bad input, worker crashes.
+mod websocket;
