@@ -28,5 +28,8 @@ mod ops;
 /// payloads, timers.
 mod tasks;
 
+/// deploy/nginx.conf with a real nginx in front.
+mod nginx;
+
 /// The WebSocket server: echo, chat broadcast, bad input, worker crashes.
 mod websocket;

@@ -261,7 +261,7 @@ impl Response {
         }
         i.state = State::Ended;
         let r = i.send(out.freeze());
-        if !i.keep_alive || i.version == Version::Http10 && !i.keep_alive {
+        if !i.keep_alive {
             i.handle.close(i.fd);
         }
         r

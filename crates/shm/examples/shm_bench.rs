@@ -218,13 +218,7 @@ fn two_procs(exe: &std::path::Path, op: &str, name: &str, ops: usize) -> f64 {
     let children: Vec<_> = (0..2)
         .map(|i| {
             Command::new(exe)
-                .args([
-                    "--worker",
-                    op,
-                    name,
-                    &ops.to_string(),
-                    &(i + 2).to_string(),
-                ])
+                .args(["--worker", op, name, &ops.to_string(), &(i + 2).to_string()])
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("spawn worker")
