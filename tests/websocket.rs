@@ -31,10 +31,38 @@ impl Ws {
             .await
             .expect("connect");
         s.set_nodelay(true).unwrap();
-        Ws::handshake(s, deflate).await
+        Ws::handshake(s, "/", &[], deflate).await.expect("upgrade")
     }
 
-    async fn handshake(mut s: TcpStream, deflate: bool) -> Ws {
+    /// Upgrades on `path` offering `protocols`; `Err(status)` if refused.
+    pub async fn connect_with(
+        port: u16,
+        path: &str,
+        protocols: &[&str],
+    ) -> Result<(Ws, Option<String>), u16> {
+        let s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        Ws::handshake_proto(s, path, protocols, false).await
+    }
+
+    async fn handshake(
+        s: TcpStream,
+        path: &str,
+        protocols: &[&str],
+        deflate: bool,
+    ) -> Result<Ws, u16> {
+        Ws::handshake_proto(s, path, protocols, deflate)
+            .await
+            .map(|(w, _)| w)
+    }
+
+    async fn handshake_proto(
+        mut s: TcpStream,
+        path: &str,
+        protocols: &[&str],
+        deflate: bool,
+    ) -> Result<(Ws, Option<String>), u16> {
         let seed = rand_seed();
         let key = generate_key(seed.to_le_bytes().repeat(2).try_into().unwrap());
         let dc = DeflateConfig {
@@ -42,7 +70,7 @@ impl Ws {
             ..Default::default()
         };
         let mut req = BytesMut::new();
-        write_request(&mut req, "127.0.0.1", "/", &key, &[], &dc);
+        write_request(&mut req, "127.0.0.1", path, &key, protocols, &dc);
         s.write_all(&req).await.unwrap();
         let mut buf = BytesMut::new();
         let end = loop {
@@ -67,18 +95,22 @@ impl Ws {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
             .collect();
-        let acc = validate_response(status, headers, &key, &[], &dc).unwrap_or_else(|e| {
+        if status != 101 {
+            return Err(status);
+        }
+        let acc = validate_response(status, headers, &key, protocols, &dc).unwrap_or_else(|e| {
             panic!("handshake failed ({e}): {text}");
         });
         let cfg = WsConfig {
             deflate: dc,
             ..Default::default()
         };
-        Ws {
+        let ws = Ws {
             s,
             conn: Connection::client(cfg, acc.deflate, seed),
             buf,
-        }
+        };
+        Ok((ws, acc.protocol))
     }
 
     pub async fn send(&mut self, kind: MessageKind, data: &[u8]) {
@@ -407,5 +439,136 @@ fn ws_clients_survive_worker_sigkill() {
                 assert_eq!(ws.message().await.1, msg.as_bytes(), "round {round}");
             }
         }
+    });
+}
+
+fn kit(extra: &[&str]) -> ServerProc {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["--addr", &addr];
+    args.extend_from_slice(extra);
+    ServerProc::start("ws_kit", &args, port)
+}
+
+async fn text(ws: &mut Ws) -> String {
+    String::from_utf8(ws.message().await.1.to_vec()).unwrap()
+}
+
+/// on_handshake rejects and picks a subprotocol; on_open gets the request; is_established,
+/// ws_connections, broadcast_to and disconnect (close code and reason, then on_close); both
+/// modes.
+#[test]
+fn ws_handshake_open_and_handle_methods() {
+    for mode in ["process", "base"] {
+        let srv = kit(&["--handshake", "--mode", mode, "--worker-num", "1"]);
+        rt().block_on(async {
+            assert_eq!(
+                Ws::connect_with(srv.port, "/reject", &[]).await.err(),
+                Some(403),
+                "{mode}"
+            );
+            let (mut a, proto) = Ws::connect_with(srv.port, "/room?x=1", &["other", "chat.v1"])
+                .await
+                .unwrap();
+            assert_eq!(proto.as_deref(), Some("chat.v1"));
+            let welcome = text(&mut a).await;
+            assert!(
+                welcome.starts_with("welcome ") && welcome.ends_with(" /room"),
+                "{welcome}"
+            );
+            let fd_a: u64 = welcome.split(' ').nth(1).unwrap().parse().unwrap();
+            let (mut b, proto) = Ws::connect_with(srv.port, "/", &[]).await.unwrap();
+            assert_eq!(proto, None);
+            let fd_b: u64 = text(&mut b)
+                .await
+                .split(' ')
+                .nth(1)
+                .unwrap()
+                .parse()
+                .unwrap();
+            a.send(MessageKind::Text, b"who").await;
+            assert_eq!(text(&mut a).await, "established=true count=2");
+            // broadcast_to: only the listed connections (and not a bogus id).
+            a.send(
+                MessageKind::Text,
+                format!("to:{fd_b},999999:hi b").as_bytes(),
+            )
+            .await;
+            assert_eq!(text(&mut b).await, "hi b");
+            a.send(
+                MessageKind::Text,
+                format!("to:{fd_a},{fd_b}:hi all").as_bytes(),
+            )
+            .await;
+            assert_eq!(text(&mut a).await, "hi all");
+            assert_eq!(text(&mut b).await, "hi all");
+            // disconnect: Close 4000 "bye"; our reply ends the TCP connection; on_close runs.
+            b.send(MessageKind::Text, b"bye").await;
+            let code = tokio::time::timeout(T, async {
+                loop {
+                    match b.recv().await {
+                        Some(WsEvent::Close { code, reason }) => return (code, reason),
+                        Some(_) => {}
+                        None => panic!("no Close"),
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(code, (CloseCode(4000), "bye".to_string()));
+            assert!(b.recv().await.is_none());
+            srv.wait_stdout(&format!("close {fd_b}"), 1, T);
+            a.send(MessageKind::Text, b"who").await;
+            assert_eq!(text(&mut a).await, "established=true count=1");
+        });
+    }
+}
+
+/// Keepalive: with ping_interval, a client that answers pings stays; one that never reads
+/// (so never answers) is closed after the pong timeout and on_close runs. With
+/// deliver_control_frames, the Pong reaches on_message.
+#[test]
+fn ws_keepalive_pings_and_drops_silent_clients() {
+    let srv = kit(&["--ping-ms", "200", "--pong-ms", "300", "--deliver-control"]);
+    rt().block_on(async {
+        let mut live = Ws::connect(srv.port, false).await;
+        let fd_live: u64 = text(&mut live)
+            .await
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut silent = Ws::connect(srv.port, false).await;
+        let fd_silent: u64 = text(&mut silent)
+            .await
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        // `live` keeps reading (its codec answers pings); `silent` does not read at all.
+        let reader = tokio::spawn(async move {
+            let mut pings = 0;
+            let until = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < until {
+                match tokio::time::timeout(Duration::from_millis(100), live.recv()).await {
+                    Ok(Some(WsEvent::Ping(_))) => pings += 1,
+                    Ok(None) => panic!("live client was closed"),
+                    _ => {}
+                }
+            }
+            (live, pings)
+        });
+        srv.wait_stdout(&format!("close {fd_silent}"), 1, T);
+        let (mut live, pings) = reader.await.unwrap();
+        assert!(pings >= 2, "pings seen: {pings}");
+        assert!(!srv.stdout().contains(&format!("close {fd_live}\n")));
+        assert!(srv.stdout().contains("control Pong"), "{}", srv.stdout());
+        live.send(MessageKind::Text, b"still").await;
+        assert_eq!(text(&mut live).await, "still");
+        // The silent client: what the kernel held, then the end.
+        let ended = tokio::time::timeout(T, async { while silent.recv().await.is_some() {} }).await;
+        assert!(ended.is_ok());
     });
 }

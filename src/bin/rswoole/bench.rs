@@ -11,12 +11,19 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "ws_bench.rs"]
+mod ws_bench;
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCmd {
     /// TCP echo: the reply is `--prefix` + the message.
     TcpEcho(Common),
     /// UDP echo: one datagram per request, `--prefix` + the message back.
     UdpEcho(Common),
+    /// WebSocket echo: a text message per round trip, echoed (`examples/ws_echo.rs`).
+    WsEcho(Common),
+    /// WebSocket broadcast: N clients, every message to all (`examples/chat.rs`).
+    WsBroadcast(ws_bench::Broadcast),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -66,6 +73,8 @@ pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     let (kind, c) = match &cmd {
         BenchCmd::TcpEcho(c) => ("tcp-echo", c.clone()),
         BenchCmd::UdpEcho(c) => ("udp-echo", c.clone()),
+        BenchCmd::WsEcho(c) => ("ws-echo", c.clone()),
+        BenchCmd::WsBroadcast(b) => return ws_bench::broadcast(b.clone()),
     };
     if c.conns == 0 || c.size == 0 {
         bail!("--conns and --size must be at least 1");
@@ -84,6 +93,8 @@ pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 if kind == "udp-echo" {
                     udp_conn(i, &c, start, end).await
+                } else if kind == "ws-echo" {
+                    ws_bench::echo_conn(c.addr, message(i, c.size), start, end).await
                 } else {
                     tcp_conn(i, &c, start, end).await
                 }

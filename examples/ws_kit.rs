@@ -1,0 +1,121 @@
+//! A configurable WebSocket server used by the integration tests (and a tour of the WebSocket
+//! API).
+//!
+//! `on_handshake` (with `--handshake`): refuses path `/reject` with 403, picks subprotocol
+//! `chat.v1` when offered. `on_open` sends `welcome {fd} {path}`. Messages: `who` →
+//! `established={is_established} count={ws_connections}`; `bye` → `disconnect(fd, 4000,
+//! "bye")`; `to:{fd},{fd}:{text}` → `broadcast_to` those; `ping` → the server pings this
+//! client (a Pong comes back to `on_message` with `--deliver-control`); anything else is
+//! echoed with its opcode. Prints `open {fd}`, `close {fd}` and `control {opcode:?}` lines.
+use std::time::Duration;
+
+use clap::Parser;
+use rswoole::websocket::{Handshake, OpCode, WebSocketServer, WebSocketSettings};
+use rswoole::{ConnId, Mode, Settings};
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9503")]
+    addr: String,
+    #[arg(long, default_value = "process")]
+    mode: String,
+    #[arg(long, default_value_t = 2)]
+    worker_num: usize,
+    /// Decide upgrades in `on_handshake`.
+    #[arg(long)]
+    handshake: bool,
+    /// `websocket.ping_interval` in ms (0 = off).
+    #[arg(long, default_value_t = 0)]
+    ping_ms: u64,
+    /// `websocket.pong_timeout` in ms.
+    #[arg(long, default_value_t = 10_000)]
+    pong_ms: u64,
+    /// `websocket.max_message_size`.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_message_size: usize,
+    /// `websocket.deliver_control_frames`.
+    #[arg(long)]
+    deliver_control: bool,
+    /// `websocket.compression`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    compression: bool,
+}
+
+fn main() -> rswoole::Result<()> {
+    let a = Args::parse();
+    let mut server = WebSocketServer::bind(&a.addr)?;
+    server.set(Settings {
+        worker_num: a.worker_num,
+        mode: if a.mode == "base" {
+            Mode::Base
+        } else {
+            Mode::Process
+        },
+        websocket: WebSocketSettings {
+            ping_interval: (a.ping_ms > 0).then(|| Duration::from_millis(a.ping_ms)),
+            pong_timeout: Duration::from_millis(a.pong_ms),
+            max_message_size: a.max_message_size,
+            deliver_control_frames: a.deliver_control,
+            compression: a.compression,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    if a.handshake {
+        server.on_handshake(|_srv, req| async move {
+            if req.path == "/reject" {
+                return Handshake::Reject(403);
+            }
+            let offered = req.header.get("sec-websocket-protocol").unwrap_or("");
+            if offered.split(',').any(|p| p.trim() == "chat.v1") {
+                Handshake::AcceptProtocol("chat.v1".into())
+            } else {
+                Handshake::Accept
+            }
+        });
+    }
+    server.on_open(|srv, req| async move {
+        println!("open {}", req.fd);
+        srv.push(
+            req.fd,
+            format!("welcome {} {}", req.fd, req.path),
+            OpCode::Text,
+        )
+    });
+    server.on_message(|srv, f| async move {
+        let text = f.text().unwrap_or("").to_string();
+        match (f.opcode, text.as_str()) {
+            (OpCode::Ping | OpCode::Pong, _) => {
+                println!("control {:?}", f.opcode);
+                Ok(())
+            }
+            (_, "who") => {
+                let msg = format!(
+                    "established={} count={}",
+                    srv.is_established(f.fd),
+                    srv.ws_connections().len()
+                );
+                srv.push(f.fd, msg, OpCode::Text)
+            }
+            (_, "bye") => {
+                srv.disconnect(f.fd, 4000, "bye");
+                Ok(())
+            }
+            (_, "ping") => srv.push(f.fd, "p", OpCode::Ping),
+            (_, t) if t.starts_with("to:") => {
+                let (ids, msg) = t[3..].split_once(':').unwrap_or(("", ""));
+                let fds: Vec<ConnId> = ids
+                    .split(',')
+                    .filter_map(|i| i.parse().ok())
+                    .map(ConnId)
+                    .collect();
+                srv.broadcast_to(&fds, msg.to_string(), OpCode::Text)
+            }
+            _ => srv.push(f.fd, f.data, f.opcode),
+        }
+    });
+    server.on_close(|_srv, fd| async move {
+        println!("close {fd}");
+    });
+    server.start()
+}
