@@ -395,12 +395,8 @@ fn ws_client_that_never_reads_is_dropped() {
         // The sleeper was cut: reading drains what the kernel held, then EOF (no Close frame
         // needed: its buffer was full).
         let ended = tokio::time::timeout(T, async {
-            loop {
-                match sleeper.recv().await {
-                    None => return true,
-                    Some(_) => {}
-                }
-            }
+            while sleeper.recv().await.is_some() {}
+            true
         })
         .await
         .expect("sleeper never cut");

@@ -28,14 +28,9 @@ fn main() -> std::io::Result<()> {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
-                    match m {
-                        Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(m).await.is_err() {
-                                return;
-                            }
-                        }
-                        Message::Close(_) => return,
-                        _ => {}
+                    let data = matches!(m, Message::Text(_) | Message::Binary(_));
+                    if matches!(m, Message::Close(_)) || (data && ws.send(m).await.is_err()) {
+                        return;
                     }
                 }
             });
