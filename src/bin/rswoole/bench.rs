@@ -24,6 +24,8 @@ pub(crate) enum BenchCmd {
     WsEcho(Common),
     /// WebSocket broadcast: N clients, every message to all (`examples/chat.rs`).
     WsBroadcast(ws_bench::Broadcast),
+    /// Opens N idle WebSocket connections and holds them (memory per connection).
+    WsIdle(ws_bench::Idle),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -75,6 +77,7 @@ pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::UdpEcho(c) => ("udp-echo", c.clone()),
         BenchCmd::WsEcho(c) => ("ws-echo", c.clone()),
         BenchCmd::WsBroadcast(b) => return ws_bench::broadcast(b.clone()),
+        BenchCmd::WsIdle(o) => return ws_bench::idle(o.clone()),
     };
     if c.conns == 0 || c.size == 0 {
         bail!("--conns and --size must be at least 1");

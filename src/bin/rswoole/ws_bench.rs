@@ -285,3 +285,44 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `rswoole bench ws-idle`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Idle {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:9502")]
+    addr: SocketAddr,
+    /// Connections to open and keep idle.
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
+    /// How long to hold them once all are open.
+    #[arg(long, default_value_t = 5)]
+    hold_secs: u64,
+}
+
+/// `rswoole bench ws-idle`: opens `--conns` WebSocket connections, prints
+/// `result kind=ws-idle conns=N` once all are upgraded, holds them, then closes them all.
+/// Measure the server's memory meanwhile (`scripts/bench_ws.sh`).
+pub(crate) fn idle(o: Idle) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut conns = Vec::with_capacity(o.conns);
+        let ids: Vec<usize> = (0..o.conns).collect();
+        for chunk in ids.chunks(200) {
+            let hs: Vec<_> = chunk
+                .iter()
+                .map(|_| tokio::spawn(connect(o.addr)))
+                .collect();
+            for h in hs {
+                conns.push(h.await??);
+            }
+        }
+        println!("result kind=ws-idle conns={}", conns.len());
+        tokio::time::sleep(Duration::from_secs(o.hold_secs)).await;
+        drop(conns);
+        Ok(())
+    })
+}
