@@ -398,6 +398,8 @@ impl Reactor {
     async fn read_pipe(self: Arc<Self>, pipe: Arc<Pipe>) {
         let mut buf = vec![0u8; ipc::MAX_DGRAM];
         let mut reassembler = ipc::Reassembler::default();
+        // Broadcasts of one datagram are written to each client with one syscall.
+        let mut bcast = crate::websocket::owner::Batch::default();
         loop {
             let n = match pipe.tx.recv(&mut buf).await {
                 Ok(0) => break,
@@ -415,7 +417,13 @@ impl Reactor {
                         break;
                     }
                 };
+                if h.kind != Kind::WsBroadcast {
+                    bcast.flush(&self);
+                }
                 match h.kind {
+                    Kind::WsBroadcast if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST => {
+                        bcast.add(&self, &h, payload);
+                    }
                     Kind::Send => {
                         if let Some(c) = self.conns.get(ConnId(h.session)) {
                             {
@@ -461,6 +469,7 @@ impl Reactor {
                     other => tracing::warn!(?other, "unexpected IPC record from a worker"),
                 }
             }
+            bcast.flush(&self);
         }
         self.pipe_died(&pipe);
     }

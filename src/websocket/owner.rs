@@ -364,6 +364,69 @@ pub(crate) fn broadcast<I: IntoIterator<Item = Arc<Conn>>>(conns: I, opcode: u8,
     }
 }
 
+/// Consecutive broadcasts to every connection (from one pipe datagram), written to each
+/// client with one syscall: the uncompressed frames are concatenated once; compressed
+/// connections encode each message in order.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    frames: BytesMut,
+    msgs: Vec<(MessageKind, Bytes)>,
+}
+
+impl Batch {
+    /// Adds a `WsBroadcast` record (a targeted one flushes the batch and goes alone).
+    pub(crate) fn add(
+        &mut self,
+        reactor: &crate::reactor::Reactor,
+        h: &crate::ipc::Header,
+        payload: &[u8],
+    ) {
+        match decode_broadcast(payload) {
+            Some((None, data)) => {
+                let kind = match OpCode::from_u8(h.listener as u8) {
+                    Some(OpCode::Binary) => MessageKind::Binary,
+                    _ => MessageKind::Text,
+                };
+                encode_frame(&mut self.frames, true, false, kind.opcode(), data, None);
+                self.msgs.push((kind, Bytes::copy_from_slice(data)));
+            }
+            Some((Some(_), _)) => {
+                self.flush(reactor);
+                from_worker(reactor, h, payload);
+            }
+            None => {}
+        }
+    }
+
+    /// Writes what was batched.
+    pub(crate) fn flush(&mut self, reactor: &crate::reactor::Reactor) {
+        if self.msgs.is_empty() {
+            return;
+        }
+        for c in reactor.conns.all() {
+            let mut g = c.ws.lock();
+            let Some(st) = g.as_mut() else { continue };
+            if !st.open || (!st.codec.state().is_open() && st.final_out.is_none()) {
+                continue;
+            }
+            if st.codec.is_compressed() {
+                for (kind, data) in &self.msgs {
+                    if encode_write(&c, st, *kind, data).is_err() {
+                        break;
+                    }
+                }
+            } else {
+                let _ = write(&c, &self.frames);
+            }
+        }
+        self.msgs.clear();
+        self.frames.clear();
+        if self.frames.capacity() > 256 * 1024 {
+            self.frames = BytesMut::new();
+        }
+    }
+}
+
 /// Starts the closing handshake with `code` and `reason`; the TCP connection closes when the
 /// peer answers (or after the close timeout). A connection that is not a WebSocket just closes.
 pub(crate) fn disconnect(conn: &Conn, code: u16, reason: &str) {
