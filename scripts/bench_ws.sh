@@ -35,14 +35,21 @@ if [ "$WHAT" = echo ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = broadcast ] || [ "$WHAT" = all ]; then
-  echo "# ws broadcast: $BCONNS clients, 1 sender (window 8), $SIZE B, $SECS s; deliveries/s"
-  P=$(free_port); S=$(start $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1); wait_port $P
-  T=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --size $SIZE --secs $SECS | rps); stop $S
-  echo "tokio-tungstenite broadcast (1 thread):  $T deliveries/s"
-  for MODE in process base; do
-    P=$(free_port); S=$(start $B/examples/chat --host 127.0.0.1 --port $P --mode $MODE --worker-num 1 --reactor-num 1); wait_port $P
-    R=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --size $SIZE --secs $SECS | rps); stop $S
-    printf "rswoole chat %-8s worker_num=1:    %s deliveries/s = %.2fx tokio-tungstenite\n" "$MODE" "$R" "$(ratio "$R" "$T")"
+  # deliveries/s is bounded by the one-core client; server CPU per delivery is the server's cost.
+  us() { awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^server_us_per_delivery=/) {sub("server_us_per_delivery=","",$i); print $i}}' <<< "$1"; }
+  for WIN in ${WINDOWS:-8 64}; do
+    echo "# ws broadcast: $BCONNS clients, 1 sender, window $WIN, $SIZE B, $SECS s"
+    P=$(free_port); S=$(start $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1); wait_port $P
+    OUT=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --window $WIN --size $SIZE --secs $SECS --server-pgid $S); stop $S
+    T=$(rps <<< "$OUT"); TU=$(us "$OUT")
+    echo "tokio-tungstenite broadcast (1 thread):  $T deliveries/s, server $TU us CPU per delivery"
+    for MODE in process base; do
+      P=$(free_port); S=$(start $B/examples/chat --host 127.0.0.1 --port $P --mode $MODE --worker-num 1 --reactor-num 1); wait_port $P
+      OUT=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --window $WIN --size $SIZE --secs $SECS --server-pgid $S); stop $S
+      R=$(rps <<< "$OUT"); RU=$(us "$OUT")
+      printf "rswoole chat %-8s worker_num=1:    %s deliveries/s = %.2fx; server %s us CPU per delivery = %.2fx less CPU\n" \
+        "$MODE" "$R" "$(ratio "$R" "$T")" "$RU" "$(ratio "$TU" "$RU")"
+    done
   done
 fi
 

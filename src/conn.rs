@@ -33,6 +33,11 @@ pub(crate) trait EventSink: 'static {
     fn data(&self, conn: &Arc<Conn>, data: Bytes);
     /// A protocol event (HTTP request parts) of the given kind.
     fn event(&self, conn: &Arc<Conn>, kind: crate::ipc::Kind, payload: Bytes);
+    /// A whole HTTP request. By default it travels as an `HttpRequest` event; a sink in the
+    /// same process as the handler (Base mode) keeps the parsed head instead.
+    fn http_request(&self, conn: &Arc<Conn>, head: rswoole_codec::http1::RequestHead, body: Bytes) {
+        self.event(conn, crate::ipc::Kind::HttpRequest, crate::proto::request_payload(&head, &body));
+    }
     /// Whether the connection must stop reading for now (its events are not consumed fast
     /// enough downstream). Default: never.
     fn backlogged(&self, _conn: &Arc<Conn>) -> bool {
@@ -153,6 +158,26 @@ impl Conn {
         self.set_out_bytes(out.buf.len());
         drop(out);
         self.notify.notify_one();
+        Ok(())
+    }
+
+    /// Queues `data` for the connection task to write (no syscall here): what several
+    /// callers queue before the task runs goes out in one write (WebSocket broadcasts).
+    pub(crate) fn write_deferred(&self, data: &[u8]) -> Result<(), WriteError> {
+        let mut out = self.out.lock();
+        if out.io_error || out.phase == Phase::Finishing {
+            return Err(WriteError::Closed);
+        }
+        if out.buf.len() + data.len() > self.cap {
+            return Err(WriteError::Full);
+        }
+        let was_empty = out.buf.is_empty();
+        out.buf.extend_from_slice(data);
+        self.set_out_bytes(out.buf.len());
+        drop(out);
+        if was_empty {
+            self.notify.notify_one();
+        }
         Ok(())
     }
 

@@ -274,7 +274,19 @@ impl WsIn {
 }
 
 fn write(conn: &Conn, data: &[u8]) -> Result<(), WriteError> {
-    match conn.write(data) {
+    write_with(conn, data, false)
+}
+
+/// Writes now, or (`deferred`) queues for the connection task, which writes whatever
+/// accumulated in one syscall: under load, broadcasts coalesce as they would in a
+/// per-client writer task.
+fn write_with(conn: &Conn, data: &[u8], deferred: bool) -> Result<(), WriteError> {
+    let r = if deferred {
+        conn.write_deferred(data)
+    } else {
+        conn.write(data)
+    };
+    match r {
         Err(WriteError::Full) => {
             tracing::warn!(fd = %conn.id, bytes = data.len(), "output buffer full: the WebSocket client reads too slowly; closing it");
             conn.close();
@@ -324,6 +336,16 @@ fn encode_write(
     kind: MessageKind,
     data: &[u8],
 ) -> Result<(), WriteError> {
+    encode_write_with(conn, st, kind, data, false)
+}
+
+fn encode_write_with(
+    conn: &Conn,
+    st: &mut WsState,
+    kind: MessageKind,
+    data: &[u8],
+    deferred: bool,
+) -> Result<(), WriteError> {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         s.clear();
@@ -333,7 +355,7 @@ fn encode_write(
         } else if st.codec.encode_message(kind, data, &mut s).is_err() {
             return Err(WriteError::Closed);
         }
-        let r = write(conn, &s);
+        let r = write_with(conn, &s, deferred);
         if s.capacity() > 1 << 20 {
             *s = BytesMut::with_capacity(4096);
         }
@@ -357,9 +379,9 @@ pub(crate) fn broadcast<I: IntoIterator<Item = Arc<Conn>>>(conns: I, opcode: u8,
             continue;
         }
         if st.codec.is_compressed() {
-            let _ = encode_write(&c, st, kind, data);
+            let _ = encode_write_with(&c, st, kind, data, true);
         } else {
-            let _ = write(&c, &frame);
+            let _ = write_with(&c, &frame, true);
         }
     }
 }
@@ -411,12 +433,12 @@ impl Batch {
             }
             if st.codec.is_compressed() {
                 for (kind, data) in &self.msgs {
-                    if encode_write(&c, st, *kind, data).is_err() {
+                    if encode_write_with(&c, st, *kind, data, true).is_err() {
                         break;
                     }
                 }
             } else {
-                let _ = write(&c, &self.frames);
+                let _ = write_with(&c, &self.frames, true);
             }
         }
         self.msgs.clear();

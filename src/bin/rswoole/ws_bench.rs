@@ -47,6 +47,32 @@ pub(crate) struct Broadcast {
     /// Warm-up before measuring, in milliseconds.
     #[arg(long, default_value_t = 500)]
     warmup_ms: u64,
+    /// Also report the CPU time used meanwhile by the processes of this process group (the
+    /// server's), per delivery.
+    #[arg(long)]
+    server_pgid: Option<i32>,
+}
+
+/// CPU time (user + system, in clock ticks) of every process in process group `pgid`.
+fn group_ticks(pgid: i32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state ppid pgrp ... utime(14) stime(15).
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f.len() > 13 && f[2].parse() == Ok(pgid) {
+            total += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    total
 }
 
 /// Connects and upgrades; returns the stream, the client codec and bytes read past the 101.
@@ -172,7 +198,7 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
         .worker_threads(b.threads.max(1))
         .enable_all()
         .build()?;
-    let (deliveries, secs) = rt.block_on(async {
+    let deliveries = rt.block_on(async {
         let counted = Arc::new(AtomicU64::new(0));
         let measuring = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -258,18 +284,21 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
             }));
         }
         tokio::time::sleep(Duration::from_millis(b.warmup_ms)).await;
+        let cpu0 = b.server_pgid.map(group_ticks);
         measuring.store(true, Relaxed);
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(b.secs)).await;
         measuring.store(false, Relaxed);
+        let cpu = cpu0.map(|c0| b.server_pgid.map(group_ticks).unwrap_or(c0) - c0);
         let secs = t0.elapsed().as_secs_f64();
         let n = counted.load(Relaxed);
         stop.store(true, Relaxed);
         for t in tasks {
             let _ = t.await;
         }
-        Ok::<_, anyhow::Error>((n, secs))
+        Ok::<_, anyhow::Error>((n, secs, cpu))
     })?;
+    let (deliveries, secs, cpu) = (deliveries.0, deliveries.1, deliveries.2);
     let rate = deliveries as f64 / secs;
     println!(
         "ws-broadcast: {} clients, {} sender(s), window {}, {} B: {rate:.0} deliveries/s ({:.0} messages/s)",
@@ -279,9 +308,17 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
         b.size,
         rate / b.conns as f64
     );
+    // Clock ticks are 1/100 s on Linux.
+    let cpu_us = cpu.map(|t| t as f64 * 10_000.0 / deliveries.max(1) as f64);
+    if let Some(us) = cpu_us {
+        println!("server CPU: {us:.2} us per delivery");
+    }
     println!(
-        "result kind=ws-broadcast conns={} senders={} size={} rps={rate:.0}",
-        b.conns, b.senders, b.size
+        "result kind=ws-broadcast conns={} senders={} size={} rps={rate:.0} server_us_per_delivery={}",
+        b.conns,
+        b.senders,
+        b.size,
+        cpu_us.map_or("-".into(), |u| format!("{u:.2}"))
     );
     Ok(())
 }
