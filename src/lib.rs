@@ -62,8 +62,8 @@ pub mod websocket;
 
 pub use bytes::Bytes;
 
-/// Shared memory reachable from every process of a server: [`Table`](shm::Table),
-/// [`Atomic`](shm::Atomic), [`Lock`](shm::Lock) (the `rswoole-shm` crate). Create them
+/// Shared memory reachable from every process of a server: [`Table`], [`Atomic`], [`Lock`]
+/// (the `rswoole-shm` crate). Create them
 /// before [`Server::start`] so that every worker inherits them.
 pub mod shm {
     pub use rswoole_shm::*;
