@@ -37,8 +37,21 @@ pub(crate) struct ConnConfig {
 }
 
 struct Pending {
-    payload: BytesMut,
+    /// Until streaming starts: the parsed head (handed over as is in Base mode).
+    head: Option<http1::RequestHead>,
+    /// Body so far (before streaming), or nothing once streaming.
+    body: BytesMut,
     streaming: bool,
+}
+
+/// The `HttpRequest`/`HttpHead` payload: u32 LE head length, head, body bytes.
+pub(crate) fn request_payload(head: &http1::RequestHead, body: &[u8]) -> Bytes {
+    let raw = head.as_bytes();
+    let mut payload = BytesMut::with_capacity(4 + raw.len() + body.len());
+    payload.put_u32_le(raw.len() as u32);
+    payload.extend_from_slice(raw);
+    payload.extend_from_slice(body);
+    payload.freeze()
 }
 
 pub(crate) struct HttpIn {
@@ -241,12 +254,9 @@ impl HttpIn {
                     if head.expect_continue() && head.version() == http1::Version::Http11 {
                         let _ = conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
-                    let raw = head.as_bytes();
-                    let mut payload = BytesMut::with_capacity(4 + raw.len());
-                    payload.put_u32_le(raw.len() as u32);
-                    payload.extend_from_slice(raw);
                     self.cur = Some(Pending {
-                        payload,
+                        head: Some(head),
+                        body: BytesMut::new(),
                         streaming: false,
                     });
                 }
@@ -255,10 +265,11 @@ impl HttpIn {
                     if p.streaming {
                         sink.event(conn, Kind::HttpBody, chunk);
                     } else {
-                        p.payload.extend_from_slice(&chunk);
-                        if p.payload.len() > STREAM_THRESHOLD {
+                        p.body.extend_from_slice(&chunk);
+                        if p.body.len() > STREAM_THRESHOLD {
                             p.streaming = true;
-                            let first = std::mem::take(&mut p.payload).freeze();
+                            let head = p.head.take().expect("head before body");
+                            let first = request_payload(&head, &std::mem::take(&mut p.body));
                             sink.event(conn, Kind::HttpHead, first);
                         }
                     }
@@ -274,8 +285,8 @@ impl HttpIn {
                             t.extend_from_slice(b"\r\n");
                         }
                         sink.event(conn, Kind::HttpEnd, t.freeze());
-                    } else {
-                        sink.event(conn, Kind::HttpRequest, p.payload.freeze());
+                    } else if let Some(head) = p.head {
+                        sink.http_request(conn, head, p.body.freeze());
                     }
                 }
             }

@@ -175,6 +175,8 @@ struct WEv {
     listener: u16,
     payload: Bytes,
     seq: Option<u64>,
+    /// Base mode: the request head, already parsed by the connection task.
+    head: Option<Box<rswoole_codec::http1::RequestHead>>,
 }
 
 struct Dispatcher {
@@ -308,6 +310,7 @@ impl Dispatcher {
                         ev.kind,
                         ev.fd,
                         ev.payload.clone(),
+                        ev.head,
                     )
                     .await;
             }
@@ -403,6 +406,16 @@ struct LocalSink {
 }
 
 impl EventSink for LocalSink {
+    fn http_request(&self, conn: &Arc<Conn>, head: rswoole_codec::http1::RequestHead, body: Bytes) {
+        self.disp.submit(WEv {
+            kind: Kind::HttpRequest,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: body,
+            seq: None,
+            head: Some(Box::new(head)),
+        });
+    }
     fn busy(&self, conn: &Arc<Conn>) -> bool {
         self.disp.queues.borrow().contains_key(&conn.id.0)
     }
@@ -412,8 +425,7 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: Bytes::new(),
-            seq: None,
-        });
+            seq: None, head: None });
     }
     fn data(&self, conn: &Arc<Conn>, data: Bytes) {
         self.disp.submit(WEv {
@@ -421,8 +433,7 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: data,
-            seq: None,
-        });
+            seq: None, head: None });
     }
     fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
         self.disp.submit(WEv {
@@ -430,8 +441,7 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload,
-            seq: None,
-        });
+            seq: None, head: None });
     }
     fn closed(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
@@ -439,8 +449,7 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: Bytes::new(),
-            seq: None,
-        });
+            seq: None, head: None });
     }
 }
 
@@ -575,8 +584,7 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
                         fd: ConnId(0),
                         listener: from as u16,
                         payload,
-                        seq: None,
-                    })
+                        seq: None, head: None })
                 })
                 .await
             }));
@@ -651,8 +659,7 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
                 fd: ConnId(h.session),
                 listener: h.listener,
                 payload,
-                seq: Some(h.seq),
-            });
+                seq: Some(h.seq), head: None });
         }
         if stop {
             return;
@@ -687,8 +694,7 @@ fn base_listener(
                                 fd: ConnId(0),
                                 listener: index as u16,
                                 payload,
-                                seq: None,
-                            });
+                                seq: None, head: None });
                         }
                         Err(e) => tracing::debug!(error = %e, "udp recv"),
                     }

@@ -37,9 +37,14 @@ impl WorkerHttp {
         http_limits(&self.settings)
     }
 
-    fn builder(&self, payload: &Bytes) -> Option<Builder> {
-        let (head, body) = split_request(payload)?;
-        let head = parse_head(&head, &self.limits())?;
+    fn builder(&self, payload: &Bytes, pre: Option<Box<rswoole_codec::http1::RequestHead>>) -> Option<Builder> {
+        let (head, body) = match pre {
+            Some(h) => (*h, payload.clone()),
+            None => {
+                let (head, body) = split_request(payload)?;
+                (parse_head(&head, &self.limits())?, body)
+            }
+        };
         let tmp = self
             .settings
             .http
@@ -59,13 +64,14 @@ impl WorkerHttp {
         kind: Kind,
         fd: ConnId,
         payload: Bytes,
+        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
     ) {
         match kind {
-            Kind::HttpRequest => match self.builder(&payload) {
+            Kind::HttpRequest => match self.builder(&payload, pre) {
                 Some(b) => self.run(handle, cb, fd, b).await,
                 None => bad_request(handle, fd),
             },
-            Kind::HttpHead => match self.builder(&payload) {
+            Kind::HttpHead => match self.builder(&payload, None) {
                 Some(b) => {
                     self.partial.borrow_mut().insert(fd.0, b);
                 }
