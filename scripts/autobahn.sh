@@ -13,7 +13,7 @@ SUITE=${AUTOBAHN_SH:-../shared/conformance/autobahn.sh}
 [ -x "$SUITE" ] || SUITE=/work/shared/conformance/autobahn.sh
 cargo build --release -q --example ws_echo
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-setsid target/release/examples/ws_echo --port "$PORT" --worker-num 2 >/tmp/rswoole-autobahn-server.log 2>&1 &
+setsid "${CARGO_TARGET_DIR:-target}/release/examples/ws_echo" --port "$PORT" --worker-num 2 >/tmp/rswoole-autobahn-server.log 2>&1 &
 PID=$!
 trap 'kill -TERM -- -$PID 2>/dev/null || true; sleep 0.5; kill -9 -- -$PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
