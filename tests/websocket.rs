@@ -525,7 +525,7 @@ fn ws_handshake_open_and_handle_methods() {
 /// deliver_control_frames, the Pong reaches on_message.
 #[test]
 fn ws_keepalive_pings_and_drops_silent_clients() {
-    let srv = kit(&["--ping-ms", "200", "--pong-ms", "300", "--deliver-control"]);
+    let srv = kit(&["--ping-ms", "300", "--pong-ms", "1000", "--deliver-control"]);
     rt().block_on(async {
         let mut live = Ws::connect(srv.port, false).await;
         let fd_live: u64 = text(&mut live)
@@ -546,7 +546,7 @@ fn ws_keepalive_pings_and_drops_silent_clients() {
         // `live` keeps reading (its codec answers pings); `silent` does not read at all.
         let reader = tokio::spawn(async move {
             let mut pings = 0;
-            let until = Instant::now() + Duration::from_millis(1500);
+            let until = Instant::now() + Duration::from_millis(2500);
             while Instant::now() < until {
                 match tokio::time::timeout(Duration::from_millis(100), live.recv()).await {
                     Ok(Some(WsEvent::Ping(_))) => pings += 1,
