@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-target/autobahn}
 SUITE=${AUTOBAHN_SH:-../shared/conformance/autobahn.sh}
-[ -x "$SUITE" ] || SUITE=/work/shared/conformance/autobahn.sh
+[ -f "$SUITE" ] || SUITE=/work/shared/conformance/autobahn.sh
 cargo build --release -q --example ws_echo
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 setsid "${CARGO_TARGET_DIR:-target}/release/examples/ws_echo" --port "$PORT" --worker-num 2 >/tmp/rswoole-autobahn-server.log 2>&1 &

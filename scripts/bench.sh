@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp]   (SECS=5 CONNS=64 SIZE=64 to change)
+# usage: scripts/bench.sh [tcp|http|all]   (SECS=5 CONNS=64 SIZE=64 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
@@ -19,6 +19,24 @@ stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 
 if [[ "${1:-}" != framed ]]; then
+WHAT=${1:-all}
+wrk_rps() { taskset -c 1 wrk -t1 -c64 -d"${SECS}s" "$@" | awk '/Requests\/sec/ {print int($2)}'; }
+if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  for CLOSE in "" "Connection: close"; do
+    H=(); [ -n "$CLOSE" ] && H=(-H "$CLOSE")
+    echo "# http hello: wrk -t1 -c64 -d${SECS}s ${CLOSE:+(-H '$CLOSE')}, server on CPU 0, wrk on CPU 1"
+    P=$(free_port); S=$(start $B/examples/peer_hyper_hello 127.0.0.1:$P 1); wait_port $P
+    HY=$(wrk_rps "${H[@]}" http://127.0.0.1:$P/); stop $S
+    echo "hyper 1.x (1 thread):               $HY req/s"
+    for MODE in base process; do for W in 1 2; do
+      P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode $MODE --worker-num $W --reactor-num 1); wait_port $P
+      R=$(wrk_rps "${H[@]}" http://127.0.0.1:$P/); stop $S
+      printf "rswoole %-8s worker_num=%s:     %s req/s = %.2fx hyper\n" "$MODE" "$W" "$R" "$(echo "$R / $HY" | bc -l)"
+    done; done
+  done
+fi
+[ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
 echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1"
 P=$(free_port); S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
 TOKIO=$(bench tcp-echo --addr 127.0.0.1:$P); stop $S
