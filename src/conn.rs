@@ -36,7 +36,11 @@ pub(crate) trait EventSink: 'static {
     /// A whole HTTP request. By default it travels as an `HttpRequest` event; a sink in the
     /// same process as the handler (Base mode) keeps the parsed head instead.
     fn http_request(&self, conn: &Arc<Conn>, head: rswoole_codec::http1::RequestHead, body: Bytes) {
-        self.event(conn, crate::ipc::Kind::HttpRequest, crate::proto::request_payload(&head, &body));
+        self.event(
+            conn,
+            crate::ipc::Kind::HttpRequest,
+            crate::proto::request_payload(&head, &body),
+        );
     }
     /// Whether the connection must stop reading for now (its events are not consumed fast
     /// enough downstream). Default: never.

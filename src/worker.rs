@@ -425,7 +425,9 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: Bytes::new(),
-            seq: None, head: None });
+            seq: None,
+            head: None,
+        });
     }
     fn data(&self, conn: &Arc<Conn>, data: Bytes) {
         self.disp.submit(WEv {
@@ -433,7 +435,9 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: data,
-            seq: None, head: None });
+            seq: None,
+            head: None,
+        });
     }
     fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
         self.disp.submit(WEv {
@@ -441,7 +445,9 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload,
-            seq: None, head: None });
+            seq: None,
+            head: None,
+        });
     }
     fn closed(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
@@ -449,7 +455,9 @@ impl EventSink for LocalSink {
             fd: conn.id,
             listener: conn.listener,
             payload: Bytes::new(),
-            seq: None, head: None });
+            seq: None,
+            head: None,
+        });
     }
 }
 
@@ -584,7 +592,9 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
                         fd: ConnId(0),
                         listener: from as u16,
                         payload,
-                        seq: None, head: None })
+                        seq: None,
+                        head: None,
+                    })
                 })
                 .await
             }));
@@ -659,7 +669,9 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
                 fd: ConnId(h.session),
                 listener: h.listener,
                 payload,
-                seq: Some(h.seq), head: None });
+                seq: Some(h.seq),
+                head: None,
+            });
         }
         if stop {
             return;
@@ -694,7 +706,9 @@ fn base_listener(
                                 fd: ConnId(0),
                                 listener: index as u16,
                                 payload,
-                                seq: None, head: None });
+                                seq: None,
+                                head: None,
+                            });
                         }
                         Err(e) => tracing::debug!(error = %e, "udp recv"),
                     }

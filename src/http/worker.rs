@@ -37,7 +37,11 @@ impl WorkerHttp {
         http_limits(&self.settings)
     }
 
-    fn builder(&self, payload: &Bytes, pre: Option<Box<rswoole_codec::http1::RequestHead>>) -> Option<Builder> {
+    fn builder(
+        &self,
+        payload: &Bytes,
+        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
+    ) -> Option<Builder> {
         let (head, body) = match pre {
             Some(h) => (*h, payload.clone()),
             None => {
