@@ -357,3 +357,42 @@ async fn sleep_until_opt(t: Option<std::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// Takes an accepted stream in: allocates its session id from `counter` (`first`, then every
+/// `stride`), or refuses it — closed at once, counted, logged at most once a second — when
+/// `max_connection` is reached; then builds its [`Conn`] with `nodelay` set.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn admit(
+    shared: &Shared,
+    counter: &std::sync::atomic::AtomicU64,
+    first: u64,
+    stride: u64,
+    info: &crate::shared::NewConn,
+    stream: TcpStream,
+    cap: usize,
+    refused_log: &mut crate::master::RateLimit,
+) -> Option<Arc<Conn>> {
+    let Some(id) = shared.alloc(counter, first, stride, info) else {
+        shared
+            .header()
+            .refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if refused_log.ready() {
+            tracing::warn!(
+                max_connection = shared.conn_cap(),
+                "connection refused: max_connection reached"
+            );
+        }
+        drop(stream);
+        return None;
+    };
+    let _ = stream.set_nodelay(true);
+    Some(Arc::new(Conn::new(
+        id,
+        info.listener as u16,
+        info.remote,
+        stream,
+        shared.clone(),
+        cap,
+    )))
+}

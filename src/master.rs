@@ -10,7 +10,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::ipc::PipeTx;
 use crate::reactor::Reactor;
@@ -475,26 +474,19 @@ async fn accept_loop(
             reactor: (n % reactors) as u32,
             worker: 0,
         };
-        let Some(id) = shared.alloc(&shared.header().next_id, 1, 1, &info) else {
-            shared.header().refused.fetch_add(1, Relaxed);
-            if refused_log.ready() {
-                tracing::warn!(
-                    max_connection = shared.conn_cap(),
-                    "connection refused: max_connection reached"
-                );
-            }
-            drop(stream);
+        let Some(conn) = crate::conn::admit(
+            &shared,
+            &shared.header().next_id,
+            1,
+            1,
+            &info,
+            stream,
+            reactor.settings.buffer_output_size,
+            &mut refused_log,
+        ) else {
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let conn = Arc::new(Conn::new(
-            id,
-            index as u16,
-            remote,
-            stream,
-            shared.clone(),
-            reactor.settings.buffer_output_size,
-        ));
+        let id = conn.id;
         reactor.conns.insert(conn.clone());
         let (r, f) = (reactor.clone(), framing.clone());
         tokio::spawn(async move {

@@ -743,31 +743,19 @@ fn base_listener(
                         reactor: id as u32,
                         worker: id as u32,
                     };
-                    let Some(cid) = shared.alloc(
+                    let Some(conn) = crate::conn::admit(
+                        &shared,
                         &wslot.next_seq,
                         id as u64 + 1,
                         settings.worker_num as u64,
                         &info,
+                        stream,
+                        settings.buffer_output_size,
+                        &mut refused_log,
                     ) else {
-                        shared.header().refused.fetch_add(1, Relaxed);
-                        if refused_log.ready() {
-                            tracing::warn!(
-                                max_connection = shared.conn_cap(),
-                                "connection refused: max_connection reached"
-                            );
-                        }
-                        drop(stream);
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
-                    let conn = Arc::new(Conn::new(
-                        cid,
-                        index as u16,
-                        remote,
-                        stream,
-                        shared.clone(),
-                        settings.buffer_output_size,
-                    ));
+                    let cid = conn.id;
                     conns.insert(conn.clone());
                     let (sink, conns, shared, framing) =
                         (sink.clone(), conns.clone(), shared.clone(), framing.clone());
