@@ -96,6 +96,29 @@ async fn echo_client(port: u16, id: usize, msgs: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `n` concurrent echo clients of `msgs` messages each; `during` runs while they do.
+/// Returns the clients' errors.
+fn echo_clients(port: u16, n: usize, msgs: usize, during: impl FnOnce()) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| rt.spawn(echo_client(port, i, msgs)))
+        .collect();
+    during();
+    rt.block_on(async {
+        let mut errs = vec![];
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                errs.push(e);
+            }
+        }
+        errs
+    })
+}
+
 fn many_clients(mode: &str) {
     let port = free_port();
     let _srv = ServerProc::start(
@@ -110,23 +133,7 @@ fn many_clients(mode: &str) {
         ],
         port,
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let errors: Vec<String> = rt.block_on(async {
-        let tasks: Vec<_> = (0..1000)
-            .map(|i| tokio::spawn(echo_client(port, i, 100)))
-            .collect();
-        let mut errs = vec![];
-        for t in tasks {
-            if let Err(e) = t.await.unwrap() {
-                errs.push(e);
-            }
-        }
-        errs
-    });
+    let errors = echo_clients(port, 1000, 100, || {});
     assert!(
         errors.is_empty(),
         "{} clients failed, first: {:?}",
@@ -451,26 +458,11 @@ fn core_worker_kill9_under_load() {
         port,
     );
     let workers = srv.wait_titles("rswoole: worker", 2, T);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let errors: Vec<String> = rt.block_on(async {
-        let tasks: Vec<_> = (0..50)
-            .map(|i| tokio::spawn(echo_client(port, i, 400)))
-            .collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    let errors = echo_clients(port, 50, 400, || {
+        std::thread::sleep(Duration::from_millis(300));
         let _ = std::process::Command::new("kill")
             .args(["-9", &workers[0].to_string()])
             .status();
-        let mut errs = vec![];
-        for t in tasks {
-            if let Err(e) = t.await.unwrap() {
-                errs.push(e);
-            }
-        }
-        errs
     });
     assert!(
         errors.is_empty(),
