@@ -320,7 +320,7 @@ impl Conn {
             // A few reads per wake-up at most, so that backpressure and other connections get
             // a look in while a client streams a large body.
             for _ in 0..4 {
-                match self.stream.try_read(&mut scratch[..]) {
+                match self.try_read_short(&mut scratch[..]) {
                     Ok(0) => {
                         self.out.lock().read_eof = true;
                         return;
@@ -344,6 +344,31 @@ impl Conn {
                 }
             }
         })
+    }
+
+    /// `try_read` that also forgets the socket's read readiness when the read came back short
+    /// (the kernel buffer is drained), as tokio's own `read` does: the next `readable()` then
+    /// waits for epoll instead of costing a `recv` that only says `EAGAIN`. Readiness that
+    /// arrived after the read is kept (tokio compares the readiness tick).
+    fn try_read_short(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut got = 0;
+        let cap = buf.len();
+        let r = self.stream.try_io(tokio::io::Interest::READABLE, || {
+            let n = rustix::net::recv(&self.stream, &mut *buf, rustix::net::RecvFlags::empty())
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)?;
+            got = n;
+            if n > 0 && n < cap {
+                // Short read: report "would block" so tokio clears the readiness; the bytes
+                // are in `got`.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            r => r,
+        }
     }
 
     fn stream_shutdown(&self) -> io::Result<()> {

@@ -319,6 +319,10 @@ impl PipeTx {
     /// The writer loop: runs until the pipe is closed (and drained) or the peer is gone.
     pub(crate) async fn run_writer(&self) -> io::Result<()> {
         loop {
+            // Let every task that is ready now (other connections read in the same reactor
+            // turn) queue its records first: one datagram then carries them all. Without this,
+            // tokio runs a just-woken task next and each event would cost its own `sendmsg`.
+            tokio::task::yield_now().await;
             while let Some(d) = self.next_dgram() {
                 loop {
                     let mut guard = self.fd.writable().await?;

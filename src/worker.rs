@@ -303,16 +303,17 @@ impl Dispatcher {
                     let slot = self.handle.ctx.shared.worker(self.handle.ctx.id);
                     slot.requests.fetch_add(1, Relaxed);
                 }
-                self.http
-                    .event(
-                        &h,
-                        self.on_request.as_ref(),
-                        ev.kind,
-                        ev.fd,
-                        ev.payload.clone(),
-                        ev.head,
-                    )
-                    .await;
+                // Boxed, like the WebSocket branch: the task spawned per event stays small
+                // (it is moved into its allocation) for the plain TCP events.
+                Box::pin(self.http.event(
+                    &h,
+                    self.on_request.as_ref(),
+                    ev.kind,
+                    ev.fd,
+                    ev.payload.clone(),
+                    ev.head,
+                ))
+                .await;
             }
             Kind::WsOpen
             | Kind::WsText
@@ -320,14 +321,14 @@ impl Dispatcher {
             | Kind::WsPing
             | Kind::WsPong
             | Kind::WsHandshake => {
-                crate::websocket::worker::event(
+                Box::pin(crate::websocket::worker::event(
                     &self.ws,
                     &self.http,
                     &h,
                     ev.kind,
                     ev.fd,
                     ev.payload.clone(),
-                )
+                ))
                 .await;
             }
             Kind::Close => {
