@@ -91,6 +91,51 @@ pub(crate) struct Conn {
     pub(crate) dispatch: Mutex<crate::reactor::DispatchState>,
     /// The WebSocket protocol state once upgraded (`crate::websocket::owner`).
     pub(crate) ws: Mutex<Option<Box<crate::websocket::owner::WsState>>>,
+    /// Writes queued with [`Conn::write_deferred`] go out through this process's flusher.
+    flusher: Arc<Flusher>,
+}
+
+/// Writes the output that [`Conn::write_deferred`] queued, for every connection of the
+/// process, once per scheduler turn: one task (not one wake-up per connection), after every
+/// task that is ready has had its turn — so that all the broadcasts made in one turn reach each
+/// client in one `write`, as with a per-client writer task but without waking a thousand tasks
+/// per message.
+#[derive(Debug, Default)]
+pub(crate) struct Flusher {
+    dirty: Mutex<Vec<Arc<Conn>>>,
+    notify: Notify,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Flusher {
+    fn add(self: &Arc<Self>, conn: Arc<Conn>) {
+        let first = {
+            let mut d = self.dirty.lock();
+            d.push(conn);
+            d.len() == 1
+        };
+        if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // Spawned on first use, from inside the process's runtime (never before a fork).
+            let me = self.clone();
+            tokio::spawn(async move { me.run().await });
+        }
+        if first {
+            self.notify.notify_one();
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut batch = Vec::new();
+        loop {
+            self.notify.notified().await;
+            // Let the tasks that are ready now queue their frames too.
+            tokio::task::yield_now().await;
+            std::mem::swap(&mut batch, &mut *self.dirty.lock());
+            for c in batch.drain(..) {
+                c.flush_queued();
+            }
+        }
+    }
 }
 
 /// Why [`Conn::write`] refused data.
@@ -108,6 +153,7 @@ impl Conn {
         stream: TcpStream,
         shared: Shared,
         cap: usize,
+        flusher: Arc<Flusher>,
     ) -> Conn {
         Conn {
             id,
@@ -125,6 +171,7 @@ impl Conn {
             cap,
             dispatch: Mutex::new(crate::reactor::DispatchState::default()),
             ws: Mutex::new(None),
+            flusher,
         }
     }
 
@@ -165,9 +212,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues `data` for the connection task to write (no syscall here): what several
-    /// callers queue before the task runs goes out in one write (WebSocket broadcasts).
-    pub(crate) fn write_deferred(&self, data: &[u8]) -> Result<(), WriteError> {
+    /// Queues `data` to be written by the process's [`Flusher`] (no syscall here): what
+    /// several callers queue in one scheduler turn goes out in one write (WebSocket
+    /// broadcasts).
+    pub(crate) fn write_deferred(self: &Arc<Self>, data: &[u8]) -> Result<(), WriteError> {
         let mut out = self.out.lock();
         if out.io_error || out.phase == Phase::Finishing {
             return Err(WriteError::Closed);
@@ -180,9 +228,22 @@ impl Conn {
         self.set_out_bytes(out.buf.len());
         drop(out);
         if was_empty {
-            self.notify.notify_one();
+            self.flusher.add(self.clone());
         }
         Ok(())
+    }
+
+    /// The flusher's part: write what is queued; the connection task takes over when the
+    /// socket is full, failed, or the connection is closing.
+    fn flush_queued(&self) {
+        let done = self.flush();
+        let wake = {
+            let o = self.out.lock();
+            !done || o.io_error || o.phase != Phase::Open
+        };
+        if wake {
+            self.notify.notify_one();
+        }
     }
 
     fn set_out_bytes(&self, n: usize) {
@@ -385,7 +446,8 @@ async fn sleep_until_opt(t: Option<std::time::Instant>) {
 
 /// Takes an accepted stream in: allocates its session id from `counter` (`first`, then every
 /// `stride`), or refuses it — closed at once, counted, logged at most once a second — when
-/// `max_connection` is reached; then builds its [`Conn`] with `nodelay` set.
+/// `max_connection` is reached; then builds its [`Conn`] with `nodelay` set and puts it in
+/// `conns`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn admit(
     shared: &Shared,
@@ -394,6 +456,7 @@ pub(crate) fn admit(
     stride: u64,
     info: &crate::shared::NewConn,
     stream: TcpStream,
+    conns: &crate::reactor::ConnTable,
     cap: usize,
     refused_log: &mut crate::master::RateLimit,
 ) -> Option<Arc<Conn>> {
@@ -412,12 +475,15 @@ pub(crate) fn admit(
         return None;
     };
     let _ = stream.set_nodelay(true);
-    Some(Arc::new(Conn::new(
+    let conn = Arc::new(Conn::new(
         id,
         info.listener as u16,
         info.remote,
         stream,
         shared.clone(),
         cap,
-    )))
+        conns.flusher.clone(),
+    ));
+    conns.insert(conn.clone());
+    Some(conn)
 }

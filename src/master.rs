@@ -481,13 +481,13 @@ async fn accept_loop(
             1,
             &info,
             stream,
+            &reactor.conns,
             reactor.settings.buffer_output_size,
             &mut refused_log,
         ) else {
             continue;
         };
         let id = conn.id;
-        reactor.conns.insert(conn.clone());
         let (r, f) = (reactor.clone(), framing.clone());
         tokio::spawn(async move {
             conn.run(r.clone(), &f).await;

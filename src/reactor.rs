@@ -135,12 +135,15 @@ struct Slot {
 #[derive(Debug)]
 pub(crate) struct ConnTable {
     shards: Vec<Mutex<HashMap<u64, Arc<Conn>>>>,
+    /// Writes the connections' deferred output (broadcasts), see [`crate::conn::Flusher`].
+    pub(crate) flusher: Arc<crate::conn::Flusher>,
 }
 
 impl ConnTable {
     pub(crate) fn new() -> ConnTable {
         ConnTable {
             shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            flusher: Arc::default(),
         }
     }
     fn shard(&self, id: ConnId) -> &Mutex<HashMap<u64, Arc<Conn>>> {

@@ -751,13 +751,13 @@ fn base_listener(
                         settings.worker_num as u64,
                         &info,
                         stream,
+                        &conns,
                         settings.buffer_output_size,
                         &mut refused_log,
                     ) else {
                         continue;
                     };
                     let cid = conn.id;
-                    conns.insert(conn.clone());
                     let (sink, conns, shared, framing) =
                         (sink.clone(), conns.clone(), shared.clone(), framing.clone());
                     tokio::task::spawn_local(async move {

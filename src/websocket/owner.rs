@@ -274,21 +274,19 @@ impl WsIn {
 }
 
 fn write(conn: &Conn, data: &[u8]) -> Result<(), WriteError> {
-    write_with(conn, data, false)
+    full_closes(conn, data.len(), conn.write(data))
 }
 
-/// Writes now, or (`deferred`) queues for the connection task, which writes whatever
-/// accumulated in one syscall: under load, broadcasts coalesce as they would in a
-/// per-client writer task.
-fn write_with(conn: &Conn, data: &[u8], deferred: bool) -> Result<(), WriteError> {
-    let r = if deferred {
-        conn.write_deferred(data)
-    } else {
-        conn.write(data)
-    };
+/// Queues for the process's flusher, which writes whatever accumulated for the connection in
+/// one syscall: under load, broadcasts coalesce as they would in a per-client writer task.
+fn write_queued(conn: &Arc<Conn>, data: &[u8]) -> Result<(), WriteError> {
+    full_closes(conn, data.len(), conn.write_deferred(data))
+}
+
+fn full_closes(conn: &Conn, len: usize, r: Result<(), WriteError>) -> Result<(), WriteError> {
     match r {
         Err(WriteError::Full) => {
-            tracing::warn!(fd = %conn.id, bytes = data.len(), "output buffer full: the WebSocket client reads too slowly; closing it");
+            tracing::warn!(fd = %conn.id, bytes = len, "output buffer full: the WebSocket client reads too slowly; closing it");
             conn.close();
             Err(WriteError::Full)
         }
@@ -336,15 +334,15 @@ fn encode_write(
     kind: MessageKind,
     data: &[u8],
 ) -> Result<(), WriteError> {
-    encode_write_with(conn, st, kind, data, false)
+    encode_then(st, kind, data, |frame| write(conn, frame))
 }
 
-fn encode_write_with(
-    conn: &Conn,
+/// Encodes a message for `st` (compressing if negotiated) and hands the bytes to `out`.
+fn encode_then(
     st: &mut WsState,
     kind: MessageKind,
     data: &[u8],
-    deferred: bool,
+    out: impl FnOnce(&[u8]) -> Result<(), WriteError>,
 ) -> Result<(), WriteError> {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
@@ -355,7 +353,7 @@ fn encode_write_with(
         } else if st.codec.encode_message(kind, data, &mut s).is_err() {
             return Err(WriteError::Closed);
         }
-        let r = write_with(conn, &s, deferred);
+        let r = out(&s);
         if s.capacity() > 1 << 20 {
             *s = BytesMut::with_capacity(4096);
         }
@@ -379,9 +377,9 @@ pub(crate) fn broadcast<I: IntoIterator<Item = Arc<Conn>>>(conns: I, opcode: u8,
             continue;
         }
         if st.codec.is_compressed() {
-            let _ = encode_write_with(&c, st, kind, data, true);
+            let _ = encode_then(st, kind, data, |f| write_queued(&c, f));
         } else {
-            let _ = write_with(&c, &frame, true);
+            let _ = write_queued(&c, &frame);
         }
     }
 }
@@ -433,12 +431,12 @@ impl Batch {
             }
             if st.codec.is_compressed() {
                 for (kind, data) in &self.msgs {
-                    if encode_write_with(&c, st, *kind, data, true).is_err() {
+                    if encode_then(st, *kind, data, |f| write_queued(&c, f)).is_err() {
                         break;
                     }
                 }
             } else {
-                let _ = write_with(&c, &self.frames, true);
+                let _ = write_queued(&c, &self.frames);
             }
         }
         self.msgs.clear();

@@ -228,8 +228,14 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
                     Arc::new(tokio::sync::Semaphore::new(if sender { window } else { 0 }));
                 let o2 = outstanding.clone();
                 let stop2 = stop.clone();
-                let writer = sender.then(|| {
-                    tokio::spawn(async move {
+                // Receivers keep their write half (dropping it would send FIN, and a WebSocket
+                // server rightly closes a client that half-closes).
+                let mut keep = None;
+                let writer = if !sender {
+                    keep = Some(wr);
+                    None
+                } else {
+                    Some(tokio::spawn(async move {
                         let mut frame = BytesMut::new();
                         while !stop2.load(Relaxed) {
                             let Ok(p) = o2.acquire().await else { return };
@@ -245,8 +251,8 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
                                 return;
                             }
                         }
-                    })
-                });
+                    }))
+                };
                 // Senders learn their own messages back among the others: every client gets
                 // every message, so for one sender a delivery of "from{me}" confirms one.
                 // Simplification: with one sender every frame is its own; with several, each
@@ -281,6 +287,7 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
                 if let Some(w) = writer {
                     w.abort();
                 }
+                drop(keep);
             }));
         }
         tokio::time::sleep(Duration::from_millis(b.warmup_ms)).await;
