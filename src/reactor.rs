@@ -403,6 +403,10 @@ impl Reactor {
         let mut reassembler = ipc::Reassembler::default();
         // Broadcasts of one datagram are written to each client with one syscall.
         let mut bcast = crate::websocket::owner::Batch::default();
+        // Acknowledgements are applied after the datagram's other records: a worker answers
+        // every event with an Ack, and handling it in place would cut each run of broadcasts
+        // into one fan-out per message.
+        let mut acks: Vec<u64> = Vec::new();
         loop {
             let n = match pipe.tx.recv(&mut buf).await {
                 Ok(0) => break,
@@ -420,7 +424,7 @@ impl Reactor {
                         break;
                     }
                 };
-                if h.kind != Kind::WsBroadcast {
+                if !matches!(h.kind, Kind::WsBroadcast | Kind::Ack) {
                     bcast.flush(&self);
                 }
                 match h.kind {
@@ -450,12 +454,11 @@ impl Reactor {
                             c.close();
                         }
                     }
-                    Kind::Ack => {
-                        for s in payload.chunks_exact(8) {
-                            let seq = u64::from_le_bytes(s.try_into().expect("8 bytes"));
-                            self.acked(&pipe, seq);
-                        }
-                    }
+                    Kind::Ack => acks.extend(
+                        payload
+                            .chunks_exact(8)
+                            .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes"))),
+                    ),
                     Kind::WsPush | Kind::WsBroadcast | Kind::WsDisconnect | Kind::WsAccept => {
                         // Unchunked records (almost all) are used in place.
                         if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST {
@@ -473,6 +476,9 @@ impl Reactor {
                 }
             }
             bcast.flush(&self);
+            for seq in acks.drain(..) {
+                self.acked(&pipe, seq);
+            }
         }
         self.pipe_died(&pipe);
     }
