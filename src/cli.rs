@@ -18,6 +18,18 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::cli::ExampleArgs;
+/// use rswoole::Mode;
+/// // `my_example --port 9600 --mode base --worker-num 2` would give port 9600, Base, 2 workers;
+/// // with no flags the defaults given here apply.
+/// let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
+/// assert_eq!(args.addr(), "127.0.0.1:9501");
+/// assert_eq!(args.settings().mode, Mode::Process);
+/// ```
 #[derive(Debug, Clone, Parser)]
 #[command(about = None, long_about = None)]
 pub struct ExampleArgs {
@@ -66,6 +78,21 @@ pub struct ExampleArgs {
 
 impl ExampleArgs {
     /// Parses the process's arguments with these defaults; prints usage and exits on a bad flag.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::cli::ExampleArgs;
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501); // `--port 9600` etc.
+    ///     let mut server = Server::bind(&args.addr())?;
+    ///     server.set(args.settings());
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn parse_or_exit(default_host: &str, default_port: u16) -> ExampleArgs {
         let mut a = ExampleArgs::parse();
         a.default_host = default_host.to_string();
@@ -74,6 +101,15 @@ impl ExampleArgs {
     }
 
     /// `host:port` to bind (IPv6 hosts are bracketed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::cli::ExampleArgs;
+    /// let mut args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
+    /// args.host = Some("::1".into()); // as `--host ::1`
+    /// assert_eq!(args.addr(), "[::1]:9501");
+    /// ```
     pub fn addr(&self) -> String {
         let host = self
             .host
@@ -88,6 +124,20 @@ impl ExampleArgs {
     }
 
     /// The settings these flags describe (other fields at their defaults).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::cli::ExampleArgs;
+    /// use rswoole::{Framing, Mode};
+    /// let mut args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
+    /// args.mode = "base".into(); // as `--mode base --worker-num 3 --framing eof`
+    /// args.worker_num = 3;
+    /// args.framing = Some("eof".into());
+    /// let s = args.settings();
+    /// assert_eq!((s.mode, s.worker_num), (Mode::Base, 3));
+    /// assert!(matches!(s.framing, Framing::Eof { split: true, .. }));
+    /// ```
     pub fn settings(&self) -> Settings {
         let mode = match self.mode.as_str() {
             "base" | "BASE" => Mode::Base,

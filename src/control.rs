@@ -22,6 +22,14 @@ use std::time::{Duration, Instant};
 use crate::daemon::MASTER_TITLE;
 
 /// One thing an operator can ask of a running server.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::control::VERBS;
+/// let reload = VERBS.iter().find(|v| v.name == "reload").unwrap();
+/// assert_eq!(reload.signal, Some("SIGUSR1")); // same as `kill -USR1 $(cat F)`
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Verb {
     /// The CLI verb (`rswoole <name> --pid-file F`).
@@ -34,6 +42,13 @@ pub struct Verb {
 
 /// Every verb, with the signal it sends to the master. Sending the signal by hand (`kill -USR1
 /// $(cat F)`) does the same.
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
+/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs"]);
+/// ```
 pub const VERBS: &[Verb] = &[
     Verb {
         name: "status",
@@ -75,6 +90,15 @@ fn signal_number(name: &str) -> Option<i32> {
 }
 
 /// Why a running server could not be reached.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::control::{ControlError, Master};
+/// let err = Master::open("/nonexistent/app.pid").unwrap_err();
+/// assert!(matches!(err, ControlError::Missing(_)));
+/// assert!(err.to_string().contains("is the server running"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ControlError {
@@ -130,6 +154,20 @@ pub enum ControlError {
 }
 
 /// A running master, found through its pid file.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::control::Master;
+///
+/// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+/// let master = Master::open("/run/app.pid")?;
+/// println!("master {} alive: {}", master.pid(), master.is_alive());
+/// master.send("reload")?;
+/// master.stop(Duration::from_secs(10))?;
+/// # Ok::<(), rswoole::control::ControlError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Master {
     pid: i32,
@@ -162,6 +200,21 @@ impl Master {
     /// # Errors
     /// [`ControlError::Missing`], [`ControlError::Malformed`], [`ControlError::Stale`],
     /// [`ControlError::NotRswoole`], or [`ControlError::Io`] if it cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// A pid file naming a process that is not an rswoole master is refused, so nothing is
+    /// signalled by mistake:
+    ///
+    /// ```
+    /// use rswoole::control::{ControlError, Master};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let pid_file = dir.path().join("app.pid");
+    /// std::fs::write(&pid_file, std::process::id().to_string()).unwrap(); // this test, not a master
+    /// assert!(matches!(Master::open(&pid_file), Err(ControlError::NotRswoole { .. })));
+    /// std::fs::write(&pid_file, "garbage").unwrap();
+    /// assert!(matches!(Master::open(&pid_file), Err(ControlError::Malformed { .. })));
+    /// ```
     pub fn open(pid_file: impl AsRef<Path>) -> Result<Master, ControlError> {
         let path = pid_file.as_ref().to_path_buf();
         let content = match std::fs::read_to_string(&path) {
@@ -199,11 +252,37 @@ impl Master {
     }
 
     /// The master's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// println!("kill -USR1 {}", master.pid());
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
     pub fn pid(&self) -> i32 {
         self.pid
     }
 
     /// True while the master process exists.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// master.send("stop")?;
+    /// while master.is_alive() {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    /// }
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         proc_alive(self.pid)
     }
@@ -212,6 +291,20 @@ impl Master {
     ///
     /// # Errors
     /// The status socket (`<pid_file>.sock`) cannot be reached or does not answer in time.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// let status: serde_json::Value =
+    ///     serde_json::from_str(&master.status_json(Duration::from_secs(2))?).expect("JSON");
+    /// println!("{status:#}");
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
     pub fn status_json(&self, timeout: Duration) -> Result<String, ControlError> {
         let sock = crate::daemon::status_socket(&self.pid_file);
         let io = |context: String| move |source| ControlError::Io { context, source };
@@ -231,6 +324,19 @@ impl Master {
     ///
     /// # Errors
     /// An unknown verb, or a verb without a signal; the signal cannot be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// master.send("reload")?; // replace the workers, dropping no connection
+    /// master.send("reopen-logs")?; // after logrotate moved the log file
+    /// assert!(master.send("dance").is_err());
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
     pub fn send(&self, verb: &str) -> Result<(), ControlError> {
         let sig = VERBS
             .iter()
@@ -249,6 +355,19 @@ impl Master {
     ///
     /// # Errors
     /// [`ControlError::Timeout`] if the master or its ports outlive `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// master.stop(Duration::from_secs(10))?;
+    /// // The ports are free again: a new server can bind them now.
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
     pub fn stop(&self, timeout: Duration) -> Result<(), ControlError> {
         let listeners: Vec<SocketAddr> = self
             .status_json(Duration::from_secs(2))

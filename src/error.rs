@@ -8,6 +8,15 @@ use bytes::Bytes;
 use crate::ConnId;
 
 /// Errors of starting and running a server.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Error, Server};
+/// let err = Server::bind("127.0.0.1").unwrap_err(); // no port
+/// assert!(matches!(&err, Error::Address { addr, .. } if addr == "127.0.0.1"));
+/// assert!(err.to_string().starts_with("bad address \"127.0.0.1\""));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -66,10 +75,32 @@ impl Error {
 }
 
 /// `Result` with [`Error`] as the default error.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Server, Settings};
+/// fn build(addr: &str) -> rswoole::Result<Server> {
+///     let mut server = Server::bind(addr)?;
+///     server.set(Settings { worker_num: 2, ..Default::default() });
+///     Ok(server)
+/// }
+/// assert!(build("127.0.0.1:9501").is_ok());
+/// assert!(build("bad").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a `send` did not happen. The data is handed back ([`SendError::into_data`]), so nothing
 /// is lost silently.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Bytes, ConnId, SendError};
+/// let err = SendError::Closed(ConnId(7), Bytes::from("hello"));
+/// assert_eq!(err.to_string(), "connection 7 is closed");
+/// assert_eq!(err.into_data(), "hello"); // nothing is lost
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -96,6 +127,14 @@ pub enum SendError {
 
 impl SendError {
     /// The data that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{Bytes, SendError};
+    /// let err = SendError::NoWorker(9, Bytes::from_static(b"job"));
+    /// assert_eq!(&err.into_data()[..], b"job");
+    /// ```
     pub fn into_data(self) -> Bytes {
         match self {
             SendError::Closed(_, d)

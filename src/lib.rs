@@ -32,6 +32,7 @@
 //!     server.start()
 //! }
 //! ```
+#![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 mod conn;

@@ -19,6 +19,15 @@ use crate::worker::WorkerCtx;
 
 /// A connection's id (Swoole's `$fd`): unique for the server's lifetime, never reused, so a
 /// `send` to a closed connection fails instead of reaching another client.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::ConnId;
+/// let fd = ConnId(42);
+/// assert_eq!(fd.to_string(), "42"); // as Swoole prints `$fd`
+/// assert!(ConnId(1) < fd);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
@@ -29,6 +38,15 @@ impl fmt::Display for ConnId {
 }
 
 /// Socket type of a listener.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Server, SockType};
+/// let mut server = Server::new("127.0.0.1:9501", SockType::Tcp)?;
+/// server.add_listener("[::1]:9502", SockType::Udp)?; // UDP over IPv6 on the same server
+/// # Ok::<(), rswoole::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SockType {
     /// TCP stream (IPv4 or IPv6, from the address).
@@ -38,6 +56,21 @@ pub enum SockType {
 }
 
 /// Data from a client, as given to `on_receive`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv, ev| async move {
+///         println!("{} bytes from {} on listener {}", ev.data.len(), ev.fd, ev.listener);
+///         srv.send(ev.fd, ev.data) // echo
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ReceiveEvent {
@@ -50,6 +83,21 @@ pub struct ReceiveEvent {
 }
 
 /// A UDP datagram, as given to `on_packet`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind_udp("127.0.0.1:9502")?;
+///     server.on_packet(|srv, p| async move {
+///         println!("{} bytes from {} on listener {}", p.data.len(), p.addr, p.listener);
+///         srv.send_to(p.addr, p.data) // echo the datagram
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Packet {
@@ -62,8 +110,31 @@ pub struct Packet {
 }
 
 /// What a callback may return: `()` or a `Result` whose error is logged.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     // `()`: nothing to report.
+///     server.on_connect(|_srv, fd| async move { println!("{fd} connected") });
+///     // `Result<(), E: Display>`: an error is logged with the callback's name.
+///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+///     server.start()
+/// }
+/// ```
 pub trait CallbackResult {
     /// Logs the error, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::CallbackResult;
+    /// ().report("on_connect"); // nothing to log
+    /// Err::<(), _>("peer went away").report("on_receive"); // logged as a warning
+    /// ```
     fn report(self, callback: &'static str);
 }
 
@@ -106,6 +177,21 @@ pub(crate) struct Callbacks {
 }
 
 /// Information given to `on_start` and `on_shutdown` (they run in the master).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+///     server.on_start(|info| {
+///         println!("master {} manager {} listening on {:?}", info.master_pid, info.manager_pid, info.addrs);
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MasterInfo {
@@ -132,6 +218,23 @@ pub(crate) enum Protocol {
 }
 
 /// One listening address and its callbacks.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::{Framing, Server, SockType};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+///     // An admin port with its own callbacks and line framing.
+///     server
+///         .add_listener("127.0.0.1:9503", SockType::Tcp)?
+///         .set_framing(Framing::Eof { eof: b"\n".to_vec(), split: true })
+///         .on_receive(|srv, ev| async move { srv.send(ev.fd, format!("admin: {}", ev.data.len())) });
+///     server.start()
+/// }
+/// ```
 pub struct Port {
     pub(crate) addr: SocketAddr,
     pub(crate) sock_type: SockType,
@@ -151,6 +254,20 @@ impl fmt::Debug for Port {
 
 macro_rules! callback_setters {
     ($target:ident) => {
+        /// # Examples
+        ///
+        /// ```no_run
+        /// use rswoole::{Server, SockType};
+        ///
+        /// fn main() -> rswoole::Result<()> {
+        ///     let mut server = Server::bind("127.0.0.1:9501")?;
+        ///     server.on_connect(|srv, fd| async move { srv.send(fd, "welcome\r\n") });
+        ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+        ///     // A listener can have its own (here: no greeting on the admin port).
+        ///     server.add_listener("127.0.0.1:9503", SockType::Tcp)?.on_connect(|_srv, _fd| async {});
+        ///     server.start()
+        /// }
+        /// ```
         /// Runs when a client connects (TCP).
         pub fn on_connect<F, Fut>(&mut self, f: F) -> &mut Self
         where
@@ -162,6 +279,22 @@ macro_rules! callback_setters {
             self
         }
 
+        /// # Examples
+        ///
+        /// ```no_run
+        /// use rswoole::{Server, SockType};
+        ///
+        /// fn main() -> rswoole::Result<()> {
+        ///     let mut server = Server::bind("127.0.0.1:9501")?;
+        ///     // The default for every TCP listener...
+        ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+        ///     // ...and one listener's own.
+        ///     server
+        ///         .add_listener("127.0.0.1:9503", SockType::Tcp)?
+        ///         .on_receive(|srv, ev| async move { srv.send(ev.fd, format!("{} bytes\n", ev.data.len())) });
+        ///     server.start()
+        /// }
+        /// ```
         /// Runs for every message from a client (TCP). Required for a TCP listener.
         pub fn on_receive<F, Fut>(&mut self, f: F) -> &mut Self
         where
@@ -173,6 +306,20 @@ macro_rules! callback_setters {
             self
         }
 
+        /// # Examples
+        ///
+        /// ```no_run
+        /// use rswoole::Server;
+        ///
+        /// fn main() -> rswoole::Result<()> {
+        ///     let mut server = Server::bind("127.0.0.1:9501")?;
+        ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+        ///     server.on_close(|srv, fd| async move {
+        ///         println!("{fd} closed; {} still open", srv.stats().connections);
+        ///     });
+        ///     server.start()
+        /// }
+        /// ```
         /// Runs exactly once when a connection ends, whoever closed it (TCP).
         pub fn on_close<F, Fut>(&mut self, f: F) -> &mut Self
         where
@@ -184,6 +331,21 @@ macro_rules! callback_setters {
             self
         }
 
+        /// # Examples
+        ///
+        /// ```no_run
+        /// use rswoole::{Server, SockType};
+        ///
+        /// fn main() -> rswoole::Result<()> {
+        ///     let mut server = Server::bind("127.0.0.1:9501")?;
+        ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+        ///     // A UDP listener next to the TCP one.
+        ///     server
+        ///         .add_listener("127.0.0.1:9502", SockType::Udp)?
+        ///         .on_packet(|srv, p| async move { srv.send_to(p.addr, p.data) });
+        ///     server.start()
+        /// }
+        /// ```
         /// Runs for every UDP datagram. Required for a UDP listener.
         pub fn on_packet<F, Fut>(&mut self, f: F) -> &mut Self
         where
@@ -202,6 +364,22 @@ impl Port {
 
     /// Cuts this listener's TCP stream into messages (EOF or length prefix; see
     /// [`Framing`]). Default: the server's [`Settings::framing`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Framing, LengthSpec, LengthType, Server, Settings, SockType};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { framing: Framing::Raw, ..Default::default() });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     // This listener gets whole length-prefixed messages instead.
+    ///     let spec = LengthSpec::new(LengthType::U32Be, 0, 4);
+    ///     server.add_listener("127.0.0.1:9510", SockType::Tcp)?.set_framing(Framing::Length(spec));
+    ///     server.start()
+    /// }
+    /// ```
     pub fn set_framing(&mut self, framing: Framing) -> &mut Self {
         self.framing = Some(framing);
         self
@@ -270,6 +448,17 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Address`] if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{Error, Server};
+    /// let a = Server::bind("127.0.0.1:9501")?;
+    /// let b = Server::bind("127.0.0.1:9501")?; // fine: nothing is bound before `start`
+    /// assert!(matches!(Server::bind("no port"), Err(Error::Address { .. })));
+    /// # drop((a, b));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn bind(addr: &str) -> Result<Server> {
         Server::new(addr, SockType::Tcp)
     }
@@ -278,6 +467,18 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Address`] if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind_udp("0.0.0.0:9502")?;
+    ///     server.on_packet(|srv, p| async move { srv.send_to(p.addr, p.data) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn bind_udp(addr: &str) -> Result<Server> {
         Server::new(addr, SockType::Udp)
     }
@@ -286,6 +487,15 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Address`] if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{Server, SockType};
+    /// let server = Server::new("[::1]:9501", SockType::Tcp)?;
+    /// assert!(format!("{server:?}").contains("[::1]:9501"));
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn new(addr: &str, sock_type: SockType) -> Result<Server> {
         let addr = parse_addr(addr)?;
         Ok(Server {
@@ -310,12 +520,33 @@ impl Server {
     }
 
     /// Replaces the settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{Mode, Server, Settings};
+    /// let mut server = Server::bind("127.0.0.1:9501")?;
+    /// server.set(Settings { worker_num: 4, mode: Mode::Base, ..Default::default() });
+    /// assert_eq!(server.settings_mut().worker_num, 4);
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn set(&mut self, settings: Settings) -> &mut Self {
         self.settings = settings;
         self
     }
 
     /// The settings, to change one field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::Server;
+    /// let mut server = Server::bind("127.0.0.1:9501")?;
+    /// server.settings_mut().task_worker_num = 2;
+    /// assert_eq!(server.settings_mut().task_worker_num, 2);
+    /// assert_eq!(server.settings_mut().worker_num, 0); // the rest keeps its default
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
     }
@@ -325,6 +556,17 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Address`] if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{Server, SockType};
+    /// let mut server = Server::bind("127.0.0.1:9501")?; // listener 0
+    /// let port = server.add_listener("127.0.0.1:9502", SockType::Udp)?; // listener 1
+    /// assert!(format!("{port:?}").contains("Udp"));
+    /// assert!(server.add_listener("localhost:http:x", SockType::Tcp).is_err());
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn add_listener(&mut self, addr: &str, sock_type: SockType) -> Result<&mut Port> {
         let addr = parse_addr(addr)?;
         self.ports.push(Port {
@@ -340,18 +582,57 @@ impl Server {
     callback_setters!(callbacks);
 
     /// Runs in the master once every process is up and the listeners accept.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.on_start(|info| println!("listening on {:?}", info.addrs));
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_start(&mut self, f: impl Fn(&MasterInfo) + 'static) -> &mut Self {
         self.on_start = Some(Rc::new(f));
         self
     }
 
     /// Runs in the master after every worker has stopped, before `start` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.on_shutdown(|info| println!("master {} stopped", info.master_pid));
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_shutdown(&mut self, f: impl Fn(&MasterInfo) + 'static) -> &mut Self {
         self.on_shutdown = Some(Rc::new(f));
         self
     }
 
     /// Runs in each worker when it starts (also after a restart), with its worker id.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_worker_start(|_srv, id| async move { println!("worker {id} up") });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_worker_start<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Handle, usize) -> Fut + 'static,
@@ -363,6 +644,19 @@ impl Server {
     }
 
     /// Runs in each worker when it stops gracefully (shutdown, reload), with its worker id.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_worker_stop(|_srv, id| async move { println!("worker {id} stopping") });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_worker_stop<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Handle, usize) -> Fut + 'static,
@@ -383,6 +677,7 @@ impl Server {
     /// server.on_pipe_message(|srv, from, data| async move {
     ///     println!("worker {} got {data:?} from worker {from}", srv.worker_id());
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub fn on_pipe_message<F, Fut>(&mut self, f: F) -> &mut Self
     where
@@ -438,12 +733,44 @@ impl Server {
     /// [`Error::MissingCallback`] (a TCP listener without `on_receive`, a UDP one without
     /// `on_packet`), [`Error::InvalidSetting`], [`Error::Bind`] (address in use…), or
     /// [`Error::Io`] if forking fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     // Blocks until SIGTERM/SIGINT or `Handle::shutdown`; only the master gets here.
+    ///     server.start()
+    /// }
+    /// ```
     pub fn start(self) -> Result<()> {
         crate::master::start(self)
     }
 }
 
 /// What every callback gets: the way to act on the server from a worker. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::{Handle, Server};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv: Handle, ev| async move {
+///         let later = srv.clone(); // cheap: keep one for later
+///         srv.after(Duration::from_secs(1), move || async move {
+///             let _ = later.send(ev.fd, "a second later\n");
+///         });
+///         srv.send(ev.fd, format!("worker {} got it\n", srv.worker_id()))
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) ctx: Arc<WorkerCtx>,
@@ -458,6 +785,22 @@ impl fmt::Debug for Handle {
 }
 
 /// Server-wide counters.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv, ev| async move {
+///         let s = srv.stats();
+///         let line = format!("{} open, {} accepted, per worker {:?}\n", s.connections, s.accepted, s.requests);
+///         srv.send(ev.fd, line)
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -479,6 +822,19 @@ pub struct Stats {
 
 impl Handle {
     /// This worker's id, `0..worker_num`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_worker_start(|srv, id| async move { assert_eq!(srv.worker_id(), id) });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, format!("worker {}\n", srv.worker_id())) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn worker_id(&self) -> usize {
         self.ctx.id
     }
@@ -491,22 +847,97 @@ impl Handle {
     /// connection already has `buffer_output_size` bytes waiting (a slow reader);
     /// [`SendError::NotLocal`] in Base mode for another worker's connection. The data comes
     /// back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{SendError, Server};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         match srv.send(ev.fd, ev.data) {
+    ///             Ok(()) => {}
+    ///             Err(SendError::BufferFull(fd, _data)) => {
+    ///                 srv.close(fd); // a client that does not read
+    ///             }
+    ///             Err(e) => eprintln!("send: {e}"),
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn send(&self, fd: ConnId, data: impl Into<Bytes>) -> Result<(), SendError> {
         self.ctx.send(fd, data.into())
     }
 
     /// Closes connection `fd` after its queued output is written; `on_close` follows. Returns
     /// `false` if it is already closed or closing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         if &ev.data[..] == b"quit\r\n" {
+    ///             let _ = srv.send(ev.fd, "bye\r\n"); // written before the close
+    ///             srv.close(ev.fd);
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn close(&self, fd: ConnId) -> bool {
         self.ctx.close(fd)
     }
 
     /// Whether `fd` is an open connection (of any worker).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{ConnId, Server};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // "to:<fd> <text>": relay to another client.
+    ///         let text = String::from_utf8_lossy(&ev.data).into_owned();
+    ///         if let Some((to, msg)) = text.strip_prefix("to:").and_then(|r| r.split_once(' ')) {
+    ///             let to = ConnId(to.parse().unwrap_or(0));
+    ///             if srv.exists(to) {
+    ///                 let _ = srv.send(to, msg.to_owned());
+    ///             }
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn exists(&self, fd: ConnId) -> bool {
         self.ctx.shared.live_slot(fd).is_some()
     }
 
     /// Remote address, server port, reactor, connect and last-receive times of `fd`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_connect(|srv, fd| async move {
+    ///         if let Some(info) = srv.connection_info(fd) {
+    ///             println!("{fd} from {} on port {}", info.remote_addr, info.server_port);
+    ///         }
+    ///     });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn connection_info(&self, fd: ConnId) -> Option<ConnectionInfo> {
         self.ctx.shared.info(fd)
     }
@@ -528,6 +959,7 @@ impl Handle {
     ///         let _ = srv.send(fd, ev.data.clone()); // broadcast; closed ones are skipped
     ///     }
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub fn connections(&self) -> Vec<ConnId> {
         self.ctx.shared.connections()
@@ -542,6 +974,26 @@ impl Handle {
     /// `uid` is 0. Events already in flight when it is called still finish on their worker.
     /// In [`Mode::Base`](crate::Mode::Base) a connection stays with the worker that accepted
     /// it; the uid is recorded only.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{DispatchMode, Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { dispatch_mode: DispatchMode::Uid, ..Default::default() });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // "login <uid>": from now on this user's events go to worker uid % worker_num.
+    ///         let text = String::from_utf8_lossy(&ev.data).into_owned();
+    ///         if let Some(uid) = text.trim().strip_prefix("login ").and_then(|u| u.parse().ok()) {
+    ///             let bound = srv.bind(ev.fd, uid);
+    ///             let _ = srv.send(ev.fd, format!("bound: {bound}\n"));
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn bind(&self, fd: ConnId, uid: u32) -> bool {
         self.ctx.shared.bind(fd, uid)
     }
@@ -558,6 +1010,25 @@ impl Handle {
     /// # Errors
     /// [`SendError::NoWorker`] if `worker_id` is out of range; [`SendError::Closed`] (with fd 0)
     /// if this worker is shutting down; [`SendError::Io`] if the OS refuses (Base mode).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { worker_num: 4, ..Default::default() });
+    ///     server.on_pipe_message(|_srv, from, data| async move {
+    ///         println!("from worker {from}: {}", String::from_utf8_lossy(&data));
+    ///     });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let next = (srv.worker_id() + 1) % 4;
+    ///         srv.send_message(next, ev.data) // the data comes back in the error if it fails
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn send_message(&self, worker_id: usize, data: impl Into<Bytes>) -> Result<(), SendError> {
         self.ctx.send_message(worker_id, data.into())
     }
@@ -566,6 +1037,18 @@ impl Handle {
     ///
     /// # Errors
     /// [`SendError::NoSocket`] without a UDP listener; [`SendError::Io`] if the OS refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind_udp("127.0.0.1:9502")?;
+    ///     server.on_packet(|srv, p| async move { srv.send_to(p.addr, [&b"echo: "[..], &p.data[..]].concat()) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn send_to(&self, addr: SocketAddr, data: impl Into<Bytes>) -> Result<(), SendError> {
         self.ctx.send_to(None, addr, data.into())
     }
@@ -574,6 +1057,21 @@ impl Handle {
     ///
     /// # Errors
     /// As [`send_to`](Handle::send_to).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, SockType};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind_udp("0.0.0.0:9502")?;
+    ///     server.add_listener("[::]:9503", SockType::Udp)?; // listener 1
+    ///     server.on_packet(|srv, p| async move {
+    ///         srv.send_to_via(p.listener, p.addr, p.data) // reply from the listener it came in on
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn send_to_via(
         &self,
         listener: usize,
@@ -584,11 +1082,43 @@ impl Handle {
     }
 
     /// Server-wide counters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let s = srv.stats();
+    ///         let uptime = s.start_time.elapsed().unwrap_or_default();
+    ///         srv.send(ev.fd, format!("up {}s, {} connections\n", uptime.as_secs(), s.connections))
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn stats(&self) -> Stats {
         stats(&self.ctx.shared, self.ctx.settings.worker_num)
     }
 
     /// Asks the whole server to shut down gracefully (as SIGTERM to the master).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         if &ev.data[..] == b"SHUTDOWN\r\n" {
+    ///             srv.shutdown(); // `start` returns in the master once every worker has stopped
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn shutdown(&self) {
         let pid = self
             .ctx

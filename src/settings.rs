@@ -30,6 +30,15 @@ pub const DEFAULT_TASK_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 ///
 /// # Default
 /// [`Mode::Process`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Mode, Settings};
+/// assert_eq!(Settings::default().mode, Mode::Process);
+/// let fastest = Settings { mode: Mode::Base, ..Default::default() };
+/// assert_eq!(fastest.mode, Mode::Base);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// The master owns every client socket (reactor threads read, frame and write) and hands
@@ -50,6 +59,16 @@ pub enum Mode {
 ///
 /// # Default
 /// [`DispatchMode::Fixed`] (Swoole's 2).
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{DispatchMode, Settings};
+/// let s = Settings { dispatch_mode: DispatchMode::IpHash, ..Default::default() };
+/// assert_eq!(s.dispatch_mode, DispatchMode::from_swoole(4)?);
+/// assert_eq!(DispatchMode::default(), DispatchMode::Fixed);
+/// # Ok::<(), rswoole::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DispatchMode {
     /// 1: round robin, event by event.
@@ -76,6 +95,16 @@ impl DispatchMode {
     ///
     /// # Errors
     /// A value rswoole does not implement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{DispatchMode, Error};
+    /// assert_eq!(DispatchMode::from_swoole(1)?, DispatchMode::RoundRobin);
+    /// assert_eq!(DispatchMode::from_swoole(5)?, DispatchMode::Uid);
+    /// assert!(matches!(DispatchMode::from_swoole(7), Err(Error::InvalidSetting { name: "dispatch_mode", .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn from_swoole(n: u8) -> Result<DispatchMode, Error> {
         Ok(match n {
             1 => DispatchMode::RoundRobin,

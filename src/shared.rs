@@ -83,6 +83,24 @@ pub(crate) struct ConnSlot {
 unsafe impl ShmSafe for ConnSlot {}
 
 /// Everything a callback can learn about a connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::Server;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv, ev| async move {
+///         let Some(info) = srv.connection_info(ev.fd) else { return Ok(()) };
+///         let idle = info.last_receive_time.duration_since(info.connect_time).unwrap_or_default();
+///         let line = format!("you are {} (listener {}, uid {}), connected {idle:?} before this\n",
+///             info.remote_addr, info.listener, info.uid);
+///         srv.send(ev.fd, line)
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectionInfo {

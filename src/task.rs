@@ -67,6 +67,26 @@ use crate::task_link::{self, FKind, Frame, Outbox};
 
 /// A task's id: unique among the tasks of one worker process (the worker id is in the top
 /// 16 bits, a counter below).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::{Server, Settings, TaskId};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+///     server.on_task(|_srv, task| async move { task.data::<u64>().unwrap_or(0) * 2 });
+///     server.on_finish(|_srv, id: TaskId, result| async move {
+///         println!("task {id} -> {:?}", result.get::<u64>());
+///     });
+///     server.on_receive(|srv, ev| async move {
+///         let id: TaskId = srv.task(ev.data.len() as u64).map_err(|e| e.to_string())?;
+///         srv.send(ev.fd, format!("queued as task {id}\n")).map_err(|e| e.to_string())
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub u64);
 
@@ -77,12 +97,40 @@ impl fmt::Display for TaskId {
 }
 
 /// A timer's id, from [`Handle::tick`] / [`Handle::after`]; give it to [`Handle::clear`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::{Server, TimerId};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_connect(|srv, fd| async move {
+///         // Close connections that say nothing within 10 s.
+///         let s = srv.clone();
+///         let timer: TimerId = srv.after(Duration::from_secs(10), move || async move { s.close(fd); });
+///         println!("{fd}: idle timer {timer:?}");
+///     });
+///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerId(pub u64);
 
 /// Why a task did not produce a result. Every variant hands the payload back
 /// ([`into_inner`](TaskError::into_inner)): the value given to `task`/`task_wait`, or, in
 /// [`TaskResult`], its encoded bytes.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::TaskError;
+/// let err: TaskError<Vec<u8>> = TaskError::Full(b"job".to_vec());
+/// assert!(matches!(err, TaskError::Full(_)));
+/// assert_eq!(err.into_inner(), b"job"); // the payload comes back
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum TaskError<T> {
@@ -112,6 +160,14 @@ pub enum TaskError<T> {
 
 impl<T> TaskError<T> {
     /// The payload that did not complete, so nothing is lost silently.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::TaskError;
+    /// let err = TaskError::Unavailable(42u64, "no task workers");
+    /// assert_eq!(err.into_inner(), 42);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TaskError::Full(t)
@@ -125,6 +181,15 @@ impl<T> TaskError<T> {
     }
 
     /// The same error with another payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::TaskError;
+    /// let err = TaskError::Timeout("resize 3x4".to_string());
+    /// let err: TaskError<usize> = err.map(|payload| payload.len());
+    /// assert!(matches!(err, TaskError::Timeout(10)));
+    /// ```
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> TaskError<U> {
         match self {
             TaskError::Full(t) => TaskError::Full(f(t)),
@@ -179,6 +244,31 @@ impl<T> fmt::Display for TaskError<T> {
 impl<T> std::error::Error for TaskError<T> {}
 
 /// What [`on_finish`](Server::on_finish) gets: a task's result, or why there is none.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::{Server, Settings, TaskResult};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings { task_worker_num: 2, ..Default::default() });
+///     server.on_task(|_srv, task| async move { task.data::<String>().map(|s| s.len()).unwrap_or(0) });
+///     server.on_finish(|_srv, id, result: TaskResult| async move {
+///         if result.is_ok() {
+///             println!("task {id} on task worker {}: {:?}", result.task_worker(), result.get::<usize>());
+///         } else {
+///             // Failed or its task worker died: retry with the original payload.
+///             let payload: Result<String, _> = result.payload();
+///             eprintln!("task {} failed, payload {payload:?}", result.id());
+///         }
+///     });
+///     server.on_receive(|srv, ev| async move {
+///         srv.task(String::from_utf8_lossy(&ev.data).into_owned()).map(drop).map_err(|e| e.to_string())
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct TaskResult {
     id: TaskId,
@@ -215,6 +305,25 @@ impl TaskResult {
     /// # Errors
     /// [`TaskError::WorkerDied`] or [`TaskError::Failed`] if there is no result;
     /// [`TaskError::Codec`] if it is not an `R`. The error holds the task's encoded payload.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|_srv, _task| async move { vec![1u32, 2, 3] });
+    ///     server.on_finish(|_srv, id, result| async move {
+    ///         let numbers: Vec<u32> = result.get().map_err(|e| format!("task {id}: {e}"))?;
+    ///         println!("sum {}", numbers.iter().sum::<u32>());
+    ///         Ok::<(), String>(())
+    ///     });
+    ///     server.on_receive(|srv, _ev| async move { srv.task(()).map(drop).map_err(|e| e.to_string()) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn get<R: DeserializeOwned>(&self) -> Result<R, TaskError<Bytes>> {
         match &self.outcome {
             Outcome::Done(b) => postcard::from_bytes(b)
@@ -237,6 +346,25 @@ impl TaskResult {
     ///
     /// # Errors
     /// As [`get`](TaskResult::get), without decoding.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|_srv, task| async move { task.raw().len() });
+    ///     server.on_finish(|_srv, _id, result| async move {
+    ///         if let Ok(raw) = result.into_bytes() {
+    ///             println!("{} bytes of postcard", raw.len()); // decode it yourself, or forward it
+    ///         }
+    ///     });
+    ///     server.on_receive(|srv, ev| async move { srv.task(ev.data.to_vec()).map(drop).map_err(|e| e.to_string()) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn into_bytes(self) -> Result<Bytes, TaskError<Bytes>> {
         match self.outcome {
             Outcome::Done(b) => Ok(b),
@@ -247,6 +375,30 @@ impl TaskResult {
 }
 
 /// A task, as given to [`on_task`](Server::on_task) in a task worker.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::{Server, Settings, Task};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+///     server.on_task(|_srv, task: Task| async move {
+///         println!("task {} from worker {}, {} bytes", task.id(), task.src_worker(), task.raw().len());
+///         task.data::<String>().map(|s| s.to_uppercase()).unwrap_or_default()
+///     });
+///     server.on_receive(|srv, ev| async move {
+///         let up: String = srv
+///             .task_wait(String::from_utf8_lossy(&ev.data).into_owned(), Duration::from_secs(1))
+///             .await
+///             .map_err(|e| e.to_string())?;
+///         srv.send(ev.fd, up).map_err(|e| e.to_string())
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Task {
     id: TaskId,
@@ -323,6 +475,31 @@ impl Task {
     ///
     /// # Errors
     /// [`TaskError::Codec`] (with the raw bytes) if it is not a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|_srv, task| async move {
+    ///         match task.data::<(String, u32)>() {
+    ///             Ok((name, n)) => format!("{name} x{n}"),
+    ///             Err(e) => format!("not a (String, u32): {e}"),
+    ///         }
+    ///     });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         srv.task_wait::<_, String>(("job".to_string(), 3u32), Duration::from_secs(1))
+    ///             .await
+    ///             .map_err(|e| e.to_string())
+    ///             .and_then(|reply| srv.send(ev.fd, reply).map_err(|e| e.to_string()))
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, TaskError<Bytes>> {
         postcard::from_bytes(&self.data)
             .map_err(|e| TaskError::Codec(self.data.clone(), e.to_string()))
@@ -339,6 +516,26 @@ impl Task {
     /// # Errors
     /// A result that cannot be encoded is reported to the origin as [`TaskError::Failed`];
     /// this returns `true` then (the task is answered).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|_srv, task| async move {
+    ///         task.finish(&"accepted"); // the worker gets its answer now...
+    ///         std::thread::sleep(std::time::Duration::from_secs(5)); // ...while this runs on
+    ///         assert!(!task.finish(&"again")); // answered once only
+    ///         "ignored"
+    ///     });
+    ///     server.on_finish(|_srv, id, r| async move { println!("{id}: {:?}", r.get::<String>()) });
+    ///     server.on_receive(|srv, _ev| async move { srv.task(()).map(drop).map_err(|e| e.to_string()) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn finish<R: Serialize>(&self, result: &R) -> bool {
         match postcard::to_allocvec(result) {
             Ok(v) => self.reply.send(FKind::Result, Bytes::from(v)),
@@ -380,6 +577,7 @@ impl Server {
     ///     println!("task worker {} squares {n}", srv.task_worker_id());
     ///     n * n
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub fn on_task<F, Fut>(&mut self, f: F) -> &mut Self
     where
@@ -412,6 +610,7 @@ impl Server {
     ///         Err(e) => eprintln!("task {id}: {e}"),
     ///     }
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub fn on_finish<F, Fut>(&mut self, f: F) -> &mut Self
     where
@@ -554,6 +753,7 @@ macro_rules! timer_methods {
         ///         s.close(fd);
         ///     });
         /// });
+        /// # server.start().unwrap();
         /// ```
         pub fn after<F, Fut>(&self, delay: Duration, f: F) -> TimerId
         where
@@ -566,6 +766,27 @@ macro_rules! timer_methods {
 
         /// Stops a timer of this process. Returns `false` if it is unknown, already cleared,
         /// or a fired [`after`](Self::after).
+        ///
+        /// # Examples
+        ///
+        /// ```no_run
+        /// use std::time::Duration;
+        /// use rswoole::Server;
+        ///
+        /// fn main() -> rswoole::Result<()> {
+        ///     let mut server = Server::bind("127.0.0.1:9501")?;
+        ///     server.on_worker_start(|srv, _id| async move {
+        ///         let timer = srv.tick(Duration::from_secs(1), || async { println!("tick") });
+        ///         let s = srv.clone();
+        ///         srv.after(Duration::from_secs(5), move || async move {
+        ///             assert!(s.clear(timer)); // stop ticking after 5 s
+        ///             assert!(!s.clear(timer)); // already cleared
+        ///         });
+        ///     });
+        ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+        ///     server.start()
+        /// }
+        /// ```
         pub fn clear(&self, id: TimerId) -> bool {
             self.timers().clear(id)
         }
@@ -998,6 +1219,7 @@ impl Handle {
     ///         let _payload: Vec<u8> = e.into_inner(); // nothing lost
     ///     }
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub fn task<T: Serialize>(&self, payload: T) -> Result<TaskId, TaskError<T>> {
         self.send_task(None, payload)
@@ -1007,6 +1229,25 @@ impl Handle {
     ///
     /// # Errors
     /// As `task`; [`TaskError::Unavailable`] if `task_worker` is out of range.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 4, ..Default::default() });
+    ///     server.on_task(|srv, _task| async move { srv.task_worker_id() });
+    ///     server.on_finish(|_srv, _id, r| async move { println!("ran on {:?}", r.get::<usize>()) });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // Keep every task of one connection on the same task worker.
+    ///         let target = (ev.fd.0 % 4) as usize;
+    ///         srv.task_to(target, ev.data.to_vec()).map(drop).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn task_to<T: Serialize>(
         &self,
         task_worker: usize,
@@ -1074,6 +1315,7 @@ impl Handle {
     ///         .map_err(|e| e.to_string())?;
     ///     srv.send(ev.fd, format!("{words}\n")).map_err(|e| e.to_string())
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub async fn task_wait<T: Serialize, R: DeserializeOwned>(
         &self,
@@ -1098,6 +1340,7 @@ impl Handle {
     ///     let sum: u64 = results.into_iter().filter_map(Result::ok).sum();
     ///     srv.send(ev.fd, format!("{sum}\n")).map_err(|e| e.to_string())
     /// });
+    /// # server.start().unwrap();
     /// ```
     pub async fn task_wait_all<T: Serialize, R: DeserializeOwned>(
         &self,
@@ -1127,6 +1370,26 @@ impl Handle {
 // Task worker side
 
 /// What [`on_task`](Server::on_task) gets: the way to act from a task worker. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::{Server, Settings, TaskHandle};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings { task_worker_num: 2, ..Default::default() });
+///     server.on_task(|srv: TaskHandle, task| async move {
+///         println!("task worker {} (worker id {})", srv.task_worker_id(), srv.worker_id());
+///         let _ = srv.send_message(task.src_worker(), "progress: started");
+///         task.raw().len()
+///     });
+///     server.on_pipe_message(|_srv, from, msg| async move { println!("{from}: {msg:?}") });
+///     server.on_receive(|srv, ev| async move { srv.task(ev.data.to_vec()).map(drop).map_err(|e| e.to_string()) });
+///     server.on_finish(|_srv, _id, _r| async {});
+///     server.start()
+/// }
+/// ```
 #[derive(Clone)]
 pub struct TaskHandle {
     pub(crate) ctx: Arc<TaskWorkerCtx>,
@@ -1189,6 +1452,27 @@ impl TaskHandle {
     /// # Errors
     /// [`SendError::NoWorker`] if `worker` is out of range or not connected to this task
     /// worker (it is starting, or gone); the data comes back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { worker_num: 2, task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|srv, task| async move {
+    ///         for step in 1..=3 {
+    ///             srv.send_message(task.src_worker(), format!("step {step}/3")).map_err(|e| e.to_string())?;
+    ///         }
+    ///         Ok::<(), String>(())
+    ///     });
+    ///     server.on_pipe_message(|_srv, from, msg| async move { println!("from {from}: {msg:?}") });
+    ///     server.on_receive(|srv, _ev| async move { srv.task(()).map(drop).map_err(|e| e.to_string()) });
+    ///     server.on_finish(|_srv, _id, _r| async {});
+    ///     server.start()
+    /// }
+    /// ```
     pub fn send_message(&self, worker: usize, data: impl Into<Bytes>) -> Result<(), SendError> {
         let data = data.into();
         let out = self.ctx.workers.lock().get(&worker).cloned();
@@ -1207,6 +1491,24 @@ impl TaskHandle {
     }
 
     /// Server-wide counters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings { task_worker_num: 1, ..Default::default() });
+    ///     server.on_task(|srv, _task| async move { srv.stats().connections });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let open: u64 = srv.task_wait((), Duration::from_secs(1)).await.map_err(|e| e.to_string())?;
+    ///         srv.send(ev.fd, format!("{open} open\n")).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn stats(&self) -> crate::Stats {
         crate::server::stats(&self.ctx.shared, self.ctx.settings.worker_num)
     }

@@ -9,6 +9,20 @@ use rswoole_codec::stream::{ConfigError, FrameError};
 /// After [`Closed`](ClientError::Closed) or [`Frame`](ClientError::Frame) the client is
 /// closed: every later call fails with `Closed`. After [`Timeout`](ClientError::Timeout) it
 /// stays usable (a message that was half received is kept and completed by the next `recv`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rswoole::client::{ClientError, SyncClient};
+///
+/// // A port nobody listens on: the connection is refused.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// match SyncClient::connect(("127.0.0.1", port), Duration::from_secs(1)) {
+///     Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {

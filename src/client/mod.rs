@@ -57,6 +57,24 @@ pub const READ_SIZE: usize = 64 * 1024;
 ///
 /// # Default
 /// [`Framing::Raw`] and [`DEFAULT_PACKAGE_MAX_LENGTH`] (2 MiB).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rswoole::client::{ClientConfig, ClientError, SyncClient};
+/// use rswoole::{Framing, SockType};
+///
+/// let config = ClientConfig {
+///     framing: Framing::Eof { eof: b"\n".to_vec(), split: true },
+///     package_max_length: 64 * 1024,
+/// };
+/// assert_eq!(config.package_max_length, 65_536);
+/// // Settings that cannot work are refused before connecting:
+/// let bad = ClientConfig { framing: Framing::Eof { eof: Vec::new(), split: true }, ..config };
+/// let err = SyncClient::connect_with(SockType::Tcp, "127.0.0.1:9", Duration::from_secs(1), bad);
+/// assert!(matches!(err, Err(ClientError::Config(_))));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Same meaning as the server's [`Settings::framing`](crate::Settings::framing). Ignored

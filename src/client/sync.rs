@@ -66,6 +66,28 @@ impl SyncClient {
     ///
     /// # Errors
     /// [`ClientError::Timeout`], or [`ClientError::Io`] (refused, unreachable, bad address).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::SyncClient;
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let mut client = SyncClient::connect(addr, Duration::from_secs(1))?; // e.g. "127.0.0.1:9501"
+    /// client.send(b"ping")?;
+    /// assert_eq!(&client.recv()?[..], b"ping"); // raw: what one read got
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<SyncClient> {
         SyncClient::connect_with(SockType::Tcp, addr, timeout, ClientConfig::default())
     }
@@ -75,6 +97,26 @@ impl SyncClient {
     ///
     /// # Errors
     /// [`ClientError::Io`] if `addr` does not resolve or the socket cannot be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::SyncClient;
+    ///
+    /// # let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// # let addr = echo.local_addr().unwrap(); // a local UDP echo server
+    /// # std::thread::spawn(move || {
+    /// #     let mut buf = [0u8; 2048];
+    /// #     while let Ok((n, from)) = echo.recv_from(&mut buf) {
+    /// #         let _ = echo.send_to(&buf[..n], from);
+    /// #     }
+    /// # });
+    /// let mut client = SyncClient::connect_udp(addr, Duration::from_secs(1))?;
+    /// client.send(b"one datagram")?;
+    /// assert_eq!(&client.recv()?[..], b"one datagram");
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn connect_udp(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<SyncClient> {
         SyncClient::connect_with(SockType::Udp, addr, timeout, ClientConfig::default())
     }
@@ -84,6 +126,34 @@ impl SyncClient {
     /// # Errors
     /// As [`connect`](Self::connect), and [`ClientError::Config`] for framing settings that
     /// cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientConfig, SyncClient};
+    /// use rswoole::{Framing, SockType};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let config = ClientConfig {
+    ///     framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+    ///     ..Default::default()
+    /// };
+    /// let mut client = SyncClient::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config)?;
+    /// client.send(b"a\r\nb\r\n")?; // two lines in one write...
+    /// assert_eq!(&client.recv()?[..], b"a\r\n"); // ...come back one message at a time
+    /// assert_eq!(&client.recv()?[..], b"b\r\n");
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn connect_with(
         sock_type: SockType,
         addr: impl ToSocketAddrs,
@@ -127,11 +197,48 @@ impl SyncClient {
     }
 
     /// Changes the timeout of later sends and receives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientError, SyncClient};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    /// let mut client = SyncClient::connect(addr, Duration::from_secs(1))?; // a server that never answers
+    /// client.set_timeout(Duration::from_millis(50));
+    /// assert!(matches!(client.recv(), Err(ClientError::Timeout)));
+    /// assert!(!client.is_closed()); // still usable after a timeout
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = nonzero(timeout);
     }
 
     /// The server's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::SyncClient;
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let client = SyncClient::connect(addr, Duration::from_secs(1))?;
+    /// assert_eq!(client.peer_addr(), addr);
+    /// assert!(client.local_addr().unwrap().ip().is_loopback());
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
@@ -153,6 +260,28 @@ impl SyncClient {
     ///
     /// # Errors
     /// [`ClientError::Closed`], [`ClientError::Timeout`], [`ClientError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::SyncClient;
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let mut client = SyncClient::connect(addr, Duration::from_secs(1))?;
+    /// client.send(b"\x00\x03abc")?; // as is: bring your own header with raw framing
+    /// assert_eq!(&client.recv()?[..], b"\x00\x03abc");
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn send(&mut self, data: &[u8]) -> ClientResult<()> {
         let timeout = self.timeout;
         let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
@@ -173,6 +302,33 @@ impl SyncClient {
     /// # Errors
     /// As [`send`](Self::send), and [`ClientError::Frame`] if `body` cannot be framed (too
     /// long for the length field, or it contains the EOF).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientConfig, SyncClient};
+    /// use rswoole::{Framing, LengthSpec, LengthType, SockType};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let config = ClientConfig {
+    ///     framing: Framing::Length(LengthSpec::new(LengthType::U32Be, 0, 4)),
+    ///     ..Default::default()
+    /// };
+    /// let mut client = SyncClient::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config)?;
+    /// client.send_frame(b"hello")?; // the 4-byte length header is added
+    /// assert_eq!(&client.recv()?[..], b"\0\0\0\x05hello");
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn send_frame(&mut self, body: &[u8]) -> ClientResult<()> {
         let packet = self.framer.encode(body)?;
         self.send(&packet)
@@ -185,6 +341,36 @@ impl SyncClient {
     /// [`ClientError::Timeout`] if nothing whole arrived within the timeout (what arrived is
     /// kept), [`ClientError::Closed`] if the peer closed (a partial frame is dropped),
     /// [`ClientError::Frame`] for a bad frame (the client is closed), [`ClientError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientConfig, ClientError, SyncClient};
+    /// use rswoole::{Framing, SockType};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let config = ClientConfig {
+    ///     framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+    ///     ..Default::default()
+    /// };
+    /// let mut client = SyncClient::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config)?;
+    /// client.set_timeout(Duration::from_millis(100));
+    /// client.send(b"hel")?;
+    /// assert!(matches!(client.recv(), Err(ClientError::Timeout))); // half a message: kept
+    /// client.send(b"lo\r\n")?;
+    /// assert_eq!(&client.recv()?[..], b"hello\r\n");
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn recv(&mut self) -> ClientResult<Bytes> {
         let deadline = Instant::now() + self.timeout;
         let mut scratch = [0u8; READ_SIZE];
@@ -225,6 +411,30 @@ impl SyncClient {
 
     /// Closes the connection (TCP: shuts both directions down). Later calls fail with
     /// [`ClientError::Closed`]. Closing twice is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientError, SyncClient};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    /// let mut client = SyncClient::connect(addr, Duration::from_secs(1))?;
+    /// client.close();
+    /// assert!(client.is_closed());
+    /// assert!(matches!(client.send(b"late"), Err(ClientError::Closed)));
+    /// client.close(); // harmless
+    /// # Ok::<(), rswoole::client::ClientError>(())
+    /// ```
     pub fn close(&mut self) {
         if let Some(Sock::Tcp(s)) = self.sock.take() {
             let _ = s.shutdown(Shutdown::Both);

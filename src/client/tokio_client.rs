@@ -71,6 +71,31 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Timeout`], or [`ClientError::Io`] (refused, unreachable, bad address).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let mut client = Client::connect(addr, Duration::from_secs(1)).await?; // e.g. "127.0.0.1:9501"
+    ///     client.send(b"ping").await?;
+    ///     assert_eq!(&client.recv().await?[..], b"ping");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<Client> {
         Client::connect_with(SockType::Tcp, addr, timeout, ClientConfig::default()).await
     }
@@ -79,6 +104,29 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Io`] if `addr` does not resolve or the socket cannot be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// # let addr = echo.local_addr().unwrap(); // a local UDP echo server
+    /// # std::thread::spawn(move || {
+    /// #     let mut buf = [0u8; 2048];
+    /// #     while let Ok((n, from)) = echo.recv_from(&mut buf) {
+    /// #         let _ = echo.send_to(&buf[..n], from);
+    /// #     }
+    /// # });
+    ///     let mut client = Client::connect_udp(addr, Duration::from_secs(1)).await?;
+    ///     client.send(b"datagram").await?;
+    ///     assert_eq!(&client.recv().await?[..], b"datagram");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect_udp(addr: impl ToSocketAddrs, timeout: Duration) -> ClientResult<Client> {
         Client::connect_with(SockType::Udp, addr, timeout, ClientConfig::default()).await
     }
@@ -88,6 +136,37 @@ impl Client {
     /// # Errors
     /// As [`connect`](Self::connect), and [`ClientError::Config`] for framing settings that
     /// cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientConfig};
+    /// use rswoole::{Framing, SockType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let config = ClientConfig {
+    ///         framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+    ///         ..Default::default()
+    ///     };
+    ///     let mut client = Client::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config).await?;
+    ///     client.send(b"a\r\nb\r\n").await?;
+    ///     assert_eq!(&client.recv().await?[..], b"a\r\n");
+    ///     assert_eq!(&client.recv().await?[..], b"b\r\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect_with(
         sock_type: SockType,
         addr: impl ToSocketAddrs,
@@ -133,6 +212,24 @@ impl Client {
     }
 
     /// Changes the timeout of later sends and receives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    ///     let mut client = Client::connect(addr, Duration::from_secs(1)).await?; // never answers
+    ///     client.set_timeout(Duration::from_millis(50));
+    ///     assert!(matches!(client.recv().await, Err(ClientError::Timeout)));
+    ///     assert_eq!(client.peer_addr(), addr);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout.max(Duration::from_millis(1));
     }
@@ -159,6 +256,31 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Closed`], [`ClientError::Timeout`], [`ClientError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let mut client = Client::connect(addr, Duration::from_secs(1)).await?;
+    ///     client.send(b"as is").await?;
+    ///     assert_eq!(&client.recv().await?[..], b"as is");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn send(&mut self, data: &[u8]) -> ClientResult<()> {
         let t = self.timeout;
         let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
@@ -173,6 +295,37 @@ impl Client {
     ///
     /// # Errors
     /// As [`send`](Self::send), and [`ClientError::Frame`] if `body` cannot be framed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientConfig};
+    /// use rswoole::{Framing, SockType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let config = ClientConfig {
+    ///         framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+    ///         ..Default::default()
+    ///     };
+    ///     let mut client = Client::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config).await?;
+    ///     client.send_frame(b"hello").await?; // "hello\r\n"
+    ///     assert_eq!(&client.recv().await?[..], b"hello\r\n");
+    ///     assert!(client.send_frame(b"a\r\nb").await.is_err()); // the EOF inside the body
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn send_frame(&mut self, body: &[u8]) -> ClientResult<()> {
         let packet = self.framer.encode(body)?;
         self.send(&packet).await
@@ -183,6 +336,39 @@ impl Client {
     /// # Errors
     /// [`ClientError::Timeout`] (what arrived is kept), [`ClientError::Closed`],
     /// [`ClientError::Frame`] (the client is closed), [`ClientError::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientConfig, ClientError};
+    /// use rswoole::{Framing, SockType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let config = ClientConfig {
+    ///         framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true },
+    ///         ..Default::default()
+    ///     };
+    ///     let mut client = Client::connect_with(SockType::Tcp, addr, Duration::from_secs(1), config).await?;
+    ///     client.set_timeout(Duration::from_millis(100));
+    ///     client.send(b"hel").await?;
+    ///     assert!(matches!(client.recv().await, Err(ClientError::Timeout))); // kept
+    ///     client.send(b"lo\r\n").await?;
+    ///     assert_eq!(&client.recv().await?[..], b"hello\r\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> ClientResult<Bytes> {
         let t = self.timeout;
         match tokio::time::timeout(t, self.recv_inner()).await {
@@ -223,6 +409,32 @@ impl Client {
     }
 
     /// Closes the connection (TCP: sends FIN). Later calls fail with [`ClientError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rswoole::client::ClientError> {
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap(); // a local echo server
+    /// # std::thread::spawn(move || {
+    /// #     for mut s in listener.incoming().flatten() {
+    /// #         std::thread::spawn(move || {
+    /// #             let mut r = s.try_clone().unwrap();
+    /// #             let _ = std::io::copy(&mut r, &mut s);
+    /// #         });
+    /// #     }
+    /// # });
+    ///     let mut client = Client::connect(addr, Duration::from_secs(1)).await?;
+    ///     client.close().await;
+    ///     assert!(client.is_closed());
+    ///     assert!(matches!(client.send(b"late").await, Err(ClientError::Closed)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&mut self) {
         if let Some(Sock::Tcp(mut s)) = self.sock.take() {
             let _ = tokio::time::timeout(self.timeout, s.shutdown()).await;

@@ -102,6 +102,21 @@ impl Default for HttpSettings {
 /// An HTTP/1.1 server: a [`Server`] whose first listener speaks HTTP. Everything of
 /// [`Server`] is available through `Deref` (settings, more listeners — TCP, UDP or HTTP —,
 /// worker callbacks).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::HttpServer;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|req, mut resp| async move {
+///         resp.header("content-type", "text/plain")?;
+///         resp.end(format!("Hello {}", req.get.get("name").unwrap_or("World")))
+///     });
+///     server.start()
+/// }
+/// ```
 pub struct HttpServer {
     server: Server,
 }
@@ -117,6 +132,18 @@ impl HttpServer {
     ///
     /// # Errors
     /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::http::HttpServer;
+    /// use rswoole::Settings;
+    /// let mut server = HttpServer::bind("0.0.0.0:8080")?;
+    /// server.set(Settings { worker_num: 4, ..Default::default() }); // `Server` methods via Deref
+    /// assert_eq!(server.settings_mut().worker_num, 4);
+    /// assert!(HttpServer::bind("0.0.0.0").is_err()); // no port
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn bind(addr: &str) -> Result<HttpServer> {
         let mut server = Server::bind(addr)?;
         server.ports[0].protocol = Protocol::Http;
@@ -127,6 +154,19 @@ impl HttpServer {
     ///
     /// # Errors
     /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.add_http_listener("[::1]:9501")?; // the same site over IPv6
+    ///     server.on_request(|_req, mut resp| async move { resp.end("hi") });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn add_http_listener(&mut self, addr: &str) -> Result<&mut Self> {
         let p = self.server.add_listener(addr, crate::SockType::Tcp)?;
         p.protocol = Protocol::Http;
@@ -134,6 +174,27 @@ impl HttpServer {
     }
 
     /// The request handler; it must call [`Response::end`] (or `sendfile`/`redirect`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         match (req.method.as_str(), req.path.as_str()) {
+    ///             ("GET", "/") => resp.end("home"),
+    ///             ("POST", "/echo") => resp.end(req.body),
+    ///             _ => {
+    ///                 resp.status(404)?;
+    ///                 resp.end("not found")
+    ///             }
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_request<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Request, Response) -> Fut + 'static,
@@ -152,6 +213,19 @@ impl HttpServer {
     /// # Errors
     /// As [`Server::start`]; an HTTP listener without `on_request` is
     /// [`Error::MissingCallback`](crate::Error::MissingCallback).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move { resp.end("ok") });
+    ///     // Blocks until shutdown.
+    ///     server.start()
+    /// }
+    /// ```
     pub fn start(self) -> Result<()> {
         self.server.start()
     }

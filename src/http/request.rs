@@ -11,6 +11,24 @@ use rswoole_codec::http1::{self, MultipartEvent, MultipartParser, RequestHead};
 use crate::ConnId;
 
 /// Name/value pairs in arrival order (query, form fields, cookies, headers). Names may repeat.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::HttpServer;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|req, mut resp| async move {
+///         // GET /search?q=rust&tag=a&tag=b
+///         let q = req.get.get("q").unwrap_or("");
+///         let tags: Vec<&str> = req.get.get_all("tag").collect();
+///         let cookies = req.cookie.len();
+///         resp.end(format!("q={q} tags={tags:?} cookies={cookies}"))
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(String, String)>);
 
@@ -46,6 +64,26 @@ impl Params {
 /// An uploaded file (multipart/form-data), streamed to a temporary file while the request
 /// arrived. The file is removed when the [`Request`] is dropped unless [`persist`](Self::persist)
 /// moved it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::HttpServer;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|mut req, mut resp| async move {
+///         for file in &mut req.files {
+///             println!("{} ({} bytes, {}) in field {}", file.name, file.size, file.content_type, file.field);
+///             let name = std::path::Path::new(&file.name).file_name().unwrap_or_default().to_owned();
+///             file.persist(&std::path::Path::new("/srv/uploads").join(name))
+///                 .map_err(|e| e.to_string())?;
+///         }
+///         resp.end("stored").map_err(|e| e.to_string())
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug)]
 pub struct UploadedFile {
     /// The form field name.
@@ -66,6 +104,23 @@ impl UploadedFile {
     ///
     /// # Errors
     /// The rename's I/O error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|mut req, mut resp| async move {
+    ///         if let Some(file) = req.files.first_mut() {
+    ///             file.persist(std::path::Path::new("/srv/uploads/latest")).map_err(|e| e.to_string())?;
+    ///         }
+    ///         resp.end("ok").map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn persist(&mut self, to: &std::path::Path) -> std::io::Result<()> {
         std::fs::rename(&self.tmp_path, to)
             .or_else(|_| std::fs::copy(&self.tmp_path, to).map(|_| ()))?;
@@ -83,6 +138,21 @@ impl Drop for UploadedFile {
 }
 
 /// Where a request came from (Swoole's `$request->server`).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::HttpServer;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|req, mut resp| async move {
+///         let s = &req.server;
+///         resp.end(format!("{} via {} on port {} ({})", s.remote_addr, s.peer_addr, s.server_port, s.protocol))
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RequestInfo {
@@ -101,6 +171,23 @@ pub struct RequestInfo {
 
 /// An HTTP request: method, URI, query (`get`), form (`post`), cookies, uploaded files,
 /// headers (lower-cased names, repeats kept), connection info (`server`) and the raw body.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::{HttpServer, Request};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|req: Request, mut resp| async move {
+///         println!("{} {} from {}", req.method, req.uri, req.server.remote_addr);
+///         let agent = req.header("user-agent").unwrap_or("?");
+///         let name = req.post.get("name").or(req.get.get("name")).unwrap_or("stranger");
+///         resp.end(format!("hello {name} ({agent}), keep-alive: {}", req.keep_alive()))
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Request {
@@ -133,10 +220,42 @@ pub struct Request {
 
 impl Request {
     /// A header's first value (`name` lower-case).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         let lang = req.header("accept-language").unwrap_or("en");
+    ///         resp.end(format!("lang: {lang}"))
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header.get(name)
     }
     /// Whether the client wants the connection kept open.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         if !req.keep_alive() {
+    ///             println!("{} closes after this response", req.fd);
+    ///         }
+    ///         resp.end("ok")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn keep_alive(&self) -> bool {
         self.head.keep_alive()
     }

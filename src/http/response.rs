@@ -14,6 +14,31 @@ use crate::server::Handle;
 use crate::ConnId;
 
 /// What can go wrong while answering.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::http::HttpError;
+/// assert_eq!(HttpError::Ended.to_string(), "response already ended");
+/// assert!(HttpError::HeadersSent.to_string().contains("before write()/end()"));
+/// ```
+///
+/// In a handler, most calls return it, so `?` works:
+///
+/// ```no_run
+/// use rswoole::http::{HttpError, HttpServer};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|_req, mut resp| async move {
+///         resp.write("streamed")?;
+///         let late = resp.header("x-late", "1").map(drop);
+///         assert!(matches!(late, Err(HttpError::HeadersSent)));
+///         resp.end("")
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
@@ -67,6 +92,22 @@ pub(crate) struct Inner {
 
 /// The response to one request. Moved into the handler; cheap to clone (the clones share
 /// one response).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::{HttpServer, Response};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|_req, mut resp: Response| async move {
+///         resp.status(201)?.header("content-type", "application/json")?;
+///         resp.cookie("seen", "1")?;
+///         resp.end(r#"{"ok":true}"#)
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Response {
     pub(crate) inner: Rc<RefCell<Inner>>,
@@ -145,6 +186,21 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] outside 100–999.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         resp.status(404)?;
+    ///         resp.end("no such page")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn status(&mut self, code: u16) -> Result<&mut Self, HttpError> {
         if !(100..=999).contains(&code) {
             return Err(HttpError::Invalid(format!("status {code}")));
@@ -160,6 +216,21 @@ impl Response {
     ///
     /// # Errors
     /// As [`status`](Self::status); a reason with CR/LF is [`HttpError::Invalid`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         resp.status_reason(599, "Network Connect Timeout")?;
+    ///         resp.end("")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn status_reason(&mut self, code: u16, reason: &str) -> Result<&mut Self, HttpError> {
         check_header("x", reason)?;
         self.status(code)?;
@@ -171,6 +242,22 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] for CR/LF.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         resp.header("content-type", "text/html; charset=utf-8")?
+    ///             .header("cache-control", "no-store")?;
+    ///         resp.end("<h1>hi</h1>")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn header(&mut self, name: &str, value: &str) -> Result<&mut Self, HttpError> {
         check_header(name, value)?;
         let mut i = self.fresh()?;
@@ -186,6 +273,27 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::HeadersSent`] after `write`/`end`; [`HttpError::Invalid`] for a bad name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::{HttpServer, SameSite, SetCookie};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         let sid = SetCookie::new("sid", "abc123")
+    ///             .path("/")
+    ///             .http_only(true)
+    ///             .secure(true)
+    ///             .same_site(SameSite::Lax)
+    ///             .max_age(3600);
+    ///         resp.set_cookie(&sid)?;
+    ///         resp.end("logged in")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn set_cookie(&mut self, cookie: &SetCookie<'_>) -> Result<&mut Self, HttpError> {
         let v = cookie
             .encode()
@@ -198,6 +306,21 @@ impl Response {
     ///
     /// # Errors
     /// As [`set_cookie`](Self::set_cookie).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         resp.cookie("theme", "dark mode")?; // theme=dark+mode; path=/
+    ///         resp.end("saved")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn cookie(&mut self, name: &str, value: &str) -> Result<&mut Self, HttpError> {
         self.set_cookie(&SetCookie::new(name, value).path("/"))
     }
@@ -206,6 +329,24 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::Ended`] after `end`; [`HttpError::Send`] if the client is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         for i in 0..3 {
+    ///             resp.write(format!("chunk {i}\n"))?; // sent at once, chunked
+    ///             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    ///         }
+    ///         resp.end("done\n")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn write(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
@@ -232,6 +373,22 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::Ended`] if already ended; [`HttpError::Send`] if the client is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|_req, mut resp| async move {
+    ///         resp.end("Hello World")?; // Content-Length: 11
+    ///         assert!(resp.end("again").is_err());
+    ///         Ok::<(), rswoole::http::HttpError>(())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn end(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
@@ -271,6 +428,23 @@ impl Response {
     ///
     /// # Errors
     /// As [`header`](Self::header) and [`end`](Self::end).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         if req.path == "/old" {
+    ///             return resp.redirect("/new", 301);
+    ///         }
+    ///         resp.end("new page")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn redirect(&mut self, url: &str, code: u16) -> Result<(), HttpError> {
         self.status(code)?;
         self.header("location", url)?;
@@ -282,11 +456,49 @@ impl Response {
     ///
     /// # Errors
     /// [`HttpError::File`] if it cannot be read; as [`end`](Self::end).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         if req.path == "/report.pdf" {
+    ///             return resp.sendfile("/srv/files/report.pdf"); // Range and 304 handled
+    ///         }
+    ///         resp.status(404)?;
+    ///         resp.end("")
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn sendfile(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), HttpError> {
         super::static_files::send_file(self, path.as_ref())
     }
 
     /// Whether `end` (or `sendfile`, `redirect`) has run.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::http::HttpServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+    ///     server.on_request(|req, mut resp| async move {
+    ///         if req.path.starts_with("/old/") {
+    ///             resp.redirect("/", 302)?;
+    ///         }
+    ///         if !resp.is_ended() {
+    ///             resp.end("default page")?;
+    ///         }
+    ///         Ok::<(), rswoole::http::HttpError>(())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn is_ended(&self) -> bool {
         self.inner.borrow().state == State::Ended
     }

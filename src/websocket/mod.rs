@@ -146,6 +146,23 @@ impl WebSocketSettings {
 }
 
 /// A message from a WebSocket client, as given to `on_message`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::websocket::{Frame, OpCode, WebSocketServer};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+///     server.on_message(|srv, frame: Frame| async move {
+///         match frame.opcode {
+///             OpCode::Text => srv.push(frame.fd, format!("echo: {}", frame.text().unwrap_or("")), OpCode::Text),
+///             _ => srv.push(frame.fd, frame.data, OpCode::Binary),
+///         }
+///     });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Frame {
@@ -163,12 +180,49 @@ pub struct Frame {
 
 impl Frame {
     /// The payload as text (a text message is always valid UTF-8).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::WebSocketServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|_srv, frame| async move {
+    ///         if let Some(text) = frame.text() {
+    ///             println!("{} says {text}", frame.fd);
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn text(&self) -> Option<&str> {
         std::str::from_utf8(&self.data).ok()
     }
 }
 
 /// What `on_handshake` decides about an upgrade request.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::websocket::{Handshake, OpCode, WebSocketServer};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+///     server.on_handshake(|_srv, req| async move {
+///         match req.header("origin") {
+///             Some("https://example.com") if req.header("sec-websocket-protocol").is_some() => {
+///                 Handshake::AcceptProtocol("chat".into())
+///             }
+///             Some("https://example.com") => Handshake::Accept,
+///             _ => Handshake::Reject(403),
+///         }
+///     });
+///     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, OpCode::Text) });
+///     server.start()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handshake {
     /// Upgrade (permessage-deflate as negotiated by the settings).
@@ -206,6 +260,23 @@ pub(crate) struct WsCallbacks {
 /// [`on_request`](HttpServer::on_request) (404 without one); `on_close` (of [`Server`])
 /// runs once for every connection, WebSocket or not. Everything of [`HttpServer`] and
 /// [`Server`] is available through `Deref`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::websocket::{OpCode, WebSocketServer};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+///     server.on_open(|srv, req| async move {
+///         let _ = srv.push(req.fd, "welcome", OpCode::Text);
+///     });
+///     server.on_message(|srv, frame| async move { srv.broadcast(frame.data, frame.opcode) });
+///     // Plain HTTP on the same port:
+///     server.on_request(|_req, mut resp| async move { resp.end("use a WebSocket client") });
+///     server.start()
+/// }
+/// ```
 pub struct WebSocketServer {
     http: HttpServer,
 }
@@ -221,6 +292,17 @@ impl WebSocketServer {
     ///
     /// # Errors
     /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::websocket::WebSocketServer;
+    /// use rswoole::Settings;
+    /// let mut server = WebSocketServer::bind("0.0.0.0:9502")?;
+    /// server.set(Settings { worker_num: 2, ..Default::default() }); // `Server` methods via Deref
+    /// assert_eq!(server.settings_mut().worker_num, 2);
+    /// # Ok::<(), rswoole::Error>(())
+    /// ```
     pub fn bind(addr: &str) -> Result<WebSocketServer> {
         let mut http = HttpServer::bind(addr)?;
         let server: &mut Server = &mut http;
@@ -230,6 +312,22 @@ impl WebSocketServer {
 
     /// Runs after a client's upgrade was accepted, with the upgrade request (its `fd` is the
     /// connection). Messages from that client wait until it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_open(|srv, req| async move {
+    ///         let room = req.get.get("room").unwrap_or("lobby").to_string();
+    ///         srv.push(req.fd, format!("joined {room}"), OpCode::Text)
+    ///     });
+    ///     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, OpCode::Text) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_open<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Handle, Request) -> Fut + 'static,
@@ -244,6 +342,20 @@ impl WebSocketServer {
     }
 
     /// Runs for every message from a client, in order per connection. Required.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::WebSocketServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         srv.push(frame.fd, frame.data, frame.opcode) // echo, text or binary
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_message<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Handle, Frame) -> Fut + 'static,
@@ -260,6 +372,25 @@ impl WebSocketServer {
     /// Decides about each valid upgrade request in a worker (check `Origin`, a token, pick a
     /// subprotocol). Without it the socket owner accepts every valid request itself, which
     /// saves a round trip.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{Handshake, OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_handshake(|_srv, req| async move {
+    ///         if req.get.get("token") == Some("secret") {
+    ///             Handshake::Accept
+    ///         } else {
+    ///             Handshake::Reject(401)
+    ///         }
+    ///     });
+    ///     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, OpCode::Text) });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn on_handshake<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Handle, Request) -> Fut + 'static,
@@ -278,6 +409,19 @@ impl WebSocketServer {
     /// # Errors
     /// As [`Server::start`]; without `on_message`,
     /// [`Error::MissingCallback`](crate::Error::MissingCallback).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, OpCode::Text) });
+    ///     // Blocks until shutdown.
+    ///     server.start()
+    /// }
+    /// ```
     pub fn start(self) -> Result<()> {
         self.http.start()
     }
@@ -305,6 +449,21 @@ impl Handle {
     /// [`SendError::Closed`] if `fd` is not an established WebSocket connection;
     /// [`SendError::BufferFull`] if its output buffer is full; [`SendError::NotLocal`] in
     /// Base mode for another worker's connection.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         srv.push(frame.fd, "got it", OpCode::Text)?;
+    ///         srv.push(frame.fd, vec![1u8, 2, 3], OpCode::Binary)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn push(
         &self,
         fd: ConnId,
@@ -358,6 +517,21 @@ impl Handle {
     ///
     /// # Errors
     /// [`SendError::Closed`] (with fd 0) if this worker is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let line = format!("{}: {}", frame.fd, frame.text().unwrap_or(""));
+    ///         srv.broadcast(line, OpCode::Text) // encoded once, written to every client
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn broadcast(&self, data: impl Into<Bytes>, opcode: OpCode) -> Result<(), SendError> {
         self.broadcast_inner(None, data.into(), opcode)
     }
@@ -367,6 +541,23 @@ impl Handle {
     ///
     /// # Errors
     /// As [`broadcast`](Handle::broadcast).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::ConnId;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         // Everyone but the sender.
+    ///         let others: Vec<ConnId> = srv.ws_connections().into_iter().filter(|&fd| fd != frame.fd).collect();
+    ///         srv.broadcast_to(&others, frame.data, OpCode::Text)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn broadcast_to(
         &self,
         fds: &[ConnId],
@@ -427,6 +618,22 @@ impl Handle {
     /// at most 123 bytes); the TCP connection closes when the client answers (or after
     /// [`WebSocketSettings::close_timeout`]); `on_close` follows. A connection that is not a
     /// WebSocket just closes. Returns `false` if `fd` is not open.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::WebSocketServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         if frame.text() == Some("bye") {
+    ///             srv.disconnect(frame.fd, 1000, "see you");
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn disconnect(&self, fd: ConnId, code: u16, reason: &str) -> bool {
         let ctx = &self.ctx;
         if ctx.shared.live_slot(fd).is_none() {
@@ -456,12 +663,49 @@ impl Handle {
 
     /// Whether `fd` is an open WebSocket connection whose handshake is complete (of any
     /// worker; read from shared memory).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::ConnId;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         // "to:<fd> <text>": a private message.
+    ///         let text = frame.text().unwrap_or("").to_owned();
+    ///         if let Some((to, msg)) = text.strip_prefix("to:").and_then(|r| r.split_once(' ')) {
+    ///             let to = ConnId(to.parse().unwrap_or(0));
+    ///             if srv.is_established(to) {
+    ///                 let _ = srv.push(to, msg.to_owned(), OpCode::Text);
+    ///             }
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn is_established(&self, fd: ConnId) -> bool {
         self.ctx.shared.is_websocket(fd)
     }
 
     /// Every established WebSocket connection of the server (a snapshot from shared memory,
     /// every worker's in Base mode too).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let online = srv.ws_connections().len();
+    ///         srv.push(frame.fd, format!("{online} online"), OpCode::Text)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
     pub fn ws_connections(&self) -> Vec<ConnId> {
         self.ctx.shared.websockets()
     }

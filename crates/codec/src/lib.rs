@@ -8,6 +8,7 @@
 //! - [`stream`]: the Swoole stream framing options — EOF split and length prefix.
 //! - [`http1`]: HTTP/1.1 request parsing (on `httparse`), body decoding and response encoding.
 //! - [`ws`]: WebSocket (RFC 6455) frames, handshake, close codes and permessage-deflate.
+#![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod http1;

@@ -68,6 +68,16 @@ macro_rules! atomic_type {
             /// # Errors
             ///
             /// [`Error::Os`] if the page cannot be mapped.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let counter = rswoole_shm::", stringify!($name), "::new(7)?;")]
+            /// assert_eq!(counter.get(), 7);
+            /// counter.set(9);
+            /// assert_eq!(counter.get(), 9);
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn new(value: $t) -> Result<$name> {
                 Ok($name { cell: new_cell(value as u64)? })
             }
@@ -83,17 +93,44 @@ macro_rules! atomic_type {
             }
 
             /// Adds `n` (wrapping) and returns the new value.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let counter = rswoole_shm::", stringify!($name), "::new(1)?;")]
+            /// assert_eq!(counter.add(2), 3);
+            /// assert_eq!(counter.get(), 3);
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn add(&self, n: $t) -> $t {
                 (self.cell.get().value.fetch_add(n as u64, SeqCst) as $t).wrapping_add(n)
             }
 
             /// Subtracts `n` (wrapping) and returns the new value.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let counter = rswoole_shm::", stringify!($name), "::new(10)?;")]
+            /// assert_eq!(counter.sub(4), 6);
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn sub(&self, n: $t) -> $t {
                 (self.cell.get().value.fetch_sub(n as u64, SeqCst) as $t).wrapping_sub(n)
             }
 
             /// Sets the value to `new` if it is `current`; returns whether it
             /// did.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let state = rswoole_shm::", stringify!($name), "::new(0)?;")]
+            /// assert!(state.compare_and_set(0, 1)); // first claimer wins
+            /// assert!(!state.compare_and_set(0, 1)); // already claimed
+            /// assert_eq!(state.get(), 1);
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn compare_and_set(&self, current: $t, new: $t) -> bool {
                 self.cell
                     .get()
@@ -109,6 +146,20 @@ macro_rules! atomic_type {
             /// `timeout`, returning `false` on timeout.
             ///
             /// Use the value only as this 0/1 flag while waiting on it.
+            ///
+            /// # Examples
+            ///
+            /// A thread (or a forked process) sleeps until another wakes it:
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = concat!("let ready = rswoole_shm::", stringify!($name), "::new(0)?;")]
+            /// let waiter = ready.clone();
+            /// let t = std::thread::spawn(move || waiter.wait(Duration::from_secs(10)));
+            /// ready.wakeup(1);
+            /// assert!(t.join().unwrap()); // woken, not timed out
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn wait(&self, timeout: Duration) -> bool {
                 wait(self.cell.get(), timeout)
             }
@@ -117,6 +168,15 @@ macro_rules! atomic_type {
             /// [`wait`](Self::wait): if the value is 0 it becomes 1 and
             /// waiters are woken; returns whether it did (`false` if a
             /// wakeup was already pending or the value is not 0).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let ready = rswoole_shm::", stringify!($name), "::new(0)?;")]
+            /// assert!(ready.wakeup(1)); // 0 -> 1: pending until someone waits
+            /// assert!(!ready.wakeup(1)); // already pending
+            /// # Ok::<(), rswoole_shm::Error>(())
+            /// ```
             pub fn wakeup(&self, n: u32) -> bool {
                 wakeup(self.cell.get(), n)
             }

@@ -5,6 +5,18 @@ use std::io;
 use crate::Column;
 
 /// `Result` with this crate's [`Error`] as the default error.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{Atomic, Result};
+/// fn visits() -> Result<u64> {
+///     let hits = Atomic::new(0)?;
+///     Ok(hits.add(1))
+/// }
+/// assert_eq!(visits()?, 1);
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong with a [`Table`](crate::Table),
@@ -15,6 +27,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// passed in (keys and values are borrowed), so nothing is lost.
 ///
 /// The `Display` text is for humans and may change; match on the variants.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{Column, Error, Table};
+/// let t = Table::builder(1).column("n", Column::Int).build()?;
+/// t.set("a", &[("n", 1.into())])?;
+/// assert!(matches!(t.set("b", &[("n", 2.into())]), Err(Error::Full { capacity: 1 })));
+/// assert!(matches!(t.incr("a", "m", 1), Err(Error::UnknownColumn { .. })));
+/// assert!(matches!(t.get("k".repeat(300)), Err(Error::KeyTooLong { len: 300 })));
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

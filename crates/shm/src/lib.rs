@@ -47,6 +47,7 @@
 //! assert_eq!(users.incr("42", "score", 1)?, 8);
 //! # Ok::<(), rswoole_shm::Error>(())
 //! ```
+#![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 mod atomic;

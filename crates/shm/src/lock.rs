@@ -38,6 +38,23 @@ pub struct Lock {
 }
 
 /// Holds a [`Lock`]; unlocks on drop.
+///
+/// # Examples
+///
+/// A thread that dies holding the lock does not block the next locker, which
+/// learns about it:
+///
+/// ```
+/// use rswoole_shm::Lock;
+/// let lock = Lock::new()?;
+/// let dying = lock.clone();
+/// std::thread::spawn(move || std::mem::forget(dying.lock())).join().unwrap();
+/// let guard = lock.lock()?; // the kernel released it when the thread ended
+/// assert!(guard.previous_owner_died());
+/// drop(guard);
+/// assert!(!lock.lock()?.previous_owner_died()); // reported once
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
@@ -60,6 +77,14 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::Os`] if the page cannot be mapped or the mutex initialised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = rswoole_shm::Lock::new()?;
+    /// assert!(lock.try_lock()?.is_some()); // created unlocked
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn new() -> Result<Lock> {
         Ok(Lock {
             mutex: Arc::new(Shared::new().map_err(Error::os("mmap"))?),
@@ -82,6 +107,18 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::WouldDeadlock`] if this thread holds it; [`Error::Os`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Error, Lock};
+    /// let lock = Lock::new()?;
+    /// let guard = lock.lock()?;
+    /// assert!(matches!(lock.lock(), Err(Error::WouldDeadlock)));
+    /// drop(guard); // unlocks
+    /// assert!(lock.lock().is_ok());
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<LockGuard<'_>> {
         Ok(Self::guard(self.mutex.get().lock()?))
     }
@@ -91,6 +128,21 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::WouldDeadlock`] if this thread holds it; [`Error::Os`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::Lock;
+    /// let lock = Lock::new()?;
+    /// let guard = lock.lock()?;
+    /// let other = lock.clone();
+    /// let got = std::thread::spawn(move || other.try_lock().map(|g| g.is_some()))
+    ///     .join()
+    ///     .unwrap()?;
+    /// assert!(!got); // held by the main thread
+    /// drop(guard);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn try_lock(&self) -> Result<Option<LockGuard<'_>>> {
         Ok(self.mutex.get().try_lock()?.map(Self::guard))
     }
@@ -105,6 +157,24 @@ impl Lock {
     ///
     /// The deadline is on the wall clock (`CLOCK_REALTIME`), so a clock
     /// jump during the wait changes its length.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::Lock;
+    /// use std::time::Duration;
+    /// let lock = Lock::new()?;
+    /// let guard = lock.lock()?;
+    /// let other = lock.clone();
+    /// let got = std::thread::spawn(move || {
+    ///     other.lock_timeout(Duration::from_millis(20)).map(|g| g.is_some())
+    /// })
+    /// .join()
+    /// .unwrap()?;
+    /// assert!(!got); // gave up after 20 ms
+    /// drop(guard);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>> {
         Ok(self.mutex.get().lock_timeout(timeout)?.map(Self::guard))
     }

@@ -44,6 +44,20 @@ pub const SHM_DIR: &str = "/dev/shm";
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What [`info`] reports about a persistent table.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{persistent, Column, Table};
+/// let name = format!("doc-tableinfo-{}", std::process::id());
+/// let t = Table::builder(16).column("n", Column::Int).persistent(&name).build()?;
+/// t.set("a", &[("n", 1.into())])?;
+/// let info = persistent::info(&name)?;
+/// assert_eq!((info.count, info.capacity), (1, 16));
+/// assert_eq!(info.columns, vec![("n".to_string(), Column::Int)]);
+/// persistent::remove(&name)?;
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TableInfo {
@@ -60,6 +74,13 @@ pub struct TableInfo {
 }
 
 /// The file backing persistent table `name`: `/dev/shm/rswoole.<name>`.
+///
+/// # Examples
+///
+/// ```
+/// let path = rswoole_shm::persistent::path("sessions");
+/// assert_eq!(path, std::path::Path::new("/dev/shm/rswoole.sessions"));
+/// ```
 pub fn path(name: &str) -> PathBuf {
     PathBuf::from(SHM_DIR).join(format!("{SHM_PREFIX}{name}"))
 }
@@ -86,6 +107,18 @@ fn check_name(name: &str) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::Os`] if `/dev/shm` exists but cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{persistent, Column, Table};
+/// let name = format!("doc-list-{}", std::process::id());
+/// let _t = Table::builder(8).column("n", Column::Int).persistent(&name).build()?;
+/// assert!(persistent::list()?.contains(&name));
+/// persistent::remove(&name)?;
+/// assert!(!persistent::list()?.contains(&name));
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 pub fn list() -> Result<Vec<String>> {
     let dir = match std::fs::read_dir(SHM_DIR) {
         Ok(dir) => dir,
@@ -107,6 +140,19 @@ pub fn list() -> Result<Vec<String>> {
 /// # Errors
 ///
 /// As [`open`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{persistent, Column, Table};
+/// let name = format!("doc-info-{}", std::process::id());
+/// let _t = Table::builder(8).column("s", Column::Str(10)).persistent(&name).build()?;
+/// let info = persistent::info(&name)?;
+/// assert_eq!(info.name, name);
+/// assert_eq!(info.columns[0], ("s".to_string(), Column::Str(10)));
+/// persistent::remove(&name)?;
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 pub fn info(name: &str) -> Result<TableInfo> {
     let t = open(name)?;
     Ok(TableInfo {
@@ -129,11 +175,17 @@ pub fn info(name: &str) -> Result<TableInfo> {
 ///
 /// # Examples
 ///
-/// ```no_run
-/// let t = rswoole_shm::persistent::open("sessions")?;
+/// ```
+/// # use rswoole_shm::{Column, Table};
+/// # let name = format!("doc-open-{}", std::process::id());
+/// # Table::builder(8).column("user", Column::Str(8)).persistent(&name).build()?
+/// #     .set("s1", &[("user", "ann".into())])?;
+/// let t = rswoole_shm::persistent::open(&name)?; // e.g. "sessions"
 /// for (key, row) in &t {
 ///     println!("{} {:?}", String::from_utf8_lossy(&key), row);
 /// }
+/// assert_eq!(t.get("s1")?.unwrap().str("user"), Some("ann"));
+/// # rswoole_shm::persistent::remove(&name)?;
 /// # Ok::<(), rswoole_shm::Error>(())
 /// ```
 pub fn open(name: &str) -> Result<Table> {
@@ -147,6 +199,19 @@ pub fn open(name: &str) -> Result<Table> {
 /// # Errors
 ///
 /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::Os`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{persistent, Column, Error, Table};
+/// let name = format!("doc-remove-{}", std::process::id());
+/// let t = Table::builder(8).column("n", Column::Int).persistent(&name).build()?;
+/// persistent::remove(&name)?;
+/// assert!(matches!(persistent::open(&name), Err(Error::NotFound { .. })));
+/// t.set("still", &[("n", 1.into())])?; // this process keeps its mapping
+/// assert!(matches!(persistent::remove(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 pub fn remove(name: &str) -> Result<()> {
     check_name(name)?;
     sys::shm_unlink(&format!("{SHM_PREFIX}{name}")).map_err(|e| not_found(name, e, "shm_unlink"))

@@ -171,6 +171,16 @@ pub struct TableBuilder {
 
 impl TableBuilder {
     /// Adds a column. Columns keep the order they are added in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(4).column("id", Column::Int).column("tag", Column::Str(8)).build()?;
+    /// let cols: Vec<_> = t.columns().collect();
+    /// assert_eq!(cols, [("id", Column::Int), ("tag", Column::Str(8))]);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn column(mut self, name: impl Into<String>, column: Column) -> TableBuilder {
         self.cols.push((name.into(), column));
         self
@@ -189,6 +199,21 @@ impl TableBuilder {
     /// permissions, shows up in `ls /dev/shm` and `df`, is sized with
     /// `ftruncate` and checked with `fstat`, can be `flock`ed to serialise
     /// creation, and is not bound by `kernel.shmmax`/`shmall`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{persistent, Column, Table};
+    /// let name = format!("doc-persistent-{}", std::process::id());
+    /// let build = || Table::builder(64).column("visits", Column::Int).persistent(&name).build();
+    /// build()?.incr("home", "visits", 1)?;
+    /// // A later build (e.g. after a server restart) finds the rows again.
+    /// let t = build()?;
+    /// assert_eq!(t.name(), Some(name.as_str()));
+    /// assert_eq!(t.incr("home", "visits", 1)?, 2);
+    /// persistent::remove(&name)?;
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn persistent(mut self, name: impl Into<String>) -> TableBuilder {
         self.persistent = Some(name.into());
         self
@@ -207,6 +232,17 @@ impl TableBuilder {
     ///   [`Error::LayoutMismatch`] if it exists with other columns or rows,
     ///   [`Error::Corrupt`], [`Error::Busy`].
     /// - [`Error::Os`] if the memory cannot be mapped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Error, Table};
+    /// let t = Table::builder(10).column("n", Column::Int).build()?;
+    /// assert_eq!((t.capacity(), t.count()), (10, 0));
+    /// // A table needs at least one column:
+    /// assert!(matches!(Table::builder(10).build(), Err(Error::InvalidSchema { .. })));
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn build(self) -> Result<Table> {
         if self.rows == 0 || self.rows > MAX_ROWS {
             return Err(Error::schema(format!(
@@ -362,6 +398,17 @@ impl fmt::Debug for Table {
 
 impl Table {
     /// Starts building a table that holds exactly `rows` rows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(2).column("n", Column::Int).build()?;
+    /// t.set("a", &[("n", 1.into())])?;
+    /// t.set("b", &[("n", 2.into())])?;
+    /// assert!(t.set("c", &[("n", 3.into())]).is_err()); // exactly 2 rows
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn builder(rows: usize) -> TableBuilder {
         TableBuilder {
             rows,
@@ -377,6 +424,20 @@ impl Table {
     ///
     /// [`Error::NotFound`], [`Error::InvalidName`], [`Error::Corrupt`],
     /// [`Error::Busy`], [`Error::Os`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{persistent, Column, Table};
+    /// let name = format!("doc-table-open-{}", std::process::id());
+    /// let t = Table::builder(8).column("n", Column::Int).persistent(&name).build()?;
+    /// t.set("k", &[("n", 5.into())])?;
+    /// let again = Table::open(&name)?; // columns read from the segment
+    /// assert_eq!(again.layout(), t.layout());
+    /// assert_eq!(again.get("k")?.unwrap().int("n"), Some(5));
+    /// persistent::remove(&name)?;
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Table> {
         persistent::open(name)
     }
@@ -430,6 +491,17 @@ impl Table {
     }
 
     /// A description of the layout: rows and columns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("n", Column::Int).build()?;
+    /// assert!(t.layout().starts_with("8 rows of ["));
+    /// assert!(t.memory_size() > 0);
+    /// assert_eq!(t.name(), None); // not persistent
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn layout(&self) -> String {
         describe(self.inner.capacity, &self.inner.schema)
     }
@@ -439,6 +511,17 @@ impl Table {
     /// # Errors
     ///
     /// [`Error::KeyTooLong`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("name", Column::Str(8)).build()?;
+    /// assert!(t.get("u1")?.is_none());
+    /// t.set("u1", &[("name", "ann".into())])?;
+    /// assert_eq!(t.get("u1")?.unwrap().str("name"), Some("ann"));
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Row>> {
         let k = self.key(key.as_ref())?;
         let schema = &self.inner.schema;
@@ -455,6 +538,18 @@ impl Table {
     /// # Errors
     ///
     /// [`Error::KeyTooLong`], [`Error::UnknownColumn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table, Value};
+    /// let t = Table::builder(8).column("score", Column::Int).build()?;
+    /// t.set("u1", &[("score", 42.into())])?;
+    /// assert_eq!(t.get_field("u1", "score")?, Some(Value::Int(42)));
+    /// assert_eq!(t.get_field("u2", "score")?, None);
+    /// assert!(t.get_field("u1", "nope").is_err());
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn get_field(&self, key: impl AsRef<[u8]>, column: &str) -> Result<Option<Value>> {
         let (i, _) = self.inner.schema.find(column)?;
         let k = self.key(key.as_ref())?;
@@ -469,6 +564,17 @@ impl Table {
     /// # Errors
     ///
     /// [`Error::KeyTooLong`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("n", Column::Int).build()?;
+    /// t.set(b"binary\0key", &[])?; // keys are bytes; a row with every column zero
+    /// assert!(t.exists(b"binary\0key")?);
+    /// assert!(!t.exists("other")?);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn exists(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let k = self.key(key.as_ref())?;
         Ok(self.lookup(&k, |_| ())?.is_some())
@@ -529,6 +635,18 @@ impl Table {
     /// # Errors
     ///
     /// As [`Table::set`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("name", Column::Str(8)).column("age", Column::Int).build()?;
+    /// t.set_field("u1", "name", "ann")?;
+    /// t.set_field("u1", "age", 30)?;
+    /// let row = t.get("u1")?.unwrap();
+    /// assert_eq!((row.str("name"), row.int("age")), (Some("ann"), Some(30)));
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn set_field(
         &self,
         key: impl AsRef<[u8]>,
@@ -546,6 +664,17 @@ impl Table {
     ///
     /// [`Error::KeyTooLong`], [`Error::UnknownColumn`],
     /// [`Error::TypeMismatch`] (not an `Int` column), [`Error::Full`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Error, Table};
+    /// let t = Table::builder(8).column("hits", Column::Int).column("ratio", Column::Float).build()?;
+    /// assert_eq!(t.incr("/", "hits", 1)?, 1); // row created
+    /// assert_eq!(t.incr("/", "hits", 10)?, 11);
+    /// assert!(matches!(t.incr("/", "ratio", 1), Err(Error::TypeMismatch { .. })));
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn incr(&self, key: impl AsRef<[u8]>, column: &str, by: i64) -> Result<i64> {
         let w = self.numeric_word(column, Column::Int)?;
         let k = self.key(key.as_ref())?;
@@ -562,6 +691,16 @@ impl Table {
     /// # Errors
     ///
     /// As [`Table::incr`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("stock", Column::Int).build()?;
+    /// t.set("apple", &[("stock", 5.into())])?;
+    /// assert_eq!(t.decr("apple", "stock", 2)?, 3);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn decr(&self, key: impl AsRef<[u8]>, column: &str, by: i64) -> Result<i64> {
         self.incr(key, column, by.wrapping_neg())
     }
@@ -574,6 +713,16 @@ impl Table {
     ///
     /// As [`Table::incr`], with [`Error::TypeMismatch`] for a non-`Float`
     /// column.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("load", Column::Float).build()?;
+    /// assert_eq!(t.incr_float("w0", "load", 0.5)?, 0.5);
+    /// assert_eq!(t.incr_float("w0", "load", 0.25)?, 0.75);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn incr_float(&self, key: impl AsRef<[u8]>, column: &str, by: f64) -> Result<f64> {
         let w = self.numeric_word(column, Column::Float)?;
         let k = self.key(key.as_ref())?;
@@ -590,6 +739,16 @@ impl Table {
     /// # Errors
     ///
     /// As [`Table::incr_float`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("load", Column::Float).build()?;
+    /// t.set("w0", &[("load", 1.0.into())])?;
+    /// assert_eq!(t.decr_float("w0", "load", 0.25)?, 0.75);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn decr_float(&self, key: impl AsRef<[u8]>, column: &str, by: f64) -> Result<f64> {
         self.incr_float(key, column, -by)
     }
@@ -646,6 +805,18 @@ impl Table {
     /// # Errors
     ///
     /// [`Error::KeyTooLong`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("n", Column::Int).build()?;
+    /// t.set("a", &[("n", 1.into())])?;
+    /// assert!(t.del("a")?);
+    /// assert!(!t.del("a")?); // already gone
+    /// assert_eq!(t.count(), 0);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn del(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let k = self.key(key.as_ref())?;
         let _table = self.lock_table()?;
@@ -677,6 +848,19 @@ impl Table {
     ///
     /// Iteration takes no lock: each row is read consistently, but rows
     /// inserted or deleted during the iteration may or may not be seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("n", Column::Int).build()?;
+    /// t.set("a", &[("n", 1.into())])?;
+    /// t.set("b", &[("n", 2.into())])?;
+    /// let mut sum: Vec<(Vec<u8>, i64)> = t.iter().map(|(k, row)| (k, row.int("n").unwrap())).collect();
+    /// sum.sort();
+    /// assert_eq!(sum, [(b"a".to_vec(), 1), (b"b".to_vec(), 2)]);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             table: self,
@@ -1004,6 +1188,19 @@ fn copy(src: &[AtomicU64], dst: &[AtomicU64]) {
 }
 
 /// Iterator over `(key, row)` snapshots; see [`Table::iter`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_shm::{Column, Table};
+/// let t = Table::builder(8).column("n", Column::Int).build()?;
+/// t.set("only", &[("n", 7.into())])?;
+/// let mut it = t.iter(); // or `for (key, row) in &t`
+/// let (key, row) = it.next().unwrap();
+/// assert_eq!((key.as_slice(), row.int("n")), (&b"only"[..], Some(7)));
+/// assert!(it.next().is_none());
+/// # Ok::<(), rswoole_shm::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a> {
     table: &'a Table,

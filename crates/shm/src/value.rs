@@ -124,6 +124,15 @@ impl Value {
 
     /// The value as JSON: numbers, or a string (invalid UTF-8 replaced by
     /// U+FFFD). NaN and infinities, which JSON cannot hold, become `null`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::Value;
+    /// assert_eq!(Value::from(3).to_json(), 3);
+    /// assert_eq!(Value::from("hi").to_json(), "hi");
+    /// assert!(Value::from(f64::NAN).to_json().is_null());
+    /// ```
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Int(v) => serde_json::Value::from(*v),
@@ -404,6 +413,20 @@ impl Row {
     ///
     /// [`Error::UnknownColumn`], [`Error::TypeMismatch`] or
     /// [`Error::StrTooLong`]; the row is unchanged then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("n", Column::Int).column("f", Column::Float).build()?;
+    /// t.set("k", &[])?;
+    /// let mut row = t.get("k")?.unwrap(); // a snapshot: setting it does not write the table
+    /// row.set("f", 2)?; // an Int is accepted by a Float column
+    /// assert_eq!(row.float("f"), Some(2.0));
+    /// assert!(row.set("n", "text").is_err());
+    /// assert_eq!(t.get("k")?.unwrap().float("f"), Some(0.0));
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn set(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
         let (i, _) = self.schema.find(name)?;
         let value = value.into();
@@ -417,6 +440,20 @@ impl Row {
     }
 
     /// `(column name, value)` pairs in column order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table, Value};
+    /// let t = Table::builder(8).column("a", Column::Int).column("b", Column::Str(4)).build()?;
+    /// t.set("k", &[("a", 1.into()), ("b", "x".into())])?;
+    /// let row = t.get("k")?.unwrap();
+    /// let pairs: Vec<_> = row.iter().collect();
+    /// assert_eq!(pairs, [("a", &Value::Int(1)), ("b", &Value::from("x"))]);
+    /// assert_eq!(row.len(), 2);
+    /// assert_eq!(row.into_values(), [Value::Int(1), Value::from("x")]);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> + '_ {
         self.schema
             .cols
@@ -441,6 +478,17 @@ impl Row {
     }
 
     /// The row as a JSON object `{column: value}` (see [`Value::to_json`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_shm::{Column, Table};
+    /// let t = Table::builder(8).column("name", Column::Str(8)).column("age", Column::Int).build()?;
+    /// t.set("u1", &[("name", "ann".into()), ("age", 30.into())])?;
+    /// let json = serde_json::Value::Object(t.get("u1")?.unwrap().to_json());
+    /// assert_eq!(json.to_string(), r#"{"age":30,"name":"ann"}"#);
+    /// # Ok::<(), rswoole_shm::Error>(())
+    /// ```
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.iter()
             .map(|(k, v)| (k.to_owned(), v.to_json()))

@@ -16,6 +16,28 @@ use super::error::ParseError;
 use super::request::Limits;
 
 /// Trailer fields of a chunked body: lower-cased names and raw values, in arrival order.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{Event, RequestDecoder};
+///
+/// let mut dec = RequestDecoder::default();
+/// let mut buf = BytesMut::from(
+///     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 42\r\n\r\n",
+/// );
+/// let mut trailers = None;
+/// while let Some(ev) = dec.decode(&mut buf)? {
+///     if let Event::End { trailers: t } = ev {
+///         trailers = Some(t);
+///     }
+/// }
+/// let trailers = trailers.unwrap();
+/// assert_eq!(trailers.len(), 1);
+/// assert_eq!((&trailers[0].0[..], &trailers[0].1[..]), (&b"x-sum"[..], &b"42"[..]));
+/// # Ok::<(), rswoole_codec::http1::ParseError>(())
+/// ```
 pub type Trailers = Vec<(Bytes, Bytes)>;
 
 /// How many trailer fields fit the parse array; more is [`ParseError::TrailersTooLarge`].

@@ -12,6 +12,18 @@ use super::error::EncodeError;
 use super::request::Version;
 
 /// How the body of a response is to be framed, as asked of [`ResponseHead::body`].
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead};
+///
+/// let framing = |body| ResponseHead::new(200).body(body).encode(&mut BytesMut::new());
+/// assert_eq!(framing(BodyLength::Empty), Framing::NoBody);
+/// assert_eq!(framing(BodyLength::Known(3)), Framing::Length(3));
+/// assert_eq!(framing(BodyLength::Streaming), Framing::Chunked);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BodyLength {
     /// No body at all (an empty 200 still gets `Content-Length: 0`).
@@ -24,6 +36,26 @@ pub enum BodyLength {
 
 /// How the caller must write the body after the encoded head, as returned by
 /// [`ResponseHead::encode`].
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{encode_chunk, encode_last_chunk, BodyLength, Framing, ResponseHead};
+///
+/// let mut out = BytesMut::new();
+/// let framing = ResponseHead::new(200).body(BodyLength::Streaming).encode(&mut out);
+/// match framing {
+///     Framing::Chunked => {
+///         encode_chunk(b"part", &mut out);
+///         encode_last_chunk(&mut out);
+///     }
+///     Framing::Length(_) | Framing::CloseDelimited => out.extend_from_slice(b"part"),
+///     Framing::NoBody => {}
+/// }
+/// assert!(out.ends_with(b"\r\n\r\n4\r\npart\r\n0\r\n\r\n"));
+/// assert!(!framing.must_close());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Framing {
     /// Write no body bytes (a `HEAD` response, 1xx, 204, 304, or an empty body).
@@ -39,6 +71,14 @@ pub enum Framing {
 impl Framing {
     /// Whether the connection must be closed after this response's body, whatever
     /// keep-alive said.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::Framing;
+    /// assert!(Framing::CloseDelimited.must_close());
+    /// assert!(!Framing::Length(10).must_close());
+    /// ```
     pub fn must_close(self) -> bool {
         self == Framing::CloseDelimited
     }
@@ -97,6 +137,18 @@ impl ResponseHead {
     ///
     /// An out-of-range status (not `100..=999`) is reported by [`try_new`](Self::try_new);
     /// here it is clamped to 500.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(404).encode(&mut out);
+    /// assert_eq!(&out[..], b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    /// assert_eq!(ResponseHead::new(42).status(), 500); // clamped
+    /// ```
     pub fn new(status: u16) -> Self {
         ResponseHead::try_new(status).unwrap_or_else(|_| {
             ResponseHead::try_new(500).unwrap_or_else(|_| unreachable!("500 is valid"))
@@ -108,6 +160,15 @@ impl ResponseHead {
     /// # Errors
     ///
     /// [`EncodeError::InvalidStatus`] unless `100 <= status <= 999`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{EncodeError, ResponseHead};
+    /// assert_eq!(ResponseHead::try_new(201)?.status(), 201);
+    /// assert_eq!(ResponseHead::try_new(1000).unwrap_err(), EncodeError::InvalidStatus);
+    /// # Ok::<(), EncodeError>(())
+    /// ```
     pub fn try_new(status: u16) -> Result<Self, EncodeError> {
         if !(100..=999).contains(&status) {
             return Err(EncodeError::InvalidStatus);
@@ -136,6 +197,19 @@ impl ResponseHead {
     /// # Errors
     ///
     /// [`EncodeError::InvalidHeaderValue`] if `phrase` holds CR, LF or NUL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(200).reason_phrase("Fine")?.encode(&mut out);
+    /// assert!(out.starts_with(b"HTTP/1.1 200 Fine\r\n"));
+    /// assert!(ResponseHead::new(200).reason_phrase("a\r\nb").is_err());
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
     pub fn reason_phrase(&mut self, phrase: &str) -> Result<&mut Self, EncodeError> {
         check_value(phrase.as_bytes())?;
         self.reason = Some(phrase.into());
@@ -145,6 +219,21 @@ impl ResponseHead {
     /// The version of the *request* being answered. The status line always says
     /// `HTTP/1.1`; the version decides the `Connection` header and whether chunked
     /// framing is possible. Default is [`Version::Http11`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{BodyLength, ResponseHead, Version};
+    ///
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(200)
+    ///     .version(Version::Http10)
+    ///     .body(BodyLength::Known(2))
+    ///     .encode(&mut out);
+    /// // An HTTP/1.0 client needs to be told the connection stays open.
+    /// assert!(out.ends_with(b"Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"));
+    /// ```
     pub fn version(&mut self, version: Version) -> &mut Self {
         self.version = version;
         self
@@ -153,6 +242,17 @@ impl ResponseHead {
     /// Whether the connection stays open after this response (usually
     /// [`RequestHead::keep_alive`](super::RequestHead::keep_alive) and the server's own
     /// wish). Default is `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(200).keep_alive(false).encode(&mut out);
+    /// assert!(out.ends_with(b"Connection: close\r\n\r\n"));
+    /// ```
     pub fn keep_alive(&mut self, keep_alive: bool) -> &mut Self {
         self.keep_alive = keep_alive;
         self
@@ -161,12 +261,35 @@ impl ResponseHead {
     /// Marks the response as answering a `HEAD` request: the headers (including
     /// `Content-Length`) are written as for `GET`, but [`encode`](Self::encode) returns
     /// [`Framing::NoBody`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead};
+    ///
+    /// let mut out = BytesMut::new();
+    /// let framing = ResponseHead::new(200)
+    ///     .head_request(true)
+    ///     .body(BodyLength::Known(1234))
+    ///     .encode(&mut out);
+    /// assert_eq!(framing, Framing::NoBody); // send no body bytes...
+    /// assert!(out.ends_with(b"Content-Length: 1234\r\n\r\n")); // ...but the GET length
+    /// ```
     pub fn head_request(&mut self, is_head: bool) -> &mut Self {
         self.head_request = is_head;
         self
     }
 
     /// How long the body is. Default is [`BodyLength::Empty`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead};
+    /// assert_eq!(ResponseHead::new(200).body(BodyLength::Known(5)).framing(), Framing::Length(5));
+    /// assert_eq!(ResponseHead::new(204).body(BodyLength::Known(5)).framing(), Framing::NoBody);
+    /// ```
     pub fn body(&mut self, body: BodyLength) -> &mut Self {
         self.body = body;
         self
@@ -177,6 +300,18 @@ impl ResponseHead {
     /// # Errors
     ///
     /// [`EncodeError::InvalidHeaderValue`] if `date` holds CR, LF or NUL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(200).date(b"Sun, 06 Nov 1994 08:49:37 GMT")?.encode(&mut out);
+    /// assert!(out.windows(35).any(|w| w == b"Date: Sun, 06 Nov 1994 08:49:37 GMT"));
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
     pub fn date(&mut self, date: &[u8]) -> Result<&mut Self, EncodeError> {
         check_value(date)?;
         self.date = Some(date.into());
@@ -189,6 +324,22 @@ impl ResponseHead {
     ///
     /// [`EncodeError::InvalidHeaderName`] if `name` is not a token;
     /// [`EncodeError::InvalidHeaderValue`] if `value` holds CR, LF or NUL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{EncodeError, ResponseHead};
+    ///
+    /// let mut head = ResponseHead::new(200);
+    /// head.header("Content-Type", "text/html")?
+    ///     .header("Content-Length", "99")?; // dropped: the framing comes from `body`
+    /// assert_eq!(head.header("bad name", "x").unwrap_err(), EncodeError::InvalidHeaderName);
+    /// let mut out = BytesMut::new();
+    /// head.encode(&mut out);
+    /// assert_eq!(&out[..], b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n");
+    /// # Ok::<(), EncodeError>(())
+    /// ```
     pub fn header(
         &mut self,
         name: &str,
@@ -214,6 +365,17 @@ impl ResponseHead {
     }
 
     /// The framing [`encode`](Self::encode) will choose.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead, Version};
+    /// let mut head = ResponseHead::new(200);
+    /// head.body(BodyLength::Streaming);
+    /// assert_eq!(head.framing(), Framing::Chunked);
+    /// head.version(Version::Http10);
+    /// assert_eq!(head.framing(), Framing::CloseDelimited);
+    /// ```
     pub fn framing(&self) -> Framing {
         let bodyless = matches!(self.status, 100..=199 | 204 | 304);
         let framing = match self.body {
@@ -231,6 +393,19 @@ impl ResponseHead {
 
     /// Writes the status line, headers and the final empty line to `dst` and returns how
     /// the body must be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{BodyLength, Framing, ResponseHead};
+    ///
+    /// let mut out = BytesMut::new();
+    /// let framing = ResponseHead::new(200).body(BodyLength::Known(2)).encode(&mut out);
+    /// assert_eq!(framing, Framing::Length(2));
+    /// out.extend_from_slice(b"ok");
+    /// assert_eq!(&out[..], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    /// ```
     pub fn encode(&self, dst: &mut BytesMut) -> Framing {
         let framing = self.framing();
         let phrase = self
@@ -314,6 +489,15 @@ pub fn encode_chunk(data: &[u8], dst: &mut BytesMut) {
 }
 
 /// Writes the last chunk and an empty trailer section: `0\r\n\r\n`.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// let mut out = BytesMut::new();
+/// rswoole_codec::http1::encode_last_chunk(&mut out);
+/// assert_eq!(&out[..], b"0\r\n\r\n");
+/// ```
 pub fn encode_last_chunk(dst: &mut BytesMut) {
     dst.put_slice(b"0\r\n\r\n");
 }

@@ -127,6 +127,14 @@ impl ParseError {
     }
 
     /// A short, human-readable reason, fit for a log line or a plain-text error body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::ParseError;
+    /// assert_eq!(ParseError::BodyTooLarge.reason(), "request body too large");
+    /// assert_eq!(ParseError::BodyTooLarge.to_string(), "request body too large");
+    /// ```
     pub const fn reason(self) -> &'static str {
         use ParseError::*;
         match self {
@@ -198,6 +206,13 @@ pub enum EncodeError {
 
 impl EncodeError {
     /// A short, human-readable reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::EncodeError;
+    /// assert_eq!(EncodeError::InvalidHeaderName.reason(), "invalid header name");
+    /// ```
     pub const fn reason(self) -> &'static str {
         match self {
             EncodeError::InvalidStatus => "status code out of range",

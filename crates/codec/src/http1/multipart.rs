@@ -23,6 +23,22 @@ const MAX_PART_HEADERS: usize = 16;
 const MAX_PADDING: usize = 256;
 
 /// Why a multipart body could not be parsed. Answer 400 (see [`status`](Self::status)).
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{MultipartError, MultipartParser};
+///
+/// let mut parser = MultipartParser::new("XyZ");
+/// let mut buf = BytesMut::from("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhalf a va");
+/// while parser.parse(&mut buf)?.is_some() {}
+/// // The request body ended here:
+/// let err = parser.finish().unwrap_err();
+/// assert_eq!(err, MultipartError::Truncated);
+/// assert_eq!((err.status(), err.reason()), (400, "multipart body truncated"));
+/// # Ok::<(), MultipartError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MultipartError {
@@ -65,6 +81,20 @@ impl fmt::Display for MultipartError {
 impl std::error::Error for MultipartError {}
 
 /// The headers of one part that a form handler needs.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{MultipartEvent, MultipartParser, PartHead};
+///
+/// let mut parser = MultipartParser::new("b");
+/// let mut buf = BytesMut::from("--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHi\r\n--b--");
+/// let head = parser.parse(&mut buf)?;
+/// let expected = PartHead { name: "title".into(), filename: None, content_type: None };
+/// assert_eq!(head, Some(MultipartEvent::PartHead(expected)));
+/// # Ok::<(), rswoole_codec::http1::MultipartError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartHead {
     /// The `name` parameter of `Content-Disposition` (empty if absent).
@@ -77,6 +107,33 @@ pub struct PartHead {
 }
 
 /// One step of a multipart body.
+///
+/// # Examples
+///
+/// Collect the text fields of a form, skipping file data:
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{MultipartEvent, MultipartParser};
+///
+/// let mut parser = MultipartParser::new("b");
+/// let mut buf = BytesMut::from(
+///     "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n\
+///      --b\r\nContent-Disposition: form-data; name=\"y\"\r\n\r\n2\r\n--b--\r\n",
+/// );
+/// let mut fields = Vec::new();
+/// let mut current = None;
+/// while let Some(ev) = parser.parse(&mut buf)? {
+///     match ev {
+///         MultipartEvent::PartHead(h) => current = Some((h.name, Vec::new())),
+///         MultipartEvent::PartData(d) => current.as_mut().unwrap().1.extend_from_slice(&d),
+///         MultipartEvent::PartEnd => fields.push(current.take().unwrap()),
+///         MultipartEvent::Done => break,
+///     }
+/// }
+/// assert_eq!(fields, [("x".to_string(), b"1".to_vec()), ("y".to_string(), b"2".to_vec())]);
+/// # Ok::<(), rswoole_codec::http1::MultipartError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultipartEvent {
     /// A part starts.
@@ -149,6 +206,15 @@ pub struct MultipartParser {
 
 impl MultipartParser {
     /// A parser for parts separated by `boundary` (without the leading `--`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{boundary_from_content_type, MultipartParser};
+    /// let boundary = boundary_from_content_type(b"multipart/form-data; boundary=----abc").unwrap();
+    /// let parser = MultipartParser::new(&boundary);
+    /// assert!(!parser.is_done());
+    /// ```
     pub fn new(boundary: impl AsRef<[u8]>) -> Self {
         let mut delim = b"\r\n--".to_vec();
         delim.extend_from_slice(boundary.as_ref());
@@ -165,6 +231,17 @@ impl MultipartParser {
 
     /// Sets the largest header section of one part. Over it:
     /// [`MultipartError::HeaderTooLarge`]. Default is [`DEFAULT_MAX_PART_HEADER_BYTES`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{MultipartError, MultipartParser};
+    ///
+    /// let mut parser = MultipartParser::new("b").max_header_bytes(16);
+    /// let mut buf = BytesMut::from("--b\r\nContent-Disposition: form-data; name=\"long\"\r\n\r\n");
+    /// assert_eq!(parser.parse(&mut buf), Err(MultipartError::HeaderTooLarge));
+    /// ```
     pub fn max_header_bytes(mut self, n: usize) -> Self {
         self.max_header_bytes = n;
         self
@@ -172,6 +249,24 @@ impl MultipartParser {
 
     /// Sets the most parts. Over it: [`MultipartError::TooManyParts`]. Default is
     /// [`DEFAULT_MAX_PARTS`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{MultipartError, MultipartParser};
+    ///
+    /// let mut parser = MultipartParser::new("b").max_parts(1);
+    /// let mut buf = BytesMut::from("--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--");
+    /// let err = loop {
+    ///     match parser.parse(&mut buf) {
+    ///         Ok(Some(_)) => continue,
+    ///         Ok(None) => unreachable!("the whole body is there"),
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert_eq!((err, err.status()), (MultipartError::TooManyParts, 413));
+    /// ```
     pub fn max_parts(mut self, n: usize) -> Self {
         self.max_parts = n;
         self
@@ -188,6 +283,20 @@ impl MultipartParser {
     ///
     /// [`MultipartError::Truncated`] if the closing boundary was never seen, or the error
     /// already returned by [`parse`](Self::parse).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::MultipartParser;
+    ///
+    /// let mut parser = MultipartParser::new("b");
+    /// let mut buf = BytesMut::from("--b\r\n\r\nx\r\n--b--\r\n");
+    /// while parser.parse(&mut buf)?.is_some() {}
+    /// assert!(parser.is_done());
+    /// assert_eq!(parser.finish(), Ok(()));
+    /// # Ok::<(), rswoole_codec::http1::MultipartError>(())
+    /// ```
     pub fn finish(&self) -> Result<(), MultipartError> {
         match self.state {
             State::Done => Ok(()),
@@ -202,6 +311,26 @@ impl MultipartParser {
     /// # Errors
     ///
     /// A [`MultipartError`] for a malformed body; the parser then stays failed.
+    ///
+    /// # Examples
+    ///
+    /// Data is handed out as it arrives, split across reads:
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{MultipartEvent, MultipartParser};
+    ///
+    /// let mut parser = MultipartParser::new("b");
+    /// let mut buf = BytesMut::from("--b\r\n\r\nhello ");
+    /// assert!(matches!(parser.parse(&mut buf)?, Some(MultipartEvent::PartHead(_))));
+    /// assert_eq!(parser.parse(&mut buf)?, Some(MultipartEvent::PartData("hello ".into())));
+    /// assert_eq!(parser.parse(&mut buf)?, None); // need more body bytes
+    /// buf.extend_from_slice(b"world\r\n--b--");
+    /// assert_eq!(parser.parse(&mut buf)?, Some(MultipartEvent::PartData("world".into())));
+    /// assert_eq!(parser.parse(&mut buf)?, Some(MultipartEvent::PartEnd));
+    /// assert_eq!(parser.parse(&mut buf)?, Some(MultipartEvent::Done));
+    /// # Ok::<(), rswoole_codec::http1::MultipartError>(())
+    /// ```
     pub fn parse(&mut self, src: &mut BytesMut) -> Result<Option<MultipartEvent>, MultipartError> {
         let result = self.step(src);
         if let Err(e) = result {

@@ -82,6 +82,14 @@ impl Default for Limits {
 }
 
 /// The HTTP version of a request.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::http1::Version;
+/// assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
+/// assert!(Version::Http10 < Version::Http11);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Version {
     /// `HTTP/1.0`.
@@ -101,6 +109,24 @@ impl Version {
 }
 
 /// How the body of a request is framed.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{BodyKind, Event, RequestDecoder};
+///
+/// let kind = |req: &str| {
+///     let mut buf = BytesMut::from(req);
+///     match RequestDecoder::default().decode(&mut buf) {
+///         Ok(Some(Event::Head(h))) => h.body_kind(),
+///         other => panic!("{other:?}"),
+///     }
+/// };
+/// assert_eq!(kind("GET / HTTP/1.1\r\n\r\n"), BodyKind::None);
+/// assert_eq!(kind("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), BodyKind::Length(3));
+/// assert_eq!(kind("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), BodyKind::Chunked);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BodyKind {
     /// No `Content-Length` and no `Transfer-Encoding`: the request has no body.
@@ -203,6 +229,22 @@ impl RequestHead {
     }
 
     /// The raw request target, as sent: `/a%20b?x=1`, `http://host/p`, `*` or `host:443`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "GET http://example.com/a%20b?x=1 HTTP/1.1\r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// assert_eq!(head.uri(), "http://example.com/a%20b?x=1");
+    /// assert_eq!((head.path(), head.query()), ("/a%20b", Some("x=1")));
+    /// assert_eq!(head.host(), Some("example.com"));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn uri(&self) -> &str {
         self.str(self.uri)
     }
@@ -241,6 +283,22 @@ impl RequestHead {
 
     /// All header fields in order: lower-cased name, raw value (leading and trailing
     /// whitespace removed by the parser).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "GET / HTTP/1.1\r\nHost: a\r\nX-Id:  7 \r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let all: Vec<_> = head.headers().collect();
+    /// assert_eq!(all, [("host", &b"a"[..]), ("x-id", &b"7"[..])]);
+    /// assert_eq!(head.header_count(), 2);
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
         self.headers
             .iter()
@@ -270,6 +328,23 @@ impl RequestHead {
     }
 
     /// The value of the first header called `name` as a zero-copy [`Bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "GET / HTTP/1.1\r\nCookie: a=1\r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let cookie = head.header_bytes("cookie").unwrap(); // shares the head's buffer
+    /// assert_eq!(cookie, "a=1");
+    /// assert_eq!(head.header_str("Cookie"), Some("a=1"));
+    /// assert!(head.as_bytes().starts_with(b"GET / HTTP/1.1\r\ncookie: a=1"));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn header_bytes(&self, name: &str) -> Option<Bytes> {
         self.find(name).map(|v| self.buf.slice(v.range()))
     }
@@ -284,6 +359,21 @@ impl RequestHead {
 
     /// Whether the connection may stay open after this request: HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// assert!(head.keep_alive());
+    /// assert!(!head.is_head());
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn keep_alive(&self) -> bool {
         self.flags & KEEP_ALIVE != 0
     }
@@ -291,6 +381,21 @@ impl RequestHead {
     /// Whether an HTTP/1.1 client sent `Expect: 100-continue` and waits for
     /// `HTTP/1.1 100 Continue` before sending the body (an HTTP/1.0 client's is ignored,
     /// RFC 9110 §10.1.1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "PUT /f HTTP/1.1\r\nContent-Length: 9000\r\nExpect: 100-continue\r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// assert!(head.expect_continue()); // answer "HTTP/1.1 100 Continue\r\n\r\n" first
+    /// assert_eq!(head.content_length(), Some(9000));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn expect_continue(&self) -> bool {
         self.flags & EXPECT_CONTINUE != 0
     }
@@ -298,6 +403,20 @@ impl RequestHead {
     /// Whether this is a WebSocket opening handshake: an HTTP/1.1 `GET` with `Upgrade`
     /// containing `websocket` and `Connection` containing `upgrade`. The `Sec-WebSocket-*`
     /// checks belong to the `ws` handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from(
+    ///     "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    /// );
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// assert!(head.is_upgrade_websocket());
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn is_upgrade_websocket(&self) -> bool {
         self.flags & UPGRADE_WEBSOCKET != 0
     }
@@ -347,6 +466,23 @@ impl std::fmt::Debug for RequestHead {
 }
 
 /// One step of a request, as produced by [`RequestDecoder::decode`].
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{Event, RequestDecoder};
+///
+/// let mut dec = RequestDecoder::default();
+/// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel");
+/// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Head(_))));
+/// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Body(b)) if b == "hel"));
+/// assert!(dec.decode(&mut buf)?.is_none()); // the rest has not arrived
+/// buf.extend_from_slice(b"lo");
+/// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Body(b)) if b == "lo"));
+/// assert!(matches!(dec.decode(&mut buf)?, Some(Event::End { trailers }) if trailers.is_empty()));
+/// # Ok::<(), rswoole_codec::http1::ParseError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The request line and headers. Always first.
@@ -431,6 +567,19 @@ impl Default for RequestDecoder {
 
 impl RequestDecoder {
     /// A decoder enforcing `limits`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Limits, ParseError, RequestDecoder};
+    ///
+    /// let mut dec = RequestDecoder::new(Limits { max_body: 10, ..Limits::default() });
+    /// assert_eq!(dec.limits().max_body, 10);
+    /// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
+    /// let err = dec.decode(&mut buf).unwrap_err();
+    /// assert_eq!((err, err.status()), (ParseError::BodyTooLarge, 413));
+    /// ```
     pub fn new(limits: Limits) -> Self {
         RequestDecoder {
             limits,
@@ -450,11 +599,41 @@ impl RequestDecoder {
     }
 
     /// Whether the decoder is inside a request body (or about to return its `End`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::RequestDecoder;
+    ///
+    /// let mut dec = RequestDecoder::default();
+    /// let mut buf = BytesMut::from("PUT / HTTP/1.1\r\nContent-Length: 4\r\n\r\n");
+    /// assert!(dec.is_awaiting_head());
+    /// dec.decode(&mut buf)?; // the head
+    /// assert!(dec.is_in_body() && !dec.is_awaiting_head());
+    /// buf.extend_from_slice(b"data");
+    /// dec.decode(&mut buf)?; // the body
+    /// dec.decode(&mut buf)?; // the end
+    /// assert!(dec.is_awaiting_head());
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn is_in_body(&self) -> bool {
         matches!(self.state, State::Body(_))
     }
 
     /// Whether an error was returned; the connection must then be closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::RequestDecoder;
+    ///
+    /// let mut dec = RequestDecoder::default();
+    /// assert!(dec.decode(&mut BytesMut::from("GET / HTTP/2.0\r\n\r\n")).is_err());
+    /// assert!(dec.is_failed());
+    /// assert!(dec.decode(&mut BytesMut::from("GET / HTTP/1.1\r\n\r\n")).is_err()); // for good
+    /// ```
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))
     }
@@ -465,6 +644,24 @@ impl RequestDecoder {
     ///
     /// A [`ParseError`] when the input is malformed or over a [`Limits`] value; the
     /// connection must then be closed.
+    ///
+    /// # Examples
+    ///
+    /// A head split across two reads:
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut dec = RequestDecoder::default();
+    /// let mut buf = BytesMut::from("GET /a HTTP/1.1\r\nHo");
+    /// assert!(dec.decode(&mut buf)?.is_none());
+    /// assert_eq!(buf.len(), 19); // nothing consumed
+    /// buf.extend_from_slice(b"st: x\r\n\r\n");
+    /// let Some(Event::Head(head)) = dec.decode(&mut buf)? else { unreachable!() };
+    /// assert_eq!(head.path(), "/a");
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Event>, ParseError> {
         let result = match &mut self.state {
             State::Failed(e) => return Err(*e),

@@ -160,6 +160,14 @@ pub fn parse_cookies(header: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The `SameSite` attribute of a cookie.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::http1::{SameSite, SetCookie};
+/// let v = SetCookie::new("id", "1").secure(true).same_site(SameSite::None).encode().unwrap();
+/// assert_eq!(v, "id=1; secure; SameSite=None");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SameSite {
     /// `SameSite=Strict`.
@@ -232,6 +240,18 @@ pub struct SetCookie<'a> {
 
 impl<'a> SetCookie<'a> {
     /// A cookie `name=value` with no attributes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("lang", "fr").encode().unwrap(), "lang=fr");
+    /// // An empty value deletes the cookie, as PHP does:
+    /// assert_eq!(
+    ///     SetCookie::new("lang", "").encode().unwrap(),
+    ///     "lang=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"
+    /// );
+    /// ```
     pub fn new<V: AsRef<[u8]> + ?Sized>(name: &'a str, value: &'a V) -> Self {
         SetCookie {
             name,
@@ -249,54 +269,124 @@ impl<'a> SetCookie<'a> {
     }
 
     /// Writes the value as is (`setrawcookie`) instead of url-encoding it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("t", "a/b").encode().unwrap(), "t=a%2Fb");
+    /// assert_eq!(SetCookie::new("t", "a/b").raw(true).encode().unwrap(), "t=a/b");
+    /// assert!(SetCookie::new("t", "a b").raw(true).encode().is_err()); // space not allowed raw
+    /// ```
     pub fn raw(mut self, raw: bool) -> Self {
         self.raw = raw;
         self
     }
 
     /// The `expires` attribute, preformatted by the caller (IMF-fixdate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// let v = SetCookie::new("a", "1").expires("Wed, 21 Oct 2026 07:28:00 GMT").encode().unwrap();
+    /// assert_eq!(v, "a=1; expires=Wed, 21 Oct 2026 07:28:00 GMT");
+    /// ```
     pub fn expires(mut self, date: &'a str) -> Self {
         self.expires = Some(date);
         self
     }
 
     /// The `Max-Age` attribute, in seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("a", "1").max_age(60).encode().unwrap(), "a=1; Max-Age=60");
+    /// ```
     pub fn max_age(mut self, seconds: i64) -> Self {
         self.max_age = Some(seconds);
         self
     }
 
     /// The `path` attribute.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("a", "1").path("/app").encode().unwrap(), "a=1; path=/app");
+    /// ```
     pub fn path(mut self, path: &'a str) -> Self {
         self.path = Some(path);
         self
     }
 
     /// The `domain` attribute.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// let v = SetCookie::new("a", "1").domain("example.com").encode().unwrap();
+    /// assert_eq!(v, "a=1; domain=example.com");
+    /// ```
     pub fn domain(mut self, domain: &'a str) -> Self {
         self.domain = Some(domain);
         self
     }
 
     /// The `secure` flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("a", "1").secure(true).encode().unwrap(), "a=1; secure");
+    /// ```
     pub fn secure(mut self, on: bool) -> Self {
         self.secure = on;
         self
     }
 
     /// The `HttpOnly` flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::SetCookie;
+    /// assert_eq!(SetCookie::new("a", "1").http_only(true).encode().unwrap(), "a=1; HttpOnly");
+    /// ```
     pub fn http_only(mut self, on: bool) -> Self {
         self.http_only = on;
         self
     }
 
     /// The `SameSite` attribute.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{SameSite, SetCookie};
+    /// let v = SetCookie::new("a", "1").same_site(SameSite::Strict).encode().unwrap();
+    /// assert_eq!(v, "a=1; SameSite=Strict");
+    /// ```
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = Some(same_site);
         self
     }
 
     /// The `Partitioned` flag (CHIPS); requires `secure`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{EncodeError, SetCookie};
+    /// let c = SetCookie::new("a", "1").partitioned(true);
+    /// assert_eq!(c.encode(), Err(EncodeError::PartitionedWithoutSecure));
+    /// assert_eq!(c.secure(true).encode().unwrap(), "a=1; secure; Partitioned");
+    /// ```
     pub fn partitioned(mut self, on: bool) -> Self {
         self.partitioned = on;
         self
@@ -310,6 +400,15 @@ impl<'a> SetCookie<'a> {
     /// `=,; \t\r\n\x0b\x0c`; [`EncodeError::InvalidCookieValue`] for a raw value holding
     /// `,; \t\r\n\x0b\x0c`; [`EncodeError::InvalidCookieAttribute`] for such bytes in
     /// `expires`, `path` or `domain`; [`EncodeError::PartitionedWithoutSecure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{EncodeError, SetCookie};
+    /// assert_eq!(SetCookie::new("cart", "1 item").encode()?, "cart=1+item");
+    /// assert_eq!(SetCookie::new("a=b", "1").encode(), Err(EncodeError::InvalidCookieName));
+    /// # Ok::<(), EncodeError>(())
+    /// ```
     pub fn encode(&self) -> Result<String, EncodeError> {
         let name = self.name.as_bytes();
         if name.is_empty()
@@ -398,6 +497,15 @@ fn urlencode(input: &[u8], out: &mut String) {
 
 /// One satisfiable byte range, both ends inclusive, inside a representation of known
 /// length.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::http1::{parse_range, RangeOutcome};
+/// let RangeOutcome::Satisfiable(r) = parse_range(b"bytes=0-499", 1234) else { unreachable!() };
+/// assert_eq!(r.len(), 500);
+/// assert_eq!(r.content_range(), "bytes 0-499/1234");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ByteRange {
     /// First byte offset.
@@ -422,6 +530,25 @@ impl ByteRange {
 }
 
 /// What a `Range` header asks of a representation of known length.
+///
+/// # Examples
+///
+/// Answering a `Range` request for a file of `total` bytes:
+///
+/// ```
+/// use rswoole_codec::http1::{parse_range, unsatisfied_range, RangeOutcome};
+///
+/// fn status_and_content_range(range: &[u8], total: u64) -> (u16, Option<String>) {
+///     match parse_range(range, total) {
+///         RangeOutcome::Ignore => (200, None),
+///         RangeOutcome::Satisfiable(r) => (206, Some(r.content_range())),
+///         RangeOutcome::Unsatisfiable => (416, Some(unsatisfied_range(total))),
+///     }
+/// }
+/// assert_eq!(status_and_content_range(b"bytes=10-19", 100), (206, Some("bytes 10-19/100".into())));
+/// assert_eq!(status_and_content_range(b"bytes=200-", 100), (416, Some("bytes */100".into())));
+/// assert_eq!(status_and_content_range(b"lines=1-2", 100), (200, None));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RangeOutcome {
     /// Ignore the header and serve the whole representation with 200: it is malformed,
@@ -496,6 +623,12 @@ pub fn parse_range(header: &[u8], total: u64) -> RangeOutcome {
 }
 
 /// The `Content-Range` value of a 416 response: `bytes */<total>`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(rswoole_codec::http1::unsatisfied_range(1234), "bytes */1234");
+/// ```
 pub fn unsatisfied_range(total: u64) -> String {
     format!("bytes */{total}")
 }

@@ -74,6 +74,16 @@ pub enum Framing {
 /// A negative value in a signed field is malformed input ([`FrameError::InvalidLength`]).
 ///
 /// [`FrameError::InvalidLength`]: super::FrameError::InvalidLength
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::stream::LengthType;
+/// let t = LengthType::from_pack_code('n').unwrap(); // package_length_type => 'n'
+/// assert_eq!(t, LengthType::U16Be);
+/// assert_eq!((t.size(), t.max_value()), (2, 65_535));
+/// assert_eq!(t.pack_code(), 'n');
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LengthType {
     /// `c`: signed 8-bit.
@@ -108,6 +118,14 @@ pub enum LengthType {
 
 impl LengthType {
     /// Every length type, in `pack()`-code order `c C s S n v l L N V q Q J P`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::LengthType;
+    /// let codes: String = LengthType::ALL.iter().map(|t| t.pack_code()).collect();
+    /// assert_eq!(codes, "cCsSnvlLNVqQJP");
+    /// ```
     pub const ALL: [LengthType; 14] = [
         LengthType::I8,
         LengthType::U8,
@@ -141,6 +159,13 @@ impl LengthType {
     }
 
     /// The PHP `pack()` code of this type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::LengthType;
+    /// assert_eq!(LengthType::U32Le.pack_code(), 'V');
+    /// ```
     pub fn pack_code(self) -> char {
         match self {
             LengthType::I8 => 'c',
@@ -161,6 +186,14 @@ impl LengthType {
     }
 
     /// Size of the field in bytes: 1, 2, 4 or 8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::LengthType;
+    /// assert_eq!(LengthType::I8.size(), 1);
+    /// assert_eq!(LengthType::U64Be.size(), 8);
+    /// ```
     pub fn size(self) -> usize {
         match self {
             LengthType::I8 | LengthType::U8 => 1,
@@ -171,6 +204,14 @@ impl LengthType {
     }
 
     /// Largest value the field can hold (for signed types, the largest positive value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::LengthType;
+    /// assert_eq!(LengthType::I16Ne.max_value(), 32_767);
+    /// assert_eq!(LengthType::U8.max_value(), 255);
+    /// ```
     pub fn max_value(self) -> u64 {
         match self {
             LengthType::I8 => i8::MAX as u64,
@@ -271,6 +312,16 @@ pub struct LengthSpec {
 
 impl LengthSpec {
     /// A spec with the given type, length offset and body offset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{LengthSpec, LengthType};
+    /// // Swoole: package_length_type => 'N', package_length_offset => 0, package_body_offset => 4
+    /// let spec = LengthSpec::new(LengthType::U32Be, 0, 4);
+    /// assert_eq!(spec.length_offset, 0);
+    /// assert!(spec.validate().is_ok());
+    /// ```
     pub const fn new(length_type: LengthType, length_offset: usize, body_offset: usize) -> Self {
         LengthSpec {
             length_type,
@@ -281,12 +332,27 @@ impl LengthSpec {
 
     /// The byte just past the length field: how many bytes must be buffered before the length
     /// can be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{LengthSpec, LengthType};
+    /// assert_eq!(LengthSpec::new(LengthType::U16Be, 2, 0).length_end(), 4);
+    /// ```
     pub fn length_end(&self) -> usize {
         self.length_offset.saturating_add(self.length_type.size())
     }
 
     /// Length of the header that [`encode_length`](super::encode_length) writes: `body_offset`,
     /// or the end of the length field when `body_offset` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{LengthSpec, LengthType};
+    /// assert_eq!(LengthSpec::new(LengthType::U16Be, 2, 8).header_len(), 8);
+    /// assert_eq!(LengthSpec::new(LengthType::U16Be, 2, 0).header_len(), 4); // value counts all
+    /// ```
     pub fn header_len(&self) -> usize {
         if self.body_offset == 0 {
             self.length_end()
@@ -301,6 +367,15 @@ impl LengthSpec {
     ///
     /// [`ConfigError::BodyOffsetInsideLength`] if `body_offset` is neither 0 nor past the
     /// length field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{ConfigError, LengthSpec, LengthType};
+    /// // The body would start inside the 4-byte length field.
+    /// let spec = LengthSpec::new(LengthType::U32Be, 0, 2);
+    /// assert_eq!(spec.validate(), Err(ConfigError::BodyOffsetInsideLength));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.body_offset != 0 && self.body_offset < self.length_end() {
             return Err(ConfigError::BodyOffsetInsideLength);
@@ -357,6 +432,14 @@ impl Default for StreamConfig {
 
 impl StreamConfig {
     /// A config with the given framing and the default [`DEFAULT_PACKAGE_MAX_LENGTH`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{Framing, StreamConfig, DEFAULT_PACKAGE_MAX_LENGTH};
+    /// let config = StreamConfig::new(Framing::Eof { eof: b"\n".to_vec(), split: true });
+    /// assert_eq!(config.package_max_length, DEFAULT_PACKAGE_MAX_LENGTH);
+    /// ```
     pub fn new(framing: Framing) -> Self {
         StreamConfig {
             framing,
@@ -375,6 +458,17 @@ impl StreamConfig {
     /// - [`ConfigError::BodyOffsetInsideLength`]: see [`LengthSpec::body_offset`].
     /// - [`ConfigError::HeaderLongerThanMax`]: the length field ends past
     ///   `package_max_length`, or the body offset is past it, so no packet could be accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{ConfigError, Framing, LengthSpec, LengthType, StreamConfig};
+    /// let config = StreamConfig {
+    ///     framing: Framing::Length(LengthSpec::new(LengthType::U32Be, 0, 4)),
+    ///     package_max_length: 2, // smaller than the 4-byte header
+    /// };
+    /// assert_eq!(config.validate(), Err(ConfigError::HeaderLongerThanMax));
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let max = self.package_max_length;
         if max == 0 && !matches!(self.framing, Framing::Raw) {
@@ -408,6 +502,16 @@ impl StreamConfig {
 /// A [`StreamConfig`] that cannot work, found by [`StreamConfig::validate`].
 ///
 /// Fieldless and `Copy`. The `Display` text is for people and may change.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::stream::{ConfigError, Decoder, Framing, StreamConfig};
+/// let config = StreamConfig::new(Framing::Eof { eof: b"0123456789".to_vec(), split: true });
+/// let err = Decoder::new(&config).unwrap_err();
+/// assert_eq!(err, ConfigError::EofTooLong);
+/// assert_eq!(err.to_string(), "package_eof is longer than 8 bytes");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConfigError {

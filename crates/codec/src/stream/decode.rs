@@ -36,6 +36,26 @@ use super::error::FrameError;
 pub type LengthFn = fn(&[u8]) -> LengthResult;
 
 /// What a [`LengthFn`] found at the start of the buffer.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::stream::{Decoder, Framing, LengthResult, StreamConfig};
+///
+/// // The first byte is the total packet length.
+/// fn first_byte(buf: &[u8]) -> LengthResult {
+///     match buf.first() {
+///         Some(&n) => LengthResult::Total(n.into()),
+///         None => LengthResult::NeedMore,
+///     }
+/// }
+/// let mut decoder = Decoder::new(&StreamConfig::new(Framing::LengthFn(first_byte)))?;
+/// let mut buf = BytesMut::from(&b"\x03ab\x04c"[..]);
+/// assert_eq!(decoder.decode(&mut buf)?.as_deref(), Some(&b"\x03ab"[..]));
+/// assert_eq!(decoder.decode(&mut buf)?, None); // second packet incomplete
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LengthResult {
     /// The packet is this many bytes long, header included. 0 is treated as
@@ -110,6 +130,17 @@ impl Decoder {
     /// # Errors
     ///
     /// Whatever [`StreamConfig::validate`] returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{ConfigError, Decoder, Framing, StreamConfig};
+    /// let decoder = Decoder::new(&StreamConfig::new(Framing::Raw))?;
+    /// assert_eq!(decoder.pending_len(), None);
+    /// let empty_eof = StreamConfig::new(Framing::Eof { eof: Vec::new(), split: true });
+    /// assert_eq!(Decoder::new(&empty_eof).unwrap_err(), ConfigError::EmptyEof);
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn new(config: &StreamConfig) -> Result<Decoder, ConfigError> {
         config.validate()?;
         let mode = match &config.framing {
@@ -160,6 +191,23 @@ impl Decoder {
     /// - [`FrameError::InvalidLength`]: see its doc.
     ///
     /// After an error the stream cannot be resynchronised: close the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::stream::{Decoder, FrameError, Framing, StreamConfig};
+    ///
+    /// let config = StreamConfig {
+    ///     framing: Framing::Eof { eof: b"\n".to_vec(), split: true },
+    ///     package_max_length: 8,
+    /// };
+    /// let mut decoder = Decoder::new(&config)?;
+    /// let mut buf = BytesMut::from(&b"ok\nthis line is too long"[..]);
+    /// assert_eq!(decoder.decode(&mut buf)?.as_deref(), Some(&b"ok\n"[..]));
+    /// assert_eq!(decoder.decode(&mut buf), Err(FrameError::TooLong));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         match &self.mode {
@@ -247,11 +295,35 @@ impl Decoder {
     /// (length framings only); `None` otherwise.
     ///
     /// A server can use it to reserve the buffer once instead of growing it read by read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::stream::{Decoder, Framing, LengthSpec, LengthType, StreamConfig};
+    ///
+    /// let spec = LengthSpec::new(LengthType::U16Be, 0, 2);
+    /// let mut decoder = Decoder::new(&StreamConfig::new(Framing::Length(spec)))?;
+    /// let mut buf = BytesMut::from(&b"\x00\x0aabc"[..]); // 10-byte body, 3 bytes so far
+    /// assert_eq!(decoder.decode(&mut buf)?, None);
+    /// assert_eq!(decoder.pending_len(), Some(12));
+    /// buf.reserve(12 - buf.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pending_len(&self) -> Option<usize> {
         self.pending
     }
 
     /// `package_max_length` of this decoder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::stream::{Decoder, Framing, StreamConfig};
+    /// let config = StreamConfig { framing: Framing::Raw, package_max_length: 1024 };
+    /// assert_eq!(Decoder::new(&config)?.max_length(), 1024);
+    /// # Ok::<(), rswoole_codec::stream::ConfigError>(())
+    /// ```
     pub fn max_length(&self) -> usize {
         self.max
     }
@@ -259,6 +331,24 @@ impl Decoder {
     /// Forgets what was learnt about the buffer (how far the EOF search got, the pending
     /// packet length). Call it after removing or changing buffered bytes other than through
     /// [`decode`](Self::decode), e.g. when reusing the decoder for a new connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::stream::{Decoder, Framing, LengthSpec, LengthType, StreamConfig};
+    ///
+    /// let spec = LengthSpec::new(LengthType::U8, 0, 1);
+    /// let mut decoder = Decoder::new(&StreamConfig::new(Framing::Length(spec)))?;
+    /// let mut buf = BytesMut::from(&b"\x05ab"[..]);
+    /// assert_eq!(decoder.decode(&mut buf)?, None);
+    /// // The connection is reused for a new peer: drop the stale bytes and forget them.
+    /// buf.clear();
+    /// decoder.reset();
+    /// buf.extend_from_slice(b"\x01z");
+    /// assert_eq!(decoder.decode(&mut buf)?.as_deref(), Some(&b"\x01z"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset(&mut self) {
         self.searched = 0;
         self.pending = None;

@@ -7,6 +7,25 @@ use std::fmt;
 /// Fieldless and `Copy`, so rejecting a bad packet costs nothing. After a decode error the
 /// stream is out of sync: close the connection. The `Display` text is for people and may
 /// change.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::stream::{encode_eof, Decoder, FrameError, Framing, LengthSpec, LengthType, StreamConfig};
+///
+/// // Decoding: a length field that promises more than package_max_length.
+/// let spec = LengthSpec::new(LengthType::U32Be, 0, 4);
+/// let config = StreamConfig { framing: Framing::Length(spec), package_max_length: 100 };
+/// let mut decoder = Decoder::new(&config)?;
+/// let mut buf = BytesMut::from(&b"\x00\x00\x10\x00"[..]);
+/// assert_eq!(decoder.decode(&mut buf), Err(FrameError::TooLong));
+///
+/// // Encoding: a body holding the EOF would be split by the peer.
+/// let mut out = BytesMut::new();
+/// assert_eq!(encode_eof(b"\r\n", b"a\r\nb", &mut out), Err(FrameError::EofInBody));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FrameError {

@@ -27,6 +27,22 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 ///
 /// `max_frame_size` [`DEFAULT_MAX_FRAME_SIZE`], `max_message_size`
 /// [`DEFAULT_MAX_MESSAGE_SIZE`], `auto_pong` on, `deliver_fragments` off, deflate disabled.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::ws::{CloseCode, Connection, WsConfig, WsError};
+///
+/// let config = WsConfig { max_message_size: 4, ..WsConfig::default() };
+/// let mut conn = Connection::server(config, None);
+/// // A masked 5-byte binary message (all-zero mask, so the payload reads as is).
+/// let mut src = BytesMut::from(&[0x82, 0x85, 0, 0, 0, 0, 1, 2, 3, 4, 5][..]);
+/// assert_eq!(conn.feed(&mut src), Err(WsError::MessageTooLarge));
+/// // The connection is failed with a Close frame carrying 1009.
+/// assert_eq!(&conn.take_output()[..], &[0x88, 0x02, 0x03, 0xf1]);
+/// assert_eq!(WsError::MessageTooLarge.close_code(), CloseCode::MESSAGE_TOO_BIG);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsConfig {
     /// The largest frame payload accepted; larger frames fail with 1009.
@@ -57,6 +73,19 @@ impl Default for WsConfig {
 }
 
 /// The closing-handshake state of a [`Connection`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{CloseCode, ConnState, Connection, WsConfig};
+///
+/// let mut conn = Connection::server(WsConfig::default(), None);
+/// assert_eq!(conn.state(), ConnState::Open);
+/// conn.close(CloseCode::GOING_AWAY, "restart")?;
+/// let state = conn.state();
+/// assert!(state.is_closing() && state.can_read() && !state.is_open() && !state.is_closed());
+/// # Ok::<(), rswoole_codec::ws::WsError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnState {
     /// Messages flow both ways.
@@ -92,6 +121,22 @@ impl ConnState {
 }
 
 /// What [`Connection::feed`] reports.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::ws::{CloseCode, ConnState, Connection, WsConfig, WsEvent};
+///
+/// let mut conn = Connection::server(WsConfig::default(), None);
+/// // A masked Close frame from the client: code 1000, reason "bye" (all-zero mask).
+/// let mut src = BytesMut::from(&[0x88, 0x85, 0, 0, 0, 0, 0x03, 0xe8, b'b', b'y', b'e'][..]);
+/// let event = conn.feed(&mut src)?;
+/// assert_eq!(event, Some(WsEvent::Close { code: CloseCode::NORMAL, reason: "bye".into() }));
+/// assert_eq!(conn.state(), ConnState::Closed);
+/// assert_eq!(&conn.take_output()[..], &[0x88, 0x02, 0x03, 0xe8]); // answered
+/// # Ok::<(), rswoole_codec::ws::WsError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WsEvent {
     /// A complete (reassembled, decompressed, UTF-8-checked if text) message.
@@ -206,6 +251,15 @@ pub struct Connection {
 impl Connection {
     /// A server-side connection; `deflate` is what the handshake negotiated
     /// ([`Accept::deflate`](super::Accept::deflate)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, Role, WsConfig};
+    /// let conn = Connection::server(WsConfig::default(), None); // no deflate negotiated
+    /// assert_eq!(conn.role(), Role::Server);
+    /// assert!(!conn.is_compressed());
+    /// ```
     pub fn server(config: WsConfig, deflate: Option<DeflateParams>) -> Self {
         Self::new(Role::Server, config, deflate, 0)
     }
@@ -213,6 +267,24 @@ impl Connection {
     /// A client-side connection. Masking keys come from a xorshift generator seeded with
     /// `mask_seed`; pass a random seed (masking keys must be unpredictable to the network,
     /// RFC 6455 §10.3).
+    ///
+    /// # Examples
+    ///
+    /// A client's frames are masked; a server connection reads them back:
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig, WsEvent};
+    ///
+    /// let mut client = Connection::client(WsConfig::default(), None, 0x9e37_79b9_7f4a_7c15);
+    /// client.send_message(MessageKind::Text, b"hi")?;
+    /// let mut wire = client.take_output();
+    /// assert_eq!(wire[1] & 0x80, 0x80); // the MASK bit
+    ///
+    /// let mut server = Connection::server(WsConfig::default(), None);
+    /// let event = server.feed(&mut wire)?;
+    /// assert_eq!(event, Some(WsEvent::Message { kind: MessageKind::Text, data: "hi".into() }));
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn client(config: WsConfig, deflate: Option<DeflateParams>, mask_seed: u64) -> Self {
         Self::new(Role::Client, config, deflate, mask_seed)
     }
@@ -259,6 +331,26 @@ impl Connection {
     /// Any [`WsError`] protocol violation. The connection is then failed: a Close frame with
     /// [`WsError::close_code`] is queued in the output (unless one was already sent) and the
     /// state is [`Closed`](ConnState::Closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig, WsError, WsEvent};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// // A fragmented masked text message: "He" + "llo" (all-zero masks), in two reads.
+    /// let mut src = BytesMut::from(&[0x01, 0x82, 0, 0, 0, 0, b'H', b'e', 0x80][..]);
+    /// assert_eq!(conn.feed(&mut src)?, None); // first fragment taken, second header partial
+    /// src.extend_from_slice(&[0x83, 0, 0, 0, 0, b'l', b'l', b'o']);
+    /// let message = conn.feed(&mut src)?;
+    /// assert_eq!(message, Some(WsEvent::Message { kind: MessageKind::Text, data: "Hello".into() }));
+    ///
+    /// // An unmasked client frame is a protocol error.
+    /// let mut bad = BytesMut::from(&[0x81, 0x01, b'x'][..]);
+    /// assert_eq!(conn.feed(&mut bad), Err(WsError::UnmaskedFrame));
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn feed(&mut self, src: &mut BytesMut) -> Result<Option<WsEvent>, WsError> {
         match self.read_event(src) {
             Ok(ev) => Ok(ev),
@@ -273,6 +365,18 @@ impl Connection {
     /// yet) and moves to [`Closed`](ConnState::Closed). For applications that find a problem
     /// the codec cannot (e.g. [`WsError::InvalidUtf8`] in a JSON payload) — or use
     /// [`close`](Self::close) with a code such as [`CloseCode::UNSUPPORTED_DATA`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{ConnState, Connection, WsConfig, WsError};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// // The application found invalid UTF-8 inside a JSON payload.
+    /// conn.fail(WsError::InvalidUtf8);
+    /// assert_eq!(conn.state(), ConnState::Closed);
+    /// assert_eq!(&conn.take_output()[..], &[0x88, 0x02, 0x03, 0xef]); // Close 1007
+    /// ```
     pub fn fail(&mut self, err: WsError) {
         if self.state.is_open() {
             self.write_control(OpCode::Close, &err.close_code().as_u16().to_be_bytes());
@@ -561,6 +665,22 @@ impl Connection {
     /// # Errors
     ///
     /// [`WsError::Closed`] once a Close frame was sent.
+    ///
+    /// # Examples
+    ///
+    /// Encode once, write to many connections (a broadcast):
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// let mut frame = BytesMut::new();
+    /// conn.encode_message(MessageKind::Binary, &[1, 2, 3], &mut frame)?;
+    /// assert_eq!(&frame[..], &[0x82, 0x03, 1, 2, 3]);
+    /// assert!(!conn.has_output()); // nothing queued on the connection itself
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn encode_message(
         &mut self,
         kind: MessageKind,
@@ -586,6 +706,19 @@ impl Connection {
     /// # Errors
     ///
     /// [`WsError::Closed`] once a Close frame was sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{CloseCode, Connection, MessageKind, WsConfig, WsError};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// conn.send_message(MessageKind::Text, b"hi")?;
+    /// assert_eq!(&conn.take_output()[..], b"\x81\x02hi");
+    /// conn.close(CloseCode::NORMAL, "")?;
+    /// assert_eq!(conn.send_message(MessageKind::Text, b"late"), Err(WsError::Closed));
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn send_message(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), WsError> {
         let mut out = std::mem::take(&mut self.out);
         let r = self.encode_message(kind, data, &mut out);
@@ -599,6 +732,18 @@ impl Connection {
     ///
     /// [`WsError::ControlFrameTooLong`] over 125 bytes; [`WsError::Closed`] once a Close frame
     /// was sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, WsConfig, WsError};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// conn.send_ping(b"t=1")?;
+    /// assert_eq!(&conn.take_output()[..], b"\x89\x03t=1");
+    /// assert_eq!(conn.send_ping(&[0; 126]), Err(WsError::ControlFrameTooLong));
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn send_ping(&mut self, data: &[u8]) -> Result<(), WsError> {
         self.send_control(OpCode::Ping, data)
     }
@@ -608,6 +753,17 @@ impl Connection {
     /// # Errors
     ///
     /// As [`send_ping`](Self::send_ping).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// conn.send_pong(b"")?;
+    /// assert_eq!(&conn.take_output()[..], &[0x8a, 0x00]);
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn send_pong(&mut self, data: &[u8]) -> Result<(), WsError> {
         self.send_control(OpCode::Pong, data)
     }
@@ -631,6 +787,20 @@ impl Connection {
     /// [`WsError::Closed`] if a Close was already sent; [`WsError::InvalidCloseCode`] for a
     /// code that may not be sent; [`WsError::ControlFrameTooLong`] if the reason is over
     /// 123 bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{CloseCode, ConnState, Connection, WsConfig, WsError};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// assert_eq!(conn.close(CloseCode(999), ""), Err(WsError::InvalidCloseCode));
+    /// conn.close(CloseCode::NORMAL, "bye")?;
+    /// assert_eq!(conn.state(), ConnState::Closing); // until the peer's Close arrives
+    /// assert_eq!(&conn.take_output()[..], b"\x88\x05\x03\xe8bye");
+    /// assert_eq!(conn.close(CloseCode::NORMAL, ""), Err(WsError::Closed));
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), WsError> {
         if !self.state.is_open() {
             return Err(WsError::Closed);
@@ -659,11 +829,41 @@ impl Connection {
     }
 
     /// Takes the bytes to write (replies, pongs, closes, sent messages).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// conn.send_message(MessageKind::Text, b"a")?;
+    /// assert!(conn.has_output());
+    /// let out = conn.take_output(); // write these bytes to the socket
+    /// assert_eq!(&out[..], b"\x81\x01a");
+    /// assert!(!conn.has_output());
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn take_output(&mut self) -> BytesMut {
         self.out.split()
     }
 
     /// The output buffer itself, for callers that write part of it and `advance` past it.
+    ///
+    /// # Examples
+    ///
+    /// A short write: drop what the socket took, keep the rest for later.
+    ///
+    /// ```
+    /// use bytes::Buf;
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// conn.send_message(MessageKind::Binary, &[9; 10])?;
+    /// let written = 4; // what `write` returned
+    /// conn.output_mut().advance(written);
+    /// assert_eq!(conn.output_mut().len(), 12 - written);
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn output_mut(&mut self) -> &mut BytesMut {
         &mut self.out
     }

@@ -84,6 +84,16 @@ impl Default for DeflateConfig {
 /// The negotiated permessage-deflate parameters, as they appear in the server's response.
 ///
 /// `None` window bits mean the parameter is absent (15 bits).
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{deflate::negotiate, DeflateConfig, DeflateParams};
+///
+/// let config = DeflateConfig { enabled: true, ..DeflateConfig::default() };
+/// let params = negotiate(&config, ["permessage-deflate; server_no_context_takeover"]).unwrap();
+/// assert_eq!(params, DeflateParams { server_no_context_takeover: true, ..DeflateParams::default() });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeflateParams {
     /// The server resets its compressor after each message.
@@ -98,6 +108,14 @@ pub struct DeflateParams {
 
 impl DeflateParams {
     /// The `Sec-WebSocket-Extensions` value for these parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::DeflateParams;
+    /// let params = DeflateParams { client_max_window_bits: Some(10), ..DeflateParams::default() };
+    /// assert_eq!(params.to_header_value(), "permessage-deflate; client_max_window_bits=10");
+    /// ```
     pub fn to_header_value(&self) -> String {
         let mut s = String::from(EXTENSION_NAME);
         if self.server_no_context_takeover {
@@ -125,6 +143,22 @@ impl DeflateParams {
     /// [`HandshakeError::UnexpectedExtension`] if the server answered with another extension,
     /// with permessage-deflate twice, with invalid parameters, or with window sizes larger than
     /// the client asked for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{DeflateConfig, DeflateParams, HandshakeError};
+    ///
+    /// let config = DeflateConfig { enabled: true, ..DeflateConfig::default() };
+    /// let params = DeflateParams::from_response(&config, ["permessage-deflate"])?;
+    /// assert_eq!(params, Some(DeflateParams::default()));
+    /// assert_eq!(DeflateParams::from_response(&config, [])?, None); // declined by the server
+    /// assert_eq!(
+    ///     DeflateParams::from_response(&config, ["x-webkit-deflate-frame"]),
+    ///     Err(HandshakeError::UnexpectedExtension)
+    /// );
+    /// # Ok::<(), HandshakeError>(())
+    /// ```
     pub fn from_response<'a, I>(
         config: &DeflateConfig,
         values: I,
@@ -170,6 +204,18 @@ impl DeflateParams {
 impl DeflateConfig {
     /// Client side: the `Sec-WebSocket-Extensions` offer for this configuration, or `None`
     /// if disabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::DeflateConfig;
+    /// assert_eq!(DeflateConfig::default().offer(), None); // disabled
+    /// let config = DeflateConfig { enabled: true, no_context_takeover: true, ..DeflateConfig::default() };
+    /// assert_eq!(
+    ///     config.offer().as_deref(),
+    ///     Some("permessage-deflate; client_max_window_bits; client_no_context_takeover")
+    /// );
+    /// ```
     pub fn offer(&self) -> Option<String> {
         if !self.enabled {
             return None;
@@ -204,6 +250,18 @@ impl DeflateConfig {
 /// Server side: picks the first acceptable permessage-deflate offer in `values` (the
 /// `Sec-WebSocket-Extensions` header values, in order) and returns the parameters to answer
 /// with, or `None` if deflate is disabled or no offer is acceptable.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{deflate::negotiate, DeflateConfig};
+///
+/// let config = DeflateConfig { enabled: true, ..DeflateConfig::default() };
+/// // The first offer has an unknown parameter and is declined; the second is taken.
+/// let offers = ["permessage-deflate; foo=1, permessage-deflate"];
+/// assert!(negotiate(&config, offers).is_some());
+/// assert!(negotiate(&DeflateConfig::default(), offers).is_none()); // disabled here
+/// ```
 pub fn negotiate<'a, I>(config: &DeflateConfig, values: I) -> Option<DeflateParams>
 where
     I: IntoIterator<Item = &'a str>,

@@ -16,6 +16,21 @@ use super::mask::apply_mask;
 
 /// Which end of the connection this codec plays. It decides the masking rule: clients mask
 /// every frame they send, servers never do (RFC 6455 §5.1).
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::ws::{FrameDecoder, Role, WsError};
+///
+/// // The same unmasked frame is fine for a client and an error for a server.
+/// let unmasked = [0x81, 0x01, b'x'];
+/// let mut client = FrameDecoder::new(Role::Client, 1024);
+/// assert!(client.decode(&mut BytesMut::from(&unmasked[..]))?.is_some());
+/// let mut server = FrameDecoder::new(Role::Server, 1024);
+/// assert_eq!(server.decode(&mut BytesMut::from(&unmasked[..])), Err(WsError::UnmaskedFrame));
+/// # Ok::<(), WsError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Accepts masked frames only; sends unmasked frames.
@@ -26,6 +41,16 @@ pub enum Role {
 
 /// A frame opcode (RFC 6455 §5.2). Reserved opcodes have no variant: parsing them fails with
 /// [`WsError::ReservedOpcode`].
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::OpCode;
+/// assert_eq!(OpCode::from_u8(0x9), Some(OpCode::Ping));
+/// assert_eq!(OpCode::from_u8(0x3), None); // reserved
+/// assert_eq!(OpCode::Close.as_u8(), 0x8);
+/// assert!(OpCode::Pong.is_control() && !OpCode::Binary.is_control());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {
     /// 0x0: continues a fragmented message.
@@ -75,6 +100,14 @@ impl OpCode {
 }
 
 /// The kind of a data message: what its first frame's opcode was.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{MessageKind, OpCode};
+/// assert_eq!(MessageKind::Text.opcode(), OpCode::Text);
+/// assert_eq!(MessageKind::Binary.opcode().as_u8(), 0x2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// A text message: the payload is valid UTF-8.
@@ -142,6 +175,19 @@ impl FrameHeader {
     /// [`WsError::ReservedOpcode`], [`WsError::InvalidLength`] (64-bit length with the top bit
     /// set), [`WsError::ControlFrameTooLong`], [`WsError::FragmentedControlFrame`]. Masking and
     /// RSV bits are not checked here: they depend on the role and the extensions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{FrameHeader, OpCode, WsError};
+    ///
+    /// // An unmasked binary frame with a 16-bit length of 256.
+    /// let (h, len) = FrameHeader::parse(&[0x82, 0x7e, 0x01, 0x00])?.unwrap();
+    /// assert_eq!((h.opcode, h.payload_len, len), (OpCode::Binary, 256, 4));
+    /// // A Ping without FIN is invalid.
+    /// assert_eq!(FrameHeader::parse(&[0x09, 0x00]), Err(WsError::FragmentedControlFrame));
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, WsError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -203,6 +249,17 @@ impl FrameHeader {
     }
 
     /// The size of this header on the wire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{FrameHeader, OpCode};
+    /// let h = FrameHeader {
+    ///     fin: true, rsv1: false, rsv2: false, rsv3: false,
+    ///     opcode: OpCode::Binary, mask: Some([1, 2, 3, 4]), payload_len: 1000,
+    /// };
+    /// assert_eq!(h.encoded_len(), 2 + 2 + 4); // 16-bit length, mask
+    /// ```
     pub const fn encoded_len(&self) -> usize {
         let len = match self.payload_len {
             0..=125 => 2,
@@ -217,6 +274,23 @@ impl FrameHeader {
     }
 
     /// Appends this header to `dst`, using the shortest length encoding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{FrameHeader, OpCode};
+    ///
+    /// let h = FrameHeader {
+    ///     fin: true, rsv1: false, rsv2: false, rsv3: false,
+    ///     opcode: OpCode::Text, mask: None, payload_len: 5,
+    /// };
+    /// let mut dst = BytesMut::new();
+    /// h.encode(&mut dst);
+    /// assert_eq!(&dst[..], &[0x81, 0x05]);
+    /// assert_eq!(FrameHeader::parse(&dst)?, Some((h, 2))); // round trip
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn encode(&self, dst: &mut BytesMut) {
         dst.reserve(self.encoded_len());
         let b0 = (self.fin as u8) << 7
@@ -285,6 +359,20 @@ pub fn encode_frame(
 }
 
 /// A complete frame with its payload unmasked.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::ws::{FrameDecoder, Role};
+///
+/// let mut dec = FrameDecoder::new(Role::Server, 1024);
+/// let mut src = BytesMut::from(&[0x82, 0x82, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xfd][..]);
+/// let frame = dec.decode(&mut src)?.unwrap();
+/// assert_eq!(&frame.payload[..], &[1, 2]); // unmasked
+/// assert_eq!(frame.header.mask, Some([0xff; 4])); // but it was masked on the wire
+/// # Ok::<(), rswoole_codec::ws::WsError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The header as received (`mask` still says whether it was masked).
@@ -322,6 +410,17 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// A decoder for `role` that rejects payloads over `max_frame_size` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{FrameDecoder, Role, WsError};
+    ///
+    /// let mut dec = FrameDecoder::new(Role::Client, 4);
+    /// let mut src = BytesMut::from(&[0x82, 0x05, 1, 2, 3, 4, 5][..]);
+    /// assert_eq!(dec.decode(&mut src), Err(WsError::FrameTooLarge));
+    /// ```
     pub const fn new(role: Role, max_frame_size: usize) -> Self {
         FrameDecoder {
             role,
@@ -338,6 +437,21 @@ impl FrameDecoder {
     ///
     /// Those of [`FrameHeader::parse`], plus [`WsError::UnmaskedFrame`] /
     /// [`WsError::MaskedFrame`] for the wrong masking and [`WsError::FrameTooLarge`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{FrameDecoder, OpCode, Role};
+    ///
+    /// let mut dec = FrameDecoder::new(Role::Client, 1024);
+    /// // Two unmasked server frames in one read: a Ping and a text frame.
+    /// let mut src = BytesMut::from(&[0x89, 0x00, 0x81, 0x02, b'o', b'k'][..]);
+    /// assert_eq!(dec.decode(&mut src)?.unwrap().header.opcode, OpCode::Ping);
+    /// assert_eq!(&dec.decode(&mut src)?.unwrap().payload[..], b"ok");
+    /// assert!(dec.decode(&mut src)?.is_none());
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, WsError> {
         let Some((header, header_len)) = FrameHeader::parse(src)? else {
             return Ok(None);

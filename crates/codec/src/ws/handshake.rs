@@ -46,6 +46,13 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Client side: the `Sec-WebSocket-Key` for 16 random bytes the caller supplies (from a
 /// CSPRNG or the OS; this crate has no randomness source).
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::generate_key;
+/// assert_eq!(generate_key([7; 16]), "BwcHBwcHBwcHBwcHBwcHBw==");
+/// ```
 pub fn generate_key(random: [u8; 16]) -> String {
     STANDARD.encode(random)
 }
@@ -98,6 +105,24 @@ impl<'a> UpgradeRequest<'a> {
     ///
     /// The first problem found, in the order: method, version, `Upgrade`, `Connection`,
     /// `Sec-WebSocket-Version`, `Sec-WebSocket-Key` (see [`HandshakeError`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{HandshakeError, UpgradeRequest};
+    ///
+    /// let headers: [(&str, &[u8]); 4] = [
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"13"),
+    /// ];
+    /// let req = UpgradeRequest::parse("GET", 1, headers)?;
+    /// assert_eq!(req.key(), b"dGhlIHNhbXBsZSBub25jZQ==");
+    /// assert_eq!(UpgradeRequest::parse("POST", 1, headers).unwrap_err(), HandshakeError::MethodNotGet);
+    /// assert_eq!(UpgradeRequest::parse("GET", 1, headers[..3].iter().copied()).unwrap_err().status(), 426);
+    /// # Ok::<(), HandshakeError>(())
+    /// ```
     pub fn parse<I>(method: &str, version: u8, headers: I) -> Result<Self, HandshakeError>
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -169,6 +194,26 @@ impl<'a> UpgradeRequest<'a> {
     }
 
     /// The subprotocols the client offered, in its order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::UpgradeRequest;
+    ///
+    /// let headers: [(&str, &[u8]); 6] = [
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"13"),
+    ///     ("sec-websocket-protocol", b"v2.chat, v1.chat"),
+    ///     ("sec-websocket-extensions", b"permessage-deflate"),
+    /// ];
+    /// let req = UpgradeRequest::parse("GET", 1, headers)?;
+    /// assert_eq!(req.protocols(), ["v2.chat", "v1.chat"]);
+    /// assert_eq!(req.extensions(), ["permessage-deflate"]);
+    /// assert_eq!(req.accept_key(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+    /// ```
     pub fn protocols(&self) -> &[&'a str] {
         &self.protocols
     }
@@ -180,6 +225,24 @@ impl<'a> UpgradeRequest<'a> {
 
     /// Picks the first of the server's `supported` subprotocols (server preference order)
     /// that the client offered. Comparison is exact, as RFC 6455 §4.1 requires.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::UpgradeRequest;
+    ///
+    /// let headers: [(&str, &[u8]); 5] = [
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"13"),
+    ///     ("sec-websocket-protocol", b"v1.chat, v2.chat"),
+    /// ];
+    /// let req = UpgradeRequest::parse("GET", 1, headers)?;
+    /// assert_eq!(req.select_protocol(&["v2.chat", "v1.chat"]), Some("v2.chat")); // server's order
+    /// assert_eq!(req.select_protocol(&["mqtt"]), None);
+    /// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+    /// ```
     pub fn select_protocol<'s>(&self, supported: &[&'s str]) -> Option<&'s str> {
         supported
             .iter()
@@ -189,12 +252,50 @@ impl<'a> UpgradeRequest<'a> {
 
     /// Negotiates permessage-deflate against the client's offers (see
     /// [`deflate::negotiate`](super::deflate::negotiate)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{DeflateConfig, UpgradeRequest};
+    ///
+    /// let headers: [(&str, &[u8]); 5] = [
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"13"),
+    ///     ("sec-websocket-extensions", b"permessage-deflate; client_max_window_bits"),
+    /// ];
+    /// let req = UpgradeRequest::parse("GET", 1, headers)?;
+    /// let config = DeflateConfig { enabled: true, ..DeflateConfig::default() };
+    /// assert!(req.negotiate_deflate(&config).is_some());
+    /// assert!(req.negotiate_deflate(&DeflateConfig::default()).is_none());
+    /// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+    /// ```
     pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<DeflateParams> {
         negotiate(config, self.extensions.iter().copied())
     }
 
     /// Accepts the request: the accept key, a subprotocol from `protocols` and deflate
     /// parameters if negotiated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Accept, DeflateConfig, UpgradeRequest};
+    ///
+    /// let headers: [(&str, &[u8]); 4] = [
+    ///     ("upgrade", b"websocket"),
+    ///     ("connection", b"Upgrade"),
+    ///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ///     ("sec-websocket-version", b"13"),
+    /// ];
+    /// let accept = UpgradeRequest::parse("GET", 1, headers)?.accept(&["chat"], &DeflateConfig::default());
+    /// assert_eq!(
+    ///     accept,
+    ///     Accept { accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(), protocol: None, deflate: None }
+    /// );
+    /// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+    /// ```
     pub fn accept(&self, protocols: &[&str], deflate: &DeflateConfig) -> Accept {
         Accept {
             accept_key: self.accept_key(),
@@ -205,6 +306,24 @@ impl<'a> UpgradeRequest<'a> {
 }
 
 /// The server's answer to an accepted upgrade request.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{Connection, UpgradeRequest, WsConfig};
+///
+/// let headers: [(&str, &[u8]); 4] = [
+///     ("upgrade", b"websocket"),
+///     ("connection", b"Upgrade"),
+///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     ("sec-websocket-version", b"13"),
+/// ];
+/// let config = WsConfig::default();
+/// let accept = UpgradeRequest::parse("GET", 1, headers)?.accept(&[], &config.deflate);
+/// let conn = Connection::server(config, accept.deflate);
+/// assert!(!conn.is_compressed());
+/// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accept {
     /// The `Sec-WebSocket-Accept` value.
@@ -218,11 +337,39 @@ pub struct Accept {
 
 impl Accept {
     /// Writes the `101 Switching Protocols` response.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::Accept;
+    ///
+    /// let accept = Accept { accept_key: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(), protocol: None, deflate: None };
+    /// let mut out = BytesMut::new();
+    /// accept.write_response(&mut out);
+    /// assert_eq!(
+    ///     &out[..],
+    ///     &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"[..]
+    /// );
+    /// ```
     pub fn write_response(&self, dst: &mut BytesMut) {
         self.write_response_with(dst, &[]);
     }
 
     /// Writes the `101` response with extra headers (for example `Server` or cookies).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::Accept;
+    ///
+    /// let accept = Accept { accept_key: "k".into(), protocol: Some("chat".into()), deflate: None };
+    /// let mut out = BytesMut::new();
+    /// accept.write_response_with(&mut out, &[("Server", "rswoole")]);
+    /// assert!(out.ends_with(b"Sec-WebSocket-Protocol: chat\r\nServer: rswoole\r\n\r\n"));
+    /// ```
     pub fn write_response_with(&self, dst: &mut BytesMut, extra: &[(&str, &str)]) {
         dst.reserve(160);
         dst.put_slice(
@@ -316,6 +463,24 @@ pub fn write_request(
 }
 
 /// What the server agreed to, from the client's point of view.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::{accept_key, handshake::validate_response, DeflateConfig};
+///
+/// let key = "dGhlIHNhbXBsZSBub25jZQ==";
+/// let accept = accept_key(key.as_bytes());
+/// let headers: [(&str, &[u8]); 4] = [
+///     ("Upgrade", b"websocket"),
+///     ("Connection", b"Upgrade"),
+///     ("Sec-WebSocket-Accept", accept.as_bytes()),
+///     ("Sec-WebSocket-Protocol", b"chat"),
+/// ];
+/// let ok = validate_response(101, headers, key, &["chat"], &DeflateConfig::default())?;
+/// assert_eq!((ok.protocol.as_deref(), ok.deflate), (Some("chat"), None));
+/// # Ok::<(), rswoole_codec::ws::HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAccepted {
     /// The subprotocol the server chose, if any.

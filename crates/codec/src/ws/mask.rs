@@ -23,6 +23,21 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 }
 
 /// Masks or unmasks `buf` in place, `buf` starting at byte `offset` of the payload.
+///
+/// # Examples
+///
+/// Unmasking a payload that arrives in two pieces:
+///
+/// ```
+/// use rswoole_codec::ws::mask::apply_mask_at;
+///
+/// let key = [0x37, 0xfa, 0x21, 0x3d];
+/// let mut first = [0x7f, 0x9f, 0x4d];
+/// let mut rest = [0x51, 0x58];
+/// apply_mask_at(&mut first, key, 0);
+/// apply_mask_at(&mut rest, key, 3);
+/// assert_eq!([&first[..], &rest[..]].concat(), b"Hello");
+/// ```
 #[inline]
 pub fn apply_mask_at(buf: &mut [u8], mut key: [u8; 4], offset: usize) {
     key.rotate_left(offset & 3);

@@ -31,6 +31,15 @@ pub struct Utf8Validator {
 
 impl Utf8Validator {
     /// A validator at the start of a message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::Utf8Validator;
+    /// let mut v = Utf8Validator::new();
+    /// assert!(v.is_complete());
+    /// assert!(v.feed("héllo".as_bytes()).is_ok());
+    /// ```
     pub const fn new() -> Self {
         Utf8Validator {
             partial: [0; 4],
@@ -39,11 +48,34 @@ impl Utf8Validator {
     }
 
     /// Forgets any carried-over bytes, ready for a new message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::Utf8Validator;
+    /// let mut v = Utf8Validator::new();
+    /// v.feed(&[0xe2, 0x82])?; // half a '€'; the message was then abandoned
+    /// v.reset();
+    /// assert!(v.is_complete());
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn reset(&mut self) {
         self.partial_len = 0;
     }
 
     /// Whether the bytes fed so far end on a code point boundary.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::Utf8Validator;
+    /// let mut v = Utf8Validator::new();
+    /// v.feed(&[0xc3])?; // first byte of 'é'
+    /// assert!(!v.is_complete());
+    /// v.feed(&[0xa9])?;
+    /// assert!(v.is_complete());
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
     pub fn is_complete(&self) -> bool {
         self.partial_len == 0
     }
@@ -53,6 +85,15 @@ impl Utf8Validator {
     /// # Errors
     ///
     /// [`WsError::InvalidUtf8`] as soon as the bytes so far cannot be the start of valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Utf8Validator, WsError};
+    /// let mut v = Utf8Validator::new();
+    /// assert!(v.feed(b"ok ").is_ok());
+    /// assert_eq!(v.feed(&[0xff]), Err(WsError::InvalidUtf8)); // never valid UTF-8
+    /// ```
     pub fn feed(&mut self, mut input: &[u8]) -> Result<(), WsError> {
         if self.partial_len > 0 {
             let have = self.partial_len as usize;
@@ -90,6 +131,17 @@ impl Utf8Validator {
     /// # Errors
     ///
     /// [`WsError::InvalidUtf8`] if the message ends with an incomplete code point.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Utf8Validator, WsError};
+    /// let mut v = Utf8Validator::new();
+    /// v.feed(&[0xe2, 0x82])?;
+    /// assert_eq!(v.finish(), Err(WsError::InvalidUtf8)); // ends mid code point
+    /// assert!(v.finish().is_ok()); // reset: ready for the next message
+    /// # Ok::<(), WsError>(())
+    /// ```
     pub fn finish(&mut self) -> Result<(), WsError> {
         let complete = self.is_complete();
         self.reset();
