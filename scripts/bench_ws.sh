@@ -3,7 +3,8 @@
 # servers pinned to CPU 0, the load generator to CPU 1.
 #
 # usage: scripts/bench_ws.sh [echo|broadcast|idle|all]
-#   SECS=5 CONNS=64 SIZE=64 (echo)   BCONNS=1000 (broadcast)   IDLE=10000 (idle memory)
+#   SECS=5 CONNS=64 SIZE=64 (echo)   BCONNS=1000 ROUNDS=3 WINDOWS="8 64" SENDERS=1 (broadcast)
+#   IDLE=10000 (idle memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}; BCONNS=${BCONNS:-1000}; IDLE=${IDLE:-10000}
@@ -35,21 +36,36 @@ if [ "$WHAT" = echo ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = broadcast ] || [ "$WHAT" = all ]; then
-  # deliveries/s is bounded by the one-core client; server CPU per delivery is the server's cost.
+  # The three servers take turns, ROUNDS times (the machine is shared and noisy); the medians
+  # are compared. "server us" = CPU time of the server's process group per delivery.
   us() { awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^server_us_per_delivery=/) {sub("server_us_per_delivery=","",$i); print $i}}' <<< "$1"; }
+  median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+  ROUNDS=${ROUNDS:-3}
   for WIN in ${WINDOWS:-8 64}; do
-    echo "# ws broadcast: $BCONNS clients, 1 sender, window $WIN, $SIZE B, $SECS s"
-    P=$(free_port); S=$(start $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1); wait_port $P
-    OUT=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --window $WIN --size $SIZE --secs $SECS --server-pgid $S); stop $S
-    T=$(rps <<< "$OUT"); TU=$(us "$OUT")
-    echo "tokio-tungstenite broadcast (1 thread):  $T deliveries/s, server $TU us CPU per delivery"
-    for MODE in process base; do
-      P=$(free_port); S=$(start $B/examples/chat --host 127.0.0.1 --port $P --mode $MODE --worker-num 1 --reactor-num 1); wait_port $P
-      OUT=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS --window $WIN --size $SIZE --secs $SECS --server-pgid $S); stop $S
-      R=$(rps <<< "$OUT"); RU=$(us "$OUT")
-      printf "rswoole chat %-8s worker_num=1:    %s deliveries/s = %.2fx; server %s us CPU per delivery = %.2fx less CPU\n" \
-        "$MODE" "$R" "$(ratio "$R" "$T")" "$RU" "$(ratio "$TU" "$RU")"
+    echo "# ws broadcast: $BCONNS clients, ${SENDERS:-1} sender(s), window $WIN, $SIZE B, $SECS s, $ROUNDS rounds"
+    declare -A RPS=() US=()
+    for R in $(seq "$ROUNDS"); do
+      for WHO in tungstenite process base; do
+        P=$(free_port)
+        case $WHO in
+          tungstenite) S=$(start $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1) ;;
+          *) S=$(start $B/examples/chat --host 127.0.0.1 --port $P --mode $WHO --worker-num 1 --reactor-num 1) ;;
+        esac
+        wait_port $P
+        OUT=$(taskset -c 1 $B/rswoole bench ws-broadcast --addr 127.0.0.1:$P --conns $BCONNS \
+          --senders ${SENDERS:-1} --window $WIN --size $SIZE --secs $SECS --server-pgid $S); stop $S
+        RPS[$WHO]+="$(rps <<< "$OUT") "; US[$WHO]+="$(us "$OUT") "
+        printf "round %s %-12s %9s deliveries/s  %s us/delivery\n" "$R" "$WHO" "$(rps <<< "$OUT")" "$(us "$OUT")"
+      done
     done
+    T=$(median ${RPS[tungstenite]}); TU=$(median ${US[tungstenite]})
+    echo "median tokio-tungstenite (1 thread): $T deliveries/s, server $TU us CPU per delivery"
+    for WHO in process base; do
+      R=$(median ${RPS[$WHO]}); RU=$(median ${US[$WHO]})
+      printf "median rswoole chat %-8s (1 worker): %s deliveries/s = %.2fx; server %s us CPU per delivery = %.2fx less CPU\n" \
+        "$WHO" "$R" "$(ratio "$R" "$T")" "$RU" "$(ratio "$TU" "$RU")"
+    done
+    unset RPS US
   done
 fi
 

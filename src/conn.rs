@@ -107,6 +107,9 @@ pub(crate) struct Flusher {
     started: std::sync::atomic::AtomicBool,
 }
 
+/// Connections written between two yields of the [`Flusher`].
+const FLUSH_CHUNK: usize = 64;
+
 impl Flusher {
     fn add(self: &Arc<Self>, conn: Arc<Conn>) {
         let first = {
@@ -131,8 +134,20 @@ impl Flusher {
             // Let the tasks that are ready now queue their frames too.
             tokio::task::yield_now().await;
             std::mem::swap(&mut batch, &mut *self.dirty.lock());
-            for c in batch.drain(..) {
-                c.flush_queued();
+            let mut rest = batch.drain(..);
+            loop {
+                let mut n = 0;
+                for c in rest.by_ref().take(FLUSH_CHUNK) {
+                    c.flush_queued();
+                    n += 1;
+                }
+                if n < FLUSH_CHUNK {
+                    break;
+                }
+                // Let the reactor read between chunks: messages that arrive meanwhile join
+                // the output of the connections not written yet (bigger writes, and a long
+                // fan-out does not hold up everything else).
+                tokio::task::yield_now().await;
             }
         }
     }
