@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|all]   (SECS=5 CONNS=64 SIZE=64 to change)
+# usage: scripts/bench.sh [tcp|http|framed|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
@@ -37,14 +37,30 @@ if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
   done
 fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
-echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1"
-P=$(free_port); S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
-TOKIO=$(bench tcp-echo --addr 127.0.0.1:$P); stop $S
-echo "tokio echo (1 thread):            $TOKIO rt/s"
+# The three servers take turns, ROUNDS times (the machine is shared and noisy); medians compared.
+ROUNDS=${ROUNDS:-3}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1, $ROUNDS rounds"
+declare -A RT=()
+for R in $(seq "$ROUNDS"); do
+  for WHO in tokio base process; do
+    P=$(free_port)
+    if [ $WHO = tokio ]; then
+      S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
+      X=$(bench tcp-echo --addr 127.0.0.1:$P)
+    else
+      S=$(start $B/examples/tcp_echo --port $P --mode $WHO --worker-num 2 --reactor-num 1); wait_port $P
+      X=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: ")
+    fi
+    stop $S; RT[$WHO]+="$X "
+    printf "round %s %-8s %s rt/s\n" "$R" "$WHO" "$X"
+  done
+done
+TOKIO=$(median ${RT[tokio]})
+echo "median tokio echo (1 thread):            $TOKIO rt/s"
 for MODE in base process; do
-  P=$(free_port); S=$(start $B/examples/tcp_echo --port $P --mode $MODE --worker-num 2 --reactor-num 1); wait_port $P
-  R=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: "); stop $S
-  printf "rswoole %-8s (2 workers):     %s rt/s  = %.2fx tokio\n" "$MODE" "$R" "$(echo "$R / $TOKIO" | bc -l)"
+  X=$(median ${RT[$MODE]})
+  printf "median rswoole %-8s (2 workers):     %s rt/s  = %.2fx tokio\n" "$MODE" "$X" "$(echo "$X / $TOKIO" | bc -l)"
 done
 fi
 
