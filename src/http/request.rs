@@ -289,7 +289,7 @@ struct Part {
 pub(crate) struct BuildError(pub(crate) String);
 
 impl Builder {
-    pub(crate) fn new(head: RequestHead, tmp_dir: PathBuf, limit: usize) -> Builder {
+    pub(crate) fn new(head: RequestHead, tmp_dir: &std::path::Path, limit: usize) -> Builder {
         let multipart = head
             .header("content-type")
             .and_then(http1::boundary_from_content_type)
@@ -299,7 +299,7 @@ impl Builder {
                 cur: None,
                 fields: Vec::new(),
                 files: Vec::new(),
-                tmp_dir,
+                tmp_dir: tmp_dir.to_path_buf(),
             });
         Builder {
             head,

@@ -23,13 +23,22 @@ pub(crate) type ReqCb = std::rc::Rc<dyn Fn(super::Request, Response) -> BoxFut>;
 pub(crate) struct WorkerHttp {
     settings: Arc<Settings>,
     partial: RefCell<HashMap<u64, Builder>>,
+    /// Where uploads go (`upload_tmp_dir` or the system's temp dir).
+    tmp_dir: std::path::PathBuf,
 }
 
 impl WorkerHttp {
     pub(crate) fn new(settings: Arc<Settings>) -> WorkerHttp {
+        // Looked up once: `temp_dir` reads the environment on every call.
+        let tmp_dir = settings
+            .http
+            .upload_tmp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
         WorkerHttp {
             settings,
             partial: RefCell::new(HashMap::new()),
+            tmp_dir,
         }
     }
 
@@ -49,13 +58,7 @@ impl WorkerHttp {
                 (parse_head(&head, &self.limits())?, body)
             }
         };
-        let tmp = self
-            .settings
-            .http
-            .upload_tmp_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir);
-        let mut b = Builder::new(head, tmp, self.settings.package_max_length);
+        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         b.feed(&body).ok()?;
         Some(b)
     }
@@ -112,13 +115,7 @@ impl WorkerHttp {
     ) -> Option<super::Request> {
         let head = parse_head(head, &self.limits())?;
         let ci = handle.connection_info(fd)?;
-        let tmp = self
-            .settings
-            .http
-            .upload_tmp_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir);
-        let b = Builder::new(head, tmp, self.settings.package_max_length);
+        let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         let info = RequestInfo {
             remote_addr: client_addr(
                 ci.remote_addr,
