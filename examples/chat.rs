@@ -1,7 +1,7 @@
 //! The seed's WebSocket group chat (§14) on 0.0.0.0:9502: every message goes to every client
-//! as `from{fd}:{data}\n`, whichever worker holds the client (one `broadcast`, fanned out by
-//! the master). The chat page is served at `/` by the same server and connects back to the
-//! host it was loaded from.
+//! as `from{fd}:{data}\n`, whichever worker holds the client (one `broadcast`: fanned out by
+//! the master, or with `--mode base` by each worker for its own clients). The chat page is
+//! served at `/` by the same server and connects back to the host it was loaded from.
 //!
 //! ```text
 //! cargo run --release --example chat      # then open http://127.0.0.1:9502/ in two tabs
@@ -15,8 +15,8 @@ fn main() -> rswoole::Result<()> {
     let args = ExampleArgs::parse_or_exit("0.0.0.0", 9502);
     let mut server = WebSocketServer::bind(&args.addr())?;
     server.set(args.settings());
-    server.on_open(|_srv, req| async move {
-        println!("client {} joined", req.fd);
+    server.on_open(|srv, req| async move {
+        println!("client {} joined (worker {})", req.fd, srv.worker_id());
     });
     server.on_message(|srv, frame| async move {
         let text = String::from_utf8_lossy(&frame.data);

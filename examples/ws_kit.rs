@@ -4,9 +4,13 @@
 //! `on_handshake` (with `--handshake`): refuses path `/reject` with 403, picks subprotocol
 //! `chat.v1` when offered. `on_open` sends `welcome {fd} {path}`. Messages: `who` →
 //! `established={is_established} count={ws_connections}`; `bye` → `disconnect(fd, 4000,
-//! "bye")`; `to:{fd},{fd}:{text}` → `broadcast_to` those; `ping` → the server pings this
-//! client (a Pong comes back to `on_message` with `--deliver-control`); anything else is
-//! echoed with its opcode. Prints `open {fd}`, `close {fd}` and `control {opcode:?}` lines.
+//! "bye")`; `to:{fd},{fd}:{text}` → `broadcast_to` those; `push:{fd}:{text}` → `push` to that
+//! connection, answering `push ok` or `push err {error}`; `kick:{fd}` → `disconnect(fd, 4001,
+//! "kicked")`, answering `kick {returned}`; `worker` → `worker {worker_id}`; `ping` → the
+//! server pings this client (a Pong comes back to `on_message` with `--deliver-control`);
+//! anything else is echoed with its opcode. Prints `open {fd} worker {id}`, `close {fd}` and
+//! `control {opcode:?}` lines. In Base mode the connection named by `push`/`kick`/`to` may
+//! belong to another worker: the request is forwarded to it.
 use std::time::Duration;
 
 use clap::Parser;
@@ -75,7 +79,7 @@ fn main() -> rswoole::Result<()> {
         });
     }
     server.on_open(|srv, req| async move {
-        println!("open {}", req.fd);
+        println!("open {} worker {}", req.fd, srv.worker_id());
         srv.push(
             req.fd,
             format!("welcome {} {}", req.fd, req.path),
@@ -102,6 +106,21 @@ fn main() -> rswoole::Result<()> {
                 Ok(())
             }
             (_, "ping") => srv.push(f.fd, "p", OpCode::Ping),
+            (_, "worker") => srv.push(f.fd, format!("worker {}", srv.worker_id()), OpCode::Text),
+            (_, t) if t.starts_with("push:") => {
+                let (id, msg) = t[5..].split_once(':').unwrap_or(("", ""));
+                let to = ConnId(id.parse().unwrap_or(0));
+                let answer = match srv.push(to, msg.to_string(), OpCode::Text) {
+                    Ok(()) => "push ok".to_string(),
+                    Err(e) => format!("push err {e}"),
+                };
+                srv.push(f.fd, answer, OpCode::Text)
+            }
+            (_, t) if t.starts_with("kick:") => {
+                let to = ConnId(t[5..].parse().unwrap_or(0));
+                let done = srv.disconnect(to, 4001, "kicked");
+                srv.push(f.fd, format!("kick {done}"), OpCode::Text)
+            }
             (_, t) if t.starts_with("to:") => {
                 let (ids, msg) = t[3..].split_once(':').unwrap_or(("", ""));
                 let fds: Vec<ConnId> = ids

@@ -84,6 +84,19 @@ pub(crate) enum Kind {
     /// worker -> master: `on_handshake`'s verdict (payload: 1 + subprotocol to accept, or
     /// 0 + the raw HTTP response that rejects).
     WsAccept = 59,
+    // Base mode, worker -> worker mailbox (`crate::mailbox`): WebSocket output for the
+    // connections of the receiving worker. `listener` = the sender's worker id (chunks are
+    // reassembled per sender and kind); the receiver fans out in its mailbox loop, in arrival
+    // order, and never runs `on_pipe_message` for them.
+    /// `push` to one of the receiver's connections: `session` = fd, `seq` = opcode, payload =
+    /// the data.
+    WsPushFwd = 60,
+    /// `broadcast`/`broadcast_to` for the receiver's connections: `seq` = opcode, payload as
+    /// [`Kind::WsBroadcast`] (u32::MAX = every WebSocket connection of the receiver).
+    WsBroadcastFwd = 61,
+    /// `disconnect` of one of the receiver's connections: `session` = fd, payload as
+    /// [`Kind::WsDisconnect`].
+    WsDisconnectFwd = 62,
 }
 
 impl Kind {
@@ -113,6 +126,9 @@ impl Kind {
             57 => Kind::WsBroadcast,
             58 => Kind::WsDisconnect,
             59 => Kind::WsAccept,
+            60 => Kind::WsPushFwd,
+            61 => Kind::WsBroadcastFwd,
+            62 => Kind::WsDisconnectFwd,
             _ => return None,
         })
     }

@@ -46,6 +46,9 @@ pub(crate) struct WorkerCtx {
     udp: Vec<Option<(SocketAddr, std::net::UdpSocket)>>,
     /// Links to the task workers, and this worker's timers (src/task.rs).
     pub(crate) tasks: crate::task::WorkerTasks,
+    /// Base mode: queues of WebSocket output for the other workers' connections
+    /// (`crate::mailbox`).
+    mail: Option<Arc<crate::mailbox::Outboxes>>,
 }
 
 impl WorkerCtx {
@@ -63,6 +66,11 @@ impl WorkerCtx {
             Backend::Local(c) => Some(c),
             Backend::Pipe(_) => None,
         }
+    }
+
+    /// Base mode: the queues to the other workers' mailboxes.
+    pub(crate) fn mail(&self) -> Option<&crate::mailbox::Outboxes> {
+        self.mail.as_deref()
     }
 
     pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
@@ -513,6 +521,15 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         (None, Some(c)) => Backend::Local(c.clone()),
         (None, None) => unreachable!("a Process-mode worker always has a pipe"),
     };
+    let mail = conns.as_ref().map(|_| {
+        let m = Arc::new(crate::mailbox::Outboxes::new(
+            launch.shared.header().master_pid.load(Relaxed),
+            id,
+            settings.worker_num,
+        ));
+        m.start();
+        m
+    });
     let ctx = Arc::new(WorkerCtx {
         id,
         shared: launch.shared.clone(),
@@ -520,6 +537,7 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         backend,
         udp,
         tasks: crate::task::WorkerTasks::new(server, &settings, id, launch.master_pid),
+        mail: mail.clone(),
     });
     let handle = Handle { ctx };
     crate::task::start_links(&handle, server);
@@ -582,20 +600,24 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
         }
         None => {
             let conns = conns.clone().expect("base mode has a table");
-            let (d, master) = (
+            let (d, own, master) = (
                 disp.clone(),
+                conns.clone(),
                 launch.shared.header().master_pid.load(Relaxed),
             );
             tasks.push(tokio::task::spawn_local(async move {
-                crate::mailbox::serve(master, id, |from, payload| {
-                    d.submit(WEv {
+                crate::mailbox::serve(master, id, |h, payload| match h.kind {
+                    Kind::PipeMessage => d.submit(WEv {
                         kind: Kind::PipeMessage,
                         fd: ConnId(0),
-                        listener: from as u16,
-                        payload,
+                        listener: h.listener,
+                        payload: Bytes::copy_from_slice(payload),
                         seq: None,
                         head: None,
-                    })
+                    }),
+                    // Other workers' WebSocket output for our connections: applied here, in
+                    // arrival order, not through the dispatcher (no callback runs).
+                    _ => crate::websocket::owner::from_peer(&own, h, payload),
                 })
                 .await
             }));
@@ -626,6 +648,10 @@ async fn main(server: &Server, launch: &Launch, id: usize, pipe: Option<OwnedFd>
     crate::task::wait_pending(&handle, settings.max_wait_time).await;
     if let Some(cb) = &server.on_worker_stop {
         guarded("on_worker_stop", cb(handle.clone(), id)).await;
+    }
+    if let Some(m) = &mail {
+        // WebSocket output for other workers' clients queued until now (bounded).
+        m.drain(Duration::from_secs(1)).await;
     }
     if let (Some(tx), Some(w)) = (&tx, writer) {
         tx.close();

@@ -1,6 +1,8 @@
 //! The WebSocket server through real sockets: echo (text, binary, compressed, large), HTTP on
 //! the same port, the chat's broadcast to 500 clients over 4 workers (exactly once, in order),
-//! bad input (close codes), a client that never reads, and workers killed under live clients.
+//! the same in Base mode (200 clients spread over 4 workers that each own theirs), push,
+//! broadcast_to and disconnect across Base-mode workers, bad input (close codes), a client
+//! that never reads, and workers killed under live clients.
 //! The Autobahn testsuite and the browser test run from `.ci/run`.
 
 use std::collections::HashMap;
@@ -567,4 +569,287 @@ fn ws_keepalive_pings_and_drops_silent_clients() {
         let ended = tokio::time::timeout(T, async { while silent.recv().await.is_some() {} }).await;
         assert!(ended.is_ok());
     });
+}
+
+/// Connects `n` clients one at a time to a server that prints one line per `on_open` (chat:
+/// `client {fd} joined (worker {w})`, ws_kit: `open {fd} worker {w}`) and returns each
+/// client with its fd and the worker that owns it (the n-th line is the n-th client's: the
+/// next client connects only after it appeared).
+async fn connect_mapped(srv: &ServerProc, n: usize, deflate_every: usize) -> Vec<(Ws, u64, u64)> {
+    let parse = |line: &str| -> Option<(u64, u64)> {
+        let nums: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        match nums[..] {
+            [fd, w] => Some((fd, w)),
+            _ => None,
+        }
+    };
+    let opened = |s: &str| -> Vec<(u64, u64)> {
+        s.lines()
+            .filter(|l| l.starts_with("open ") || l.contains(" joined "))
+            .filter_map(parse)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for i in 0..n {
+        let ws = Ws::connect(srv.port, deflate_every > 0 && i % deflate_every == 0).await;
+        let deadline = Instant::now() + T;
+        let (fd, w) = loop {
+            let lines = opened(&srv.stdout());
+            if lines.len() > i {
+                assert_eq!(lines.len(), i + 1, "one on_open per client");
+                break lines[i];
+            }
+            assert!(Instant::now() < deadline, "no on_open line for client {i}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        out.push((ws, fd, w));
+    }
+    out
+}
+
+/// Base mode chat (4 workers, SO_REUSEPORT): 200 clients spread over the workers; one sender
+/// per worker that has clients sends 20 messages; every client gets every broadcast exactly
+/// once, each sender's in the order sent — whichever worker accepted the sender and the
+/// reader (one mailbox datagram per other worker, fanned out there).
+#[test]
+fn chat_broadcast_base_mode_200_clients_4_workers() {
+    let srv = start("chat", &["--mode", "base", "--worker-num", "4"]);
+    srv.wait_titles("rswoole: worker", 4, T);
+    // Let every worker reach its accept loop, so that SO_REUSEPORT spreads the clients.
+    std::thread::sleep(Duration::from_millis(300));
+    const CLIENTS: usize = 200;
+    const PER: usize = 20;
+    rt().block_on(async {
+        let clients = connect_mapped(&srv, CLIENTS, 5).await;
+        let mut per_worker: HashMap<u64, usize> = HashMap::new();
+        for (_, _, w) in &clients {
+            *per_worker.entry(*w).or_default() += 1;
+        }
+        eprintln!("clients per worker: {per_worker:?}");
+        assert!(
+            per_worker.len() >= 2,
+            "clients all landed on one worker: {per_worker:?}"
+        );
+        // One sender per worker (its first client); everyone else only reads.
+        let mut sender_idx: HashMap<u64, usize> = HashMap::new();
+        for (i, (_, _, w)) in clients.iter().enumerate() {
+            sender_idx.entry(*w).or_insert(i);
+        }
+        let mut senders = Vec::new();
+        let mut readers = Vec::new();
+        for (i, c) in clients.into_iter().enumerate() {
+            if sender_idx.values().any(|&s| s == i) {
+                senders.push(c);
+            } else {
+                readers.push(c);
+            }
+        }
+        let n_senders = senders.len();
+        let total = n_senders * PER;
+        let readers: Vec<_> = readers
+            .into_iter()
+            .map(|(mut ws, fd, w)| {
+                tokio::spawn(async move {
+                    let mut got: Vec<String> = Vec::new();
+                    while got.len() < total {
+                        let (kind, data) = ws.message().await;
+                        assert_eq!(kind, MessageKind::Text);
+                        got.push(String::from_utf8(data.to_vec()).unwrap());
+                    }
+                    // Nothing more (no duplicates) shortly after.
+                    let extra = tokio::time::timeout(Duration::from_millis(200), ws.recv()).await;
+                    assert!(
+                        !matches!(extra, Ok(Some(WsEvent::Message { .. }))),
+                        "client {fd} (worker {w}) got an extra message: {extra:?}"
+                    );
+                    (fd, w, got)
+                })
+            })
+            .collect();
+        for k in 0..PER {
+            for (s, (ws, _, _)) in senders.iter_mut().enumerate() {
+                ws.send(MessageKind::Text, format!("s{s}-{k}").as_bytes())
+                    .await;
+            }
+        }
+        let mut all = Vec::new();
+        for (ws, fd, w) in senders.iter_mut() {
+            let mut got = Vec::new();
+            while got.len() < total {
+                got.push(String::from_utf8(ws.message().await.1.to_vec()).unwrap());
+            }
+            all.push((*fd, *w, got));
+        }
+        for r in readers {
+            all.push(r.await.expect("reader"));
+        }
+        assert_eq!(all.len(), CLIENTS);
+        let sender_fds: Vec<u64> = senders.iter().map(|(_, fd, _)| *fd).collect();
+        for (fd, w, got) in &all {
+            // from{fd}:s{sender}-{k}\n — per sender, k = 0..PER in order, once each.
+            let mut next: HashMap<String, usize> = HashMap::new();
+            for m in got {
+                assert!(m.starts_with("from") && m.ends_with('\n'), "{m:?}");
+                let (from, body) = m.trim_end().split_once(':').unwrap();
+                let (s, k) = body.split_once('-').unwrap();
+                let s_idx: usize = s[1..].parse().unwrap();
+                assert_eq!(from, format!("from{}", sender_fds[s_idx]));
+                let k: usize = k.parse().unwrap();
+                let n = next.entry(s.to_string()).or_default();
+                assert_eq!(
+                    *n, k,
+                    "client {fd} (worker {w}), sender {s}: out of order or duplicate"
+                );
+                *n += 1;
+            }
+            assert_eq!(next.len(), n_senders, "client {fd} (worker {w})");
+            assert!(next.values().all(|&n| n == PER), "client {fd} (worker {w})");
+        }
+    });
+}
+
+/// Base mode (4 workers): push, broadcast_to and disconnect reach a connection owned by
+/// another worker (forwarded to its owner); ws_connections/is_established see every worker's
+/// connections; a push to a connection that is gone is `Closed`.
+#[test]
+fn ws_base_mode_push_and_disconnect_across_workers() {
+    let srv = kit(&["--mode", "base", "--worker-num", "4"]);
+    srv.wait_titles("rswoole: worker", 4, T);
+    std::thread::sleep(Duration::from_millis(300));
+    rt().block_on(async {
+        // Connect until two clients are on different workers.
+        let mut clients: Vec<(Ws, u64, u64)> = Vec::new();
+        let mut pair = None;
+        for i in 0..40 {
+            let mut c = connect_mapped_one(&srv, clients.len()).await;
+            let welcome = text(&mut c.0).await;
+            assert!(
+                welcome.starts_with(&format!("welcome {} ", c.1)),
+                "{welcome}"
+            );
+            c.0.send(MessageKind::Text, b"worker").await;
+            assert_eq!(text(&mut c.0).await, format!("worker {}", c.2));
+            clients.push(c);
+            if let Some(j) = clients[..i].iter().position(|o| o.2 != clients[i].2) {
+                pair = Some((j, i));
+                break;
+            }
+        }
+        let (ia, ib) = pair.expect("40 clients all on one worker");
+        let n = clients.len();
+        let (fd_a, fd_b) = (clients[ia].1, clients[ib].1);
+        let (wa, wb) = (clients[ia].2, clients[ib].2);
+        assert_ne!(wa, wb);
+        let mut b = clients.remove(ib);
+        let mut a = clients.remove(ia);
+
+        // Every worker's connections are visible from any worker.
+        a.0.send(MessageKind::Text, b"who").await;
+        assert_eq!(text(&mut a.0).await, format!("established=true count={n}"));
+
+        // push to B (worker wb) from A's worker wa.
+        a.0.send(MessageKind::Text, format!("push:{fd_b}:hello b").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "push ok");
+        assert_eq!(text(&mut b.0).await, "hello b");
+        // Several pushes keep their order.
+        for k in 0..10 {
+            a.0.send(MessageKind::Text, format!("push:{fd_b}:n{k}").as_bytes())
+                .await;
+        }
+        for k in 0..10 {
+            assert_eq!(text(&mut a.0).await, "push ok");
+            assert_eq!(text(&mut b.0).await, format!("n{k}"));
+        }
+        // broadcast_to: one local and one remote connection (and a bogus id).
+        a.0.send(
+            MessageKind::Text,
+            format!("to:{fd_a},{fd_b},999999:both").as_bytes(),
+        )
+        .await;
+        assert_eq!(text(&mut a.0).await, "both");
+        assert_eq!(text(&mut b.0).await, "both");
+        // A 300 KB push and broadcast_to: chunked over the mailbox, reassembled by the owner.
+        let big: String = (0..300_000u32)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        a.0.send(MessageKind::Text, format!("push:{fd_b}:{big}").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "push ok");
+        assert!(text(&mut b.0).await == big, "300 KB push");
+        a.0.send(
+            MessageKind::Text,
+            format!("to:{fd_b},{fd_a}:{big}").as_bytes(),
+        )
+        .await;
+        assert!(text(&mut a.0).await == big, "300 KB broadcast_to, local");
+        assert!(text(&mut b.0).await == big, "300 KB broadcast_to, remote");
+        // A push to a connection that does not exist.
+        a.0.send(MessageKind::Text, b"push:999999:x").await;
+        let r = text(&mut a.0).await;
+        assert!(r.starts_with("push err "), "{r}");
+
+        // disconnect B from A's worker: B gets Close 4001 "kicked"; on_close runs.
+        a.0.send(MessageKind::Text, format!("kick:{fd_b}").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "kick true");
+        let close = tokio::time::timeout(T, async {
+            loop {
+                match b.0.recv().await {
+                    Some(WsEvent::Close { code, reason }) => return (code, reason),
+                    Some(_) => {}
+                    None => panic!("no Close"),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(close, (CloseCode(4001), "kicked".to_string()));
+        assert!(
+            tokio::time::timeout(T, b.0.recv()).await.unwrap().is_none(),
+            "TCP closed after the close handshake"
+        );
+        srv.wait_stdout(&format!("close {fd_b}\n"), 1, T);
+        // Gone now: push is Closed, disconnect false, the count dropped.
+        a.0.send(MessageKind::Text, format!("push:{fd_b}:late").as_bytes())
+            .await;
+        let r = text(&mut a.0).await;
+        assert!(r.starts_with("push err "), "{r}");
+        a.0.send(MessageKind::Text, format!("kick:{fd_b}").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "kick false");
+        a.0.send(MessageKind::Text, b"who").await;
+        assert_eq!(
+            text(&mut a.0).await,
+            format!("established=true count={}", n - 1)
+        );
+    });
+}
+
+/// One more client for `connect_mapped`'s bookkeeping: the `index`-th on_open line.
+async fn connect_mapped_one(srv: &ServerProc, index: usize) -> (Ws, u64, u64) {
+    let ws = Ws::connect(srv.port, false).await;
+    let deadline = Instant::now() + T;
+    loop {
+        let lines: Vec<String> = srv
+            .stdout()
+            .lines()
+            .filter(|l| l.starts_with("open "))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() > index {
+            // "open {fd} worker {w}"
+            let f: Vec<&str> = lines[index].split(' ').collect();
+            return (ws, f[1].parse().unwrap(), f[3].parse().unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no on_open line for client {index}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

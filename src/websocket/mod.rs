@@ -30,9 +30,25 @@
 //! }
 //! ```
 //!
-//! In [`Mode::Base`](crate::Mode::Base) each worker owns the connections it accepted:
-//! `push`, `disconnect` and `broadcast` reach only that worker's own connections (use
-//! [`Handle::send_message`] to ask the other workers to broadcast too).
+//! In [`Mode::Base`](crate::Mode::Base) each worker owns the connections it accepted
+//! (`SO_REUSEPORT`), and the same calls still reach every client of the server: a worker
+//! encodes and writes to its own connections itself and forwards the rest, without running any
+//! callback on the other side:
+//!
+//! - [`broadcast`](Handle::broadcast): the local fan-out, plus one datagram to each other
+//!   worker's mailbox (the worker-to-worker socket of [`Handle::send_message`]); each worker
+//!   fans the message out to its own established connections (the frame encoded once, as
+//!   here). One worker's broadcasts reach every client in the order they were made.
+//! - [`broadcast_to`](Handle::broadcast_to): the listed connections are grouped by the worker
+//!   that owns them (known from shared memory): one datagram per worker, with its ids.
+//! - [`push`](Handle::push) and [`disconnect`](Handle::disconnect) of another worker's
+//!   connection: one datagram to its owner, which writes the frame (or starts the close).
+//!   Asynchronous, as in Process mode: `Ok` means forwarded.
+//! - [`is_established`](Handle::is_established) and [`ws_connections`](Handle::ws_connections)
+//!   read shared memory, so they see every worker's connections.
+//!
+//! A worker that is restarting has lost its clients anyway (Base mode): what is forwarded to
+//! it meanwhile is dropped (logged at debug level), and the local part is not affected.
 
 pub(crate) mod owner;
 pub(crate) mod worker;
@@ -445,10 +461,15 @@ impl Handle {
     /// [`OpCode::Binary`], or a [`OpCode::Ping`]/[`OpCode::Pong`] (at most 125 bytes). The
     /// socket owner encodes the frame (compressed if negotiated). Returns at once.
     ///
+    /// In Base mode, a connection of another worker is reached through that worker (one
+    /// datagram to its mailbox); `Ok` then means "forwarded", as `Ok` means "handed to the
+    /// master" in Process mode. Pushes from one worker to one connection arrive in order.
+    ///
     /// # Errors
-    /// [`SendError::Closed`] if `fd` is not an established WebSocket connection;
-    /// [`SendError::BufferFull`] if its output buffer is full; [`SendError::NotLocal`] in
-    /// Base mode for another worker's connection.
+    /// [`SendError::Closed`] if `fd` is not an established WebSocket connection (checked in
+    /// shared memory, whichever worker owns it); [`SendError::BufferFull`] if its output
+    /// buffer is full (Base mode: also if the owning worker has not read what was forwarded
+    /// to it for a long while).
     ///
     /// # Examples
     ///
@@ -499,24 +520,49 @@ impl Handle {
         let conns = ctx
             .local_conns()
             .expect("a worker has a pipe or its own connections");
-        match conns.get(fd) {
-            Some(c) => match owner::push(&c, opcode.as_u8(), &data) {
+        if let Some(c) = conns.get(fd) {
+            return match owner::push(&c, opcode.as_u8(), &data) {
                 Ok(()) => Ok(()),
                 Err(crate::conn::WriteError::Full) => Err(SendError::BufferFull(fd, data)),
                 Err(crate::conn::WriteError::Closed) => Err(SendError::Closed(fd, data)),
-            },
-            None if ctx.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
-            None => Err(SendError::Closed(fd, data)),
+            };
+        }
+        // Base mode, another worker's connection: forward to its owner.
+        let Some(slot) = ctx.shared.live_slot(fd) else {
+            return Err(SendError::Closed(fd, data));
+        };
+        let owner_id = slot.worker.load(Relaxed) as usize;
+        if owner_id == ctx.id || !ctx.shared.is_websocket(fd) {
+            return Err(SendError::Closed(fd, data));
+        }
+        if slot.out_bytes.load(Relaxed) as usize + data.len() > ctx.settings.buffer_output_size {
+            return Err(SendError::BufferFull(fd, data));
+        }
+        let h = Header {
+            kind: Kind::WsPushFwd,
+            flags: 0,
+            listener: 0,
+            session: fd.0,
+            seq: opcode.as_u8() as u64,
+        };
+        match forward(self, owner_id, h, &data) {
+            Ok(()) => Ok(()),
+            Err(crate::mailbox::Refused::Backlog) => Err(SendError::BufferFull(fd, data)),
+            Err(crate::mailbox::Refused::NoWorker) => Err(SendError::Closed(fd, data)),
         }
     }
 
     /// Sends one message to every established WebSocket connection of the server (including
     /// the sender's), with one IPC message: the master encodes the frame once and writes it
-    /// to each client. A client whose output buffer is full is closed. Base mode: only this
-    /// worker's own connections.
+    /// to each client. A client whose output buffer is full is closed. The broadcasts of one
+    /// worker reach each client in the order they were made.
+    ///
+    /// Base mode: this worker writes to its own connections, and sends one datagram to each
+    /// other worker, which writes the message to its own connections (no callback runs
+    /// there). A worker that is restarting is skipped (its clients are gone with it).
     ///
     /// # Errors
-    /// [`SendError::Closed`] (with fd 0) if this worker is shutting down.
+    /// [`SendError::Closed`] (with fd 0) if this worker is shutting down (Process mode).
     ///
     /// # Examples
     ///
@@ -538,6 +584,9 @@ impl Handle {
 
     /// As [`broadcast`](Handle::broadcast), to the connections in `fds` that are established
     /// WebSocket connections (others are skipped).
+    ///
+    /// Base mode: the connections of other workers are grouped by owner (from shared memory):
+    /// one datagram per worker, carrying its connections' ids and the data once.
     ///
     /// # Errors
     /// As [`broadcast`](Handle::broadcast).
@@ -603,13 +652,51 @@ impl Handle {
         let conns = ctx
             .local_conns()
             .expect("a worker has a pipe or its own connections");
+        let op = opcode.as_u8();
+        let h = Header {
+            kind: Kind::WsBroadcastFwd,
+            flags: 0,
+            listener: 0,
+            session: 0,
+            seq: op as u64,
+        };
         match fds {
-            None => owner::broadcast(conns.all(), opcode.as_u8(), &data),
-            Some(f) => owner::broadcast(
-                f.iter().filter_map(|fd| conns.get(*fd)),
-                opcode.as_u8(),
-                &data,
-            ),
+            None => {
+                owner::broadcast(conns.all(), op, &data);
+                // One record per other worker; each fans out to its own connections.
+                if let Some(mail) = ctx.mail() {
+                    let mut p = BytesMut::with_capacity(4 + data.len());
+                    p.put_u32_le(u32::MAX);
+                    p.put_slice(&data);
+                    for to in mail.targets() {
+                        let _ = forward(self, to, h, &p);
+                    }
+                }
+            }
+            Some(f) => {
+                let mut local = Vec::new();
+                let mut remote: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
+                for &fd in f {
+                    if let Some(c) = conns.get(fd) {
+                        local.push(c);
+                    } else if let Some(slot) = ctx.shared.live_slot(fd) {
+                        let w = slot.worker.load(Relaxed) as usize;
+                        if w != ctx.id {
+                            remote.entry(w).or_default().push(fd.0);
+                        }
+                    }
+                }
+                owner::broadcast(local, op, &data);
+                for (to, ids) in remote {
+                    let mut p = BytesMut::with_capacity(4 + ids.len() * 8 + data.len());
+                    p.put_u32_le(ids.len() as u32);
+                    for id in ids {
+                        p.put_u64_le(id);
+                    }
+                    p.put_slice(&data);
+                    let _ = forward(self, to, h, &p);
+                }
+            }
         }
         Ok(())
     }
@@ -618,6 +705,9 @@ impl Handle {
     /// at most 123 bytes); the TCP connection closes when the client answers (or after
     /// [`WebSocketSettings::close_timeout`]); `on_close` follows. A connection that is not a
     /// WebSocket just closes. Returns `false` if `fd` is not open.
+    ///
+    /// Base mode: another worker's connection is closed by that worker (one datagram to it);
+    /// `true` then means the request was forwarded.
     ///
     /// # Examples
     ///
@@ -652,13 +742,30 @@ impl Handle {
             };
             return tx.push(h, &p);
         }
-        match ctx.local_conns().and_then(|c| c.get(fd)) {
-            Some(c) => {
-                owner::disconnect(&c, code, reason);
-                true
-            }
-            None => false,
+        if let Some(c) = ctx.local_conns().and_then(|c| c.get(fd)) {
+            owner::disconnect(&c, code, reason);
+            return true;
         }
+        // Base mode, another worker's connection: forward to its owner.
+        let Some(owner_id) = ctx
+            .shared
+            .live_slot(fd)
+            .map(|s| s.worker.load(Relaxed) as usize)
+            .filter(|&w| w != ctx.id)
+        else {
+            return false;
+        };
+        let mut p = Vec::with_capacity(2 + reason.len());
+        p.extend_from_slice(&code.to_le_bytes());
+        p.extend_from_slice(reason.as_bytes());
+        let h = Header {
+            kind: Kind::WsDisconnectFwd,
+            flags: 0,
+            listener: 0,
+            session: fd.0,
+            seq: 0,
+        };
+        forward(self, owner_id, h, &p).is_ok()
     }
 
     /// Whether `fd` is an open WebSocket connection whose handshake is complete (of any
@@ -709,4 +816,20 @@ impl Handle {
     pub fn ws_connections(&self) -> Vec<ConnId> {
         self.ctx.shared.websockets()
     }
+}
+
+/// Base mode: queues a record for worker `to`'s mailbox (see `crate::mailbox`). A refusal is
+/// logged at debug level; the caller decides whether it matters.
+fn forward(
+    h: &Handle,
+    to: usize,
+    rec: Header,
+    payload: &[u8],
+) -> std::result::Result<(), crate::mailbox::Refused> {
+    let Some(mail) = h.ctx.mail() else {
+        return Err(crate::mailbox::Refused::NoWorker);
+    };
+    mail.push(to, rec, payload).inspect_err(|e| {
+        tracing::debug!(worker = h.ctx.id, to, reason = ?e, kind = ?rec.kind, "WebSocket output for another worker not queued");
+    })
 }

@@ -4,9 +4,10 @@
 //! workers push or broadcast.
 //!
 //! The codec state lives in [`Conn::ws`] (shared by the connection task, which feeds it, and
-//! whoever writes: the pipe reader in Process mode). Encoding and writing a frame happen under
-//! that lock, so compressed frames (whose deflate context carries over) reach the socket in the
-//! order they were compressed.
+//! whoever writes: the pipe reader in Process mode; in Base mode the worker's callbacks and
+//! its mailbox loop, which applies what other workers forward: [`from_peer`]). Encoding and
+//! writing a frame happen under that lock, so compressed frames (whose deflate context
+//! carries over) reach the socket in the order they were compressed.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use rswoole_codec::ws::{
 use crate::conn::{Conn, EventSink, WriteError};
 use crate::ipc::Kind;
 use crate::proto::Verdict;
+use crate::reactor::ConnTable;
 
 /// What the socket owner needs to know about a WebSocket listener.
 #[derive(Debug)]
@@ -489,6 +491,33 @@ pub(crate) fn decode_broadcast(p: &[u8]) -> Option<(Option<Vec<u64>>, &[u8])> {
     Some((Some(ids), &p[end..]))
 }
 
+/// Fans a `WsBroadcast` payload (ids + data) out to the connections of `conns` it names
+/// (all of them for `u32::MAX`).
+fn broadcast_payload(conns: &ConnTable, opcode: u8, payload: &[u8]) {
+    let Some((ids, data)) = decode_broadcast(payload) else {
+        return;
+    };
+    match ids {
+        None => broadcast(conns.all(), opcode, data),
+        Some(ids) => broadcast(
+            ids.into_iter()
+                .filter_map(|id| conns.get(crate::ConnId(id))),
+            opcode,
+            data,
+        ),
+    }
+}
+
+/// Decodes a `WsDisconnect` payload and starts the closing handshake of `conn`.
+fn disconnect_payload(conn: &Conn, payload: &[u8]) {
+    let code = payload
+        .get(..2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .unwrap_or(1000);
+    let reason = std::str::from_utf8(payload.get(2..).unwrap_or(&[])).unwrap_or("");
+    disconnect(conn, code, reason);
+}
+
 /// Handles a WebSocket record from a worker (Process mode).
 pub(crate) fn from_worker(
     reactor: &crate::reactor::Reactor,
@@ -502,28 +531,10 @@ pub(crate) fn from_worker(
                 let _ = push(&c, h.listener as u8, payload);
             }
         }
-        Kind::WsBroadcast => {
-            let Some((ids, data)) = decode_broadcast(payload) else {
-                return;
-            };
-            match ids {
-                None => broadcast(reactor.conns.all(), h.listener as u8, data),
-                Some(ids) => broadcast(
-                    ids.into_iter()
-                        .filter_map(|id| reactor.conns.get(crate::ConnId(id))),
-                    h.listener as u8,
-                    data,
-                ),
-            }
-        }
+        Kind::WsBroadcast => broadcast_payload(&reactor.conns, h.listener as u8, payload),
         Kind::WsDisconnect => {
             if let Some(c) = conn() {
-                let code = payload
-                    .get(..2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                    .unwrap_or(1000);
-                let reason = std::str::from_utf8(payload.get(2..).unwrap_or(&[])).unwrap_or("");
-                disconnect(&c, code, reason);
+                disconnect_payload(&c, payload);
             }
         }
         Kind::WsAccept => {
@@ -537,6 +548,28 @@ pub(crate) fn from_worker(
                 }
                 Some((_, resp)) => reject_pending(&c, resp),
                 None => reject_pending(&c, &crate::proto::error_response(403, "Forbidden")),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Handles a WebSocket record another worker forwarded to this one's mailbox (Base mode,
+/// `crate::mailbox`): output for this worker's own connections `conns`. Runs synchronously
+/// in the mailbox loop, so one sender's records apply in the order they were made. A
+/// connection that is gone meanwhile is skipped silently, as in Process mode.
+pub(crate) fn from_peer(conns: &ConnTable, h: &crate::ipc::Header, payload: &[u8]) {
+    let conn = || conns.get(crate::ConnId(h.session));
+    match h.kind {
+        Kind::WsPushFwd => {
+            if let Some(c) = conn() {
+                let _ = push(&c, h.seq as u8, payload);
+            }
+        }
+        Kind::WsBroadcastFwd => broadcast_payload(conns, h.seq as u8, payload),
+        Kind::WsDisconnectFwd => {
+            if let Some(c) = conn() {
+                disconnect_payload(&c, payload);
             }
         }
         _ => {}
