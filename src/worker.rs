@@ -203,20 +203,20 @@ struct Dispatcher {
 
 /// Runs a callback's future, turning a panic into a logged, lost event.
 pub(crate) async fn guarded(name: &'static str, mut fut: BoxFut) {
-    let ok =
-        poll_fn(
-            |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                Ok(Poll::Ready(())) => Poll::Ready(true),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(_) => Poll::Ready(false),
-            },
-        )
-        .await;
-    if !ok {
-        tracing::error!(
-            callback = name,
-            "callback panicked (location above); the event is lost, the worker goes on"
-        );
+    poll_fn(|cx| poll_guarded(name, &mut fut, cx)).await
+}
+
+/// Polls a callback's future once; a panic is logged and counts as done.
+fn poll_guarded(name: &'static str, fut: &mut BoxFut, cx: &mut std::task::Context<'_>) -> Poll<()> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(p) => p,
+        Err(_) => {
+            tracing::error!(
+                callback = name,
+                "callback panicked (location above); the event is lost, the worker goes on"
+            );
+            Poll::Ready(())
+        }
     }
 }
 
@@ -238,10 +238,60 @@ impl Dispatcher {
                 queue.push_back(ev);
                 return;
             }
+            if ev.kind == Kind::Receive {
+                drop(q);
+                self.receive_inline(ev);
+                return;
+            }
             q.insert(fd, VecDeque::new());
         }
         let me = self.clone();
         tokio::task::spawn_local(async move {
+            me.run_queue(fd, ev).await;
+        });
+    }
+
+    /// `on_receive` without a task when it can: the callback's future is polled here once
+    /// (most callbacks — an echo, a `send` — finish at once); only one that waits gets a task,
+    /// which the connection's later events queue behind. Only for `Receive`, whose producers
+    /// (the connection task, the pipe reader) hold no lock while they hand events over.
+    fn receive_inline(self: &Rc<Self>, ev: WEv) {
+        let Some(mut fut) = self.receive_future(&ev) else {
+            self.finish_one(&ev);
+            return;
+        };
+        // A waker that does nothing is enough for this first poll: if the future is pending,
+        // the task below polls it again at once, and that poll registers the task's waker.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match poll_guarded("on_receive", &mut fut, &mut cx) {
+            Poll::Ready(()) => self.finish_one(&ev),
+            Poll::Pending => {
+                let fd = ev.fd.0;
+                self.queues.borrow_mut().insert(fd, VecDeque::new());
+                let me = self.clone();
+                tokio::task::spawn_local(async move {
+                    poll_fn(|cx| poll_guarded("on_receive", &mut fut, cx)).await;
+                    me.finish_one(&ev);
+                    let next = me
+                        .queues
+                        .borrow_mut()
+                        .get_mut(&fd)
+                        .and_then(|q| q.pop_front());
+                    match next {
+                        Some(e) => me.run_queue(fd, e).await,
+                        None => {
+                            me.queues.borrow_mut().remove(&fd);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Runs `ev`, then the events queued behind it for connection `fd`, in order.
+    async fn run_queue(self: &Rc<Self>, fd: u64, ev: WEv) {
+        {
+            let me = self;
             let mut ev = ev;
             loop {
                 let ws = crate::websocket::is_message_kind(ev.kind);
@@ -269,7 +319,7 @@ impl Dispatcher {
                     }
                 }
             }
-        });
+        }
     }
 
     fn state(&self, busy: bool) {
@@ -278,7 +328,7 @@ impl Dispatcher {
             .store(if busy { shared::W_BUSY } else { shared::W_IDLE }, Relaxed);
     }
 
-    async fn run_one(&self, ev: WEv) {
+    async fn run_one(&self, mut ev: WEv) {
         let h = self.handle.clone();
         let cbs = self
             .ports
@@ -291,19 +341,8 @@ impl Dispatcher {
                 }
             }
             Kind::Receive => {
-                self.handle
-                    .ctx
-                    .shared
-                    .worker(self.handle.ctx.id)
-                    .requests
-                    .fetch_add(1, Relaxed);
-                if let Some(cb) = &cbs.on_receive {
-                    let e = ReceiveEvent {
-                        fd: ev.fd,
-                        listener: ev.listener as usize,
-                        data: ev.payload.clone(),
-                    };
-                    guarded("on_receive", cb(h, e)).await;
+                if let Some(fut) = self.receive_future(&ev) {
+                    guarded("on_receive", fut).await;
                 }
             }
             Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd => {
@@ -319,7 +358,7 @@ impl Dispatcher {
                     ev.kind,
                     ev.fd,
                     ev.payload.clone(),
-                    ev.head,
+                    ev.head.take(),
                 ))
                 .await;
             }
@@ -365,11 +404,41 @@ impl Dispatcher {
             }
             Kind::PipeMessage => {
                 if let Some(cb) = &self.on_pipe_message {
-                    guarded("on_pipe_message", cb(h, ev.listener as usize, ev.payload)).await;
+                    guarded(
+                        "on_pipe_message",
+                        cb(h, ev.listener as usize, ev.payload.clone()),
+                    )
+                    .await;
                 }
             }
             _ => {}
         }
+        self.finish_one(&ev);
+    }
+
+    /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
+    fn receive_future(&self, ev: &WEv) -> Option<BoxFut> {
+        self.handle
+            .ctx
+            .shared
+            .worker(self.handle.ctx.id)
+            .requests
+            .fetch_add(1, Relaxed);
+        let cbs = self
+            .ports
+            .get(ev.listener as usize)
+            .unwrap_or(&self.ports[0]);
+        let cb = cbs.on_receive.as_ref()?;
+        let e = ReceiveEvent {
+            fd: ev.fd,
+            listener: ev.listener as usize,
+            data: ev.payload.clone(),
+        };
+        Some(cb(self.handle.clone(), e))
+    }
+
+    /// What follows every event: the acknowledgement, the busy/idle state.
+    fn finish_one(&self, ev: &WEv) {
         if matches!(ev.kind, Kind::Receive | Kind::Packet) {
             crate::upkeep::handled_one(self.handle.ctx.id);
         }

@@ -548,3 +548,38 @@ fn framing_tcp_client_example() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "Server: hi there\n");
 }
+
+/// A callback that waits (`sleep 150`) holds back the connection's next messages: they were
+/// sent right behind it, and their replies come after its reply, in order. (Callbacks that
+/// finish at once run without a task of their own; one that waits becomes a task and the
+/// connection's later events queue behind it.) Both modes.
+#[test]
+fn framing_waiting_callback_keeps_connection_order() {
+    for mode in MODES {
+        let srv = start(
+            "testkit",
+            &["--mode", mode, "--worker-num", "1", "--framing", "eof"],
+        );
+        let mut c = connect(srv.port);
+        c.set_read_timeout(Some(T)).unwrap();
+        let mut burst = b"sleep 150\r\n".to_vec();
+        for i in 0..20 {
+            burst.extend_from_slice(format!("m{i}\r\n").as_bytes());
+        }
+        c.write_all(&burst).unwrap();
+        assert_eq!(read_crlf(&mut c), "slept 150 w0\n", "{mode}");
+        for i in 0..20 {
+            assert_eq!(read_crlf(&mut c), format!("w0:m{i}"), "{mode}");
+        }
+        // And again with the messages in separate writes, behind a shorter wait.
+        c.write_all(b"sleep 50\r\n").unwrap();
+        for i in 0..5 {
+            std::thread::sleep(Duration::from_millis(5));
+            c.write_all(format!("n{i}\r\n").as_bytes()).unwrap();
+        }
+        assert_eq!(read_crlf(&mut c), "slept 50 w0\n", "{mode}");
+        for i in 0..5 {
+            assert_eq!(read_crlf(&mut c), format!("w0:n{i}"), "{mode}");
+        }
+    }
+}
