@@ -272,16 +272,8 @@ impl Dispatcher {
                 tokio::task::spawn_local(async move {
                     poll_fn(|cx| poll_guarded("on_receive", &mut fut, cx)).await;
                     me.finish_one(&ev);
-                    let next = me
-                        .queues
-                        .borrow_mut()
-                        .get_mut(&fd)
-                        .and_then(|q| q.pop_front());
-                    match next {
-                        Some(e) => me.run_queue(fd, e).await,
-                        None => {
-                            me.queues.borrow_mut().remove(&fd);
-                        }
+                    if let Some(next) = me.next_queued(fd) {
+                        me.run_queue(fd, next).await;
                     }
                 });
             }
@@ -289,37 +281,38 @@ impl Dispatcher {
     }
 
     /// Runs `ev`, then the events queued behind it for connection `fd`, in order.
-    async fn run_queue(self: &Rc<Self>, fd: u64, ev: WEv) {
-        {
-            let me = self;
-            let mut ev = ev;
-            loop {
-                let ws = crate::websocket::is_message_kind(ev.kind);
-                me.run_one(ev).await;
-                let next = me
-                    .queues
-                    .borrow_mut()
-                    .get_mut(&fd)
-                    .and_then(|q| q.pop_front());
-                match next {
-                    Some(e) => ev = e,
-                    None => {
-                        me.queues.borrow_mut().remove(&fd);
-                        // Base mode: a WebSocket close held back until the messages before
-                        // it were handled goes out now.
-                        if let Some(c) = me
-                            .conns
-                            .as_ref()
-                            .filter(|_| ws)
-                            .and_then(|t| t.get(ConnId(fd)))
-                        {
-                            crate::websocket::owner::flush_final(&c);
-                        }
-                        break;
+    async fn run_queue(self: &Rc<Self>, fd: u64, mut ev: WEv) {
+        loop {
+            let ws = crate::websocket::is_message_kind(ev.kind);
+            self.run_one(ev).await;
+            match self.next_queued(fd) {
+                Some(e) => ev = e,
+                None => {
+                    // Base mode: a WebSocket close held back until the messages before it
+                    // were handled goes out now.
+                    if let Some(c) = self
+                        .conns
+                        .as_ref()
+                        .filter(|_| ws)
+                        .and_then(|t| t.get(ConnId(fd)))
+                    {
+                        crate::websocket::owner::flush_final(&c);
                     }
+                    return;
                 }
             }
         }
+    }
+
+    /// The next event queued for connection `fd`, or `None` after retiring its (empty) queue,
+    /// so that its next event runs at once.
+    fn next_queued(&self, fd: u64) -> Option<WEv> {
+        let mut q = self.queues.borrow_mut();
+        let next = q.get_mut(&fd).and_then(|q| q.pop_front());
+        if next.is_none() {
+            q.remove(&fd);
+        }
+        next
     }
 
     fn state(&self, busy: bool) {
