@@ -7,15 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
 cargo build --release -q --bin rswoole --examples
-B=${CARGO_TARGET_DIR:-target}/release
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 -- "-$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-start() { # start NAME CMD... ; echoes pid (own process group)
-  setsid taskset -c 0 "$@" >/dev/null 2>/tmp/bench-server.err & local p=$!; PIDS+=("$p"); echo "$p"; }
-stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>/dev/null || true; }
+. scripts/bench_lib.sh
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 
 if [[ "${1:-}" != framed ]]; then
@@ -39,7 +31,6 @@ fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
 # The three servers take turns, ROUNDS times (the machine is shared and noisy); medians compared.
 ROUNDS=${ROUNDS:-3}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1, $ROUNDS rounds"
 declare -A RT=()
 for R in $(seq "$ROUNDS"); do

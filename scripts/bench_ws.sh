@@ -11,14 +11,7 @@ SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}; BCONNS=${BCONNS:-1000}; I
 WHAT=${1:-all}
 cargo build --release -q --bin rswoole --example ws_echo --example chat \
   --example peer_tungstenite_echo --example peer_tungstenite_broadcast
-B=${CARGO_TARGET_DIR:-target}/release
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 -- "-$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-start() { setsid taskset -c 0 "$@" >/dev/null 2>/tmp/bench-ws-server.err & local p=$!; PIDS+=("$p"); echo "$p"; }
-stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>/dev/null || true; }
+. scripts/bench_lib.sh
 rps() { awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 ratio() { echo "$1 / $2" | bc -l; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -39,7 +32,6 @@ if [ "$WHAT" = broadcast ] || [ "$WHAT" = all ]; then
   # The three servers take turns, ROUNDS times (the machine is shared and noisy); the medians
   # are compared. "server us" = CPU time of the server's process group per delivery.
   us() { awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^server_us_per_delivery=/) {sub("server_us_per_delivery=","",$i); print $i}}' <<< "$1"; }
-  median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
   ROUNDS=${ROUNDS:-3}
   for WIN in ${WINDOWS:-8 64}; do
     echo "# ws broadcast: $BCONNS clients, ${SENDERS:-1} sender(s), window $WIN, $SIZE B, $SECS s, $ROUNDS rounds"
@@ -70,21 +62,18 @@ if [ "$WHAT" = broadcast ] || [ "$WHAT" = all ]; then
 fi
 
 if [ "$WHAT" = idle ] || [ "$WHAT" = all ]; then
-  echo "# memory per idle WebSocket connection: $IDLE connections to examples/chat (Process mode)"
-  P=$(free_port); S=$(start $B/examples/chat --host 127.0.0.1 --port $P --worker-num 1 --reactor-num 1); wait_port $P
-  sleep 0.5; BEFORE=$(rss_kib $S)
-  taskset -c 1 $B/rswoole bench ws-idle --addr 127.0.0.1:$P --conns $IDLE --hold-secs 4 > /tmp/bench-ws-idle.out &
-  C=$!
-  for _ in $(seq 600); do grep -q '^result' /tmp/bench-ws-idle.out 2>/dev/null && break; sleep 0.1; done
-  sleep 1; AFTER=$(rss_kib $S); wait $C; stop $S
-  printf "master RSS: %s KiB before, %s KiB with %s idle connections = %.2f KiB per connection\n" \
-    "$BEFORE" "$AFTER" "$IDLE" "$(echo "($AFTER - $BEFORE) / $IDLE" | bc -l)"
-  P=$(free_port); S=$(start $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1); wait_port $P
-  sleep 0.5; BEFORE=$(rss_kib $S)
-  taskset -c 1 $B/rswoole bench ws-idle --addr 127.0.0.1:$P --conns $IDLE --hold-secs 4 > /tmp/bench-ws-idle.out &
-  C=$!
-  for _ in $(seq 600); do grep -q '^result' /tmp/bench-ws-idle.out 2>/dev/null && break; sleep 0.1; done
-  sleep 1; AFTER=$(rss_kib $S); wait $C; stop $S
-  printf "tokio-tungstenite RSS: %s KiB before, %s KiB with %s idle connections = %.2f KiB per connection\n" \
-    "$BEFORE" "$AFTER" "$IDLE" "$(echo "($AFTER - $BEFORE) / $IDLE" | bc -l)"
+  echo "# memory per idle WebSocket connection: $IDLE connections (rswoole: examples/chat, Process mode)"
+  idle_rss() { # idle_rss LABEL CMD... (the server listens on $P)
+    local label=$1; shift
+    S=$(start "$@"); wait_port $P
+    sleep 0.5; BEFORE=$(rss_kib $S)
+    taskset -c 1 $B/rswoole bench ws-idle --addr 127.0.0.1:$P --conns $IDLE --hold-secs 4 > /tmp/bench-ws-idle.out &
+    C=$!
+    for _ in $(seq 600); do grep -q '^result' /tmp/bench-ws-idle.out 2>/dev/null && break; sleep 0.1; done
+    sleep 1; AFTER=$(rss_kib $S); wait $C; stop $S
+    printf "%s RSS: %s KiB before, %s KiB with %s idle connections = %.2f KiB per connection\n" \
+      "$label" "$BEFORE" "$AFTER" "$IDLE" "$(echo "($AFTER - $BEFORE) / $IDLE" | bc -l)"
+  }
+  P=$(free_port); idle_rss "master" $B/examples/chat --host 127.0.0.1 --port $P --worker-num 1 --reactor-num 1
+  P=$(free_port); idle_rss "tokio-tungstenite" $B/examples/peer_tungstenite_broadcast 127.0.0.1:$P 1
 fi

@@ -269,9 +269,55 @@ pub(crate) struct PipeTx {
 
 #[derive(Debug, Default)]
 struct TxState {
-    full: VecDeque<BytesMut>,
-    cur: BytesMut,
+    q: DgramQueue,
     closed: bool,
+}
+
+/// Records waiting to be sent, batched into datagrams of at most [`MAX_DGRAM`]; a payload
+/// above [`MAX_CHUNK`] goes in chunks, a datagram each. Used by [`PipeTx`] and the Base-mode
+/// mailbox outboxes (`crate::mailbox`).
+#[derive(Debug, Default)]
+pub(crate) struct DgramQueue {
+    /// Datagrams ready to go, oldest first.
+    full: VecDeque<BytesMut>,
+    /// The datagram being filled.
+    cur: BytesMut,
+}
+
+impl DgramQueue {
+    /// Appends a record (chunked if large).
+    pub(crate) fn push(&mut self, h: Header, payload: &[u8]) {
+        if !self.cur.is_empty() && self.cur.len() + HDR + payload.len() > MAX_DGRAM {
+            let full = std::mem::take(&mut self.cur);
+            self.full.push_back(full);
+        }
+        if payload.len() > MAX_CHUNK {
+            // Each chunk gets a datagram of its own.
+            let mut tmp = BytesMut::new();
+            encode(&mut tmp, h, payload);
+            while !tmp.is_empty() {
+                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
+                let rec = tmp.split_to(HDR + len);
+                self.full.push_back(rec);
+            }
+        } else {
+            encode(&mut self.cur, h, payload);
+        }
+    }
+
+    /// The oldest datagram to send, if any.
+    pub(crate) fn pop(&mut self) -> Option<BytesMut> {
+        match self.full.pop_front() {
+            Some(d) => Some(d),
+            None if !self.cur.is_empty() => Some(std::mem::take(&mut self.cur)),
+            None => None,
+        }
+    }
+
+    /// Puts back a datagram that could not be sent, to go first.
+    fn unshift(&mut self, d: BytesMut) {
+        self.full.push_front(d);
+    }
 }
 
 impl PipeTx {
@@ -290,22 +336,7 @@ impl PipeTx {
         if st.closed {
             return false;
         }
-        if !st.cur.is_empty() && st.cur.len() + HDR + payload.len() > MAX_DGRAM {
-            let full = std::mem::take(&mut st.cur);
-            st.full.push_back(full);
-        }
-        if payload.len() > MAX_CHUNK {
-            // Each chunk gets a datagram of its own.
-            let mut tmp = BytesMut::new();
-            encode(&mut tmp, h, payload);
-            while !tmp.is_empty() {
-                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
-                let rec = tmp.split_to(HDR + len);
-                st.full.push_back(rec);
-            }
-        } else {
-            encode(&mut st.cur, h, payload);
-        }
+        st.q.push(h, payload);
         drop(st);
         self.notify.notify_one();
         true
@@ -318,18 +349,11 @@ impl PipeTx {
     }
 
     fn next_dgram(&self) -> Option<BytesMut> {
-        let mut st = self.state.lock();
-        if let Some(d) = st.full.pop_front() {
-            return Some(d);
-        }
-        if !st.cur.is_empty() {
-            return Some(std::mem::take(&mut st.cur));
-        }
-        None
+        self.state.lock().q.pop()
     }
 
     fn unshift(&self, d: BytesMut) {
-        self.state.lock().full.push_front(d);
+        self.state.lock().q.unshift(d);
     }
 
     /// The writer loop: runs until the pipe is closed (and drained) or the peer is gone.

@@ -21,7 +21,7 @@
 //! A target that is not there (restarting: its socket is gone, `ECONNREFUSED`/`ENOENT`) loses
 //! what was sent to it, logged at debug level: in Base mode a worker's clients die with it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -165,11 +165,8 @@ struct Outbox {
 
 #[derive(Debug, Default)]
 struct OutState {
-    /// Datagrams ready to go, oldest first.
-    full: VecDeque<BytesMut>,
-    /// The datagram being filled.
-    cur: BytesMut,
-    /// Bytes in `full` and `cur`.
+    q: ipc::DgramQueue,
+    /// Bytes in `q`.
     queued: usize,
 }
 
@@ -209,22 +206,7 @@ impl Outboxes {
             );
             return Err(Refused::Backlog);
         }
-        if !st.cur.is_empty() && st.cur.len() + ipc::HDR + payload.len() > ipc::MAX_DGRAM {
-            let full = std::mem::take(&mut st.cur);
-            st.full.push_back(full);
-        }
-        if payload.len() > ipc::MAX_CHUNK {
-            // Each chunk gets a datagram of its own.
-            let mut tmp = BytesMut::new();
-            ipc::encode(&mut tmp, h, payload);
-            while !tmp.is_empty() {
-                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
-                let rec = tmp.split_to(ipc::HDR + len);
-                st.full.push_back(rec);
-            }
-        } else {
-            ipc::encode(&mut st.cur, h, payload);
-        }
+        st.q.push(h, payload);
         st.queued += size;
         drop(st);
         ob.notify.notify_one();
@@ -254,13 +236,7 @@ impl Outboxes {
 
 impl Outbox {
     fn next_dgram(&self) -> Option<BytesMut> {
-        let mut st = self.state.lock();
-        let d = match st.full.pop_front() {
-            Some(d) => d,
-            None if !st.cur.is_empty() => std::mem::take(&mut st.cur),
-            None => return None,
-        };
-        Some(d)
+        self.state.lock().q.pop()
     }
 
     fn done(&self, d: &[u8]) {

@@ -340,8 +340,7 @@ impl Dispatcher {
             }
             Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd => {
                 if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
-                    let slot = self.handle.ctx.shared.worker(self.handle.ctx.id);
-                    slot.requests.fetch_add(1, Relaxed);
+                    self.count_request();
                 }
                 // Boxed, like the WebSocket branch: the task spawned per event stays small
                 // (it is moved into its allocation) for the plain TCP events.
@@ -379,12 +378,7 @@ impl Dispatcher {
                 }
             }
             Kind::Packet => {
-                self.handle
-                    .ctx
-                    .shared
-                    .worker(self.handle.ctx.id)
-                    .requests
-                    .fetch_add(1, Relaxed);
+                self.count_request();
                 if let (Some(cb), Some((addr, data))) = (&cbs.on_packet, decode_packet(&ev.payload))
                 {
                     let p = Packet {
@@ -411,12 +405,7 @@ impl Dispatcher {
 
     /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
     fn receive_future(&self, ev: &WEv) -> Option<BoxFut> {
-        self.handle
-            .ctx
-            .shared
-            .worker(self.handle.ctx.id)
-            .requests
-            .fetch_add(1, Relaxed);
+        self.count_request();
         let cbs = self
             .ports
             .get(ev.listener as usize)
@@ -428,6 +417,16 @@ impl Dispatcher {
             data: ev.payload.clone(),
         };
         Some(cb(self.handle.clone(), e))
+    }
+
+    /// One more request in this worker's `stats()`.
+    fn count_request(&self) {
+        self.handle
+            .ctx
+            .shared
+            .worker(self.handle.ctx.id)
+            .requests
+            .fetch_add(1, Relaxed);
     }
 
     /// What follows every event: the acknowledgement, the busy/idle state.
