@@ -47,6 +47,27 @@ fn http_hello_both_modes() {
     }
 }
 
+/// The request handler gets the worker's `Handle`: it sets a timer (whose callback gets a
+/// handle of the same worker), awaits it, and reads the stats, in both modes. Before the
+/// handler had no `Handle`, none of this could be written.
+#[test]
+fn http_handler_gets_the_handle() {
+    for mode in ["process", "base"] {
+        let srv = kit(&["--mode", mode]);
+        let r = http_get(srv.port, "/handle");
+        assert_eq!(r.status, 200, "mode {mode}: {}", r.text());
+        let text = r.text();
+        let field = |k: &str| {
+            text.split(' ')
+                .find_map(|kv| kv.strip_prefix(k))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("mode {mode}: no {k} in {text:?}"))
+        };
+        assert_eq!(field("worker="), field("timer_worker="), "mode {mode}");
+        assert!(field("connections=") >= 1, "mode {mode}: {text}");
+    }
+}
+
 /// Keep-alive and pipelining: responses come back in request order on one connection, even
 /// when the first takes longer.
 #[test]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::{self, MultipartEvent, MultipartParser, RequestHead};
 
-use crate::ConnId;
+use crate::base::ConnId;
 
 /// Name/value pairs in arrival order (query, form fields, cookies, headers). Names may repeat.
 ///

@@ -9,9 +9,9 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::{self, BodyLength, ResponseHead, SetCookie, Version};
 
-use crate::error::SendError;
+use crate::base::ConnId;
+use crate::base::SendError;
 use crate::server::Handle;
-use crate::ConnId;
 
 /// What can go wrong while answering.
 ///
@@ -419,7 +419,7 @@ impl Response {
         i.state = State::Ended;
         let r = i.send(out.freeze());
         if !i.keep_alive {
-            i.handle.close(i.fd);
+            let _ = i.handle.close(i.fd);
         }
         r
     }
@@ -529,7 +529,7 @@ impl Response {
         i.state = State::Ended;
         let r = i.send(out.freeze());
         if !i.keep_alive {
-            i.handle.close(i.fd);
+            let _ = i.handle.close(i.fd);
         }
         r
     }
