@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(20);
 /// Seed §10: the exact echo and the printed lines.
 #[test]
 fn core_tcp_echo_seed() {
-    let port = free_port();
+    let port = 0;
     let mut srv = ServerProc::start(
         "tcp_echo",
         &["--port", &port.to_string(), "--worker-num", "2"],
@@ -44,7 +44,7 @@ fn core_tcp_echo_seed() {
 #[test]
 fn core_half_close_reply_arrives() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let srv = ServerProc::start(
             "tcp_echo",
             &[
@@ -130,7 +130,7 @@ fn echo_clients(port: u16, n: usize, msgs: usize, during: impl FnOnce(&AtomicU64
 }
 
 fn many_clients(mode: &str) {
-    let port = free_port();
+    let port = 0;
     let srv = ServerProc::start(
         "tcp_echo",
         &[
@@ -168,7 +168,7 @@ fn core_thousand_clients_base() {
 #[test]
 fn core_udp_echo() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let srv = ServerProc::start(
             "udp_echo",
             &[
@@ -197,7 +197,7 @@ fn core_udp_echo() {
 /// printed once, the line after only at shutdown.
 #[test]
 fn core_base_mode_seed() {
-    let port = free_port();
+    let port = 0;
     let mut srv = ServerProc::start(
         "base_mode",
         &["--port", &port.to_string(), "--worker-num", "2"],
@@ -223,7 +223,7 @@ fn core_base_mode_seed() {
 #[test]
 fn core_server_close_and_on_close_once() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let mut srv = ServerProc::start(
             "testkit",
             &["--addr", &format!("127.0.0.1:{port}"), "--mode", mode],
@@ -290,7 +290,7 @@ fn core_startup_errors() {
 /// connection_info, stats, connections() and the worker that answers.
 #[test]
 fn core_connection_info_and_stats() {
-    let port = free_port();
+    let port = 0;
     let srv = ServerProc::start(
         "testkit",
         &["--addr", &format!("127.0.0.1:{port}"), "--worker-num", "2"],
@@ -322,7 +322,7 @@ fn core_connection_info_and_stats() {
 #[test]
 fn core_dispatch_modes() {
     for dm in ["1", "2", "3", "4"] {
-        let port = free_port();
+        let port = 0;
         let srv = ServerProc::start(
             "testkit",
             &[
@@ -358,24 +358,18 @@ fn core_dispatch_modes() {
 /// Several listeners: TCP and UDP, IPv4 and IPv6, on one server.
 #[test]
 fn core_multiple_listeners() {
-    let port = free_port();
-    let p2 = free_port();
-    let p3 = free_port();
     let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
-    let mut args = vec![
-        "--addr".to_string(),
-        format!("127.0.0.1:{port}"),
-        "--listen".into(),
-        format!("udp:127.0.0.1:{p2}"),
-    ];
+    let mut args = vec!["--addr", "127.0.0.1:0", "--listen", "udp:127.0.0.1:0"];
     if v6 {
-        args.extend(["--listen".into(), format!("tcp:[::1]:{p3}")]);
+        args.extend(["--listen", "tcp:[::1]:0"]);
     }
-    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let srv = ServerProc::start("testkit", &args, port);
-    assert_eq!(udp_roundtrip(srv.port_for(p2), b"x"), b"udp1:x");
+    let srv = ServerProc::start("testkit", &args, 0);
+    // Each listener bound its own port; the Running line lists them in listener order.
+    assert_eq!(srv.addrs.len(), if v6 { 3 } else { 2 }, "{:?}", srv.addrs);
+    assert_eq!(udp_roundtrip(srv.addrs[1].port(), b"x"), b"udp1:x");
     if v6 {
-        let mut c = std::net::TcpStream::connect(("::1", srv.port_for(p3))).unwrap();
+        assert!(srv.addrs[2].is_ipv6(), "{:?}", srv.addrs);
+        let mut c = std::net::TcpStream::connect(("::1", srv.addrs[2].port())).unwrap();
         c.set_read_timeout(Some(T)).unwrap();
         c.write_all(b"info").unwrap();
         let line = read_line(&mut c);
@@ -389,7 +383,7 @@ fn core_multiple_listeners() {
 /// A callback that panics costs that event, not the worker or the connection.
 #[test]
 fn core_callback_panic_is_contained() {
-    let port = free_port();
+    let port = 0;
     let srv = ServerProc::start(
         "testkit",
         &["--addr", &format!("127.0.0.1:{port}"), "--worker-num", "1"],
@@ -411,7 +405,7 @@ fn core_callback_panic_is_contained() {
 #[test]
 fn core_slow_reader_is_bounded() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let srv = ServerProc::start(
             "testkit",
             &[
@@ -447,7 +441,7 @@ fn core_slow_reader_is_bounded() {
 /// kill -9 of a worker under load (Process mode): no connection drops, no message is lost.
 #[test]
 fn core_worker_kill9_under_load() {
-    let port = free_port();
+    let port = 0;
     let srv = ServerProc::start(
         "tcp_echo",
         &["--port", &port.to_string(), "--worker-num", "2"],
@@ -498,7 +492,7 @@ fn core_worker_kill9_under_load() {
 #[test]
 fn core_sigterm_frees_port_and_children() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let mut srv = ServerProc::start(
             "testkit",
             &["--addr", &format!("127.0.0.1:{port}"), "--mode", mode],
@@ -524,7 +518,7 @@ fn core_sigterm_frees_port_and_children() {
 /// If the master is SIGKILLed, the manager and workers notice and exit (no orphans).
 #[test]
 fn core_master_kill9_leaves_no_orphans() {
-    let port = free_port();
+    let port = 0;
     let mut srv = ServerProc::start(
         "tcp_echo",
         &["--port", &port.to_string(), "--worker-num", "2"],

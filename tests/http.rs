@@ -10,7 +10,7 @@ use crate::util::*;
 const T: Duration = Duration::from_secs(20);
 
 fn kit(extra: &[&str]) -> ServerProc {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let mut args = vec!["--addr", &addr];
     args.extend_from_slice(extra);
@@ -21,7 +21,7 @@ fn kit(extra: &[&str]) -> ServerProc {
 #[test]
 fn http_hello_both_modes() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let srv = ServerProc::start(
             "http_hello",
             &[
@@ -458,9 +458,7 @@ fn http_large_upload_memory_bounded() {
 /// curl and Python's httpx as independent clients; several protocols on one server.
 #[test]
 fn http_third_party_clients_and_mixed_listeners() {
-    let tcp_port = free_port();
-    let tcp = format!("127.0.0.1:{tcp_port}");
-    let srv = kit(&["--tcp", &tcp]);
+    let srv = kit(&["--tcp", "127.0.0.1:0"]);
     let url = format!("http://127.0.0.1:{}", srv.port);
     let out = Command::new("curl")
         .args(["-s", "-d", "x=1&y=2", &format!("{url}/form")])
@@ -492,7 +490,8 @@ fn http_third_party_clients_and_mixed_listeners() {
         ),
         Err(e) => panic!("python3: {e}"),
     }
-    let mut c = connect(srv.port_for(tcp_port));
+    // The second listener's port, as bound.
+    let mut c = connect(srv.addrs[1].port());
     roundtrip(&mut c, b"raw", b"tcp:raw");
 }
 

@@ -90,45 +90,43 @@ fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Starts testkit daemonized on a free port; returns the starter (exited), the guard, the
-/// paths and the port. The starter exits once the daemon listens and the pid file is written:
-/// that is the readiness signal. If the port was taken meanwhile, starts again on another.
+/// Starts testkit daemonized on port 0; returns the starter (exited), the guard, the paths
+/// and the port it bound. The starter exits once the daemon listens and the pid file is
+/// written: that is the readiness signal. The port is read from the daemon's `phase=Running`
+/// line in its log file (logged before it reports to the starter).
 fn start_daemon(extra: &[&str]) -> (ServerProc, DaemonGuard, PathBuf, PathBuf, u16) {
-    for attempt in 1.. {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let pid_file = dir.join("srv.pid");
-        let log_file = dir.join("srv.log");
-        let mut args = vec![
-            "--addr",
-            &addr,
-            "--daemonize",
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "--log-file",
-            log_file.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let mut starter = ServerProc::spawn("testkit", &args, port);
-        let st = starter
-            .wait_exit(T)
-            .expect("the starting process did not exit");
-        if !st.success() && attempt < 5 && starter.stderr().contains("in use") {
-            eprintln!("port {port} is in use; starting the daemon on another");
-            continue;
-        }
-        assert!(
-            st.success(),
-            "starter failed: {st:?}\nstderr:\n{}",
-            starter.stderr()
-        );
-        let pid = read_pid(&pid_file);
-        assert!(pid > 0, "no pid in {}", pid_file.display());
-        let guard = DaemonGuard(pid);
-        return (starter, guard, pid_file, log_file, port);
-    }
-    unreachable!()
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let pid_file = dir.join("srv.pid");
+    let log_file = dir.join("srv.log");
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--daemonize",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--log-file",
+        log_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut starter = ServerProc::spawn("testkit", &args, 0);
+    let st = starter
+        .wait_exit(T)
+        .expect("the starting process did not exit");
+    assert!(
+        st.success(),
+        "starter failed: {st:?}\nstderr:\n{}",
+        starter.stderr()
+    );
+    let pid = read_pid(&pid_file);
+    assert!(pid > 0, "no pid in {}", pid_file.display());
+    let guard = DaemonGuard(pid);
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    let port = log
+        .lines()
+        .find(|l| l.contains("phase=Running"))
+        .and_then(|l| running_addrs(l).first().map(|a| a.port()))
+        .unwrap_or_else(|| panic!("no Running line with addrs in the log:\n{log}"));
+    (starter, guard, pid_file, log_file, port)
 }
 
 /// Daemon start, status, reload, log reopening and stop, with pid and log file contents.
@@ -323,7 +321,7 @@ fn ops_control_errors() {
 /// Foreground (the default) with pid_file and log_file: both work; the pid file goes at stop.
 #[test]
 fn ops_foreground_pid_and_log_file() {
-    let port = free_port();
+    let port = 0;
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("fg.pid");
     let log_file = dir.path().join("fg.log");
@@ -447,7 +445,7 @@ fn with_load(port: u16, conns: usize, during: impl FnOnce(&AtomicU64)) -> Load {
 /// every reply right; a request in flight during the reload is finished by the old worker.
 #[test]
 fn ops_reload_under_load() {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let srv = ServerProc::start(
         "testkit",
@@ -523,7 +521,7 @@ fn ops_reload_under_load() {
 /// max_request recycles workers under load with the same guarantee as reload.
 #[test]
 fn ops_max_request_under_load() {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let srv = ServerProc::start(
         "testkit",
@@ -571,7 +569,7 @@ fn ops_max_request_under_load() {
 #[test]
 fn ops_heartbeat_closes_idle() {
     for mode in ["process", "base"] {
-        let port = free_port();
+        let port = 0;
         let addr = format!("127.0.0.1:{port}");
         let srv = ServerProc::start(
             "testkit",
@@ -631,7 +629,7 @@ fn ops_heartbeat_closes_idle() {
 /// second at most; the server goes on serving, and a freed place can be taken again.
 #[test]
 fn ops_max_connection_refused() {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let srv = ServerProc::start(
         "testkit",
@@ -691,7 +689,7 @@ fn whoami(s: &mut std::net::TcpStream) -> String {
 /// A worker that dies in on_worker_start is restarted with a growing backoff, not in a loop.
 #[test]
 fn ops_restart_storm_backoff() {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     // Taken before the first start: the time measured to the 5th start below is never
     // shorter than the real one, however slow this machine is.
@@ -730,7 +728,7 @@ fn ops_restart_storm_backoff() {
 /// the new incarnation (Process mode), so the client still gets its reply.
 #[test]
 fn ops_reload_kills_stuck_worker() {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("srv.pid");

@@ -194,7 +194,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn start(example: &str, extra: &[&str]) -> ServerProc {
-    let port = free_port();
+    let port = 0;
     let p = port.to_string();
     let mut args = vec!["--host", "127.0.0.1", "--port", &p];
     args.extend_from_slice(extra);
@@ -440,7 +440,7 @@ fn ws_clients_survive_worker_sigkill() {
 }
 
 fn kit(extra: &[&str]) -> ServerProc {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let mut args = vec!["--addr", &addr];
     args.extend_from_slice(extra);

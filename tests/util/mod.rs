@@ -109,6 +109,9 @@ pub struct ServerProc {
     pub port: u16,
     /// Ports of `args` that were taken by someone else and replaced (`(asked, used)`).
     pub moved: Vec<(u16, u16)>,
+    /// The listeners' bound addresses, in the server's listener order, as its `phase=Running`
+    /// log line reports them (filled in by `start`/`wait_ready`).
+    pub addrs: Vec<SocketAddr>,
     /// The arguments it was started with.
     args: Vec<String>,
 }
@@ -160,6 +163,23 @@ fn replace_port(arg: &str, from: u16, to: u16) -> String {
     }
 }
 
+/// The addresses in a `phase=Running` log line: `… addrs=[127.0.0.1:4000, [::1]:4001]`
+/// (the last field); empty if there are none.
+pub fn running_addrs(line: &str) -> Vec<SocketAddr> {
+    let Some(rest) = line.split("addrs=").nth(1) else {
+        return Vec::new();
+    };
+    let rest = rest.trim();
+    let inner = rest
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(rest);
+    inner
+        .split(", ")
+        .filter_map(|a| a.trim().parse().ok())
+        .collect()
+}
+
 /// How long `start` waits for a server to be ready.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -174,9 +194,15 @@ enum Readiness {
 
 impl ServerProc {
     /// Starts `example` with `args` and waits until it is ready (see [`ServerProc::wait_ready`]),
-    /// without connecting to it. If it fails because one of the ports in `args` is in use
-    /// (someone else took it since [`free_port`]), it starts again with that port replaced by a
-    /// fresh one: `self.port` is then the new port and `self.moved` records the change.
+    /// without connecting to it.
+    ///
+    /// `port` 0 (with port 0 in `args`): the server binds a port the kernel picks, and
+    /// `self.port` is set to the one bound by its first listener, read from its Running log
+    /// line (`self.addrs` has them all). Nothing can take such a port first.
+    ///
+    /// A port given in `args` may have been taken by someone else since [`free_port`]: if the
+    /// server fails with "in use" naming it, it starts again with that port replaced by a
+    /// fresh one; `self.port` is then the new port and `self.moved` records the change.
     pub fn start(example_name: &str, args: &[&str], port: u16) -> ServerProc {
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut port = port;
@@ -247,6 +273,7 @@ impl ServerProc {
             dir,
             port,
             moved: Vec::new(),
+            addrs: Vec::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
         }
     }
@@ -254,7 +281,8 @@ impl ServerProc {
     /// Waits until the server is ready, without connecting to it (a probe connection would
     /// be a connection the server counts and reports). Ready means:
     /// - the master logged `phase=Running` (to stderr, or to the `--log-file` in its args):
-    ///   its listeners are bound and, in Process mode, accepting;
+    ///   its listeners are bound (at the addresses it lists, which fill `self.addrs`, and
+    ///   `self.port` if it was 0) and, in Process mode, accepting;
     /// - `self.port` is served: in Process mode, a TCP socket of the server's processes is in
     ///   LISTEN state on it; in Base mode (the master only reserves the port; each worker
     ///   listens with SO_REUSEPORT) one per worker (`workers=` in the Running line); for a
@@ -305,6 +333,17 @@ impl ServerProc {
         let Some(line) = log.lines().find(|l| l.contains("phase=Running")) else {
             return Readiness::Waiting("no `phase=Running` log line".into());
         };
+        self.addrs = running_addrs(line);
+        if self.port == 0 {
+            match self.addrs.first() {
+                Some(a) => self.port = a.port(),
+                None => {
+                    return Readiness::Waiting(format!(
+                        "no `addrs=[…]` in the Running line: {line}"
+                    ))
+                }
+            }
+        }
         let base = line.to_lowercase().contains("mode=base");
         let workers: usize = line
             .split("workers=")
@@ -831,6 +870,16 @@ pub fn wait_status(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `start` with port 0: the port the server bound, read back.
+#[test]
+fn util_start_reads_back_port_0() {
+    let srv = ServerProc::start("tcp_echo", &["--port", "0", "--worker-num", "1"], 0);
+    assert_ne!(srv.port, 0);
+    assert_eq!(srv.addrs, [SocketAddr::from(([127, 0, 0, 1], srv.port))]);
+    let mut c = connect(srv.port);
+    roundtrip(&mut c, b"zero", b"Server: zero");
 }
 
 /// `start` on a port someone else holds: it starts again on a fresh port and says so.
