@@ -206,7 +206,7 @@ pub enum ControlError {
         /// That process's command line.
         cmdline: String,
     },
-    /// No such verb in [`VERBS`] (or it sends no signal).
+    /// No such verb in [`VERBS`](crate::control::VERBS) (or it sends no signal).
     #[error("unknown verb {0:?}")]
     UnknownVerb(String),
     /// The server did not stop in time.

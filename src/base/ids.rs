@@ -32,7 +32,7 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// A timer's id, from [`Handle::tick`] / [`Handle::after`]; give it to [`Handle::clear`].
+/// A timer's id, from [`Handle::tick`](crate::Handle::tick) / [`Handle::after`](crate::Handle::after); give it to [`Handle::clear`](crate::Handle::clear).
 ///
 /// # Examples
 ///
@@ -44,8 +44,8 @@ impl fmt::Display for TaskId {
 ///     let mut server = Server::bind("127.0.0.1:9501")?;
 ///     server.on_connect(|srv, fd| async move {
 ///         // Close connections that say nothing within 10 s.
-///         let s = srv.clone();
-///         let timer: TimerId = srv.after(Duration::from_secs(10), move || async move { s.close(fd); });
+///         let timer: TimerId =
+///             srv.after(Duration::from_secs(10), move |srv| async move { srv.close(fd) });
 ///         println!("{fd}: idle timer {timer:?}");
 ///     });
 ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });

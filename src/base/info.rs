@@ -55,7 +55,7 @@ pub struct ReceiveEvent {
 pub struct Packet {
     /// The datagram.
     pub data: Bytes,
-    /// Who sent it (reply with [`Handle::send_to`]).
+    /// Who sent it (reply with [`Handle::send_to`](crate::Handle::send_to)).
     pub addr: SocketAddr,
     /// The listener it came in on.
     pub listener: usize,

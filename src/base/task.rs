@@ -25,16 +25,16 @@ pub enum TaskError<T> {
     /// use. Nothing was sent: retry later (e.g. after some `on_finish`), or shed load.
     Full(T),
     /// The task worker died (crash, SIGKILL) after the task was handed to it and before it
-    /// answered; the task may have run partly. With [`Settings::task_retry_on_crash`] it is
+    /// answered; the task may have run partly. With [`Settings::task_retry_on_crash`](crate::Settings::task_retry_on_crash) it is
     /// sent again instead (up to 3 times) and this comes only after the last try.
     WorkerDied(T),
     /// `task_wait`: no result within the timeout. The task may still run; its result is
     /// dropped.
     Timeout(T),
-    /// The encoded payload is above [`Settings::task_max_payload`]. Nothing was sent.
+    /// The encoded payload is above [`Settings::task_max_payload`](crate::Settings::task_max_payload). Nothing was sent.
     TooLarge(T),
     /// Tasks cannot be sent from here: no task workers (`task_worker_num` is 0), a target
-    /// task worker out of range, or `task` without an [`on_finish`](Server::on_finish)
+    /// task worker out of range, or `task` without an [`on_finish`](crate::Server::on_finish)
     /// callback (use `task_wait`, or register one). The reason says which.
     Unavailable(T, &'static str),
     /// The payload could not be encoded, or the result could not be decoded as the type asked
@@ -130,7 +130,7 @@ impl<T> fmt::Display for TaskError<T> {
 
 impl<T> std::error::Error for TaskError<T> {}
 
-/// What [`on_finish`](Server::on_finish) gets: a task's result, or why there is none.
+/// What [`on_finish`](crate::Server::on_finish) gets: a task's result, or why there is none.
 ///
 /// # Examples
 ///
@@ -172,7 +172,7 @@ pub(crate) enum Outcome {
 }
 
 impl TaskResult {
-    /// The task's id (as returned by [`Handle::task`]).
+    /// The task's id (as returned by [`Handle::task`](crate::Handle::task)).
     pub fn id(&self) -> TaskId {
         self.id
     }

@@ -20,7 +20,7 @@
 //! ```
 
 //!
-//! The handler gets the [`Handle`](crate::Handle) too, so a request can wait for a task,
+//! The handler gets the [`Handle`] too, so a request can wait for a task,
 //! broadcast, read the stats or set a timer, as any other callback.
 
 pub(crate) mod handler;
@@ -54,7 +54,7 @@ use handler::{HttpHandler, ReqCb};
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|req, mut resp| async move {
+///     server.on_request(|_srv, req, mut resp| async move {
 ///         resp.header("content-type", "text/plain")?;
 ///         resp.end(format!("Hello {}", req.get.get("name").unwrap_or("World")))
 ///     });
@@ -76,7 +76,7 @@ impl HttpServer {
     /// An HTTP server on `addr`.
     ///
     /// # Errors
-    /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    /// [`Error::Address`] if `addr` does not parse or resolve.
     ///
     /// # Examples
     ///
@@ -101,7 +101,7 @@ impl HttpServer {
     /// Adds another HTTP listener (its requests go to the same `on_request`).
     ///
     /// # Errors
-    /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    /// [`Error::Address`] if `addr` does not parse or resolve.
     ///
     /// # Examples
     ///
@@ -111,7 +111,7 @@ impl HttpServer {
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
     ///     server.add_http_listener("[::1]:9501")?; // the same site over IPv6
-    ///     server.on_request(|_req, mut resp| async move { resp.end("hi") });
+    ///     server.on_request(|_srv, _req, mut resp| async move { resp.end("hi") });
     ///     server.start()
     /// }
     /// ```
@@ -130,7 +130,7 @@ impl HttpServer {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         match (req.method.as_str(), req.path.as_str()) {
     ///             ("GET", "/") => resp.end("home"),
     ///             ("POST", "/echo") => resp.end(req.body),
@@ -163,7 +163,7 @@ impl HttpServer {
     ///
     /// # Errors
     /// As [`Server::start`]; an HTTP listener without `on_request` is
-    /// [`Error::MissingCallback`](crate::Error::MissingCallback).
+    /// [`Error::MissingCallback`].
     ///
     /// # Examples
     ///
@@ -172,7 +172,7 @@ impl HttpServer {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move { resp.end("ok") });
+    ///     server.on_request(|_srv, _req, mut resp| async move { resp.end("ok") });
     ///     // Blocks until shutdown.
     ///     server.start()
     /// }

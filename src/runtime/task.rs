@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::base::{TaskError, TaskId};
 use crate::ipc::task_link::{FKind, Frame, Outbox};
 
-/// A task, as given to [`on_task`](Server::on_task) in a task worker.
+/// A task, as given to [`on_task`](crate::Server::on_task) in a task worker.
 ///
 /// # Examples
 ///

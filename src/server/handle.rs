@@ -10,6 +10,13 @@ use crate::runtime::app::Ctx;
 
 /// What every callback gets: the way to act on the server from a worker. Cheap to clone.
 ///
+/// A handle belongs to one worker process. What a callback captures (a counter, a map of
+/// clients) is that worker's own copy: `start()` forks, so each worker has its own, as with
+/// Swoole's globals. State that every worker must see goes in shared memory
+/// ([`Table`](crate::Table), [`Atomic`](crate::Atomic), made before `start()`), and clients
+/// of other workers are reached with [`broadcast`](Handle::broadcast),
+/// [`push`](Handle::push) or [`send_message`](Handle::send_message).
+///
 /// # Examples
 ///
 /// ```no_run
@@ -19,9 +26,11 @@ use crate::runtime::app::Ctx;
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = Server::bind("127.0.0.1:9501")?;
 ///     server.on_receive(|srv: Handle, ev| async move {
-///         let later = srv.clone(); // cheap: keep one for later
-///         srv.after(Duration::from_secs(1), move || async move {
-///             let _ = later.send(ev.fd, "a second later\n");
+///         let keep = srv.clone(); // cheap: keep one for later (a task, a channel...)
+///         drop(keep);
+///         // Timer callbacks get a handle of their own.
+///         srv.after(Duration::from_secs(1), move |srv| async move {
+///             srv.send(ev.fd, "a second later\n")
 ///         });
 ///         srv.send(ev.fd, format!("worker {} got it\n", srv.worker_id()))
 ///     });
@@ -236,7 +245,7 @@ impl Handle {
     }
 
     /// Sends `data` to worker `worker_id` (`0..worker_num`), whose
-    /// [`on_pipe_message`](Server::on_pipe_message) gets it with this worker's id. Returns
+    /// [`on_pipe_message`](crate::Server::on_pipe_message) gets it with this worker's id. Returns
     /// at once.
     ///
     /// [`Mode::Process`](crate::Mode::Process): through the master; if the target is

@@ -30,6 +30,9 @@ use crate::base::{
 use crate::owner::inbound::Protocol;
 use crate::runtime::app::{App, Cb, Listener, PortCallbacks};
 
+/// The HTTP/WebSocket servers' own check of a listener that speaks their protocol.
+pub(crate) type PortCheck = dyn Fn(&Port) -> Result<()>;
+
 /// Wraps a user callback for the runtime: the worker's context becomes a [`Handle`], and an
 /// error the callback returns is logged under `name`.
 pub(crate) fn wrap<T: 'static, F, Fut>(name: &'static str, f: F) -> Cb<T>
@@ -350,10 +353,7 @@ impl Server {
 
     /// Checks the callbacks every listener needs, builds the runtime's callback table and
     /// starts it. `protocol_check` is the HTTP/WebSocket servers' own check.
-    pub(crate) fn start_with(
-        mut self,
-        protocol_check: Option<&dyn Fn(&Port) -> Result<()>>,
-    ) -> Result<()> {
+    pub(crate) fn start_with(mut self, protocol_check: Option<&PortCheck>) -> Result<()> {
         let has_task = self.app.on_task.is_some();
         let tw = self.settings.task_worker_num;
         if tw > 0 && !has_task {

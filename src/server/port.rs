@@ -170,7 +170,7 @@ impl Port {
     callback_setters!(callbacks);
 
     /// Cuts this listener's TCP stream into messages (EOF or length prefix; see
-    /// [`Framing`]). Default: the server's [`Settings::framing`].
+    /// [`Framing`]). Default: the server's [`Settings::framing`](crate::Settings::framing).
     ///
     /// # Examples
     ///

@@ -12,7 +12,7 @@ use crate::base::{CallbackResult, SendError, Stats, TimerError, TimerId};
 use crate::ipc::task_link::{FKind, Frame};
 use crate::runtime::app::TaskCtx;
 
-/// What [`on_task`](Server::on_task) gets: the way to act from a task worker. Cheap to clone.
+/// What [`on_task`](crate::Server::on_task) gets: the way to act from a task worker. Cheap to clone.
 ///
 /// # Examples
 ///
@@ -65,7 +65,7 @@ impl TaskHandle {
     }
 
     /// Sends `data` to worker `worker` (`0..worker_num`): its
-    /// [`on_pipe_message`](Server::on_pipe_message) runs with `from` = [`worker_id`](Self::worker_id).
+    /// [`on_pipe_message`](crate::Server::on_pipe_message) runs with `from` = [`worker_id`](Self::worker_id).
     /// Goes straight over the worker's link to this task worker (not through the master);
     /// messages to one worker arrive in order.
     ///

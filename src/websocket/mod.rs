@@ -176,9 +176,9 @@ pub(crate) struct WsCallbacks {
 
 /// A WebSocket server: an [`HttpServer`] whose first listener also accepts WebSocket
 /// upgrades. Plain HTTP requests on the same port go to
-/// [`on_request`](HttpServer::on_request) (404 without one); `on_close` (of [`Server`])
+/// [`on_request`](HttpServer::on_request) (404 without one); `on_close` (of [`Server`](crate::Server))
 /// runs once for every connection, WebSocket or not. Everything of [`HttpServer`] and
-/// [`Server`] is available through `Deref`.
+/// [`Server`](crate::Server) is available through `Deref`.
 ///
 /// # Examples
 ///
@@ -192,7 +192,7 @@ pub(crate) struct WsCallbacks {
 ///     });
 ///     server.on_message(|srv, frame| async move { srv.broadcast(frame.data, frame.opcode) });
 ///     // Plain HTTP on the same port:
-///     server.on_request(|_req, mut resp| async move { resp.end("use a WebSocket client") });
+///     server.on_request(|_srv, _req, mut resp| async move { resp.end("use a WebSocket client") });
 ///     server.start()
 /// }
 /// ```
@@ -211,7 +211,7 @@ impl WebSocketServer {
     /// A WebSocket (and HTTP) server on `addr`.
     ///
     /// # Errors
-    /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    /// [`Error::Address`] if `addr` does not parse or resolve.
     ///
     /// # Examples
     ///
@@ -322,11 +322,11 @@ impl WebSocketServer {
         self
     }
 
-    /// Serves until shutdown; see [`Server::start`].
+    /// Serves until shutdown; see [`Server::start`](crate::Server::start).
     ///
     /// # Errors
-    /// As [`Server::start`]; without `on_message`,
-    /// [`Error::MissingCallback`](crate::Error::MissingCallback).
+    /// As [`Server::start`](crate::Server::start); without `on_message`,
+    /// [`Error::MissingCallback`].
     ///
     /// # Examples
     ///

@@ -16,10 +16,7 @@ pub const DEFAULT_COMPRESSION_MIN_LENGTH: usize = 1024;
 /// # Examples
 /// ```
 /// use rswoole::{http::HttpSettings, Settings};
-/// let s = Settings {
-///     http: HttpSettings { enable_static_handler: true, document_root: Some("public".into()), ..Default::default() },
-///     ..Default::default()
-/// };
+/// let s = Settings::default().http(HttpSettings::default().enable_static_handler(true).document_root(Some("public".into())));
 /// assert!(s.http.enable_static_handler);
 /// ```
 #[derive(Debug, Clone)]
@@ -48,7 +45,7 @@ pub struct HttpSettings {
     /// Default: the system temp dir.
     pub upload_tmp_dir: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` is believed: for a request from one of them,
-    /// [`RequestInfo::remote_addr`] is the client it names. Default none.
+    /// [`RequestInfo::remote_addr`](crate::http::RequestInfo::remote_addr) is the client it names. Default none.
     pub trusted_proxies: Vec<IpAddr>,
 }
 

@@ -39,7 +39,7 @@ pub const DEFAULT_TASK_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 /// ```
 /// use rswoole::{Mode, Settings};
 /// assert_eq!(Settings::default().mode, Mode::Process);
-/// let fastest = Settings { mode: Mode::Base, ..Default::default() };
+/// let fastest = Settings::default().mode(Mode::Base);
 /// assert_eq!(fastest.mode, Mode::Base);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +67,7 @@ pub enum Mode {
 ///
 /// ```
 /// use rswoole::{DispatchMode, Settings};
-/// let s = Settings { dispatch_mode: DispatchMode::IpHash, ..Default::default() };
+/// let s = Settings::default().dispatch_mode(DispatchMode::IpHash);
 /// assert_eq!(s.dispatch_mode, DispatchMode::from_swoole(4)?);
 /// assert_eq!(DispatchMode::default(), DispatchMode::Fixed);
 /// # Ok::<(), rswoole::Error>(())
@@ -132,7 +132,7 @@ impl DispatchMode {
 /// # Examples
 /// ```
 /// use rswoole::{Settings, Mode};
-/// let s = Settings { worker_num: 2, mode: Mode::Base, ..Default::default() };
+/// let s = Settings::default().worker_num(2).mode(Mode::Base);
 /// assert_eq!(s.worker_num, 2);
 /// ```
 #[derive(Debug, Clone)]

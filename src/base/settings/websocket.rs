@@ -20,13 +20,7 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 /// use std::time::Duration;
 /// use rswoole::{websocket::WebSocketSettings, Settings};
-/// let s = Settings {
-///     websocket: WebSocketSettings {
-///         ping_interval: Some(Duration::from_secs(30)),
-///         ..Default::default()
-///     },
-///     ..Default::default()
-/// };
+/// let s = Settings::default().websocket(WebSocketSettings::default().ping_interval(Some(Duration::from_secs(30))));
 /// assert!(s.websocket.compression);
 /// ```
 #[derive(Debug, Clone)]
@@ -49,7 +43,7 @@ pub struct WebSocketSettings {
     /// A pinged connection that sends nothing for this long is closed (`on_close` runs).
     /// Default [`DEFAULT_PONG_TIMEOUT`].
     pub pong_timeout: Duration,
-    /// After [`Handle::disconnect`], how long to wait for the client's Close before cutting
+    /// After [`Handle::disconnect`](crate::Handle::disconnect), how long to wait for the client's Close before cutting
     /// the connection. Default [`DEFAULT_CLOSE_TIMEOUT`].
     pub close_timeout: Duration,
     /// Give Ping and Pong frames to `on_message` too (they are answered automatically

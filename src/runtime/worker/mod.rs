@@ -9,7 +9,7 @@
 //! - [`ctx`]: [`WorkerCtx`] and its transport (what every `Handle` method goes through);
 //! - [`dispatcher`]: the per-connection queues that run callbacks;
 //! - [`local`]: Base mode's own connections;
-//! - [`recycle`]: `max_request`.
+//! - [`recycle`]: recycling after `max_request` events.
 
 mod ctx;
 mod dispatcher;
