@@ -595,7 +595,7 @@ impl WsConf {
         let deflate = rswoole_codec::ws::DeflateConfig {
             enabled: s.compression,
             threshold: s.compression_threshold,
-            level: s.compression_level.min(9),
+            level: s.compression_level,
             ..Default::default()
         };
         WsConf {
@@ -607,7 +607,7 @@ impl WsConf {
                 deflate,
             },
             handshake,
-            ping_interval: s.ping_interval.filter(|d| !d.is_zero()),
+            ping_interval: s.ping_interval,
             pong_timeout: s.pong_timeout,
             close_timeout: s.close_timeout,
             deliver_control: s.deliver_control_frames,

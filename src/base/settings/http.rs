@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::base::error::Error;
+
 /// Default for [`HttpSettings::header_timeout`]: a client must send a whole request head
 /// within this long once it started one (slowloris defence).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,5 +147,36 @@ impl HttpSettings {
     pub fn trusted_proxies(mut self, trusted_proxies: Vec<IpAddr>) -> Self {
         self.trusted_proxies = trusted_proxies;
         self
+    }
+}
+
+impl HttpSettings {
+    /// Checks the values at start (nothing is clamped silently).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |name, reason: &str| {
+            Err(Error::InvalidSetting {
+                name,
+                reason: reason.into(),
+            })
+        };
+        if self.enable_static_handler && self.document_root.is_none() {
+            return bad(
+                "http.enable_static_handler",
+                "the static handler needs a document_root",
+            );
+        }
+        if self.header_timeout.is_zero() {
+            return bad("http.header_timeout", "must be above zero");
+        }
+        if self.request_timeout.is_some_and(|d| d.is_zero()) {
+            return bad("http.request_timeout", "zero: use None for no limit");
+        }
+        if self.max_header_size < 64 {
+            return bad("http.max_header_size", "must be at least 64 bytes");
+        }
+        if self.max_uri_length == 0 {
+            return bad("http.max_uri_length", "must be at least 1 byte");
+        }
+        Ok(())
     }
 }

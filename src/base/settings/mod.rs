@@ -303,6 +303,8 @@ impl Settings {
             name: "framing",
             reason: e.to_string(),
         })?;
+        s.http.validate()?;
+        s.websocket.validate()?;
         Ok(s)
     }
 }
@@ -490,5 +492,52 @@ impl Settings {
     pub fn task_retry_on_crash(mut self, task_retry_on_crash: bool) -> Self {
         self.task_retry_on_crash = task_retry_on_crash;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(s: Settings) -> &'static str {
+        match s.resolve() {
+            Err(Error::InvalidSetting { name, .. }) => name,
+            other => panic!("expected InvalidSetting, got {other:?}"),
+        }
+    }
+
+    /// Sub-settings are checked at start like the rest: nothing is clamped silently.
+    #[test]
+    fn settings_sub_settings_are_validated_not_clamped() {
+        let ws = |w: websocket::WebSocketSettings| Settings::default().websocket(w);
+        let w = websocket::WebSocketSettings::default;
+        assert_eq!(
+            refused(ws(w().compression_level(12))),
+            "websocket.compression_level"
+        );
+        assert_eq!(
+            refused(ws(w().ping_interval(Some(Duration::ZERO)))),
+            "websocket.ping_interval"
+        );
+        assert_eq!(
+            refused(ws(w().max_frame_size(0))),
+            "websocket.max_frame_size"
+        );
+        let http = |h: http::HttpSettings| Settings::default().http(h);
+        let h = http::HttpSettings::default;
+        assert_eq!(
+            refused(http(h().enable_static_handler(true))),
+            "http.enable_static_handler"
+        );
+        assert_eq!(
+            refused(http(h().request_timeout(Some(Duration::ZERO)))),
+            "http.request_timeout"
+        );
+        assert_eq!(
+            refused(http(h().max_header_size(10))),
+            "http.max_header_size"
+        );
+        assert!(Settings::default().resolve().is_ok());
+        assert!(ws(w().compression_level(9)).resolve().is_ok());
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::base::error::Error;
+
 /// Default for [`WebSocketSettings::max_frame_size`]: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = rswoole_codec::ws::conn::DEFAULT_MAX_FRAME_SIZE;
 
@@ -138,5 +140,37 @@ impl WebSocketSettings {
     pub fn deliver_control_frames(mut self, deliver_control_frames: bool) -> Self {
         self.deliver_control_frames = deliver_control_frames;
         self
+    }
+}
+
+impl WebSocketSettings {
+    /// Checks the values at start (nothing is clamped silently).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |name, reason: String| Err(Error::InvalidSetting { name, reason });
+        if self.compression_level > 9 {
+            return bad(
+                "websocket.compression_level",
+                format!("{} is not a zlib level (0-9)", self.compression_level),
+            );
+        }
+        if self.max_frame_size == 0 || self.max_message_size == 0 {
+            return bad(
+                "websocket.max_frame_size",
+                "max_frame_size and max_message_size must be at least 1 byte".into(),
+            );
+        }
+        if self.ping_interval.is_some_and(|d| d.is_zero()) {
+            return bad(
+                "websocket.ping_interval",
+                "zero: use None to never ping".into(),
+            );
+        }
+        if self.pong_timeout.is_zero() || self.close_timeout.is_zero() {
+            return bad(
+                "websocket.pong_timeout",
+                "pong_timeout and close_timeout must be above zero".into(),
+            );
+        }
+        Ok(())
     }
 }
