@@ -34,11 +34,14 @@ pub struct WebSocketSettings {
     pub compression_threshold: usize,
     /// zlib level for compressed messages (0–9). Default 1.
     pub compression_level: u32,
-    /// Largest frame payload accepted; larger ones close the connection with 1009.
-    /// Default [`DEFAULT_MAX_FRAME_SIZE`].
+    /// Largest frame payload accepted, exactly: a frame of this many bytes passes, one byte
+    /// more closes the connection with 1009. A compressed frame counts its inflated size (on
+    /// the wire it may be up to an eighth larger, plus 1 KiB, for data that does not
+    /// compress). Default [`DEFAULT_MAX_FRAME_SIZE`].
     pub max_frame_size: usize,
-    /// Largest message (after decompression); larger ones close with 1009.
-    /// Default [`DEFAULT_MAX_MESSAGE_SIZE`].
+    /// Largest message, all its frames together, exactly (inflated size if compressed);
+    /// larger ones close with 1009. A reply to a message this large needs
+    /// `buffer_output_size` above it too. Default [`DEFAULT_MAX_MESSAGE_SIZE`].
     pub max_message_size: usize,
     /// Ping a connection that was silent this long; `None` (default) never pings.
     pub ping_interval: Option<Duration>,
