@@ -159,6 +159,9 @@ pub struct Stats {
     pub closed: u64,
     /// Connections refused because `max_connection` was reached.
     pub refused: u64,
+    /// Connections closed because they did not read their output: `buffer_output_size` was
+    /// reached (a WebSocket client is told so with a Close frame, 1008).
+    pub output_overflows: u64,
     /// Events (receives and packets) handled, per worker.
     pub requests: Vec<u64>,
     /// Restarts, per worker.

@@ -27,6 +27,8 @@ pub(crate) struct Header {
     pub(crate) next_id: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) phase: AtomicU32,
+    /// Connections closed because their output buffer was full (a client reading too slowly).
+    pub(crate) overflowed: AtomicU64,
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -285,6 +287,11 @@ impl Shared {
         Ok(())
     }
 
+    /// One more connection closed for a full output buffer.
+    pub(crate) fn count_overflow(&self) {
+        self.header().overflowed.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn touch_recv(&self, id: ConnId) {
         if let Some(s) = self.slot_of(id.0) {
             s.last_recv_ms.store(now_ms(), Relaxed);
@@ -353,6 +360,7 @@ impl Shared {
             accepted: h.accepted.load(Relaxed),
             closed: h.closed.load(Relaxed),
             refused: h.refused.load(Relaxed),
+            output_overflows: h.overflowed.load(Relaxed),
             requests: (0..workers)
                 .map(|i| self.worker(i).requests.load(Relaxed))
                 .collect(),

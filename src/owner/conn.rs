@@ -45,7 +45,14 @@ struct Out {
     phase: Phase,
     read_eof: bool,
     io_error: bool,
+    /// When the connection started closing with output still queued: a client that does not
+    /// read it within [`DRAIN_TIMEOUT`] is cut.
+    closing_since: Option<std::time::Instant>,
 }
+
+/// How long a closing connection may take to read what is still queued for it before the
+/// socket is shut down anyway (a client that stopped reading must not hold it for ever).
+pub(crate) const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A client connection and its output buffer. `X` is what the [`EventSink`] keeps per
 /// connection ([`EventSink::State`]).
@@ -94,6 +101,7 @@ impl<X: Default> Conn<X> {
                 phase: Phase::Open,
                 read_eof: false,
                 io_error: false,
+                closing_since: None,
             }),
             notify: Notify::new(),
             shared,
@@ -170,20 +178,48 @@ impl<X> Conn<X> {
 
     /// Asks to close after the queued output is written. Returns false if already closing.
     pub(crate) fn close(&self) -> bool {
+        self.close_with(&[])
+    }
+
+    /// Like [`close`](Self::close), with a last word: `farewell` (a WebSocket Close frame) is
+    /// queued after what is already queued, even past the output limit (it is why the
+    /// connection closes). Returns false, queuing nothing, if already closing.
+    pub(crate) fn close_with(&self, farewell: &[u8]) -> bool {
         let mut out = self.out.lock();
         if out.phase != Phase::Open {
             return false;
         }
+        out.buf.extend_from_slice(farewell);
         out.phase = Phase::Draining;
+        out.closing_since = Some(std::time::Instant::now());
+        let len = out.buf.len();
         drop(out);
+        self.set_out_bytes(len);
         self.notify.notify_one();
         true
+    }
+
+    /// The client reads too slowly for what is queued for it (`buffer_output_size` is
+    /// reached): close it after `farewell` (a WebSocket Close frame saying why), and log and
+    /// count it once per connection.
+    pub(crate) fn close_overflowed(&self, bytes: usize, farewell: &[u8]) {
+        if self.close_with(farewell) {
+            self.shared.count_overflow();
+            tracing::warn!(
+                fd = %self.id,
+                refused_bytes = bytes,
+                limit = self.cap,
+                "output buffer full: the client reads too slowly; closing it"
+            );
+        }
     }
 
     /// The application's `on_close` has run: finish.
     pub(crate) fn close_done(&self) {
         let mut out = self.out.lock();
         out.phase = Phase::Finishing;
+        out.closing_since
+            .get_or_insert_with(std::time::Instant::now);
         drop(out);
         self.notify.notify_one();
     }
@@ -253,6 +289,11 @@ impl<X> Conn<X> {
                 want_read = false;
             }
             let deadline = decoder.deadline(&self).filter(|_| want_read);
+            let drain_by = if pending && matches!(phase, Phase::Draining | Phase::Finishing) {
+                self.out.lock().closing_since.map(|t| t + DRAIN_TIMEOUT)
+            } else {
+                None
+            };
             tokio::select! {
                 biased;
                 _ = self.notify.notified() => {
@@ -261,6 +302,12 @@ impl<X> Conn<X> {
                     }
                 }
                 _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged => {}
+                _ = sleep_until_opt(drain_by), if drain_by.is_some() => {
+                    tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
+                    let mut o = self.out.lock();
+                    o.io_error = true;
+                    o.buf.clear();
+                }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
                     if decoder.timed_out(&self) {
                         self.close();

@@ -293,8 +293,15 @@ fn write_queued<X: Send + Sync + 'static>(
 fn full_closes<X>(conn: &Conn<X>, len: usize, r: Result<(), WriteError>) -> Result<(), WriteError> {
     match r {
         Err(WriteError::Full) => {
-            tracing::warn!(fd = %conn.id, bytes = len, "output buffer full: the WebSocket client reads too slowly; closing it");
-            conn.close();
+            // Say why, after what is queued: 1008, the client broke the rule "read what you
+            // are sent".
+            let reason = b"output buffer full: reading too slowly";
+            let mut payload = Vec::with_capacity(2 + reason.len());
+            payload.extend_from_slice(&CloseCode::POLICY_VIOLATION.as_u16().to_be_bytes());
+            payload.extend_from_slice(reason);
+            let mut frame = BytesMut::with_capacity(4 + payload.len());
+            encode_frame(&mut frame, true, false, OpCode::Close, &payload, None);
+            conn.close_overflowed(len, &frame);
             Err(WriteError::Full)
         }
         r => r,

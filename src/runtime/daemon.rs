@@ -260,6 +260,7 @@ pub(crate) fn status_json(settings: &Settings, shared: &Shared, info: &MasterInf
         "accepted": h.accepted.load(Relaxed),
         "closed": h.closed.load(Relaxed),
         "refused": h.refused.load(Relaxed),
+        "output_overflows": h.overflowed.load(Relaxed),
         "listeners": info.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "workers": (0..n).map(worker).collect::<Vec<_>>(),
         "task_workers": (n..n + settings.task_worker_num).map(worker).collect::<Vec<_>>(),

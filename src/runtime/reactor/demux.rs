@@ -53,10 +53,7 @@ impl Reactor {
                             }
                             match c.write(payload) {
                                 Ok(()) => {}
-                                Err(WriteError::Full) => {
-                                    tracing::warn!(fd = h.session, bytes = payload.len(), "output buffer full: the client reads too slowly; closing it");
-                                    c.close();
-                                }
+                                Err(WriteError::Full) => c.close_overflowed(payload.len(), &[]),
                                 Err(WriteError::Closed) => {}
                             }
                         }
