@@ -122,10 +122,12 @@ impl WorkerCtx {
     pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
         match &self.backend {
             Backend::Pipe(tx) => {
-                if self.shared.live_slot(fd).is_none() {
+                let Some(slot) = self.shared.live_slot(fd) else {
                     return Err(SendError::Closed(fd, data));
-                }
-                if self.has_room(fd, data.len()).is_err() {
+                };
+                if slot.out_bytes.load(Relaxed) as usize + data.len()
+                    > self.settings.buffer_output_size
+                {
                     return Err(SendError::BufferFull(fd, data));
                 }
                 if tx.push(header(Kind::Send, fd.0, 0, 0), &data) {
