@@ -226,7 +226,7 @@ fn http_rejects_bad_requests() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage", b"HELLO\r\n\r\n".to_vec(), 400),
         ("bad version", b"GET / HTTP/9.9\r\nHost: t\r\n\r\n".to_vec(), 505),
-        ("CL+TE", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("CL+TE", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         ("dup CL", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde".to_vec(), 400),
         ("bad CL", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +4\r\n\r\nabcd".to_vec(), 400),
         ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n folded\r\n\r\n".to_vec(), 400),
@@ -255,6 +255,47 @@ fn http_rejects_bad_requests() {
         );
     }
     assert_eq!(http_get(p, "/hello").text(), "Hello World");
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host` is answered 400 and the connection
+/// closed; HTTP/1.0 without `Host` is still served.
+#[test]
+fn http_host_required() {
+    let srv = kit(&[]);
+    // The status line and the rest of what the server sends until it closes (bounded by the
+    // read timeout), on a fresh connection.
+    let exchange = |raw: &[u8]| {
+        let mut s = connect(srv.port);
+        s.write_all(raw).unwrap();
+        let status = read_line(&mut s);
+        let mut rest = Vec::new();
+        let closed = s.read_to_end(&mut rest).is_ok();
+        (status, String::from_utf8_lossy(&rest).into_owned(), closed)
+    };
+    for raw in [
+        &b"GET /hello HTTP/1.1\r\n\r\n"[..],
+        b"GET /hello HTTP/1.1\r\nX-Host: t\r\n\r\n",
+        b"GET http://t/hello HTTP/1.1\r\n\r\n",
+    ] {
+        let name = String::from_utf8_lossy(raw);
+        let (status, rest, closed) = exchange(raw);
+        assert!(
+            status.starts_with("HTTP/1.1 400 "),
+            "{name:?}: {status}{rest}"
+        );
+        assert!(closed, "{name:?}: the connection closes after the 400");
+        assert!(
+            !rest.contains("HTTP/1.1 "),
+            "{name:?}: one response: {rest}"
+        );
+    }
+    let (status, rest, closed) = exchange(b"GET /hello HTTP/1.0\r\n\r\n");
+    assert!(
+        status.starts_with("HTTP/1.1 200 ") && rest.ends_with("Hello World") && closed,
+        "HTTP/1.0 needs no Host: {status}{rest}"
+    );
+    let (status, _, _) = exchange(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
 }
 
 /// A client that sends half a request head and stalls gets 408 and is closed (slowloris).
