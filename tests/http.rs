@@ -462,6 +462,51 @@ fn http_gzip() {
     assert_eq!((r.header("content-encoding"), r.body.len()), (None, 20000));
 }
 
+/// Uploaded files go to `upload_tmp_dir`, created exclusively with mode 0600 under
+/// unpredictable names (not the old `rswoole-upload-<pid>-<n>`), and are removed after the
+/// request.
+#[test]
+fn http_upload_temp_files_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = kit(&["--upload-tmp-dir", dir.path().to_str().unwrap()]);
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b.txt\"\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--XyZ--\r\n";
+    let r = http_once(srv.port, format!("POST /upload?detail=1 HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
+    let text = r.text();
+    assert_eq!(r.status, 200, "{text}");
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let field = |k: &str| {
+            line.split(' ')
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+        };
+        let path = std::path::Path::new(field("path="));
+        assert_eq!(field("exists="), "true", "{line}");
+        assert_eq!(field("mode="), "600", "{line}");
+        assert_eq!(path.parent(), Some(dir.path()), "in upload_tmp_dir: {line}");
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let rest = name.strip_prefix("rswoole-upload-").expect("prefix kept");
+        let old_pattern = rest.split_once('-').is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        });
+        assert!(!old_pattern, "predictable name {name}");
+        names.push(name);
+    }
+    assert_eq!(names.len(), 2, "{text}");
+    assert_ne!(names[0], names[1]);
+    // Removed with the request.
+    let deadline = Instant::now() + T;
+    while std::fs::read_dir(dir.path()).unwrap().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "upload temp files left in {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A 50 MiB multipart upload streams to a temp file: neither the master nor the worker
 /// holds it in memory.
 #[test]
