@@ -18,7 +18,7 @@ fn main() -> rswoole::Result<()> {
     server.set(settings);
     server.on_receive(|srv, ev| async move {
         srv.send(ev.fd, [&b"Swoole: "[..], &ev.data[..]].concat())?;
-        srv.close(ev.fd);
+        let _ = srv.close(ev.fd);
         Ok::<(), rswoole::SendError>(())
     });
     println!("before start()");

@@ -25,7 +25,7 @@ fn main() -> rswoole::Result<()> {
     server.on_close(|_srv, fd| async move {
         println!("client {fd} left");
     });
-    server.on_request(|req, mut resp| async move {
+    server.on_request(|_srv, req, mut resp| async move {
         if req.path == "/" || req.path == "/index.html" {
             resp.header("content-type", "text/html; charset=utf-8")?;
             resp.end(PAGE)

@@ -11,7 +11,7 @@ fn main() -> rswoole::Result<()> {
     let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
     let mut server = HttpServer::bind(&args.addr())?;
     server.set(args.settings());
-    server.on_request(|_req, mut resp| async move {
+    server.on_request(|_srv, _req, mut resp| async move {
         resp.header("content-type", "text/plain")?;
         resp.end("Hello World")
     });

@@ -7,7 +7,8 @@
 //! (three chunked writes); `/sleep?ms=N`; `/crash` (kills the worker mid-request);
 //! `/noend` (returns without end); `/late-header` (header after end → reports the error);
 //! `/redirect`; `/file?path=P` (sendfile); `/big?n=N` (N bytes of text, compressible);
-//! `/remote` (client address as the server sees it); `/pid`.
+//! `/remote` (client address as the server sees it); `/pid`; `/handle` (the handler's
+//! `Handle`: a timer, the worker id, the stats).
 use std::time::Duration;
 
 use clap::Parser;
@@ -45,26 +46,26 @@ struct Args {
 fn main() -> rswoole::Result<()> {
     let a = Args::parse();
     let mut server = HttpServer::bind(&a.addr)?;
-    server.set(Settings {
-        worker_num: a.worker_num,
-        mode: if a.mode == "base" {
-            Mode::Base
-        } else {
-            Mode::Process
-        },
-        package_max_length: a.package_max_length,
-        http: HttpSettings {
-            enable_static_handler: a.document_root.is_some(),
-            document_root: a.document_root.clone(),
-            request_timeout: a.request_timeout_ms.map(Duration::from_millis),
-            header_timeout: Duration::from_millis(a.header_timeout_ms),
-            trusted_proxies: a.trusted_proxy.clone(),
-            max_uri_length: a.max_uri_length,
-            upload_tmp_dir: a.upload_tmp_dir.clone(),
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    server.set(
+        Settings::default()
+            .worker_num(a.worker_num)
+            .mode(if a.mode == "base" {
+                Mode::Base
+            } else {
+                Mode::Process
+            })
+            .package_max_length(a.package_max_length)
+            .http(
+                HttpSettings::default()
+                    .enable_static_handler(a.document_root.is_some())
+                    .document_root(a.document_root.clone())
+                    .request_timeout(a.request_timeout_ms.map(Duration::from_millis))
+                    .header_timeout(Duration::from_millis(a.header_timeout_ms))
+                    .trusted_proxies(a.trusted_proxy.clone())
+                    .max_uri_length(a.max_uri_length)
+                    .upload_tmp_dir(a.upload_tmp_dir.clone()),
+            ),
+    );
     if let Some(t) = &a.tcp {
         server
             .add_listener(t, rswoole::SockType::Tcp)?
@@ -72,10 +73,24 @@ fn main() -> rswoole::Result<()> {
                 |srv, ev| async move { srv.send(ev.fd, [&b"tcp:"[..], &ev.data[..]].concat()) },
             );
     }
-    server.on_request(|req, mut resp| async move {
+    server.on_request(|srv, req, mut resp| async move {
         let q = |k: &str| req.get.get(k).unwrap_or("").to_string();
         match req.path.as_str() {
             "/hello" => resp.end("Hello World"),
+            "/handle" => {
+                // The handler has the worker's Handle: a timer (whose callback gets it too),
+                // the stats.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                srv.after(Duration::from_millis(10), move |srv| async move {
+                    let _ = tx.send(srv.worker_id());
+                });
+                let from_timer = rx.await.unwrap_or(usize::MAX);
+                resp.end(format!(
+                    "worker={} timer_worker={from_timer} connections={}",
+                    srv.worker_id(),
+                    srv.stats().connections
+                ))
+            }
             "/echo" => {
                 resp.header("x-method", &req.method)?;
                 resp.end(&req.body)

@@ -35,11 +35,11 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 fn main() -> rswoole::Result<()> {
     let a = Args::parse();
     let mut server = Server::bind("127.0.0.1:0")?;
-    server.set(Settings {
-        worker_num: 1,
-        task_worker_num: a.task_worker_num,
-        ..Default::default()
-    });
+    server.set(
+        Settings::default()
+            .worker_num(1)
+            .task_worker_num(a.task_worker_num),
+    );
     server.on_receive(|_srv, _ev| async {});
     server.on_task(|_srv, task| async move { task.raw().to_vec() });
     let args = a.clone();

@@ -169,17 +169,17 @@ async fn run_task(srv: rswoole::TaskHandle, job: Job) -> Reply {
         Job::Timers => {
             let tick_count = std::rc::Rc::new(std::cell::Cell::new(0u32));
             let c = tick_count.clone();
-            srv.tick(Duration::from_millis(10), move || {
+            srv.tick(Duration::from_millis(10), move |_srv| {
                 c.set(c.get() + 1);
                 async {}
             });
-            srv.after(Duration::from_millis(30), move || async move {
+            srv.after(Duration::from_millis(30), move |_srv| async move {
                 println!("tw-after fired ticks>0={}", tick_count.get() > 0);
             });
-            let ghost = srv.after(Duration::from_millis(20), || async {
+            let ghost = srv.after(Duration::from_millis(20), |_srv| async {
                 println!("tw-ghost fired");
             });
-            assert!(srv.clear(ghost));
+            assert!(srv.clear(ghost).is_ok());
             Reply::Unit
         }
         Job::Msg { fd } => {
@@ -311,24 +311,27 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
             let fired = std::rc::Rc::new(std::cell::Cell::new(0u32));
             let ghost = std::rc::Rc::new(std::cell::Cell::new(0u32));
             let id = std::rc::Rc::new(std::cell::Cell::new(None));
-            let (t, s, idc) = (ticks.clone(), srv.clone(), id.clone());
-            let tid = srv.tick(Duration::from_millis(20), move || {
+            let (t, idc) = (ticks.clone(), id.clone());
+            let tid = srv.tick(Duration::from_millis(20), move |s| {
                 t.set(t.get() + 1);
                 if t.get() == 5 {
                     if let Some(i) = idc.get() {
-                        s.clear(i);
+                        let _ = s.clear(i);
                     }
                 }
                 async {}
             });
             id.set(Some(tid));
             let f = fired.clone();
-            srv.after(Duration::from_millis(30), move || async move {
+            srv.after(Duration::from_millis(30), move |_srv| async move {
                 f.set(f.get() + 1)
             });
             let g = ghost.clone();
-            let gid = srv.after(Duration::from_millis(50), move || async move { g.set(1) });
-            let cleared = srv.clear(gid);
+            let gid = srv.after(
+                Duration::from_millis(50),
+                move |_srv| async move { g.set(1) },
+            );
+            let cleared = srv.clear(gid).is_ok();
             tokio::time::sleep(Duration::from_millis(400)).await;
             reply(
                 &srv,
@@ -338,7 +341,7 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
                     ticks.get(),
                     fired.get(),
                     ghost.get(),
-                    srv.clear(tid)
+                    srv.clear(tid).is_ok()
                 ),
             );
         }
@@ -360,17 +363,17 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
 fn main() -> rswoole::Result<()> {
     let a = Args::parse();
     let mut server = Server::bind(&a.addr)?;
-    server.set(Settings {
-        worker_num: a.worker_num,
-        task_worker_num: a.task_worker_num,
-        task_queue_size: a.task_queue_size,
-        task_retry_on_crash: a.retry_on_crash,
-        framing: Framing::Eof {
-            eof: b"\n".to_vec(),
-            split: true,
-        },
-        ..Default::default()
-    });
+    server.set(
+        Settings::default()
+            .worker_num(a.worker_num)
+            .task_worker_num(a.task_worker_num)
+            .task_queue_size(a.task_queue_size)
+            .task_retry_on_crash(a.retry_on_crash)
+            .framing(Framing::Eof {
+                eof: b"\n".to_vec(),
+                split: true,
+            }),
+    );
     server.on_task(|srv, task| async move {
         let job: Job = task.data().expect("a Job");
         run_task(srv, job).await

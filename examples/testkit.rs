@@ -107,37 +107,36 @@ struct OpsArgs {
 impl OpsArgs {
     fn settings(&self) -> Settings {
         let ms = std::time::Duration::from_millis;
-        Settings {
-            daemonize: self.daemonize,
-            pid_file: self.pid_file.clone(),
-            log_file: self.log_file.clone(),
-            max_request: self.max_request,
-            max_request_grace: self.max_request_grace,
-            heartbeat_check_interval: ms(self.heartbeat_check_interval_ms),
-            heartbeat_idle_time: ms(self.heartbeat_idle_time_ms),
-            max_wait_time: ms(self.max_wait_time_ms),
-            ..Default::default()
-        }
+        Settings::default()
+            .daemonize(self.daemonize)
+            .pid_file(self.pid_file.clone())
+            .log_file(self.log_file.clone())
+            .max_request(self.max_request)
+            .max_request_grace(self.max_request_grace)
+            .heartbeat_check_interval(ms(self.heartbeat_check_interval_ms))
+            .heartbeat_idle_time(ms(self.heartbeat_idle_time_ms))
+            .max_wait_time(ms(self.max_wait_time_ms))
     }
 }
 
 fn main() -> rswoole::Result<()> {
     let a = Args::parse();
     let mut server = Server::bind(&a.addr)?;
-    server.set(Settings {
-        worker_num: a.worker_num,
-        mode: if a.mode == "base" {
-            Mode::Base
-        } else {
-            Mode::Process
-        },
-        dispatch_mode: DispatchMode::from_swoole(a.dispatch_mode)?,
-        buffer_output_size: a.buffer_output_size,
-        max_connection: a.max_connection,
-        framing: rswoole::cli::parse_framing(&a.framing).expect("--framing"),
-        package_max_length: a.package_max_length,
-        ..a.ops.settings()
-    });
+    server.set(
+        a.ops
+            .settings()
+            .worker_num(a.worker_num)
+            .mode(if a.mode == "base" {
+                Mode::Base
+            } else {
+                Mode::Process
+            })
+            .dispatch_mode(DispatchMode::from_swoole(a.dispatch_mode)?)
+            .buffer_output_size(a.buffer_output_size)
+            .max_connection(a.max_connection)
+            .framing(rswoole::cli::parse_framing(&a.framing).expect("--framing"))
+            .package_max_length(a.package_max_length),
+    );
     let framing = server.settings_mut().framing.clone();
     let fr = framing.clone();
     server.on_pipe_message(move |srv, from, data| {
@@ -203,7 +202,7 @@ fn main() -> rswoole::Result<()> {
                 let text = String::from_utf8_lossy(&data).trim_end().to_string();
                 if let Some(uid) = text.strip_prefix("bind ") {
                     let uid: u32 = uid.parse().unwrap_or(0);
-                    let r = format!("bound {uid} {}", srv.bind(ev.fd, uid));
+                    let r = format!("bound {uid} {}", srv.bind(ev.fd, uid).is_ok());
                     return srv.send(ev.fd, frame(&framing, &r));
                 }
                 if let Some(b) = text.strip_prefix("broadcast ") {
@@ -255,7 +254,7 @@ fn main() -> rswoole::Result<()> {
                     "whoami" => format!("w{}\n", srv.worker_id()),
                     "close" => {
                         srv.send(ev.fd, format!("bye {}\n", ev.fd))?;
-                        srv.close(ev.fd);
+                        let _ = srv.close(ev.fd);
                         return Ok(());
                     }
                     "panic" => panic!("testkit: asked to panic"),

@@ -16,7 +16,7 @@ fn main() -> rswoole::Result<()> {
     settings.package_max_length = 64 * 1024 * 1024;
     server.set(settings);
     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, frame.opcode) });
-    server.on_request(|_req, mut resp| async move {
+    server.on_request(|_srv, _req, mut resp| async move {
         resp.header("content-type", "text/plain")?;
         resp.end("ws_echo: connect with a WebSocket client\n")
     });

@@ -48,23 +48,23 @@ struct Args {
 fn main() -> rswoole::Result<()> {
     let a = Args::parse();
     let mut server = WebSocketServer::bind(&a.addr)?;
-    server.set(Settings {
-        worker_num: a.worker_num,
-        mode: if a.mode == "base" {
-            Mode::Base
-        } else {
-            Mode::Process
-        },
-        websocket: WebSocketSettings {
-            ping_interval: (a.ping_ms > 0).then(|| Duration::from_millis(a.ping_ms)),
-            pong_timeout: Duration::from_millis(a.pong_ms),
-            max_message_size: a.max_message_size,
-            deliver_control_frames: a.deliver_control,
-            compression: a.compression,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    server.set(
+        Settings::default()
+            .worker_num(a.worker_num)
+            .mode(if a.mode == "base" {
+                Mode::Base
+            } else {
+                Mode::Process
+            })
+            .websocket(
+                WebSocketSettings::default()
+                    .ping_interval((a.ping_ms > 0).then(|| Duration::from_millis(a.ping_ms)))
+                    .pong_timeout(Duration::from_millis(a.pong_ms))
+                    .max_message_size(a.max_message_size)
+                    .deliver_control_frames(a.deliver_control)
+                    .compression(a.compression),
+            ),
+    );
     if a.handshake {
         server.on_handshake(|_srv, req| async move {
             if req.path == "/reject" {
@@ -102,7 +102,7 @@ fn main() -> rswoole::Result<()> {
                 srv.push(f.fd, msg, OpCode::Text)
             }
             (_, "bye") => {
-                srv.disconnect(f.fd, 4000, "bye");
+                let _ = srv.disconnect(f.fd, 4000, "bye");
                 Ok(())
             }
             (_, "ping") => srv.push(f.fd, "p", OpCode::Ping),
@@ -118,7 +118,7 @@ fn main() -> rswoole::Result<()> {
             }
             (_, t) if t.starts_with("kick:") => {
                 let to = ConnId(t[5..].parse().unwrap_or(0));
-                let done = srv.disconnect(to, 4001, "kicked");
+                let done = srv.disconnect(to, 4001, "kicked").is_ok();
                 srv.push(f.fd, format!("kick {done}"), OpCode::Text)
             }
             (_, t) if t.starts_with("to:") => {

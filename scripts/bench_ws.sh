@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}; BCONNS=${BCONNS:-1000}; IDLE=${IDLE:-10000}
 WHAT=${1:-all}
-cargo build --release -q --bin rswoole --example ws_echo --example chat \
+cargo build --release -q --features cli --bin rswoole --example ws_echo --example chat \
   --example peer_tungstenite_echo --example peer_tungstenite_broadcast
 . scripts/bench_lib.sh
 rps() { awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }

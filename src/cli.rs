@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::settings::{DispatchMode, Mode, Settings};
+use crate::base::{DispatchMode, Mode, Settings};
 use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
@@ -154,28 +154,27 @@ impl ExampleArgs {
                 std::process::exit(2);
             }
         };
-        Settings {
-            worker_num: self.worker_num,
-            task_worker_num: self.task_worker_num,
-            reactor_num: self.reactor_num,
-            mode,
-            dispatch_mode,
-            daemonize: self.daemonize,
-            pid_file: self.pid_file.clone(),
-            log_file: self.log_file.clone(),
-            framing: match self.framing.as_deref().map(parse_framing) {
+        Settings::default()
+            .worker_num(self.worker_num)
+            .task_worker_num(self.task_worker_num)
+            .reactor_num(self.reactor_num)
+            .mode(mode)
+            .dispatch_mode(dispatch_mode)
+            .daemonize(self.daemonize)
+            .pid_file(self.pid_file.clone())
+            .log_file(self.log_file.clone())
+            .framing(match self.framing.as_deref().map(parse_framing) {
                 None => Framing::Raw,
                 Some(Ok(f)) => f,
                 Some(Err(e)) => {
                     eprintln!("error: --framing: {e}");
                     std::process::exit(2);
                 }
-            },
-            package_max_length: self
-                .package_max_length
-                .unwrap_or(crate::settings::DEFAULT_PACKAGE_MAX_LENGTH),
-            ..Settings::default()
-        }
+            })
+            .package_max_length(
+                self.package_max_length
+                    .unwrap_or(crate::base::settings::DEFAULT_PACKAGE_MAX_LENGTH),
+            )
     }
 }
 

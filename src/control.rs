@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::daemon::MASTER_TITLE;
+pub use crate::base::error::ControlError;
 
 /// One thing an operator can ask of a running server.
 ///
@@ -89,70 +89,6 @@ fn signal_number(name: &str) -> Option<i32> {
     })
 }
 
-/// Why a running server could not be reached.
-///
-/// # Examples
-///
-/// ```
-/// use rswoole::control::{ControlError, Master};
-/// let err = Master::open("/nonexistent/app.pid").unwrap_err();
-/// assert!(matches!(err, ControlError::Missing(_)));
-/// assert!(err.to_string().contains("is the server running"));
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ControlError {
-    /// No pid file: the server is not running, or was started with another `pid_file`.
-    #[error("pid file {0} does not exist: is the server running, with this pid_file?")]
-    Missing(PathBuf),
-    /// The pid file does not hold a pid.
-    #[error("pid file {path} does not hold a pid (it has {content:?})")]
-    Malformed {
-        /// The pid file.
-        path: PathBuf,
-        /// What it holds.
-        content: String,
-    },
-    /// The pid file is left over from a server that is gone (crashed or killed); delete it.
-    #[error("stale pid file {path}: process {pid} is gone (the server crashed or was killed); remove the file")]
-    Stale {
-        /// The pid file.
-        path: PathBuf,
-        /// The pid it names.
-        pid: i32,
-    },
-    /// The pid is alive but is not an rswoole master (the pid was reused); nothing is signalled.
-    #[error("pid file {path} names process {pid}, which is not an rswoole master (it is {cmdline:?}); refusing to signal it")]
-    NotRswoole {
-        /// The pid file.
-        path: PathBuf,
-        /// The pid it names.
-        pid: i32,
-        /// That process's command line.
-        cmdline: String,
-    },
-    /// No such verb in [`VERBS`] (or it sends no signal).
-    #[error("unknown verb {0:?}")]
-    UnknownVerb(String),
-    /// The server did not stop in time.
-    #[error("process {pid} still runs after {waited:?}")]
-    Timeout {
-        /// The master's pid.
-        pid: i32,
-        /// How long we waited.
-        waited: Duration,
-    },
-    /// An OS call failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// A running master, found through its pid file.
 ///
 /// # Examples
@@ -161,7 +97,7 @@ pub enum ControlError {
 /// use std::time::Duration;
 /// use rswoole::control::Master;
 ///
-/// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+/// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
 /// let master = Master::open("/run/app.pid")?;
 /// println!("master {} alive: {}", master.pid(), master.is_alive());
 /// master.send("reload")?;
@@ -172,26 +108,6 @@ pub enum ControlError {
 pub struct Master {
     pid: i32,
     pid_file: PathBuf,
-}
-
-fn proc_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rfind(')')
-            .is_some_and(|i| s[i..].starts_with(") Z") || s[i..].starts_with(") X")),
-        Err(_) => false,
-    }
-}
-
-fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            String::from_utf8_lossy(&b)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
 }
 
 impl Master {
@@ -217,34 +133,7 @@ impl Master {
     /// ```
     pub fn open(pid_file: impl AsRef<Path>) -> Result<Master, ControlError> {
         let path = pid_file.as_ref().to_path_buf();
-        let content = match std::fs::read_to_string(&path) {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ControlError::Missing(path))
-            }
-            Err(source) => {
-                return Err(ControlError::Io {
-                    context: format!("reading {}", path.display()),
-                    source,
-                })
-            }
-        };
-        let pid = match content.trim().parse::<i32>() {
-            Ok(p) if p > 0 => p,
-            _ => {
-                return Err(ControlError::Malformed {
-                    path,
-                    content: content.trim().to_string(),
-                })
-            }
-        };
-        if !proc_alive(pid) {
-            return Err(ControlError::Stale { path, pid });
-        }
-        let cmdline = cmdline(pid);
-        if !cmdline.starts_with(MASTER_TITLE) {
-            return Err(ControlError::NotRswoole { path, pid, cmdline });
-        }
+        let pid = crate::base::names::find_master(&path)?;
         Ok(Master {
             pid,
             pid_file: path,
@@ -258,7 +147,7 @@ impl Master {
     /// ```no_run
     /// use rswoole::control::Master;
     ///
-    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
     /// let master = Master::open("/run/app.pid")?;
     /// println!("kill -USR1 {}", master.pid());
     /// # Ok::<(), rswoole::control::ControlError>(())
@@ -275,7 +164,7 @@ impl Master {
     /// use std::time::Duration;
     /// use rswoole::control::Master;
     ///
-    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
     /// let master = Master::open("/run/app.pid")?;
     /// master.send("stop")?;
     /// while master.is_alive() {
@@ -284,7 +173,7 @@ impl Master {
     /// # Ok::<(), rswoole::control::ControlError>(())
     /// ```
     pub fn is_alive(&self) -> bool {
-        proc_alive(self.pid)
+        crate::base::names::proc_alive(self.pid)
     }
 
     /// The server's status: one JSON object (see `rswoole status --json`).
@@ -298,7 +187,7 @@ impl Master {
     /// use std::time::Duration;
     /// use rswoole::control::Master;
     ///
-    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
     /// let master = Master::open("/run/app.pid")?;
     /// let status: serde_json::Value =
     ///     serde_json::from_str(&master.status_json(Duration::from_secs(2))?).expect("JSON");
@@ -306,7 +195,7 @@ impl Master {
     /// # Ok::<(), rswoole::control::ControlError>(())
     /// ```
     pub fn status_json(&self, timeout: Duration) -> Result<String, ControlError> {
-        let sock = crate::daemon::status_socket(&self.pid_file);
+        let sock = crate::base::names::status_socket(&self.pid_file);
         let io = |context: String| move |source| ControlError::Io { context, source };
         let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
             "connecting to the status socket {}",
@@ -330,7 +219,7 @@ impl Master {
     /// ```no_run
     /// use rswoole::control::Master;
     ///
-    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
     /// let master = Master::open("/run/app.pid")?;
     /// master.send("reload")?; // replace the workers, dropping no connection
     /// master.send("reopen-logs")?; // after logrotate moved the log file
@@ -362,7 +251,7 @@ impl Master {
     /// use std::time::Duration;
     /// use rswoole::control::Master;
     ///
-    /// // A server started with `Settings { pid_file: Some("/run/app.pid".into()), .. }`.
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
     /// let master = Master::open("/run/app.pid")?;
     /// master.stop(Duration::from_secs(10))?;
     /// // The ports are free again: a new server can bind them now.

@@ -35,30 +35,23 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-mod conn;
-mod daemon;
-mod error;
-mod ipc;
-mod mailbox;
-mod manager;
-mod master;
-mod proto;
-mod reactor;
-mod server;
-mod settings;
-mod shared;
+// Layers, bottom to top; each imports only the ones above it in this list
+// (`../shared/tools/layers.py src` checks it). See docs/ARCHITECTURE.md.
+mod base; // 1. plain types: ids, errors, settings, events, counters
+mod ipc; // 2. records between processes, mailboxes, task links, the shared connection table
+mod owner; // 3. the socket owner: connections and the protocol state machines
+mod runtime;
 #[allow(unsafe_code)]
-mod sys;
-mod task;
-mod task_link;
-mod task_worker;
-mod upkeep;
-mod worker;
+mod sys; // 2. the only unsafe code: fork, socketpair, signals, shared memory // 4. master, reactor, manager, workers, task workers, timers
 
+// 5. the public API.
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod control;
 pub mod http;
+mod server;
+mod task;
 pub mod websocket;
 
 pub use bytes::Bytes;
@@ -69,17 +62,17 @@ pub use bytes::Bytes;
 pub mod shm {
     pub use rswoole_shm::*;
 }
-pub use error::{Error, Result, SendError};
+pub use base::settings::{
+    DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_HEARTBEAT_CHECK_INTERVAL, DEFAULT_MAX_CONNECTION_CAP,
+    DEFAULT_MAX_REQUEST, DEFAULT_MAX_WAIT_TIME, DEFAULT_PACKAGE_MAX_LENGTH,
+    DEFAULT_TASK_MAX_PAYLOAD, DEFAULT_TASK_QUEUE_SIZE,
+};
+pub use base::{
+    CallbackResult, ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings,
+    MasterInfo, Mode, Packet, ReceiveEvent, Result, SendError, Settings, SockType, Stats,
+    TaskError, TaskId, TaskResult, TimerError, TimerId, WebSocketSettings,
+};
 pub use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 pub use rswoole_shm::{Atomic, AtomicLong, Column, Lock, Row, Table, Value};
-pub use server::{
-    CallbackResult, ConnId, Handle, MasterInfo, Packet, Port, ReceiveEvent, Server, SockType, Stats,
-};
-pub use settings::{
-    DispatchMode, Mode, Settings, DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_HEARTBEAT_CHECK_INTERVAL,
-    DEFAULT_MAX_CONNECTION_CAP, DEFAULT_MAX_REQUEST, DEFAULT_MAX_WAIT_TIME,
-    DEFAULT_PACKAGE_MAX_LENGTH,
-};
-pub use settings::{DEFAULT_TASK_MAX_PAYLOAD, DEFAULT_TASK_QUEUE_SIZE};
-pub use shared::ConnectionInfo;
-pub use task::{Task, TaskError, TaskHandle, TaskId, TaskResult, TimerId};
+pub use server::{Handle, Port, Server};
+pub use task::{Task, TaskHandle};

@@ -20,8 +20,8 @@ fn nginx_proxy_round_trip() {
         eprintln!("nginx not installed: skipping (CI installs it)");
         return;
     };
-    let app_port = free_port();
-    let app = ServerProc::spawn(
+    let app_port = 0;
+    let app = ServerProc::start(
         "http_kit",
         &[
             "--addr",
@@ -31,7 +31,7 @@ fn nginx_proxy_round_trip() {
         ],
         app_port,
     );
-    wait_http(app_port);
+    let app_port = app.port;
 
     let dir = tempfile::tempdir().unwrap();
     let public = dir.path().join("public");

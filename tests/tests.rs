@@ -3,6 +3,12 @@
 //! with free ports, talks to them over real sockets, bounds every wait with a timeout, and
 //! kills only the processes it started (their process group, by id).
 //!
+//! Servers bind port 0 where they can; `ServerProc::start` reads the bound ports back from
+//! the master's `phase=Running` log line and waits for readiness signals (that line, the
+//! listening sockets in /proc) rather than sleeping or probing with a connection. Tests wait
+//! for observable conditions (log lines, process titles, the status socket, replies), never
+//! for a fixed time, and assert wall-clock bounds only where timing is the behaviour tested.
+//!
 //! The examples must be built: a plain `cargo test` builds them first; after
 //! `cargo test --test integration` alone, run `cargo build --examples` once.
 

@@ -194,7 +194,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn start(example: &str, extra: &[&str]) -> ServerProc {
-    let port = free_port();
+    let port = 0;
     let p = port.to_string();
     let mut args = vec!["--host", "127.0.0.1", "--port", &p];
     args.extend_from_slice(extra);
@@ -319,8 +319,8 @@ fn chat_broadcast_500_clients_4_workers() {
         for i in 0..CLIENTS {
             clients.push(Ws::connect(srv.port, i % 5 == 0).await);
         }
-        // Every client is established before anyone sends.
-        let deadline = Instant::now() + T;
+        // Every client is established (its on_open ran) before anyone sends.
+        srv.wait_stdout(" joined ", CLIENTS, T);
         let mut senders: Vec<Ws> = clients.drain(..SENDERS).collect();
         let readers: Vec<_> = clients
             .into_iter()
@@ -336,7 +336,6 @@ fn chat_broadcast_500_clients_4_workers() {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
         for k in 0..PER {
             for (s, ws) in senders.iter_mut().enumerate() {
                 ws.send(MessageKind::Text, format!("s{s}-{k}").as_bytes())
@@ -356,7 +355,6 @@ fn chat_broadcast_500_clients_4_workers() {
             let (_ws, got) = r.await.expect("reader");
             all.push(got);
         }
-        assert!(Instant::now() < deadline + T);
         for got in &all {
             // from{fd}:s{sender}-{k}\n — per sender, k = 0..PER in order, once each.
             let mut next: HashMap<String, usize> = HashMap::new();
@@ -384,7 +382,8 @@ fn ws_client_that_never_reads_is_dropped() {
     rt().block_on(async {
         let mut sleeper = Ws::connect(srv.port, false).await;
         let mut talker = Ws::connect(srv.port, false).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Both are chat members (on_open ran) before the broadcasts start.
+        srv.wait_stdout(" joined ", 2, T);
         let chunk = "x".repeat(60_000);
         // 60 MB of broadcasts: far beyond the 2 MiB output buffer (+ kernel buffers).
         for i in 0..1000 {
@@ -441,7 +440,7 @@ fn ws_clients_survive_worker_sigkill() {
 }
 
 fn kit(extra: &[&str]) -> ServerProc {
-    let port = free_port();
+    let port = 0;
     let addr = format!("127.0.0.1:{port}");
     let mut args = vec!["--addr", &addr];
     args.extend_from_slice(extra);
@@ -546,19 +545,33 @@ fn ws_keepalive_pings_and_drops_silent_clients() {
             .parse()
             .unwrap();
         // `live` keeps reading (its codec answers pings); `silent` does not read at all.
+        // `live` reads until `silent` was dropped and then two more pings came: it outlived
+        // the pong timeout that ended `silent`, and is still being pinged after it.
+        let silent_gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gone = silent_gone.clone();
         let reader = tokio::spawn(async move {
-            let mut pings = 0;
-            let until = Instant::now() + Duration::from_millis(2500);
-            while Instant::now() < until {
+            let (mut pings, mut pings_after) = (0, 0);
+            let deadline = Instant::now() + T;
+            while pings_after < 2 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{pings} pings, {pings_after} after"
+                );
                 match tokio::time::timeout(Duration::from_millis(100), live.recv()).await {
-                    Ok(Some(WsEvent::Ping(_))) => pings += 1,
+                    Ok(Some(WsEvent::Ping(_))) => {
+                        pings += 1;
+                        if gone.load(std::sync::atomic::Ordering::Acquire) {
+                            pings_after += 1;
+                        }
+                    }
                     Ok(None) => panic!("live client was closed"),
                     _ => {}
                 }
             }
             (live, pings)
         });
-        srv.wait_stdout(&format!("close {fd_silent}"), 1, T);
+        srv.wait_stdout(&format!("close {fd_silent}\n"), 1, T);
+        silent_gone.store(true, std::sync::atomic::Ordering::Release);
         let (mut live, pings) = reader.await.unwrap();
         assert!(pings >= 2, "pings seen: {pings}");
         assert!(!srv.stdout().contains(&format!("close {fd_live}\n")));
@@ -619,8 +632,8 @@ async fn connect_mapped(srv: &ServerProc, n: usize, deflate_every: usize) -> Vec
 fn chat_broadcast_base_mode_200_clients_4_workers() {
     let srv = start("chat", &["--mode", "base", "--worker-num", "4"]);
     srv.wait_titles("rswoole: worker", 4, T);
-    // Let every worker reach its accept loop, so that SO_REUSEPORT spreads the clients.
-    std::thread::sleep(Duration::from_millis(300));
+    // Every worker listens (SO_REUSEPORT spreads the clients over the listening ones).
+    srv.wait_listening(4, T);
     const CLIENTS: usize = 200;
     const PER: usize = 20;
     rt().block_on(async {
@@ -719,7 +732,8 @@ fn chat_broadcast_base_mode_200_clients_4_workers() {
 fn ws_base_mode_push_and_disconnect_across_workers() {
     let srv = kit(&["--mode", "base", "--worker-num", "4"]);
     srv.wait_titles("rswoole: worker", 4, T);
-    std::thread::sleep(Duration::from_millis(300));
+    // Every worker listens (SO_REUSEPORT spreads the clients over the listening ones).
+    srv.wait_listening(4, T);
     rt().block_on(async {
         // Connect until two clients are on different workers.
         let mut clients: Vec<(Ws, u64, u64)> = Vec::new();

@@ -46,8 +46,8 @@ pub use error::ClientError;
 pub use sync::SyncClient;
 pub use tokio_client::Client;
 
-pub use crate::server::SockType;
-use crate::settings::DEFAULT_PACKAGE_MAX_LENGTH;
+use crate::base::settings::DEFAULT_PACKAGE_MAX_LENGTH;
+pub use crate::base::SockType;
 use rswoole_codec::stream::Framing;
 
 /// Largest single read (and UDP datagram) a client takes: 64 KiB.

@@ -1,4 +1,4 @@
-//! The HTTP server: [`HttpServer`] (a [`Server`] whose listener speaks HTTP/1.1),
+//! The HTTP server: [`HttpServer`] (a server whose listener speaks HTTP/1.1),
 //! [`Request`] and [`Response`].
 //!
 //! Requests are parsed where the socket lives (the master in Process mode), so malformed or
@@ -11,7 +11,7 @@
 //!
 //! fn main() -> rswoole::Result<()> {
 //!     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-//!     server.on_request(|_req, mut resp| async move {
+//!     server.on_request(|_srv, _req, mut resp| async move {
 //!         resp.header("content-type", "text/plain")?;
 //!         resp.end("Hello World")
 //!     });
@@ -19,85 +19,29 @@
 //! }
 //! ```
 
+//!
+//! The handler gets the [`Handle`] too, so a request can wait for a task,
+//! broadcast, read the stats or set a timer, as any other callback.
+
+pub(crate) mod handler;
 mod request;
 mod response;
 mod static_files;
-pub(crate) mod worker;
 
-use std::net::IpAddr;
-use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::rc::Rc;
 
 pub use request::{Params, Request, RequestInfo, UploadedFile};
 pub use response::{HttpError, Response};
 pub use rswoole_codec::http1::{SameSite, SetCookie};
 
-use crate::error::Result;
-use crate::server::{Protocol, Server};
-
-/// Default for [`HttpSettings::header_timeout`]: a client must send a whole request head
-/// within this long once it started one (slowloris defence).
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default for [`HttpSettings::compression_min_length`].
-pub const DEFAULT_COMPRESSION_MIN_LENGTH: usize = 1024;
-
-/// HTTP settings (`Settings::http`).
-///
-/// # Examples
-/// ```
-/// use rswoole::{http::HttpSettings, Settings};
-/// let s = Settings {
-///     http: HttpSettings { enable_static_handler: true, document_root: Some("public".into()), ..Default::default() },
-///     ..Default::default()
-/// };
-/// assert!(s.http.enable_static_handler);
-/// ```
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// Serve files under this directory (with `enable_static_handler`). Default none.
-    pub document_root: Option<PathBuf>,
-    /// Answer requests for existing files under `document_root` without calling the handler.
-    /// Default `false`.
-    pub enable_static_handler: bool,
-    /// gzip responses when the client accepts it and the body is at least
-    /// `compression_min_length` bytes. Default `true`.
-    pub http_compression: bool,
-    /// Smallest body worth compressing. Default [`DEFAULT_COMPRESSION_MIN_LENGTH`].
-    pub compression_min_length: usize,
-    /// A handler still running after this long is cancelled and the client gets 504. Default
-    /// none.
-    pub request_timeout: Option<Duration>,
-    /// See [`DEFAULT_HEADER_TIMEOUT`].
-    pub header_timeout: Duration,
-    /// Largest request head (431 beyond). Default 8 KiB.
-    pub max_header_size: usize,
-    /// Longest request URI (414 beyond). Default 8 KiB.
-    pub max_uri_length: usize,
-    /// Where uploaded files are written while a request is handled (removed afterwards).
-    /// Default: the system temp dir.
-    pub upload_tmp_dir: Option<PathBuf>,
-    /// Proxies whose `X-Forwarded-For` is believed: for a request from one of them,
-    /// [`RequestInfo::remote_addr`] is the client it names. Default none.
-    pub trusted_proxies: Vec<IpAddr>,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            document_root: None,
-            enable_static_handler: false,
-            http_compression: true,
-            compression_min_length: DEFAULT_COMPRESSION_MIN_LENGTH,
-            request_timeout: None,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            max_header_size: rswoole_codec::http1::DEFAULT_MAX_HEAD_BYTES,
-            max_uri_length: rswoole_codec::http1::DEFAULT_MAX_URI_LEN,
-            upload_tmp_dir: None,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
+pub use crate::base::settings::http::{DEFAULT_COMPRESSION_MIN_LENGTH, DEFAULT_HEADER_TIMEOUT};
+pub use crate::base::HttpSettings;
+use crate::base::{CallbackResult, Error, Result, SockType};
+use crate::owner::inbound::Protocol;
+use crate::runtime::app::ProtocolHandler;
+use crate::server::{forward_server_methods, Handle, Port, Server};
+use crate::task::forward_task_methods;
+use handler::{HttpHandler, ReqCb};
 
 /// An HTTP/1.1 server: a [`Server`] whose first listener speaks HTTP. Everything of
 /// [`Server`] is available through `Deref` (settings, more listeners — TCP, UDP or HTTP —,
@@ -110,7 +54,7 @@ impl Default for HttpSettings {
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|req, mut resp| async move {
+///     server.on_request(|_srv, req, mut resp| async move {
 ///         resp.header("content-type", "text/plain")?;
 ///         resp.end(format!("Hello {}", req.get.get("name").unwrap_or("World")))
 ///     });
@@ -119,6 +63,7 @@ impl Default for HttpSettings {
 /// ```
 pub struct HttpServer {
     server: Server,
+    on_request: Option<ReqCb>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -131,7 +76,7 @@ impl HttpServer {
     /// An HTTP server on `addr`.
     ///
     /// # Errors
-    /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    /// [`Error::Address`] if `addr` does not parse or resolve.
     ///
     /// # Examples
     ///
@@ -139,7 +84,7 @@ impl HttpServer {
     /// use rswoole::http::HttpServer;
     /// use rswoole::Settings;
     /// let mut server = HttpServer::bind("0.0.0.0:8080")?;
-    /// server.set(Settings { worker_num: 4, ..Default::default() }); // `Server` methods via Deref
+    /// server.set(Settings::default().worker_num(4)); // `Server` methods via Deref
     /// assert_eq!(server.settings_mut().worker_num, 4);
     /// assert!(HttpServer::bind("0.0.0.0").is_err()); // no port
     /// # Ok::<(), rswoole::Error>(())
@@ -147,13 +92,16 @@ impl HttpServer {
     pub fn bind(addr: &str) -> Result<HttpServer> {
         let mut server = Server::bind(addr)?;
         server.ports[0].protocol = Protocol::Http;
-        Ok(HttpServer { server })
+        Ok(HttpServer {
+            server,
+            on_request: None,
+        })
     }
 
     /// Adds another HTTP listener (its requests go to the same `on_request`).
     ///
     /// # Errors
-    /// [`Error::Address`](crate::Error::Address) if `addr` does not parse or resolve.
+    /// [`Error::Address`] if `addr` does not parse or resolve.
     ///
     /// # Examples
     ///
@@ -163,12 +111,12 @@ impl HttpServer {
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
     ///     server.add_http_listener("[::1]:9501")?; // the same site over IPv6
-    ///     server.on_request(|_req, mut resp| async move { resp.end("hi") });
+    ///     server.on_request(|_srv, _req, mut resp| async move { resp.end("hi") });
     ///     server.start()
     /// }
     /// ```
     pub fn add_http_listener(&mut self, addr: &str) -> Result<&mut Self> {
-        let p = self.server.add_listener(addr, crate::SockType::Tcp)?;
+        let p = self.server.add_listener(addr, SockType::Tcp)?;
         p.protocol = Protocol::Http;
         Ok(self)
     }
@@ -182,7 +130,7 @@ impl HttpServer {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         match (req.method.as_str(), req.path.as_str()) {
     ///             ("GET", "/") => resp.end("home"),
     ///             ("POST", "/echo") => resp.end(req.body),
@@ -197,22 +145,25 @@ impl HttpServer {
     /// ```
     pub fn on_request<F, Fut>(&mut self, f: F) -> &mut Self
     where
-        F: Fn(Request, Response) -> Fut + 'static,
+        F: Fn(Handle, Request, Response) -> Fut + 'static,
         Fut: std::future::Future + 'static,
-        Fut::Output: crate::CallbackResult,
+        Fut::Output: CallbackResult,
     {
-        self.server.on_request = Some(std::rc::Rc::new(move |req, resp| {
-            let fut = f(req, resp);
-            Box::pin(async move { crate::CallbackResult::report(fut.await, "on_request") })
+        self.on_request = Some(Rc::new(move |h, req, resp| {
+            let fut = f(h, req, resp);
+            Box::pin(async move { fut.await.report("on_request") })
         }));
         self
     }
+
+    forward_server_methods!();
+    forward_task_methods!();
 
     /// Serves until shutdown; see [`Server::start`].
     ///
     /// # Errors
     /// As [`Server::start`]; an HTTP listener without `on_request` is
-    /// [`Error::MissingCallback`](crate::Error::MissingCallback).
+    /// [`Error::MissingCallback`].
     ///
     /// # Examples
     ///
@@ -221,25 +172,48 @@ impl HttpServer {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move { resp.end("ok") });
+    ///     server.on_request(|_srv, _req, mut resp| async move { resp.end("ok") });
     ///     // Blocks until shutdown.
     ///     server.start()
     /// }
     /// ```
     pub fn start(self) -> Result<()> {
-        self.server.start()
+        self.start_with(|_| None)
     }
-}
 
-impl Deref for HttpServer {
-    type Target = Server;
-    fn deref(&self) -> &Server {
-        &self.server
+    /// Starts with the protocol handler `wrap` makes of the HTTP one (the WebSocket server's),
+    /// or the HTTP one itself.
+    pub(crate) fn start_with(
+        self,
+        wrap: impl Fn(Rc<HttpHandler>) -> Option<Rc<dyn ProtocolHandler>> + 'static,
+    ) -> Result<()> {
+        let HttpServer {
+            mut server,
+            on_request,
+        } = self;
+        let has_request = on_request.is_some();
+        server.app.protocol = Some(Rc::new(move |settings| {
+            let http = Rc::new(HttpHandler::new(settings.clone(), on_request.clone()));
+            match wrap(http.clone()) {
+                Some(p) => p,
+                None => http,
+            }
+        }));
+        let check = move |p: &Port| {
+            if p.protocol == Protocol::Http && !has_request {
+                return Err(Error::MissingCallback {
+                    callback: "on_request",
+                    kind: "HTTP",
+                    addr: p.addr,
+                });
+            }
+            Ok(())
+        };
+        server.start_with(Some(&check))
     }
-}
 
-impl DerefMut for HttpServer {
-    fn deref_mut(&mut self) -> &mut Server {
+    /// The inner server (the WebSocket server marks its listener).
+    pub(crate) fn server_mut(&mut self) -> &mut Server {
         &mut self.server
     }
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::{self, MultipartEvent, MultipartParser, RequestHead};
 
-use crate::ConnId;
+use crate::base::ConnId;
 
 /// Name/value pairs in arrival order (query, form fields, cookies, headers). Names may repeat.
 ///
@@ -19,7 +19,7 @@ use crate::ConnId;
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|req, mut resp| async move {
+///     server.on_request(|_srv, req, mut resp| async move {
 ///         // GET /search?q=rust&tag=a&tag=b
 ///         let q = req.get.get("q").unwrap_or("");
 ///         let tags: Vec<&str> = req.get.get_all("tag").collect();
@@ -72,7 +72,7 @@ impl Params {
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|mut req, mut resp| async move {
+///     server.on_request(|_srv, mut req, mut resp| async move {
 ///         for file in &mut req.files {
 ///             println!("{} ({} bytes, {}) in field {}", file.name, file.size, file.content_type, file.field);
 ///             let name = std::path::Path::new(&file.name).file_name().unwrap_or_default().to_owned();
@@ -114,7 +114,7 @@ impl UploadedFile {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|mut req, mut resp| async move {
+    ///     server.on_request(|_srv, mut req, mut resp| async move {
     ///         if let Some(file) = req.files.first_mut() {
     ///             file.persist(std::path::Path::new("/srv/uploads/latest")).map_err(|e| e.to_string())?;
     ///         }
@@ -148,7 +148,7 @@ impl Drop for UploadedFile {
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|req, mut resp| async move {
+///     server.on_request(|_srv, req, mut resp| async move {
 ///         let s = &req.server;
 ///         resp.end(format!("{} via {} on port {} ({})", s.remote_addr, s.peer_addr, s.server_port, s.protocol))
 ///     });
@@ -181,7 +181,7 @@ pub struct RequestInfo {
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|req: Request, mut resp| async move {
+///     server.on_request(|_srv, req: Request, mut resp| async move {
 ///         println!("{} {} from {}", req.method, req.uri, req.server.remote_addr);
 ///         let agent = req.header("user-agent").unwrap_or("?");
 ///         let name = req.post.get("name").or(req.get.get("name")).unwrap_or("stranger");
@@ -230,7 +230,7 @@ impl Request {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         let lang = req.header("accept-language").unwrap_or("en");
     ///         resp.end(format!("lang: {lang}"))
     ///     });
@@ -249,7 +249,7 @@ impl Request {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         if !req.keep_alive() {
     ///             println!("{} closes after this response", req.fd);
     ///         }

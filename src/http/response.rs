@@ -9,9 +9,9 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::{self, BodyLength, ResponseHead, SetCookie, Version};
 
-use crate::error::SendError;
+use crate::base::ConnId;
+use crate::base::SendError;
 use crate::server::Handle;
-use crate::ConnId;
 
 /// What can go wrong while answering.
 ///
@@ -30,7 +30,7 @@ use crate::ConnId;
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|_req, mut resp| async move {
+///     server.on_request(|_srv, _req, mut resp| async move {
 ///         resp.write("streamed")?;
 ///         let late = resp.header("x-late", "1").map(drop);
 ///         assert!(matches!(late, Err(HttpError::HeadersSent)));
@@ -100,7 +100,7 @@ pub(crate) struct Inner {
 ///
 /// fn main() -> rswoole::Result<()> {
 ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-///     server.on_request(|_req, mut resp: Response| async move {
+///     server.on_request(|_srv, _req, mut resp: Response| async move {
 ///         resp.status(201)?.header("content-type", "application/json")?;
 ///         resp.cookie("seen", "1")?;
 ///         resp.end(r#"{"ok":true}"#)
@@ -194,7 +194,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         resp.status(404)?;
     ///         resp.end("no such page")
     ///     });
@@ -224,7 +224,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         resp.status_reason(599, "Network Connect Timeout")?;
     ///         resp.end("")
     ///     });
@@ -250,7 +250,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         resp.header("content-type", "text/html; charset=utf-8")?
     ///             .header("cache-control", "no-store")?;
     ///         resp.end("<h1>hi</h1>")
@@ -281,7 +281,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         let sid = SetCookie::new("sid", "abc123")
     ///             .path("/")
     ///             .http_only(true)
@@ -314,7 +314,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         resp.cookie("theme", "dark mode")?; // theme=dark+mode; path=/
     ///         resp.end("saved")
     ///     });
@@ -337,7 +337,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         for i in 0..3 {
     ///             resp.write(format!("chunk {i}\n"))?; // sent at once, chunked
     ///             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -381,7 +381,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|_req, mut resp| async move {
+    ///     server.on_request(|_srv, _req, mut resp| async move {
     ///         resp.end("Hello World")?; // Content-Length: 11
     ///         assert!(resp.end("again").is_err());
     ///         Ok::<(), rswoole::http::HttpError>(())
@@ -419,7 +419,7 @@ impl Response {
         i.state = State::Ended;
         let r = i.send(out.freeze());
         if !i.keep_alive {
-            i.handle.close(i.fd);
+            let _ = i.handle.close(i.fd);
         }
         r
     }
@@ -436,7 +436,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         if req.path == "/old" {
     ///             return resp.redirect("/new", 301);
     ///         }
@@ -464,7 +464,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         if req.path == "/report.pdf" {
     ///             return resp.sendfile("/srv/files/report.pdf"); // Range and 304 handled
     ///         }
@@ -487,7 +487,7 @@ impl Response {
     ///
     /// fn main() -> rswoole::Result<()> {
     ///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
-    ///     server.on_request(|req, mut resp| async move {
+    ///     server.on_request(|_srv, req, mut resp| async move {
     ///         if req.path.starts_with("/old/") {
     ///             resp.redirect("/", 302)?;
     ///         }
@@ -529,7 +529,7 @@ impl Response {
         i.state = State::Ended;
         let r = i.send(out.freeze());
         if !i.keep_alive {
-            i.handle.close(i.fd);
+            let _ = i.handle.close(i.fd);
         }
         r
     }

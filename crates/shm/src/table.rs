@@ -1142,7 +1142,9 @@ impl Table {
 }
 
 /// Test hooks that simulate a process dying at the worst moment; used by
-/// the crash tests through `examples/shm_stress.rs`. Not part of the API.
+/// the crash tests through `examples/shm_stress.rs`. Not part of the API: they exist only
+/// with the `fault-injection` feature, which the crate's own tests and examples turn on.
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 impl Table {
     /// Takes row `key`'s lock, fills its inactive buffer with `garbage`

@@ -204,8 +204,28 @@ struct Message {
     buf: Vec<u8>,
     /// Bytes already handed out as fragments.
     delivered: usize,
-    /// Compressed bytes received (bounded by `max_message_size` too).
+    /// Compressed bytes received (bounded by [`deflate_wire_bound`] of `max_message_size`).
     wire_len: usize,
+    /// `buf.len()` when the current frame began: a compressed frame may inflate to at most
+    /// `max_frame_size` bytes.
+    frame_start: usize,
+}
+
+/// The most wire bytes a compressed payload of `n` bytes can take: deflate with fixed Huffman
+/// codes spends at most 9 bits per literal byte, plus block headers (a compressor that does
+/// worse wastes space no honest peer would). Compressed frames and messages are refused only
+/// past this bound on the wire; what counts against `max_frame_size` and `max_message_size`
+/// is the size after inflating, so the limits mean the same with or without compression.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole_codec::ws::conn::deflate_wire_bound;
+/// assert_eq!(deflate_wire_bound(0), 1024);
+/// assert_eq!(deflate_wire_bound(8 << 20), (9 << 20) + 1024);
+/// ```
+pub const fn deflate_wire_bound(n: usize) -> usize {
+    n.saturating_add(n / 8).saturating_add(1024)
 }
 
 /// An I/O-free WebSocket connection (after the handshake), for either [`Role`].
@@ -471,17 +491,26 @@ impl Connection {
         if h.rsv1 && (self.deflate.is_none() || continuation) {
             return Err(WsError::ReservedBits);
         }
-        if h.payload_len > self.config.max_frame_size as u64 {
-            return Err(WsError::FrameTooLarge);
-        }
-        let len = h.payload_len as usize;
-        let max = self.config.max_message_size;
         let (compressed, so_far) = match &self.msg {
             Some(m) if m.compressed => (true, m.wire_len),
             Some(m) => (false, m.delivered + m.buf.len()),
             None => (h.rsv1, 0),
         };
-        if so_far.saturating_add(len) > max {
+        // Uncompressed: the payload is the frame. Compressed: the wire size is only bounded
+        // here; the inflated size is checked exactly against the limits as it inflates.
+        let (frame_max, message_max) = if compressed {
+            (
+                deflate_wire_bound(self.config.max_frame_size),
+                deflate_wire_bound(self.config.max_message_size),
+            )
+        } else {
+            (self.config.max_frame_size, self.config.max_message_size)
+        };
+        if h.payload_len > frame_max as u64 {
+            return Err(WsError::FrameTooLarge);
+        }
+        let len = h.payload_len as usize;
+        if so_far.saturating_add(len) > message_max {
             return Err(WsError::MessageTooLarge);
         }
         let kind = match h.opcode {
@@ -526,7 +555,9 @@ impl Connection {
             buf: Vec::new(),
             delivered: 0,
             wire_len: 0,
+            frame_start: 0,
         });
+        msg.frame_start = msg.buf.len();
         if !continuation {
             self.utf8.reset();
         }
@@ -550,8 +581,10 @@ impl Connection {
         if msg.compressed {
             let deflate = self.deflate.as_mut().expect("compressed implies deflate");
             let before = msg.buf.len();
-            let limit = self.config.max_message_size - msg.delivered;
-            let inflated = deflate.decompress(chunk, &mut msg.buf, limit);
+            let (limit, too_large) = inflate_limit(msg, &self.config);
+            let inflated = deflate
+                .decompress(chunk, &mut msg.buf, limit)
+                .map_err(too_large);
             // Validate what did inflate before reporting an inflate error, so the error does
             // not depend on how the input was split into reads.
             if text {
@@ -574,8 +607,10 @@ impl Connection {
             if msg.compressed {
                 let deflate = self.deflate.as_mut().expect("compressed implies deflate");
                 let before = msg.buf.len();
-                let limit = self.config.max_message_size - msg.delivered;
-                let inflated = deflate.finish_message(&mut msg.buf, limit);
+                let (limit, too_large) = inflate_limit(msg, &self.config);
+                let inflated = deflate
+                    .finish_message(&mut msg.buf, limit)
+                    .map_err(too_large);
                 if text {
                     self.utf8.feed(&msg.buf[before..])?;
                 }
@@ -866,5 +901,20 @@ impl Connection {
     /// ```
     pub fn output_mut(&mut self) -> &mut BytesMut {
         &mut self.out
+    }
+}
+
+/// How far `msg.buf` may grow while inflating the current frame: the message limit, or the
+/// frame limit if that comes first; and the error to report when it is passed.
+fn inflate_limit(msg: &Message, config: &WsConfig) -> (usize, fn(WsError) -> WsError) {
+    let message_limit = config.max_message_size.saturating_sub(msg.delivered);
+    let frame_limit = msg.frame_start.saturating_add(config.max_frame_size);
+    if frame_limit < message_limit {
+        (frame_limit, |e| match e {
+            WsError::MessageTooLarge => WsError::FrameTooLarge,
+            e => e,
+        })
+    } else {
+        (message_limit, |e| e)
     }
 }

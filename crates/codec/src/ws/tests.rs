@@ -615,3 +615,80 @@ fn ws_conn_binary_waits_without_copy_or_big_reserve() {
     assert_eq!(data.as_ptr(), ptr, "unmasked in place, not copied");
     assert!(data.iter().all(|&b| b == 5));
 }
+
+/// The size limits are exact and mean the same with or without compression: a frame whose
+/// payload (inflated, if compressed) is `max_frame_size` bytes passes, one byte more fails
+/// with 1009, whatever the compressed size on the wire.
+#[test]
+fn ws_conn_limits_are_exact_with_and_without_compression() {
+    const MAX: usize = 64 * 1024;
+    let config = |deflate: bool| WsConfig {
+        max_frame_size: MAX,
+        max_message_size: 4 * MAX,
+        deflate: DeflateConfig {
+            enabled: deflate,
+            threshold: 0,
+            ..DeflateConfig::default()
+        },
+        ..WsConfig::default()
+    };
+    // Incompressible bytes: deflate makes them slightly longer than they are.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..=MAX)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for deflate in [false, true] {
+        let params = deflate.then(DeflateParams::default);
+        for (len, ok) in [(MAX, true), (MAX + 1, false)] {
+            let mut client = Connection::client(config(deflate), params, 5);
+            client
+                .send_message(MessageKind::Binary, &noise[..len])
+                .unwrap();
+            let wire = client.take_output();
+            if deflate && ok {
+                // On the wire the frame is above max_frame_size, and still accepted.
+                assert!(
+                    wire.len() > MAX + 14,
+                    "compressed frame of {} bytes",
+                    wire.len()
+                );
+            }
+            let mut server = Connection::server(config(deflate), params);
+            let (events, err) = run(&mut server, &wire);
+            if ok {
+                assert_eq!(err, None, "deflate {deflate}, {len} bytes");
+                assert_eq!(events.len(), 1);
+            } else {
+                assert_eq!(
+                    err,
+                    Some(WsError::FrameTooLarge),
+                    "deflate {deflate}, {len} bytes"
+                );
+                assert_eq!(&server.take_output()[..], &close_frame(1009)[..]);
+            }
+        }
+    }
+    // A message of several frames: each frame within the limit, the whole message within
+    // max_message_size, accepted; one byte past max_message_size, refused.
+    for (total, ok) in [(4 * MAX, true), (4 * MAX + 1, false)] {
+        let data: Vec<u8> = noise.iter().cycle().take(total).copied().collect();
+        let mut wire = Vec::new();
+        let parts: Vec<&[u8]> = data.chunks(MAX).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let op = if i == 0 { 2 } else { 0 };
+            wire.extend(cf(i + 1 == parts.len(), op, part));
+        }
+        let mut server = Connection::server(config(false), None);
+        let (_, err) = run(&mut server, &wire);
+        assert_eq!(
+            err.is_none(),
+            ok,
+            "{total} bytes in frames of {MAX}: {err:?}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Ids and kinds every layer shares: connections, sockets, tasks, timers.
+
+use std::fmt;
+/// A task's id: unique among the tasks of one worker process (the worker id is in the top
+/// 16 bits, a counter below).
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::{Server, Settings, TaskId};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.set(Settings::default().task_worker_num(1));
+///     server.on_task(|_srv, task| async move { task.data::<u64>().unwrap_or(0) * 2 });
+///     server.on_finish(|_srv, id: TaskId, result| async move {
+///         println!("task {id} -> {:?}", result.get::<u64>());
+///     });
+///     server.on_receive(|srv, ev| async move {
+///         let id: TaskId = srv.task(ev.data.len() as u64).map_err(|e| e.to_string())?;
+///         srv.send(ev.fd, format!("queued as task {id}\n")).map_err(|e| e.to_string())
+///     });
+///     server.start()
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A timer's id, from [`Handle::tick`](crate::Handle::tick) / [`Handle::after`](crate::Handle::after); give it to [`Handle::clear`](crate::Handle::clear).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::{Server, TimerId};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_connect(|srv, fd| async move {
+///         // Close connections that say nothing within 10 s.
+///         let timer: TimerId =
+///             srv.after(Duration::from_secs(10), move |srv| async move { srv.close(fd) });
+///         println!("{fd}: idle timer {timer:?}");
+///     });
+///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+///     server.start()
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+/// A connection's id (Swoole's `$fd`): unique for the server's lifetime, never reused, so a
+/// `send` to a closed connection fails instead of reaching another client.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::ConnId;
+/// let fd = ConnId(42);
+/// assert_eq!(fd.to_string(), "42"); // as Swoole prints `$fd`
+/// assert!(ConnId(1) < fd);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Socket type of a listener.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{Server, SockType};
+/// let mut server = Server::new("127.0.0.1:9501", SockType::Tcp)?;
+/// server.add_listener("[::1]:9502", SockType::Udp)?; // UDP over IPv6 on the same server
+/// # Ok::<(), rswoole::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockType {
+    /// TCP stream (IPv4 or IPv6, from the address).
+    Tcp,
+    /// UDP datagrams (IPv4 or IPv6, from the address).
+    Udp,
+}
+
+impl fmt::Display for TimerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

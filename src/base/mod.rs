@@ -1,0 +1,18 @@
+//! Layer 1, plain types: ids, errors, settings, events and counters that every other layer
+//! shares. Nothing here needs a process, a socket or a runtime; this module imports nothing
+//! from the rest of the crate.
+
+pub(crate) mod error;
+pub(crate) mod ids;
+pub(crate) mod info;
+pub(crate) mod names;
+pub(crate) mod settings;
+pub(crate) mod task;
+
+pub use error::{ConnError, Error, Result, SendError, TimerError};
+pub use ids::{ConnId, SockType, TaskId, TimerId};
+pub use info::{CallbackResult, ConnectionInfo, MasterInfo, Packet, ReceiveEvent, Stats};
+pub use settings::http::HttpSettings;
+pub use settings::websocket::WebSocketSettings;
+pub use settings::{DispatchMode, Mode, Settings};
+pub use task::{TaskError, TaskResult};

@@ -1,0 +1,259 @@
+//! The worker's side of HTTP: builds the [`Request`] from the events the socket owner sends,
+//! runs static files or `on_request`, and makes sure every request gets an answer (500 if the
+//! handler forgot `end()`, 504 on `request_timeout`, 400 for a broken multipart body).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::request::{client_addr, Builder, RequestInfo};
+use super::response::{Response, State};
+use crate::base::{ConnId, Settings};
+use crate::ipc::Kind;
+use crate::owner::http::{error_response, limits, parse_head, split_request};
+use crate::runtime::app::{guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
+use crate::server::Handle;
+
+/// The request handler as stored.
+pub(crate) type ReqCb = Rc<dyn Fn(Handle, super::Request, Response) -> BoxFut>;
+
+pub(crate) struct WorkerHttp {
+    settings: Arc<Settings>,
+    partial: RefCell<HashMap<u64, Builder>>,
+    /// Where uploads go (`upload_tmp_dir` or the system's temp dir).
+    tmp_dir: std::path::PathBuf,
+}
+
+impl WorkerHttp {
+    pub(crate) fn new(settings: Arc<Settings>) -> WorkerHttp {
+        // Looked up once: `temp_dir` reads the environment on every call.
+        let tmp_dir = settings
+            .http
+            .upload_tmp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        WorkerHttp {
+            settings,
+            partial: RefCell::new(HashMap::new()),
+            tmp_dir,
+        }
+    }
+
+    fn limits(&self) -> rswoole_codec::http1::Limits {
+        limits(&self.settings)
+    }
+
+    fn builder(
+        &self,
+        payload: &Bytes,
+        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
+    ) -> Option<Builder> {
+        let (head, body) = match pre {
+            Some(h) => (*h, payload.clone()),
+            None => {
+                let (head, body) = split_request(payload)?;
+                (parse_head(&head, &self.limits())?, body)
+            }
+        };
+        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
+        b.feed(&body).ok()?;
+        Some(b)
+    }
+
+    /// Handles one HTTP event for connection `fd`.
+    pub(crate) async fn event(
+        &self,
+        handle: &Handle,
+        cb: Option<&ReqCb>,
+        kind: Kind,
+        fd: ConnId,
+        payload: Bytes,
+        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
+    ) {
+        match kind {
+            Kind::HttpRequest => match self.builder(&payload, pre) {
+                Some(b) => self.run(handle, cb, fd, b).await,
+                None => bad_request(handle, fd),
+            },
+            Kind::HttpHead => match self.builder(&payload, None) {
+                Some(b) => {
+                    self.partial.borrow_mut().insert(fd.0, b);
+                }
+                None => bad_request(handle, fd),
+            },
+            Kind::HttpBody => {
+                let failed = match self.partial.borrow_mut().get_mut(&fd.0) {
+                    Some(b) => b.feed(&payload).err(),
+                    None => None, // its head went to a worker that died: answered with 503 already
+                };
+                if let Some(e) = failed {
+                    tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+                    self.partial.borrow_mut().remove(&fd.0);
+                    bad_request(handle, fd);
+                }
+            }
+            Kind::HttpEnd => {
+                let b = self.partial.borrow_mut().remove(&fd.0);
+                if let Some(b) = b {
+                    self.run(handle, cb, fd, b).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A [`Request`](super::Request) for a bodiless request head (a WebSocket upgrade, as
+    /// sent in `WsOpen`/`WsHandshake`).
+    pub(crate) fn head_request(
+        &self,
+        handle: &Handle,
+        fd: ConnId,
+        head: &Bytes,
+    ) -> Option<super::Request> {
+        let head = parse_head(head, &self.limits())?;
+        let ci = handle.connection_info(fd)?;
+        let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
+        let info = RequestInfo {
+            remote_addr: client_addr(
+                ci.remote_addr,
+                b.head(),
+                &self.settings.http.trusted_proxies,
+            ),
+            peer_addr: ci.remote_addr,
+            server_port: ci.server_port,
+            request_time: SystemTime::now(),
+            protocol: "HTTP/1.1",
+        };
+        b.finish(fd, info).ok()
+    }
+
+    /// The connection closed: forget a half-received request.
+    pub(crate) fn closed(&self, fd: ConnId) {
+        self.partial.borrow_mut().remove(&fd.0);
+    }
+
+    async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, b: Builder) {
+        let Some(ci) = handle.connection_info(fd) else {
+            return;
+        };
+        let hs = &self.settings.http;
+        let info = RequestInfo {
+            remote_addr: client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies),
+            peer_addr: ci.remote_addr,
+            server_port: ci.server_port,
+            request_time: SystemTime::now(),
+            protocol: match b.head().version() {
+                rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+        };
+        let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
+        let req = match b.finish(fd, info) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+                let _ = resp
+                    .status(400)
+                    .and_then(|r| r.header("connection", "close"))
+                    .map(|_| ())
+                    .and_then(|_| resp.end("400 Bad Request\n"));
+                return;
+            }
+        };
+        if hs.enable_static_handler {
+            if let Some(root) = &hs.document_root {
+                match super::static_files::try_static(&req, &mut resp, root) {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(fd = %fd, error = %e, "static file");
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(cb) = cb else {
+            let _ = resp
+                .status(404)
+                .map(|_| ())
+                .and_then(|_| resp.end("404 Not Found\n"));
+            return;
+        };
+        let fut = guarded("on_request", cb(handle.clone(), req, resp.clone()));
+        let timed_out = match hs.request_timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_err(),
+            None => {
+                fut.await;
+                false
+            }
+        };
+        match (resp.state(), timed_out) {
+            (State::Ended, _) => {}
+            (State::Fresh, true) => {
+                tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
+                let _ = resp
+                    .status(504)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
+            }
+            (State::Fresh, false) => {
+                tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
+                let _ = resp
+                    .status(500)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("500 Internal Server Error\n"));
+            }
+            (State::Streaming, _) => {
+                // Part of the body is out: the only honest ending is to cut the connection.
+                tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
+                let _ = handle.close(fd);
+            }
+        }
+    }
+}
+
+fn bad_request(handle: &Handle, fd: ConnId) {
+    let _ = handle.send(fd, error_response(400, "Bad Request"));
+    let _ = handle.close(fd);
+}
+
+/// A worker's handler of HTTP events: the runtime's [`ProtocolHandler`] for HTTP listeners.
+pub(crate) struct HttpHandler {
+    pub(crate) http: WorkerHttp,
+    on_request: Option<ReqCb>,
+}
+
+impl HttpHandler {
+    pub(crate) fn new(settings: Arc<Settings>, on_request: Option<ReqCb>) -> HttpHandler {
+        HttpHandler {
+            http: WorkerHttp::new(settings),
+            on_request,
+        }
+    }
+}
+
+impl ProtocolHandler for HttpHandler {
+    fn event(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> BoxFut {
+        Box::pin(async move {
+            let h = Handle::new(ctx);
+            self.http
+                .event(
+                    &h,
+                    self.on_request.as_ref(),
+                    ev.kind,
+                    ev.fd,
+                    ev.payload,
+                    ev.head,
+                )
+                .await
+        })
+    }
+
+    fn closed(&self, fd: ConnId) {
+        self.http.closed(fd);
+    }
+}

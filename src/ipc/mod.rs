@@ -1,0 +1,477 @@
+//! Framed messages between the master and its workers over `SOCK_SEQPACKET` unix sockets.
+//!
+//! A datagram carries one or more records; a record is a 24-byte header (payload length,
+//! kind, flags, listener index, session id, sequence number) and its payload. Records are
+//! batched: whatever is pushed while the writer task is busy goes out in the next datagram, so
+//! under load one `sendmsg` carries many events. A payload larger than [`MAX_CHUNK`] is split
+//! into records flagged [`F_MORE`] (all but the last) and [`F_FIRST`] (the first); a receiver
+//! that meets a continuation without its first part (its sender died half-way) drops it.
+//!
+//! Because each worker incarnation gets a fresh socketpair from the manager, a record is never
+//! half-read by a dead worker and then read by its replacement: the master knows exactly which
+//! events a dead worker had not finished (they were not acknowledged) and re-delivers them.
+
+//!
+//! Layer 2: imports only `base` and `sys`. Besides the pipe records, this folder holds the
+//! other ways processes talk: [`mailbox`] (worker to worker in Base mode), [`task_link`]
+//! (workers to task workers) and [`shared`] (the connection table in shared memory).
+
+pub(crate) mod mailbox;
+pub(crate) mod shared;
+pub(crate) mod task_link;
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+/// Record header size.
+pub(crate) const HDR: usize = 24;
+/// Largest datagram written.
+pub(crate) const MAX_DGRAM: usize = 128 * 1024;
+/// Largest payload in one record.
+pub(crate) const MAX_CHUNK: usize = MAX_DGRAM - HDR;
+
+/// First record of a payload.
+pub(crate) const F_FIRST: u8 = 1;
+/// More records of this payload follow.
+pub(crate) const F_MORE: u8 = 2;
+
+/// Record kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    // master -> worker
+    Connect = 1,
+    Receive = 2,
+    Close = 3,
+    Packet = 4,
+    /// Finish what you have and exit (graceful reload/stop).
+    Stop = 5,
+    // worker -> master
+    Send = 10,
+    CloseReq = 11,
+    /// Payload: little-endian u64 sequence numbers of finished events.
+    Ack = 12,
+    /// master -> worker: a whole HTTP request; payload = u32 LE head length, head, body.
+    HttpRequest = 20,
+    /// master -> worker: the start of a streamed (large-body) request: as `HttpRequest`, with
+    /// the first body bytes; `HttpBody` records and one `HttpEnd` follow.
+    HttpHead = 21,
+    /// master -> worker: more body of the streamed request.
+    HttpBody = 22,
+    /// master -> worker: end of the streamed request (payload: raw trailer lines).
+    HttpEnd = 23,
+    /// worker -> master: `send_message`; `session` = target worker id, payload = the message.
+    PipeMsg = 40,
+    /// master -> worker: a `send_message` from worker `listener`; payload = the message.
+    PipeMessage = 41,
+    /// master -> worker: a WebSocket upgrade was accepted (payload: the request head);
+    /// `on_open` runs. See `crate::websocket`.
+    WsOpen = 50,
+    /// master -> worker: a whole text message.
+    WsText = 51,
+    /// master -> worker: a whole binary message.
+    WsBinary = 52,
+    /// master -> worker: a Ping (only with `deliver_control_frames`).
+    WsPing = 53,
+    /// master -> worker: a Pong (only with `deliver_control_frames`).
+    WsPong = 54,
+    /// master -> worker: an upgrade request for `on_handshake` (payload: the request head).
+    WsHandshake = 55,
+    /// worker -> master: send a message (`listener` = opcode, payload = data).
+    WsPush = 56,
+    /// worker -> master: one message to many connections (`listener` = opcode; payload =
+    /// u32 LE count (u32::MAX = every WebSocket connection), count u64 LE ids, then the data).
+    WsBroadcast = 57,
+    /// worker -> master: close handshake (payload: u16 LE code, then the UTF-8 reason).
+    WsDisconnect = 58,
+    /// worker -> master: `on_handshake`'s verdict (payload: 1 + subprotocol to accept, or
+    /// 0 + the raw HTTP response that rejects).
+    WsAccept = 59,
+    // Base mode, worker -> worker mailbox (`crate::mailbox`): WebSocket output for the
+    // connections of the receiving worker. `listener` = the sender's worker id (chunks are
+    // reassembled per sender and kind); the receiver fans out in its mailbox loop, in arrival
+    // order, and never runs `on_pipe_message` for them.
+    /// `push` to one of the receiver's connections: `session` = fd, `seq` = opcode, payload =
+    /// the data.
+    WsPushFwd = 60,
+    /// `broadcast`/`broadcast_to` for the receiver's connections: `seq` = opcode, payload as
+    /// [`Kind::WsBroadcast`] (u32::MAX = every WebSocket connection of the receiver).
+    WsBroadcastFwd = 61,
+    /// `disconnect` of one of the receiver's connections: `session` = fd, payload as
+    /// [`Kind::WsDisconnect`].
+    WsDisconnectFwd = 62,
+}
+
+impl Kind {
+    /// A WebSocket event that carries a message (or the open): its replies must go out before
+    /// a Close the peer sent after it.
+    pub(crate) fn is_ws_message(self) -> bool {
+        matches!(
+            self,
+            Kind::WsOpen | Kind::WsText | Kind::WsBinary | Kind::WsPing | Kind::WsPong
+        )
+    }
+
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Connect,
+            2 => Kind::Receive,
+            3 => Kind::Close,
+            4 => Kind::Packet,
+            5 => Kind::Stop,
+            10 => Kind::Send,
+            11 => Kind::CloseReq,
+            12 => Kind::Ack,
+            20 => Kind::HttpRequest,
+            21 => Kind::HttpHead,
+            22 => Kind::HttpBody,
+            23 => Kind::HttpEnd,
+            40 => Kind::PipeMsg,
+            41 => Kind::PipeMessage,
+            50 => Kind::WsOpen,
+            51 => Kind::WsText,
+            52 => Kind::WsBinary,
+            53 => Kind::WsPing,
+            54 => Kind::WsPong,
+            55 => Kind::WsHandshake,
+            56 => Kind::WsPush,
+            57 => Kind::WsBroadcast,
+            58 => Kind::WsDisconnect,
+            59 => Kind::WsAccept,
+            60 => Kind::WsPushFwd,
+            61 => Kind::WsBroadcastFwd,
+            62 => Kind::WsDisconnectFwd,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    pub(crate) flags: u8,
+    pub(crate) listener: u16,
+    pub(crate) session: u64,
+    pub(crate) seq: u64,
+}
+
+/// Malformed IPC data: a bug or a dying peer; the pipe is dropped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IpcError {
+    #[error("truncated record in a {0}-byte datagram")]
+    Truncated(usize),
+    #[error("unknown record kind {0}")]
+    Kind(u8),
+}
+
+/// Appends one record (split into chunks if large) to `dst`.
+pub(crate) fn encode(dst: &mut BytesMut, h: Header, payload: &[u8]) {
+    let mut rest = payload;
+    let mut first = true;
+    loop {
+        let n = rest.len().min(MAX_CHUNK);
+        let more = rest.len() > n;
+        let mut flags = h.flags;
+        if first {
+            flags |= F_FIRST;
+        }
+        if more {
+            flags |= F_MORE;
+        }
+        dst.reserve(HDR + n);
+        dst.put_u32_le(n as u32);
+        dst.put_u8(h.kind as u8);
+        dst.put_u8(flags);
+        dst.put_u16_le(h.listener);
+        dst.put_u64_le(h.session);
+        dst.put_u64_le(h.seq);
+        dst.put_slice(&rest[..n]);
+        rest = &rest[n..];
+        first = false;
+        if !more {
+            break;
+        }
+    }
+}
+
+/// Iterates over the records of one datagram.
+pub(crate) fn decode(mut dgram: &[u8]) -> impl Iterator<Item = Result<(Header, &[u8]), IpcError>> {
+    let total = dgram.len();
+    std::iter::from_fn(move || {
+        if dgram.is_empty() {
+            return None;
+        }
+        if dgram.len() < HDR {
+            dgram = &[];
+            return Some(Err(IpcError::Truncated(total)));
+        }
+        let mut h = &dgram[..HDR];
+        let len = h.get_u32_le() as usize;
+        let kind_b = h.get_u8();
+        let flags = h.get_u8();
+        let listener = h.get_u16_le();
+        let session = h.get_u64_le();
+        let seq = h.get_u64_le();
+        if dgram.len() < HDR + len {
+            dgram = &[];
+            return Some(Err(IpcError::Truncated(total)));
+        }
+        let payload = &dgram[HDR..HDR + len];
+        dgram = &dgram[HDR + len..];
+        match Kind::from_u8(kind_b) {
+            Some(kind) => Some(Ok((
+                Header {
+                    kind,
+                    flags,
+                    listener,
+                    session,
+                    seq,
+                },
+                payload,
+            ))),
+            None => Some(Err(IpcError::Kind(kind_b))),
+        }
+    })
+}
+
+/// Reassembles chunked payloads for one pipe.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembler {
+    partial: Option<(u64, Kind, BytesMut)>,
+}
+
+impl Reassembler {
+    /// Feeds a record; returns the whole payload when complete.
+    pub(crate) fn feed(&mut self, h: &Header, payload: &[u8]) -> Option<Bytes> {
+        let first = h.flags & F_FIRST != 0;
+        let more = h.flags & F_MORE != 0;
+        if first && !more {
+            self.partial = None;
+            return Some(Bytes::copy_from_slice(payload));
+        }
+        if first {
+            let mut b = BytesMut::with_capacity(payload.len() * 2);
+            b.extend_from_slice(payload);
+            self.partial = Some((h.session, h.kind, b));
+            return None;
+        }
+        match &mut self.partial {
+            Some((s, k, b)) if *s == h.session && *k == h.kind => {
+                b.extend_from_slice(payload);
+                if more {
+                    None
+                } else {
+                    self.partial.take().map(|(_, _, b)| b.freeze())
+                }
+            }
+            // A continuation without its start: its sender died mid-message. Drop it.
+            _ => None,
+        }
+    }
+}
+
+/// The sending side of a pipe: records are queued and a writer task sends them in batches.
+#[derive(Debug)]
+pub(crate) struct PipeTx {
+    fd: AsyncFd<OwnedFd>,
+    state: Mutex<TxState>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct TxState {
+    q: DgramQueue,
+    closed: bool,
+}
+
+/// Records waiting to be sent, batched into datagrams of at most [`MAX_DGRAM`]; a payload
+/// above [`MAX_CHUNK`] goes in chunks, a datagram each. Used by [`PipeTx`] and the Base-mode
+/// mailbox outboxes (`crate::mailbox`).
+#[derive(Debug, Default)]
+pub(crate) struct DgramQueue {
+    /// Datagrams ready to go, oldest first.
+    full: VecDeque<BytesMut>,
+    /// The datagram being filled.
+    cur: BytesMut,
+}
+
+impl DgramQueue {
+    /// Appends a record (chunked if large).
+    pub(crate) fn push(&mut self, h: Header, payload: &[u8]) {
+        if !self.cur.is_empty() && self.cur.len() + HDR + payload.len() > MAX_DGRAM {
+            let full = std::mem::take(&mut self.cur);
+            self.full.push_back(full);
+        }
+        if payload.len() > MAX_CHUNK {
+            // Each chunk gets a datagram of its own.
+            let mut tmp = BytesMut::new();
+            encode(&mut tmp, h, payload);
+            while !tmp.is_empty() {
+                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
+                let rec = tmp.split_to(HDR + len);
+                self.full.push_back(rec);
+            }
+        } else {
+            encode(&mut self.cur, h, payload);
+        }
+    }
+
+    /// The oldest datagram to send, if any.
+    pub(crate) fn pop(&mut self) -> Option<BytesMut> {
+        match self.full.pop_front() {
+            Some(d) => Some(d),
+            None if !self.cur.is_empty() => Some(std::mem::take(&mut self.cur)),
+            None => None,
+        }
+    }
+
+    /// Puts back a datagram that could not be sent, to go first.
+    fn unshift(&mut self, d: BytesMut) {
+        self.full.push_front(d);
+    }
+}
+
+impl PipeTx {
+    /// Wraps a non-blocking seqpacket socket. Must be called inside a tokio runtime.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<PipeTx> {
+        Ok(PipeTx {
+            fd: crate::sys::async_fd(fd)?,
+            state: Mutex::new(TxState::default()),
+            notify: Notify::new(),
+        })
+    }
+
+    /// Queues a record; `false` if the pipe is closed.
+    pub(crate) fn push(&self, h: Header, payload: &[u8]) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.q.push(h, payload);
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Marks the pipe closed: later pushes fail.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    fn next_dgram(&self) -> Option<BytesMut> {
+        self.state.lock().q.pop()
+    }
+
+    fn unshift(&self, d: BytesMut) {
+        self.state.lock().q.unshift(d);
+    }
+
+    /// The writer loop: runs until the pipe is closed (and drained) or the peer is gone.
+    pub(crate) async fn run_writer(&self) -> io::Result<()> {
+        loop {
+            // Let every task that is ready now (other connections read in the same reactor
+            // turn) queue its records first: one datagram then carries them all. Without this,
+            // tokio runs a just-woken task next and each event would cost its own `sendmsg`.
+            tokio::task::yield_now().await;
+            while let Some(d) = self.next_dgram() {
+                loop {
+                    let mut guard = self.fd.writable().await?;
+                    match guard.try_io(|fd| send(fd.get_ref(), &d)) {
+                        Ok(Ok(())) => break,
+                        Ok(Err(e)) => {
+                            self.unshift(d);
+                            self.state.lock().closed = true;
+                            return Err(e);
+                        }
+                        Err(_would_block) => continue,
+                    }
+                }
+            }
+            if self.state.lock().closed && self.next_dgram().is_none() {
+                return Ok(());
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Receives one datagram into `buf` (at least [`MAX_DGRAM`] long). `Ok(0)` on EOF.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_async(&self.fd, buf).await
+    }
+}
+
+/// Receives one datagram from a non-blocking seqpacket fd into `buf`. `Ok(0)` on EOF.
+pub(crate) async fn recv_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|fd| {
+            rustix::net::recv(fd.get_ref(), &mut *buf, rustix::net::RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)
+        }) {
+            Ok(Ok(n)) => return Ok(n),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(0),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+fn send(fd: &OwnedFd, d: &[u8]) -> io::Result<()> {
+    rustix::net::send(
+        fd,
+        d,
+        rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
+}
+
+/// Packet payload: family (4/6), port (LE u16), 16 address bytes, then the datagram.
+pub(crate) fn encode_packet(from: SocketAddr, data: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(19 + data.len());
+    match from {
+        SocketAddr::V4(a) => {
+            b.put_u8(4);
+            b.put_u16_le(a.port());
+            let mut ip = [0u8; 16];
+            ip[..4].copy_from_slice(&a.ip().octets());
+            b.put_slice(&ip);
+        }
+        SocketAddr::V6(a) => {
+            b.put_u8(6);
+            b.put_u16_le(a.port());
+            b.put_slice(&a.ip().octets());
+        }
+    }
+    b.put_slice(data);
+    b.freeze()
+}
+
+/// Inverse of [`encode_packet`].
+pub(crate) fn decode_packet(p: &Bytes) -> Option<(SocketAddr, Bytes)> {
+    if p.len() < 19 {
+        return None;
+    }
+    let port = u16::from_le_bytes([p[1], p[2]]);
+    let addr = match p[0] {
+        4 => SocketAddr::from(([p[3], p[4], p[5], p[6]], port)),
+        6 => {
+            let o: [u8; 16] = p[3..19].try_into().ok()?;
+            SocketAddr::from((o, port))
+        }
+        _ => return None,
+    };
+    Some((addr, p.slice(19..)))
+}

@@ -1,0 +1,364 @@
+//! The server's own shared memory: counters, per-worker state and the connection table.
+//!
+//! Mapped by the master before it forks, so the manager, every worker and every task worker
+//! see the same bytes. Every field is an atomic. The connection table is what makes
+//! `exists(fd)`, `connection_info(fd)` and the output-buffer check of `send` answer without an
+//! IPC round trip, whatever process asks.
+//!
+//! Session ids (`fd`s) are allocated so that `slot = (id - 1) % capacity`: the master (or, in
+//! Base mode, each worker with its own stride) takes the next id whose slot is free. Ids are
+//! never reused while the server lives, and small while few connections have been made.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::base::{ConnError, ConnId, ConnectionInfo};
+use crate::sys::{ShmRegion, ShmSafe};
+
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) master_pid: AtomicU32,
+    pub(crate) manager_pid: AtomicU32,
+    pub(crate) started_ms: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) closed: AtomicU64,
+    pub(crate) live: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) phase: AtomicU32,
+}
+// SAFETY: only atomics; all-zero is a valid value.
+#[allow(unsafe_code)]
+unsafe impl ShmSafe for Header {}
+
+/// Worker states, stored in [`WorkerSlot::state`].
+pub(crate) const W_STARTING: u32 = 0;
+pub(crate) const W_IDLE: u32 = 1;
+pub(crate) const W_BUSY: u32 = 2;
+pub(crate) const W_EXITING: u32 = 3;
+
+#[repr(C)]
+pub(crate) struct WorkerSlot {
+    pub(crate) pid: AtomicU32,
+    pub(crate) state: AtomicU32,
+    pub(crate) requests: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) next_seq: AtomicU64,
+    pub(crate) started_ms: AtomicU64,
+}
+// SAFETY: only atomics; all-zero is a valid value.
+#[allow(unsafe_code)]
+unsafe impl ShmSafe for WorkerSlot {}
+
+/// Connection slot state bits, in [`ConnSlot::flags`].
+const C_CLOSING: u32 = 1;
+/// The connection is an established WebSocket (set by the socket owner after the upgrade).
+const C_WS: u32 = 2;
+
+#[repr(C)]
+pub(crate) struct ConnSlot {
+    /// 0 = free; otherwise the session id that owns the slot. Written last on open, first on
+    /// free.
+    pub(crate) id: AtomicU64,
+    ip_hi: AtomicU64,
+    ip_lo: AtomicU64,
+    /// family (4 or 6) << 16 | remote port
+    fam_port: AtomicU32,
+    /// listener index << 16 | server port
+    listener_port: AtomicU32,
+    reactor: AtomicU32,
+    pub(crate) flags: AtomicU32,
+    connect_ms: AtomicU64,
+    last_recv_ms: AtomicU64,
+    /// Bytes queued in the owner's output buffer.
+    pub(crate) out_bytes: AtomicU64,
+    /// Worker the connection is bound to (Base mode: owner; Process mode: last dispatched).
+    pub(crate) worker: AtomicU32,
+    /// `Handle::bind` user id; 0 = not bound (dispatch_mode 5 routes bound ones by it).
+    pub(crate) uid: AtomicU32,
+}
+// SAFETY: only atomics; all-zero is a valid value.
+#[allow(unsafe_code)]
+unsafe impl ShmSafe for ConnSlot {}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ms_to_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Handle to the server's shared region (cheap to clone: `Arc` inside).
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    region: std::sync::Arc<ShmRegion>,
+    workers: usize,
+    conn_cap: usize,
+    workers_off: usize,
+    conns_off: usize,
+}
+
+fn align(n: usize, a: usize) -> usize {
+    n.div_ceil(a) * a
+}
+
+impl Shared {
+    /// Maps the region for `workers` worker slots (workers then task workers) and `conn_cap`
+    /// connections.
+    pub(crate) fn new(workers: usize, conn_cap: usize) -> std::io::Result<Shared> {
+        let workers_off = align(std::mem::size_of::<Header>(), 64);
+        let conns_off = align(
+            workers_off + workers * std::mem::size_of::<WorkerSlot>(),
+            64,
+        );
+        let len = conns_off + conn_cap * std::mem::size_of::<ConnSlot>();
+        let region = std::sync::Arc::new(ShmRegion::new(len)?);
+        let s = Shared {
+            region,
+            workers,
+            conn_cap,
+            workers_off,
+            conns_off,
+        };
+        s.header().started_ms.store(now_ms(), Relaxed);
+        Ok(s)
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.region.get(0)
+    }
+
+    pub(crate) fn worker(&self, i: usize) -> &WorkerSlot {
+        assert!(i < self.workers);
+        self.region
+            .get(self.workers_off + i * std::mem::size_of::<WorkerSlot>())
+    }
+
+    pub(crate) fn conn_cap(&self) -> usize {
+        self.conn_cap
+    }
+
+    fn slot_of(&self, id: u64) -> Option<&ConnSlot> {
+        if id == 0 {
+            return None;
+        }
+        let i = ((id - 1) % self.conn_cap as u64) as usize;
+        Some(
+            self.region
+                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>()),
+        )
+    }
+
+    /// The slot of a live (not closing) connection.
+    pub(crate) fn live_slot(&self, id: ConnId) -> Option<&ConnSlot> {
+        let s = self.slot_of(id.0)?;
+        (s.id.load(Acquire) == id.0 && s.flags.load(Acquire) & C_CLOSING == 0).then_some(s)
+    }
+
+    /// The slot of a connection that is open or closing.
+    pub(crate) fn any_slot(&self, id: ConnId) -> Option<&ConnSlot> {
+        let s = self.slot_of(id.0)?;
+        (s.id.load(Acquire) == id.0).then_some(s)
+    }
+
+    /// Allocates a session id: the first of `start, start+stride, …` whose slot is free.
+    /// `counter` is the allocator's cursor (header.next_id in Process mode, a worker's next_seq in
+    /// Base mode, counted in strides). Returns `None` when every slot of that stride is taken.
+    pub(crate) fn alloc(
+        &self,
+        counter: &AtomicU64,
+        first: u64,
+        stride: u64,
+        info: &NewConn,
+    ) -> Option<ConnId> {
+        let tries = self.conn_cap as u64 / stride + 1;
+        for _ in 0..tries {
+            let k = counter.fetch_add(1, Relaxed);
+            let id = first + k * stride;
+            let slot = self.slot_of(id)?;
+            if slot
+                .id
+                .compare_exchange(0, u64::MAX, AcqRel, Relaxed)
+                .is_ok()
+            {
+                let (fam, hi, lo) = match info.remote.ip() {
+                    IpAddr::V4(v4) => (4u32, 0, u32::from(v4) as u64),
+                    IpAddr::V6(v6) => {
+                        let b = u128::from(v6);
+                        (6u32, (b >> 64) as u64, b as u64)
+                    }
+                };
+                slot.ip_hi.store(hi, Relaxed);
+                slot.ip_lo.store(lo, Relaxed);
+                slot.fam_port
+                    .store(fam << 16 | info.remote.port() as u32, Relaxed);
+                slot.listener_port.store(
+                    (info.listener as u32) << 16 | info.server_port as u32,
+                    Relaxed,
+                );
+                slot.reactor.store(info.reactor, Relaxed);
+                slot.flags.store(0, Relaxed);
+                let now = now_ms();
+                slot.connect_ms.store(now, Relaxed);
+                slot.last_recv_ms.store(now, Relaxed);
+                slot.out_bytes.store(0, Relaxed);
+                slot.worker.store(info.worker, Relaxed);
+                slot.uid.store(0, Relaxed);
+                slot.id.store(id, Release);
+                let h = self.header();
+                h.accepted.fetch_add(1, Relaxed);
+                h.live.fetch_add(1, Relaxed);
+                return Some(ConnId(id));
+            }
+        }
+        None
+    }
+
+    /// Marks a connection closing: `exists` turns false and sends fail from now on.
+    /// Returns false if it was already closing (or gone).
+    pub(crate) fn mark_closing(&self, id: ConnId) -> bool {
+        match self.any_slot(id) {
+            Some(s) => s.flags.fetch_or(C_CLOSING, AcqRel) & C_CLOSING == 0,
+            None => false,
+        }
+    }
+
+    /// Marks `id` an established WebSocket connection (`crate::websocket`).
+    pub(crate) fn mark_websocket(&self, id: ConnId) {
+        if let Some(s) = self.any_slot(id) {
+            s.flags.fetch_or(C_WS, AcqRel);
+        }
+    }
+
+    /// Whether `id` is an open (not closing) established WebSocket connection.
+    pub(crate) fn is_websocket(&self, id: ConnId) -> bool {
+        self.live_slot(id)
+            .is_some_and(|s| s.flags.load(Acquire) & C_WS != 0)
+    }
+
+    /// Every open established WebSocket connection, in slot order.
+    pub(crate) fn websockets(&self) -> Vec<ConnId> {
+        let mut v = Vec::new();
+        for i in 0..self.conn_cap {
+            let s: &ConnSlot = self
+                .region
+                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>());
+            let id = s.id.load(Acquire);
+            if id != 0 && id != u64::MAX && s.flags.load(Relaxed) & (C_CLOSING | C_WS) == C_WS {
+                v.push(ConnId(id));
+            }
+        }
+        v
+    }
+
+    /// Frees the slot of a closed connection.
+    pub(crate) fn free(&self, id: ConnId) {
+        if let Some(s) = self.slot_of(id.0) {
+            if s.id.compare_exchange(id.0, 0, AcqRel, Relaxed).is_ok() {
+                let h = self.header();
+                h.closed.fetch_add(1, Relaxed);
+                h.live.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// Binds live connection `id` to `uid` (non-zero) once: false if it is closed, already
+    /// bound, or `uid` is 0.
+    pub(crate) fn bind(&self, id: ConnId, uid: u32) -> Result<(), ConnError> {
+        if uid == 0 {
+            return Err(ConnError::InvalidUid);
+        }
+        let s = self.live_slot(id).ok_or(ConnError::NotOpen(id))?;
+        if let Err(old) = s.uid.compare_exchange(0, uid, AcqRel, Relaxed) {
+            return Err(ConnError::AlreadyBound(id, old));
+        }
+        // The slot may have been freed and reused meanwhile: undo if so.
+        if s.id.load(Acquire) != id.0 {
+            let _ = s.uid.compare_exchange(uid, 0, AcqRel, Relaxed);
+            return Err(ConnError::NotOpen(id));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn touch_recv(&self, id: ConnId) {
+        if let Some(s) = self.slot_of(id.0) {
+            s.last_recv_ms.store(now_ms(), Relaxed);
+        }
+    }
+
+    pub(crate) fn info(&self, id: ConnId) -> Option<ConnectionInfo> {
+        let s = self.live_slot(id)?;
+        let fam_port = s.fam_port.load(Relaxed);
+        let (hi, lo) = (s.ip_hi.load(Relaxed), s.ip_lo.load(Relaxed));
+        let ip = if fam_port >> 16 == 6 {
+            IpAddr::V6(Ipv6Addr::from((hi as u128) << 64 | lo as u128))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(lo as u32))
+        };
+        let lp = s.listener_port.load(Relaxed);
+        let info = ConnectionInfo {
+            remote_addr: SocketAddr::new(ip, fam_port as u16),
+            server_port: lp as u16,
+            listener: (lp >> 16) as usize,
+            reactor_id: s.reactor.load(Relaxed),
+            connect_time: ms_to_time(s.connect_ms.load(Relaxed)),
+            last_receive_time: ms_to_time(s.last_recv_ms.load(Relaxed)),
+            output_buffered: s.out_bytes.load(Relaxed),
+            uid: s.uid.load(Relaxed),
+        };
+        // The slot may have been reused while we read it: check the id again.
+        (s.id.load(Acquire) == id.0).then_some(info)
+    }
+
+    /// Every live connection id, in slot order.
+    pub(crate) fn connections(&self) -> Vec<ConnId> {
+        let mut v = Vec::new();
+        for i in 0..self.conn_cap {
+            let s: &ConnSlot = self
+                .region
+                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>());
+            let id = s.id.load(Acquire);
+            if id != 0 && id != u64::MAX && s.flags.load(Relaxed) & C_CLOSING == 0 {
+                v.push(ConnId(id));
+            }
+        }
+        v
+    }
+}
+
+/// What the allocator records about a new connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewConn {
+    pub(crate) remote: SocketAddr,
+    pub(crate) server_port: u16,
+    pub(crate) listener: usize,
+    pub(crate) reactor: u32,
+    pub(crate) worker: u32,
+}
+
+impl Shared {
+    /// Server-wide counters for `workers` workers.
+    pub(crate) fn stats(&self, workers: usize) -> crate::base::Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let h = self.header();
+        crate::base::Stats {
+            start_time: SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(h.started_ms.load(Relaxed)),
+            connections: h.live.load(Relaxed),
+            accepted: h.accepted.load(Relaxed),
+            closed: h.closed.load(Relaxed),
+            refused: h.refused.load(Relaxed),
+            requests: (0..workers)
+                .map(|i| self.worker(i).requests.load(Relaxed))
+                .collect(),
+            restarts: (0..workers)
+                .map(|i| self.worker(i).restarts.load(Relaxed))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What the socket owner does with incoming bytes, per listener protocol: raw reads, Swoole
+//! stream framing, HTTP/1.1 requests ([`super::http`]) or WebSocket frames ([`super::ws`]).
+//! [`ConnConfig`] (one per listener, built at start) says which; [`Inbound`] is one
+//! connection's decoding state, and an HTTP connection that upgrades switches to WebSocket.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rswoole_codec::http1::RequestDecoder;
+use rswoole_codec::stream::{Decoder, Framing, StreamConfig};
+
+use super::conn::Conn;
+use super::http::{error_response, HttpConf, HttpIn};
+use super::sink::EventSink;
+use super::ws::{self, WsConf};
+use crate::base::Settings;
+
+/// Per-listener protocol configuration for connection tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnConfig {
+    pub(crate) stream: StreamConfig,
+    pub(crate) http: Option<Arc<HttpConf>>,
+}
+
+/// What a TCP listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Protocol {
+    /// Raw or framed byte stream: `on_connect`/`on_receive`/`on_close`.
+    #[default]
+    Stream,
+    /// HTTP/1.1: `on_request`.
+    Http,
+    /// HTTP/1.1 that also upgrades to WebSocket: `on_open`/`on_message`.
+    WebSocket,
+}
+
+impl ConnConfig {
+    /// The configuration of a listener speaking `protocol`, with its own `framing` (else the
+    /// server's); `handshake`: WebSocket upgrades wait for `on_handshake`.
+    pub(crate) fn new(
+        protocol: Protocol,
+        framing: Option<&Framing>,
+        s: &Settings,
+        handshake: bool,
+    ) -> ConnConfig {
+        let stream = StreamConfig {
+            framing: framing.cloned().unwrap_or_else(|| s.framing.clone()),
+            package_max_length: s.package_max_length,
+        };
+        let http = matches!(protocol, Protocol::Http | Protocol::WebSocket).then(|| {
+            Arc::new(HttpConf {
+                limits: super::http::limits(s),
+                header_timeout: s.http.header_timeout,
+                ws: (protocol == Protocol::WebSocket)
+                    .then(|| Arc::new(WsConf::new(&s.websocket, handshake))),
+            })
+        });
+        ConnConfig { stream, http }
+    }
+}
+
+/// The decoding state of one connection.
+pub(crate) enum Inbound {
+    Raw,
+    Stream(Decoder),
+    Http(Box<HttpIn>),
+    /// Upgraded to WebSocket ([`super::ws`]).
+    Ws(Box<ws::WsIn>),
+    /// An upgrade request waits for `on_handshake`'s verdict; not reading meanwhile.
+    WsPending(Arc<ws::WsConf>),
+}
+
+/// What the connection must do after a feed.
+pub(crate) enum Verdict {
+    Ok,
+    /// Stop reading and close once the output is flushed (an error response may be queued).
+    Close,
+}
+
+impl Inbound {
+    pub(crate) fn new(cfg: &ConnConfig) -> Inbound {
+        if let Some(h) = &cfg.http {
+            return Inbound::Http(Box::new(HttpIn {
+                conf: h.clone(),
+                dec: RequestDecoder::new(h.limits.clone()),
+                cur: None,
+                head_started: None,
+                upgraded: None,
+            }));
+        }
+        match cfg.stream.framing {
+            Framing::Raw => Inbound::Raw,
+            // Validated at start, so `new` cannot fail here.
+            _ => Decoder::new(&cfg.stream)
+                .map(Inbound::Stream)
+                .unwrap_or(Inbound::Raw),
+        }
+    }
+
+    /// When an incomplete request head times out (slowloris), if one is pending; for
+    /// WebSocket, when to ping or to give up on a silent peer.
+    pub(crate) fn deadline<X>(&self, conn: &Conn<X>) -> Option<Instant> {
+        match self {
+            Inbound::Http(h) => h.head_started.map(|t| t + h.conf.header_timeout),
+            Inbound::Ws(w) => w.deadline(conn),
+            _ => None,
+        }
+    }
+
+    /// The deadline passed: the header timeout answers 408; returns whether to close.
+    pub(crate) fn timed_out<X>(&mut self, conn: &Arc<Conn<X>>) -> bool {
+        if let Inbound::Ws(w) = self {
+            return w.timed_out(conn);
+        }
+        tracing::debug!(fd = %conn.id, "request header timeout; answering 408");
+        let _ = conn.write(&error_response(408, "Request Timeout"));
+        true
+    }
+
+    /// Reading is paused (a WebSocket upgrade waits for `on_handshake`).
+    pub(crate) fn paused(&self) -> bool {
+        matches!(self, Inbound::WsPending(_))
+    }
+
+    /// The connection task was woken: a pending upgrade may have been accepted.
+    pub(crate) fn resume<S: EventSink + ?Sized>(
+        &mut self,
+        conn: &Arc<Conn<S::State>>,
+        sink: &S,
+        inbuf: &mut BytesMut,
+    ) -> Verdict {
+        let Inbound::WsPending(conf) = self else {
+            return Verdict::Ok;
+        };
+        if !ws::is_open(conn) {
+            return Verdict::Ok;
+        }
+        *self = Inbound::Ws(Box::new(ws::WsIn::new(conf.clone())));
+        self.feed(conn, sink, &[], inbuf)
+    }
+
+    /// Feeds bytes just read (`data`); `inbuf` keeps what is not consumed yet.
+    pub(crate) fn feed<S: EventSink + ?Sized>(
+        &mut self,
+        conn: &Arc<Conn<S::State>>,
+        sink: &S,
+        data: &[u8],
+        inbuf: &mut BytesMut,
+    ) -> Verdict {
+        match self {
+            Inbound::Raw => {
+                sink.data(conn, Bytes::copy_from_slice(data));
+                Verdict::Ok
+            }
+            Inbound::Stream(d) => {
+                inbuf.extend_from_slice(data);
+                loop {
+                    match d.decode(inbuf) {
+                        Ok(Some(msg)) => sink.data(conn, msg),
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(fd = %conn.id, error = %e, "bad frame from client; closing the connection");
+                            inbuf.clear();
+                            return Verdict::Close;
+                        }
+                    }
+                }
+                shrink(inbuf);
+                Verdict::Ok
+            }
+            Inbound::Http(h) => {
+                inbuf.extend_from_slice(data);
+                let v = h.feed(conn, sink, inbuf);
+                if let Some(up) = h.upgraded.take() {
+                    *self = match up {
+                        ws::Upgraded::Open(w) => Inbound::Ws(w),
+                        ws::Upgraded::Pending(c) => Inbound::WsPending(c),
+                    };
+                    if let Inbound::Ws(w) = self {
+                        if !inbuf.is_empty() {
+                            return w.feed(conn, sink, inbuf);
+                        }
+                    }
+                    return v;
+                }
+                shrink(inbuf);
+                v
+            }
+            Inbound::Ws(w) => {
+                inbuf.extend_from_slice(data);
+                let v = w.feed(conn, sink, inbuf);
+                shrink(inbuf);
+                v
+            }
+            Inbound::WsPending(_) => {
+                inbuf.extend_from_slice(data);
+                Verdict::Ok
+            }
+        }
+    }
+}
+
+fn shrink(inbuf: &mut BytesMut) {
+    if inbuf.is_empty() && inbuf.capacity() > 64 * 1024 {
+        *inbuf = BytesMut::new();
+    }
+}

@@ -1,0 +1,45 @@
+//! The connections a process owns, by id (sharded, so reactor threads rarely contend).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::conn::Conn;
+use super::flusher::Flusher;
+use crate::base::ConnId;
+
+/// Live connections of this process, by id.
+#[derive(Debug)]
+pub(crate) struct ConnTable<X = ()> {
+    shards: Vec<Mutex<HashMap<u64, Arc<Conn<X>>>>>,
+    /// Writes the connections' deferred output (broadcasts), see [`Flusher`].
+    pub(crate) flusher: Arc<Flusher<X>>,
+}
+
+impl<X> ConnTable<X> {
+    pub(crate) fn new() -> ConnTable<X> {
+        ConnTable {
+            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            flusher: Arc::new(Flusher::default()),
+        }
+    }
+    fn shard(&self, id: ConnId) -> &Mutex<HashMap<u64, Arc<Conn<X>>>> {
+        &self.shards[(id.0 % 32) as usize]
+    }
+    pub(crate) fn get(&self, id: ConnId) -> Option<Arc<Conn<X>>> {
+        self.shard(id).lock().get(&id.0).cloned()
+    }
+    pub(crate) fn insert(&self, c: Arc<Conn<X>>) {
+        self.shard(c.id).lock().insert(c.id.0, c);
+    }
+    pub(crate) fn remove(&self, id: ConnId) {
+        self.shard(id).lock().remove(&id.0);
+    }
+    pub(crate) fn all(&self) -> Vec<Arc<Conn<X>>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+}

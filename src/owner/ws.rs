@@ -1,0 +1,616 @@
+//! The socket owner's side of WebSocket (the master's reactor in Process mode, the worker in
+//! Base mode): the upgrade, frame parsing with `rswoole_codec::ws::Connection` (unmasking,
+//! inflate, UTF-8 checks, control frames, close handshake), keepalive pings, and encoding what
+//! workers push or broadcast.
+//!
+//! The codec state lives in [`Conn::ws`] (shared by the connection task, which feeds it, and
+//! whoever writes: the pipe reader in Process mode; in Base mode the worker's callbacks and
+//! its mailbox loop, which applies what other workers forward: [`from_peer`]). Encoding and
+//! writing a frame happen under that lock, so compressed frames (whose deflate context
+//! carries over) reach the socket in the order they were compressed.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rswoole_codec::http1::RequestHead;
+use rswoole_codec::ws::handshake::write_reject;
+use rswoole_codec::ws::{
+    encode_frame, Accept, CloseCode, Connection, MessageKind, OpCode, UpgradeRequest, WsConfig,
+    WsEvent,
+};
+
+use super::conn::{Conn, WriteError};
+use super::inbound::Verdict;
+use super::sink::EventSink;
+use super::table::ConnTable;
+use crate::base::{ConnId, WebSocketSettings};
+use crate::ipc::{Header, Kind};
+
+/// What the socket owner needs to know about a WebSocket listener.
+#[derive(Debug)]
+pub(crate) struct WsConf {
+    pub(crate) codec: WsConfig,
+    /// `on_handshake` is set: the worker decides.
+    pub(crate) handshake: bool,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) deliver_control: bool,
+}
+
+/// The shared protocol state of one upgraded (or upgrading) connection.
+#[derive(Debug)]
+pub(crate) struct WsState {
+    codec: Connection,
+    /// Messages flow (false while `on_handshake` decides).
+    open: bool,
+    /// While pending: the answer to write once accepted, and the request head for `on_open`.
+    pending: Option<Box<(Accept, Bytes)>>,
+    /// We sent Close (`disconnect`) at this time and wait for the peer's.
+    closing_since: Option<Instant>,
+    /// The codec closed (peer's Close, or a protocol error) while messages were still with a
+    /// worker: the Close frame waits here until their replies are written
+    /// ([`flush_final`]), so that an echo is not cut off by the close that followed it.
+    final_out: Option<BytesMut>,
+}
+
+/// The result of an upgrade request.
+pub(crate) enum Upgraded {
+    /// 101 sent; frames follow.
+    Open(Box<WsIn>),
+    /// Waiting for `on_handshake`.
+    Pending(Arc<WsConf>),
+}
+
+/// The connection task's own WebSocket state (keepalive).
+#[derive(Debug)]
+pub(crate) struct WsIn {
+    conf: Arc<WsConf>,
+    last_rx: Instant,
+    ping_sent: Option<Instant>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(4096));
+}
+
+/// Validates an upgrade request and answers it (or hands it to `on_handshake`). `None`: it was
+/// rejected (the response is written); close the connection.
+pub(crate) fn upgrade<S: EventSink + ?Sized>(
+    conn: &Arc<Conn<S::State>>,
+    sink: &S,
+    head: &RequestHead,
+    conf: &Arc<WsConf>,
+) -> Option<Upgraded> {
+    let req = match UpgradeRequest::parse(head.method(), 1, head.headers()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(fd = %conn.id, error = %e, "bad WebSocket upgrade request");
+            let mut out = BytesMut::new();
+            write_reject(&mut out, e);
+            let _ = conn.write(&out);
+            return None;
+        }
+    };
+    let accept = req.accept(&[], &conf.codec.deflate);
+    let codec = Connection::server(conf.codec.clone(), accept.deflate);
+    if conf.handshake {
+        *conn.ws.lock() = Some(Box::new(WsState {
+            codec,
+            open: false,
+            pending: Some(Box::new((accept, head.as_bytes().clone()))),
+            closing_since: None,
+            final_out: None,
+        }));
+        sink.event(conn, Kind::WsHandshake, head.as_bytes().clone());
+        return Some(Upgraded::Pending(conf.clone()));
+    }
+    let mut out = BytesMut::new();
+    accept.write_response(&mut out);
+    let _ = conn.write(&out);
+    *conn.ws.lock() = Some(Box::new(WsState {
+        codec,
+        open: true,
+        pending: None,
+        closing_since: None,
+        final_out: None,
+    }));
+    conn.shared.mark_websocket(conn.id);
+    sink.event(conn, Kind::WsOpen, head.as_bytes().clone());
+    Some(Upgraded::Open(Box::new(WsIn::new(conf.clone()))))
+}
+
+/// `on_handshake` accepted (with `protocol`, if not empty): answer 101 and open. Returns the
+/// request head for `on_open`, or `None` if there was nothing pending.
+pub(crate) fn accept_pending<X>(conn: &Conn<X>, protocol: &str) -> Option<Bytes> {
+    let mut g = conn.ws.lock();
+    let st = g.as_mut()?;
+    let (mut accept, head) = *st.pending.take()?;
+    if !protocol.is_empty() {
+        accept.protocol = Some(protocol.to_owned());
+    }
+    let mut out = BytesMut::new();
+    accept.write_response(&mut out);
+    let _ = conn.write(&out);
+    st.open = true;
+    drop(g);
+    conn.shared.mark_websocket(conn.id);
+    conn.wake();
+    Some(head)
+}
+
+/// `on_handshake` rejected: write `response` and close.
+pub(crate) fn reject_pending<X>(conn: &Conn<X>, response: &[u8]) {
+    *conn.ws.lock() = None;
+    let _ = conn.write(response);
+    conn.close();
+    conn.wake();
+}
+
+/// Whether the connection is an open WebSocket (for `resume`).
+pub(crate) fn is_open<X>(conn: &Conn<X>) -> bool {
+    conn.ws.lock().as_ref().is_some_and(|s| s.open)
+}
+
+impl WsIn {
+    pub(crate) fn new(conf: Arc<WsConf>) -> WsIn {
+        WsIn {
+            conf,
+            last_rx: Instant::now(),
+            ping_sent: None,
+        }
+    }
+
+    /// Parses what arrived; dispatches messages; writes pongs and close replies.
+    pub(crate) fn feed<S: EventSink + ?Sized>(
+        &mut self,
+        conn: &Arc<Conn<S::State>>,
+        sink: &S,
+        inbuf: &mut BytesMut,
+    ) -> Verdict {
+        if self.conf.ping_interval.is_some() {
+            self.last_rx = Instant::now();
+            self.ping_sent = None;
+        }
+        let mut g = conn.ws.lock();
+        let Some(st) = g.as_mut() else {
+            return Verdict::Close;
+        };
+        loop {
+            match st.codec.feed(inbuf) {
+                Ok(Some(WsEvent::Message { kind, data })) => {
+                    let k = match kind {
+                        MessageKind::Text => Kind::WsText,
+                        MessageKind::Binary => Kind::WsBinary,
+                    };
+                    sink.event(conn, k, data);
+                }
+                Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => {
+                    sink.event(conn, Kind::WsPing, d)
+                }
+                Ok(Some(WsEvent::Pong(d))) if self.conf.deliver_control => {
+                    sink.event(conn, Kind::WsPong, d)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(fd = %conn.id, error = %e, code = %e.close_code(), "WebSocket protocol error; closing");
+                    break;
+                }
+            }
+        }
+        let closed = st.codec.state().is_closed();
+        if closed && st.final_out.is_none() && sink.busy(conn) {
+            // Replies to messages already dispatched go out before our Close.
+            st.final_out = Some(st.codec.take_output());
+            inbuf.clear();
+            return Verdict::Ok;
+        }
+        if st.codec.has_output() {
+            let out = st.codec.take_output();
+            if write(conn, &out).is_err() {
+                return Verdict::Close;
+            }
+        }
+        if closed {
+            inbuf.clear();
+            if st.final_out.is_some() {
+                return Verdict::Ok;
+            }
+            Verdict::Close
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    /// When to ping, to give up on a missing pong, or on a missing Close reply.
+    pub(crate) fn deadline<X>(&self, conn: &Conn<X>) -> Option<Instant> {
+        let close = conn
+            .ws
+            .lock()
+            .as_ref()
+            .and_then(|s| s.closing_since)
+            .map(|t| t + self.conf.close_timeout);
+        let ka = self.conf.ping_interval.map(|i| match self.ping_sent {
+            None => self.last_rx + i,
+            Some(t) => t + self.conf.pong_timeout,
+        });
+        match (close, ka) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A deadline passed: ping, or say the connection must close.
+    pub(crate) fn timed_out<X>(&mut self, conn: &Arc<Conn<X>>) -> bool {
+        let now = Instant::now();
+        let mut g = conn.ws.lock();
+        let Some(st) = g.as_mut() else { return true };
+        if st
+            .closing_since
+            .is_some_and(|t| now >= t + self.conf.close_timeout)
+        {
+            tracing::debug!(fd = %conn.id, "no Close reply from the WebSocket peer; closing");
+            return true;
+        }
+        if let Some(interval) = self.conf.ping_interval {
+            match self.ping_sent {
+                None if now >= self.last_rx + interval => {
+                    if st.codec.send_ping(b"").is_ok() {
+                        let out = st.codec.take_output();
+                        if write(conn, &out).is_err() {
+                            return true;
+                        }
+                    }
+                    self.ping_sent = Some(now);
+                }
+                Some(t) if now >= t + self.conf.pong_timeout => {
+                    tracing::debug!(fd = %conn.id, "WebSocket peer did not answer a ping; closing");
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+fn write<X>(conn: &Conn<X>, data: &[u8]) -> Result<(), WriteError> {
+    full_closes(conn, data.len(), conn.write(data))
+}
+
+/// Queues for the process's flusher, which writes whatever accumulated for the connection in
+/// one syscall: under load, broadcasts coalesce as they would in a per-client writer task.
+fn write_queued<X: Send + Sync + 'static>(
+    conn: &Arc<Conn<X>>,
+    data: &[u8],
+) -> Result<(), WriteError> {
+    full_closes(conn, data.len(), conn.write_deferred(data))
+}
+
+fn full_closes<X>(conn: &Conn<X>, len: usize, r: Result<(), WriteError>) -> Result<(), WriteError> {
+    match r {
+        Err(WriteError::Full) => {
+            tracing::warn!(fd = %conn.id, bytes = len, "output buffer full: the WebSocket client reads too slowly; closing it");
+            conn.close();
+            Err(WriteError::Full)
+        }
+        r => r,
+    }
+}
+
+/// Sends one message (or a Ping/Pong) to `conn`, encoded (and compressed) here.
+pub(crate) fn push<X>(conn: &Conn<X>, opcode: u8, data: &[u8]) -> Result<(), WriteError> {
+    let mut g = conn.ws.lock();
+    let Some(st) = g.as_mut().filter(|s| s.open) else {
+        return Err(WriteError::Closed);
+    };
+    let r = match OpCode::from_u8(opcode) {
+        Some(OpCode::Ping) => st.codec.send_ping(data),
+        Some(OpCode::Pong) => st.codec.send_pong(data),
+        Some(OpCode::Binary) => {
+            return encode_write(conn, st, MessageKind::Binary, data);
+        }
+        _ => {
+            return encode_write(conn, st, MessageKind::Text, data);
+        }
+    };
+    if r.is_err() {
+        return Err(WriteError::Closed);
+    }
+    let out = st.codec.take_output();
+    write(conn, &out)
+}
+
+/// The held-back Close (see [`WsState::final_out`]): write it and close.
+pub(crate) fn flush_final<X>(conn: &Conn<X>) {
+    let mut g = conn.ws.lock();
+    let Some(out) = g.as_mut().and_then(|s| s.final_out.take()) else {
+        return;
+    };
+    let _ = conn.write(&out);
+    drop(g);
+    conn.close();
+}
+
+fn encode_write<X>(
+    conn: &Conn<X>,
+    st: &mut WsState,
+    kind: MessageKind,
+    data: &[u8],
+) -> Result<(), WriteError> {
+    encode_then(st, kind, data, |frame| write(conn, frame))
+}
+
+/// Encodes a message for `st` (compressing if negotiated) and hands the bytes to `out`.
+fn encode_then(
+    st: &mut WsState,
+    kind: MessageKind,
+    data: &[u8],
+    out: impl FnOnce(&[u8]) -> Result<(), WriteError>,
+) -> Result<(), WriteError> {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        s.clear();
+        if st.final_out.is_some() && !st.codec.is_compressed() {
+            // The peer's Close arrived after the message this answers: still send it.
+            encode_frame(&mut s, true, false, kind.opcode(), data, None);
+        } else if st.codec.encode_message(kind, data, &mut s).is_err() {
+            return Err(WriteError::Closed);
+        }
+        let r = out(&s);
+        if s.capacity() > 1 << 20 {
+            *s = BytesMut::with_capacity(4096);
+        }
+        r
+    })
+}
+
+/// Sends one message to each of `conns` that is an open WebSocket: the frame is encoded once
+/// for every connection without permessage-deflate; compressed ones encode their own.
+pub(crate) fn broadcast<X: Send + Sync + 'static, I: IntoIterator<Item = Arc<Conn<X>>>>(
+    conns: I,
+    opcode: u8,
+    data: &[u8],
+) {
+    let kind = match OpCode::from_u8(opcode) {
+        Some(OpCode::Binary) => MessageKind::Binary,
+        _ => MessageKind::Text,
+    };
+    let mut frame = BytesMut::with_capacity(data.len() + 10);
+    encode_frame(&mut frame, true, false, kind.opcode(), data, None);
+    for c in conns {
+        let mut g = c.ws.lock();
+        let Some(st) = g.as_mut() else { continue };
+        if !st.open || (!st.codec.state().is_open() && st.final_out.is_none()) {
+            continue;
+        }
+        if st.codec.is_compressed() {
+            let _ = encode_then(st, kind, data, |f| write_queued(&c, f));
+        } else {
+            let _ = write_queued(&c, &frame);
+        }
+    }
+}
+
+/// Consecutive broadcasts to every connection (from one pipe datagram), written to each
+/// client with one syscall: the uncompressed frames are concatenated once; compressed
+/// connections encode each message in order.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    frames: BytesMut,
+    msgs: Vec<(MessageKind, Bytes)>,
+}
+
+impl Batch {
+    /// Adds a `WsBroadcast` record (a targeted one flushes the batch and goes alone).
+    pub(crate) fn add<X: Send + Sync + 'static>(
+        &mut self,
+        conns: &ConnTable<X>,
+        h: &Header,
+        payload: &[u8],
+    ) {
+        match decode_broadcast(payload) {
+            Some((None, data)) => {
+                let kind = match OpCode::from_u8(h.listener as u8) {
+                    Some(OpCode::Binary) => MessageKind::Binary,
+                    _ => MessageKind::Text,
+                };
+                encode_frame(&mut self.frames, true, false, kind.opcode(), data, None);
+                self.msgs.push((kind, Bytes::copy_from_slice(data)));
+            }
+            Some((Some(_), _)) => {
+                self.flush(conns);
+                broadcast_payload(conns, h.listener as u8, payload);
+            }
+            None => {}
+        }
+    }
+
+    /// Writes what was batched.
+    pub(crate) fn flush<X: Send + Sync + 'static>(&mut self, conns: &ConnTable<X>) {
+        if self.msgs.is_empty() {
+            return;
+        }
+        for c in conns.all() {
+            let mut g = c.ws.lock();
+            let Some(st) = g.as_mut() else { continue };
+            if !st.open || (!st.codec.state().is_open() && st.final_out.is_none()) {
+                continue;
+            }
+            if st.codec.is_compressed() {
+                for (kind, data) in &self.msgs {
+                    if encode_then(st, *kind, data, |f| write_queued(&c, f)).is_err() {
+                        break;
+                    }
+                }
+            } else {
+                let _ = write_queued(&c, &self.frames);
+            }
+        }
+        self.msgs.clear();
+        self.frames.clear();
+        if self.frames.capacity() > 256 * 1024 {
+            self.frames = BytesMut::new();
+        }
+    }
+}
+
+/// Starts the closing handshake with `code` and `reason`; the TCP connection closes when the
+/// peer answers (or after the close timeout). A connection that is not a WebSocket just closes.
+pub(crate) fn disconnect<X>(conn: &Conn<X>, code: u16, reason: &str) {
+    let mut g = conn.ws.lock();
+    match g.as_mut().filter(|s| s.open) {
+        Some(st) => {
+            let code = CloseCode(code);
+            let r = st.codec.close(code, reason).or_else(|e| match e {
+                rswoole_codec::ws::WsError::Closed => Err(e),
+                _ => st.codec.close(CloseCode::NORMAL, ""),
+            });
+            if r.is_ok() {
+                let out = st.codec.take_output();
+                let _ = write(conn, &out);
+                st.closing_since = Some(Instant::now());
+            }
+            drop(g);
+            conn.shared.mark_closing(conn.id);
+            conn.wake();
+        }
+        None => {
+            drop(g);
+            conn.close();
+        }
+    }
+}
+
+/// Decodes a `WsBroadcast` payload: the target ids (`None` = every WebSocket) and the data.
+pub(crate) fn decode_broadcast(p: &[u8]) -> Option<(Option<Vec<u64>>, &[u8])> {
+    let n = u32::from_le_bytes(p.get(..4)?.try_into().ok()?);
+    if n == u32::MAX {
+        return Some((None, &p[4..]));
+    }
+    let end = 4 + n as usize * 8;
+    let ids = p
+        .get(4..end)?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    Some((Some(ids), &p[end..]))
+}
+
+/// Fans a `WsBroadcast` payload (ids + data) out to the connections of `conns` it names
+/// (all of them for `u32::MAX`).
+fn broadcast_payload<X: Send + Sync + 'static>(conns: &ConnTable<X>, opcode: u8, payload: &[u8]) {
+    let Some((ids, data)) = decode_broadcast(payload) else {
+        return;
+    };
+    match ids {
+        None => broadcast(conns.all(), opcode, data),
+        Some(ids) => broadcast(
+            ids.into_iter().filter_map(|id| conns.get(ConnId(id))),
+            opcode,
+            data,
+        ),
+    }
+}
+
+/// Decodes a `WsDisconnect` payload and starts the closing handshake of `conn`.
+fn disconnect_payload<X>(conn: &Conn<X>, payload: &[u8]) {
+    let code = payload
+        .get(..2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .unwrap_or(1000);
+    let reason = std::str::from_utf8(payload.get(2..).unwrap_or(&[])).unwrap_or("");
+    disconnect(conn, code, reason);
+}
+
+/// Handles a WebSocket record from a worker (Process mode).
+pub(crate) fn from_worker<S: EventSink>(
+    conns: &ConnTable<S::State>,
+    sink: &S,
+    h: &Header,
+    payload: &[u8],
+) {
+    let conn = || conns.get(ConnId(h.session));
+    match h.kind {
+        Kind::WsPush => {
+            if let Some(c) = conn() {
+                let _ = push(&c, h.listener as u8, payload);
+            }
+        }
+        Kind::WsBroadcast => broadcast_payload(conns, h.listener as u8, payload),
+        Kind::WsDisconnect => {
+            if let Some(c) = conn() {
+                disconnect_payload(&c, payload);
+            }
+        }
+        Kind::WsAccept => {
+            let Some(c) = conn() else { return };
+            match payload.split_first() {
+                Some((1, proto)) => {
+                    let proto = std::str::from_utf8(proto).unwrap_or("");
+                    if let Some(head) = accept_pending(&c, proto) {
+                        sink.event(&c, Kind::WsOpen, head);
+                    }
+                }
+                Some((_, resp)) => reject_pending(&c, resp),
+                None => reject_pending(&c, &super::http::error_response(403, "Forbidden")),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Handles a WebSocket record another worker forwarded to this one's mailbox (Base mode,
+/// `crate::mailbox`): output for this worker's own connections `conns`. Runs synchronously
+/// in the mailbox loop, so one sender's records apply in the order they were made. A
+/// connection that is gone meanwhile is skipped silently, as in Process mode.
+pub(crate) fn from_peer<X: Send + Sync + 'static>(
+    conns: &ConnTable<X>,
+    h: &Header,
+    payload: &[u8],
+) {
+    let conn = || conns.get(ConnId(h.session));
+    match h.kind {
+        Kind::WsPushFwd => {
+            if let Some(c) = conn() {
+                let _ = push(&c, h.seq as u8, payload);
+            }
+        }
+        Kind::WsBroadcastFwd => broadcast_payload(conns, h.seq as u8, payload),
+        Kind::WsDisconnectFwd => {
+            if let Some(c) = conn() {
+                disconnect_payload(&c, payload);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl WsConf {
+    /// The owner's configuration for a WebSocket listener; `handshake`: `on_handshake` is set.
+    pub(crate) fn new(s: &WebSocketSettings, handshake: bool) -> WsConf {
+        let deflate = rswoole_codec::ws::DeflateConfig {
+            enabled: s.compression,
+            threshold: s.compression_threshold,
+            level: s.compression_level,
+            ..Default::default()
+        };
+        WsConf {
+            codec: rswoole_codec::ws::WsConfig {
+                max_frame_size: s.max_frame_size,
+                max_message_size: s.max_message_size,
+                auto_pong: true,
+                deliver_fragments: false,
+                deflate,
+            },
+            handshake,
+            ping_interval: s.ping_interval,
+            pong_timeout: s.pong_timeout,
+            close_timeout: s.close_timeout,
+            deliver_control: s.deliver_control_frames,
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Running in production, the master's side: daemon mode, the pid file, the log file (and
+//! reopening it on `SIGRTMIN`), the status socket and the "listening" report to the starter.
+//!
+//! Order of events in [`crate::master`]'s `start`:
+//! 1. [`prepare`] (single-threaded, before binding): makes the paths absolute, refuses a pid
+//!    file that names a running master, opens the log file, detaches when `daemonize` is set
+//!    (the starting process waits here for the daemon's report and exits), and points
+//!    stderr (and, when daemonized, stdout) at the log file.
+//! 2. [`running`] (in the master's runtime, once every listener is served): writes the pid
+//!    file, serves the status socket `<pid_file>.sock`, watches `SIGRTMIN`, then tells the
+//!    starter "listening" so that it exits 0.
+//! 3. [`report_failure`] if anything fails before that: the starter prints the error and exits 1.
+//! 4. [`stopped`] at clean shutdown: removes the pid file and the status socket.
+//!
+//! Reopening the log: the master reopens its own and sends `SIGHUP` to the manager, which
+//! reopens its own and forwards `SIGHUP` to each worker (inside rswoole, `SIGHUP` means
+//! "reopen the log"; workers ignore it until they watch it).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::task::JoinHandle;
+
+use crate::base::names::status_socket;
+use crate::base::{Error, MasterInfo, Mode, Result, Settings};
+use crate::ipc::shared::{self, Shared};
+use crate::sys;
+
+/// Write end of the pipe to the starting process (daemon mode, until the report is sent).
+static NOTIFY: Mutex<Option<OwnedFd>> = Mutex::new(None);
+/// Where logs go, for [`reopen_log`].
+static LOG: OnceLock<LogTarget> = OnceLock::new();
+
+#[derive(Debug)]
+struct LogTarget {
+    path: PathBuf,
+    stdout: bool,
+}
+
+fn absolute(p: &mut PathBuf) {
+    if p.is_relative() {
+        if let Ok(cwd) = std::env::current_dir() {
+            *p = cwd.join(&*p);
+        }
+    }
+}
+
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// Step 1 (see the module doc). In daemon mode the calling process never returns from here:
+/// it waits for the daemon's report and exits 0 (listening) or 1 (the error is printed).
+pub(crate) fn prepare(s: &mut Settings) -> Result<()> {
+    for p in [&mut s.pid_file, &mut s.log_file].into_iter().flatten() {
+        absolute(p);
+    }
+    if let Some(pf) = &s.pid_file {
+        if let Ok(pid) = crate::base::names::find_master(pf) {
+            return Err(Error::InvalidSetting {
+                name: "pid_file",
+                reason: format!(
+                    "{} names a running rswoole master (pid {pid}); stop it first",
+                    pf.display()
+                ),
+            });
+        }
+    }
+    let log = match &s.log_file {
+        Some(p) => Some(open_log(p).map_err(Error::io("opening the log file"))?),
+        None => None,
+    };
+    if s.daemonize {
+        match sys::detach().map_err(Error::io("detaching (daemonize)"))? {
+            sys::Detached::Starter(r) => starter_wait(r),
+            sys::Detached::Daemon(w) => *NOTIFY.lock().unwrap_or_else(|e| e.into_inner()) = Some(w),
+        }
+    }
+    match (&log, s.daemonize) {
+        (Some(f), daemon) => {
+            sys::redirect_std(f, daemon).map_err(Error::io("redirecting output to the log"))?
+        }
+        (None, true) => {
+            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                let _ = sys::redirect_std(&null, true);
+            }
+        }
+        (None, false) => {}
+    }
+    if let Some(path) = &s.log_file {
+        let _ = LOG.set(LogTarget {
+            path: path.clone(),
+            stdout: s.daemonize,
+        });
+    }
+    Ok(())
+}
+
+/// The starting process of daemon mode: waits for "O <pid>" (listening) or "E <error>".
+fn starter_wait(r: OwnedFd) -> ! {
+    let mut f = std::fs::File::from(r);
+    let mut msg = String::new();
+    let _ = f.read_to_string(&mut msg);
+    if msg.starts_with('O') {
+        std::process::exit(0);
+    }
+    match msg.strip_prefix("E ") {
+        Some(e) => eprintln!("rswoole: the server failed to start: {e}"),
+        None => {
+            eprintln!("rswoole: the server exited while starting (no report); see its log file")
+        }
+    }
+    std::process::exit(1)
+}
+
+fn notify(msg: &str) {
+    if let Some(fd) = NOTIFY.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let mut f = std::fs::File::from(fd);
+        let _ = f.write_all(msg.as_bytes());
+    }
+}
+
+/// Step 3: tells the starting process (daemon mode) why the server did not start.
+pub(crate) fn report_failure(e: &Error) {
+    notify(&format!("E {e}"));
+}
+
+/// Closes this process's copy of the report pipe (for the manager and workers, right after
+/// their fork), so the starter sees end-of-file if the master dies without reporting.
+pub(crate) fn forget_notifier() {
+    drop(NOTIFY.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
+
+/// Reopens the log file (after logrotate moved it) and points stderr (and stdout in daemon
+/// mode) at the new one. Does nothing without a `log_file`.
+pub(crate) fn reopen_log() {
+    let Some(t) = LOG.get() else { return };
+    match open_log(&t.path) {
+        Ok(f) => {
+            if let Err(e) = sys::redirect_std(&f, t.stdout) {
+                tracing::error!(error = %e, "cannot redirect output to the reopened log file");
+            }
+        }
+        Err(e) => {
+            tracing::error!(path = %t.path.display(), error = %e, "cannot reopen the log file")
+        }
+    }
+}
+
+/// Step 2 (see the module doc). Returns the tasks to abort at shutdown.
+pub(crate) fn running(
+    settings: &Arc<Settings>,
+    shared: &Shared,
+    info: &MasterInfo,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let pid = std::process::id();
+    if let Some(pf) = &settings.pid_file {
+        let tmp = {
+            let mut s = pf.as_os_str().to_owned();
+            s.push(".tmp");
+            PathBuf::from(s)
+        };
+        let res = std::fs::write(&tmp, format!("{pid}\n")).and_then(|_| std::fs::rename(&tmp, pf));
+        if let Err(e) = res {
+            tracing::error!(path = %pf.display(), error = %e, "cannot write the pid file");
+        }
+        let sock = status_socket(pf);
+        let _ = std::fs::remove_file(&sock);
+        match tokio::net::UnixListener::bind(&sock) {
+            Ok(l) => {
+                let (settings, shared, info) = (settings.clone(), shared.clone(), info.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let Ok((mut s, _)) = l.accept().await else {
+                            continue;
+                        };
+                        let body = status_json(&settings, &shared, &info);
+                        tokio::spawn(async move {
+                            use tokio::io::AsyncWriteExt;
+                            let _ = tokio::time::timeout(
+                                std::time::Duration::from_secs(5),
+                                s.write_all(body.as_bytes()),
+                            )
+                            .await;
+                        });
+                    }
+                }));
+            }
+            Err(e) => {
+                tracing::error!(path = %sock.display(), error = %e, "cannot serve the status socket")
+            }
+        }
+    }
+    let manager = info.manager_pid as i32;
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sys::sigrtmin())) {
+        Ok(mut sig) => tasks.push(tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                reopen_log();
+                tracing::info!("log file reopened (SIGRTMIN)");
+                let _ = sys::kill_raw(manager, libc::SIGHUP);
+            }
+        })),
+        Err(e) => tracing::error!(error = %e, "cannot watch SIGRTMIN (log reopening)"),
+    }
+    notify(&format!("O {pid}"));
+    tasks
+}
+
+/// Step 4: removes the pid file (if it is still ours) and the status socket.
+pub(crate) fn stopped(settings: &Settings) {
+    let Some(pf) = &settings.pid_file else { return };
+    let ours = std::fs::read_to_string(pf)
+        .map(|s| s.trim() == std::process::id().to_string())
+        .unwrap_or(false);
+    if ours {
+        let _ = std::fs::remove_file(pf);
+        let _ = std::fs::remove_file(status_socket(pf));
+    }
+}
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        shared::W_STARTING => "starting",
+        shared::W_IDLE => "idle",
+        shared::W_BUSY => "busy",
+        shared::W_EXITING => "exiting",
+        _ => "unknown",
+    }
+}
+
+/// What `rswoole status` shows, as one JSON object.
+pub(crate) fn status_json(settings: &Settings, shared: &Shared, info: &MasterInfo) -> String {
+    let h = shared.header();
+    let now = shared::now_ms();
+    let worker = |i: usize| {
+        let w = shared.worker(i);
+        serde_json::json!({
+            "id": i,
+            "pid": w.pid.load(Relaxed),
+            "state": state_name(w.state.load(Relaxed)),
+            "requests": w.requests.load(Relaxed),
+            "restarts": w.restarts.load(Relaxed),
+        })
+    };
+    let n = settings.worker_num;
+    let v = serde_json::json!({
+        "master_pid": info.master_pid,
+        "manager_pid": info.manager_pid,
+        "uptime_ms": now.saturating_sub(h.started_ms.load(Relaxed)),
+        "mode": match settings.mode { Mode::Process => "process", Mode::Base => "base" },
+        "phase": match h.phase.load(Relaxed) { 0 => "starting", 1 => "running", _ => "shutting_down" },
+        "connections": h.live.load(Relaxed),
+        "accepted": h.accepted.load(Relaxed),
+        "closed": h.closed.load(Relaxed),
+        "refused": h.refused.load(Relaxed),
+        "listeners": info.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "workers": (0..n).map(worker).collect::<Vec<_>>(),
+        "task_workers": (n..n + settings.task_worker_num).map(worker).collect::<Vec<_>>(),
+        "max_request": settings.max_request,
+    });
+    v.to_string()
+}

@@ -1,0 +1,129 @@
+//! Records from workers: replies to write, closes, WebSocket output, acknowledgements.
+
+use std::sync::Arc;
+
+use super::pipe::Pipe;
+use super::Reactor;
+use crate::base::ConnId;
+use crate::ipc::{self, Kind};
+use crate::owner::conn::WriteError;
+use crate::owner::ws;
+
+impl Reactor {
+    pub(super) async fn read_pipe(self: Arc<Self>, pipe: Arc<Pipe>) {
+        let mut buf = vec![0u8; ipc::MAX_DGRAM];
+        let mut reassembler = ipc::Reassembler::default();
+        // Broadcasts of one datagram are written to each client with one syscall.
+        let mut bcast = ws::Batch::default();
+        // Acknowledgements are applied after the datagram's other records: a worker answers
+        // every event with an Ack, and handling it in place would cut each run of broadcasts
+        // into one fan-out per message.
+        let mut acks: Vec<u64> = Vec::new();
+        loop {
+            let n = match pipe.tx.recv(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(slot = pipe.slot, error = %e, "reading a worker pipe failed");
+                    break;
+                }
+            };
+            for rec in ipc::decode(&buf[..n]) {
+                let (h, payload) = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(slot = pipe.slot, error = %e, "malformed IPC from worker");
+                        break;
+                    }
+                };
+                if !matches!(h.kind, Kind::WsBroadcast | Kind::Ack) {
+                    bcast.flush(&self.conns);
+                }
+                match h.kind {
+                    Kind::WsBroadcast if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST => {
+                        bcast.add(&self.conns, &h, payload);
+                    }
+                    Kind::Send => {
+                        if let Some(c) = self.conns.get(ConnId(h.session)) {
+                            {
+                                let mut d = c.state.lock();
+                                if d.http_pending > 0 {
+                                    d.resp_started = true;
+                                }
+                            }
+                            match c.write(payload) {
+                                Ok(()) => {}
+                                Err(WriteError::Full) => {
+                                    tracing::warn!(fd = h.session, bytes = payload.len(), "output buffer full: the client reads too slowly; closing it");
+                                    c.close();
+                                }
+                                Err(WriteError::Closed) => {}
+                            }
+                        }
+                    }
+                    Kind::CloseReq => {
+                        if let Some(c) = self.conns.get(ConnId(h.session)) {
+                            c.close();
+                        }
+                    }
+                    Kind::Ack => acks.extend(
+                        payload
+                            .chunks_exact(8)
+                            .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes"))),
+                    ),
+                    Kind::WsPush | Kind::WsBroadcast | Kind::WsDisconnect | Kind::WsAccept => {
+                        // Unchunked records (almost all) are used in place.
+                        if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST {
+                            ws::from_worker(&self.conns, &*self, &h, payload);
+                        } else if let Some(whole) = reassembler.feed(&h, payload) {
+                            ws::from_worker(&self.conns, &*self, &h, &whole);
+                        }
+                    }
+                    Kind::PipeMsg => {
+                        if let Some(data) = reassembler.feed(&h, payload) {
+                            self.pipe_message(pipe.slot, h.session as usize, data);
+                        }
+                    }
+                    other => tracing::warn!(?other, "unexpected IPC record from a worker"),
+                }
+            }
+            bcast.flush(&self.conns);
+            for seq in acks.drain(..) {
+                self.acked(&pipe, seq);
+            }
+        }
+        self.pipe_died(&pipe);
+    }
+
+    fn acked(&self, pipe: &Pipe, seq: u64) {
+        let Some(ev) = pipe.take(seq) else { return };
+        if ev.conn.0 == 0 {
+            return;
+        }
+        let Some(c) = self.conns.get(ev.conn) else {
+            return;
+        };
+        let (flush, idle) = {
+            let mut d = c.state.lock();
+            d.inflight = d.inflight.saturating_sub(1);
+            if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
+                d.http_pending = d.http_pending.saturating_sub(1);
+                d.resp_started = false;
+            }
+            (
+                d.inflight == 0 && !d.deferred.is_empty(),
+                d.inflight == 0 && d.deferred.is_empty(),
+            )
+        };
+        if idle && ev.kind.is_ws_message() {
+            // A WebSocket close held back until the replies to earlier messages were sent.
+            ws::flush_final(&c);
+        }
+        if ev.kind == Kind::Close {
+            c.close_done();
+        }
+        if flush {
+            self.flush_deferred(&c);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The master's side of Process mode: accepting, reading, dispatching events to workers over
+//! their pipes, writing what workers send, and re-delivering what a dead worker left unfinished.
+//!
+//! Each worker *incarnation* gets a fresh pipe from the manager (passed over the control socket
+//! with SCM_RIGHTS). Every event sent on a pipe is kept (a cheap `Bytes` clone) until the
+//! worker acknowledges it; when a pipe hits EOF (the worker died), the unacknowledged events are
+//! re-dispatched, in order, to the slot's next incarnation. When a new incarnation replaces a
+//! live one (reload, max_request), the old pipe gets a `Stop` record and finishes what it has;
+//! a connection with events still in flight on the old pipe waits (its new events are deferred)
+//! so that the events of one connection always reach the application in order.
+
+//!
+//! - this file: the [`Reactor`], its dispatch policy (`dispatch_mode`) and the handler slot of
+//!   the socket owner ([`EventSink`]) that every connection task feeds;
+//! - [`pipe`]: a worker incarnation's pipe and its unacknowledged events;
+//! - [`demux`]: records coming back from workers;
+//! - [`recovery`]: what happens when a worker dies.
+
+mod demux;
+mod pipe;
+mod recovery;
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+pub(crate) use pipe::{Pipe, PIPE_BACKLOG_LIMIT};
+
+use crate::base::{ConnId, DispatchMode, Settings};
+use crate::ipc::shared::Shared;
+use crate::ipc::{encode_packet, Kind};
+use crate::owner::conn::Conn;
+use crate::owner::sink::EventSink;
+use crate::owner::table::ConnTable;
+
+/// A connection as the reactor holds it: with its dispatch bookkeeping.
+pub(crate) type RConn = Conn<Mutex<DispatchState>>;
+
+/// An event on its way to a worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Ev {
+    pub(crate) conn: ConnId,
+    pub(crate) kind: Kind,
+    pub(crate) listener: u16,
+    pub(crate) payload: Bytes,
+}
+
+/// Per-connection dispatch bookkeeping (the [`EventSink::State`] of the reactor).
+#[derive(Debug, Default)]
+pub(crate) struct DispatchState {
+    pub(super) inflight: u32,
+    pub(super) pipe: Option<Arc<Pipe>>,
+    pub(super) deferred: VecDeque<Ev>,
+    pub(super) waiting: bool,
+    /// HTTP requests handed to a worker and not answered yet (their `HttpRequest`/`HttpEnd`
+    /// not acknowledged).
+    pub(super) http_pending: u32,
+    /// Response bytes went out for the oldest pending request.
+    pub(super) resp_started: bool,
+    /// A streamed request body is being dispatched (`HttpHead` sent, `HttpEnd` not yet).
+    pub(super) streaming: bool,
+    /// Drop the rest of the streamed request: its worker died and it was answered 503.
+    pub(super) skip_stream: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    pub(super) current: Mutex<Option<Arc<Pipe>>>,
+    pub(super) waiting: Mutex<Vec<ConnId>>,
+    pub(super) packets: Mutex<Vec<Ev>>,
+}
+
+/// The master's dispatcher.
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    pub(crate) shared: Shared,
+    pub(crate) settings: Arc<Settings>,
+    pub(super) slots: Vec<Slot>,
+    pub(crate) conns: ConnTable<Mutex<DispatchState>>,
+    rr: AtomicUsize,
+    pub(crate) stopping: AtomicBool,
+}
+
+impl Reactor {
+    pub(crate) fn new(shared: Shared, settings: Arc<Settings>) -> Reactor {
+        let slots = (0..settings.worker_num).map(|_| Slot::default()).collect();
+        Reactor {
+            shared,
+            settings,
+            slots,
+            conns: ConnTable::new(),
+            rr: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn choose(&self, conn: &RConn) -> usize {
+        let n = self.slots.len();
+        match self.settings.dispatch_mode {
+            DispatchMode::RoundRobin => self.rr.fetch_add(1, Relaxed) % n,
+            DispatchMode::Fixed => ((conn.id.0 - 1) % n as u64) as usize,
+            DispatchMode::IpHash => hash_ip(&conn.remote) % n,
+            DispatchMode::Preemptive => self.least_busy(),
+            DispatchMode::Uid => match self.shared.any_slot(conn.id).map(|s| s.uid.load(Relaxed)) {
+                Some(uid) if uid != 0 => uid as usize % n,
+                _ => ((conn.id.0 - 1) % n as u64) as usize,
+            },
+        }
+    }
+
+    fn least_busy(&self) -> usize {
+        let start = self.rr.fetch_add(1, Relaxed);
+        let n = self.slots.len();
+        let mut best = (usize::MAX, start % n);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if let Some(p) = self.slots[i].current.lock().as_ref() {
+                let load = p.inflight();
+                if load < best.0 {
+                    best = (load, i);
+                }
+                if load == 0 {
+                    break;
+                }
+            }
+        }
+        best.1
+    }
+
+    pub(super) fn current(&self, slot: usize) -> Option<Arc<Pipe>> {
+        self.slots[slot]
+            .current
+            .lock()
+            .clone()
+            .filter(|p| p.accepting())
+    }
+
+    /// Sends `ev` for `conn` keeping per-connection order; `false` = must wait (deferred).
+    pub(super) fn try_dispatch(&self, conn: &RConn, d: &mut DispatchState, ev: &Ev) -> bool {
+        if d.inflight > 0 {
+            match &d.pipe {
+                Some(p) if p.accepting() => {
+                    if p.send(ev.clone()) {
+                        d.inflight += 1;
+                        return true;
+                    }
+                    return false;
+                }
+                _ => return false,
+            }
+        }
+        let slot = self.choose(conn);
+        match self.current(slot) {
+            Some(p) if p.send(ev.clone()) => {
+                d.inflight = 1;
+                if let Some(s) = self.shared.any_slot(conn.id) {
+                    s.worker.store(slot as u32, Relaxed);
+                }
+                d.pipe = Some(p);
+                true
+            }
+            _ => {
+                if !d.waiting {
+                    d.waiting = true;
+                    self.slots[slot].waiting.lock().push(conn.id);
+                }
+                false
+            }
+        }
+    }
+
+    pub(super) fn dispatch(&self, conn: &RConn, ev: Ev) {
+        let mut d = conn.state.lock();
+        match ev.kind {
+            Kind::HttpRequest => d.http_pending += 1,
+            Kind::HttpHead => {
+                d.http_pending += 1;
+                d.streaming = true;
+            }
+            Kind::HttpBody | Kind::HttpEnd if d.skip_stream => {
+                if ev.kind == Kind::HttpEnd {
+                    d.skip_stream = false;
+                    d.streaming = false;
+                }
+                return;
+            }
+            Kind::HttpEnd => d.streaming = false,
+            _ => {}
+        }
+        if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &ev) {
+            d.deferred.push_back(ev);
+        }
+    }
+
+    pub(super) fn flush_deferred(&self, conn: &RConn) {
+        let mut d = conn.state.lock();
+        d.waiting = false;
+        while let Some(ev) = d.deferred.pop_front() {
+            if !self.try_dispatch(conn, &mut d, &ev) {
+                d.deferred.push_front(ev);
+                break;
+            }
+        }
+    }
+
+    pub(super) fn dispatch_packet(&self, ev: Ev, from: &SocketAddr) {
+        let n = self.slots.len();
+        let first = match self.settings.dispatch_mode {
+            DispatchMode::IpHash | DispatchMode::Fixed | DispatchMode::Uid => hash_ip(from) % n,
+            _ => self.rr.fetch_add(1, Relaxed) % n,
+        };
+        for k in 0..n {
+            if let Some(p) = self.current((first + k) % n) {
+                if p.send(ev.clone()) {
+                    return;
+                }
+            }
+        }
+        self.slots[first].packets.lock().push(ev);
+    }
+
+    /// A UDP datagram arrived on listener `listener`.
+    pub(crate) fn packet(&self, listener: u16, from: SocketAddr, data: &[u8]) {
+        let payload = encode_packet(from, data);
+        self.dispatch_packet(
+            Ev {
+                conn: ConnId(0),
+                kind: Kind::Packet,
+                listener,
+                payload,
+            },
+            &from,
+        );
+    }
+}
+
+impl EventSink for Reactor {
+    type State = Mutex<DispatchState>;
+
+    fn busy(&self, conn: &Arc<RConn>) -> bool {
+        let d = conn.state.lock();
+        d.inflight > 0 || !d.deferred.is_empty()
+    }
+    fn backlogged(&self, conn: &Arc<RConn>) -> bool {
+        let d = conn.state.lock();
+        d.inflight > 0
+            && d.pipe
+                .as_ref()
+                .is_some_and(|p| p.unacked.lock().bytes > PIPE_BACKLOG_LIMIT)
+    }
+    fn connected(&self, conn: &Arc<RConn>) {
+        self.dispatch(
+            conn,
+            Ev {
+                conn: conn.id,
+                kind: Kind::Connect,
+                listener: conn.listener,
+                payload: Bytes::new(),
+            },
+        );
+    }
+    fn data(&self, conn: &Arc<RConn>, data: Bytes) {
+        self.dispatch(
+            conn,
+            Ev {
+                conn: conn.id,
+                kind: Kind::Receive,
+                listener: conn.listener,
+                payload: data,
+            },
+        );
+    }
+    fn event(&self, conn: &Arc<RConn>, kind: Kind, payload: Bytes) {
+        self.dispatch(
+            conn,
+            Ev {
+                conn: conn.id,
+                kind,
+                listener: conn.listener,
+                payload,
+            },
+        );
+    }
+    fn closed(&self, conn: &Arc<RConn>) {
+        self.dispatch(
+            conn,
+            Ev {
+                conn: conn.id,
+                kind: Kind::Close,
+                listener: conn.listener,
+                payload: Bytes::new(),
+            },
+        );
+    }
+}
+
+fn hash_ip(a: &SocketAddr) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    a.ip().hash(&mut h);
+    h.finish() as usize
+}

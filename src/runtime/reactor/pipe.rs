@@ -1,0 +1,157 @@
+//! A worker incarnation's pipe as the master sees it: every event sent is kept until the
+//! worker acknowledges it, so that a dead worker's unfinished events can be re-delivered.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{Ev, Reactor};
+use crate::base::ConnId;
+use crate::ipc::{Header, Kind, PipeTx};
+
+/// One worker incarnation's pipe.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    pub(crate) slot: usize,
+    pub(crate) pid: u32,
+    pub(crate) tx: PipeTx,
+    pub(super) accepting: AtomicBool,
+    pub(super) unacked: Mutex<Unacked>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Unacked {
+    base: u64,
+    ring: VecDeque<Option<Ev>>,
+    live: usize,
+    pub(super) bytes: usize,
+}
+
+/// A connection stops being read while its worker has this many bytes of events unfinished
+/// (backpressure: a fast client cannot make the master buffer without bound).
+pub(crate) const PIPE_BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
+
+impl Pipe {
+    pub(super) fn send(&self, ev: Ev) -> bool {
+        let mut u = self.unacked.lock();
+        let seq = u.base + u.ring.len() as u64;
+        let h = Header {
+            kind: ev.kind,
+            flags: 0,
+            listener: ev.listener,
+            session: ev.conn.0,
+            seq,
+        };
+        if !self.tx.push(h, &ev.payload) {
+            return false;
+        }
+        u.bytes += ev.payload.len();
+        u.ring.push_back(Some(ev));
+        u.live += 1;
+        true
+    }
+
+    pub(super) fn take(&self, seq: u64) -> Option<Ev> {
+        let mut u = self.unacked.lock();
+        let idx = seq.checked_sub(u.base)? as usize;
+        let ev = u.ring.get_mut(idx)?.take()?;
+        u.live -= 1;
+        u.bytes -= ev.payload.len();
+        while matches!(u.ring.front(), Some(None)) {
+            u.ring.pop_front();
+            u.base += 1;
+        }
+        Some(ev)
+    }
+
+    pub(super) fn drain(&self) -> Vec<Ev> {
+        let mut u = self.unacked.lock();
+        u.live = 0;
+        u.bytes = 0;
+        let n = u.ring.len() as u64;
+        u.base += n;
+        u.ring.drain(..).flatten().collect()
+    }
+
+    pub(super) fn inflight(&self) -> usize {
+        self.unacked.lock().live
+    }
+
+    pub(super) fn accepting(&self) -> bool {
+        self.accepting.load(Acquire)
+    }
+}
+
+impl Reactor {
+    /// A new worker incarnation's pipe (from the manager).
+    pub(crate) fn install(self: &Arc<Self>, slot: usize, pid: u32, pipe: PipeTx) {
+        if slot >= self.slots.len() {
+            tracing::error!(slot, "manager sent a pipe for an unknown worker slot");
+            return;
+        }
+        let pipe = Arc::new(Pipe {
+            slot,
+            pid,
+            tx: pipe,
+            accepting: AtomicBool::new(true),
+            unacked: Mutex::new(Unacked::default()),
+        });
+        let w = pipe.clone();
+        tokio::spawn(async move {
+            if let Err(e) = w.tx.run_writer().await {
+                tracing::debug!(slot = w.slot, pid = w.pid, error = %e, "worker pipe writer ended");
+            }
+        });
+        let r = self.clone();
+        let p2 = pipe.clone();
+        tokio::spawn(async move { r.read_pipe(p2).await });
+        let old = self.slots[slot].current.lock().replace(pipe.clone());
+        if let Some(old) = old {
+            // Graceful replacement: the old incarnation finishes what it has, then exits.
+            old.accepting.store(false, Release);
+            let h = Header {
+                kind: Kind::Stop,
+                flags: 0,
+                listener: 0,
+                session: 0,
+                seq: u64::MAX,
+            };
+            old.tx.push(h, &[]);
+            old.tx.close();
+        }
+        let waiting = std::mem::take(&mut *self.slots[slot].waiting.lock());
+        for id in waiting {
+            if let Some(c) = self.conns.get(id) {
+                self.flush_deferred(&c);
+            }
+        }
+        let packets = std::mem::take(&mut *self.slots[slot].packets.lock());
+        for ev in packets {
+            pipe.send(ev);
+        }
+    }
+
+    /// Routes a `send_message` from worker `from` to worker `to`: to the slot's current pipe,
+    /// or queued until its next incarnation installs a pipe.
+    pub(crate) fn pipe_message(&self, from: usize, to: usize, data: Bytes) {
+        let Some(slot) = self.slots.get(to) else {
+            tracing::warn!(from, to, "send_message to an unknown worker id; dropped");
+            return;
+        };
+        let ev = Ev {
+            conn: ConnId(0),
+            kind: Kind::PipeMessage,
+            listener: from as u16,
+            payload: data,
+        };
+        // Hold the queue lock while checking for a pipe, so `install` cannot miss the event.
+        let mut queued = slot.packets.lock();
+        match self.current(to) {
+            Some(p) if p.send(ev.clone()) => {}
+            _ => queued.push(ev),
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The worker's side of tasks: sending them to task workers over their links, matching
+//! results to callers (`task_wait`) or to `on_finish`, and re-sending or failing what a task
+//! worker that died had not answered. Nothing is lost silently: every `task` ends in exactly
+//! one `on_finish`, every `task_wait` in exactly one return.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::app::{catch_panic, App, Ctx, FinishCb, PipeCb};
+use crate::base::task::Outcome;
+use crate::base::{Settings, TaskError, TaskId, TaskResult};
+use crate::ipc::task_link::{self, FKind, Frame, Outbox};
+
+/// Most times a task is re-sent after task worker crashes (`task_retry_on_crash`).
+const MAX_TRIES: u8 = 3;
+
+enum Waiter {
+    Finish,
+    Wait(oneshot::Sender<Outcome>),
+    /// `task_wait` timed out: the result is dropped, but the task still counts in the queue.
+    Abandoned,
+}
+
+struct Pending {
+    tw: usize,
+    /// The link generation the task was written on; `None` while it waits in the outbox.
+    sent_gen: Option<u64>,
+    tries: u8,
+    payload: Bytes,
+    waiter: Waiter,
+}
+
+#[derive(Default)]
+struct ClientState {
+    pending: HashMap<u64, Pending>,
+    /// Per task worker: this worker's tasks not yet answered.
+    counts: Vec<usize>,
+}
+
+/// A worker's side of the task workers: one outbox and link per task worker.
+pub(crate) struct TaskClient {
+    worker_id: usize,
+    master_pid: u32,
+    settings: Arc<Settings>,
+    has_on_finish: bool,
+    outboxes: Vec<Arc<Outbox>>,
+    state: Mutex<ClientState>,
+    next: AtomicU64,
+    rr: AtomicUsize,
+}
+
+impl fmt::Debug for TaskClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskClient")
+            .field("worker_id", &self.worker_id)
+            .finish()
+    }
+}
+
+/// Why a task was refused before it was sent.
+pub(crate) enum SubmitError {
+    Full,
+    NoSuchWorker,
+    TooLarge,
+}
+
+impl SubmitError {
+    /// The caller's error, with the payload handed back.
+    pub(crate) fn with<T>(self, payload: T) -> TaskError<T> {
+        match self {
+            SubmitError::Full => TaskError::Full(payload),
+            SubmitError::TooLarge => TaskError::TooLarge(payload),
+            SubmitError::NoSuchWorker => TaskError::Unavailable(payload, "no such task worker"),
+        }
+    }
+}
+
+impl TaskClient {
+    /// Worker `id`'s client, if the server has task workers.
+    pub(crate) fn new(
+        app: &App,
+        settings: &Arc<Settings>,
+        id: usize,
+        master_pid: u32,
+    ) -> Option<Arc<TaskClient>> {
+        let m = settings.task_worker_num;
+        (m > 0).then(|| {
+            Arc::new(TaskClient {
+                worker_id: id,
+                master_pid,
+                settings: settings.clone(),
+                has_on_finish: app.on_finish.is_some(),
+                outboxes: (0..m).map(|_| Arc::new(Outbox::default())).collect(),
+                state: Mutex::new(ClientState {
+                    pending: HashMap::new(),
+                    counts: vec![0; m],
+                }),
+                next: AtomicU64::new(0),
+                rr: AtomicUsize::new(id),
+            })
+        })
+    }
+
+    /// Whether results can be delivered to `on_finish` (`task` needs it).
+    pub(crate) fn has_on_finish(&self) -> bool {
+        self.has_on_finish
+    }
+
+    /// Sends a task whose result goes to `on_finish`.
+    pub(crate) fn submit_finish(
+        &self,
+        target: Option<usize>,
+        payload: Bytes,
+    ) -> Result<TaskId, SubmitError> {
+        self.submit(target, payload, Waiter::Finish)
+    }
+
+    /// Sends a task whose result the caller awaits on the returned receiver.
+    pub(crate) fn submit_wait(
+        &self,
+        payload: Bytes,
+    ) -> Result<(oneshot::Receiver<Outcome>, TaskId), SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(None, payload, Waiter::Wait(tx))
+            .map(|id| (rx, id))
+    }
+
+    /// The caller of task `id` stopped waiting (timeout): its result will be dropped.
+    pub(crate) fn abandon(&self, id: TaskId) {
+        if let Some(p) = self.state.lock().pending.get_mut(&id.0) {
+            p.waiter = Waiter::Abandoned;
+        }
+    }
+}
+
+/// Starts the links of this worker to every task worker (on the worker's `LocalSet`).
+pub(crate) fn start_links(ctx: &Ctx, app: &App) {
+    let Some(client) = ctx.tasks.clone() else {
+        return;
+    };
+    let cbs = Rc::new(LinkCbs {
+        on_finish: app.on_finish.clone(),
+        on_pipe_message: app.on_pipe_message.clone(),
+    });
+    for j in 0..client.outboxes.len() {
+        let (c, h, cbs) = (client.clone(), ctx.clone(), cbs.clone());
+        tokio::task::spawn_local(async move { link_loop(c, j, h, cbs).await });
+    }
+}
+
+struct LinkCbs {
+    on_finish: Option<FinishCb>,
+    on_pipe_message: Option<PipeCb>,
+}
+
+impl TaskClient {
+    fn submit(
+        &self,
+        target: Option<usize>,
+        payload: Bytes,
+        waiter: Waiter,
+    ) -> Result<TaskId, SubmitError> {
+        if payload.len() > self.settings.task_max_payload {
+            return Err(SubmitError::TooLarge);
+        }
+        let m = self.outboxes.len();
+        let limit = self.settings.task_queue_size;
+        let mut st = self.state.lock();
+        let j = match target {
+            Some(j) if j >= m => return Err(SubmitError::NoSuchWorker),
+            Some(j) => j,
+            None => {
+                let start = self.rr.fetch_add(1, Relaxed);
+                (0..m)
+                    .map(|k| (start + k) % m)
+                    .min_by_key(|&j| st.counts[j])
+                    .expect("m > 0")
+            }
+        };
+        if st.counts[j] >= limit {
+            return Err(SubmitError::Full);
+        }
+        let seq = self.next.fetch_add(1, Relaxed) + 1;
+        let id = ((self.worker_id as u64) << 48) | (seq & ((1 << 48) - 1));
+        st.counts[j] += 1;
+        st.pending.insert(
+            id,
+            Pending {
+                tw: j,
+                sent_gen: None,
+                tries: 0,
+                payload: payload.clone(),
+                waiter,
+            },
+        );
+        drop(st);
+        self.outboxes[j].push(Frame {
+            kind: FKind::Task,
+            id,
+            payload,
+        });
+        Ok(TaskId(id))
+    }
+
+    /// A task ended: forget it and tell whoever waits.
+    fn complete(&self, id: u64, outcome: Outcome, handle: &Ctx, cbs: &LinkCbs) {
+        let Some(p) = ({
+            let mut st = self.state.lock();
+            let p = st.pending.remove(&id);
+            if let Some(p) = &p {
+                st.counts[p.tw] -= 1;
+            }
+            p
+        }) else {
+            return;
+        };
+        match p.waiter {
+            Waiter::Wait(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Waiter::Abandoned => {}
+            Waiter::Finish => {
+                let Some(cb) = cbs.on_finish.clone() else {
+                    tracing::warn!(task = id, "task result dropped: no on_finish callback");
+                    return;
+                };
+                let r = TaskResult {
+                    id: TaskId(id),
+                    task_worker: p.tw,
+                    payload: p.payload,
+                    outcome,
+                };
+                let fut = cb(handle.clone(), TaskId(id), r);
+                tokio::task::spawn_local(catch_panic("on_finish", fut));
+            }
+        }
+    }
+
+    /// Link `gen` to task worker `j` ended. After a `Goodbye` every unanswered task was never
+    /// started: send it again. After a crash, report `WorkerDied` (or retry, if configured).
+    fn link_down(&self, j: usize, gen: u64, goodbye: bool, handle: &Ctx, cbs: &LinkCbs) {
+        let retry = self.settings.task_retry_on_crash;
+        let mut resend = Vec::new();
+        let mut dead = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let mut ids: Vec<u64> = st
+                .pending
+                .iter()
+                .filter(|(_, p)| p.tw == j && p.sent_gen == Some(gen))
+                .map(|(&id, _)| id)
+                .collect();
+            ids.sort_unstable();
+            for id in ids {
+                let p = st.pending.get_mut(&id).expect("listed");
+                p.sent_gen = None;
+                if goodbye || (retry && p.tries < MAX_TRIES) {
+                    if !goodbye {
+                        p.tries += 1;
+                    }
+                    resend.push(Frame {
+                        kind: FKind::Task,
+                        id,
+                        payload: p.payload.clone(),
+                    });
+                } else {
+                    dead.push(id);
+                }
+            }
+        }
+        if !resend.is_empty() {
+            tracing::info!(
+                task_worker = j,
+                tasks = resend.len(),
+                graceful = goodbye,
+                "task worker link ended; sending its unanswered tasks again"
+            );
+            self.outboxes[j].push_front_all(resend);
+        }
+        if !dead.is_empty() {
+            tracing::warn!(
+                task_worker = j,
+                tasks = dead.len(),
+                "task worker died; reporting WorkerDied for its unanswered tasks"
+            );
+        }
+        for id in dead {
+            self.complete(id, Outcome::Died, handle, cbs);
+        }
+    }
+}
+
+async fn link_loop(client: Arc<TaskClient>, j: usize, handle: Ctx, cbs: Rc<LinkCbs>) {
+    let out = client.outboxes[j].clone();
+    let max = client.settings.task_max_payload;
+    let mut gen = 0u64;
+    let mut backoff = Duration::from_millis(10);
+    // Messages from the task worker run one at a time, in order.
+    let (msg_tx, mut msg_rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    {
+        let (h, cbs) = (handle.clone(), cbs.clone());
+        let from = client.settings.worker_num + j;
+        tokio::task::spawn_local(async move {
+            while let Some(m) = msg_rx.recv().await {
+                if let Some(cb) = &cbs.on_pipe_message {
+                    catch_panic("on_pipe_message", cb(h.clone(), from, m)).await;
+                }
+            }
+        });
+    }
+    let mut buf = vec![0u8; task_link::MAX_DGRAM];
+    loop {
+        gen += 1;
+        let fd = match task_link::connect(client.master_pid, j).and_then(crate::sys::async_fd) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!(task_worker = j, error = %e, "cannot reach the task worker yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        out.push_front_all(vec![Frame {
+            kind: FKind::Hello,
+            id: client.worker_id as u64,
+            payload: Bytes::copy_from_slice(&std::process::id().to_le_bytes()),
+        }]);
+        let writer = task_link::write_loop(&fd, &out, |f| {
+            if f.kind == FKind::Task {
+                if let Some(p) = client.state.lock().pending.get_mut(&f.id) {
+                    p.sent_gen = Some(gen);
+                }
+            }
+        });
+        let reader = async {
+            loop {
+                match task_link::recv_frames(&fd, &mut buf, max).await {
+                    Ok(Some(frames)) => {
+                        for f in frames {
+                            match f.kind {
+                                FKind::Result => {
+                                    client.complete(f.id, Outcome::Done(f.payload), &handle, &cbs)
+                                }
+                                FKind::Failed => client.complete(
+                                    f.id,
+                                    Outcome::Failed(String::from_utf8_lossy(&f.payload).into()),
+                                    &handle,
+                                    &cbs,
+                                ),
+                                FKind::Message => {
+                                    let _ = msg_tx.send(f.payload);
+                                }
+                                FKind::Goodbye => return true,
+                                FKind::Hello | FKind::Task => {}
+                            }
+                        }
+                    }
+                    Ok(None) => return false,
+                    Err(e) => {
+                        tracing::warn!(task_worker = j, error = %e, "bad data from a task worker");
+                        return false;
+                    }
+                }
+            }
+        };
+        let goodbye = tokio::select! {
+            g = reader => g,
+            r = writer => {
+                if let Err(e) = r {
+                    tracing::debug!(task_worker = j, error = %e, "task link write failed");
+                }
+                false
+            }
+        };
+        drop(fd);
+        client.link_down(j, gen, goodbye, &handle, &cbs);
+        if !goodbye {
+            // A crashed task worker is being restarted: do not spin on its backlog.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A stopping worker waits (at most `limit`) for the results of its unanswered tasks, which
+/// can reach no other process; `on_finish` callbacks still run.
+pub(crate) async fn wait_pending(ctx: &Ctx, limit: Duration) {
+    let Some(client) = &ctx.tasks else {
+        return;
+    };
+    let waiting = || {
+        client
+            .state
+            .lock()
+            .pending
+            .values()
+            .filter(|p| !matches!(p.waiter, Waiter::Abandoned))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let n = waiting();
+    if n > 0 {
+        tracing::info!(tasks = n, "worker stopping: waiting for its tasks' results");
+    }
+    while waiting() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the last on_finish callbacks run.
+    tokio::task::yield_now().await;
+}

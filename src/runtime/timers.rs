@@ -1,0 +1,64 @@
+//! Timers on a process's event loop (`Handle::tick` / `after` / `clear`, and the same on
+//! `TaskHandle`). They end with the process.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::app::{guarded, BoxFut};
+use crate::base::TimerId;
+
+/// Timers of one process (a worker or a task worker): tokio tasks on its `LocalSet`, so they
+/// die with the process and never outlive a reload.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    next: AtomicU64,
+    live: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
+}
+
+impl Timers {
+    /// Runs `f` every `every` (at least 1 ms), each run in its own task.
+    pub(crate) fn tick(&self, every: Duration, f: Rc<dyn Fn() -> BoxFut>) -> TimerId {
+        let id = self.next.fetch_add(1, Relaxed) + 1;
+        let every = every.max(Duration::from_millis(1));
+        let h = tokio::task::spawn_local(async move {
+            let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                tokio::task::spawn_local(guarded("tick", f()));
+            }
+        });
+        self.live.lock().insert(id, h.abort_handle());
+        TimerId(id)
+    }
+
+    /// Runs `f` once after `delay`.
+    pub(crate) fn after(&self, delay: Duration, f: Box<dyn FnOnce() -> BoxFut>) -> TimerId {
+        let id = self.next.fetch_add(1, Relaxed) + 1;
+        let live = self.live.clone();
+        let h = tokio::task::spawn_local(async move {
+            tokio::time::sleep(delay).await;
+            // Once fired it can no longer be cleared.
+            live.lock().remove(&id);
+            guarded("after", f()).await;
+        });
+        self.live.lock().insert(id, h.abort_handle());
+        TimerId(id)
+    }
+
+    /// Stops timer `id`; `false` if it is not active (fired, cleared, or unknown).
+    pub(crate) fn clear(&self, id: TimerId) -> bool {
+        match self.live.lock().remove(&id.0) {
+            Some(h) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! What a worker process is to its callbacks: [`WorkerCtx`], and its transport, the one way
+//! every `Handle` method reaches a connection: through the master's pipe in Process mode, or
+//! straight to the worker's own connections (and other workers' mailboxes) in Base mode. The
+//! public API calls these methods and never builds an IPC record itself.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::recycle;
+use crate::base::{ConnError, ConnId, SendError, Settings};
+use crate::ipc::mailbox::{Outboxes, Refused};
+use crate::ipc::shared::Shared;
+use crate::ipc::{Header, Kind, PipeTx};
+use crate::owner::conn::WriteError;
+use crate::owner::table::ConnTable;
+use crate::owner::ws;
+use crate::runtime::task_client::TaskClient;
+use crate::runtime::timers::Timers;
+
+/// Where a worker's output goes.
+pub(super) enum Backend {
+    /// Process mode: the pipe to the master, which owns every connection.
+    Pipe(Arc<PipeTx>),
+    /// Base mode: this worker's own connections.
+    Local(Arc<ConnTable>),
+}
+
+/// A worker process's context: what a `Handle` wraps.
+pub(crate) struct WorkerCtx {
+    pub(crate) id: usize,
+    pub(crate) shared: Shared,
+    pub(crate) settings: Arc<Settings>,
+    pub(super) backend: Backend,
+    pub(super) udp: Vec<Option<(SocketAddr, std::net::UdpSocket)>>,
+    /// Links to the task workers (none without task workers).
+    pub(crate) tasks: Option<Arc<TaskClient>>,
+    /// This worker's timers.
+    pub(crate) timers: Timers,
+    /// Base mode: queues of output for the other workers' connections.
+    pub(super) mail: Option<Arc<Outboxes>>,
+}
+
+/// A record with only a kind, a session and a `listener`/`seq` field set.
+fn header(kind: Kind, session: u64, listener: u16, seq: u64) -> Header {
+    Header {
+        kind,
+        flags: 0,
+        listener,
+        session,
+        seq,
+    }
+}
+
+/// The `WsBroadcast` payload: target count (`u32::MAX` for every WebSocket), ids, data.
+fn broadcast_payload(fds: Option<&[u64]>, data: &[u8]) -> BytesMut {
+    let n = fds.map_or(0, |f| f.len());
+    let mut p = BytesMut::with_capacity(4 + n * 8 + data.len());
+    match fds {
+        None => p.put_u32_le(u32::MAX),
+        Some(f) => {
+            p.put_u32_le(f.len() as u32);
+            for fd in f {
+                p.put_u64_le(*fd);
+            }
+        }
+    }
+    p.put_slice(data);
+    p
+}
+
+/// The `WsDisconnect` payload: code (LE u16), reason.
+fn disconnect_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(2 + reason.len());
+    p.extend_from_slice(&code.to_le_bytes());
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+fn write_error(fd: ConnId, data: Bytes, e: WriteError) -> SendError {
+    match e {
+        WriteError::Full => SendError::BufferFull(fd, data),
+        WriteError::Closed => SendError::Closed(fd, data),
+    }
+}
+
+impl WorkerCtx {
+    /// Whether `fd`'s output buffer can take `len` more bytes (`buffer_output_size`).
+    fn has_room(&self, fd: ConnId, len: usize) -> Result<(), ()> {
+        match self.shared.live_slot(fd) {
+            Some(slot)
+                if slot.out_bytes.load(Relaxed) as usize + len
+                    > self.settings.buffer_output_size =>
+            {
+                Err(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Base mode: the worker that owns `fd`, if it is another one.
+    fn other_owner(&self, fd: ConnId) -> Option<usize> {
+        self.shared
+            .live_slot(fd)
+            .map(|s| s.worker.load(Relaxed) as usize)
+            .filter(|&w| w != self.id)
+    }
+
+    /// Base mode: queues `payload` for worker `to`'s mailbox.
+    fn forward(&self, to: usize, rec: Header, payload: &[u8]) -> Result<(), Refused> {
+        let Some(mail) = &self.mail else {
+            return Err(Refused::NoWorker);
+        };
+        mail.push(to, rec, payload).inspect_err(|e| {
+            tracing::debug!(worker = self.id, to, reason = ?e, kind = ?rec.kind, "output for another worker not queued");
+        })
+    }
+
+    /// `Handle::send`.
+    pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if self.shared.live_slot(fd).is_none() {
+                    return Err(SendError::Closed(fd, data));
+                }
+                if self.has_room(fd, data.len()).is_err() {
+                    return Err(SendError::BufferFull(fd, data));
+                }
+                if tx.push(header(Kind::Send, fd.0, 0, 0), &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(data))
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => c.write(&data).map_err(|e| write_error(fd, data, e)),
+                None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
+                None => Err(SendError::Closed(fd, data)),
+            },
+        }
+    }
+
+    /// `Handle::send_message`: Process mode through the master, Base mode straight to the
+    /// target's mailbox.
+    pub(crate) fn send_message(&self, to: usize, data: Bytes) -> Result<(), SendError> {
+        if to >= self.settings.worker_num {
+            return Err(SendError::NoWorker(to, data));
+        }
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if tx.push(header(Kind::PipeMsg, to as u64, self.id as u16, 0), &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(data))
+                }
+            }
+            Backend::Local(_) => {
+                let master = self.shared.header().master_pid.load(Relaxed);
+                crate::ipc::mailbox::send(master, self.id, to, &data)
+                    .map_err(|e| SendError::Io(e, data))
+            }
+        }
+    }
+
+    /// `Handle::close`: after the queued output is written.
+    pub(crate) fn close(&self, fd: ConnId) -> Result<(), ConnError> {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if !self.shared.mark_closing(fd) {
+                    return Err(ConnError::NotOpen(fd));
+                }
+                if tx.push(header(Kind::CloseReq, fd.0, 0, 0), &[]) {
+                    Ok(())
+                } else {
+                    Err(ConnError::ShuttingDown)
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => {
+                    self.shared.mark_closing(fd);
+                    if c.close() {
+                        Ok(())
+                    } else {
+                        Err(ConnError::NotOpen(fd))
+                    }
+                }
+                None => match self.other_owner(fd) {
+                    Some(_) => Err(ConnError::Unreachable(fd)),
+                    None => Err(ConnError::NotOpen(fd)),
+                },
+            },
+        }
+    }
+
+    /// `Handle::send_to` / `send_to_via`.
+    pub(crate) fn send_to(
+        &self,
+        listener: Option<usize>,
+        addr: SocketAddr,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        let sock = match listener {
+            Some(i) => self.udp.get(i).and_then(|s| s.as_ref()),
+            None => self
+                .udp
+                .iter()
+                .flatten()
+                .find(|(a, _)| a.is_ipv4() == addr.is_ipv4()),
+        };
+        let Some((_, sock)) = sock else {
+            return Err(SendError::NoSocket(
+                "no UDP listener for that address family",
+                data,
+            ));
+        };
+        match sock.send_to(&data, addr) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendError::Io(e, data)),
+        }
+    }
+
+    /// `Handle::push`: one WebSocket message (or Ping/Pong) to `fd`.
+    pub(crate) fn ws_push(&self, fd: ConnId, data: Bytes, opcode: u8) -> Result<(), SendError> {
+        if let Backend::Local(conns) = &self.backend {
+            if let Some(c) = conns.get(fd) {
+                return ws::push(&c, opcode, &data).map_err(|e| write_error(fd, data, e));
+            }
+        }
+        if self.shared.live_slot(fd).is_none() || !self.shared.is_websocket(fd) {
+            return Err(SendError::Closed(fd, data));
+        }
+        if self.has_room(fd, data.len()).is_err() {
+            return Err(SendError::BufferFull(fd, data));
+        }
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if tx.push(header(Kind::WsPush, fd.0, opcode as u16, 0), &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(data))
+                }
+            }
+            Backend::Local(_) => {
+                let Some(owner) = self.other_owner(fd) else {
+                    return Err(SendError::Closed(fd, data));
+                };
+                match self.forward(
+                    owner,
+                    header(Kind::WsPushFwd, fd.0, 0, opcode as u64),
+                    &data,
+                ) {
+                    Ok(()) => Ok(()),
+                    Err(Refused::Backlog) => Err(SendError::BufferFull(fd, data)),
+                    Err(Refused::NoWorker) => Err(SendError::Unreachable(fd, data)),
+                }
+            }
+        }
+    }
+
+    /// `Handle::broadcast` (`fds` = `None`) and `broadcast_to`.
+    pub(crate) fn ws_broadcast(
+        &self,
+        fds: Option<&[ConnId]>,
+        data: Bytes,
+        opcode: u8,
+    ) -> Result<(), SendError> {
+        let conns = match &self.backend {
+            Backend::Pipe(tx) => {
+                let ids: Option<Vec<u64>> = fds.map(|f| f.iter().map(|fd| fd.0).collect());
+                let p = broadcast_payload(ids.as_deref(), &data);
+                return if tx.push(header(Kind::WsBroadcast, 0, opcode as u16, 0), &p) {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(data))
+                };
+            }
+            Backend::Local(conns) => conns,
+        };
+        let rec = header(Kind::WsBroadcastFwd, 0, 0, opcode as u64);
+        let mut unreachable = Vec::new();
+        match fds {
+            None => {
+                ws::broadcast(conns.all(), opcode, &data);
+                // One record per other worker; each fans out to its own connections.
+                if let Some(mail) = &self.mail {
+                    let p = broadcast_payload(None, &data);
+                    for to in mail.targets() {
+                        if self.forward(to, rec, &p).is_err() {
+                            unreachable.push(to);
+                        }
+                    }
+                }
+            }
+            Some(f) => {
+                let mut local = Vec::new();
+                let mut remote: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
+                for &fd in f {
+                    if let Some(c) = conns.get(fd) {
+                        local.push(c);
+                    } else if let Some(w) = self.other_owner(fd) {
+                        remote.entry(w).or_default().push(fd.0);
+                    }
+                }
+                ws::broadcast(local, opcode, &data);
+                for (to, ids) in remote {
+                    if self
+                        .forward(to, rec, &broadcast_payload(Some(&ids), &data))
+                        .is_err()
+                    {
+                        unreachable.push(to);
+                    }
+                }
+            }
+        }
+        if unreachable.is_empty() {
+            Ok(())
+        } else {
+            tracing::warn!(workers = ?unreachable, "broadcast: some workers could not be reached; their clients miss this message");
+            Err(SendError::WorkersUnreachable(unreachable, data))
+        }
+    }
+
+    /// `Handle::disconnect`: starts the closing handshake with `code` and `reason`.
+    pub(crate) fn ws_disconnect(
+        &self,
+        fd: ConnId,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), ConnError> {
+        if self.shared.live_slot(fd).is_none() {
+            return Err(ConnError::NotOpen(fd));
+        }
+        let p = disconnect_payload(code, reason);
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                if tx.push(header(Kind::WsDisconnect, fd.0, 0, 0), &p) {
+                    Ok(())
+                } else {
+                    Err(ConnError::ShuttingDown)
+                }
+            }
+            Backend::Local(conns) => {
+                if let Some(c) = conns.get(fd) {
+                    ws::disconnect(&c, code, reason);
+                    return Ok(());
+                }
+                let Some(owner) = self.other_owner(fd) else {
+                    return Err(ConnError::NotOpen(fd));
+                };
+                self.forward(owner, header(Kind::WsDisconnectFwd, fd.0, 0, 0), &p)
+                    .map_err(|_| ConnError::Unreachable(fd))
+            }
+        }
+    }
+
+    /// `on_handshake`'s verdict on `fd`'s upgrade: accept (with `protocol`, if not empty) or
+    /// answer `reject` and close. Base mode: returns the request head when the connection is
+    /// now open here, so that `on_open` runs (Process mode: the master sends a `WsOpen`).
+    pub(crate) fn ws_verdict(
+        &self,
+        fd: ConnId,
+        accept: bool,
+        protocol: &str,
+        reject: &[u8],
+    ) -> Option<Bytes> {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let mut p = Vec::with_capacity(1 + protocol.len() + reject.len());
+                p.push(accept as u8);
+                p.extend_from_slice(if accept { protocol.as_bytes() } else { reject });
+                if !tx.push(header(Kind::WsAccept, fd.0, 0, 0), &p) {
+                    tracing::debug!(fd = %fd, "worker stopping: handshake verdict not sent");
+                }
+                None
+            }
+            Backend::Local(conns) => {
+                let c = conns.get(fd)?;
+                if accept {
+                    ws::accept_pending(&c, protocol)
+                } else {
+                    ws::reject_pending(&c, reject);
+                    None
+                }
+            }
+        }
+    }
+
+    /// One more request in this worker's `stats()`.
+    pub(crate) fn count_request(&self) {
+        self.shared.worker(self.id).requests.fetch_add(1, Relaxed);
+    }
+
+    /// One more event finished (`max_request`).
+    pub(crate) fn handled_one(&self) {
+        recycle::handled_one(self.id);
+    }
+}

@@ -1,0 +1,286 @@
+//! The worker's dispatcher: runs the application's callbacks for each event, one after
+//! another per connection (a queue per connection), concurrently across connections.
+//! Protocol events (HTTP, WebSocket) go to the [`ProtocolHandler`] the API put in the
+//! callback table.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::base::{ConnId, Packet, ReceiveEvent};
+use crate::ipc::shared;
+use crate::ipc::{decode_packet, Header, Kind, PipeTx};
+use crate::owner::table::ConnTable;
+use crate::runtime::app::{
+    guarded, poll_guarded, BoxFut, Ctx, PipeCb, PortCallbacks, ProtoEvent, ProtocolHandler,
+};
+
+/// One event for the application.
+pub(super) struct WEv {
+    pub(super) kind: Kind,
+    pub(super) fd: ConnId,
+    pub(super) listener: u16,
+    pub(super) payload: Bytes,
+    pub(super) seq: Option<u64>,
+    /// Base mode: the request head, already parsed by the connection task.
+    pub(super) head: Option<Box<rswoole_codec::http1::RequestHead>>,
+}
+
+pub(super) struct Dispatcher {
+    pub(super) ctx: Ctx,
+    pub(super) ports: Vec<PortCallbacks>,
+    pub(super) queues: RefCell<HashMap<u64, VecDeque<WEv>>>,
+    pub(super) inflight: Cell<usize>,
+    pub(super) idle: Notify,
+    pub(super) tx: Option<Arc<PipeTx>>,
+    pub(super) conns: Option<Arc<ConnTable>>,
+    pub(super) on_pipe_message: Option<PipeCb>,
+    /// HTTP and WebSocket events (the API's side of them).
+    pub(super) protocol: Option<Rc<dyn ProtocolHandler>>,
+}
+
+impl Dispatcher {
+    pub(super) fn submit(self: &Rc<Self>, ev: WEv) {
+        self.inflight.set(self.inflight.get() + 1);
+        self.state(true);
+        if ev.kind == Kind::Packet {
+            let me = self.clone();
+            tokio::task::spawn_local(async move {
+                me.run_one(ev).await;
+            });
+            return;
+        }
+        let fd = ev.fd.0;
+        {
+            let mut q = self.queues.borrow_mut();
+            if let Some(queue) = q.get_mut(&fd) {
+                queue.push_back(ev);
+                return;
+            }
+            if ev.kind == Kind::Receive {
+                drop(q);
+                self.receive_inline(ev);
+                return;
+            }
+            q.insert(fd, VecDeque::new());
+        }
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            me.run_queue(fd, ev).await;
+        });
+    }
+
+    /// `on_receive` without a task when it can: the callback's future is polled here once
+    /// (most callbacks — an echo, a `send` — finish at once); only one that waits gets a task,
+    /// which the connection's later events queue behind. Only for `Receive`, whose producers
+    /// (the connection task, the pipe reader) hold no lock while they hand events over.
+    fn receive_inline(self: &Rc<Self>, ev: WEv) {
+        let Some(mut fut) = self.receive_future(&ev) else {
+            self.finish_one(&ev);
+            return;
+        };
+        // A waker that does nothing is enough for this first poll: if the future is pending,
+        // the task below polls it again at once, and that poll registers the task's waker.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match poll_guarded("on_receive", &mut fut, &mut cx) {
+            Poll::Ready(()) => self.finish_one(&ev),
+            Poll::Pending => {
+                let fd = ev.fd.0;
+                self.queues.borrow_mut().insert(fd, VecDeque::new());
+                let me = self.clone();
+                tokio::task::spawn_local(async move {
+                    poll_fn(|cx| poll_guarded("on_receive", &mut fut, cx)).await;
+                    me.finish_one(&ev);
+                    if let Some(next) = me.next_queued(fd) {
+                        me.run_queue(fd, next).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Runs `ev`, then the events queued behind it for connection `fd`, in order.
+    async fn run_queue(self: &Rc<Self>, fd: u64, mut ev: WEv) {
+        loop {
+            let ws = ev.kind.is_ws_message();
+            self.run_one(ev).await;
+            match self.next_queued(fd) {
+                Some(e) => ev = e,
+                None => {
+                    // Base mode: a WebSocket close held back until the messages before it
+                    // were handled goes out now.
+                    if let Some(c) = self
+                        .conns
+                        .as_ref()
+                        .filter(|_| ws)
+                        .and_then(|t| t.get(ConnId(fd)))
+                    {
+                        crate::owner::ws::flush_final(&c);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next event queued for connection `fd`, or `None` after retiring its (empty) queue,
+    /// so that its next event runs at once.
+    fn next_queued(&self, fd: u64) -> Option<WEv> {
+        let mut q = self.queues.borrow_mut();
+        let next = q.get_mut(&fd).and_then(|q| q.pop_front());
+        if next.is_none() {
+            q.remove(&fd);
+        }
+        next
+    }
+
+    fn state(&self, busy: bool) {
+        let slot = self.ctx.shared.worker(self.ctx.id);
+        slot.state
+            .store(if busy { shared::W_BUSY } else { shared::W_IDLE }, Relaxed);
+    }
+
+    async fn run_one(&self, mut ev: WEv) {
+        let h = self.ctx.clone();
+        let cbs = self
+            .ports
+            .get(ev.listener as usize)
+            .unwrap_or(&self.ports[0]);
+        match ev.kind {
+            Kind::Connect => {
+                if let Some(cb) = &cbs.on_connect {
+                    guarded("on_connect", cb(h, ev.fd)).await;
+                }
+            }
+            Kind::Receive => {
+                if let Some(fut) = self.receive_future(&ev) {
+                    guarded("on_receive", fut).await;
+                }
+            }
+            Kind::HttpRequest
+            | Kind::HttpHead
+            | Kind::HttpBody
+            | Kind::HttpEnd
+            | Kind::WsOpen
+            | Kind::WsText
+            | Kind::WsBinary
+            | Kind::WsPing
+            | Kind::WsPong
+            | Kind::WsHandshake => {
+                if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
+                    self.count_request();
+                }
+                if let Some(p) = &self.protocol {
+                    let pe = ProtoEvent {
+                        kind: ev.kind,
+                        fd: ev.fd,
+                        payload: ev.payload.clone(),
+                        head: ev.head.take(),
+                    };
+                    p.clone().event(h, pe).await;
+                }
+            }
+            Kind::Close => {
+                if let Some(p) = &self.protocol {
+                    p.closed(ev.fd);
+                }
+                self.ctx.shared.mark_closing(ev.fd);
+                if let Some(cb) = &cbs.on_close {
+                    guarded("on_close", cb(h, ev.fd)).await;
+                }
+            }
+            Kind::Packet => {
+                self.count_request();
+                if let (Some(cb), Some((addr, data))) = (&cbs.on_packet, decode_packet(&ev.payload))
+                {
+                    let p = Packet {
+                        data,
+                        addr,
+                        listener: ev.listener as usize,
+                    };
+                    guarded("on_packet", cb(h, p)).await;
+                }
+            }
+            Kind::PipeMessage => {
+                if let Some(cb) = &self.on_pipe_message {
+                    guarded(
+                        "on_pipe_message",
+                        cb(h, ev.listener as usize, ev.payload.clone()),
+                    )
+                    .await;
+                }
+            }
+            _ => {}
+        }
+        self.finish_one(&ev);
+    }
+
+    /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
+    fn receive_future(&self, ev: &WEv) -> Option<BoxFut> {
+        self.count_request();
+        let cbs = self
+            .ports
+            .get(ev.listener as usize)
+            .unwrap_or(&self.ports[0]);
+        let cb = cbs.on_receive.as_ref()?;
+        let e = ReceiveEvent {
+            fd: ev.fd,
+            listener: ev.listener as usize,
+            data: ev.payload.clone(),
+        };
+        Some(cb(self.ctx.clone(), e))
+    }
+
+    /// One more request in this worker's `stats()`.
+    fn count_request(&self) {
+        self.ctx.count_request();
+    }
+
+    /// What follows every event: the acknowledgement, the busy/idle state.
+    fn finish_one(&self, ev: &WEv) {
+        if matches!(ev.kind, Kind::Receive | Kind::Packet) {
+            self.ctx.handled_one();
+        }
+        // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
+        if let (Some(tx), Some(seq)) = (&self.tx, ev.seq) {
+            tx.push(
+                Header {
+                    kind: Kind::Ack,
+                    flags: 0,
+                    listener: 0,
+                    session: 0,
+                    seq: 0,
+                },
+                &seq.to_le_bytes(),
+            );
+        }
+        if ev.kind == Kind::Close {
+            if let Some(c) = self.conns.as_ref().and_then(|t| t.get(ev.fd)) {
+                c.close_done();
+            }
+        }
+        let n = self.inflight.get() - 1;
+        self.inflight.set(n);
+        if n == 0 {
+            self.state(false);
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(super) async fn wait_idle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.inflight.get() > 0 {
+                self.idle.notified().await;
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,157 @@
+//! Base mode: the worker accepts on its own `SO_REUSEPORT` listeners and feeds its own
+//! connections' events straight into its dispatcher ([`LocalSink`]). The accept loop is the
+//! one the master uses ([`crate::owner::accept::accept_loop`]).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::dispatcher::{Dispatcher, WEv};
+use crate::base::{ConnId, Settings, SockType};
+use crate::ipc::shared::Shared;
+use crate::ipc::{encode_packet, Kind};
+use crate::owner::accept::{accept_loop, reuseport_listener, Ids};
+use crate::owner::conn::Conn;
+use crate::owner::inbound::ConnConfig;
+use crate::owner::sink::EventSink;
+use crate::owner::table::ConnTable;
+use crate::runtime::master::Bound;
+
+/// Feeds a Base-mode worker's own connections into its dispatcher.
+struct LocalSink {
+    disp: Rc<Dispatcher>,
+}
+
+impl EventSink for LocalSink {
+    type State = ();
+
+    fn http_request(&self, conn: &Arc<Conn>, head: rswoole_codec::http1::RequestHead, body: Bytes) {
+        self.disp.submit(WEv {
+            kind: Kind::HttpRequest,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: body,
+            seq: None,
+            head: Some(Box::new(head)),
+        });
+    }
+    fn busy(&self, conn: &Arc<Conn>) -> bool {
+        self.disp.queues.borrow().contains_key(&conn.id.0)
+    }
+    fn connected(&self, conn: &Arc<Conn>) {
+        self.disp.submit(WEv {
+            kind: Kind::Connect,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: Bytes::new(),
+            seq: None,
+            head: None,
+        });
+    }
+    fn data(&self, conn: &Arc<Conn>, data: Bytes) {
+        self.disp.submit(WEv {
+            kind: Kind::Receive,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: data,
+            seq: None,
+            head: None,
+        });
+    }
+    fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
+        self.disp.submit(WEv {
+            kind,
+            fd: conn.id,
+            listener: conn.listener,
+            payload,
+            seq: None,
+            head: None,
+        });
+    }
+    fn closed(&self, conn: &Arc<Conn>) {
+        self.disp.submit(WEv {
+            kind: Kind::Close,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: Bytes::new(),
+            seq: None,
+            head: None,
+        });
+    }
+}
+
+/// Serves listener `b` (number `index`) in worker `id`: UDP datagrams or TCP connections on
+/// the worker's own `SO_REUSEPORT` socket. `None`: nothing to serve (a UDP socket it lacks).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn listen(
+    b: &Bound,
+    index: usize,
+    id: usize,
+    shared: &Shared,
+    settings: &Arc<Settings>,
+    disp: &Rc<Dispatcher>,
+    conns: &Arc<ConnTable>,
+    framing: ConnConfig,
+) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+    match b.kind {
+        SockType::Udp => {
+            let Some(u) = &b.udp else { return Ok(None) };
+            let sock = tokio::net::UdpSocket::from_std(u.try_clone()?)?;
+            let disp = disp.clone();
+            Ok(Some(tokio::task::spawn_local(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match sock.recv_from(&mut buf).await {
+                        Ok((n, from)) => disp.submit(WEv {
+                            kind: Kind::Packet,
+                            fd: ConnId(0),
+                            listener: index as u16,
+                            payload: encode_packet(from, &buf[..n]),
+                            seq: None,
+                            head: None,
+                        }),
+                        Err(e) => tracing::debug!(error = %e, "udp recv"),
+                    }
+                }
+            })))
+        }
+        SockType::Tcp => {
+            let listener = tokio::net::TcpListener::from_std(reuseport_listener(b.addr)?)?;
+            let sink = Rc::new(LocalSink { disp: disp.clone() });
+            let shared = shared.clone();
+            let cap = settings.buffer_output_size;
+            let workers = settings.worker_num as u64;
+            let conns = conns.clone();
+            let framing = Rc::new(framing);
+            Ok(Some(tokio::task::spawn_local(async move {
+                let ids = Ids {
+                    counter: &shared.worker(id).next_seq,
+                    first: id as u64 + 1,
+                    stride: workers,
+                };
+                accept_loop(
+                    listener,
+                    index,
+                    &shared,
+                    ids,
+                    |_| id as u32,
+                    id as u32,
+                    &conns,
+                    cap,
+                    |conn| {
+                        let (sink, conns, shared, framing) =
+                            (sink.clone(), conns.clone(), shared.clone(), framing.clone());
+                        let cid = conn.id;
+                        tokio::task::spawn_local(async move {
+                            conn.run(sink, &framing).await;
+                            conns.remove(cid);
+                            shared.free(cid);
+                        });
+                    },
+                )
+                .await
+            })))
+        }
+    }
+}

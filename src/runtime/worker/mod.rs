@@ -1,0 +1,276 @@
+//! A worker process: runs the application's callbacks on a single-threaded tokio runtime.
+//!
+//! Process mode: events arrive over the worker's pipe from the master; replies go back the same
+//! way. Base mode: the worker accepts on its own `SO_REUSEPORT` listeners and owns its
+//! connections. Either way the events of one connection run one after another, in order (a
+//! queue per connection), while events of different connections run concurrently.
+//!
+//! - this file: the process's start and stop, and the pipe reader;
+//! - [`ctx`]: [`WorkerCtx`] and its transport (what every `Handle` method goes through);
+//! - [`dispatcher`]: the per-connection queues that run callbacks;
+//! - [`local`]: Base mode's own connections;
+//! - [`recycle`]: recycling after `max_request` events.
+
+mod ctx;
+mod dispatcher;
+mod local;
+pub(crate) mod recycle;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use ctx::Backend;
+pub(crate) use ctx::WorkerCtx;
+use dispatcher::{Dispatcher, WEv};
+
+use super::app::{guarded, App, Ctx};
+use super::master::Launch;
+use crate::base::{ConnId, Mode};
+use crate::ipc::shared;
+use crate::ipc::{self, Kind, PipeTx, Reassembler};
+use crate::owner::table::ConnTable;
+use crate::sys;
+
+/// Runs worker `id` in this (freshly forked) process, then exits.
+pub(crate) fn run(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> ! {
+    sys::reset_signals();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    sys::set_process_title(&format!("rswoole: worker {id}"));
+    let slot = launch.shared.worker(id);
+    slot.pid.store(std::process::id(), Relaxed);
+    slot.started_ms.store(shared::now_ms(), Relaxed);
+    slot.state.store(shared::W_STARTING, Relaxed);
+    let code = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, main(app, launch, id, pipe))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot build its runtime");
+            1
+        }
+    };
+    slot.state.store(shared::W_EXITING, Relaxed);
+    std::process::exit(code)
+}
+
+async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i32 {
+    let settings = launch.settings.clone();
+    let udp = launch
+        .listeners
+        .iter()
+        .map(|b| {
+            b.udp
+                .as_ref()
+                .and_then(|u| u.try_clone().ok())
+                .map(|u| (b.addr, u))
+        })
+        .collect();
+    let tx = match pipe.map(PipeTx::new).transpose() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot register its pipe");
+            return 1;
+        }
+    };
+    let conns = (settings.mode == Mode::Base).then(|| Arc::new(ConnTable::new()));
+    let backend = match (&tx, &conns) {
+        (Some(tx), _) => Backend::Pipe(tx.clone()),
+        (None, Some(c)) => Backend::Local(c.clone()),
+        (None, None) => unreachable!("a Process-mode worker always has a pipe"),
+    };
+    let mail = conns.as_ref().map(|_| {
+        let m = Arc::new(crate::ipc::mailbox::Outboxes::new(
+            launch.shared.header().master_pid.load(Relaxed),
+            id,
+            settings.worker_num,
+        ));
+        m.start();
+        m
+    });
+    let ctx = Arc::new(WorkerCtx {
+        id,
+        shared: launch.shared.clone(),
+        settings: settings.clone(),
+        backend,
+        udp,
+        tasks: super::task_client::TaskClient::new(app, &settings, id, launch.master_pid),
+        timers: Default::default(),
+        mail: mail.clone(),
+    });
+    let handle: Ctx = ctx;
+    super::task_client::start_links(&handle, app);
+    let disp = Rc::new(Dispatcher {
+        ctx: handle.clone(),
+        ports: app.listeners.iter().map(|l| l.callbacks.clone()).collect(),
+        queues: RefCell::new(HashMap::new()),
+        inflight: Cell::new(0),
+        idle: Notify::new(),
+        tx: tx.clone(),
+        conns: conns.clone(),
+        protocol: app.protocol.as_ref().map(|f| f(&settings)),
+        on_pipe_message: app.on_pipe_message.clone(),
+    });
+    let writer = tx.clone().map(|tx| {
+        tokio::task::spawn_local(async move {
+            if let Err(e) = tx.run_writer().await {
+                tracing::debug!(error = %e, "worker pipe writer ended");
+            }
+        })
+    });
+    recycle::init_worker(&settings);
+    // SIGHUP from the manager: reopen the log file (`crate::daemon`).
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::task::spawn_local(async move {
+            while hup.recv().await.is_some() {
+                super::daemon::reopen_log();
+            }
+        });
+    }
+    if let Some(cb) = &app.on_worker_start {
+        guarded("on_worker_start", cb(handle.clone(), id)).await;
+    }
+    launch
+        .shared
+        .worker(id)
+        .state
+        .store(shared::W_IDLE, Relaxed);
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot watch SIGTERM");
+            return 1;
+        }
+    };
+    let mut tasks = Vec::new();
+    match &tx {
+        Some(tx) => {
+            let tx = tx.clone();
+            let d = disp.clone();
+            tokio::select! {
+                _ = read_pipe(&tx, &d) => {}
+                _ = sigterm.recv() => {}
+            }
+        }
+        None => {
+            let conns = conns.clone().expect("base mode has a table");
+            let (d, own, master) = (
+                disp.clone(),
+                conns.clone(),
+                launch.shared.header().master_pid.load(Relaxed),
+            );
+            tasks.push(tokio::task::spawn_local(async move {
+                crate::ipc::mailbox::serve(master, id, |h, payload| match h.kind {
+                    Kind::PipeMessage => d.submit(WEv {
+                        kind: Kind::PipeMessage,
+                        fd: ConnId(0),
+                        listener: h.listener,
+                        payload: Bytes::copy_from_slice(payload),
+                        seq: None,
+                        head: None,
+                    }),
+                    // Other workers' WebSocket output for our connections: applied here, in
+                    // arrival order, not through the dispatcher (no callback runs).
+                    _ => crate::owner::ws::from_peer(&own, h, payload),
+                })
+                .await
+            }));
+            for (i, b) in launch.listeners.iter().enumerate() {
+                let framing = launch.conn_config(app, i);
+                match local::listen(b, i, id, &launch.shared, &settings, &disp, &conns, framing) {
+                    Ok(Some(t)) => tasks.push(t),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(addr = %b.addr, error = %e, "worker {id}: cannot listen");
+                        return 1;
+                    }
+                }
+            }
+            if let Some(hb) = crate::owner::heartbeat::heartbeat(
+                &settings,
+                launch.shared.clone(),
+                conns.clone(),
+                |c| &**c,
+            ) {
+                tasks.push(tokio::task::spawn_local(hb));
+            }
+            sigterm.recv().await;
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    disp.wait_idle(settings.max_wait_time).await;
+    // Results of this worker's tasks come back to it only: wait for them (bounded).
+    super::task_client::wait_pending(&handle, settings.max_wait_time).await;
+    if let Some(cb) = &app.on_worker_stop {
+        guarded("on_worker_stop", cb(handle.clone(), id)).await;
+    }
+    if let Some(m) = &mail {
+        // WebSocket output for other workers' clients queued until now (bounded).
+        m.drain(Duration::from_secs(1)).await;
+    }
+    if let (Some(tx), Some(w)) = (&tx, writer) {
+        tx.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
+    }
+    0
+}
+
+async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
+    let mut buf = vec![0u8; ipc::MAX_DGRAM];
+    let mut re = Reassembler::default();
+    loop {
+        let n = match tx.recv(&mut buf).await {
+            Ok(0) => {
+                tracing::info!("master is gone; worker exits");
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the pipe failed");
+                return;
+            }
+        };
+        let mut stop = false;
+        for rec in ipc::decode(&buf[..n]) {
+            let (h, payload) = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "malformed IPC from master");
+                    break;
+                }
+            };
+            if h.kind == Kind::Stop {
+                stop = true;
+                continue;
+            }
+            let Some(payload) = re.feed(&h, payload) else {
+                continue;
+            };
+            disp.submit(WEv {
+                kind: h.kind,
+                fd: ConnId(h.session),
+                listener: h.listener,
+                payload,
+                seq: Some(h.seq),
+                head: None,
+            });
+        }
+        if stop {
+            return;
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! [`Handle`]: what every callback gets, the way to act on the server from a worker.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::base::{ConnError, ConnId, ConnectionInfo, SendError, Stats};
+use crate::runtime::app::Ctx;
+
+/// What every callback gets: the way to act on the server from a worker. Cheap to clone.
+///
+/// A handle belongs to one worker process. What a callback captures (a counter, a map of
+/// clients) is that worker's own copy: `start()` forks, so each worker has its own, as with
+/// Swoole's globals. State that every worker must see goes in shared memory
+/// ([`Table`](crate::Table), [`Atomic`](crate::Atomic), made before `start()`), and clients
+/// of other workers are reached with [`broadcast`](Handle::broadcast),
+/// [`push`](Handle::push) or [`send_message`](Handle::send_message).
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rswoole::{Handle, Server};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = Server::bind("127.0.0.1:9501")?;
+///     server.on_receive(|srv: Handle, ev| async move {
+///         let keep = srv.clone(); // cheap: keep one for later (a task, a channel...)
+///         drop(keep);
+///         // Timer callbacks get a handle of their own.
+///         srv.after(Duration::from_secs(1), move |srv| async move {
+///             srv.send(ev.fd, "a second later\n")
+///         });
+///         srv.send(ev.fd, format!("worker {} got it\n", srv.worker_id()))
+///     });
+///     server.start()
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) ctx: Ctx,
+}
+
+impl Handle {
+    pub(crate) fn new(ctx: Ctx) -> Handle {
+        Handle { ctx }
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("worker_id", &self.ctx.id)
+            .finish()
+    }
+}
+
+impl Handle {
+    /// This worker's id, `0..worker_num`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_worker_start(|srv, id| async move { assert_eq!(srv.worker_id(), id) });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, format!("worker {}\n", srv.worker_id())) });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn worker_id(&self) -> usize {
+        self.ctx.id
+    }
+
+    /// Sends `data` to connection `fd`. Returns at once: the data is queued and written by the
+    /// process that owns the socket.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if `fd` is closed or unknown; [`SendError::BufferFull`] if the
+    /// connection already has `buffer_output_size` bytes waiting (a slow reader);
+    /// [`SendError::NotLocal`] in Base mode for another worker's connection. The data comes
+    /// back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{SendError, Server};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         match srv.send(ev.fd, ev.data) {
+    ///             Ok(()) => {}
+    ///             Err(SendError::BufferFull(fd, _data)) => {
+    ///                 let _ = srv.close(fd); // a client that does not read
+    ///             }
+    ///             Err(e) => eprintln!("send: {e}"),
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn send(&self, fd: ConnId, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send(fd, data.into())
+    }
+
+    /// Closes connection `fd` after its queued output is written; `on_close` follows.
+    ///
+    /// # Errors
+    /// [`ConnError::NotOpen`] if it is already closed or closing (or never existed);
+    /// [`ConnError::Unreachable`] in Base mode for another worker's connection;
+    /// [`ConnError::ShuttingDown`] if this worker is stopping.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         if &ev.data[..] == b"quit\r\n" {
+    ///             let _ = srv.send(ev.fd, "bye\r\n"); // written before the close
+    ///             let _ = srv.close(ev.fd);
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn close(&self, fd: ConnId) -> Result<(), ConnError> {
+        self.ctx.close(fd)
+    }
+
+    /// Whether `fd` is an open connection (of any worker).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{ConnId, Server};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // "to:<fd> <text>": relay to another client.
+    ///         let text = String::from_utf8_lossy(&ev.data).into_owned();
+    ///         if let Some((to, msg)) = text.strip_prefix("to:").and_then(|r| r.split_once(' ')) {
+    ///             let to = ConnId(to.parse().unwrap_or(0));
+    ///             if srv.exists(to) {
+    ///                 let _ = srv.send(to, msg.to_owned());
+    ///             }
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn exists(&self, fd: ConnId) -> bool {
+        self.ctx.shared.live_slot(fd).is_some()
+    }
+
+    /// Remote address, server port, reactor, connect and last-receive times of `fd`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_connect(|srv, fd| async move {
+    ///         if let Some(info) = srv.connection_info(fd) {
+    ///             println!("{fd} from {} on port {}", info.remote_addr, info.server_port);
+    ///         }
+    ///     });
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn connection_info(&self, fd: ConnId) -> Option<ConnectionInfo> {
+        self.ctx.shared.info(fd)
+    }
+
+    /// Every open connection of the server, whichever worker (or, in Process mode, reactor)
+    /// holds it, read from shared memory: no IPC, safe to call from any worker or task worker.
+    ///
+    /// The list is a snapshot: a connection may close (or a new one open) right after it was
+    /// taken, so a `send` in a broadcast loop may fail with [`SendError::Closed`]; ignore that.
+    /// In [`Mode::Base`](crate::Mode::Base) the list still covers every worker's connections,
+    /// but only the worker that owns a connection can `send` to it
+    /// ([`SendError::NotLocal`]): forward the rest with [`send_message`](Handle::send_message).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// server.on_receive(|srv, ev| async move {
+    ///     for fd in srv.connections() {
+    ///         let _ = srv.send(fd, ev.data.clone()); // broadcast; closed ones are skipped
+    ///     }
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub fn connections(&self) -> Vec<ConnId> {
+        self.ctx.shared.connections()
+    }
+
+    /// Binds connection `fd` to user id `uid` (Swoole's `bind`). With
+    /// [`DispatchMode::Uid`](crate::DispatchMode::Uid) (dispatch_mode 5) its later events go to
+    /// worker `uid % worker_num`; in other modes it only records the uid (see
+    /// [`ConnectionInfo::uid`]).
+    ///
+    /// Events already in flight when it is called still finish on their worker.
+    /// In [`Mode::Base`](crate::Mode::Base) a connection stays with the worker that accepted
+    /// it; the uid is recorded only.
+    ///
+    /// # Errors
+    /// [`ConnError::NotOpen`] if `fd` is not open; [`ConnError::AlreadyBound`] if it is bound
+    /// already (a connection binds once); [`ConnError::InvalidUid`] for uid 0.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{DispatchMode, Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings::default().dispatch_mode(DispatchMode::Uid));
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // "login <uid>": from now on this user's events go to worker uid % worker_num.
+    ///         let text = String::from_utf8_lossy(&ev.data).into_owned();
+    ///         if let Some(uid) = text.trim().strip_prefix("login ").and_then(|u| u.parse().ok()) {
+    ///             let reply = match srv.bind(ev.fd, uid) {
+    ///                 Ok(()) => "bound\n".to_string(),
+    ///                 Err(e) => format!("not bound: {e}\n"),
+    ///             };
+    ///             let _ = srv.send(ev.fd, reply);
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn bind(&self, fd: ConnId, uid: u32) -> Result<(), ConnError> {
+        self.ctx.shared.bind(fd, uid)
+    }
+
+    /// Sends `data` to worker `worker_id` (`0..worker_num`), whose
+    /// [`on_pipe_message`](crate::Server::on_pipe_message) gets it with this worker's id. Returns
+    /// at once.
+    ///
+    /// [`Mode::Process`](crate::Mode::Process): through the master; if the target is
+    /// restarting the message waits for its next incarnation. [`Mode::Base`](crate::Mode::Base):
+    /// straight to the target over a local datagram socket; it fails if the target is not
+    /// running at that moment.
+    ///
+    /// # Errors
+    /// [`SendError::NoWorker`] if `worker_id` is out of range; [`SendError::Closed`] (with fd 0)
+    /// if this worker is shutting down; [`SendError::Io`] if the OS refuses (Base mode).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings::default().worker_num(4));
+    ///     server.on_pipe_message(|_srv, from, data| async move {
+    ///         println!("from worker {from}: {}", String::from_utf8_lossy(&data));
+    ///     });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let next = (srv.worker_id() + 1) % 4;
+    ///         srv.send_message(next, ev.data) // the data comes back in the error if it fails
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn send_message(&self, worker_id: usize, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send_message(worker_id, data.into())
+    }
+
+    /// Sends a UDP datagram to `addr` from the first UDP listener of `addr`'s family.
+    ///
+    /// # Errors
+    /// [`SendError::NoSocket`] without a UDP listener; [`SendError::Io`] if the OS refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind_udp("127.0.0.1:9502")?;
+    ///     server.on_packet(|srv, p| async move { srv.send_to(p.addr, [&b"echo: "[..], &p.data[..]].concat()) });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn send_to(&self, addr: SocketAddr, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.ctx.send_to(None, addr, data.into())
+    }
+
+    /// Sends a UDP datagram from listener `listener`.
+    ///
+    /// # Errors
+    /// As [`send_to`](Handle::send_to).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Server, SockType};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind_udp("0.0.0.0:9502")?;
+    ///     server.add_listener("[::]:9503", SockType::Udp)?; // listener 1
+    ///     server.on_packet(|srv, p| async move {
+    ///         srv.send_to_via(p.listener, p.addr, p.data) // reply from the listener it came in on
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn send_to_via(
+        &self,
+        listener: usize,
+        addr: SocketAddr,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        self.ctx.send_to(Some(listener), addr, data.into())
+    }
+
+    /// Server-wide counters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let s = srv.stats();
+    ///         let uptime = s.start_time.elapsed().unwrap_or_default();
+    ///         srv.send(ev.fd, format!("up {}s, {} connections\n", uptime.as_secs(), s.connections))
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.ctx.shared.stats(self.ctx.settings.worker_num)
+    }
+
+    /// Asks the whole server to shut down gracefully (as SIGTERM to the master).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         if &ev.data[..] == b"SHUTDOWN\r\n" {
+    ///             srv.shutdown(); // `start` returns in the master once every worker has stopped
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn shutdown(&self) {
+        let pid = self
+            .ctx
+            .shared
+            .header()
+            .master_pid
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if pid != 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
