@@ -1,7 +1,8 @@
 //! A configurable HTTP server used by the integration tests (and a tour of the HTTP API).
 //!
 //! Routes: `/hello`; `/echo` (body back); `/form` (post fields); `/upload` (files: field,
-//! name, type, size, and whether the temp file exists); `/query` (get params); `/cookie`
+//! name, type, size, and whether the temp file exists; with `?detail=1` also its path and
+//! permission bits); `/query` (get params); `/cookie`
 //! (sets cookies, echoes the request's); `/headers` (echoes request headers); `/stream`
 //! (three chunked writes); `/sleep?ms=N`; `/crash` (kills the worker mid-request);
 //! `/noend` (returns without end); `/late-header` (header after end → reports the error);
@@ -37,6 +38,9 @@ struct Args {
     /// Also listen for raw TCP here (echo), to show several protocols on one server.
     #[arg(long)]
     tcp: Option<String>,
+    /// Where uploads are written while a request is handled (`upload_tmp_dir`).
+    #[arg(long)]
+    upload_tmp_dir: Option<std::path::PathBuf>,
 }
 
 fn main() -> rswoole::Result<()> {
@@ -58,7 +62,8 @@ fn main() -> rswoole::Result<()> {
                     .request_timeout(a.request_timeout_ms.map(Duration::from_millis))
                     .header_timeout(Duration::from_millis(a.header_timeout_ms))
                     .trusted_proxies(a.trusted_proxy.clone())
-                    .max_uri_length(a.max_uri_length),
+                    .max_uri_length(a.max_uri_length)
+                    .upload_tmp_dir(a.upload_tmp_dir.clone()),
             ),
     );
     if let Some(t) = &a.tcp {
@@ -101,13 +106,21 @@ fn main() -> rswoole::Result<()> {
                 }
                 for f in &req.files {
                     out.push_str(&format!(
-                        "file {} {} {} {} exists={}\n",
+                        "file {} {} {} {} exists={}",
                         f.field,
                         f.name,
                         f.content_type,
                         f.size,
                         f.tmp_path.exists()
                     ));
+                    if q("detail") == "1" {
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode = std::fs::symlink_metadata(&f.tmp_path)
+                            .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+                            .unwrap_or_else(|e| e.to_string());
+                        out.push_str(&format!(" path={} mode={mode}", f.tmp_path.display()));
+                    }
+                    out.push('\n');
                 }
                 resp.end(out)
             }

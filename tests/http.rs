@@ -244,7 +244,7 @@ fn http_rejects_bad_requests() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage", b"HELLO\r\n\r\n".to_vec(), 400),
         ("bad version", b"GET / HTTP/9.9\r\nHost: t\r\n\r\n".to_vec(), 505),
-        ("CL+TE", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("CL+TE", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         ("dup CL", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde".to_vec(), 400),
         ("bad CL", b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +4\r\n\r\nabcd".to_vec(), 400),
         ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n folded\r\n\r\n".to_vec(), 400),
@@ -273,6 +273,47 @@ fn http_rejects_bad_requests() {
         );
     }
     assert_eq!(http_get(p, "/hello").text(), "Hello World");
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host` is answered 400 and the connection
+/// closed; HTTP/1.0 without `Host` is still served.
+#[test]
+fn http_host_required() {
+    let srv = kit(&[]);
+    // The status line and the rest of what the server sends until it closes (bounded by the
+    // read timeout), on a fresh connection.
+    let exchange = |raw: &[u8]| {
+        let mut s = connect(srv.port);
+        s.write_all(raw).unwrap();
+        let status = read_line(&mut s);
+        let mut rest = Vec::new();
+        let closed = s.read_to_end(&mut rest).is_ok();
+        (status, String::from_utf8_lossy(&rest).into_owned(), closed)
+    };
+    for raw in [
+        &b"GET /hello HTTP/1.1\r\n\r\n"[..],
+        b"GET /hello HTTP/1.1\r\nX-Host: t\r\n\r\n",
+        b"GET http://t/hello HTTP/1.1\r\n\r\n",
+    ] {
+        let name = String::from_utf8_lossy(raw);
+        let (status, rest, closed) = exchange(raw);
+        assert!(
+            status.starts_with("HTTP/1.1 400 "),
+            "{name:?}: {status}{rest}"
+        );
+        assert!(closed, "{name:?}: the connection closes after the 400");
+        assert!(
+            !rest.contains("HTTP/1.1 "),
+            "{name:?}: one response: {rest}"
+        );
+    }
+    let (status, rest, closed) = exchange(b"GET /hello HTTP/1.0\r\n\r\n");
+    assert!(
+        status.starts_with("HTTP/1.1 200 ") && rest.ends_with("Hello World") && closed,
+        "HTTP/1.0 needs no Host: {status}{rest}"
+    );
+    let (status, _, _) = exchange(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
 }
 
 /// A client that sends half a request head and stalls gets 408 and is closed (slowloris).
@@ -443,6 +484,51 @@ fn http_gzip() {
     assert_eq!(out.len(), 20000);
     let r = http_get(srv.port, "/big?n=20000");
     assert_eq!((r.header("content-encoding"), r.body.len()), (None, 20000));
+}
+
+/// Uploaded files go to `upload_tmp_dir`, created exclusively with mode 0600 under
+/// unpredictable names (not the old `rswoole-upload-<pid>-<n>`), and are removed after the
+/// request.
+#[test]
+fn http_upload_temp_files_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = kit(&["--upload-tmp-dir", dir.path().to_str().unwrap()]);
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b.txt\"\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--XyZ--\r\n";
+    let r = http_once(srv.port, format!("POST /upload?detail=1 HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
+    let text = r.text();
+    assert_eq!(r.status, 200, "{text}");
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let field = |k: &str| {
+            line.split(' ')
+                .find_map(|w| w.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+        };
+        let path = std::path::Path::new(field("path="));
+        assert_eq!(field("exists="), "true", "{line}");
+        assert_eq!(field("mode="), "600", "{line}");
+        assert_eq!(path.parent(), Some(dir.path()), "in upload_tmp_dir: {line}");
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let rest = name.strip_prefix("rswoole-upload-").expect("prefix kept");
+        let old_pattern = rest.split_once('-').is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        });
+        assert!(!old_pattern, "predictable name {name}");
+        names.push(name);
+    }
+    assert_eq!(names.len(), 2, "{text}");
+    assert_ne!(names[0], names[1]);
+    // Removed with the request.
+    let deadline = Instant::now() + T;
+    while std::fs::read_dir(dir.path()).unwrap().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "upload temp files left in {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A 50 MiB multipart upload streams to a temp file: neither the master nor the worker

@@ -14,29 +14,6 @@ use crate::util::*;
 
 const T: Duration = Duration::from_secs(20);
 
-/// Runs `rswoole ARGS` (with a timeout) and returns its output.
-fn cli(args: &[&str]) -> Output {
-    let mut child = Command::new(rswoole_bin())
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn rswoole");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("rswoole {args:?} did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),

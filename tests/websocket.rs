@@ -873,3 +873,38 @@ async fn connect_mapped_one(srv: &ServerProc, index: usize) -> (Ws, u64, u64) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// scripts/autobahn.sh without the suite beside the checkout (`../shared`) and no
+/// `AUTOBAHN_SH` fails at once, naming what is missing and where it looked, instead of
+/// falling back to one machine's absolute path.
+#[test]
+fn ws_autobahn_script_needs_the_suite() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A checkout with nothing beside it: tmp/repo/scripts/autobahn.sh, no tmp/shared.
+    let tmp = tempfile::tempdir().unwrap();
+    let scripts = tmp.path().join("repo/scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::copy(
+        root.join("scripts/autobahn.sh"),
+        scripts.join("autobahn.sh"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["20", "bash"])
+        .arg(scripts.join("autobahn.sh"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("bash and timeout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_ne!(out.status.code(), Some(124), "timed out: {stderr}");
+    assert!(
+        stderr.contains("../shared/conformance/autobahn.sh") && stderr.contains("AUTOBAHN_SH"),
+        "the message names the suite, where it looked and how to point at it: {stderr}"
+    );
+    assert!(
+        stderr.contains(&tmp.path().join("shared").display().to_string()),
+        "the message names the absolute place it looked: {stderr}"
+    );
+}

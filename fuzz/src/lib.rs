@@ -1,10 +1,47 @@
-//! Helpers shared by the fuzz targets in `fuzz_targets/`.
+//! The fuzz targets for rswoole's I/O-free codecs, as plain functions, and the helpers they
+//! share.
+//!
+//! Each target is a `pub fn <name>(data: &[u8])` that panics when an invariant breaks. Two
+//! drivers call them:
+//!
+//! - `fuzz_targets/<name>.rs`, a one-line `libfuzzer_sys::fuzz_target!` for cargo-fuzz
+//!   (feature `libfuzzer`, on by default);
+//! - `tests/replay.rs`, which runs every target over every file of `corpus/<name>/` on stable
+//!   Rust, without libFuzzer or a C++ toolchain (`--no-default-features`), so that a crash
+//!   found once stays fixed. [`TARGETS`] is its list.
 //!
 //! - [`Input`] turns the fuzzer's bytes into parameters (framing settings, chunk sizes) and a
 //!   payload, so one input drives both the configuration and the data.
 //! - [`stream`] drives a `rswoole_codec::stream::Decoder` the way a server does.
-//!
-//! Add a module here for helpers another codec's targets share.
+//! - [`reference`] holds naive models the targets compare the codec against.
+
+pub mod http1;
+pub mod reference;
+pub mod stream;
+pub mod ws;
+
+pub use http1::{
+    http1_cookie, http1_header_lists, http1_multipart, http1_range, http1_request, http1_urlencoded,
+};
+pub use stream::{stream_eof, stream_length};
+pub use ws::ws_frame;
+
+/// A fuzz target: takes any bytes, panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// Every target by name: the name of its `fuzz_targets/<name>.rs`, of its cargo-fuzz binary
+/// and of its `corpus/<name>/` directory.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("http1_cookie", http1_cookie),
+    ("http1_header_lists", http1_header_lists),
+    ("http1_multipart", http1_multipart),
+    ("http1_range", http1_range),
+    ("http1_request", http1_request),
+    ("http1_urlencoded", http1_urlencoded),
+    ("stream_eof", stream_eof),
+    ("stream_length", stream_length),
+    ("ws_frame", ws_frame),
+];
 
 /// Reads fuzz parameters off the front of the input; past the end it yields zeros, so every
 /// input, even an empty one, is valid.
@@ -52,74 +89,5 @@ impl<'a> Input<'a> {
     /// Everything not read yet: the payload.
     pub fn rest(self) -> &'a [u8] {
         self.data
-    }
-}
-
-/// Driving the stream-framing decoder.
-pub mod stream {
-    use bytes::{Bytes, BytesMut};
-    use rswoole_codec::stream::{Decoder, FrameError};
-
-    /// What feeding a whole stream to a decoder produced.
-    #[derive(Debug, PartialEq, Eq)]
-    pub struct Outcome {
-        /// The decoded messages, in order.
-        pub messages: Vec<Bytes>,
-        /// The first error, after which decoding stopped.
-        pub error: Option<FrameError>,
-        /// Bytes fed to the decoder and not returned in a message.
-        pub left: usize,
-    }
-
-    impl Outcome {
-        /// Total length of the messages.
-        pub fn consumed(&self) -> usize {
-            self.messages.iter().map(|m| m.len()).sum()
-        }
-    }
-
-    /// Feeds `data` in reads whose sizes cycle through `chunks` (empty: one read), draining
-    /// the decoder after each read as a server does, and stops at the first error.
-    pub fn drive(decoder: &mut Decoder, data: &[u8], chunks: &[usize]) -> Outcome {
-        let mut buf = BytesMut::new();
-        let mut messages = Vec::new();
-        let mut sizes = chunks.iter().copied().cycle();
-        let mut rest = data;
-        while !rest.is_empty() {
-            let n = sizes.next().unwrap_or(rest.len()).clamp(1, rest.len());
-            buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(m)) => messages.push(m),
-                    Ok(None) => break,
-                    Err(e) => {
-                        return Outcome {
-                            messages,
-                            error: Some(e),
-                            left: buf.len(),
-                        }
-                    }
-                }
-            }
-        }
-        Outcome {
-            messages,
-            error: None,
-            left: buf.len(),
-        }
-    }
-
-    /// Asserts that the messages, concatenated, are a prefix of `data`.
-    pub fn assert_prefix(outcome: &Outcome, data: &[u8]) {
-        let mut at = 0;
-        for m in &outcome.messages {
-            assert_eq!(
-                &m[..],
-                &data[at..at + m.len()],
-                "message is not the next input bytes"
-            );
-            at += m.len();
-        }
     }
 }

@@ -94,7 +94,9 @@ pub struct UploadedFile {
     pub content_type: String,
     /// Size in bytes.
     pub size: u64,
-    /// Where the bytes are now.
+    /// Where the bytes are now: a file in `upload_tmp_dir` (or the system temp dir) named
+    /// `rswoole-upload-` and random characters, created exclusively (`O_EXCL`, so never over
+    /// an existing file or through a symlink) with mode 0600.
     pub tmp_path: PathBuf,
     kept: bool,
 }
@@ -388,14 +390,18 @@ impl Multipart {
                 MultipartEvent::PartHead(p) => {
                     let file = match &p.filename {
                         Some(fname) => {
-                            let path = self.tmp_dir.join(format!(
-                                "rswoole-upload-{}-{}",
-                                std::process::id(),
-                                next_id()
-                            ));
-                            let f = std::fs::File::create(&path).map_err(|e| {
-                                BuildError(format!("upload temp file {}: {e}", path.display()))
-                            })?;
+                            // O_CREAT|O_EXCL (never an existing file or a symlink), mode
+                            // 0600, a random name; the UploadedFile removes it on drop.
+                            let (f, path) = tempfile::Builder::new()
+                                .prefix("rswoole-upload-")
+                                .tempfile_in(&self.tmp_dir)
+                                .and_then(|t| t.keep().map_err(|e| e.error))
+                                .map_err(|e| {
+                                    BuildError(format!(
+                                        "upload temp file in {}: {e}",
+                                        self.tmp_dir.display()
+                                    ))
+                                })?;
                             Some((
                                 f,
                                 UploadedFile {
@@ -453,12 +459,6 @@ impl Multipart {
             .finish()
             .map_err(|e| BuildError(format!("multipart: {e}")))
     }
-}
-
-fn next_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The client address, believing `X-Forwarded-For` only from trusted proxies.

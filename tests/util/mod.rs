@@ -27,6 +27,29 @@ pub fn rswoole_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rswoole"))
 }
 
+/// Runs `rswoole ARGS` (with a timeout) and returns its output.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(rswoole_bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rswoole");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rswoole {args:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Ports handed out by [`free_port`] in this test binary: never handed out twice, so two
 /// tests running in parallel threads cannot be given the same port.
 static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());

@@ -25,7 +25,7 @@ use super::request::Limits;
 ///
 /// let mut dec = RequestDecoder::default();
 /// let mut buf = BytesMut::from(
-///     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 42\r\n\r\n",
+///     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 42\r\n\r\n",
 /// );
 /// let mut trailers = None;
 /// while let Some(ev) = dec.decode(&mut buf)? {

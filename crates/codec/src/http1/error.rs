@@ -20,7 +20,7 @@ use std::fmt;
 /// use rswoole_codec::http1::{ParseError, RequestDecoder};
 ///
 /// let mut dec = RequestDecoder::default();
-/// let mut buf = BytesMut::from("GET / HTTP/1.1\r\nContent-Length: +5\r\n\r\n");
+/// let mut buf = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n");
 /// let err = dec.decode(&mut buf).unwrap_err();
 /// assert_eq!(err, ParseError::InvalidContentLength);
 /// assert_eq!(err.status(), 400);
@@ -69,6 +69,9 @@ pub enum ParseError {
     InvalidContentLength,
     /// `Host` appears more than once (RFC 9112 §3.2). 400.
     DuplicateHost,
+    /// An HTTP/1.1 request has no `Host` header (RFC 9112 §3.2: a server MUST answer 400),
+    /// whatever the form of its target. HTTP/1.0 requests need none. 400.
+    MissingHost,
     /// A chunk size is not hexadecimal. 400.
     InvalidChunkSize,
     /// A chunk size does not fit a `u64`. 400.
@@ -118,6 +121,7 @@ impl ParseError {
             | DuplicateContentLength
             | InvalidContentLength
             | DuplicateHost
+            | MissingHost
             | InvalidChunkSize
             | ChunkSizeOverflow
             | InvalidChunk
@@ -153,6 +157,7 @@ impl ParseError {
             DuplicateContentLength => "duplicate content-length",
             InvalidContentLength => "invalid content-length",
             DuplicateHost => "duplicate host header",
+            MissingHost => "missing host header",
             InvalidChunkSize => "invalid chunk size",
             ChunkSizeOverflow => "chunk size overflow",
             InvalidChunk => "malformed chunk framing",

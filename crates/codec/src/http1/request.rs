@@ -123,9 +123,9 @@ impl Version {
 ///         other => panic!("{other:?}"),
 ///     }
 /// };
-/// assert_eq!(kind("GET / HTTP/1.1\r\n\r\n"), BodyKind::None);
-/// assert_eq!(kind("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), BodyKind::Length(3));
-/// assert_eq!(kind("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), BodyKind::Chunked);
+/// assert_eq!(kind("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), BodyKind::None);
+/// assert_eq!(kind("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"), BodyKind::Length(3));
+/// assert_eq!(kind("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), BodyKind::Chunked);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BodyKind {
@@ -237,7 +237,7 @@ impl RequestHead {
     /// use rswoole_codec::http1::{Event, RequestDecoder};
     ///
     /// let mut buf = BytesMut::from(
-    ///     "GET http://example.com/a%20b?x=1 HTTP/1.1\r\n\r\n",
+    ///     "GET http://example.com/a%20b?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n",
     /// );
     /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
     /// assert_eq!(head.uri(), "http://example.com/a%20b?x=1");
@@ -336,13 +336,13 @@ impl RequestHead {
     /// use rswoole_codec::http1::{Event, RequestDecoder};
     ///
     /// let mut buf = BytesMut::from(
-    ///     "GET / HTTP/1.1\r\nCookie: a=1\r\n\r\n",
+    ///     "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\n\r\n",
     /// );
     /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
     /// let cookie = head.header_bytes("cookie").unwrap(); // shares the head's buffer
     /// assert_eq!(cookie, "a=1");
     /// assert_eq!(head.header_str("Cookie"), Some("a=1"));
-    /// assert!(head.as_bytes().starts_with(b"GET / HTTP/1.1\r\ncookie: a=1"));
+    /// assert!(head.as_bytes().starts_with(b"GET / HTTP/1.1\r\nhost: a\r\ncookie: a=1"));
     /// # Ok::<(), rswoole_codec::http1::ParseError>(())
     /// ```
     pub fn header_bytes(&self, name: &str) -> Option<Bytes> {
@@ -389,7 +389,7 @@ impl RequestHead {
     /// use rswoole_codec::http1::{Event, RequestDecoder};
     ///
     /// let mut buf = BytesMut::from(
-    ///     "PUT /f HTTP/1.1\r\nContent-Length: 9000\r\nExpect: 100-continue\r\n\r\n",
+    ///     "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 9000\r\nExpect: 100-continue\r\n\r\n",
     /// );
     /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
     /// assert!(head.expect_continue()); // answer "HTTP/1.1 100 Continue\r\n\r\n" first
@@ -474,7 +474,7 @@ impl std::fmt::Debug for RequestHead {
 /// use rswoole_codec::http1::{Event, RequestDecoder};
 ///
 /// let mut dec = RequestDecoder::default();
-/// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel");
+/// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel");
 /// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Head(_))));
 /// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Body(b)) if b == "hel"));
 /// assert!(dec.decode(&mut buf)?.is_none()); // the rest has not arrived
@@ -529,6 +529,10 @@ enum State {
 /// Any [`ParseError`] is final: answer with [`ParseError::status`] if no response has been
 /// started, then **close the connection**. The decoder keeps returning the same error.
 ///
+/// An HTTP/1.1 request must carry exactly one `Host` header (RFC 9112 §3.2): none is
+/// [`ParseError::MissingHost`], two are [`ParseError::DuplicateHost`], both 400. HTTP/1.0
+/// requests may omit it.
+///
 /// Bare LF line endings in the head are accepted, as `httparse` accepts them; the body's
 /// chunk framing requires CRLF. Empty lines before a request line are skipped.
 ///
@@ -540,7 +544,7 @@ enum State {
 ///
 /// let mut dec = RequestDecoder::default();
 /// let mut buf = BytesMut::from(
-///     "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+///     "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 /// );
 /// let mut seen = Vec::new();
 /// while let Some(ev) = dec.decode(&mut buf).unwrap() {
@@ -576,7 +580,7 @@ impl RequestDecoder {
     ///
     /// let mut dec = RequestDecoder::new(Limits { max_body: 10, ..Limits::default() });
     /// assert_eq!(dec.limits().max_body, 10);
-    /// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
+    /// let mut buf = BytesMut::from("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
     /// let err = dec.decode(&mut buf).unwrap_err();
     /// assert_eq!((err, err.status()), (ParseError::BodyTooLarge, 413));
     /// ```
@@ -607,7 +611,7 @@ impl RequestDecoder {
     /// use rswoole_codec::http1::RequestDecoder;
     ///
     /// let mut dec = RequestDecoder::default();
-    /// let mut buf = BytesMut::from("PUT / HTTP/1.1\r\nContent-Length: 4\r\n\r\n");
+    /// let mut buf = BytesMut::from("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n");
     /// assert!(dec.is_awaiting_head());
     /// dec.decode(&mut buf)?; // the head
     /// assert!(dec.is_in_body() && !dec.is_awaiting_head());
@@ -632,7 +636,7 @@ impl RequestDecoder {
     /// let mut dec = RequestDecoder::default();
     /// assert!(dec.decode(&mut BytesMut::from("GET / HTTP/2.0\r\n\r\n")).is_err());
     /// assert!(dec.is_failed());
-    /// assert!(dec.decode(&mut BytesMut::from("GET / HTTP/1.1\r\n\r\n")).is_err()); // for good
+    /// assert!(dec.decode(&mut BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\n\r\n")).is_err()); // for good
     /// ```
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))
@@ -914,6 +918,11 @@ fn parse_with<'b>(
     } else {
         BodyKind::None
     };
+
+    // Last, so that a request with a more specific fault reports that one.
+    if version == Version::Http11 && host_header.is_none() {
+        return Err(ParseError::MissingHost);
+    }
 
     let mut flags = 0;
     let keep_alive = match version {

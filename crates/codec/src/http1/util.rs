@@ -3,45 +3,22 @@
 //!
 //! None of these allocate more than their result, and none reads a clock: an `Expires`
 //! date or an ETag is formatted by the caller.
+//!
+//! Where a well-kept crate does the job it does it: percent-decoding and encoding are
+//! `percent-encoding`, urlencoded forms are `form_urlencoded` (both from rust-url), and the
+//! `Range` grammar is `http-range-header` (the parser tower-http uses). What is written here
+//! is what those crates don't cover, each with its reason on the function: the `Cookie`
+//! header split and `Set-Cookie` writer follow PHP (Swoole's `$request->cookie` and
+//! `setcookie()`), which the `cookie` crate does not; `Accept-Encoding` and ETag lists are a
+//! few lines each. All of them are fuzzed (`fuzz/fuzz_targets/http1_*.rs`).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
 use super::error::EncodeError;
 use super::request::{list_items, trim_ows};
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn decode_inner(input: &[u8], plus_as_space: bool) -> Cow<'_, [u8]> {
-    let needs = input
-        .iter()
-        .any(|&b| b == b'%' || (plus_as_space && b == b'+'));
-    if !needs {
-        return Cow::Borrowed(input);
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        let b = input[i];
-        if b == b'%' && i + 2 < input.len() {
-            if let (Some(h), Some(l)) = (hex_val(input[i + 1]), hex_val(input[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if plus_as_space && b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    Cow::Owned(out)
-}
 
 /// Percent-decodes `input` (`%41` → `A`); `+` stays `+`. Invalid escapes (`%zz`, a
 /// trailing `%4`) are kept literally, as PHP's `rawurldecode` does.
@@ -53,7 +30,7 @@ fn decode_inner(input: &[u8], plus_as_space: bool) -> Cow<'_, [u8]> {
 /// assert_eq!(&*percent_decode(b"/a%20b+c%zz"), b"/a b+c%zz");
 /// ```
 pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    decode_inner(input, false)
+    percent_encoding::percent_decode(input).into()
 }
 
 /// Percent-decodes a path into a string; invalid UTF-8 is replaced lossily.
@@ -65,24 +42,26 @@ pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
 /// assert_eq!(percent_decode_str("/caf%C3%A9"), "/café");
 /// ```
 pub fn percent_decode_str(input: &str) -> Cow<'_, str> {
-    match percent_decode(input.as_bytes()) {
-        Cow::Borrowed(_) => Cow::Borrowed(input),
-        Cow::Owned(v) => Cow::Owned(into_string_lossy(v)),
-    }
+    percent_encoding::percent_decode_str(input).decode_utf8_lossy()
 }
 
-fn into_string_lossy(v: Vec<u8>) -> String {
-    match String::from_utf8(v) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
-}
-
+/// Decodes one urlencoded component (`+` is a space, then `%XX`), invalid UTF-8 replaced:
+/// what `form_urlencoded::parse` does to each name and value, for the `Cookie` values
+/// that are not in a form.
 fn form_decode(input: &[u8]) -> String {
-    match decode_inner(input, true) {
-        Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
-        Cow::Owned(v) => into_string_lossy(v),
-    }
+    let plus_as_space: Cow<'_, [u8]> = if input.contains(&b'+') {
+        Cow::Owned(
+            input
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(input)
+    };
+    percent_encoding::percent_decode(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses an `application/x-www-form-urlencoded` body (or a query string) into pairs, in
@@ -102,13 +81,8 @@ fn form_decode(input: &[u8]) -> String {
 /// assert_eq!(pairs, [("a", "1"), ("b", "x y!"), ("c", ""), ("", "v")]);
 /// ```
 pub fn parse_urlencoded(input: &[u8]) -> Vec<(String, String)> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match memchr::memchr(b'=', pair) {
-            Some(i) => (form_decode(&pair[..i]), form_decode(&pair[i + 1..])),
-            None => (form_decode(pair), String::new()),
-        })
+    form_urlencoded::parse(input)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect()
 }
 
@@ -129,6 +103,10 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 /// Pairs are split on `;` and trimmed; the name is kept as sent and the value is
 /// url-decoded (`%XX` and `+`), as PHP fills `$_COOKIE`. A pair without `=` is a name with an
 /// empty value; pairs with an empty name are skipped. Invalid UTF-8 is replaced lossily.
+///
+/// Written here rather than taken from the `cookie` crate, whose
+/// `Cookie::split_parse_encoded` refuses a pair without `=`, leaves `+` as is and keeps
+/// parsing attributes a request never carries, and which brings the `time` crate along.
 ///
 /// # Examples
 ///
@@ -195,6 +173,9 @@ const COOKIE_FORBIDDEN: &[u8] = b",; \t\r\n\x0b\x0c";
 const DELETED_EXPIRES: &str = "Thu, 01 Jan 1970 00:00:01 GMT";
 
 /// A `Set-Cookie` header value, encoded the way PHP's `setcookie()` writes it.
+///
+/// Not the `cookie` crate's `Cookie`: that writes `Path=`/`Secure` and percent-encodes
+/// differently, while Swoole applications and their tests expect PHP's exact bytes.
 ///
 /// The value is url-encoded (`urlencode`: space becomes `+`) unless [`raw`](Self::raw) is
 /// set (`setrawcookie`). An empty value deletes the cookie: PHP writes
@@ -480,18 +461,18 @@ impl<'a> SetCookie<'a> {
     }
 }
 
+/// The bytes PHP's `urlencode` escapes: all but ASCII alphanumerics and `-_.` (space is
+/// escaped too, but as `+`, by [`urlencode`]).
+const PHP_URLENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
 /// PHP's `urlencode`: alphanumerics and `-_.` kept, space as `+`, the rest as `%XX`.
+/// (`form_urlencoded::byte_serialize` keeps `*` as well, which PHP escapes.)
 fn urlencode(input: &[u8], out: &mut String) {
-    for &b in input {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(b"0123456789ABCDEF"[usize::from(b >> 4)] as char);
-                out.push(b"0123456789ABCDEF"[usize::from(b & 15)] as char);
-            }
+    for (i, piece) in input.split(|&b| b == b' ').enumerate() {
+        if i > 0 {
+            out.push('+');
         }
+        out.extend(percent_encoding::percent_encode(piece, PHP_URLENCODE));
     }
 }
 
@@ -563,9 +544,15 @@ pub enum RangeOutcome {
 /// Parses a `Range: bytes=...` header against a representation of `total` bytes.
 ///
 /// Supports one range: `a-b` (clipped to the end), `a-` (to the end) and `-n` (the last `n`
-/// bytes). A first byte at or past the end, or a suffix of 0, is
-/// [`RangeOutcome::Unsatisfiable`]; `b < a`, junk, or several ranges are
-/// [`RangeOutcome::Ignore`] (RFC 9110 §14.2 lets a server ignore `Range`).
+/// bytes). A first byte at or past the end (however large), or a suffix of 0, is
+/// [`RangeOutcome::Unsatisfiable`]; `b < a`, whitespace inside a range, junk, or several
+/// ranges are [`RangeOutcome::Ignore`] (RFC 9110 §14.2 lets a server ignore `Range`), and so
+/// is a suffix range on an empty representation (RFC 9110 §14.1.2 calls it satisfiable, but
+/// there is no byte to send: the whole, empty, representation is the answer).
+///
+/// The grammar is the `http-range-header` crate's (RFC 9110 §14.1.2: a case-insensitive
+/// `bytes=`, OWS only around list elements, no sign, a bounded number of digits); this
+/// function only maps its verdict onto [`RangeOutcome`].
 ///
 /// # Examples
 ///
@@ -580,45 +567,24 @@ pub enum RangeOutcome {
 /// assert_eq!(r("bytes=0-1,5-6"), RangeOutcome::Ignore);
 /// ```
 pub fn parse_range(header: &[u8], total: u64) -> RangeOutcome {
-    let h = trim_ows(header);
-    if h.len() < 6 || !h[..6].eq_ignore_ascii_case(b"bytes=") {
-        return RangeOutcome::Ignore;
-    }
-    let mut specs = list_items(&h[6..]);
-    let (Some(spec), None) = (specs.next(), specs.next()) else {
+    use http_range_header::{parse_range_header_with_max_ranges, RangeUnsatisfiableError};
+    const ONE: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN;
+    let Ok(h) = std::str::from_utf8(trim_ows(header)) else {
         return RangeOutcome::Ignore;
     };
-    let Some(dash) = memchr::memchr(b'-', spec) else {
+    // One range at most: a second one is `Rejected(TooMany)`, which is ignored like junk.
+    let Ok(ranges) = parse_range_header_with_max_ranges(h, ONE) else {
         return RangeOutcome::Ignore;
     };
-    let (first, last) = (trim_ows(&spec[..dash]), trim_ows(&spec[dash + 1..]));
-    let satisfiable =
-        |start: u64, end: u64| RangeOutcome::Satisfiable(ByteRange { start, end, total });
-    match (parse_digits(first), parse_digits(last)) {
-        (Some(start), Some(end)) if !first.is_empty() && !last.is_empty() => {
-            if end < start {
-                RangeOutcome::Ignore
-            } else if start >= total {
-                RangeOutcome::Unsatisfiable
-            } else {
-                satisfiable(start, end.min(total - 1))
-            }
-        }
-        (Some(start), _) if !first.is_empty() && last.is_empty() => {
-            if start >= total {
-                RangeOutcome::Unsatisfiable
-            } else {
-                satisfiable(start, total - 1)
-            }
-        }
-        (_, Some(n)) if first.is_empty() && !last.is_empty() => {
-            if n == 0 || total == 0 {
-                RangeOutcome::Unsatisfiable
-            } else {
-                satisfiable(total - n.min(total), total - 1)
-            }
-        }
-        _ => RangeOutcome::Ignore,
+    match ranges.validate(total).as_deref() {
+        Ok([r]) => RangeOutcome::Satisfiable(ByteRange {
+            start: *r.start(),
+            end: *r.end(),
+            total,
+        }),
+        Err(RangeUnsatisfiableError::Unsatisfiable) => RangeOutcome::Unsatisfiable,
+        // Nothing to send (a suffix of an empty representation), or rejected.
+        Ok(_) | Err(_) => RangeOutcome::Ignore,
     }
 }
 
@@ -631,16 +597,6 @@ pub fn parse_range(header: &[u8], total: u64) -> RangeOutcome {
 /// ```
 pub fn unsatisfied_range(total: u64) -> String {
     format!("bytes */{total}")
-}
-
-/// `1*DIGIT` as a `u64`; the empty string is `Some(0)` (callers check emptiness).
-fn parse_digits(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |n, &b| {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
 }
 
 /// Whether an `Accept-Encoding` header accepts `coding` (case-insensitive): an explicit
