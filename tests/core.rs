@@ -603,7 +603,7 @@ fn core_event_that_kills_its_worker_is_dropped_after_the_cap() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let st = wait_status(&pid_file, "both workers up", T, |v| {
-        (0..2).all(|w| v["workers"][w]["state"] != "starting")
+        (0..2).all(|w| v["workers"][w]["state"] == "idle" || v["workers"][w]["state"] == "busy")
     });
     stop.store(true, Relaxed);
     for (i, e) in echoers.into_iter().enumerate() {
