@@ -5,7 +5,9 @@
 //! the connection; `panic` → the callback panics; `flood` → sends 64 KiB blocks until the
 //! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
 //! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms;
-//! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile.
+//! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile; `abort` →
+//! prints `abort {fd} w{worker}` and aborts the worker process (`std::process::abort`, no core
+//! dump): an event that kills every worker it reaches.
 //!
 //! With `--framing` (see `rswoole::cli::parse_framing`) commands are message bodies and every
 //! reply is framed the same way (without the trailing newline). More commands: `bind UID` →
@@ -258,6 +260,16 @@ fn main() -> rswoole::Result<()> {
                         return Ok(());
                     }
                     "panic" => panic!("testkit: asked to panic"),
+                    "abort" => {
+                        println!("abort {} w{}", ev.fd, srv.worker_id());
+                        // No core file for a crash asked for.
+                        let _ = nix::sys::resource::setrlimit(
+                            nix::sys::resource::Resource::RLIMIT_CORE,
+                            0,
+                            0,
+                        );
+                        std::process::abort()
+                    }
                     "flood" => {
                         let block = Bytes::from(vec![b'x'; 64 * 1024]);
                         let mut sent = 0usize;

@@ -6,11 +6,16 @@
 //! `established={is_established} count={ws_connections}`; `bye` → `disconnect(fd, 4000,
 //! "bye")`; `to:{fd},{fd}:{text}` → `broadcast_to` those; `push:{fd}:{text}` → `push` to that
 //! connection, answering `push ok` or `push err {error}`; `kick:{fd}` → `disconnect(fd, 4001,
-//! "kicked")`, answering `kick {returned}`; `worker` → `worker {worker_id}`; `ping` → the
+//! "kicked")`, answering `kick {returned}`; `all:{text}` → `broadcast` to every connection,
+//! answering `all ok` or `all err {error}`; `worker` → `worker {worker_id}`; `ping` → the
 //! server pings this client (a Pong comes back to `on_message` with `--deliver-control`);
 //! anything else is echoed with its opcode. Prints `open {fd} worker {id}`, `close {fd}` and
 //! `control {opcode:?}` lines. In Base mode the connection named by `push`/`kick`/`to` may
 //! belong to another worker: the request is forwarded to it.
+//!
+//! With `--start-gate DIR`, worker `i` does not finish `on_worker_start` while the file
+//! `DIR/hold-w{i}` exists (tests keep a restarted worker down with it); every worker prints
+//! `worker-start {i}` when it finishes `on_worker_start`.
 use std::time::Duration;
 
 use clap::Parser;
@@ -43,6 +48,9 @@ struct Args {
     /// `websocket.compression`.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     compression: bool,
+    /// Worker `i` waits in `on_worker_start` while `DIR/hold-w{i}` exists.
+    #[arg(long)]
+    start_gate: Option<std::path::PathBuf>,
 }
 
 fn main() -> rswoole::Result<()> {
@@ -65,6 +73,16 @@ fn main() -> rswoole::Result<()> {
                     .compression(a.compression),
             ),
     );
+    let gate = a.start_gate.clone();
+    server.on_worker_start(move |_srv, id| {
+        let hold = gate.as_ref().map(|d| d.join(format!("hold-w{id}")));
+        async move {
+            while hold.as_ref().is_some_and(|h| h.exists()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            println!("worker-start {id}");
+        }
+    });
     if a.handshake {
         server.on_handshake(|_srv, req| async move {
             if req.path == "/reject" {
@@ -113,6 +131,13 @@ fn main() -> rswoole::Result<()> {
                 let answer = match srv.push(to, msg.to_string(), OpCode::Text) {
                     Ok(()) => "push ok".to_string(),
                     Err(e) => format!("push err {e}"),
+                };
+                srv.push(f.fd, answer, OpCode::Text)
+            }
+            (_, t) if t.starts_with("all:") => {
+                let answer = match srv.broadcast(t[4..].to_string(), OpCode::Text) {
+                    Ok(()) => "all ok".to_string(),
+                    Err(e) => format!("all err {e}"),
                 };
                 srv.push(f.fd, answer, OpCode::Text)
             }

@@ -488,6 +488,159 @@ fn core_worker_kill9_under_load() {
     }
 }
 
+/// The fd in a testkit `connect {fd} w{worker}` line, the `nth` one.
+fn connect_fd(out: &str, nth: usize) -> u64 {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("connect "))
+        .nth(nth)
+        .and_then(|l| l.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no connect line #{nth} in:\n{out}"))
+}
+
+/// Process mode: an event that kills every worker it reaches (`abort`) is re-delivered at
+/// most `max_redeliveries` (default 3) times: after at most 4 deaths of its worker it is
+/// dropped with an error log naming the connection, the server closes that connection
+/// (`on_close` once), the worker is not killed again, and the other clients — on both
+/// workers — keep their connections and their replies all along.
+#[test]
+fn core_event_that_kills_its_worker_is_dropped_after_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("srv.pid");
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--worker-num",
+            "2",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+        0,
+    );
+    srv.wait_stdout("worker-start", 2, T);
+    // dispatch_mode 2: worker (fd - 1) % 2. The aborting client is the first connection.
+    let mut bad = connect(srv.port);
+    let bad_fd = connect_fd(&srv.wait_stdout("connect ", 1, T), 0);
+    let bad_worker = (bad_fd - 1) % 2;
+    // Four others: two on each worker.
+    let mut good = Vec::new();
+    for i in 0..4 {
+        let mut c = connect(srv.port);
+        roundtrip(&mut c, format!("hello{i}\n").as_bytes(), b"w");
+        assert!(read_line(&mut c).ends_with(&format!(":hello{i}\n")));
+        good.push(c);
+    }
+    let out = srv.stdout();
+    let good_workers: Vec<u64> = (1..5).map(|n| (connect_fd(&out, n) - 1) % 2).collect();
+    assert!(
+        good_workers.contains(&bad_worker) && good_workers.iter().any(|w| *w != bad_worker),
+        "the other clients are on both workers: {good_workers:?}"
+    );
+    // They keep echoing while the aborting event goes round.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let replies = Arc::new(AtomicU64::new(0));
+    let echoers: Vec<_> = good
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            let (stop, replies) = (stop.clone(), replies.clone());
+            std::thread::spawn(move || -> Result<u64, String> {
+                c.set_read_timeout(Some(T)).unwrap();
+                let mut k = 0u64;
+                while !stop.load(Relaxed) {
+                    let msg = format!("g{i}-{k}\n");
+                    c.write_all(msg.as_bytes())
+                        .map_err(|e| format!("client {i}: write {k}: {e}"))?;
+                    let mut line = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !line.ends_with(b"\n") {
+                        match c.read(&mut b) {
+                            Ok(0) => return Err(format!("client {i}: closed at {k}")),
+                            Ok(_) => line.push(b[0]),
+                            Err(e) => return Err(format!("client {i}: read {k}: {e}")),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&line).into_owned();
+                    if !line.ends_with(&format!(":{msg}")) {
+                        return Err(format!("client {i}: got {line:?} for {msg:?}"));
+                    }
+                    k += 1;
+                    replies.fetch_add(1, Relaxed);
+                }
+                Ok(k)
+            })
+        })
+        .collect();
+    bad.write_all(b"abort").unwrap();
+    // The server closes the aborting connection without a reply.
+    bad.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 256];
+    match bad.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("reply to abort: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) => panic!(
+            "the aborting connection was not closed ({e}); stdout:\n{}\nstderr:\n{}",
+            srv.stdout(),
+            srv.stderr()
+        ),
+    }
+    let err = srv.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("killed its worker"))
+        .unwrap_or_else(|| panic!("no error log for the dropped event:\n{err}"));
+    assert!(
+        line.contains(&format!("fd={bad_fd} ")) && line.contains("kind=Receive"),
+        "{line}"
+    );
+    srv.wait_stdout(&format!("close {bad_fd} w"), 1, T);
+    // The worker comes back and stays: the others (on it too) get replies after the close.
+    let after = replies.load(Relaxed);
+    let deadline = Instant::now() + T;
+    while replies.load(Relaxed) < after + 40 {
+        assert!(Instant::now() < deadline, "no replies after the close");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let st = wait_status(&pid_file, "both workers up", T, |v| {
+        (0..2).all(|w| v["workers"][w]["state"] == "idle" || v["workers"][w]["state"] == "busy")
+    });
+    stop.store(true, Relaxed);
+    for (i, e) in echoers.into_iter().enumerate() {
+        let n = e
+            .join()
+            .expect("echo thread")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "client {i} got no reply");
+    }
+    let restarts = st["workers"][bad_worker as usize]["restarts"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (1..=4).contains(&restarts),
+        "worker {bad_worker} restarted {restarts} times (at most 1 + 3 re-deliveries)"
+    );
+    assert_eq!(st["workers"][1 - bad_worker as usize]["restarts"], 0);
+    let out = srv.stdout();
+    assert_eq!(
+        out.matches(&format!("close {bad_fd} w")).count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("abort ").count() as u64,
+        restarts,
+        "one abort per death:\n{out}"
+    );
+    // No more deaths once the event was dropped.
+    roundtrip(&mut connect(srv.port), b"last\n", b"w");
+    let again = status(&pid_file).expect("status");
+    assert_eq!(
+        again["workers"][bad_worker as usize]["restarts"].as_u64(),
+        Some(restarts)
+    );
+}
+
 /// SIGTERM: graceful stop, every child exits, the port is free at once.
 #[test]
 fn core_sigterm_frees_port_and_children() {

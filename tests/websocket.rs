@@ -850,6 +850,150 @@ fn ws_base_mode_push_and_disconnect_across_workers() {
     });
 }
 
+/// Base mode (2 workers): worker B is killed with kill -9 and its replacement is held in
+/// `on_worker_start`. B's clients died with it, so from a client of worker A a push to one of
+/// them is an error (never a silent `Ok`), a kick is refused, and `ws_connections` no longer
+/// counts them; a broadcast while B is down reports B as unreachable. Once the replacement
+/// serves, broadcast is `Ok` again and its new clients get pushes.
+#[test]
+fn ws_base_mode_push_to_a_dead_workers_client_is_an_error() {
+    let gate = tempfile::tempdir().unwrap();
+    let srv = kit(&[
+        "--mode",
+        "base",
+        "--worker-num",
+        "2",
+        "--start-gate",
+        gate.path().to_str().unwrap(),
+    ]);
+    srv.wait_titles("rswoole: worker", 2, T);
+    srv.wait_listening(2, T);
+    rt().block_on(async {
+        // Connect until two clients are on different workers.
+        let mut clients: Vec<(Ws, u64, u64)> = Vec::new();
+        let mut pair = None;
+        for i in 0..40 {
+            let mut c = connect_mapped_one(&srv, clients.len()).await;
+            let welcome = text(&mut c.0).await;
+            assert!(
+                welcome.starts_with(&format!("welcome {} ", c.1)),
+                "{welcome}"
+            );
+            clients.push(c);
+            if let Some(j) = clients[..i].iter().position(|o| o.2 != clients[i].2) {
+                pair = Some((j, i));
+                break;
+            }
+        }
+        let (ia, ib) = pair.expect("40 clients all on one worker");
+        let mut opened = clients.len();
+        let (wa, wb) = (clients[ia].2, clients[ib].2);
+        let on_a = clients.iter().filter(|c| c.2 == wa).count();
+        let mut b = clients.remove(ib);
+        let mut a = clients.remove(ia);
+        let fd_b = b.1;
+        a.0.send(MessageKind::Text, format!("push:{fd_b}:hello b").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "push ok");
+        assert_eq!(text(&mut b.0).await, "hello b");
+
+        // kill -9 worker B; its replacement stays in on_worker_start.
+        std::fs::write(gate.path().join(format!("hold-w{wb}")), b"").unwrap();
+        let title = format!("rswoole: worker {wb}");
+        let old = srv.with_title(&title);
+        assert_eq!(old.len(), 1, "{old:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old[0]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill -9 worker B");
+        // B's connection died with its worker.
+        tokio::time::timeout(T, async { while b.0.recv().await.is_some() {} })
+            .await
+            .expect("B's connection did not end");
+        // The replacement exists: the manager reaped the old incarnation.
+        let deadline = Instant::now() + T;
+        loop {
+            let now = srv.with_title(&title);
+            if now.len() == 1 && now[0] != old[0] {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {wb} not restarted: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // A push to B's (dead) client: an error, not `Ok`.
+        a.0.send(MessageKind::Text, format!("push:{fd_b}:lost?").as_bytes())
+            .await;
+        let r = text(&mut a.0).await;
+        assert!(
+            r.starts_with("push err "),
+            "push to a dead worker's client: {r}"
+        );
+        a.0.send(MessageKind::Text, format!("kick:{fd_b}").as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "kick false");
+        a.0.send(MessageKind::Text, b"who").await;
+        assert_eq!(
+            text(&mut a.0).await,
+            format!("established=true count={on_a}"),
+            "the dead worker's clients are gone from ws_connections"
+        );
+        // A broadcast while B is down: A's clients get it, B is reported unreachable.
+        a.0.send(MessageKind::Text, b"all:while down").await;
+        assert_eq!(text(&mut a.0).await, "while down");
+        let r = text(&mut a.0).await;
+        assert!(
+            r.starts_with("all err ") && r.ends_with(&format!("workers [{wb}]")),
+            "broadcast while worker {wb} is down: {r}"
+        );
+
+        // Let the replacement finish starting: broadcast is Ok once it serves.
+        std::fs::remove_file(gate.path().join(format!("hold-w{wb}"))).unwrap();
+        let deadline = Instant::now() + T;
+        for k in 0.. {
+            let msg = format!("up{k}");
+            a.0.send(MessageKind::Text, format!("all:{msg}").as_bytes())
+                .await;
+            assert_eq!(text(&mut a.0).await, msg);
+            let r = text(&mut a.0).await;
+            if r == "all ok" {
+                break;
+            }
+            assert!(r.starts_with("all err "), "{r}");
+            assert!(Instant::now() < deadline, "worker {wb} never served again");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A new client of the replacement gets pushes from A.
+        let mut c = loop {
+            let mut c = connect_mapped_one(&srv, opened).await;
+            opened += 1;
+            let welcome = text(&mut c.0).await;
+            assert!(
+                welcome.starts_with(&format!("welcome {} ", c.1)),
+                "{welcome}"
+            );
+            if c.2 == wb {
+                break c;
+            }
+            assert!(opened < 80, "no client landed on the new worker {wb}");
+        };
+        a.0.send(MessageKind::Text, format!("push:{}:hi c", c.1).as_bytes())
+            .await;
+        assert_eq!(text(&mut a.0).await, "push ok");
+        let mut m = text(&mut c.0).await;
+        if m.starts_with("up") {
+            // The last broadcast may reach the new worker after this client joined it (as a
+            // broadcast reaches whoever is connected when the socket owner applies it).
+            m = text(&mut c.0).await;
+        }
+        assert_eq!(m, "hi c");
+    });
+}
+
 /// One more client for `connect_mapped`'s bookkeeping: the `index`-th on_open line.
 async fn connect_mapped_one(srv: &ServerProc, index: usize) -> (Ws, u64, u64) {
     let ws = Ws::connect(srv.port, false).await;

@@ -107,6 +107,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum SendError {
     /// The connection is closed (or closing), or the id never existed. Nothing was sent.
+    /// [`Mode::Base`](crate::Mode::Base): also a connection whose worker died or is being
+    /// replaced (its connections close with it).
     #[error("connection {0} is closed")]
     Closed(ConnId, Bytes),
     /// The connection's output buffer would exceed `buffer_output_size`: the client reads too
@@ -129,12 +131,14 @@ pub enum SendError {
     /// more can be sent from it.
     #[error("this worker is shutting down")]
     ShuttingDown(Bytes),
-    /// [`Mode::Base`](crate::Mode::Base): the worker that owns the connection cannot take
-    /// more for it right now (its queue is full, or it is restarting). Retry later.
+    /// [`Mode::Base`](crate::Mode::Base): the worker that owns the connection could not be
+    /// handed the data (no way to reach it from here). A worker that died or is being
+    /// replaced is not this: its connections are [`SendError::Closed`].
     #[error("the worker that owns connection {0} cannot take it now")]
     Unreachable(ConnId, Bytes),
-    /// [`Mode::Base`](crate::Mode::Base) `broadcast`: these workers could not be reached (a
-    /// full queue, or restarting), so their clients did not get the message; the others did.
+    /// [`Mode::Base`](crate::Mode::Base) `broadcast`: these workers were not given the
+    /// message — they were down (dead, or their replacement still starting: no clients then)
+    /// or their queue was full (they do not read); the other workers' clients got it.
     #[error("broadcast did not reach the clients of workers {0:?}")]
     WorkersUnreachable(Vec<usize>, Bytes),
 }
@@ -251,7 +255,9 @@ pub enum ConnError {
     #[error("uid 0 cannot be bound (it means \"not bound\")")]
     InvalidUid,
     /// [`Mode::Base`](crate::Mode::Base): the connection belongs to another worker, which
-    /// could not be asked (its queue is full, or it is restarting).
+    /// could not be asked (`close` of another worker's connection; `disconnect` when its
+    /// queue is full). A worker that died or is being replaced is not this: its connections
+    /// are [`ConnError::NotOpen`].
     #[error("the worker that owns connection {0} cannot be reached")]
     Unreachable(ConnId),
     /// This worker is shutting down: its way to the rest of the server is closed.

@@ -18,13 +18,20 @@
 //!   mailbox loop, in arrival order (no task per record), so one sender's broadcasts reach
 //!   the receiver's clients in the order they were made.
 //!
-//! A target that is not there (restarting: its socket is gone, `ECONNREFUSED`/`ENOENT`) loses
-//! what was sent to it, logged at debug level: in Base mode a worker's clients die with it.
+//! What `Ok` from [`Outboxes::push`] means: the record is queued for a target that the
+//! caller checked was serving (`WorkerCtx` looks in shared memory whether the target
+//! connection is open and owned by its worker's current, serving incarnation, and whether a
+//! broadcast's target worker serves). It is lost only if that worker dies (or is replaced)
+//! before it reads the record — its socket is then gone (`ECONNREFUSED`/`ENOENT`) — and in
+//! Base mode its clients die with it, so no one could have received it. That loss is never
+//! silent: the writer logs a warning naming the target worker, how many pushes, broadcasts
+//! and disconnects were lost and for which connections, and counts them.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +44,9 @@ use crate::ipc::{self, Header, Kind, Reassembler, F_FIRST, F_MORE};
 /// How long a send may block when the target's queue is full.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long an outbox writer waits for a live target to take a datagram before it gives up on
-/// the connection (reconnects and tries once more).
+/// How long an outbox writer waits for a live target to take a datagram before it logs a
+/// warning (it goes on waiting: a target that does not read is refused more at
+/// [`MAX_QUEUED`], so callers see it; one that dies makes the send fail).
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most bytes queued in one outbox; records beyond it are refused ([`Refused::Backlog`]).
@@ -73,28 +81,42 @@ pub(crate) fn send(master_pid: u32, from: usize, to: usize, data: &[u8]) -> io::
     Ok(())
 }
 
-/// Binds worker `id`'s mailbox (retrying while a previous incarnation still holds the name)
-/// and calls `deliver(header, payload)` for every whole record of a known kind (`PipeMessage`
-/// and the `Ws*Fwd` kinds), in arrival order, until the task is aborted. `header.listener` is
-/// the sender's worker id.
-pub(crate) async fn serve(master_pid: u32, id: usize, deliver: impl Fn(&Header, &[u8])) {
-    let sock = loop {
+/// Worker `id`'s bound mailbox, see [`bind`] and [`serve`].
+#[derive(Debug)]
+pub(crate) struct Mailbox(tokio::net::UnixDatagram);
+
+/// Binds worker `id`'s mailbox, waiting while a previous incarnation still holds the name
+/// (a replaced worker lets go of it when it gets SIGTERM). Bound before the worker accepts
+/// its first connection, so that whatever other workers send for its connections reaches
+/// it; what arrives before [`serve`] runs waits in the socket.
+pub(crate) async fn bind(master_pid: u32, id: usize) -> io::Result<Mailbox> {
+    let started = tokio::time::Instant::now();
+    let mut warned = false;
+    loop {
         match addr(master_pid, id)
             .and_then(|a| UnixDatagram::bind_addr(&a))
             .and_then(|s| {
                 s.set_nonblocking(true)?;
                 tokio::net::UnixDatagram::from_std(s)
             }) {
-            Ok(s) => break s,
+            Ok(s) => return Ok(Mailbox(s)),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                if !warned && started.elapsed() > STALL_TIMEOUT {
+                    warned = true;
+                    tracing::warn!(worker = id, "the previous incarnation still holds this worker's mailbox; waiting for it to exit");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => {
-                tracing::error!(worker = id, error = %e, "cannot open the send_message mailbox");
-                return;
-            }
+            Err(e) => return Err(e),
         }
-    };
+    }
+}
+
+/// Calls `deliver(header, payload)` for every whole record of a known kind (`PipeMessage`
+/// and the `Ws*Fwd` kinds) that arrives in worker `id`'s mailbox, in arrival order, until the
+/// task is aborted (which closes the mailbox). `header.listener` is the sender's worker id.
+pub(crate) async fn serve(mailbox: Mailbox, id: usize, deliver: impl Fn(&Header, &[u8])) {
+    let sock = mailbox.0;
     let mut buf = vec![0u8; ipc::MAX_DGRAM];
     // Per sender and kind: `send_message` chunks (written by the caller) and outbox chunks
     // (written by a writer task) of one sender may interleave, those of one kind never do.
@@ -161,6 +183,8 @@ pub(crate) struct Outboxes {
 struct Outbox {
     state: Mutex<OutState>,
     notify: Notify,
+    /// Records that could not be written (the target was gone), see [`Outbox::lost`].
+    lost: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +247,12 @@ impl Outboxes {
         }
     }
 
+    /// Records for worker `to` that were queued but could not be written (it was gone).
+    #[cfg(test)]
+    pub(crate) fn lost(&self, to: usize) -> u64 {
+        self.boxes.get(to).map_or(0, |b| b.lost.load(Relaxed))
+    }
+
     /// Waits (at most `limit`) until everything queued was handed to the kernel.
     pub(crate) async fn drain(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, async {
@@ -251,51 +281,87 @@ impl Outbox {
             // carries them all.
             tokio::task::yield_now().await;
             while let Some(d) = self.next_dgram() {
-                send_dgram(&mut sock, master_pid, from, to, &d).await;
+                if let Err(e) = send_dgram(&mut sock, master_pid, from, to, &d).await {
+                    self.lost(from, to, &d, &e);
+                }
                 self.done(&d);
             }
             self.notify.notified().await;
         }
     }
+
+    /// Datagram `d` for worker `to` could not be written: counts and reports what it lost.
+    fn lost(&self, from: usize, to: usize, d: &[u8], e: &io::Error) {
+        let (mut pushes, mut broadcasts, mut disconnects) = (0u64, 0u64, 0u64);
+        let mut fds = Vec::new();
+        // A chunked record counts once, by its first chunk.
+        for (h, _) in ipc::decode(d)
+            .flatten()
+            .filter(|(h, _)| h.flags & F_FIRST != 0)
+        {
+            match h.kind {
+                Kind::WsPushFwd => pushes += 1,
+                Kind::WsBroadcastFwd => broadcasts += 1,
+                Kind::WsDisconnectFwd => disconnects += 1,
+                _ => continue,
+            }
+            if h.kind != Kind::WsBroadcastFwd && fds.len() < 16 {
+                fds.push(h.session);
+            }
+        }
+        self.lost
+            .fetch_add(pushes + broadcasts + disconnects, Relaxed);
+        tracing::warn!(
+            worker = from,
+            to,
+            pushes,
+            broadcasts,
+            disconnects,
+            fds = ?fds,
+            error = %e,
+            "worker {to} is gone (it died or is being replaced) with WebSocket output for its clients still queued here: lost (its clients are disconnected with it)"
+        );
+    }
 }
 
-/// Writes one datagram to worker `to`'s mailbox over `sock` (connecting it first if needed);
-/// on failure reconnects and tries once more, then drops it (debug log).
+/// Writes one datagram to worker `to`'s mailbox over `sock` (connecting it first if needed),
+/// waiting as long as the target is there but does not read; on failure (the target's socket
+/// is gone) reconnects and tries once more — a replacement may have bound the name — then
+/// gives up with the error.
 async fn send_dgram(
     sock: &mut Option<tokio::net::UnixDatagram>,
     master_pid: u32,
     from: usize,
     to: usize,
     d: &[u8],
-) {
+) -> io::Result<()> {
+    let mut last = io::Error::other("not sent");
     for attempt in 0..2 {
         let s = match sock {
             Some(s) => s,
-            None => match connect(master_pid, to) {
-                Ok(s) => sock.insert(s),
-                Err(e) => {
-                    tracing::debug!(worker = from, to, error = %e, "mailbox of worker {to} unreachable (restarting?); records dropped");
-                    return;
-                }
-            },
+            None => sock.insert(connect(master_pid, to)?),
         };
-        match tokio::time::timeout(STALL_TIMEOUT, s.send(d)).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(worker = from, to, attempt, error = %e, "mailbox send failed");
+        let mut warned = false;
+        let sent = loop {
+            match tokio::time::timeout(STALL_TIMEOUT, s.send(d)).await {
+                Ok(r) => break r,
+                Err(_) if !warned => {
+                    warned = true;
+                    tracing::warn!(worker = from, to, "worker {to} has not read its mailbox for {STALL_TIMEOUT:?}; waiting (WebSocket output for its clients queues here)");
+                }
+                Err(_) => {}
             }
-            Err(_) => {
-                tracing::debug!(worker = from, to, attempt, "mailbox send stalled");
+        };
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::debug!(worker = from, to, attempt, error = %e, "mailbox send failed");
+                last = e;
             }
         }
         *sock = None;
     }
-    tracing::debug!(
-        worker = from,
-        to,
-        bytes = d.len(),
-        "mailbox records dropped"
-    );
+    Err(last)
 }
 
 fn connect(master_pid: u32, to: usize) -> io::Result<tokio::net::UnixDatagram> {
@@ -338,15 +404,20 @@ mod tests {
     }
 
     /// Records from one sender arrive in order, batched, big ones chunked and reassembled,
-    /// with the sender's id in `listener`; a target that is not there costs nothing.
+    /// with the sender's id in `listener`; a target that is not there costs nothing, and what
+    /// was queued for it is counted lost (and logged), not silently dropped.
     #[test]
     fn outbox_records_arrive_in_order_and_whole() {
         let master = fake_master(1);
         run_local(async move {
             let got: Got = Rc::default();
             let g = got.clone();
+            let mailbox = bind(master, 1).await.unwrap();
             let server = tokio::task::spawn_local(async move {
-                serve(master, 1, move |h, p| g.borrow_mut().push((*h, p.to_vec()))).await
+                serve(mailbox, 1, move |h, p| {
+                    g.borrow_mut().push((*h, p.to_vec()))
+                })
+                .await
             });
             tokio::task::yield_now().await;
             let out = Arc::new(Outboxes::new(master, 0, 3));
@@ -365,11 +436,17 @@ mod tests {
                 };
                 out.push(1, rec(Kind::WsBroadcastFwd, 0, i), &payload)
                     .unwrap();
-                // Worker 2 has no mailbox: dropped, never blocks.
+                // Worker 2 has no mailbox: never blocks; lost, and counted as such.
                 out.push(2, rec(Kind::WsBroadcastFwd, 0, i), &payload)
                     .unwrap();
             }
             out.drain(Duration::from_secs(10)).await;
+            assert_eq!(
+                out.lost(2),
+                500,
+                "every record for the missing worker is lost"
+            );
+            assert_eq!(out.lost(1), 0);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while got.borrow().len() < 500 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -392,7 +469,7 @@ mod tests {
     }
 
     /// A target that restarts (its mailbox closed, then bound again) gets what is sent after
-    /// it is back: the writer reconnects.
+    /// it is back: the writer reconnects. What was sent while it was gone is counted lost.
     #[test]
     fn outbox_reconnects_to_a_restarted_target() {
         let master = fake_master(2);
@@ -400,7 +477,8 @@ mod tests {
             let got: Rc<RefCell<Vec<u64>>> = Rc::default();
             let start = |got: Rc<RefCell<Vec<u64>>>| {
                 tokio::task::spawn_local(async move {
-                    serve(master, 1, move |h, _| got.borrow_mut().push(h.seq)).await
+                    let mailbox = bind(master, 1).await.unwrap();
+                    serve(mailbox, 1, move |h, _| got.borrow_mut().push(h.seq)).await
                 })
             };
             let wait = |got: Rc<RefCell<Vec<u64>>>, n: usize| async move {
@@ -417,9 +495,10 @@ mod tests {
             wait(got.clone(), 1).await;
             first.abort();
             let _ = first.await;
-            // Gone: dropped.
+            // Gone: lost, and counted (the caller checks that the target serves first).
             out.push(1, rec(Kind::WsPushFwd, 7, 2), b"b").unwrap();
             out.drain(Duration::from_secs(10)).await;
+            assert_eq!(out.lost(1), 1);
             let second = start(got.clone());
             tokio::task::yield_now().await;
             out.push(1, rec(Kind::WsPushFwd, 7, 3), b"c").unwrap();

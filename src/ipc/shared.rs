@@ -39,6 +39,9 @@ pub(crate) const W_STARTING: u32 = 0;
 pub(crate) const W_IDLE: u32 = 1;
 pub(crate) const W_BUSY: u32 = 2;
 pub(crate) const W_EXITING: u32 = 3;
+/// The incarnation died and no replacement has started yet (set by the manager when it reaps
+/// it).
+pub(crate) const W_DOWN: u32 = 4;
 
 #[repr(C)]
 pub(crate) struct WorkerSlot {
@@ -79,6 +82,9 @@ pub(crate) struct ConnSlot {
     pub(crate) worker: AtomicU32,
     /// `Handle::bind` user id; 0 = not bound (dispatch_mode 5 routes bound ones by it).
     pub(crate) uid: AtomicU32,
+    /// Pid of the process that accepted the connection and owns its socket (the master in
+    /// Process mode, the worker incarnation in Base mode, whose connections die with it).
+    pub(crate) owner_pid: AtomicU32,
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -211,6 +217,7 @@ impl Shared {
                 slot.out_bytes.store(0, Relaxed);
                 slot.worker.store(info.worker, Relaxed);
                 slot.uid.store(0, Relaxed);
+                slot.owner_pid.store(info.owner_pid, Relaxed);
                 slot.id.store(id, Release);
                 let h = self.header();
                 h.accepted.fetch_add(1, Relaxed);
@@ -256,6 +263,38 @@ impl Shared {
             }
         }
         v
+    }
+
+    /// Frees the slot of every connection whose socket process `pid` owned: a Base-mode
+    /// worker that exited (crashed, or replaced) took them with it. Returns how many.
+    pub(crate) fn free_owned_by(&self, pid: u32) -> usize {
+        let mut n = 0;
+        for i in 0..self.conn_cap {
+            let s: &ConnSlot = self
+                .region
+                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>());
+            let id = s.id.load(Acquire);
+            if id != 0 && id != u64::MAX && s.owner_pid.load(Relaxed) == pid {
+                self.free(ConnId(id));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether worker `w`'s current incarnation serves: it finished `on_worker_start` and has
+    /// not died or been stopped ([`W_IDLE`] or [`W_BUSY`]).
+    pub(crate) fn worker_serving(&self, w: usize) -> bool {
+        w < self.workers && matches!(self.worker(w).state.load(Acquire), W_IDLE | W_BUSY)
+    }
+
+    /// Base mode: the worker that owns the connection in `s`, if the incarnation that
+    /// accepted it is still that worker's current, serving one. `None` when it died or is
+    /// being replaced: its connections are gone, or going, with it.
+    pub(crate) fn live_owner(&self, s: &ConnSlot) -> Option<usize> {
+        let w = s.worker.load(Relaxed) as usize;
+        (self.worker_serving(w) && self.worker(w).pid.load(Acquire) == s.owner_pid.load(Relaxed))
+            .then_some(w)
     }
 
     /// Frees the slot of a closed connection.
@@ -346,6 +385,8 @@ pub(crate) struct NewConn {
     pub(crate) listener: usize,
     pub(crate) reactor: u32,
     pub(crate) worker: u32,
+    /// The accepting process (see [`ConnSlot::owner_pid`]).
+    pub(crate) owner_pid: u32,
 }
 
 impl Shared {
@@ -368,5 +409,58 @@ impl Shared {
                 .map(|i| self.worker(i).restarts.load(Relaxed))
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(s: &Shared, worker: u32, owner_pid: u32) -> ConnId {
+        let info = NewConn {
+            remote: ([127, 0, 0, 1], 5000).into(),
+            server_port: 80,
+            listener: 0,
+            reactor: 0,
+            worker,
+            owner_pid,
+        };
+        let w = s.worker(worker as usize);
+        s.alloc(&w.next_seq, worker as u64 + 1, 2, &info)
+            .expect("a free slot")
+    }
+
+    /// Base mode: a connection is reachable through its owner only while the incarnation
+    /// that accepted it is its worker's current, serving one; when that process exits, its
+    /// connections are freed and nobody sees them open.
+    #[test]
+    fn shared_connections_die_with_their_worker_incarnation() {
+        let s = Shared::new(2, 16).unwrap();
+        for (w, pid) in [(0, 100), (1, 200)] {
+            s.worker(w).pid.store(pid, Relaxed);
+            s.worker(w).state.store(W_IDLE, Relaxed);
+        }
+        let a = open(&s, 0, 100);
+        let b1 = open(&s, 1, 200);
+        let b2 = open(&s, 1, 200);
+        let owner = |fd| s.live_slot(fd).and_then(|sl| s.live_owner(sl));
+        assert_eq!((owner(a), owner(b1)), (Some(0), Some(1)));
+        assert!(s.worker_serving(1));
+        // Worker 1 died: down until its replacement starts, and its connections go.
+        s.worker(1).state.store(W_DOWN, Relaxed);
+        assert_eq!(owner(b1), None);
+        assert!(!s.worker_serving(1));
+        assert_eq!(s.free_owned_by(200), 2);
+        assert_eq!(s.connections(), vec![a]);
+        assert_eq!(s.header().live.load(Relaxed), 1);
+        // The replacement (another pid) serves its own new connections only.
+        s.worker(1).pid.store(201, Relaxed);
+        s.worker(1).state.store(W_BUSY, Relaxed);
+        let c = open(&s, 1, 201);
+        assert_eq!(owner(c), Some(1));
+        assert!(s.live_slot(b2).is_none());
+        // A connection of a replaced incarnation that has not exited yet: not reachable.
+        s.worker(0).pid.store(101, Relaxed);
+        assert_eq!(owner(a), None);
     }
 }

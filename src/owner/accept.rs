@@ -115,6 +115,7 @@ pub(crate) async fn accept_loop<X: Default>(
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let mut refused_log = RateLimit::default();
     let mut n: u64 = 0;
+    let owner_pid = std::process::id();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -132,6 +133,7 @@ pub(crate) async fn accept_loop<X: Default>(
             listener: index,
             reactor: reactor_id(n),
             worker,
+            owner_pid,
         };
         let Some(conn) = admit(
             shared,

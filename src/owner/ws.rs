@@ -579,7 +579,14 @@ pub(crate) fn from_peer<X: Send + Sync + 'static>(
     h: &Header,
     payload: &[u8],
 ) {
-    let conn = || conns.get(ConnId(h.session));
+    let conn = || {
+        let c = conns.get(ConnId(h.session));
+        if c.is_none() {
+            // Closed since the sender checked (as any output racing a close).
+            tracing::debug!(fd = h.session, from = h.listener, kind = ?h.kind, "output from another worker for a connection that is gone");
+        }
+        c
+    };
     match h.kind {
         Kind::WsPushFwd => {
             if let Some(c) = conn() {

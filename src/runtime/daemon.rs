@@ -231,6 +231,7 @@ fn state_name(s: u32) -> &'static str {
         shared::W_IDLE => "idle",
         shared::W_BUSY => "busy",
         shared::W_EXITING => "exiting",
+        shared::W_DOWN => "down",
         _ => "unknown",
     }
 }

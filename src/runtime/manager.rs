@@ -19,6 +19,7 @@ use super::app::App;
 use super::master::Launch;
 use super::{daemon, task_worker, worker};
 use crate::base::{Mode, SockType};
+use crate::ipc::shared;
 use crate::sys;
 
 /// A worker that dies within this long after starting counts as a failed start.
@@ -199,6 +200,15 @@ impl Manager<'_> {
                 WaitStatus::Signaled(p, sig, _) => (p.as_raw(), format!("signal {sig}")),
                 _ => continue,
             };
+            // A current incarnation: nothing reaches it until its replacement starts (Base
+            // mode's push and broadcast check this), then its connections go.
+            if let Some(i) = self.slots.iter().position(|s| s.pid == Some(pid)) {
+                let ws = self.launch.shared.worker(i);
+                if ws.pid.load(Relaxed) == pid as u32 {
+                    ws.state.store(shared::W_DOWN, Relaxed);
+                }
+            }
+            self.connections_gone(pid);
             if self.retired.remove(&pid) {
                 tracing::debug!(pid, how, "retired worker exited");
                 if self.reloading == Some(pid) {
@@ -238,6 +248,23 @@ impl Manager<'_> {
                 tracing::warn!(worker = i, pid, how, "worker died; restarting it");
                 self.spawn(i);
             }
+        }
+    }
+
+    /// Base mode: the connections of worker process `pid`, which exited, died with it: free
+    /// their shared-memory slots, so that no other worker sees them as open (`exists`,
+    /// `ws_connections`, a `push` to one of them is `Closed`).
+    fn connections_gone(&self, pid: i32) {
+        if self.launch.settings.mode != Mode::Base {
+            return;
+        }
+        let n = self.launch.shared.free_owned_by(pid as u32);
+        if n > 0 {
+            tracing::info!(
+                pid,
+                connections = n,
+                "the exited worker's connections closed with it"
+            );
         }
     }
 

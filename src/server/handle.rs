@@ -248,14 +248,20 @@ impl Handle {
     /// [`on_pipe_message`](crate::Server::on_pipe_message) gets it with this worker's id. Returns
     /// at once.
     ///
-    /// [`Mode::Process`](crate::Mode::Process): through the master; if the target is
-    /// restarting the message waits for its next incarnation. [`Mode::Base`](crate::Mode::Base):
-    /// straight to the target over a local datagram socket; it fails if the target is not
-    /// running at that moment.
+    /// What `Ok` means: in [`Mode::Process`](crate::Mode::Process), handed to the master,
+    /// which passes it to the target's current incarnation — or keeps it for the next one if
+    /// the target is restarting, and re-delivers it if the target dies before finishing it
+    /// (at most [`max_redeliveries`](crate::Settings::max_redeliveries) times; then it is
+    /// dropped with an error log). In [`Mode::Base`](crate::Mode::Base), written straight to
+    /// the target's mailbox (a local datagram socket, bound by each incarnation before it
+    /// serves); the target reads it after its `on_worker_start`. It is lost only if that
+    /// incarnation exits before reading it (it died, or was being replaced).
     ///
     /// # Errors
-    /// [`SendError::NoWorker`] if `worker_id` is out of range; [`SendError::Closed`] (with fd 0)
-    /// if this worker is shutting down; [`SendError::Io`] if the OS refuses (Base mode).
+    /// [`SendError::NoWorker`] if `worker_id` is out of range; [`SendError::ShuttingDown`] if
+    /// this worker is shutting down; [`SendError::Io`] in Base mode if the OS refuses, e.g.
+    /// `ConnectionRefused` while the target is down (dead and not yet restarted) or its
+    /// mailbox stays full for a second.
     ///
     /// # Examples
     ///

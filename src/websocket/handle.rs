@@ -12,16 +12,29 @@ impl Handle {
     /// [`OpCode::Binary`], or a [`OpCode::Ping`]/[`OpCode::Pong`] (at most 125 bytes). The
     /// socket owner encodes the frame (compressed if negotiated). Returns at once.
     ///
-    /// In Base mode, a connection of another worker is reached through that worker (one
-    /// datagram to its mailbox); `Ok` then means "forwarded", as `Ok` means "handed to the
-    /// master" in Process mode. Pushes from one worker to one connection arrive in order.
+    /// `Ok` means the message was accepted for a connection that was open when `push` was
+    /// called, and will be written to it unless the connection ends first (then it is lost
+    /// with the connection, like any output still queued for a client that disconnects):
+    ///
+    /// - [`Mode::Process`](crate::Mode::Process): handed to the master, which owns the socket.
+    /// - [`Mode::Base`](crate::Mode::Base), one of this worker's connections: written (or kept
+    ///   in its output buffer).
+    /// - Base mode, another worker's connection: queued for that worker (one datagram to its
+    ///   mailbox), after checking in shared memory that the connection is open and that the
+    ///   worker incarnation that accepted it is still serving. A Base-mode worker's
+    ///   connections die with it, so a connection whose worker died or is being replaced is
+    ///   [`SendError::Closed`], never `Ok`. If the owner dies after the check, before it read
+    ///   the message, the message is lost with its clients, and this worker logs a warning
+    ///   naming that worker and the connections.
+    ///
+    /// Pushes from one worker to one connection arrive in order.
     ///
     /// # Errors
     /// [`SendError::Closed`] if `fd` is not an established WebSocket connection (checked in
-    /// shared memory, whichever worker owns it); [`SendError::BufferFull`] if its output
-    /// buffer is full (Base mode: also if the owning worker has not read what was forwarded
-    /// to it for a long while); [`SendError::Unreachable`] in Base mode if the owning worker
-    /// cannot be reached (restarting); [`SendError::ShuttingDown`] if this worker is stopping.
+    /// shared memory, whichever worker owns it), or in Base mode if its worker died or is
+    /// being replaced; [`SendError::BufferFull`] if its output buffer is full (Base mode:
+    /// also if the owning worker has not read what was forwarded to it for a long while);
+    /// [`SendError::ShuttingDown`] if this worker is stopping.
     ///
     /// # Examples
     ///
@@ -51,14 +64,20 @@ impl Handle {
     /// to each client. A client whose output buffer is full is closed. The broadcasts of one
     /// worker reach each client in the order they were made.
     ///
-    /// Base mode: this worker writes to its own connections, and sends one datagram to each
-    /// other worker, which writes the message to its own connections (no callback runs
-    /// there). A worker that is restarting is skipped (its clients are gone with it).
+    /// `Ok` means, in [`Mode::Process`](crate::Mode::Process): handed to the master, which
+    /// writes it to every established connection. In [`Mode::Base`](crate::Mode::Base): this
+    /// worker wrote it to its own connections and queued one datagram for each other worker,
+    /// every one of which was serving when `broadcast` was called (checked in shared memory);
+    /// each writes the message to its own connections (no callback runs there). If one of
+    /// them dies before it read the datagram, its clients (which die with it) miss the
+    /// message, and this worker logs a warning naming that worker.
     ///
     /// # Errors
     /// [`SendError::ShuttingDown`] if this worker is stopping;
-    /// [`SendError::WorkersUnreachable`] in Base mode if some workers could not be reached (a
-    /// full queue, or restarting): their clients did not get the message, the others did.
+    /// [`SendError::WorkersUnreachable`] in Base mode, naming the workers that were not given
+    /// the message: those that were down (dead, or their replacement not done with
+    /// `on_worker_start` yet — they have no clients then) and those whose queue here is full
+    /// (they do not read). Every other worker's clients, and this worker's, got it.
     ///
     /// # Examples
     ///
@@ -82,10 +101,13 @@ impl Handle {
     /// WebSocket connections (others are skipped).
     ///
     /// Base mode: the connections of other workers are grouped by owner (from shared memory):
-    /// one datagram per worker, carrying its connections' ids and the data once.
+    /// one datagram per worker, carrying its connections' ids and the data once. Connections
+    /// whose worker died or is being replaced are skipped, as closed ones are (they closed,
+    /// or are closing, with it).
     ///
     /// # Errors
-    /// As [`broadcast`](Handle::broadcast).
+    /// As [`broadcast`](Handle::broadcast); `WorkersUnreachable` names only owners of
+    /// connections in `fds` whose queue here is full.
     ///
     /// # Examples
     ///
@@ -126,12 +148,16 @@ impl Handle {
     /// [`WebSocketSettings::close_timeout`](crate::WebSocketSettings::close_timeout)); `on_close` follows. A connection that is not a
     /// WebSocket just closes.
     ///
-    /// Base mode: another worker's connection is closed by that worker (one datagram to it);
-    /// `Ok` then means the request was forwarded.
+    /// `Ok` means the closing handshake was started (this worker's connection in Base mode),
+    /// or handed to the master (Process mode), or, in Base mode, queued for the worker that
+    /// owns the connection, which was serving when `disconnect` was called (checked in shared
+    /// memory; if it dies before reading the request, the connection closes with it).
     ///
     /// # Errors
-    /// [`ConnError::NotOpen`] if `fd` is not open; [`ConnError::Unreachable`] in Base mode if
-    /// the owning worker cannot be reached; [`ConnError::ShuttingDown`] if this worker stops.
+    /// [`ConnError::NotOpen`] if `fd` is not open — in Base mode also if its worker died or is
+    /// being replaced (its connections close with it); [`ConnError::Unreachable`] in Base mode
+    /// if the owning worker's queue here is full (it does not read);
+    /// [`ConnError::ShuttingDown`] if this worker stops.
     ///
     /// # Examples
     ///

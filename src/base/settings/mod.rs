@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_REQUEST: u64 = 0;
 /// Default for [`Settings::heartbeat_check_interval`]: zero, no idle check.
 pub const DEFAULT_HEARTBEAT_CHECK_INTERVAL: Duration = Duration::ZERO;
+/// Default for [`Settings::max_redeliveries`]: an event a dead worker left unfinished is sent
+/// again at most 3 times.
+pub const DEFAULT_MAX_REDELIVERIES: u32 = 3;
 /// Default for [`Settings::task_queue_size`]: 1024 unanswered tasks per worker and task worker.
 pub const DEFAULT_TASK_QUEUE_SIZE: usize = 1024;
 /// Default for [`Settings::task_max_payload`]: 64 MiB per encoded task or result.
@@ -166,7 +169,20 @@ pub struct Settings {
     /// [`Mode::Process`]: when a worker dies (SIGKILL, panic outside a callback), re-deliver
     /// the events it had received but not finished to its replacement, so no message is lost
     /// (an event whose callback was running when the worker died runs again). Default `true`.
+    /// Connect, close and WebSocket open events are re-delivered even when it is `false`.
+    /// Either way, [`max_redeliveries`](Self::max_redeliveries) bounds how often.
     pub redeliver_on_worker_crash: bool,
+    /// [`Mode::Process`]: how many times one event may be re-delivered after the worker it was
+    /// with died (it may be what killed it). An event that was unfinished at more deaths than
+    /// this is dropped with an error log naming its connection and kind, and the server
+    /// closes that connection (`on_close` runs; a UDP datagram or a `send_message` is just
+    /// dropped), so an event that kills every worker it reaches costs at most
+    /// `max_redeliveries + 1` worker deaths, not a crash loop. Events re-delivered after a
+    /// death go to the replacement one at a time, so an event is counted against this limit
+    /// only for deaths that happened while it was the one re-delivered event in flight (or
+    /// the first time it was unfinished). HTTP requests are never re-delivered (they are
+    /// answered 503). Default [`DEFAULT_MAX_REDELIVERIES`]; between 1 and 100.
+    pub max_redeliveries: u32,
     /// HTTP settings (static files, compression, timeouts, limits); see
     /// [`HttpSettings`](http::HttpSettings).
     pub http: http::HttpSettings,
@@ -219,6 +235,7 @@ impl Default for Settings {
             package_max_length: DEFAULT_PACKAGE_MAX_LENGTH,
             max_wait_time: DEFAULT_MAX_WAIT_TIME,
             redeliver_on_worker_crash: true,
+            max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             http: http::HttpSettings::default(),
             websocket: websocket::WebSocketSettings::default(),
             daemonize: false,
@@ -280,6 +297,15 @@ impl Settings {
             return Err(Error::InvalidSetting {
                 name: "task_worker_num",
                 reason: format!("{} is more than 1024", s.task_worker_num),
+            });
+        }
+        if !(1..=100).contains(&s.max_redeliveries) {
+            return Err(Error::InvalidSetting {
+                name: "max_redeliveries",
+                reason: format!(
+                    "{} is not between 1 and 100 (to re-deliver only connect/close events, set redeliver_on_worker_crash to false)",
+                    s.max_redeliveries
+                ),
             });
         }
         if s.buffer_output_size < 1024 {
@@ -395,6 +421,14 @@ impl Settings {
     #[must_use]
     pub fn redeliver_on_worker_crash(mut self, redeliver_on_worker_crash: bool) -> Self {
         self.redeliver_on_worker_crash = redeliver_on_worker_crash;
+        self
+    }
+
+    /// Sets [`max_redeliveries`](Self::max_redeliveries), for building the settings in one expression:
+    /// `Settings::default().worker_num(4).task_worker_num(2)`.
+    #[must_use]
+    pub fn max_redeliveries(mut self, max_redeliveries: u32) -> Self {
+        self.max_redeliveries = max_redeliveries;
         self
     }
 
@@ -538,6 +572,15 @@ mod tests {
             "http.max_header_size"
         );
         assert!(Settings::default().resolve().is_ok());
+        assert_eq!(
+            refused(Settings::default().max_redeliveries(0)),
+            "max_redeliveries"
+        );
+        assert_eq!(
+            refused(Settings::default().max_redeliveries(101)),
+            "max_redeliveries"
+        );
+        assert!(Settings::default().max_redeliveries(1).resolve().is_ok());
         assert!(ws(w().compression_level(9)).resolve().is_ok());
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::pipe::Pipe;
-use super::Reactor;
+use super::{Ev, Reactor};
 use crate::base::ConnId;
 use crate::ipc::{self, Kind};
 use crate::owner::conn::WriteError;
@@ -92,8 +92,16 @@ impl Reactor {
         self.pipe_died(&pipe);
     }
 
-    fn acked(&self, pipe: &Pipe, seq: u64) {
+    fn acked(&self, pipe: &Arc<Pipe>, seq: u64) {
         let Some(ev) = pipe.take(seq) else { return };
+        self.finished(&ev);
+        if self.end_probe(pipe, seq) {
+            self.probe(pipe.slot);
+        }
+    }
+
+    /// A worker finished `ev`.
+    fn finished(&self, ev: &Ev) {
         if ev.conn.0 == 0 {
             return;
         }
@@ -107,9 +115,10 @@ impl Reactor {
                 d.http_pending = d.http_pending.saturating_sub(1);
                 d.resp_started = false;
             }
+            let settled = d.inflight == 0 && d.suspects == 0;
             (
-                d.inflight == 0 && !d.deferred.is_empty(),
-                d.inflight == 0 && d.deferred.is_empty(),
+                settled && !d.deferred.is_empty(),
+                settled && d.deferred.is_empty(),
             )
         };
         if idle && ev.kind.is_ws_message() {

@@ -14,7 +14,8 @@
 //!   the socket owner ([`EventSink`]) that every connection task feeds;
 //! - [`pipe`]: a worker incarnation's pipe and its unacknowledged events;
 //! - [`demux`]: records coming back from workers;
-//! - [`recovery`]: what happens when a worker dies.
+//! - [`recovery`]: what happens when a worker dies (re-delivery, one event at a time, at most
+//!   `max_redeliveries` times per event).
 
 mod demux;
 mod pipe;
@@ -48,6 +49,22 @@ pub(crate) struct Ev {
     pub(crate) kind: Kind,
     pub(crate) listener: u16,
     pub(crate) payload: Bytes,
+    /// Worker deaths this event was unfinished at (it may be what killed them). Kept across
+    /// re-dispatch; past `Settings::max_redeliveries` the event is dropped (`recovery`).
+    pub(crate) tries: u32,
+}
+
+impl Ev {
+    /// A new event (never delivered yet).
+    pub(crate) fn new(conn: ConnId, kind: Kind, listener: u16, payload: Bytes) -> Ev {
+        Ev {
+            conn,
+            kind,
+            listener,
+            payload,
+            tries: 0,
+        }
+    }
 }
 
 /// Per-connection dispatch bookkeeping (the [`EventSink::State`] of the reactor).
@@ -66,6 +83,9 @@ pub(crate) struct DispatchState {
     pub(super) streaming: bool,
     /// Drop the rest of the streamed request: its worker died and it was answered 503.
     pub(super) skip_stream: bool,
+    /// Events of this connection that a dead worker left unfinished, waiting in their slot's
+    /// `suspects` queue to be re-delivered: the connection's other events wait behind them.
+    pub(super) suspects: u32,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +93,11 @@ pub(super) struct Slot {
     pub(super) current: Mutex<Option<Arc<Pipe>>>,
     pub(super) waiting: Mutex<Vec<ConnId>>,
     pub(super) packets: Mutex<Vec<Ev>>,
+    /// Events a dead incarnation of this slot left unfinished, in order: re-delivered to the
+    /// current pipe one at a time (`Reactor::probe`).
+    pub(super) suspects: Mutex<VecDeque<Ev>>,
+    /// The re-delivered event in flight: its pipe and sequence number.
+    pub(super) probing: Mutex<Option<(Arc<Pipe>, u64)>>,
 }
 
 /// The master's dispatcher.
@@ -142,10 +167,14 @@ impl Reactor {
 
     /// Sends `ev` for `conn` keeping per-connection order; `false` = must wait (deferred).
     pub(super) fn try_dispatch(&self, conn: &RConn, d: &mut DispatchState, ev: &Ev) -> bool {
+        if d.suspects > 0 {
+            // Re-delivered events of this connection go first (`probe` sends them).
+            return false;
+        }
         if d.inflight > 0 {
             match &d.pipe {
                 Some(p) if p.accepting() => {
-                    if p.send(ev.clone()) {
+                    if p.send(ev.clone()).is_some() {
                         d.inflight += 1;
                         return true;
                     }
@@ -156,7 +185,7 @@ impl Reactor {
         }
         let slot = self.choose(conn);
         match self.current(slot) {
-            Some(p) if p.send(ev.clone()) => {
+            Some(p) if p.send(ev.clone()).is_some() => {
                 d.inflight = 1;
                 if let Some(s) = self.shared.any_slot(conn.id) {
                     s.worker.store(slot as u32, Relaxed);
@@ -216,7 +245,7 @@ impl Reactor {
         };
         for k in 0..n {
             if let Some(p) = self.current((first + k) % n) {
-                if p.send(ev.clone()) {
+                if p.send(ev.clone()).is_some() {
                     return;
                 }
             }
@@ -227,15 +256,7 @@ impl Reactor {
     /// A UDP datagram arrived on listener `listener`.
     pub(crate) fn packet(&self, listener: u16, from: SocketAddr, data: &[u8]) {
         let payload = encode_packet(from, data);
-        self.dispatch_packet(
-            Ev {
-                conn: ConnId(0),
-                kind: Kind::Packet,
-                listener,
-                payload,
-            },
-            &from,
-        );
+        self.dispatch_packet(Ev::new(ConnId(0), Kind::Packet, listener, payload), &from);
     }
 }
 
@@ -244,7 +265,7 @@ impl EventSink for Reactor {
 
     fn busy(&self, conn: &Arc<RConn>) -> bool {
         let d = conn.state.lock();
-        d.inflight > 0 || !d.deferred.is_empty()
+        d.inflight > 0 || !d.deferred.is_empty() || d.suspects > 0
     }
     fn backlogged(&self, conn: &Arc<RConn>) -> bool {
         let d = conn.state.lock();
@@ -256,45 +277,19 @@ impl EventSink for Reactor {
     fn connected(&self, conn: &Arc<RConn>) {
         self.dispatch(
             conn,
-            Ev {
-                conn: conn.id,
-                kind: Kind::Connect,
-                listener: conn.listener,
-                payload: Bytes::new(),
-            },
+            Ev::new(conn.id, Kind::Connect, conn.listener, Bytes::new()),
         );
     }
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
-        self.dispatch(
-            conn,
-            Ev {
-                conn: conn.id,
-                kind: Kind::Receive,
-                listener: conn.listener,
-                payload: data,
-            },
-        );
+        self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
     }
     fn event(&self, conn: &Arc<RConn>, kind: Kind, payload: Bytes) {
-        self.dispatch(
-            conn,
-            Ev {
-                conn: conn.id,
-                kind,
-                listener: conn.listener,
-                payload,
-            },
-        );
+        self.dispatch(conn, Ev::new(conn.id, kind, conn.listener, payload));
     }
     fn closed(&self, conn: &Arc<RConn>) {
         self.dispatch(
             conn,
-            Ev {
-                conn: conn.id,
-                kind: Kind::Close,
-                listener: conn.listener,
-                payload: Bytes::new(),
-            },
+            Ev::new(conn.id, Kind::Close, conn.listener, Bytes::new()),
         );
     }
 }

@@ -35,7 +35,9 @@ pub(super) struct Unacked {
 pub(crate) const PIPE_BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Pipe {
-    pub(super) fn send(&self, ev: Ev) -> bool {
+    /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `None`
+    /// if the pipe is closed.
+    pub(super) fn send(&self, ev: Ev) -> Option<u64> {
         let mut u = self.unacked.lock();
         let seq = u.base + u.ring.len() as u64;
         let h = Header {
@@ -46,12 +48,12 @@ impl Pipe {
             seq,
         };
         if !self.tx.push(h, &ev.payload) {
-            return false;
+            return None;
         }
         u.bytes += ev.payload.len();
         u.ring.push_back(Some(ev));
         u.live += 1;
-        true
+        Some(seq)
     }
 
     pub(super) fn take(&self, seq: u64) -> Option<Ev> {
@@ -132,6 +134,8 @@ impl Reactor {
         for ev in packets {
             pipe.send(ev);
         }
+        // What the previous incarnation left unfinished, one event at a time.
+        self.probe(slot);
     }
 
     /// Routes a `send_message` from worker `from` to worker `to`: to the slot's current pipe,
@@ -141,16 +145,11 @@ impl Reactor {
             tracing::warn!(from, to, "send_message to an unknown worker id; dropped");
             return;
         };
-        let ev = Ev {
-            conn: ConnId(0),
-            kind: Kind::PipeMessage,
-            listener: from as u16,
-            payload: data,
-        };
+        let ev = Ev::new(ConnId(0), Kind::PipeMessage, from as u16, data);
         // Hold the queue lock while checking for a pipe, so `install` cannot miss the event.
         let mut queued = slot.packets.lock();
         match self.current(to) {
-            Some(p) if p.send(ev.clone()) => {}
+            Some(p) if p.send(ev.clone()).is_some() => {}
             _ => queued.push(ev),
         }
     }

@@ -1,5 +1,16 @@
 //! A worker died: re-deliver what it had not finished to its next incarnation, answer 503
 //! for HTTP requests it held, and keep every connection.
+//!
+//! An unfinished event may be what killed the worker (a callback that aborts, overflows its
+//! stack, or is SIGKILLed by a watchdog), so re-delivery is bounded: each event counts the
+//! deaths it was unfinished at ([`Ev::tries`]), and one past `Settings::max_redeliveries` is
+//! dropped (error log naming its connection and kind) and its connection closed — or, for a
+//! datagram or a `send_message`, just dropped. For the count to point at the culprit, the
+//! events a death left unfinished (the slot's `suspects`) go to the replacement **one at a
+//! time** ([`Reactor::probe`]): the next is sent when the previous is acknowledged, while new
+//! events keep flowing as usual. So after the first death, an event is unfinished at a death
+//! only while it is the one re-delivered event in flight: innocent events that were merely
+//! in flight beside a killer are counted once, and the killer once per death it causes.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::*;
@@ -8,7 +19,7 @@ use std::sync::Arc;
 use super::pipe::Pipe;
 use super::{Ev, Reactor};
 use crate::base::ConnId;
-use crate::ipc::{decode_packet, Kind};
+use crate::ipc::Kind;
 use crate::owner::http::{parse_head, split_request, unavailable_response};
 
 impl Reactor {
@@ -22,6 +33,12 @@ impl Reactor {
             }
         }
         let evs = pipe.drain();
+        {
+            let mut probing = self.slots[pipe.slot].probing.lock();
+            if probing.as_ref().is_some_and(|(p, _)| Arc::ptr_eq(p, pipe)) {
+                *probing = None;
+            }
+        }
         if self.stopping.load(Acquire) {
             return;
         }
@@ -57,14 +74,17 @@ impl Reactor {
             }
         }
         let redeliver = self.settings.redeliver_on_worker_crash;
-        let mut resent = 0usize;
+        // Re-delivered after this death, in order (through the slot's `suspects` queue).
+        let mut again: Vec<Ev> = Vec::new();
         let mut answered = 0usize;
+        let mut dropped = 0usize;
         for id in order {
             let evs = per.remove(&id.0).unwrap_or_default();
             let Some(c) = self.conns.get(id) else {
                 continue;
             };
             let mut close = false;
+            let mut given_up = Vec::new();
             {
                 let mut d = c.state.lock();
                 if d.pipe.as_ref().is_some_and(|p| Arc::ptr_eq(p, pipe)) {
@@ -106,7 +126,7 @@ impl Reactor {
                     d.http_pending = 0;
                     d.resp_started = false;
                 }
-                for ev in evs.into_iter().rev() {
+                for mut ev in evs {
                     let http = matches!(
                         ev.kind,
                         Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd
@@ -115,10 +135,26 @@ impl Reactor {
                         ev.kind,
                         Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
                     );
-                    if !http && (redeliver || always) {
-                        resent += 1;
-                        d.deferred.push_front(ev);
+                    if http || !(redeliver || always) {
+                        continue;
                     }
+                    ev.tries += 1;
+                    if ev.tries > self.settings.max_redeliveries {
+                        given_up.push(ev);
+                    } else {
+                        d.suspects += 1;
+                        again.push(ev);
+                    }
+                }
+            }
+            for ev in given_up {
+                dropped += 1;
+                self.give_up(pipe, &ev);
+                if ev.kind == Kind::Close {
+                    // Its on_close cannot run; finish the socket without it.
+                    c.close_done();
+                } else {
+                    close = true;
                 }
             }
             if close {
@@ -135,29 +171,115 @@ impl Reactor {
             );
         }
         if redeliver {
-            // Unfinished `send_message`s wait for this slot's next incarnation.
-            resent += messages.len();
-            for ev in messages {
-                self.pipe_message(ev.listener as usize, pipe.slot, ev.payload);
-            }
-            for ev in packets {
-                resent += 1;
-                let from = decode_packet(&ev.payload)
-                    .map(|(a, _)| a)
-                    .unwrap_or(([0, 0, 0, 0], 0).into());
-                self.dispatch_packet(ev, &from);
+            // Datagrams, and `send_message`s (which wait for this slot's next incarnation).
+            for mut ev in packets.into_iter().chain(messages) {
+                ev.tries += 1;
+                if ev.tries > self.settings.max_redeliveries {
+                    dropped += 1;
+                    self.give_up(pipe, &ev);
+                } else {
+                    again.push(ev);
+                }
             }
         }
+        let resent = again.len();
+        {
+            let mut q = self.slots[pipe.slot].suspects.lock();
+            for ev in again.into_iter().rev() {
+                q.push_front(ev);
+            }
+        }
+        self.probe(pipe.slot);
         if total > 0 {
             tracing::warn!(
                 worker = pipe.slot,
                 pid = pipe.pid,
                 unfinished = total,
                 redelivered = resent,
+                dropped,
                 "worker exited with events in flight"
             );
         } else {
             tracing::debug!(worker = pipe.slot, pid = pipe.pid, "worker pipe closed");
+        }
+    }
+
+    /// Logs an event dropped after `max_redeliveries`.
+    fn give_up(&self, pipe: &Pipe, ev: &Ev) {
+        let cap = self.settings.max_redeliveries;
+        if ev.conn.0 == 0 {
+            tracing::error!(
+                kind = ?ev.kind,
+                worker = pipe.slot,
+                deaths = ev.tries,
+                "an event killed its worker {} times (max_redeliveries = {cap}): dropped",
+                ev.tries
+            );
+        } else {
+            tracing::error!(
+                fd = ev.conn.0,
+                kind = ?ev.kind,
+                worker = pipe.slot,
+                deaths = ev.tries,
+                "an event killed its worker {} times (max_redeliveries = {cap}): dropped; closing its connection",
+                ev.tries
+            );
+        }
+    }
+
+    /// Ends the re-delivery in flight on `slot` if it is `seq` on `pipe`; `true` if it was.
+    pub(super) fn end_probe(&self, pipe: &Arc<Pipe>, seq: u64) -> bool {
+        let mut probing = self.slots[pipe.slot].probing.lock();
+        if probing
+            .as_ref()
+            .is_some_and(|(p, s)| *s == seq && Arc::ptr_eq(p, pipe))
+        {
+            *probing = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends the next event a dead incarnation of `slot` left unfinished to the slot's current
+    /// pipe, unless another one is in flight there (or there is no pipe: `install` calls this
+    /// again).
+    pub(super) fn probe(&self, slot: usize) {
+        let s = &self.slots[slot];
+        let mut probing = s.probing.lock();
+        if probing.is_some() {
+            return;
+        }
+        let Some(p) = self.current(slot) else { return };
+        loop {
+            let Some(ev) = s.suspects.lock().pop_front() else {
+                return;
+            };
+            if ev.conn.0 == 0 {
+                match p.send(ev.clone()) {
+                    Some(seq) => *probing = Some((p, seq)),
+                    None => s.suspects.lock().push_front(ev),
+                }
+                return;
+            }
+            // A connection that is gone has nothing left to deliver to.
+            let Some(c) = self.conns.get(ev.conn) else {
+                continue;
+            };
+            let mut d = c.state.lock();
+            match p.send(ev.clone()) {
+                Some(seq) => {
+                    d.suspects = d.suspects.saturating_sub(1);
+                    d.inflight += 1;
+                    d.pipe = Some(p.clone());
+                    if let Some(sl) = self.shared.any_slot(ev.conn) {
+                        sl.worker.store(slot as u32, Relaxed);
+                    }
+                    *probing = Some((p, seq));
+                }
+                None => s.suspects.lock().push_front(ev),
+            }
+            return;
         }
     }
 }

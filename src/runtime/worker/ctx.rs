@@ -100,11 +100,14 @@ impl WorkerCtx {
         }
     }
 
-    /// Base mode: the worker that owns `fd`, if it is another one.
+    /// Base mode: the other worker that owns open connection `fd`. `None` if `fd` is closed,
+    /// or this worker's, or if the incarnation of its worker that accepted it died or is being
+    /// replaced (checked in shared memory): a Base-mode worker's connections die with it, so
+    /// nothing sent for them could be delivered.
     fn other_owner(&self, fd: ConnId) -> Option<usize> {
         self.shared
             .live_slot(fd)
-            .map(|s| s.worker.load(Relaxed) as usize)
+            .and_then(|s| self.shared.live_owner(s))
             .filter(|&w| w != self.id)
     }
 
@@ -289,7 +292,9 @@ impl WorkerCtx {
                 if let Some(mail) = &self.mail {
                     let p = broadcast_payload(None, &data);
                     for to in mail.targets() {
-                        if self.forward(to, rec, &p).is_err() {
+                        // A worker that is down (dead, or not started yet) has no clients
+                        // to give it to: reported, not queued for nobody.
+                        if !self.shared.worker_serving(to) || self.forward(to, rec, &p).is_err() {
                             unreachable.push(to);
                         }
                     }

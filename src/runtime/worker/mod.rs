@@ -61,7 +61,10 @@ pub(crate) fn run(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) 
             1
         }
     };
-    slot.state.store(shared::W_EXITING, Relaxed);
+    // A replaced (reloaded) worker exits after its successor took the slot: leave its state.
+    if slot.pid.load(Relaxed) == std::process::id() {
+        slot.state.store(shared::W_EXITING, Relaxed);
+    }
     std::process::exit(code)
 }
 
@@ -138,6 +141,21 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
             }
         });
     }
+    // Base mode: the mailbox is bound before this worker serves (it is reachable as soon as
+    // its state says so, and before it accepts a connection).
+    let mailbox = match &conns {
+        Some(_) => {
+            let master = launch.shared.header().master_pid.load(Relaxed);
+            match crate::ipc::mailbox::bind(master, id).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "worker {id}: cannot open its mailbox");
+                    return 1;
+                }
+            }
+        }
+        None => None,
+    };
     if let Some(cb) = &app.on_worker_start {
         guarded("on_worker_start", cb(handle.clone(), id)).await;
     }
@@ -166,13 +184,10 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
         }
         None => {
             let conns = conns.clone().expect("base mode has a table");
-            let (d, own, master) = (
-                disp.clone(),
-                conns.clone(),
-                launch.shared.header().master_pid.load(Relaxed),
-            );
+            let mailbox = mailbox.expect("base mode has a mailbox");
+            let (d, own) = (disp.clone(), conns.clone());
             tasks.push(tokio::task::spawn_local(async move {
-                crate::ipc::mailbox::serve(master, id, |h, payload| match h.kind {
+                crate::ipc::mailbox::serve(mailbox, id, |h, payload| match h.kind {
                     Kind::PipeMessage => d.submit(WEv {
                         kind: Kind::PipeMessage,
                         fd: ConnId(0),
