@@ -43,6 +43,19 @@ pub(crate) const F_FIRST: u8 = 1;
 /// More records of this payload follow.
 pub(crate) const F_MORE: u8 = 2;
 
+/// The payload of a [`Kind::Close`] for a connection the client half-closed (sent FIN):
+/// replies still owed to it can be written (`crate::runtime::holds`).
+pub(crate) const CLOSE_PEER_FIN: &[u8] = &[1];
+
+/// A [`Kind::Close`] payload: whether the client half-closed the connection.
+pub(crate) fn close_payload(half_closed: bool) -> Bytes {
+    if half_closed {
+        Bytes::from_static(CLOSE_PEER_FIN)
+    } else {
+        Bytes::new()
+    }
+}
+
 /// Record kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -50,6 +63,8 @@ pub(crate) enum Kind {
     // master -> worker
     Connect = 1,
     Receive = 2,
+    /// The connection is over. Payload: [`CLOSE_PEER_FIN`] when the client half-closed it
+    /// (the socket is still writable), else empty.
     Close = 3,
     Packet = 4,
     /// Finish what you have and exit (graceful reload/stop).

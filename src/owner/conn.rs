@@ -8,7 +8,9 @@
 //!
 //! 1. `Open`: reading and writing.
 //! 2. The peer sends FIN or an error happens, or the server asks to close (after its queued
-//!    output is flushed): the sink gets `closed` once.
+//!    output is flushed): the sink gets `closed` once. After a FIN alone
+//!    ([`Conn::half_closed`]) the socket stays writable: the sink may keep it open for replies
+//!    the application still owes (`runtime::holds`, bounded by `half_close_timeout`).
 //! 3. The sink calls [`Conn::close_done`] once the application's `on_close` has run (so every
 //!    reply of earlier events has been written); the task flushes what is left, shuts the
 //!    socket down and ends.
@@ -45,6 +47,8 @@ struct Out {
     phase: Phase,
     read_eof: bool,
     io_error: bool,
+    /// The connection ended by the client's FIN alone: it is still writable.
+    peer_fin: bool,
 }
 
 /// A client connection and its output buffer. `X` is what the [`EventSink`] keeps per
@@ -94,6 +98,7 @@ impl<X: Default> Conn<X> {
                 phase: Phase::Open,
                 read_eof: false,
                 io_error: false,
+                peer_fin: false,
             }),
             notify: Notify::new(),
             shared,
@@ -180,6 +185,13 @@ impl<X> Conn<X> {
         true
     }
 
+    /// Whether the connection ended by the client's FIN alone (no error, no server close), so
+    /// that it is still writable until [`Conn::close_done`]: a half-close.
+    pub(crate) fn half_closed(&self) -> bool {
+        let o = self.out.lock();
+        o.peer_fin && !o.io_error
+    }
+
     /// The application's `on_close` has run: finish.
     pub(crate) fn close_done(&self) {
         let mut out = self.out.lock();
@@ -231,7 +243,10 @@ impl<X> Conn<X> {
             let pending = pending && !io_error;
             match phase {
                 Phase::Open if read_eof || io_error => {
-                    self.out.lock().phase = Phase::Closing;
+                    let mut o = self.out.lock();
+                    o.phase = Phase::Closing;
+                    o.peer_fin = !io_error;
+                    drop(o);
                     sink.closed(&self);
                     continue;
                 }

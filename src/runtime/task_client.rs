@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::app::{catch_panic, App, Ctx, FinishCb, PipeCb};
+use super::holds::{self, Hold, Holds};
 use crate::base::task::Outcome;
 use crate::base::{Settings, TaskError, TaskId, TaskResult};
 use crate::ipc::task_link::{self, FKind, Frame, Outbox};
@@ -36,6 +37,9 @@ struct Pending {
     tries: u8,
     payload: Bytes,
     waiter: Waiter,
+    /// `task` called while a connection's event was handled: `on_finish` answers it, so the
+    /// connection is owed that reply until `on_finish` has run.
+    hold: Option<Hold>,
 }
 
 #[derive(Default)]
@@ -55,6 +59,7 @@ pub(crate) struct TaskClient {
     state: Mutex<ClientState>,
     next: AtomicU64,
     rr: AtomicUsize,
+    holds: Arc<Holds>,
 }
 
 impl fmt::Debug for TaskClient {
@@ -90,6 +95,7 @@ impl TaskClient {
         settings: &Arc<Settings>,
         id: usize,
         master_pid: u32,
+        holds: Arc<Holds>,
     ) -> Option<Arc<TaskClient>> {
         let m = settings.task_worker_num;
         (m > 0).then(|| {
@@ -105,6 +111,7 @@ impl TaskClient {
                 }),
                 next: AtomicU64::new(0),
                 rr: AtomicUsize::new(id),
+                holds,
             })
         })
     }
@@ -191,6 +198,12 @@ impl TaskClient {
         let seq = self.next.fetch_add(1, Relaxed) + 1;
         let id = ((self.worker_id as u64) << 48) | (seq & ((1 << 48) - 1));
         st.counts[j] += 1;
+        // `task_wait` is awaited inside the event itself, which the connection's close
+        // already waits for.
+        let hold = match waiter {
+            Waiter::Finish => self.holds.take_current(),
+            _ => None,
+        };
         st.pending.insert(
             id,
             Pending {
@@ -199,6 +212,7 @@ impl TaskClient {
                 tries: 0,
                 payload: payload.clone(),
                 waiter,
+                hold,
             },
         );
         drop(st);
@@ -238,8 +252,14 @@ impl TaskClient {
                     payload: p.payload,
                     outcome,
                 };
-                let fut = cb(handle.clone(), TaskId(id), r);
-                tokio::task::spawn_local(catch_panic("on_finish", fut));
+                let (h, hold) = (handle.clone(), p.hold);
+                // Runs as part of the origin connection's work (a task it starts is owed to
+                // it too); the hold goes once the reply had its chance.
+                let conn = hold.as_ref().map(|h| h.fd());
+                tokio::task::spawn_local(holds::in_conn(conn, async move {
+                    catch_panic("on_finish", cb(h, TaskId(id), r)).await;
+                    drop(hold);
+                }));
             }
         }
     }

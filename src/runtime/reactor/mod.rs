@@ -33,7 +33,7 @@ pub(crate) use pipe::{Pipe, PIPE_BACKLOG_LIMIT};
 
 use crate::base::{ConnId, DispatchMode, Settings};
 use crate::ipc::shared::Shared;
-use crate::ipc::{encode_packet, Kind};
+use crate::ipc::{close_payload, encode_packet, Kind};
 use crate::owner::conn::Conn;
 use crate::owner::sink::EventSink;
 use crate::owner::table::ConnTable;
@@ -293,7 +293,7 @@ impl EventSink for Reactor {
                 conn: conn.id,
                 kind: Kind::Close,
                 listener: conn.listener,
-                payload: Bytes::new(),
+                payload: close_payload(conn.half_closed()),
             },
         );
     }

@@ -99,14 +99,22 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
         m.start();
         m
     });
+    let holds = Arc::new(super::holds::Holds::default());
     let ctx = Arc::new(WorkerCtx {
         id,
         shared: launch.shared.clone(),
         settings: settings.clone(),
         backend,
         udp,
-        tasks: super::task_client::TaskClient::new(app, &settings, id, launch.master_pid),
-        timers: Default::default(),
+        tasks: super::task_client::TaskClient::new(
+            app,
+            &settings,
+            id,
+            launch.master_pid,
+            holds.clone(),
+        ),
+        timers: super::timers::Timers::with_holds(holds.clone()),
+        holds,
         mail: mail.clone(),
     });
     let handle: Ctx = ctx;
