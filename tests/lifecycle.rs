@@ -118,6 +118,107 @@ fn lifecycle_half_close_timeout_closes() {
     }
 }
 
+/// SIGTERM while 20 clients each wait for a 1 s job (2 task workers: two run, the others
+/// wait in their queues): every client gets its job's reply or an explicit error for a job
+/// that was not run, never a bare EOF, and the server exits within max_wait_time + margin.
+#[test]
+fn lifecycle_stop_delivers_task_replies() {
+    for mode in ["process", "base"] {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let max_wait = Duration::from_secs(5);
+        let mut srv = tasks(mode, &pid_file, &["--max-wait-time-ms", "5000"]);
+        let mut clients: Vec<_> = (0..20)
+            .map(|_| {
+                let mut c = connect(srv.port);
+                c.write_all(b"job 1000\n").unwrap();
+                c
+            })
+            .collect();
+        // Every job was handed to a task worker (20 receives handled) and both task workers
+        // are running one.
+        wait_status(&pid_file, "20 jobs in flight", T, |v| {
+            let handled: u64 = v["workers"]
+                .as_array()
+                .map(|w| w.iter().filter_map(|w| w["requests"].as_u64()).sum())
+                .unwrap_or(0);
+            handled >= 20
+                && v["task_workers"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().all(|w| w["state"] == "busy"))
+        });
+        let t0 = Instant::now();
+        srv.signal(15);
+        let mut done = 0;
+        for (i, c) in clients.iter_mut().enumerate() {
+            let got = read_all(c, T).unwrap_or_else(|e| panic!("{mode} client {i}: {e}"));
+            match got.as_str() {
+                "done 1000\n" => done += 1,
+                s if s.starts_with("error ") && s.ends_with('\n') => {}
+                other => panic!(
+                    "mode {mode} client {i}: {other:?} (a bare EOF is a lost reply); stderr:\n{}",
+                    srv.stderr()
+                ),
+            }
+        }
+        // The two jobs running at SIGTERM finish well inside max_wait_time.
+        assert!(
+            done >= 2,
+            "mode {mode}: {done} replies; stdout:\n{}",
+            srv.stdout()
+        );
+        let st = srv.wait_exit(max_wait + Duration::from_secs(5));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "mode {mode}: exit {st:?} after {:?}; stderr:\n{}",
+            t0.elapsed(),
+            srv.stderr()
+        );
+    }
+}
+
+/// A task that outlasts max_wait_time does not leave its client without an answer: at the
+/// deadline the stopping worker reports every task still unanswered (running, or queued
+/// behind it) to on_finish as timed out, and the reply goes out before the server exits.
+#[test]
+fn lifecycle_stop_reports_tasks_past_max_wait_time() {
+    for mode in ["process", "base"] {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut srv = tasks(mode, &pid_file, &["--max-wait-time-ms", "1000"]);
+        let mut clients: Vec<_> = (0..4)
+            .map(|_| {
+                let mut c = connect(srv.port);
+                c.write_all(b"job 20000\n").unwrap();
+                c
+            })
+            .collect();
+        wait_status(&pid_file, "4 jobs in flight", T, |v| {
+            let handled: u64 = v["workers"]
+                .as_array()
+                .map(|w| w.iter().filter_map(|w| w["requests"].as_u64()).sum())
+                .unwrap_or(0);
+            handled >= 4
+                && v["task_workers"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().all(|w| w["state"] == "busy"))
+        });
+        srv.signal(15);
+        for (i, c) in clients.iter_mut().enumerate() {
+            let got = read_all(c, T).unwrap_or_else(|e| panic!("{mode} client {i}: {e}"));
+            assert_eq!(
+                got,
+                "error timed out waiting for the task's result\n",
+                "mode {mode} client {i}; stderr:\n{}",
+                srv.stderr()
+            );
+        }
+        // The jobs would take 20 s: the stop is bounded by max_wait_time, not by them.
+        let st = srv.wait_exit(Duration::from_secs(10));
+        assert!(st.is_some_and(|s| s.success()), "mode {mode}: {st:?}");
+    }
+}
+
 /// The testkit server in `mode` with `\n`-framed commands.
 fn testkit(mode: &str) -> ServerProc {
     ServerProc::start(

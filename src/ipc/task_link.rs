@@ -182,6 +182,12 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Closes the outbox and drops what it still holds (its receiver is gone for good).
+    pub(crate) fn discard(&self) {
+        self.close();
+        self.q.lock().clear();
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

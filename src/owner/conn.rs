@@ -185,6 +185,13 @@ impl<X> Conn<X> {
         true
     }
 
+    /// Whether output is queued (not yet taken by the socket) on a connection that can still
+    /// write it.
+    pub(crate) fn has_output(&self) -> bool {
+        let o = self.out.lock();
+        !o.buf.is_empty() && !o.io_error
+    }
+
     /// Whether the connection ended by the client's FIN alone (no error, no server close), so
     /// that it is still writable until [`Conn::close_done`]: a half-close.
     pub(crate) fn half_closed(&self) -> bool {

@@ -167,7 +167,9 @@ pub struct Settings {
     pub framing: Framing,
     /// Most bytes in one framed message. Default [`DEFAULT_PACKAGE_MAX_LENGTH`].
     pub package_max_length: usize,
-    /// How long a stopping worker may finish its callbacks before it is killed. Default
+    /// How long a stopping worker may finish its callbacks and wait for its tasks' results
+    /// (replies produced meanwhile are delivered) before it is killed; tasks still unanswered
+    /// then get [`TaskError::Timeout`](crate::TaskError::Timeout) in `on_finish`. Default
     /// [`DEFAULT_MAX_WAIT_TIME`].
     pub max_wait_time: Duration,
     /// When a client half-closes its connection (sends FIN: "no more requests") while the

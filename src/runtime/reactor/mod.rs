@@ -84,6 +84,9 @@ pub(crate) struct Reactor {
     pub(crate) conns: ConnTable<Mutex<DispatchState>>,
     rr: AtomicUsize,
     pub(crate) stopping: AtomicBool,
+    /// Pipe readers running (one per worker incarnation whose pipe has not hit EOF).
+    readers: AtomicUsize,
+    readers_done: tokio::sync::Notify,
 }
 
 impl Reactor {
@@ -96,6 +99,8 @@ impl Reactor {
             conns: ConnTable::new(),
             rr: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            readers: AtomicUsize::new(0),
+            readers_done: tokio::sync::Notify::new(),
         }
     }
 

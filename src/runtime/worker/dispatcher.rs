@@ -10,7 +10,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -302,14 +301,5 @@ impl Dispatcher {
             self.state(false);
             self.idle.notify_waiters();
         }
-    }
-
-    pub(super) async fn wait_idle(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, async {
-            while self.inflight.get() > 0 {
-                self.idle.notified().await;
-            }
-        })
-        .await;
     }
 }
