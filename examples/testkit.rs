@@ -7,7 +7,9 @@
 //! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms;
 //! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile; `abort` →
 //! prints `abort {fd} w{worker}` and aborts the worker process (`std::process::abort`, no core
-//! dump): an event that kills every worker it reaches.
+//! dump): an event that kills every worker it reaches; `later MS TEXT` → TEXT from a timer
+//! (`after`) MS ms later; `laterclose MS` → `bye` from a timer MS ms later, then the server
+//! closes the connection.
 //!
 //! With `--framing` (see `rswoole::cli::parse_framing`) commands are message bodies and every
 //! reply is framed the same way (without the trailing newline). More commands: `bind UID` →
@@ -232,6 +234,28 @@ fn main() -> rswoole::Result<()> {
                         ev.fd,
                         frame(&framing, &format!("slept {ms} w{}\n", srv.worker_id())),
                     );
+                }
+                if let Some(rest) = text
+                    .strip_prefix("later ")
+                    .or_else(|| text.strip_prefix("laterclose "))
+                {
+                    let close = text.starts_with("laterclose ");
+                    let (ms, t) = rest.split_once(' ').unwrap_or((rest, "bye"));
+                    let ms: u64 = ms.parse().unwrap_or(0);
+                    let reply = if raw { format!("{t}\n") } else { t.to_string() };
+                    let (fd, framing) = (ev.fd, framing.clone());
+                    srv.after(
+                        std::time::Duration::from_millis(ms),
+                        move |srv| async move {
+                            srv.send(fd, frame(&framing, &reply))
+                                .map_err(|e| e.to_string())?;
+                            if close {
+                                srv.close(fd).map_err(|e| e.to_string())?;
+                            }
+                            Ok::<(), String>(())
+                        },
+                    );
+                    return Ok(());
                 }
                 if let Some(rest) = text.strip_prefix("sendmsg ") {
                     let (w, t) = rest.split_once(' ').unwrap_or((rest, ""));

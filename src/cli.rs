@@ -17,7 +17,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
-/// `--log-file`, `--framing`, `--package-max-length`.
+/// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
+/// `--half-close-timeout-ms`.
 ///
 /// # Examples
 ///
@@ -70,6 +71,13 @@ pub struct ExampleArgs {
     /// Longest framed message in bytes (`package_max_length`).
     #[arg(long)]
     pub package_max_length: Option<usize>,
+    /// How long a stopping worker may finish its work, in milliseconds (`max_wait_time`).
+    #[arg(long)]
+    pub max_wait_time_ms: Option<u64>,
+    /// How long a half-closed connection waits for the replies still owed to it, in
+    /// milliseconds (`half_close_timeout`; 0 closes at the client's FIN).
+    #[arg(long)]
+    pub half_close_timeout_ms: Option<u64>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -175,6 +183,14 @@ impl ExampleArgs {
                 self.package_max_length
                     .unwrap_or(crate::base::settings::DEFAULT_PACKAGE_MAX_LENGTH),
             )
+            .max_wait_time(self.max_wait_time_ms.map_or(
+                crate::base::settings::DEFAULT_MAX_WAIT_TIME,
+                std::time::Duration::from_millis,
+            ))
+            .half_close_timeout(self.half_close_timeout_ms.map_or(
+                crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
+                std::time::Duration::from_millis,
+            ))
     }
 }
 

@@ -34,6 +34,9 @@ mod ops;
 /// payloads, timers.
 mod tasks;
 
+/// Replies owed to a connection after the client's FIN and during a graceful stop.
+mod lifecycle;
+
 /// deploy/nginx.conf with a real nginx in front.
 mod nginx;
 

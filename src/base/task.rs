@@ -28,9 +28,14 @@ pub enum TaskError<T> {
     /// answered; the task may have run partly. With [`Settings::task_retry_on_crash`](crate::Settings::task_retry_on_crash) it is
     /// sent again instead (up to 3 times) and this comes only after the last try.
     WorkerDied(T),
-    /// `task_wait`: no result within the timeout. The task may still run; its result is
-    /// dropped.
+    /// `task_wait`: no result within the timeout; or the server stopped and the task, still
+    /// running, did not answer within `max_wait_time`. The task may still run (or have run
+    /// partly); its result is dropped.
     Timeout(T),
+    /// The server is stopping and the task was not run: it was still queued when its task
+    /// worker stopped (it finishes only the task it is running), or `task` was called after
+    /// the task workers had stopped. Nothing of it ran.
+    NotRun(T),
     /// The encoded payload is above [`Settings::task_max_payload`](crate::Settings::task_max_payload). Nothing was sent.
     TooLarge(T),
     /// Tasks cannot be sent from here: no task workers (`task_worker_num` is 0), a target
@@ -60,6 +65,7 @@ impl<T> TaskError<T> {
             TaskError::Full(t)
             | TaskError::WorkerDied(t)
             | TaskError::Timeout(t)
+            | TaskError::NotRun(t)
             | TaskError::TooLarge(t)
             | TaskError::Unavailable(t, _)
             | TaskError::Codec(t, _)
@@ -82,6 +88,7 @@ impl<T> TaskError<T> {
             TaskError::Full(t) => TaskError::Full(f(t)),
             TaskError::WorkerDied(t) => TaskError::WorkerDied(f(t)),
             TaskError::Timeout(t) => TaskError::Timeout(f(t)),
+            TaskError::NotRun(t) => TaskError::NotRun(f(t)),
             TaskError::TooLarge(t) => TaskError::TooLarge(f(t)),
             TaskError::Unavailable(t, r) => TaskError::Unavailable(f(t), r),
             TaskError::Codec(t, r) => TaskError::Codec(f(t), r),
@@ -94,6 +101,7 @@ impl<T> TaskError<T> {
             TaskError::Full(_) => "Full",
             TaskError::WorkerDied(_) => "WorkerDied",
             TaskError::Timeout(_) => "Timeout",
+            TaskError::NotRun(_) => "NotRun",
             TaskError::TooLarge(_) => "TooLarge",
             TaskError::Unavailable(..) => "Unavailable",
             TaskError::Codec(..) => "Codec",
@@ -120,6 +128,7 @@ impl<T> fmt::Display for TaskError<T> {
             TaskError::Full(_) => f.write_str("task queue full"),
             TaskError::WorkerDied(_) => f.write_str("the task worker died before answering"),
             TaskError::Timeout(_) => f.write_str("timed out waiting for the task's result"),
+            TaskError::NotRun(_) => f.write_str("not run: the server is stopping"),
             TaskError::TooLarge(_) => f.write_str("task payload above task_max_payload"),
             TaskError::Unavailable(_, r) => write!(f, "cannot send a task: {r}"),
             TaskError::Codec(_, r) => write!(f, "task encoding: {r}"),
@@ -169,6 +178,23 @@ pub(crate) enum Outcome {
     Done(Bytes),
     Failed(String),
     Died,
+    /// Never started: the server is stopping.
+    NotRun,
+    /// No result before the stopping worker's deadline (`max_wait_time`).
+    TimedOut,
+}
+
+impl Outcome {
+    /// The result bytes, or the error for `payload`.
+    pub(crate) fn into_result<T>(self, payload: T) -> Result<Bytes, TaskError<T>> {
+        match self {
+            Outcome::Done(b) => Ok(b),
+            Outcome::Failed(r) => Err(TaskError::Failed(payload, r)),
+            Outcome::Died => Err(TaskError::WorkerDied(payload)),
+            Outcome::NotRun => Err(TaskError::NotRun(payload)),
+            Outcome::TimedOut => Err(TaskError::Timeout(payload)),
+        }
+    }
 }
 
 impl TaskResult {
@@ -190,7 +216,8 @@ impl TaskResult {
     /// Decodes the result as `R` (the type `on_task` returned).
     ///
     /// # Errors
-    /// [`TaskError::WorkerDied`] or [`TaskError::Failed`] if there is no result;
+    /// [`TaskError::WorkerDied`], [`TaskError::Failed`], [`TaskError::NotRun`] or
+    /// [`TaskError::Timeout`] (the last two while the server stops) if there is no result;
     /// [`TaskError::Codec`] if it is not an `R`. The error holds the task's encoded payload.
     ///
     /// # Examples
@@ -212,12 +239,8 @@ impl TaskResult {
     /// }
     /// ```
     pub fn get<R: DeserializeOwned>(&self) -> Result<R, TaskError<Bytes>> {
-        match &self.outcome {
-            Outcome::Done(b) => postcard::from_bytes(b)
-                .map_err(|e| TaskError::Codec(self.payload.clone(), e.to_string())),
-            Outcome::Failed(r) => Err(TaskError::Failed(self.payload.clone(), r.clone())),
-            Outcome::Died => Err(TaskError::WorkerDied(self.payload.clone())),
-        }
+        let b = self.outcome.clone().into_result(self.payload.clone())?;
+        postcard::from_bytes(&b).map_err(|e| TaskError::Codec(self.payload.clone(), e.to_string()))
     }
 
     /// The task's payload as sent, decoded as `T` (e.g. to retry it after an error).
@@ -253,10 +276,6 @@ impl TaskResult {
     /// }
     /// ```
     pub fn into_bytes(self) -> Result<Bytes, TaskError<Bytes>> {
-        match self.outcome {
-            Outcome::Done(b) => Ok(b),
-            Outcome::Failed(r) => Err(TaskError::Failed(self.payload, r)),
-            Outcome::Died => Err(TaskError::WorkerDied(self.payload)),
-        }
+        self.outcome.into_result(self.payload)
     }
 }

@@ -43,6 +43,19 @@ pub(crate) const F_FIRST: u8 = 1;
 /// More records of this payload follow.
 pub(crate) const F_MORE: u8 = 2;
 
+/// The payload of a [`Kind::Close`] for a connection the client half-closed (sent FIN):
+/// replies still owed to it can be written (`crate::runtime::holds`).
+pub(crate) const CLOSE_PEER_FIN: &[u8] = &[1];
+
+/// A [`Kind::Close`] payload: whether the client half-closed the connection.
+pub(crate) fn close_payload(half_closed: bool) -> Bytes {
+    if half_closed {
+        Bytes::from_static(CLOSE_PEER_FIN)
+    } else {
+        Bytes::new()
+    }
+}
+
 /// Record kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -50,6 +63,8 @@ pub(crate) enum Kind {
     // master -> worker
     Connect = 1,
     Receive = 2,
+    /// The connection is over. Payload: [`CLOSE_PEER_FIN`] when the client half-closed it
+    /// (the socket is still writable), else empty.
     Close = 3,
     Packet = 4,
     /// Finish what you have and exit (graceful reload/stop).
@@ -411,7 +426,12 @@ impl PipeTx {
 }
 
 /// Receives one datagram from a non-blocking seqpacket fd into `buf`. `Ok(0)` on EOF.
+///
+/// A peer that exits with datagrams of ours unread makes the kernel report `ECONNRESET`
+/// once, *before* the datagrams it sent us: they are still read (then EOF), so that the last
+/// replies of a stopping process are not lost.
 pub(crate) async fn recv_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut reset = false;
     loop {
         let mut guard = fd.readable().await?;
         match guard.try_io(|fd| {
@@ -421,7 +441,11 @@ pub(crate) async fn recv_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Res
         }) {
             Ok(Ok(n)) => return Ok(n),
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(0),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                if std::mem::replace(&mut reset, true) {
+                    return Ok(0);
+                }
+            }
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
         }
@@ -474,4 +498,32 @@ pub(crate) fn decode_packet(p: &Bytes) -> Option<(SocketAddr, Bytes)> {
         _ => return None,
     };
     Some((addr, p.slice(19..)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker that exits with events of ours unread: its last records still reach us.
+    #[test]
+    fn recv_async_reads_what_a_reset_peer_sent() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, theirs) = crate::sys::seqpacket_pair().expect("pair");
+            send(&ours, b"unread event").expect("send");
+            send(&theirs, b"reply 1").expect("send");
+            send(&theirs, b"reply 2").expect("send");
+            drop(theirs);
+            let fd = crate::sys::async_fd(ours).expect("register");
+            let mut buf = [0u8; 64];
+            let n = recv_async(&fd, &mut buf).await.expect("recv");
+            assert_eq!(&buf[..n], b"reply 1");
+            let n = recv_async(&fd, &mut buf).await.expect("recv");
+            assert_eq!(&buf[..n], b"reply 2");
+            assert_eq!(recv_async(&fd, &mut buf).await.expect("eof"), 0);
+        });
+    }
 }

@@ -34,6 +34,11 @@ pub(crate) struct Header {
 #[allow(unsafe_code)]
 unsafe impl ShmSafe for Header {}
 
+/// Server phases, stored in [`Header::phase`] by the master.
+pub(crate) const PHASE_RUNNING: u32 = 1;
+/// The master got SIGTERM: everything is stopping, nothing will be restarted.
+pub(crate) const PHASE_STOPPING: u32 = 2;
+
 /// Worker states, stored in [`WorkerSlot::state`].
 pub(crate) const W_STARTING: u32 = 0;
 pub(crate) const W_IDLE: u32 = 1;
@@ -139,6 +144,11 @@ impl Shared {
 
     pub(crate) fn header(&self) -> &Header {
         self.region.get(0)
+    }
+
+    /// Whether the whole server is stopping (not a reload): no process will be replaced.
+    pub(crate) fn stopping(&self) -> bool {
+        self.header().phase.load(Acquire) >= PHASE_STOPPING
     }
 
     pub(crate) fn worker(&self, i: usize) -> &WorkerSlot {

@@ -182,6 +182,12 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Closes the outbox and drops what it still holds (its receiver is gone for good).
+    pub(crate) fn discard(&self) {
+        self.close();
+        self.q.lock().clear();
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -309,6 +315,9 @@ pub(crate) async fn recv_frames(
     buf: &mut [u8],
     max_payload: usize,
 ) -> Result<Option<Vec<Frame>>, LinkError> {
+    // ECONNRESET comes once, before what the peer sent: read that too (see
+    // `super::recv_async`).
+    let mut reset = false;
     let (n, fds) = loop {
         let mut guard = fd.readable().await?;
         let res = guard.try_io(|s| {
@@ -332,7 +341,11 @@ pub(crate) async fn recv_frames(
         match res {
             Ok(Ok(x)) => break x,
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                if std::mem::replace(&mut reset, true) {
+                    return Ok(None);
+                }
+            }
             Ok(Err(e)) => return Err(e.into()),
             Err(_would_block) => continue,
         }
@@ -407,6 +420,40 @@ mod tests {
         assert_eq!(ids(o.take_batch()), vec![3]);
         assert_eq!(ids(o.take_batch()), vec![4]);
         assert!(o.take_batch().is_empty());
+    }
+
+    /// A peer that exits with our frames unread: ECONNRESET comes first, yet the frames it
+    /// sent before exiting (a result, Goodbye) are still read, then EOF.
+    #[test]
+    fn recv_reads_what_a_reset_peer_sent() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (ours, theirs) = crate::sys::seqpacket_pair().expect("pair");
+            rustix::net::send(&ours, b"unread", SendFlags::empty()).expect("send");
+            let mut b = BytesMut::new();
+            put_header(&mut b, FKind::Result, 0, 7, 2);
+            b.put_slice(b"ok");
+            rustix::net::send(&theirs, &b, SendFlags::empty()).expect("send");
+            let mut b = BytesMut::new();
+            put_header(&mut b, FKind::Goodbye, 0, 0, 0);
+            rustix::net::send(&theirs, &b, SendFlags::empty()).expect("send");
+            drop(theirs);
+            let fd = crate::sys::async_fd(ours).expect("register");
+            let mut buf = vec![0u8; MAX_DGRAM];
+            let kinds =
+                |f: Option<Vec<Frame>>| f.map(|v| v.iter().map(|f| f.kind).collect::<Vec<_>>());
+            let got = recv_frames(&fd, &mut buf, 100).await.expect("recv");
+            assert_eq!(kinds(got), Some(vec![FKind::Result]));
+            let got = recv_frames(&fd, &mut buf, 100).await.expect("recv");
+            assert_eq!(kinds(got), Some(vec![FKind::Goodbye]));
+            assert!(recv_frames(&fd, &mut buf, 100)
+                .await
+                .expect("eof")
+                .is_none());
+        });
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!
 //! 1. `Open`: reading and writing.
 //! 2. The peer sends FIN or an error happens, or the server asks to close (after its queued
-//!    output is flushed): the sink gets `closed` once.
+//!    output is flushed): the sink gets `closed` once. After a FIN alone
+//!    ([`Conn::half_closed`]) the socket stays writable: the sink may keep it open for replies
+//!    the application still owes (`runtime::holds`, bounded by `half_close_timeout`).
 //! 3. The sink calls [`Conn::close_done`] once the application's `on_close` has run (so every
 //!    reply of earlier events has been written); the task flushes what is left, shuts the
 //!    socket down and ends.
@@ -48,6 +50,8 @@ struct Out {
     /// When the connection started closing with output still queued: a client that does not
     /// read it within [`DRAIN_TIMEOUT`] is cut.
     closing_since: Option<std::time::Instant>,
+    /// The connection ended by the client's FIN alone: it is still writable.
+    peer_fin: bool,
 }
 
 /// How long a closing connection may take to read what is still queued for it before the
@@ -102,6 +106,7 @@ impl<X: Default> Conn<X> {
                 read_eof: false,
                 io_error: false,
                 closing_since: None,
+                peer_fin: false,
             }),
             notify: Notify::new(),
             shared,
@@ -214,6 +219,20 @@ impl<X> Conn<X> {
         }
     }
 
+    /// Whether output is queued (not yet taken by the socket) on a connection that can still
+    /// write it.
+    pub(crate) fn has_output(&self) -> bool {
+        let o = self.out.lock();
+        !o.buf.is_empty() && !o.io_error
+    }
+
+    /// Whether the connection ended by the client's FIN alone (no error, no server close), so
+    /// that it is still writable until [`Conn::close_done`]: a half-close.
+    pub(crate) fn half_closed(&self) -> bool {
+        let o = self.out.lock();
+        o.peer_fin && !o.io_error
+    }
+
     /// The application's `on_close` has run: finish.
     pub(crate) fn close_done(&self) {
         let mut out = self.out.lock();
@@ -267,7 +286,10 @@ impl<X> Conn<X> {
             let pending = pending && !io_error;
             match phase {
                 Phase::Open if read_eof || io_error => {
-                    self.out.lock().phase = Phase::Closing;
+                    let mut o = self.out.lock();
+                    o.phase = Phase::Closing;
+                    o.peer_fin = !io_error;
+                    drop(o);
                     sink.closed(&self);
                     continue;
                 }

@@ -42,4 +42,17 @@ impl<X> ConnTable<X> {
             .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
             .collect()
     }
+
+    /// Waits (at most `limit`) until no connection has output queued (the process is about
+    /// to exit: what is still queued then is lost).
+    pub(crate) async fn flushed(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.all().iter().any(|c| c.has_output()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("exiting with client output not yet written (slow readers)");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }

@@ -222,7 +222,9 @@ impl Manager<'_> {
             };
             let slot = &mut self.slots[i];
             slot.pid = None;
-            if self.stopping.is_some() {
+            // The master marks the server stopping before it tells workers to stop (`Stop`
+            // on their pipes), which may reach one before our SIGTERM: never restart then.
+            if self.stopping.is_some() || self.launch.shared.stopping() {
                 continue;
             }
             let lived = slot.started.map(|t| t.elapsed()).unwrap_or_default();

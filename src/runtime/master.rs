@@ -15,7 +15,7 @@ use super::reactor::Reactor;
 use super::{daemon, manager};
 use crate::base::settings::DEFAULT_MAX_CONNECTION_CAP;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings, SockType};
-use crate::ipc::shared::Shared;
+use crate::ipc::shared::{Shared, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
 use crate::owner::inbound::ConnConfig;
@@ -275,7 +275,7 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
         drop(control);
     }
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
-    shared.header().phase.store(1, Release);
+    shared.header().phase.store(PHASE_RUNNING, Release);
     tasks.extend(daemon::running(&settings, &shared, info));
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
@@ -304,13 +304,17 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
         }
     }
     tracing::info!("phase=ShuttingDown");
-    shared.header().phase.store(2, Release);
+    shared.header().phase.store(PHASE_STOPPING, Release);
     reactor.stopping.store(true, Release);
     for t in &tasks {
         t.abort();
     }
     // Close the listening sockets now, so the port is free as soon as we exit.
     drop(launch.listeners);
+    // Process mode: each worker handles what was dispatched to it before its `Stop`, and
+    // the reactor keeps writing what workers send (replies from on_finish, too) while they
+    // finish; the connections are closed only once every worker has exited.
+    reactor.stop_workers();
     if !manager_gone {
         let _ = nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + settings.max_wait_time + Duration::from_secs(3);
@@ -327,9 +331,12 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
             let _ = tokio::time::timeout(Duration::from_millis(50), sigchld.recv()).await;
         }
     }
+    // The workers' last records may still be in their pipes.
+    reactor.wait_pipes_done(Duration::from_secs(2)).await;
     for c in reactor.conns.all() {
         c.close();
     }
+    reactor.conns.flushed(Duration::from_secs(1)).await;
     daemon::stopped(&settings);
     tracing::info!("phase=Stopped");
     Ok(())

@@ -2,6 +2,12 @@
 //! results to callers (`task_wait`) or to `on_finish`, and re-sending or failing what a task
 //! worker that died had not answered. Nothing is lost silently: every `task` ends in exactly
 //! one `on_finish`, every `task_wait` in exactly one return.
+//!
+//! When the server stops, a task worker finishes the task it runs, answers it and says
+//! `Goodbye`; no successor comes, so its unstarted tasks end here as
+//! [`TaskError::NotRun`](crate::TaskError::NotRun), and later tasks for it are refused the
+//! same way. The stopping worker waits for all of that ([`settled`]) up to its deadline, then
+//! reports what is still unanswered as `Timeout` ([`expire`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,11 +18,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::app::{catch_panic, App, Ctx, FinishCb, PipeCb};
+use super::holds::{self, Hold, Holds};
 use crate::base::task::Outcome;
 use crate::base::{Settings, TaskError, TaskId, TaskResult};
+use crate::ipc::shared::Shared;
 use crate::ipc::task_link::{self, FKind, Frame, Outbox};
 
 /// Most times a task is re-sent after task worker crashes (`task_retry_on_crash`).
@@ -36,6 +44,9 @@ struct Pending {
     tries: u8,
     payload: Bytes,
     waiter: Waiter,
+    /// `task` called while a connection's event was handled: `on_finish` answers it, so the
+    /// connection is owed that reply until `on_finish` has run.
+    hold: Option<Hold>,
 }
 
 #[derive(Default)]
@@ -43,6 +54,8 @@ struct ClientState {
     pending: HashMap<u64, Pending>,
     /// Per task worker: this worker's tasks not yet answered.
     counts: Vec<usize>,
+    /// Per task worker: stopped for good (the server is stopping).
+    gone: Vec<bool>,
 }
 
 /// A worker's side of the task workers: one outbox and link per task worker.
@@ -55,6 +68,12 @@ pub(crate) struct TaskClient {
     state: Mutex<ClientState>,
     next: AtomicU64,
     rr: AtomicUsize,
+    holds: Arc<Holds>,
+    shared: Shared,
+    /// `on_finish` callbacks started and not finished.
+    finishing: AtomicUsize,
+    /// A task ended or an `on_finish` finished.
+    changed: Notify,
 }
 
 impl fmt::Debug for TaskClient {
@@ -70,6 +89,8 @@ pub(crate) enum SubmitError {
     Full,
     NoSuchWorker,
     TooLarge,
+    /// The server is stopping and the task workers have stopped.
+    Stopped,
 }
 
 impl SubmitError {
@@ -79,6 +100,7 @@ impl SubmitError {
             SubmitError::Full => TaskError::Full(payload),
             SubmitError::TooLarge => TaskError::TooLarge(payload),
             SubmitError::NoSuchWorker => TaskError::Unavailable(payload, "no such task worker"),
+            SubmitError::Stopped => TaskError::NotRun(payload),
         }
     }
 }
@@ -90,6 +112,8 @@ impl TaskClient {
         settings: &Arc<Settings>,
         id: usize,
         master_pid: u32,
+        holds: Arc<Holds>,
+        shared: Shared,
     ) -> Option<Arc<TaskClient>> {
         let m = settings.task_worker_num;
         (m > 0).then(|| {
@@ -102,9 +126,14 @@ impl TaskClient {
                 state: Mutex::new(ClientState {
                     pending: HashMap::new(),
                     counts: vec![0; m],
+                    gone: vec![false; m],
                 }),
                 next: AtomicU64::new(0),
                 rr: AtomicUsize::new(id),
+                holds,
+                shared,
+                finishing: AtomicUsize::new(0),
+                changed: Notify::new(),
             })
         })
     }
@@ -176,13 +205,15 @@ impl TaskClient {
         let mut st = self.state.lock();
         let j = match target {
             Some(j) if j >= m => return Err(SubmitError::NoSuchWorker),
+            Some(j) if st.gone[j] => return Err(SubmitError::Stopped),
             Some(j) => j,
             None => {
                 let start = self.rr.fetch_add(1, Relaxed);
                 (0..m)
                     .map(|k| (start + k) % m)
+                    .filter(|&j| !st.gone[j])
                     .min_by_key(|&j| st.counts[j])
-                    .expect("m > 0")
+                    .ok_or(SubmitError::Stopped)?
             }
         };
         if st.counts[j] >= limit {
@@ -191,6 +222,12 @@ impl TaskClient {
         let seq = self.next.fetch_add(1, Relaxed) + 1;
         let id = ((self.worker_id as u64) << 48) | (seq & ((1 << 48) - 1));
         st.counts[j] += 1;
+        // `task_wait` is awaited inside the event itself, which the connection's close
+        // already waits for.
+        let hold = match waiter {
+            Waiter::Finish => self.holds.take_current(),
+            _ => None,
+        };
         st.pending.insert(
             id,
             Pending {
@@ -199,6 +236,7 @@ impl TaskClient {
                 tries: 0,
                 payload: payload.clone(),
                 waiter,
+                hold,
             },
         );
         drop(st);
@@ -222,6 +260,7 @@ impl TaskClient {
         }) else {
             return;
         };
+        self.changed.notify_waiters();
         match p.waiter {
             Waiter::Wait(tx) => {
                 let _ = tx.send(outcome);
@@ -238,15 +277,33 @@ impl TaskClient {
                     payload: p.payload,
                     outcome,
                 };
-                let fut = cb(handle.clone(), TaskId(id), r);
-                tokio::task::spawn_local(catch_panic("on_finish", fut));
+                let (h, hold) = (handle.clone(), p.hold);
+                // Runs as part of the origin connection's work (a task it starts is owed to
+                // it too); the hold goes once the reply had its chance.
+                let conn = hold.as_ref().map(|h| h.fd());
+                let client = handle.tasks.clone();
+                self.finishing.fetch_add(1, Relaxed);
+                tokio::task::spawn_local(holds::in_conn(conn, async move {
+                    catch_panic("on_finish", cb(h, TaskId(id), r)).await;
+                    drop(hold);
+                    if let Some(c) = client {
+                        c.finishing.fetch_sub(1, Relaxed);
+                        c.changed.notify_waiters();
+                    }
+                }));
             }
         }
     }
 
     /// Link `gen` to task worker `j` ended. After a `Goodbye` every unanswered task was never
     /// started: send it again. After a crash, report `WorkerDied` (or retry, if configured).
-    fn link_down(&self, j: usize, gen: u64, goodbye: bool, handle: &Ctx, cbs: &LinkCbs) {
+    /// While the server stops nothing is sent again (no successor comes): returns `true`,
+    /// the link is over for good.
+    fn link_down(&self, j: usize, gen: u64, goodbye: bool, handle: &Ctx, cbs: &LinkCbs) -> bool {
+        if self.shared.stopping() {
+            self.stopped(j, gen, goodbye, handle, cbs);
+            return true;
+        }
         let retry = self.settings.task_retry_on_crash;
         let mut resend = Vec::new();
         let mut dead = Vec::new();
@@ -294,6 +351,73 @@ impl TaskClient {
         }
         for id in dead {
             self.complete(id, Outcome::Died, handle, cbs);
+        }
+        false
+    }
+
+    /// Task worker `j` stopped with the server: each of its unanswered tasks is reported,
+    /// `NotRun` (queued here, or unstarted as its `Goodbye` promises) or `WorkerDied` (it
+    /// ended without a `Goodbye` after the task was written); later tasks for it are refused.
+    fn stopped(&self, j: usize, gen: u64, goodbye: bool, handle: &Ctx, cbs: &LinkCbs) {
+        let ends: Vec<(u64, Outcome)> = {
+            let mut st = self.state.lock();
+            st.gone[j] = true;
+            let mut ids: Vec<(u64, bool)> = st
+                .pending
+                .iter()
+                .filter(|(_, p)| p.tw == j)
+                .map(|(&id, p)| (id, p.sent_gen == Some(gen)))
+                .collect();
+            ids.sort_unstable();
+            ids.into_iter()
+                .map(|(id, sent)| {
+                    let died = sent && !goodbye;
+                    (id, if died { Outcome::Died } else { Outcome::NotRun })
+                })
+                .collect()
+        };
+        self.outboxes[j].discard();
+        if !ends.is_empty() {
+            tracing::info!(
+                task_worker = j,
+                tasks = ends.len(),
+                graceful = goodbye,
+                "server stopping: the task worker stopped; reporting its unstarted tasks as not run"
+            );
+        }
+        for (id, outcome) in ends {
+            self.complete(id, outcome, handle, cbs);
+        }
+    }
+
+    /// Whether nothing is owed any more: no task waits for a result (a `task_wait` that timed
+    /// out aside) and no `on_finish` runs.
+    pub(crate) fn settled(&self) -> bool {
+        self.finishing.load(Relaxed) == 0
+            && !self
+                .state
+                .lock()
+                .pending
+                .values()
+                .any(|p| !matches!(p.waiter, Waiter::Abandoned))
+    }
+
+    /// Returns at the next task end or `on_finish` end.
+    pub(crate) async fn next_change(&self) {
+        self.changed.notified().await
+    }
+
+    /// Waits until [`settled`](Self::settled) or `deadline`; `true` if settled.
+    pub(crate) async fn wait_settled(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let mut changed = std::pin::pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if self.settled() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.settled();
+            }
         }
     }
 }
@@ -382,7 +506,9 @@ async fn link_loop(client: Arc<TaskClient>, j: usize, handle: Ctx, cbs: Rc<LinkC
             }
         };
         drop(fd);
-        client.link_down(j, gen, goodbye, &handle, &cbs);
+        if client.link_down(j, gen, goodbye, &handle, &cbs) {
+            return;
+        }
         if !goodbye {
             // A crashed task worker is being restarted: do not spin on its backlog.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -390,29 +516,40 @@ async fn link_loop(client: Arc<TaskClient>, j: usize, handle: Ctx, cbs: Rc<LinkC
     }
 }
 
-/// A stopping worker waits (at most `limit`) for the results of its unanswered tasks, which
-/// can reach no other process; `on_finish` callbacks still run.
-pub(crate) async fn wait_pending(ctx: &Ctx, limit: Duration) {
+/// The stopping worker's deadline passed: every task still unanswered is reported as
+/// [`TaskError::Timeout`](crate::TaskError::Timeout) (its `on_finish` runs, given up to
+/// `grace`), so that no caller is left without an answer.
+pub(crate) async fn expire(ctx: &Ctx, app: &App, grace: Duration) {
     let Some(client) = &ctx.tasks else {
         return;
     };
-    let waiting = || {
-        client
-            .state
-            .lock()
+    // Abandoned `task_wait`s have nobody to tell.
+    let ids: Vec<u64> = {
+        let st = client.state.lock();
+        let mut ids: Vec<u64> = st
             .pending
-            .values()
-            .filter(|p| !matches!(p.waiter, Waiter::Abandoned))
-            .count()
+            .iter()
+            .filter(|(_, p)| !matches!(p.waiter, Waiter::Abandoned))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
     };
-    let deadline = tokio::time::Instant::now() + limit;
-    let n = waiting();
-    if n > 0 {
-        tracing::info!(tasks = n, "worker stopping: waiting for its tasks' results");
+    if ids.is_empty() {
+        return;
     }
-    while waiting() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    tracing::warn!(
+        tasks = ids.len(),
+        "worker stopping: tasks still unanswered at max_wait_time; reporting them as timed out"
+    );
+    let cbs = LinkCbs {
+        on_finish: app.on_finish.clone(),
+        on_pipe_message: None,
+    };
+    for id in ids {
+        client.complete(id, Outcome::TimedOut, ctx, &cbs);
     }
-    // Let the last on_finish callbacks run.
-    tokio::task::yield_now().await;
+    client
+        .wait_settled(tokio::time::Instant::now() + grace)
+        .await;
 }

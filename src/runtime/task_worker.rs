@@ -5,7 +5,9 @@
 //! Stopping (SIGTERM: shutdown or reload): it stops reading, finishes the task it is running,
 //! answers it, then sends `Goodbye` on every link and exits. `Goodbye` promises the workers that
 //! every task this incarnation has not answered was never started, so they send those again to
-//! the next incarnation: a reload loses and repeats nothing. A crash sends no `Goodbye`; the
+//! the next incarnation: a reload loses and repeats nothing. When the whole server stops there
+//! is no next incarnation: the workers report those tasks as
+//! [`TaskError::NotRun`](crate::TaskError::NotRun). A crash sends no `Goodbye`; the
 //! workers then report [`TaskError::WorkerDied`](crate::TaskError::WorkerDied) (or retry, with
 //! `task_retry_on_crash`).
 
@@ -138,7 +140,7 @@ async fn main(app: &App, launch: &Launch, index: usize) -> i32 {
         tracing::info!(
             task_worker = index,
             tasks = left,
-            "stopping: unstarted tasks go back to their workers"
+            "stopping: unstarted tasks handed back to their workers (re-sent on a reload, not run on a shutdown)"
         );
     }
     let writers: Vec<_> = links
@@ -289,6 +291,10 @@ async fn execute(
             Some(Err(reason)) => reply.failed(reason),
             None => reply.failed("on_task panicked".into()),
         }
+        // A synchronous on_task never yields: without this, a SIGTERM would be seen only once
+        // the whole queue had run (and the manager kills at max_wait_time). Yielding lets the
+        // runtime poll its drivers, so the stop is noticed after the task that runs.
+        tokio::task::yield_now().await;
     }
 }
 

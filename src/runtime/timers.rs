@@ -10,6 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::app::{guarded, BoxFut};
+use super::holds::{self, Holds};
 use crate::base::TimerId;
 
 /// Timers of one process (a worker or a task worker): tokio tasks on its `LocalSet`, so they
@@ -18,9 +19,20 @@ use crate::base::TimerId;
 pub(crate) struct Timers {
     next: AtomicU64,
     live: Arc<Mutex<HashMap<u64, tokio::task::AbortHandle>>>,
+    /// A worker's: an `after` set while a connection's event is handled holds that
+    /// connection until it fired or was cleared (`super::holds`).
+    holds: Option<Arc<Holds>>,
 }
 
 impl Timers {
+    /// A worker's timers, whose `after` counts as owed to the connection being handled.
+    pub(crate) fn with_holds(holds: Arc<Holds>) -> Timers {
+        Timers {
+            holds: Some(holds),
+            ..Timers::default()
+        }
+    }
+
     /// Runs `f` every `every` (at least 1 ms), each run in its own task.
     pub(crate) fn tick(&self, every: Duration, f: Rc<dyn Fn() -> BoxFut>) -> TimerId {
         let id = self.next.fetch_add(1, Relaxed) + 1;
@@ -37,15 +49,20 @@ impl Timers {
         TimerId(id)
     }
 
-    /// Runs `f` once after `delay`.
+    /// Runs `f` once after `delay`. Set while a connection's event is handled, it runs as
+    /// part of that connection's work, which is owed until it has run.
     pub(crate) fn after(&self, delay: Duration, f: Box<dyn FnOnce() -> BoxFut>) -> TimerId {
         let id = self.next.fetch_add(1, Relaxed) + 1;
         let live = self.live.clone();
+        // Dropped with the task: after `f` ran, or when the timer is cleared.
+        let hold = self.holds.as_ref().and_then(|h| h.take_current());
         let h = tokio::task::spawn_local(async move {
             tokio::time::sleep(delay).await;
             // Once fired it can no longer be cleared.
             live.lock().remove(&id);
-            guarded("after", f()).await;
+            let conn = hold.as_ref().map(|h| h.fd());
+            holds::in_conn(conn, async { guarded("after", f()).await }).await;
+            drop(hold);
         });
         self.live.lock().insert(id, h.abort_handle());
         TimerId(id)

@@ -128,6 +128,13 @@ macro_rules! callback_setters {
         /// }
         /// ```
         /// Runs exactly once when a connection ends, whoever closed it (TCP).
+        ///
+        /// After the client's FIN (a half-close: it sends no more but may still read), the
+        /// connection stays writable while the application owes it replies: tasks started with
+        /// `task` and `after` timers set while handling its events. `on_close` then runs once
+        /// those replies went out, the application called `close`, or
+        /// [`Settings::half_close_timeout`](crate::Settings::half_close_timeout) passed
+        /// (unlike Swoole, whose onClose fires at the FIN); with nothing owed, at once.
         pub fn on_close<F, Fut>(&mut self, f: F) -> &mut Self
         where
             F: Fn(Handle, ConnId) -> Fut + 'static,

@@ -282,7 +282,8 @@ impl Handle {
     /// # Errors
     /// [`TaskError::Full`] (this worker has `task_queue_size` tasks waiting for every task
     /// worker), [`TaskError::TooLarge`], [`TaskError::Codec`], [`TaskError::Unavailable`] (no
-    /// task workers, or no `on_finish`). Each hands `payload` back.
+    /// task workers, or no `on_finish`), [`TaskError::NotRun`] (the server is stopping and
+    /// the task workers have stopped). Each hands `payload` back.
     ///
     /// # Examples
     /// ```no_run
@@ -353,11 +354,13 @@ impl Handle {
         deadline: tokio::time::Instant,
     ) -> Result<R, TaskError<T>> {
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Outcome::Done(b))) => {
-                postcard::from_bytes(&b).map_err(|e| TaskError::Codec(payload, e.to_string()))
-            }
-            Ok(Ok(Outcome::Failed(r))) => Err(TaskError::Failed(payload, r)),
-            Ok(Ok(Outcome::Died)) | Ok(Err(_)) => Err(TaskError::WorkerDied(payload)),
+            Ok(Ok(outcome)) => match outcome.into_result(()) {
+                Ok(b) => {
+                    postcard::from_bytes(&b).map_err(|e| TaskError::Codec(payload, e.to_string()))
+                }
+                Err(e) => Err(e.map(|()| payload)),
+            },
+            Ok(Err(_)) => Err(TaskError::WorkerDied(payload)),
             Err(_) => {
                 if let Some(c) = &self.ctx.tasks {
                     c.abandon(id);
@@ -372,8 +375,9 @@ impl Handle {
     ///
     /// # Errors
     /// [`TaskError::Timeout`] (the task may still run; its result is dropped),
-    /// [`TaskError::WorkerDied`], [`TaskError::Failed`], [`TaskError::Codec`] (the result is
-    /// not an `R`), and the refusals of [`task`](Handle::task). Each hands `payload` back.
+    /// [`TaskError::WorkerDied`], [`TaskError::Failed`], [`TaskError::NotRun`] (the server is
+    /// stopping), [`TaskError::Codec`] (the result is not an `R`), and the refusals of
+    /// [`task`](Handle::task). Each hands `payload` back.
     ///
     /// # Examples
     /// ```no_run

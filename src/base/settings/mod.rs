@@ -20,6 +20,13 @@ pub const DEFAULT_PACKAGE_MAX_LENGTH: usize = 2 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTION_CAP: usize = 100_000;
 /// Default for [`Settings::max_wait_time`]: how long a stopping worker may take to finish.
 pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
+/// Default for [`Settings::half_close_timeout`]: how long a connection the client half-closed
+/// (sent FIN) stays open for replies the application still owes it. Long enough for the
+/// usual task or timer reply, short enough that a reply that never comes does not keep a
+/// socket for long. Not tied to `max_wait_time`, which bounds a stop, not a client's wait.
+pub const DEFAULT_HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest accepted [`Settings::half_close_timeout`].
+pub const MAX_HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default for [`Settings::max_request`]: 0, workers are never recycled.
 pub const DEFAULT_MAX_REQUEST: u64 = 0;
 /// Default for [`Settings::heartbeat_check_interval`]: zero, no idle check.
@@ -163,9 +170,21 @@ pub struct Settings {
     pub framing: Framing,
     /// Most bytes in one framed message. Default [`DEFAULT_PACKAGE_MAX_LENGTH`].
     pub package_max_length: usize,
-    /// How long a stopping worker may finish its callbacks before it is killed. Default
+    /// How long a stopping worker may finish its callbacks and wait for its tasks' results
+    /// (replies produced meanwhile are delivered) before it is killed; tasks still unanswered
+    /// then get [`TaskError::Timeout`](crate::TaskError::Timeout) in `on_finish`. Default
     /// [`DEFAULT_MAX_WAIT_TIME`].
     pub max_wait_time: Duration,
+    /// When a client half-closes its connection (sends FIN: "no more requests") while the
+    /// application still owes it replies — tasks started (`task`, result to `on_finish`) or
+    /// one-shot timers set (`after`) while handling one of its events — the connection stays
+    /// writable until that work is done, the application calls `close`, or this much time has
+    /// passed; then it is closed and `on_close` runs (once, after those replies, not at the
+    /// FIN). With nothing owed it is closed at once. Zero closes at the FIN as before (later
+    /// replies fail with `SendError::Closed`). Replies from elsewhere (another worker, a
+    /// `tick`, a task spawned by hand) are not tracked. Default
+    /// [`DEFAULT_HALF_CLOSE_TIMEOUT`]; at most [`MAX_HALF_CLOSE_TIMEOUT`].
+    pub half_close_timeout: Duration,
     /// [`Mode::Process`]: when a worker dies (SIGKILL, panic outside a callback), re-deliver
     /// the events it had received but not finished to its replacement, so no message is lost
     /// (an event whose callback was running when the worker died runs again). Default `true`.
@@ -234,6 +253,7 @@ impl Default for Settings {
             framing: Framing::Raw,
             package_max_length: DEFAULT_PACKAGE_MAX_LENGTH,
             max_wait_time: DEFAULT_MAX_WAIT_TIME,
+            half_close_timeout: DEFAULT_HALF_CLOSE_TIMEOUT,
             redeliver_on_worker_crash: true,
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             http: http::HttpSettings::default(),
@@ -305,6 +325,15 @@ impl Settings {
                 reason: format!(
                     "{} is not between 1 and 100 (to re-deliver only connect/close events, set redeliver_on_worker_crash to false)",
                     s.max_redeliveries
+                ),
+            });
+        }
+        if s.half_close_timeout > MAX_HALF_CLOSE_TIMEOUT {
+            return Err(Error::InvalidSetting {
+                name: "half_close_timeout",
+                reason: format!(
+                    "{:?} is more than {MAX_HALF_CLOSE_TIMEOUT:?}",
+                    s.half_close_timeout
                 ),
             });
         }
@@ -413,6 +442,14 @@ impl Settings {
     #[must_use]
     pub fn max_wait_time(mut self, max_wait_time: Duration) -> Self {
         self.max_wait_time = max_wait_time;
+        self
+    }
+
+    /// Sets [`half_close_timeout`](Self::half_close_timeout), for building the settings in one
+    /// expression: `Settings::default().half_close_timeout(Duration::from_secs(5))`.
+    #[must_use]
+    pub fn half_close_timeout(mut self, half_close_timeout: Duration) -> Self {
+        self.half_close_timeout = half_close_timeout;
         self
     }
 
@@ -571,6 +608,14 @@ mod tests {
             refused(http(h().max_header_size(10))),
             "http.max_header_size"
         );
+        assert_eq!(
+            refused(Settings::default().half_close_timeout(MAX_HALF_CLOSE_TIMEOUT * 2)),
+            "half_close_timeout"
+        );
+        assert!(Settings::default()
+            .half_close_timeout(Duration::ZERO)
+            .resolve()
+            .is_ok());
         assert!(Settings::default().resolve().is_ok());
         assert_eq!(
             refused(Settings::default().max_redeliveries(0)),

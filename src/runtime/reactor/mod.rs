@@ -34,7 +34,7 @@ pub(crate) use pipe::{Pipe, PIPE_BACKLOG_LIMIT};
 
 use crate::base::{ConnId, DispatchMode, Settings};
 use crate::ipc::shared::Shared;
-use crate::ipc::{encode_packet, Kind};
+use crate::ipc::{close_payload, encode_packet, Kind};
 use crate::owner::conn::Conn;
 use crate::owner::sink::EventSink;
 use crate::owner::table::ConnTable;
@@ -109,6 +109,9 @@ pub(crate) struct Reactor {
     pub(crate) conns: ConnTable<Mutex<DispatchState>>,
     rr: AtomicUsize,
     pub(crate) stopping: AtomicBool,
+    /// Pipe readers running (one per worker incarnation whose pipe has not hit EOF).
+    readers: AtomicUsize,
+    readers_done: tokio::sync::Notify,
 }
 
 impl Reactor {
@@ -121,6 +124,8 @@ impl Reactor {
             conns: ConnTable::new(),
             rr: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            readers: AtomicUsize::new(0),
+            readers_done: tokio::sync::Notify::new(),
         }
     }
 
@@ -289,7 +294,12 @@ impl EventSink for Reactor {
     fn closed(&self, conn: &Arc<RConn>) {
         self.dispatch(
             conn,
-            Ev::new(conn.id, Kind::Close, conn.listener, Bytes::new()),
+            Ev::new(
+                conn.id,
+                Kind::Close,
+                conn.listener,
+                close_payload(conn.half_closed()),
+            ),
         );
     }
 }

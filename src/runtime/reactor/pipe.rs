@@ -109,7 +109,12 @@ impl Reactor {
         });
         let r = self.clone();
         let p2 = pipe.clone();
-        tokio::spawn(async move { r.read_pipe(p2).await });
+        self.readers.fetch_add(1, AcqRel);
+        tokio::spawn(async move {
+            r.clone().read_pipe(p2).await;
+            r.readers.fetch_sub(1, AcqRel);
+            r.readers_done.notify_waiters();
+        });
         let old = self.slots[slot].current.lock().replace(pipe.clone());
         if let Some(old) = old {
             // Graceful replacement: the old incarnation finishes what it has, then exits.
@@ -136,6 +141,41 @@ impl Reactor {
         }
         // What the previous incarnation left unfinished, one event at a time.
         self.probe(slot);
+    }
+
+    /// The server is stopping: every worker gets `Stop` after the last event sent to it (it
+    /// handles those, then stops), and no event is sent any more.
+    pub(crate) fn stop_workers(&self) {
+        for slot in &self.slots {
+            if let Some(p) = slot.current.lock().as_ref() {
+                p.accepting.store(false, Release);
+                let h = Header {
+                    kind: Kind::Stop,
+                    flags: 0,
+                    listener: 0,
+                    session: 0,
+                    seq: u64::MAX,
+                };
+                p.tx.push(h, &[]);
+                p.tx.close();
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) until every worker pipe hit EOF and what came before it was
+    /// handled: the workers have exited and their last replies are written or queued.
+    pub(crate) async fn wait_pipes_done(&self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let mut done = std::pin::pin!(self.readers_done.notified());
+                done.as_mut().enable();
+                if self.readers.load(Acquire) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        })
+        .await;
     }
 
     /// Routes a `send_message` from worker `from` to worker `to`: to the slot's current pipe,

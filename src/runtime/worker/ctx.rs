@@ -17,6 +17,7 @@ use crate::ipc::{Header, Kind, PipeTx};
 use crate::owner::conn::WriteError;
 use crate::owner::table::ConnTable;
 use crate::owner::ws;
+use crate::runtime::holds::Holds;
 use crate::runtime::task_client::TaskClient;
 use crate::runtime::timers::Timers;
 
@@ -39,6 +40,9 @@ pub(crate) struct WorkerCtx {
     pub(crate) tasks: Option<Arc<TaskClient>>,
     /// This worker's timers.
     pub(crate) timers: Timers,
+    /// What the application still owes each connection (tasks, timers): a half-closed
+    /// connection stays open for it.
+    pub(crate) holds: Arc<Holds>,
     /// Base mode: queues of output for the other workers' connections.
     pub(super) mail: Option<Arc<Outboxes>>,
 }
@@ -176,6 +180,8 @@ impl WorkerCtx {
                 if !self.shared.mark_closing(fd) {
                     return Err(ConnError::NotOpen(fd));
                 }
+                // A half-closed connection waiting for owed replies closes now.
+                self.holds.poke();
                 if tx.push(header(Kind::CloseReq, fd.0, 0, 0), &[]) {
                     Ok(())
                 } else {
@@ -184,8 +190,12 @@ impl WorkerCtx {
             }
             Backend::Local(conns) => match conns.get(fd) {
                 Some(c) => {
-                    self.shared.mark_closing(fd);
-                    if c.close() {
+                    // First close asked (a half-closed connection is no longer `Open` but
+                    // may still be closed by the application), or the connection was open.
+                    let first = self.shared.mark_closing(fd);
+                    let open = c.close();
+                    self.holds.poke();
+                    if first || open {
                         Ok(())
                     } else {
                         Err(ConnError::NotOpen(fd))

@@ -10,18 +10,18 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::base::{ConnId, Packet, ReceiveEvent};
 use crate::ipc::shared;
-use crate::ipc::{decode_packet, Header, Kind, PipeTx};
+use crate::ipc::{decode_packet, Header, Kind, PipeTx, CLOSE_PEER_FIN};
 use crate::owner::table::ConnTable;
 use crate::runtime::app::{
     guarded, poll_guarded, BoxFut, Ctx, PipeCb, PortCallbacks, ProtoEvent, ProtocolHandler,
 };
+use crate::runtime::holds::{self, WaitEnd};
 
 /// One event for the application.
 pub(super) struct WEv {
@@ -90,14 +90,16 @@ impl Dispatcher {
         // A waker that does nothing is enough for this first poll: if the future is pending,
         // the task below polls it again at once, and that poll registers the task's waker.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match poll_guarded("on_receive", &mut fut, &mut cx) {
+        let conn = Some(ev.fd);
+        match holds::enter(conn, || poll_guarded("on_receive", &mut fut, &mut cx)) {
             Poll::Ready(()) => self.finish_one(&ev),
             Poll::Pending => {
                 let fd = ev.fd.0;
                 self.queues.borrow_mut().insert(fd, VecDeque::new());
                 let me = self.clone();
                 tokio::task::spawn_local(async move {
-                    poll_fn(|cx| poll_guarded("on_receive", &mut fut, cx)).await;
+                    poll_fn(|cx| holds::enter(conn, || poll_guarded("on_receive", &mut fut, cx)))
+                        .await;
                     me.finish_one(&ev);
                     if let Some(next) = me.next_queued(fd) {
                         me.run_queue(fd, next).await;
@@ -111,7 +113,8 @@ impl Dispatcher {
     async fn run_queue(self: &Rc<Self>, fd: u64, mut ev: WEv) {
         loop {
             let ws = ev.kind.is_ws_message();
-            self.run_one(ev).await;
+            // Tasks and timers started by the callbacks count as owed to this connection.
+            holds::in_conn(Some(ev.fd).filter(|fd| fd.0 != 0), self.run_one(ev)).await;
             match self.next_queued(fd) {
                 Some(e) => ev = e,
                 None => {
@@ -189,6 +192,9 @@ impl Dispatcher {
                 }
             }
             Kind::Close => {
+                if ev.payload.as_ref() == CLOSE_PEER_FIN {
+                    self.half_closed(ev.fd).await;
+                }
                 if let Some(p) = &self.protocol {
                     p.closed(ev.fd);
                 }
@@ -221,6 +227,28 @@ impl Dispatcher {
             _ => {}
         }
         self.finish_one(&ev);
+    }
+
+    /// The client half-closed `fd`: keep it open (writable) while the application still owes
+    /// it replies, until it closes it, or for `half_close_timeout` at most.
+    async fn half_closed(&self, fd: ConnId) {
+        let limit = self.ctx.settings.half_close_timeout;
+        if limit.is_zero() || !self.ctx.holds.held(fd) {
+            return;
+        }
+        let shared = &self.ctx.shared;
+        let end = self
+            .ctx
+            .holds
+            .wait(fd, limit, || shared.live_slot(fd).is_none())
+            .await;
+        if end == WaitEnd::TimedOut {
+            tracing::info!(
+                fd = fd.0,
+                timeout_ms = limit.as_millis() as u64,
+                "half-closed connection: replies still owed after half_close_timeout; closing it"
+            );
+        }
     }
 
     /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
@@ -273,14 +301,5 @@ impl Dispatcher {
             self.state(false);
             self.idle.notify_waiters();
         }
-    }
-
-    pub(super) async fn wait_idle(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, async {
-            while self.inflight.get() > 0 {
-                self.idle.notified().await;
-            }
-        })
-        .await;
     }
 }

@@ -74,7 +74,7 @@ impl EventSink for LocalSink {
             kind: Kind::Close,
             fd: conn.id,
             listener: conn.listener,
-            payload: Bytes::new(),
+            payload: crate::ipc::close_payload(conn.half_closed()),
             seq: None,
             head: None,
         });

@@ -102,14 +102,23 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
         m.start();
         m
     });
+    let holds = Arc::new(super::holds::Holds::default());
     let ctx = Arc::new(WorkerCtx {
         id,
         shared: launch.shared.clone(),
         settings: settings.clone(),
         backend,
         udp,
-        tasks: super::task_client::TaskClient::new(app, &settings, id, launch.master_pid),
-        timers: Default::default(),
+        tasks: super::task_client::TaskClient::new(
+            app,
+            &settings,
+            id,
+            launch.master_pid,
+            holds.clone(),
+            launch.shared.clone(),
+        ),
+        timers: super::timers::Timers::with_holds(holds.clone()),
+        holds,
         mail: mail.clone(),
     });
     let handle: Ctx = ctx;
@@ -173,13 +182,24 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
         }
     };
     let mut tasks = Vec::new();
-    match &tx {
+    let deadline = match &tx {
         Some(tx) => {
             let tx = tx.clone();
             let d = disp.clone();
+            let mut read = std::pin::pin!(read_pipe(&tx, &d));
             tokio::select! {
-                _ = read_pipe(&tx, &d) => {}
-                _ = sigterm.recv() => {}
+                _ = &mut read => stop_deadline(&settings),
+                _ = sigterm.recv() => {
+                    let deadline = stop_deadline(&settings);
+                    // The server is stopping: the master sent `Stop` after the last event it
+                    // dispatched here, so handle everything before it. (SIGTERM to this
+                    // worker alone stops reading now: the master re-delivers what it has not
+                    // acknowledged to the replacement.)
+                    if launch.shared.stopping() {
+                        let _ = tokio::time::timeout_at(deadline, read).await;
+                    }
+                    deadline
+                }
             }
         }
         None => {
@@ -222,16 +242,21 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
                 tasks.push(tokio::task::spawn_local(hb));
             }
             sigterm.recv().await;
+            stop_deadline(&settings)
         }
-    }
+    };
     for t in &tasks {
         t.abort();
     }
-    disp.wait_idle(settings.max_wait_time).await;
-    // Results of this worker's tasks come back to it only: wait for them (bounded).
-    super::task_client::wait_pending(&handle, settings.max_wait_time).await;
+    finish_work(&disp, &handle, deadline).await;
+    // Nothing may wait for ever: tasks unanswered now get `Timeout` in their on_finish.
+    super::task_client::expire(&handle, app, Duration::from_millis(200)).await;
     if let Some(cb) = &app.on_worker_stop {
         guarded("on_worker_stop", cb(handle.clone(), id)).await;
+    }
+    if let Some(c) = &conns {
+        // Base mode: replies still queued for this worker's clients (bounded).
+        c.flushed(Duration::from_millis(500)).await;
     }
     if let Some(m) = &mail {
         // WebSocket output for other workers' clients queued until now (bounded).
@@ -242,6 +267,40 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
         let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
     }
     0
+}
+
+/// When a worker that starts stopping now must be done: `max_wait_time` from now (the
+/// manager kills it a little later).
+fn stop_deadline(settings: &crate::base::Settings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + settings.max_wait_time
+}
+
+/// Waits (until `deadline`) for the work a stopping worker still has: callbacks in flight
+/// (a half-closed connection waiting for its replies among them), and its tasks' results and
+/// their `on_finish` (results reach no other process). While the server stops, a task worker
+/// answers the task it runs and reports the others as not run, so this ends well before the
+/// deadline unless a task runs longer.
+async fn finish_work(disp: &Dispatcher, ctx: &Ctx, deadline: tokio::time::Instant) {
+    let client = ctx.tasks.clone();
+    loop {
+        let mut idle = std::pin::pin!(disp.idle.notified());
+        idle.as_mut().enable();
+        let settled = client.as_ref().is_none_or(|c| c.settled());
+        if disp.inflight.get() == 0 && settled {
+            return;
+        }
+        let changed = async {
+            match &client {
+                Some(c) => c.next_change().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = idle => {}
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
 }
 
 async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
