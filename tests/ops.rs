@@ -15,7 +15,7 @@ use crate::util::*;
 const T: Duration = Duration::from_secs(20);
 
 /// Runs `rswoole ARGS` (with a timeout) and returns its output.
-fn cli(args: &[&str]) -> Output {
+pub(crate) fn cli(args: &[&str]) -> Output {
     let mut child = Command::new(rswoole_bin())
         .args(args)
         .env_clear()

@@ -303,7 +303,8 @@ pub(crate) enum LinkError {
     Io(#[from] io::Error),
 }
 
-/// Receives one datagram and decodes its frames. `Ok(None)` on EOF (or a reset peer).
+/// Receives one datagram and decodes its frames. `Ok(None)` on EOF, after every frame the
+/// peer sent (a reset peer's included).
 pub(crate) async fn recv_frames(
     fd: &AsyncFd<OwnedFd>,
     buf: &mut [u8],
@@ -332,7 +333,11 @@ pub(crate) async fn recv_frames(
         match res {
             Ok(Ok(x)) => break x,
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            // The peer closed while frames of ours were still unread in its queue. Linux
+            // reports that once (the error is cleared by this recv) and *before* the frames
+            // the peer sent us first: read on. They may end in a `Goodbye`, which tells a
+            // graceful stop from a crash; EOF comes after them.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => continue,
             Ok(Err(e)) => return Err(e.into()),
             Err(_would_block) => continue,
         }

@@ -3,8 +3,17 @@
 //!
 //! It never starts a thread, so forking from it is sound. Signals are blocked and read from a
 //! signalfd in its loop (a signal handler does nothing but queue them).
+//!
+//! Reload (`reload_queue`): one slot at a time, the new incarnation is forked first, then the
+//! old one retires (Process-mode workers get `Stop` from the master when the new pipe is
+//! installed; Base-mode workers and task workers get SIGTERM); the next slot follows when the
+//! retired process has exited. SIGUSR1 (the master's `reload`) queues every slot, SIGUSR2 (its
+//! `reload --task`) the task workers' slots. A task worker that retires finishes its running
+//! task and sends `Goodbye`, so the workers send its unanswered tasks to the next incarnation
+//! (`task_worker.rs`, `task_client.rs`): nothing is lost or run twice.
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -117,6 +126,7 @@ pub(crate) fn run(app: &App, mut launch: Launch, control: OwnedFd) -> ! {
                 Ok(Signal::SIGCHLD) => m.reap(),
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => m.stop(),
                 Ok(Signal::SIGUSR1) => m.reload_from(info.ssi_pid as i32),
+                Ok(Signal::SIGUSR2) => m.reload_tasks(),
                 Ok(Signal::SIGHUP) => m.reopen_logs(),
                 _ => {}
             }
@@ -311,12 +321,33 @@ impl Manager<'_> {
         }
     }
 
+    /// Replaces every worker and task worker, one at a time.
     fn reload(&mut self) {
+        tracing::info!("reloading workers one at a time");
+        self.queue_reload(0..self.slots.len());
+    }
+
+    /// Replaces the task workers only, one at a time (SIGUSR2: `rswoole reload --task`).
+    fn reload_tasks(&mut self) {
+        let n = self.launch.settings.worker_num;
+        if self.slots.len() == n {
+            tracing::info!("reload of the task workers asked, but the server has none");
+            return;
+        }
+        tracing::info!("reloading task workers one at a time");
+        self.queue_reload(n..self.slots.len());
+    }
+
+    /// Queues `slots` (those not queued yet) for replacement, one at a time.
+    fn queue_reload(&mut self, slots: Range<usize>) {
         if self.stopping.is_some() {
             return;
         }
-        tracing::info!("reloading workers one at a time");
-        self.reload_queue = (0..self.slots.len()).collect();
+        for i in slots {
+            if !self.reload_queue.contains(&i) {
+                self.reload_queue.push_back(i);
+            }
+        }
         if self.reloading.is_none() {
             self.next_reload();
         }
@@ -337,12 +368,7 @@ impl Manager<'_> {
             return;
         }
         tracing::info!(worker = i, "recycling worker (max_request)");
-        if !self.reload_queue.contains(&i) {
-            self.reload_queue.push_back(i);
-        }
-        if self.reloading.is_none() {
-            self.next_reload();
-        }
+        self.queue_reload(i..i + 1);
     }
 
     /// SIGHUP (from the master, on SIGRTMIN): reopen the log file here and in every worker.
