@@ -440,3 +440,91 @@ fn tasks_reload_task_workers_under_load() {
     assert!(!err.contains("WorkerDied"), "{err}");
     assert!(!err.contains("died"), "{err}");
 }
+
+/// Two task-worker reloads asked at once (one of the master, one of the manager directly)
+/// under load: both are carried out (the second replaces the incarnation the first one has
+/// just started, or joins it if it is still queued), and no task is lost or answered twice.
+#[test]
+fn tasks_back_to_back_task_reloads_lose_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("bb.pid");
+    let srv = kit(&[
+        "--worker-num",
+        "1",
+        "--task-worker-num",
+        "1",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    let st = wait_status(&pid_file, "the status socket", T, |v| {
+        v["phase"] == "running"
+    });
+    let manager = nix::unistd::Pid::from_raw(st["manager_pid"].as_i64().unwrap() as i32);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = [
+        ("burst 50 200", "burst ok=50 dup=0 wrong=0 failed=0 w"),
+        ("waits 20 200", "waits ok=20 err=0"),
+    ]
+    .into_iter()
+    .map(|(cmd, want)| {
+        let (port, stop) = (srv.port, stop.clone());
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            c.set_read_timeout(Some(T)).unwrap();
+            let mut bad = Vec::new();
+            while !stop.load(Relaxed) {
+                c.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+                let line = read_line(&mut c);
+                if !line.starts_with(want) {
+                    bad.push(line);
+                }
+            }
+            bad
+        })
+    })
+    .collect();
+    // True once the manager logged `reload finished` after the n-th reload it was asked for:
+    // every reload asked until then is done (a reload asked while one is under way joins it).
+    let done_after = |n: usize| {
+        let err = srv.stderr();
+        let lines: Vec<&str> = err.lines().collect();
+        let asked: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("reloading task workers"))
+            .collect();
+        asked.len() >= n
+            && lines[asked[n - 1]..]
+                .iter()
+                .any(|l| l.contains("reload finished"))
+    };
+    const PAIRS: usize = 5;
+    for k in 1..=PAIRS {
+        // Two messages to the manager at (nearly) the same moment: the second one retires the
+        // incarnation that the first one has just started.
+        srv.signal(12);
+        nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGUSR2).unwrap();
+        let deadline = Instant::now() + T;
+        while !done_after(2 * k) {
+            assert!(
+                Instant::now() < deadline,
+                "reloads of pair {k} did not finish:\n{}",
+                srv.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop.store(true, Relaxed);
+    for c in clients {
+        let bad = c.join().expect("client thread");
+        assert!(
+            bad.is_empty(),
+            "wrong answers: {bad:?}\nstdout:\n{}\nstderr:\n{}",
+            srv.stdout(),
+            srv.stderr()
+        );
+    }
+    let err = srv.stderr();
+    assert!(!err.contains("died"), "{err}");
+}
