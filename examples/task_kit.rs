@@ -1,8 +1,10 @@
 //! A configurable task-worker server for the integration tests (tests/tasks.rs).
 //!
-//! Line commands (one per line): `rt` (struct round trip by task_wait), `burst <n>` (n tasks
-//! by `task`, every result checked in on_finish: delivered once, to this worker), `wait <ms>
-//! <timeout_ms>`, `slow <ms>` (a task; the reply comes from on_finish), `fill <n> <ms>` (n
+//! Line commands (one per line): `rt` (struct round trip by task_wait), `burst <n> [us]` (n
+//! tasks by `task`, each taking `us` µs in the task worker, every result checked in on_finish:
+//! delivered once, to this worker; failures counted), `waits <n> [us]` (n concurrent
+//! `task_wait`s, each result checked against its task; a full queue is waited out, as in
+//! `burst`), `wait <ms> <timeout_ms>`, `slow <ms>` (a task; the reply comes from on_finish), `fill <n> <ms>` (n
 //! tasks to task worker 0 until the queue is full), `big <MiB>` (a payload of that size both
 //! ways), `timer` (tick/after/clear in the worker), `ttimer` (timers in a task worker), `msg`
 //! (task worker → worker send_message).
@@ -27,6 +29,9 @@ struct Args {
     task_queue_size: usize,
     #[arg(long)]
     retry_on_crash: bool,
+    /// Write the master's pid here and serve the status socket (`rswoole reload --task`).
+    #[arg(long)]
+    pid_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -73,6 +78,7 @@ enum Job {
         seq: u64,
         worker: usize,
         pid: u32,
+        us: u64,
     },
     Sleep {
         fd: u64,
@@ -112,6 +118,7 @@ struct BurstState {
     seen: HashSet<u64>,
     dup: u64,
     wrong: u64,
+    failed: u64,
 }
 
 thread_local! {
@@ -140,12 +147,16 @@ async fn run_task(srv: rswoole::TaskHandle, job: Job) -> Reply {
             seq,
             worker,
             pid,
-        } => Reply::Burst {
-            burst,
-            seq,
-            worker,
-            pid,
-        },
+            us,
+        } => {
+            std::thread::sleep(Duration::from_micros(us));
+            Reply::Burst {
+                burst,
+                seq,
+                worker,
+                pid,
+            }
+        }
         Job::Sleep { fd, ms } => {
             println!(
                 "task-start pid={} tw={} ms={ms}",
@@ -190,6 +201,20 @@ async fn run_task(srv: rswoole::TaskHandle, job: Job) -> Reply {
     }
 }
 
+/// The burst's report once every task of it has ended (answered or failed).
+fn burst_line(st: &BurstState, worker: usize) -> Option<(u64, String)> {
+    (st.seen.len() as u64 + st.failed == st.n).then(|| {
+        let line = format!(
+            "burst ok={} dup={} wrong={} failed={} w{worker}",
+            st.seen.len(),
+            st.dup,
+            st.wrong,
+            st.failed
+        );
+        (st.fd, line)
+    })
+}
+
 fn reply(srv: &Handle, fd: u64, s: String) {
     let _ = srv.send(ConnId(fd), s + "\n");
 }
@@ -230,6 +255,7 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
                     seq,
                     worker: srv.worker_id(),
                     pid: std::process::id(),
+                    us: arg(1),
                 };
                 loop {
                     match srv.task(job) {
@@ -247,6 +273,52 @@ async fn on_line(srv: Handle, fd: ConnId, line: String) {
                 }
             }
             println!("burst {burst} sent {n} (full {full} times)");
+        }
+        "waits" => {
+            let (n, us) = (arg(0), arg(1));
+            let calls: Vec<_> = (0..n)
+                .map(|seq| {
+                    let srv = srv.clone();
+                    tokio::task::spawn_local(async move {
+                        let mut job = Job::Burst {
+                            burst: 0,
+                            seq,
+                            worker: srv.worker_id(),
+                            pid: std::process::id(),
+                            us,
+                        };
+                        let r: Result<Reply, _> = loop {
+                            match srv.task_wait(job, long).await {
+                                Err(TaskError::Full(back)) => {
+                                    job = back;
+                                    tokio::time::sleep(Duration::from_millis(1)).await;
+                                }
+                                r => break r,
+                            }
+                        };
+                        match r {
+                            Ok(Reply::Burst { seq: s, .. }) if s == seq => None,
+                            other => Some(format!("{other:?}")),
+                        }
+                    })
+                })
+                .collect();
+            let (mut ok, mut first_err) = (0, None);
+            for c in calls {
+                match c.await {
+                    Ok(None) => ok += 1,
+                    Ok(Some(e)) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(format!("{e}"));
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                println!("waits error: {e}");
+            }
+            reply(&srv, fd.0, format!("waits ok={ok} err={}", n - ok));
         }
         "wait" => {
             let job = Job::Sleep {
@@ -369,6 +441,7 @@ fn main() -> rswoole::Result<()> {
             .task_worker_num(a.task_worker_num)
             .task_queue_size(a.task_queue_size)
             .task_retry_on_crash(a.retry_on_crash)
+            .pid_file(a.pid_file)
             .framing(Framing::Eof {
                 eof: b"\n".to_vec(),
                 split: true,
@@ -395,17 +468,7 @@ fn main() -> rswoole::Result<()> {
                     if !st.seen.insert(seq) {
                         st.dup += 1;
                     }
-                    (st.seen.len() as u64 == st.n)
-                        .then(|| {
-                            format!(
-                                "burst ok={} dup={} wrong={} w{}",
-                                st.seen.len(),
-                                st.dup,
-                                st.wrong,
-                                srv.worker_id()
-                            )
-                        })
-                        .map(|s| (st.fd, s))
+                    burst_line(st, srv.worker_id())
                 });
                 if let Some((fd, s)) = done {
                     reply(&srv, fd, s);
@@ -413,13 +476,24 @@ fn main() -> rswoole::Result<()> {
             }
             Ok(Reply::Slept { fd, ms }) if fd != 0 => reply(&srv, fd, format!("slow done {ms}")),
             Ok(_) => {}
-            Err(e) => {
-                if let Ok(Job::Sleep { fd, ms }) = result.payload::<Job>() {
-                    if fd != 0 {
-                        reply(&srv, fd, format!("slow error {e:?} ms={ms}"));
+            Err(e) => match result.payload::<Job>() {
+                Ok(Job::Sleep { fd, ms }) if fd != 0 => {
+                    reply(&srv, fd, format!("slow error {e:?} ms={ms}"))
+                }
+                Ok(Job::Burst { burst, .. }) => {
+                    println!("burst {burst} task failed: {e:?}");
+                    let done = BURSTS.with(|b| {
+                        let mut b = b.borrow_mut();
+                        let st = b.get_mut(&burst)?;
+                        st.failed += 1;
+                        burst_line(st, srv.worker_id())
+                    });
+                    if let Some((fd, s)) = done {
+                        reply(&srv, fd, s);
                     }
                 }
-            }
+                _ => {}
+            },
         }
     });
     server.on_pipe_message(|srv, from, data: Bytes| async move {

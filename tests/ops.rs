@@ -542,6 +542,73 @@ fn ops_max_request_under_load() {
     assert!(load.replies >= 6 * 300, "{} replies", load.replies);
 }
 
+/// Four workers reach max_request at the same moment (max_request 1, one message each, sent
+/// back to back): every one of them is recycled. Each request is its own message to the
+/// manager; as a signal (SIGUSR1 from each worker) pending ones merged and slots were lost.
+#[test]
+fn ops_max_request_simultaneous_recycles_every_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("mr.pid");
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--worker-num",
+            "4",
+            "--dispatch-mode",
+            "2",
+            "--max-request",
+            "1",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+        0,
+    );
+    srv.wait_stdout("worker-start", 4, T);
+    let first = wait_status(&pid_file, "four workers", T, |v| {
+        v["workers"]
+            .as_array()
+            .is_some_and(|w| w.len() == 4 && w.iter().all(|w| w["pid"] != 0))
+    });
+    let old: Vec<u64> = first["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect();
+    // Fixed dispatch: connections 1..=4 belong to workers 0..=3. Wait until every worker has
+    // taken its connection (on_connect ran), so that the four messages reach four workers.
+    let mut conns: Vec<_> = (0..4).map(|_| connect(srv.port)).collect();
+    let out = srv.wait_stdout("connect ", 4, T);
+    let mut on: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("connect "))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    on.sort_unstable();
+    assert_eq!(on, ["w0", "w1", "w2", "w3"], "{out}");
+    for c in &mut conns {
+        c.write_all(b"x").unwrap();
+    }
+    let mut got: Vec<String> = conns
+        .iter_mut()
+        .map(|c| String::from_utf8_lossy(&read_n(c, 4)).into_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["w0:x", "w1:x", "w2:x", "w3:x"]);
+    let st = wait_status(&pid_file, "every worker recycled once", T, |v| {
+        v["workers"].as_array().is_some_and(|w| {
+            w.iter()
+                .zip(&old)
+                .all(|(w, &p)| w["restarts"] == 1 && w["pid"].as_u64() != Some(p))
+        })
+    });
+    let err = srv.stderr();
+    assert_eq!(err.matches("max_request reached").count(), 4, "{err}");
+    assert!(!err.contains("worker died"), "{err}\n{st}");
+}
+
 /// Heartbeat: an idle connection is closed by the server and on_close fires; a busy one stays.
 #[test]
 fn ops_heartbeat_closes_idle() {

@@ -14,7 +14,7 @@ fn kit(args: &[&str]) -> ServerProc {
     let mut all = vec!["--addr", addr.as_str()];
     all.extend_from_slice(args);
     let srv = ServerProc::start("task_kit", &all, port);
-    srv.wait_titles("rswoole: task worker", 2.min(task_workers(args)), T);
+    srv.wait_titles("rswoole: task worker", task_workers(args), T);
     srv
 }
 
@@ -313,4 +313,218 @@ fn tasks_reload_loses_no_task() {
         .collect();
     got.sort();
     assert_eq!(got, ["slow done 200", "slow done 201", "slow done 202"]);
+}
+
+/// Pids of the processes titled `title` (`rswoole: worker`, `rswoole: task worker`), sorted.
+fn pids(srv: &ServerProc, title: &str, n: usize) -> Vec<i32> {
+    let mut v = srv.wait_titles(title, n, T);
+    v.sort_unstable();
+    v
+}
+
+/// `rswoole reload --task` and `kill -USR2 <master>` replace every task worker, one at a time,
+/// under a steady load of `task` and `task_wait` calls: every task ends in exactly one answer
+/// (no loss, no duplicate, no failure), and the workers are not touched.
+#[test]
+fn tasks_reload_task_workers_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("tk.pid");
+    let srv = kit(&[
+        "--worker-num",
+        "2",
+        "--task-worker-num",
+        "3",
+        "--task-queue-size",
+        "32",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    let workers = pids(&srv, "rswoole: worker", 2);
+    let mut tasks = pids(&srv, "rswoole: task worker", 3);
+    wait_status(&pid_file, "the status socket", T, |v| {
+        v["phase"] == "running"
+    });
+
+    // The load: each client repeats one command and checks every answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = [
+        ("burst 100 300", "burst ok=100 dup=0 wrong=0 failed=0 w"),
+        ("burst 100 300", "burst ok=100 dup=0 wrong=0 failed=0 w"),
+        ("waits 40 300", "waits ok=40 err=0"),
+        ("waits 40 300", "waits ok=40 err=0"),
+    ]
+    .into_iter()
+    .map(|(cmd, want)| {
+        let (port, stop, rounds) = (srv.port, stop.clone(), rounds.clone());
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            c.set_read_timeout(Some(T)).unwrap();
+            let mut bad = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Relaxed) {
+                c.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+                let line = read_line(&mut c);
+                if !line.starts_with(want) {
+                    bad.push(line);
+                }
+                n += 1;
+                rounds.fetch_add(1, Relaxed);
+            }
+            (n, bad)
+        })
+    })
+    .collect();
+    let wait_rounds = |at_least: u64, what: &str| {
+        let deadline = Instant::now() + T;
+        while rounds.load(Relaxed) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: only {} rounds\n{}",
+                rounds.load(Relaxed),
+                srv.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_rounds(8, "load before the reload");
+
+    let pf = pid_file.to_str().unwrap();
+    for (round, how) in [(1, "rswoole reload --task"), (2, "kill -USR2 <master>")] {
+        let before = rounds.load(Relaxed);
+        if round == 1 {
+            let o = crate::util::cli(&["reload", "--task", "--pid-file", pf]);
+            assert!(o.status.success(), "{how}: {o:?}");
+        } else {
+            srv.signal(12); // SIGUSR2
+        }
+        srv.wait_stderr("reload finished", round, T);
+        // Traffic kept flowing through the reload and after it.
+        wait_rounds(before + 8, how);
+        let now = pids(&srv, "rswoole: task worker", 3);
+        for p in &now {
+            assert!(
+                !tasks.contains(p),
+                "{how}: task worker {p} was not replaced"
+            );
+        }
+        tasks = now;
+        assert_eq!(
+            pids(&srv, "rswoole: worker", 2),
+            workers,
+            "{how} replaced workers"
+        );
+    }
+    stop.store(true, Relaxed);
+    for c in clients {
+        let (n, bad) = c.join().expect("client thread");
+        assert!(n > 0);
+        assert!(
+            bad.is_empty(),
+            "wrong answers: {bad:?}\nstdout:\n{}\nstderr:\n{}",
+            srv.stdout(),
+            srv.stderr()
+        );
+    }
+    let st = status(&pid_file).expect("status");
+    for w in st["workers"].as_array().unwrap() {
+        assert_eq!(w["restarts"], 0, "{st}");
+    }
+    for w in st["task_workers"].as_array().unwrap() {
+        assert_eq!(w["restarts"], 2, "{st}");
+    }
+    let err = srv.stderr();
+    assert!(!err.contains("WorkerDied"), "{err}");
+    assert!(!err.contains("died"), "{err}");
+}
+
+/// Two task-worker reloads asked at once (one of the master, one of the manager directly)
+/// under load: both are carried out (the second replaces the incarnation the first one has
+/// just started, or joins it if it is still queued), and no task is lost or answered twice.
+#[test]
+fn tasks_back_to_back_task_reloads_lose_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("bb.pid");
+    let srv = kit(&[
+        "--worker-num",
+        "1",
+        "--task-worker-num",
+        "1",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ]);
+    let st = wait_status(&pid_file, "the status socket", T, |v| {
+        v["phase"] == "running"
+    });
+    let manager = nix::unistd::Pid::from_raw(st["manager_pid"].as_i64().unwrap() as i32);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = [
+        ("burst 50 200", "burst ok=50 dup=0 wrong=0 failed=0 w"),
+        ("waits 20 200", "waits ok=20 err=0"),
+    ]
+    .into_iter()
+    .map(|(cmd, want)| {
+        let (port, stop) = (srv.port, stop.clone());
+        std::thread::spawn(move || {
+            let mut c = connect(port);
+            c.set_read_timeout(Some(T)).unwrap();
+            let mut bad = Vec::new();
+            while !stop.load(Relaxed) {
+                c.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+                let line = read_line(&mut c);
+                if !line.starts_with(want) {
+                    bad.push(line);
+                }
+            }
+            bad
+        })
+    })
+    .collect();
+    // True once the manager logged `reload finished` after the n-th reload it was asked for:
+    // every reload asked until then is done (a reload asked while one is under way joins it).
+    let done_after = |n: usize| {
+        let err = srv.stderr();
+        let lines: Vec<&str> = err.lines().collect();
+        let asked: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("reloading task workers"))
+            .collect();
+        asked.len() >= n
+            && lines[asked[n - 1]..]
+                .iter()
+                .any(|l| l.contains("reload finished"))
+    };
+    const PAIRS: usize = 5;
+    for k in 1..=PAIRS {
+        // Two messages to the manager at (nearly) the same moment: the second one retires the
+        // incarnation that the first one has just started.
+        srv.signal(12);
+        nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGUSR2).unwrap();
+        let deadline = Instant::now() + T;
+        while !done_after(2 * k) {
+            assert!(
+                Instant::now() < deadline,
+                "reloads of pair {k} did not finish:\n{}",
+                srv.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop.store(true, Relaxed);
+    for c in clients {
+        let bad = c.join().expect("client thread");
+        assert!(
+            bad.is_empty(),
+            "wrong answers: {bad:?}\nstdout:\n{}\nstderr:\n{}",
+            srv.stdout(),
+            srv.stderr()
+        );
+    }
+    let err = srv.stderr();
+    assert!(!err.contains("died"), "{err}");
 }

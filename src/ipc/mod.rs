@@ -14,8 +14,10 @@
 //!
 //! Layer 2: imports only `base` and `sys`. Besides the pipe records, this folder holds the
 //! other ways processes talk: [`mailbox`] (worker to worker in Base mode), [`task_link`]
-//! (workers to task workers) and [`shared`] (the connection table in shared memory).
+//! (workers to task workers), [`command`] (master and workers to the manager) and [`shared`]
+//! (the connection table in shared memory).
 
+pub(crate) mod command;
 pub(crate) mod mailbox;
 pub(crate) mod shared;
 pub(crate) mod task_link;

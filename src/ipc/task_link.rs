@@ -309,7 +309,8 @@ pub(crate) enum LinkError {
     Io(#[from] io::Error),
 }
 
-/// Receives one datagram and decodes its frames. `Ok(None)` on EOF (or a reset peer).
+/// Receives one datagram and decodes its frames. `Ok(None)` on EOF, after every frame the
+/// peer sent (a reset peer's included).
 pub(crate) async fn recv_frames(
     fd: &AsyncFd<OwnedFd>,
     buf: &mut [u8],
@@ -341,6 +342,10 @@ pub(crate) async fn recv_frames(
         match res {
             Ok(Ok(x)) => break x,
             Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The peer closed while frames of ours were still unread in its queue. Linux
+            // reports that once (the error is cleared by this recv) and *before* the frames
+            // the peer sent us first: read on. They may end in a `Goodbye`, which tells a
+            // graceful stop from a crash; EOF comes after them. A second reset ends the link.
             Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
                 if std::mem::replace(&mut reset, true) {
                     return Ok(None);

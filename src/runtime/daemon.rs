@@ -12,9 +12,10 @@
 //! 3. [`report_failure`] if anything fails before that: the starter prints the error and exits 1.
 //! 4. [`stopped`] at clean shutdown: removes the pid file and the status socket.
 //!
-//! Reopening the log: the master reopens its own and sends `SIGHUP` to the manager, which
-//! reopens its own and forwards `SIGHUP` to each worker (inside rswoole, `SIGHUP` means
-//! "reopen the log"; workers ignore it until they watch it).
+//! Reopening the log: the master reopens its own and sends the manager
+//! [`Command::ReopenLogs`] on the control socket; the manager reopens its own and sends
+//! `SIGHUP` to each worker (inside rswoole, `SIGHUP` means "reopen the log"; workers ignore it
+//! until they watch it; several merged into one still reopen it).
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -22,10 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 
 use crate::base::names::status_socket;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings};
+use crate::ipc::command::{self, Command};
 use crate::ipc::shared::{self, Shared};
 use crate::sys;
 
@@ -154,10 +157,12 @@ pub(crate) fn reopen_log() {
 }
 
 /// Step 2 (see the module doc). Returns the tasks to abort at shutdown.
+/// `control` is the master's end of the control socket (the manager's commands go there).
 pub(crate) fn running(
     settings: &Arc<Settings>,
     shared: &Shared,
     info: &MasterInfo,
+    control: Arc<AsyncFd<OwnedFd>>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let pid = std::process::id();
@@ -198,13 +203,14 @@ pub(crate) fn running(
             }
         }
     }
-    let manager = info.manager_pid as i32;
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sys::sigrtmin())) {
         Ok(mut sig) => tasks.push(tokio::spawn(async move {
             while sig.recv().await.is_some() {
                 reopen_log();
                 tracing::info!("log file reopened (SIGRTMIN)");
-                let _ = sys::kill_raw(manager, libc::SIGHUP);
+                if let Err(e) = command::send_async(&control, Command::ReopenLogs).await {
+                    tracing::error!(error = %e, "cannot ask the manager to reopen the logs");
+                }
             }
         })),
         Err(e) => tracing::error!(error = %e, "cannot watch SIGRTMIN (log reopening)"),

@@ -1,10 +1,33 @@
 //! The manager: a single-threaded process that forks workers, restarts the ones that die
 //! (with backoff when they die at start), and replaces them one at a time on reload.
 //!
-//! It never starts a thread, so forking from it is sound. Signals are blocked and read from a
-//! signalfd in its loop (a signal handler does nothing but queue them).
+//! It never starts a thread, so forking from it is sound. Its loop polls three descriptors and
+//! never blocks on any of them:
+//! - a signalfd (the signals are blocked, so none runs a handler): SIGCHLD (reap), SIGTERM and
+//!   SIGINT (stop: the master's at shutdown, or PDEATHSIG when it dies). SIGUSR1, SIGUSR2 and
+//!   SIGHUP sent to the manager itself still reload, reload the task workers and reopen the
+//!   logs;
+//! - the control socket: the master's commands ([`Command::Reload`],
+//!   [`Command::ReloadTasks`], [`Command::ReopenLogs`]; it turns the operator's signals into
+//!   them), one message each;
+//! - the recycle channel: [`Command::Recycle`] from a worker that reached `max_request`, one
+//!   message per request, with the worker's slot and pid (a request of an incarnation that was
+//!   already replaced is ignored).
+//!
+//! Commands are messages, not signals, because pending standard signals merge: two workers
+//! asking at once would be one SIGUSR1 (see [`crate::ipc::command`]). The signals left inside
+//! the server (SIGTERM to stop a process, SIGHUP to reopen logs) ask for the same thing every
+//! time, so one delivery for several sends loses nothing.
+//!
+//! Reload (`reload_queue`): one slot at a time, the new incarnation is forked first, then the
+//! old one retires (Process-mode workers get `Stop` from the master when the new pipe is
+//! installed; Base-mode workers and task workers get SIGTERM); the next slot follows when the
+//! retired process has exited. A task worker that retires finishes its running task and sends
+//! `Goodbye`, so the workers send its unanswered tasks to the next incarnation
+//! (`task_worker.rs`, `task_client.rs`): nothing is lost or run twice.
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -19,6 +42,7 @@ use super::app::App;
 use super::master::Launch;
 use super::{daemon, task_worker, worker};
 use crate::base::{Mode, SockType};
+use crate::ipc::command::{self, Command, Received};
 use crate::ipc::shared;
 use crate::sys;
 
@@ -38,7 +62,15 @@ struct Slot {
 struct Manager<'a> {
     app: &'a App,
     launch: &'a Launch,
+    /// The manager's end of the control socket: worker pipes go to the master, commands come
+    /// from it.
     control: OwnedFd,
+    /// False once the master's end is closed (it is then no longer polled).
+    control_open: bool,
+    /// The recycle channel: the manager reads `recycle_rx`; every worker inherits a copy of
+    /// `recycle_tx`.
+    recycle_rx: OwnedFd,
+    recycle_tx: OwnedFd,
     slots: Vec<Slot>,
     retired: HashSet<i32>,
     stopping: Option<Instant>,
@@ -85,11 +117,21 @@ pub(crate) fn run(app: &App, mut launch: Launch, control: OwnedFd) -> ! {
             std::process::exit(1);
         }
     };
+    let (recycle_rx, recycle_tx) = match sys::seqpacket_pair() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "manager: cannot create the recycle channel");
+            std::process::exit(1);
+        }
+    };
     let n = launch.settings.worker_num;
     let mut m = Manager {
         app,
         launch,
         control,
+        control_open: true,
+        recycle_rx,
+        recycle_tx,
         // Slots 0..n are workers, n..n+task_worker_num task workers (src/task_worker.rs).
         slots: (0..n + launch.settings.task_worker_num)
             .map(|_| Slot::default())
@@ -105,24 +147,34 @@ pub(crate) fn run(app: &App, mut launch: Launch, control: OwnedFd) -> ! {
     }
     loop {
         let timeout = m.next_timeout();
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         let t = match timeout {
             Some(d) => {
                 PollTimeout::try_from(d.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
         };
-        let _ = poll(&mut fds, t);
+        {
+            let mut fds = vec![
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(m.recycle_rx.as_fd(), PollFlags::POLLIN),
+            ];
+            if m.control_open {
+                fds.push(PollFd::new(m.control.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, t);
+        }
         while let Ok(Some(info)) = sfd.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => m.reap(),
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => m.stop(),
-                Ok(Signal::SIGUSR1) => m.reload_from(info.ssi_pid as i32),
-                Ok(Signal::SIGHUP) => m.reopen_logs(),
+                Ok(Signal::SIGUSR1) => m.command(Command::Reload),
+                Ok(Signal::SIGUSR2) => m.command(Command::ReloadTasks),
+                Ok(Signal::SIGHUP) => m.command(Command::ReopenLogs),
                 _ => {}
             }
         }
         m.reap();
+        m.read_commands();
         m.tick();
         if m.stopping.is_some() && m.slots.iter().all(|s| s.pid.is_none()) && m.retired.is_empty() {
             std::process::exit(0);
@@ -152,14 +204,24 @@ impl Manager<'_> {
                     drop(master_end);
                     worker_end
                 });
-                // The worker has no use for the control socket: close our copy (this process
-                // never returns to the manager's code, so the OwnedFd is never dropped again).
-                let _ = nix::unistd::close(self.control.as_raw_fd());
+                // A worker keeps only its own copy of the recycle channel's sending end; close
+                // the manager's descriptors (this process never returns to the manager's code,
+                // so their OwnedFds are never dropped again).
+                let recycle = (!task_worker)
+                    .then(|| self.recycle_tx.try_clone())
+                    .transpose()
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "worker {i}: no recycle channel; max_request cannot recycle it");
+                        None
+                    });
+                for fd in [&self.control, &self.recycle_rx, &self.recycle_tx] {
+                    let _ = nix::unistd::close(fd.as_raw_fd());
+                }
                 if task_worker {
                     let index = i - self.launch.settings.worker_num;
                     task_worker::run(self.app, self.launch, index)
                 }
-                worker::run(self.app, self.launch, i, pipe)
+                worker::run(self.app, self.launch, i, pipe, recycle)
             }
             Ok(sys::Forked::Parent(pid)) => {
                 let slot = &mut self.slots[i];
@@ -340,23 +402,79 @@ impl Manager<'_> {
         }
     }
 
-    fn reload(&mut self) {
-        if self.stopping.is_some() {
-            return;
+    /// Reads every command waiting on the control socket and the recycle channel.
+    fn read_commands(&mut self) {
+        while self.control_open {
+            match command::recv(self.control.as_fd()) {
+                Ok(Received::Message(Ok(c))) => self.command(c),
+                Ok(Received::Message(Err(e))) => {
+                    tracing::warn!(error = %e, "manager: malformed command from the master")
+                }
+                Ok(Received::Empty) => break,
+                Ok(Received::Closed) => {
+                    tracing::debug!("manager: the master closed the control socket");
+                    self.control_open = false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "manager: reading the control socket failed");
+                    self.control_open = false;
+                }
+            }
         }
-        tracing::info!("reloading workers one at a time");
-        self.reload_queue = (0..self.slots.len()).collect();
-        if self.reloading.is_none() {
-            self.next_reload();
+        loop {
+            match command::recv(self.recycle_rx.as_fd()) {
+                Ok(Received::Message(Ok(c))) => self.command(c),
+                Ok(Received::Message(Err(e))) => {
+                    tracing::warn!(error = %e, "manager: malformed recycle request")
+                }
+                // We hold a sending end ourselves: the channel never closes.
+                Ok(Received::Empty) | Ok(Received::Closed) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "manager: reading the recycle channel failed");
+                    break;
+                }
+            }
         }
     }
 
-    /// SIGUSR1 from a worker of ours is its max_request recycling request (that slot only);
-    /// from anyone else (the master forwarding `rswoole reload`) a reload of every worker.
-    fn reload_from(&mut self, sender: i32) {
-        match self.slots.iter().position(|s| s.pid == Some(sender)) {
-            Some(i) => self.recycle(i),
-            None => self.reload(),
+    fn command(&mut self, c: Command) {
+        let n = self.launch.settings.worker_num;
+        match c {
+            Command::Reload => {
+                tracing::info!("reloading workers one at a time");
+                self.reload(0..self.slots.len());
+            }
+            Command::ReloadTasks if self.slots.len() == n => {
+                tracing::info!("reload of the task workers asked, but the server has none");
+            }
+            Command::ReloadTasks => {
+                tracing::info!("reloading task workers one at a time");
+                self.reload(n..self.slots.len());
+            }
+            Command::ReopenLogs => self.reopen_logs(),
+            Command::Recycle { slot, pid } => {
+                let i = slot as usize;
+                if i < n && self.slots[i].pid == Some(pid as i32) {
+                    self.recycle(i);
+                } else {
+                    tracing::debug!(slot, pid, "recycle request of a replaced worker; ignored");
+                }
+            }
+        }
+    }
+
+    /// Queues `slots` (those not queued yet) for replacement, one at a time.
+    fn reload(&mut self, slots: Range<usize>) {
+        if self.stopping.is_some() {
+            return;
+        }
+        for i in slots {
+            if !self.reload_queue.contains(&i) {
+                self.reload_queue.push_back(i);
+            }
+        }
+        if self.reloading.is_none() {
+            self.next_reload();
         }
     }
 
@@ -366,15 +484,11 @@ impl Manager<'_> {
             return;
         }
         tracing::info!(worker = i, "recycling worker (max_request)");
-        if !self.reload_queue.contains(&i) {
-            self.reload_queue.push_back(i);
-        }
-        if self.reloading.is_none() {
-            self.next_reload();
-        }
+        self.reload(i..i + 1);
     }
 
-    /// SIGHUP (from the master, on SIGRTMIN): reopen the log file here and in every worker.
+    /// `rswoole reopen-logs` (the master's SIGRTMIN): reopen the log file here and in every
+    /// worker.
     fn reopen_logs(&mut self) {
         daemon::reopen_log();
         let pids = self.slots.iter().filter_map(|s| s.pid);

@@ -1,4 +1,11 @@
 //! Starting a server: checks, binding, the fork of the manager, and the master's own loop.
+//!
+//! The master owns the server's outside interface, its signals: SIGTERM/SIGINT stop,
+//! SIGUSR1 reloads the workers, SIGUSR2 the task workers, SIGRTMIN reopens the log files
+//! (`crate::control::VERBS`). It passes reloads and log reopening on to the manager as
+//! messages on the control socket ([`crate::ipc::command`]), not as signals, so that no
+//! request merges with another; only the stop stays a signal (SIGTERM, also the manager's
+//! PDEATHSIG).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -15,6 +22,7 @@ use super::reactor::Reactor;
 use super::{daemon, manager};
 use crate::base::settings::DEFAULT_MAX_CONNECTION_CAP;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings, SockType};
+use crate::ipc::command::{self, Command};
 use crate::ipc::shared::{Shared, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
@@ -230,11 +238,12 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
     let manager = nix::unistd::Pid::from_raw(info.manager_pid as i32);
 
     let mut tasks = Vec::new();
+    // The control socket: worker pipes from the manager (Process mode), commands to it.
+    let control =
+        Arc::new(sys::async_fd(control).map_err(Error::io("registering the control socket"))?);
     if settings.mode == Mode::Process {
-        let control =
-            sys::async_fd(control).map_err(Error::io("registering the control socket"))?;
-        let r = reactor.clone();
-        tasks.push(tokio::spawn(async move { read_control(control, r).await }));
+        let (c, r) = (control.clone(), reactor.clone());
+        tasks.push(tokio::spawn(async move { read_control(&c, r).await }));
         for (i, b) in launch.listeners.iter().enumerate() {
             match b.kind {
                 SockType::Tcp => {
@@ -271,12 +280,10 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
                 }
             }
         }
-    } else {
-        drop(control);
     }
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(PHASE_RUNNING, Release);
-    tasks.extend(daemon::running(&settings, &shared, info));
+    tasks.extend(daemon::running(&settings, &shared, info, control.clone()));
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
             &r.conns
@@ -292,8 +299,8 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            _ = sigusr1.recv() => { let _ = nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGUSR1); }
-            _ = sigusr2.recv() => { let _ = nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGUSR2); }
+            _ = sigusr1.recv() => tell_manager(&control, Command::Reload).await,
+            _ = sigusr2.recv() => tell_manager(&control, Command::ReloadTasks).await,
             _ = sigchld.recv() => {
                 if reap(manager) {
                     tracing::error!("the manager process died; shutting down");
@@ -351,7 +358,14 @@ fn reap(pid: nix::unistd::Pid) -> bool {
     )
 }
 
-async fn read_control(control: AsyncFd<OwnedFd>, reactor: Arc<Reactor>) {
+/// Sends the manager `cmd` on the control socket (logs if it cannot).
+async fn tell_manager(control: &AsyncFd<OwnedFd>, cmd: Command) {
+    if let Err(e) = command::send_async(control, cmd).await {
+        tracing::error!(error = %e, ?cmd, "cannot send a command to the manager");
+    }
+}
+
+async fn read_control(control: &AsyncFd<OwnedFd>, reactor: Arc<Reactor>) {
     let mut buf = [0u8; 16];
     loop {
         let mut guard = match control.readable().await {

@@ -465,44 +465,59 @@ async fn link_loop(client: Arc<TaskClient>, j: usize, handle: Ctx, cbs: Rc<LinkC
                 }
             }
         });
-        let reader = async {
-            loop {
-                match task_link::recv_frames(&fd, &mut buf, max).await {
-                    Ok(Some(frames)) => {
-                        for f in frames {
-                            match f.kind {
-                                FKind::Result => {
-                                    client.complete(f.id, Outcome::Done(f.payload), &handle, &cbs)
+        let goodbye = {
+            let reader = async {
+                loop {
+                    match task_link::recv_frames(&fd, &mut buf, max).await {
+                        Ok(Some(frames)) => {
+                            for f in frames {
+                                match f.kind {
+                                    FKind::Result => client.complete(
+                                        f.id,
+                                        Outcome::Done(f.payload),
+                                        &handle,
+                                        &cbs,
+                                    ),
+                                    FKind::Failed => client.complete(
+                                        f.id,
+                                        Outcome::Failed(String::from_utf8_lossy(&f.payload).into()),
+                                        &handle,
+                                        &cbs,
+                                    ),
+                                    FKind::Message => {
+                                        let _ = msg_tx.send(f.payload);
+                                    }
+                                    FKind::Goodbye => return true,
+                                    FKind::Hello | FKind::Task => {}
                                 }
-                                FKind::Failed => client.complete(
-                                    f.id,
-                                    Outcome::Failed(String::from_utf8_lossy(&f.payload).into()),
-                                    &handle,
-                                    &cbs,
-                                ),
-                                FKind::Message => {
-                                    let _ = msg_tx.send(f.payload);
-                                }
-                                FKind::Goodbye => return true,
-                                FKind::Hello | FKind::Task => {}
                             }
                         }
-                    }
-                    Ok(None) => return false,
-                    Err(e) => {
-                        tracing::warn!(task_worker = j, error = %e, "bad data from a task worker");
-                        return false;
+                        Ok(None) => return false,
+                        Err(e) => {
+                            tracing::warn!(task_worker = j, error = %e, "bad data from a task worker");
+                            return false;
+                        }
                     }
                 }
-            }
-        };
-        let goodbye = tokio::select! {
-            g = reader => g,
-            r = writer => {
-                if let Err(e) = r {
-                    tracing::debug!(task_worker = j, error = %e, "task link write failed");
+            };
+            tokio::pin!(reader);
+            tokio::select! {
+                g = &mut reader => g,
+                r = writer => {
+                    if let Err(e) = r {
+                        tracing::debug!(task_worker = j, error = %e, "task link write failed");
+                    }
+                    // Writing fails mostly because the task worker has exited, and then what
+                    // it sent before exiting (its last results, its Goodbye) may still be
+                    // unread: read up to EOF, so that a graceful stop is not taken for a
+                    // crash (its unanswered tasks then go to the next incarnation, not to
+                    // `WorkerDied`). Shutting our side down ends the link at a task worker
+                    // that is still alive, so EOF comes either way; the limit covers one that
+                    // is stuck in a task.
+                    let _ = rustix::net::shutdown(fd.get_ref(), rustix::net::Shutdown::Write);
+                    let limit = client.settings.max_wait_time;
+                    tokio::time::timeout(limit, reader).await.unwrap_or(false)
                 }
-                false
             }
         };
         drop(fd);

@@ -39,8 +39,16 @@ use crate::ipc::{self, Kind, PipeTx, Reassembler};
 use crate::owner::table::ConnTable;
 use crate::sys;
 
-/// Runs worker `id` in this (freshly forked) process, then exits.
-pub(crate) fn run(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> ! {
+/// Runs worker `id` in this (freshly forked) process, then exits. `pipe`: its end of its pipe
+/// to the master (Process mode); `recycle`: the sending end of the manager's recycle channel
+/// (see [`recycle`]).
+pub(crate) fn run(
+    app: &App,
+    launch: &Launch,
+    id: usize,
+    pipe: Option<OwnedFd>,
+    recycle: Option<OwnedFd>,
+) -> ! {
     sys::reset_signals();
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
     sys::set_process_title(&format!("rswoole: worker {id}"));
@@ -54,7 +62,7 @@ pub(crate) fn run(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) 
     {
         Ok(rt) => {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, main(app, launch, id, pipe))
+            local.block_on(&rt, main(app, launch, id, pipe, recycle))
         }
         Err(e) => {
             tracing::error!(error = %e, "worker {id}: cannot build its runtime");
@@ -68,7 +76,13 @@ pub(crate) fn run(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) 
     std::process::exit(code)
 }
 
-async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i32 {
+async fn main(
+    app: &App,
+    launch: &Launch,
+    id: usize,
+    pipe: Option<OwnedFd>,
+    recycle: Option<OwnedFd>,
+) -> i32 {
     let settings = launch.settings.clone();
     let udp = launch
         .listeners
@@ -141,7 +155,7 @@ async fn main(app: &App, launch: &Launch, id: usize, pipe: Option<OwnedFd>) -> i
             }
         })
     });
-    recycle::init_worker(&settings);
+    recycle::init_worker(&settings, recycle);
     // SIGHUP from the manager: reopen the log file (`crate::daemon`).
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::task::spawn_local(async move {

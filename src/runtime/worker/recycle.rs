@@ -3,19 +3,33 @@
 //! the manager, once, to replace it. The manager replaces that one slot through its reload
 //! path: the new incarnation is forked and its pipe installed in the master before the old one
 //! gets `Stop`, so no event is lost.
+//!
+//! The request is one message ([`Command::Recycle`]: slot and pid) on the manager's recycle
+//! channel, a `SOCK_SEQPACKET` socket whose sending end every worker inherits. It is not a
+//! signal: pending signals merge, so of two workers that reached their limit at the same
+//! moment one would never be recycled; messages queue one by one. The pid lets the manager
+//! ignore a request that arrives after that incarnation was replaced. If the channel is full
+//! (it never is in practice: one message per incarnation), the worker asks again after its next
+//! event.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use crate::base::Settings;
+use crate::ipc::command::{self, Command};
 
 /// Events this worker incarnation may finish before it asks to be replaced (0 = never).
 static LIMIT: AtomicU64 = AtomicU64::new(0);
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 static ASKED: AtomicBool = AtomicBool::new(false);
+/// This process's sending end of the manager's recycle channel.
+static CHANNEL: OnceLock<OwnedFd> = OnceLock::new();
 
 /// Sets this worker incarnation's recycling limit: `max_request` plus a jitter in
-/// `0..=max_request_grace` (from the pid and the clock: workers must differ, not be random).
-pub(crate) fn init_worker(settings: &Settings) {
+/// `0..=max_request_grace` (from the pid and the clock: workers must differ, not be random),
+/// and the channel its request goes to.
+pub(crate) fn init_worker(settings: &Settings, channel: Option<OwnedFd>) {
     let limit = if settings.max_request == 0 {
         0
     } else {
@@ -30,6 +44,9 @@ pub(crate) fn init_worker(settings: &Settings) {
     LIMIT.store(limit, Relaxed);
     HANDLED.store(0, Relaxed);
     ASKED.store(false, Relaxed);
+    if let Some(fd) = channel {
+        let _ = CHANNEL.set(fd);
+    }
 }
 
 /// A worker finished one event (receive or packet): ask the manager for a replacement once the
@@ -40,13 +57,36 @@ pub(crate) fn handled_one(worker: usize) {
         return;
     }
     let n = HANDLED.fetch_add(1, Relaxed) + 1;
-    if n >= limit && !ASKED.swap(true, Relaxed) {
-        tracing::info!(
+    if n < limit || ASKED.swap(true, Relaxed) {
+        return;
+    }
+    tracing::info!(
+        worker,
+        handled = n,
+        "max_request reached: asking the manager to recycle this worker"
+    );
+    let Some(channel) = CHANNEL.get() else {
+        tracing::error!(
             worker,
-            handled = n,
-            "max_request reached: asking the manager to recycle this worker"
+            "no recycle channel to the manager: this worker stays"
         );
-        let manager = nix::unistd::getppid();
-        let _ = nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGUSR1);
+        return;
+    };
+    let request = Command::Recycle {
+        slot: worker as u32,
+        pid: std::process::id(),
+    };
+    match command::send(channel.as_fd(), request) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            tracing::warn!(
+                worker,
+                "the manager's recycle channel is full; asking again after the next event"
+            );
+            ASKED.store(false, Relaxed);
+        }
+        Err(e) => {
+            tracing::error!(worker, error = %e, "cannot ask the manager to recycle this worker")
+        }
     }
 }
