@@ -28,3 +28,39 @@ pub(crate) mod timers;
 pub(crate) mod worker;
 
 pub(crate) use master::start;
+
+/// Runs a freshly forked worker or task worker: resets signals, dies with its parent, takes
+/// `title`, publishes its pid and state in shared-memory slot `slot`, runs `main` on a
+/// single-threaded runtime, and exits with its code. A replaced (reloaded) process exits after
+/// its successor took the slot: it leaves the slot's state alone then.
+pub(crate) fn run_child(
+    launch: &master::Launch,
+    slot: usize,
+    title: &str,
+    main: impl std::future::Future<Output = i32>,
+) -> ! {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use crate::ipc::shared;
+    crate::sys::reset_signals();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    crate::sys::set_process_title(title);
+    let s = launch.shared.worker(slot);
+    s.pid.store(std::process::id(), Relaxed);
+    s.started_ms.store(shared::now_ms(), Relaxed);
+    s.state.store(shared::W_STARTING, Relaxed);
+    let code = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => tokio::task::LocalSet::new().block_on(&rt, main),
+        Err(e) => {
+            tracing::error!(error = %e, "{title}: cannot build its runtime");
+            1
+        }
+    };
+    if s.pid.load(Relaxed) == std::process::id() {
+        s.state.store(shared::W_EXITING, Relaxed);
+    }
+    std::process::exit(code)
+}

@@ -50,28 +50,9 @@ struct Queue {
 
 /// Runs task worker `index` in this (freshly forked) process, then exits.
 pub(crate) fn run(app: &App, launch: &Launch, index: usize) -> ! {
-    sys::reset_signals();
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
-    sys::set_process_title(&format!("rswoole: task worker {index}"));
-    let slot = launch.shared.worker(launch.settings.worker_num + index);
-    slot.pid.store(std::process::id(), Relaxed);
-    slot.started_ms.store(shared::now_ms(), Relaxed);
-    slot.state.store(shared::W_STARTING, Relaxed);
-    let code = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => {
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, main(app, launch, index))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "task worker {index}: cannot build its runtime");
-            1
-        }
-    };
-    slot.state.store(shared::W_EXITING, Relaxed);
-    std::process::exit(code)
+    let title = format!("rswoole: task worker {index}");
+    let slot = launch.settings.worker_num + index;
+    super::run_child(launch, slot, &title, main(app, launch, index))
 }
 
 async fn main(app: &App, launch: &Launch, index: usize) -> i32 {

@@ -35,6 +35,21 @@ pub(super) struct Unacked {
 pub(crate) const PIPE_BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
 
 impl Pipe {
+    /// No more events go to this incarnation: it gets `Stop` after the last one sent (it
+    /// handles those, then exits) and the pipe is closed for writing.
+    pub(super) fn stop(&self) {
+        self.accepting.store(false, Release);
+        let h = Header {
+            kind: Kind::Stop,
+            flags: 0,
+            listener: 0,
+            session: 0,
+            seq: u64::MAX,
+        };
+        self.tx.push(h, &[]);
+        self.tx.close();
+    }
+
     /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `None`
     /// if the pipe is closed.
     pub(super) fn send(&self, ev: Ev) -> Option<u64> {
@@ -118,16 +133,7 @@ impl Reactor {
         let old = self.slots[slot].current.lock().replace(pipe.clone());
         if let Some(old) = old {
             // Graceful replacement: the old incarnation finishes what it has, then exits.
-            old.accepting.store(false, Release);
-            let h = Header {
-                kind: Kind::Stop,
-                flags: 0,
-                listener: 0,
-                session: 0,
-                seq: u64::MAX,
-            };
-            old.tx.push(h, &[]);
-            old.tx.close();
+            old.stop();
         }
         let waiting = std::mem::take(&mut *self.slots[slot].waiting.lock());
         for id in waiting {
@@ -148,16 +154,7 @@ impl Reactor {
     pub(crate) fn stop_workers(&self) {
         for slot in &self.slots {
             if let Some(p) = slot.current.lock().as_ref() {
-                p.accepting.store(false, Release);
-                let h = Header {
-                    kind: Kind::Stop,
-                    flags: 0,
-                    listener: 0,
-                    session: 0,
-                    seq: u64::MAX,
-                };
-                p.tx.push(h, &[]);
-                p.tx.close();
+                p.stop();
             }
         }
     }

@@ -37,7 +37,6 @@ use crate::base::{ConnId, Mode};
 use crate::ipc::shared;
 use crate::ipc::{self, Kind, PipeTx, Reassembler};
 use crate::owner::table::ConnTable;
-use crate::sys;
 
 /// Runs worker `id` in this (freshly forked) process, then exits. `pipe`: its end of its pipe
 /// to the master (Process mode); `recycle`: the sending end of the manager's recycle channel
@@ -49,31 +48,8 @@ pub(crate) fn run(
     pipe: Option<OwnedFd>,
     recycle: Option<OwnedFd>,
 ) -> ! {
-    sys::reset_signals();
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
-    sys::set_process_title(&format!("rswoole: worker {id}"));
-    let slot = launch.shared.worker(id);
-    slot.pid.store(std::process::id(), Relaxed);
-    slot.started_ms.store(shared::now_ms(), Relaxed);
-    slot.state.store(shared::W_STARTING, Relaxed);
-    let code = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => {
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, main(app, launch, id, pipe, recycle))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "worker {id}: cannot build its runtime");
-            1
-        }
-    };
-    // A replaced (reloaded) worker exits after its successor took the slot: leave its state.
-    if slot.pid.load(Relaxed) == std::process::id() {
-        slot.state.store(shared::W_EXITING, Relaxed);
-    }
-    std::process::exit(code)
+    let title = format!("rswoole: worker {id}");
+    super::run_child(launch, id, &title, main(app, launch, id, pipe, recycle))
 }
 
 async fn main(
