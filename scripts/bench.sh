@@ -3,6 +3,8 @@
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
 # usage: scripts/bench.sh [tcp|http|framed|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
+# build's servers to the same rounds, to compare two versions in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
@@ -21,11 +23,13 @@ if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
     P=$(free_port); S=$(start $B/examples/peer_hyper_hello 127.0.0.1:$P 1); wait_port $P
     HY=$(wrk_rps "${H[@]}" http://127.0.0.1:$P/); stop $S
     echo "hyper 1.x (1 thread):               $HY req/s"
+    for BUILD in $B ${BASELINE:-}; do
+    TAG=""; [ "$BUILD" != "$B" ] && TAG=" (baseline)"
     for MODE in base process; do for W in 1 2; do
-      P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode $MODE --worker-num $W --reactor-num 1); wait_port $P
+      P=$(free_port); S=$(start $BUILD/examples/http_hello --port $P --mode $MODE --worker-num $W --reactor-num 1); wait_port $P
       R=$(wrk_rps "${H[@]}" http://127.0.0.1:$P/); stop $S
-      printf "rswoole %-8s worker_num=%s:     %s req/s = %.2fx hyper\n" "$MODE" "$W" "$R" "$(echo "$R / $HY" | bc -l)"
-    done; done
+      printf "rswoole %-8s worker_num=%s%s:     %s req/s = %.2fx hyper\n" "$MODE" "$W" "$TAG" "$R" "$(echo "$R / $HY" | bc -l)"
+    done; done; done
   done
 fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
@@ -34,13 +38,14 @@ ROUNDS=${ROUNDS:-3}
 echo "# tcp echo: $CONNS conns, $SIZE B, $SECS s, server on CPU 0, client on CPU 1, $ROUNDS rounds"
 declare -A RT=()
 for R in $(seq "$ROUNDS"); do
-  for WHO in tokio base process; do
+  for WHO in tokio base process ${BASELINE:+base-baseline process-baseline}; do
     P=$(free_port)
     if [ $WHO = tokio ]; then
       S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
       X=$(bench tcp-echo --addr 127.0.0.1:$P)
     else
-      S=$(start $B/examples/tcp_echo --port $P --mode $WHO --worker-num 2 --reactor-num 1); wait_port $P
+      BUILD=$B; [[ $WHO == *-baseline ]] && BUILD=$BASELINE
+      S=$(start $BUILD/examples/tcp_echo --port $P --mode ${WHO%-baseline} --worker-num 2 --reactor-num 1); wait_port $P
       X=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: ")
     fi
     stop $S; RT[$WHO]+="$X "
@@ -49,7 +54,7 @@ for R in $(seq "$ROUNDS"); do
 done
 TOKIO=$(median ${RT[tokio]})
 echo "median tokio echo (1 thread):            $TOKIO rt/s"
-for MODE in base process; do
+for MODE in base process ${BASELINE:+base-baseline process-baseline}; do
   X=$(median ${RT[$MODE]})
   printf "median rswoole %-8s (2 workers):     %s rt/s  = %.2fx tokio\n" "$MODE" "$X" "$(echo "$X / $TOKIO" | bc -l)"
 done
