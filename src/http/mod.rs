@@ -43,9 +43,10 @@ use crate::server::{forward_server_methods, Handle, Port, Server};
 use crate::task::forward_task_methods;
 use handler::{HttpHandler, ReqCb};
 
-/// An HTTP/1.1 server: a [`Server`] whose first listener speaks HTTP. Everything of
-/// [`Server`] is available through `Deref` (settings, more listeners — TCP, UDP or HTTP —,
-/// worker callbacks).
+/// An HTTP/1.1 server: a server whose first listener speaks HTTP. It has the [`Server`]
+/// methods that apply to it (settings, more listeners — TCP, UDP or HTTP —, connect/close,
+/// worker and task callbacks), and not the others: raw TCP data goes to a [`Port`] added with
+/// [`add_listener`](Self::add_listener).
 ///
 /// # Examples
 ///
@@ -60,6 +61,13 @@ use handler::{HttpHandler, ReqCb};
 ///     });
 ///     server.start()
 /// }
+/// ```
+///
+/// `on_receive` on the HTTP server itself would never be called, so it does not compile:
+///
+/// ```compile_fail
+/// let mut server = rswoole::http::HttpServer::bind("127.0.0.1:9501").unwrap();
+/// server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
 /// ```
 pub struct HttpServer {
     server: Server,
@@ -84,7 +92,7 @@ impl HttpServer {
     /// use rswoole::http::HttpServer;
     /// use rswoole::Settings;
     /// let mut server = HttpServer::bind("0.0.0.0:8080")?;
-    /// server.set(Settings::default().worker_num(4)); // `Server` methods via Deref
+    /// server.set(Settings::default().worker_num(4)); // the `Server` methods that apply
     /// assert_eq!(server.settings_mut().worker_num, 4);
     /// assert!(HttpServer::bind("0.0.0.0").is_err()); // no port
     /// # Ok::<(), rswoole::Error>(())

@@ -176,9 +176,15 @@ pub(crate) struct WsCallbacks {
 
 /// A WebSocket server: an [`HttpServer`] whose first listener also accepts WebSocket
 /// upgrades. Plain HTTP requests on the same port go to
-/// [`on_request`](HttpServer::on_request) (404 without one); `on_close` (of [`Server`](crate::Server))
-/// runs once for every connection, WebSocket or not. Everything of [`HttpServer`] and
-/// [`Server`](crate::Server) is available through `Deref`.
+/// [`on_request`](Self::on_request) (404 without one); [`on_close`](Self::on_close) runs once
+/// for every connection, WebSocket or not. It has the server methods that apply to it
+/// (settings, listeners, worker and task callbacks), and no `Deref`: `on_receive` here would
+/// never be called, so it does not compile.
+///
+/// ```compile_fail
+/// let mut server = rswoole::websocket::WebSocketServer::bind("127.0.0.1:9502").unwrap();
+/// server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+/// ```
 ///
 /// # Examples
 ///
@@ -219,7 +225,7 @@ impl WebSocketServer {
     /// use rswoole::websocket::WebSocketServer;
     /// use rswoole::Settings;
     /// let mut server = WebSocketServer::bind("0.0.0.0:9502")?;
-    /// server.set(Settings::default().worker_num(2)); // `Server` methods via Deref
+    /// server.set(Settings::default().worker_num(2)); // the `Server` methods that apply
     /// assert_eq!(server.settings_mut().worker_num, 2);
     /// # Ok::<(), rswoole::Error>(())
     /// ```
