@@ -42,3 +42,6 @@ mod nginx;
 
 /// The WebSocket server: echo, chat broadcast, bad input, worker crashes.
 mod websocket;
+
+/// A tower service (axum) on rswoole: examples/axum_app.
+mod tower;

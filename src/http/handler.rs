@@ -26,10 +26,13 @@ pub(crate) struct WorkerHttp {
     partial: RefCell<HashMap<u64, Builder>>,
     /// Where uploads go (`upload_tmp_dir` or the system's temp dir).
     tmp_dir: std::path::PathBuf,
+    /// Keep bodies as sent (no multipart parsing into files): the tower adapter hands the
+    /// body to the service as it came.
+    raw_bodies: bool,
 }
 
 impl WorkerHttp {
-    pub(crate) fn new(settings: Arc<Settings>) -> WorkerHttp {
+    pub(crate) fn new(settings: Arc<Settings>, raw_bodies: bool) -> WorkerHttp {
         // Looked up once: `temp_dir` reads the environment on every call.
         let tmp_dir = settings
             .http
@@ -40,6 +43,7 @@ impl WorkerHttp {
             settings,
             partial: RefCell::new(HashMap::new()),
             tmp_dir,
+            raw_bodies,
         }
     }
 
@@ -60,6 +64,9 @@ impl WorkerHttp {
             }
         };
         let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
+        if self.raw_bodies {
+            b = b.raw();
+        }
         b.feed(&body).ok()?;
         Some(b)
     }
@@ -228,9 +235,13 @@ pub(crate) struct HttpHandler {
 }
 
 impl HttpHandler {
-    pub(crate) fn new(settings: Arc<Settings>, on_request: Option<ReqCb>) -> HttpHandler {
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        on_request: Option<ReqCb>,
+        raw_bodies: bool,
+    ) -> HttpHandler {
         HttpHandler {
-            http: WorkerHttp::new(settings),
+            http: WorkerHttp::new(settings, raw_bodies),
             on_request,
         }
     }

@@ -26,6 +26,7 @@
 pub(crate) mod handler;
 mod request;
 mod response;
+mod service;
 mod static_files;
 
 use std::rc::Rc;
@@ -33,6 +34,7 @@ use std::rc::Rc;
 pub use request::{Params, Request, RequestInfo, UploadedFile};
 pub use response::{HttpError, Response};
 pub use rswoole_codec::http1::{SameSite, SetCookie};
+pub use service::{BodyError, RequestBody};
 
 pub use crate::base::settings::http::{DEFAULT_COMPRESSION_MIN_LENGTH, DEFAULT_HEADER_TIMEOUT};
 pub use crate::base::HttpSettings;
@@ -72,6 +74,8 @@ use handler::{HttpHandler, ReqCb};
 pub struct HttpServer {
     server: Server,
     on_request: Option<ReqCb>,
+    /// Bodies as sent, not parsed into `post` and `files` (set by [`serve`](Self::serve)).
+    raw_bodies: bool,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -103,6 +107,7 @@ impl HttpServer {
         Ok(HttpServer {
             server,
             on_request: None,
+            raw_bodies: false,
         })
     }
 
@@ -161,6 +166,7 @@ impl HttpServer {
             let fut = f(h, req, resp);
             Box::pin(async move { fut.await.report("on_request") })
         }));
+        self.raw_bodies = false;
         self
     }
 
@@ -198,10 +204,15 @@ impl HttpServer {
         let HttpServer {
             mut server,
             on_request,
+            raw_bodies,
         } = self;
         let has_request = on_request.is_some();
         server.app.protocol = Some(Rc::new(move |settings| {
-            let http = Rc::new(HttpHandler::new(settings.clone(), on_request.clone()));
+            let http = Rc::new(HttpHandler::new(
+                settings.clone(),
+                on_request.clone(),
+                raw_bodies,
+            ));
             match wrap(http.clone()) {
                 Some(p) => p,
                 None => http,

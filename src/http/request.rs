@@ -311,6 +311,12 @@ impl Builder {
         }
     }
 
+    /// Keeps the body as sent: no multipart parsing (and so no upload files).
+    pub(crate) fn raw(mut self) -> Builder {
+        self.multipart = None;
+        self
+    }
+
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), BuildError> {
         match &mut self.multipart {
             None => {

@@ -515,6 +515,57 @@ impl Response {
         self.inner.borrow().state
     }
 
+    /// Whether this answers a HEAD request (no body goes out).
+    pub(crate) fn is_head(&self) -> bool {
+        self.inner.borrow().is_head
+    }
+
+    /// Ends a HEAD answer with the `Content-Length` the GET answer would have: `len`.
+    pub(crate) fn end_head(&mut self, len: u64) -> Result<(), HttpError> {
+        let mut i = self.inner.borrow_mut();
+        if i.state != State::Fresh {
+            return Err(HttpError::HeadersSent);
+        }
+        let mut out = BytesMut::new();
+        i.encode_head(&mut out, BodyLength::Known(len))?;
+        i.state = State::Ended;
+        let r = i.send(out.freeze());
+        if !i.keep_alive {
+            let _ = i.handle.close(i.fd);
+        }
+        r
+    }
+
+    /// Ends the response with a trailer section (names and values already valid, as
+    /// `http::HeaderMap` guarantees): the body goes chunked, starting now if it has not
+    /// started. HTTP/1.0 has no trailers and a HEAD answer no body: there they are dropped.
+    pub(crate) fn end_with_trailers(&mut self, fields: &[(&str, &[u8])]) -> Result<(), HttpError> {
+        if self.state() == State::Fresh {
+            self.write([])?;
+        }
+        let mut i = self.inner.borrow_mut();
+        if i.state == State::Ended {
+            return Err(HttpError::Ended);
+        }
+        let mut out = BytesMut::new();
+        if !i.is_head && i.version != Version::Http10 {
+            out.extend_from_slice(b"0\r\n");
+            for (k, v) in fields {
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(v);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        i.state = State::Ended;
+        let r = i.send(out.freeze());
+        if !i.keep_alive {
+            let _ = i.handle.close(i.fd);
+        }
+        r
+    }
+
     /// Ends the response with a raw body without compression (for files).
     pub(crate) fn end_raw(&mut self, body: &[u8]) -> Result<(), HttpError> {
         let mut i = self.inner.borrow_mut();

@@ -374,6 +374,53 @@ impl WebSocketServer {
         self
     }
 
+    /// Serves the plain HTTP requests on the WebSocket listener with a tower service (an
+    /// axum `Router`), as [`HttpServer::serve`](crate::http::HttpServer::serve) does; the
+    /// upgrade requests still go to this server's WebSocket callbacks
+    /// ([`on_handshake`](Self::on_handshake), [`on_open`](Self::on_open),
+    /// [`on_message`](Self::on_message)), before the service sees them. So the WebSocket
+    /// endpoint and the service's routes share the port: the service needs no route for the
+    /// upgrade, and reaches the WebSocket clients through the [`Handle`] it finds in each
+    /// request's extensions ([`broadcast`](Handle::broadcast), [`push`](Handle::push)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::convert::Infallible;
+    /// use http_body_util::Full;
+    /// use rswoole::http::RequestBody;
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::Handle;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move { srv.broadcast(frame.data, OpCode::Text) });
+    ///     server.serve(|_srv| {
+    ///         tower::service_fn(|req: http::Request<RequestBody>| async move {
+    ///             let srv = req.extensions().get::<Handle>().cloned().expect("the handle");
+    ///             let text = format!("{} WebSocket clients\n", srv.ws_connections().len());
+    ///             Ok::<_, Infallible>(http::Response::new(Full::new(bytes::Bytes::from(text))))
+    ///         })
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn serve<F, S, B>(&mut self, factory: F) -> &mut Self
+    where
+        F: Fn(&Handle) -> S + 'static,
+        S: tower_service::Service<
+                http::Request<crate::http::RequestBody>,
+                Response = http::Response<B>,
+            > + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S::Future: 'static,
+        B: http_body::Body + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.server.serve(factory);
+        self
+    }
+
     forward_server_methods!();
     forward_task_methods!();
 }

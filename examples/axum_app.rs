@@ -1,0 +1,180 @@
+//! An axum application served by rswoole (issue 15, "bring your framework"): a small JSON
+//! API next to the WebSocket chat, on one port, with rswoole's workers, task workers and
+//! shared memory underneath. The `Router` is built once per worker (after the fork), so its
+//! state is per-worker; the worker's `Handle` reaches every handler as `Extension<Handle>`.
+//!
+//! - `GET /hello/{name}` → `{"hello":"<name>"}` (`?upper=true` shouts it: a query extractor)
+//! - `GET /task/{ms}` → `{"done":<ms>}` once a task worker slept `<ms>` ms (`task_wait`)
+//! - `GET /online` → `{"online":N}`: open WebSocket connections, from a shared `Table`
+//! - `GET /worker` → `{"worker":ID,"served":N}`: this worker's own state
+//! - `GET /panic` → a handler that panics: answered 500, the worker goes on
+//! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
+//!
+//! Every response carries `x-served-by: rswoole` (a tower-http layer). Flags: see
+//! `rswoole::cli::ExampleArgs` (`--task-worker-num` defaults to 2 here).
+//!
+//! ```text
+//! cargo run --release --example axum_app -- --worker-num 2
+//! curl 127.0.0.1:9501/hello/world        # {"hello":"world"}
+//! curl 127.0.0.1:9501/task/200           # {"done":200} after 0.2 s
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use rswoole::cli::ExampleArgs;
+use rswoole::websocket::{OpCode, WebSocketServer};
+use rswoole::{Column, Handle, Table};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// A worker's application state: made by the factory in each worker.
+#[derive(Clone)]
+struct App {
+    /// This worker's id.
+    worker: usize,
+    /// Requests this worker served (per-worker state, kept across requests).
+    served: Arc<AtomicU64>,
+    /// Shared by every worker: the row `online` counts the open WebSocket connections.
+    online: Table,
+}
+
+#[derive(Deserialize)]
+struct HelloQuery {
+    upper: Option<bool>,
+}
+
+async fn hello(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<HelloQuery>,
+) -> Json<Value> {
+    app.served.fetch_add(1, Relaxed);
+    let name = if q.upper == Some(true) {
+        name.to_uppercase()
+    } else {
+        name
+    };
+    Json(json!({ "hello": name }))
+}
+
+async fn task(
+    Extension(srv): Extension<Handle>,
+    Path(ms): Path<u64>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    // The task worker sleeps; this worker's event loop serves other requests meanwhile.
+    match srv
+        .task_wait::<u64, Result<u64, String>>(
+            ms,
+            Duration::from_millis(ms) + Duration::from_secs(10),
+        )
+        .await
+    {
+        Ok(Ok(done)) => Ok(Json(json!({ "done": done }))),
+        Ok(Err(e)) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e })),
+        )),
+        Err(e) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )),
+    }
+}
+
+async fn online(State(app): State<App>) -> Json<Value> {
+    let n = app
+        .online
+        .get_field("online", "n")
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_int())
+        .unwrap_or(0);
+    Json(json!({ "online": n }))
+}
+
+async fn worker(State(app): State<App>) -> Json<Value> {
+    let served = app.served.fetch_add(1, Relaxed) + 1;
+    Json(json!({ "worker": app.worker, "served": served }))
+}
+
+async fn panic() -> &'static str {
+    panic!("the /panic route panics on purpose");
+}
+
+/// The application, as each worker builds it.
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/hello/{name}", get(hello))
+        .route("/task/{ms}", get(task))
+        .route("/online", get(online))
+        .route("/worker", get(worker))
+        .route("/panic", get(panic))
+        .with_state(app)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-served-by"),
+            HeaderValue::from_static("rswoole"),
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
+    let mut settings = args.settings();
+    if settings.task_worker_num == 0 {
+        settings.task_worker_num = 2;
+    }
+    // Made before start(): the mapping is inherited by every worker. A row per open
+    // WebSocket connection (its fd) and the row `online`.
+    let online = Table::builder(4096).column("n", Column::Int).build()?;
+    online.set("online", &[("n", 0.into())])?;
+
+    let mut server = WebSocketServer::bind(&args.addr())?;
+    server.set(settings);
+    server.on_task(|_srv, task| async move {
+        let ms: u64 = task.data().map_err(|e| e.to_string())?;
+        // Blocking is fine in a task worker: it holds only this process.
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok::<u64, String>(ms)
+    });
+    let t = online.clone();
+    server.on_open(move |_srv, req| {
+        let t = t.clone();
+        async move {
+            t.set(req.fd.to_string(), &[("n", 1.into())])?;
+            t.incr("online", "n", 1).map(|_| ())
+        }
+    });
+    server.on_message(|srv, frame| async move {
+        let text = String::from_utf8_lossy(&frame.data);
+        srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text)
+    });
+    // Runs for every connection; only a WebSocket one has its row.
+    let t = online.clone();
+    server.on_close(move |_srv, fd| {
+        let t = t.clone();
+        async move {
+            if t.del(fd.to_string())? {
+                t.decr("online", "n", 1)?;
+            }
+            Ok::<(), Box<dyn std::error::Error>>(())
+        }
+    });
+    // Everything that is not a WebSocket upgrade goes to the router, built in each worker.
+    server.serve(move |srv| {
+        router(App {
+            worker: srv.worker_id(),
+            served: Arc::new(AtomicU64::new(0)),
+            online: online.clone(),
+        })
+    });
+    server.start()?;
+    Ok(())
+}

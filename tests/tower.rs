@@ -1,0 +1,199 @@
+//! A tower service (an axum `Router`) on rswoole: examples/axum_app through real sockets in
+//! both modes: every route with its exact JSON, HEAD, a route that waits for a task worker,
+//! the shared-memory WebSocket count, the chat on the same port, a panicking handler (500,
+//! the connection goes on) and pipelining order.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rswoole_codec::ws::MessageKind;
+
+use crate::util::*;
+use crate::websocket::Ws;
+
+const T: Duration = Duration::from_secs(20);
+
+fn start(mode: &str) -> ServerProc {
+    ServerProc::start(
+        "axum_app",
+        &["--port", "0", "--mode", mode, "--worker-num", "2"],
+        0,
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `GET path` on a connection that stays open.
+fn get(s: &mut std::net::TcpStream, buf: &mut Vec<u8>, path: &str) -> HttpResp {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    read_response(s, buf, false).expect("a response")
+}
+
+/// Every route answers its exact JSON, through the tower-http layer, in both modes; HEAD
+/// keeps the length without the body; `/task/{ms}` answers after the task worker slept.
+#[test]
+fn axum_routes_both_modes() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let r = http_get(srv.port, "/hello/world");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, r#"{"hello":"world"}"#),
+            "{mode}"
+        );
+        assert_eq!(r.header("content-type"), Some("application/json"), "{mode}");
+        assert_eq!(r.header("x-served-by"), Some("rswoole"), "{mode}");
+        assert!(r.header("date").is_some(), "{mode}");
+        let r = http_get(srv.port, "/hello/bob?upper=true");
+        assert_eq!(
+            r.text(),
+            r#"{"hello":"BOB"}"#,
+            "{mode}: the query extractor"
+        );
+        let r = http_get(srv.port, "/hello/a%20b");
+        assert_eq!(
+            r.text(),
+            r#"{"hello":"a b"}"#,
+            "{mode}: percent-decoded path"
+        );
+
+        let r = http_once(srv.port, b"HEAD /hello/world HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        assert_eq!(r.status, 200, "{mode}");
+        assert_eq!(
+            r.header("content-length"),
+            Some("17"),
+            "{mode}: HEAD keeps the length"
+        );
+        assert!(r.body.is_empty(), "{mode}");
+
+        let t0 = Instant::now();
+        let r = http_get(srv.port, "/task/300");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, r#"{"done":300}"#),
+            "{mode}"
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "{mode}: the task slept"
+        );
+
+        let r = http_get(srv.port, "/online");
+        assert_eq!(r.text(), r#"{"online":0}"#, "{mode}");
+        let r = http_get(srv.port, "/worker");
+        assert!(
+            r.text().starts_with(r#"{"served":"#),
+            "{mode}: {}",
+            r.text()
+        );
+        assert_eq!(http_get(srv.port, "/no/such/route").status, 404, "{mode}");
+
+        // A POST body reaches the service (405 here: the route is GET only).
+        let r = http_once(
+            srv.port,
+            b"POST /hello/x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+        )
+        .unwrap();
+        assert_eq!(r.status, 405, "{mode}");
+    }
+}
+
+/// `/online` counts the open WebSocket connections (a shared Table, whichever worker holds
+/// them); `/ws` is the chat on the same port as the routes.
+#[test]
+fn axum_online_and_chat() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let port = srv.port;
+        rt().block_on(async {
+            let (mut a, _) = Ws::connect_with(port, "/ws", &[]).await.expect("upgrade a");
+            let (mut b, _) = Ws::connect_with(port, "/ws", &[]).await.expect("upgrade b");
+            // A client's messages are handled after its on_open: its own echo proves that
+            // on_open ran (and counted it).
+            a.send(MessageKind::Text, b"hi from a").await;
+            for c in [&mut a, &mut b] {
+                let (_, m) = c.message().await;
+                let m = String::from_utf8_lossy(&m).into_owned();
+                assert!(
+                    m.starts_with("from") && m.ends_with(":hi from a\n"),
+                    "{mode}: {m:?}"
+                );
+            }
+            b.send(MessageKind::Text, b"hi from b").await;
+            for c in [&mut a, &mut b] {
+                let (_, m) = c.message().await;
+                let m = String::from_utf8_lossy(&m).into_owned();
+                assert!(m.ends_with(":hi from b\n"), "{mode}: {m:?}");
+            }
+            let r = tokio::task::spawn_blocking(move || http_get(port, "/online"))
+                .await
+                .unwrap();
+            assert_eq!(r.text(), r#"{"online":2}"#, "{mode}");
+            drop(b);
+            // on_close runs once the server saw b go: wait for the count to follow.
+            let deadline = Instant::now() + T;
+            loop {
+                let r = tokio::task::spawn_blocking(move || http_get(port, "/online"))
+                    .await
+                    .unwrap();
+                if r.text() == r#"{"online":1}"# {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{mode}: still {}", r.text());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drop(a);
+        });
+    }
+}
+
+/// A handler that panics answers 500, and the same connection serves the next request.
+#[test]
+fn axum_panic_answers_500() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let mut s = connect(srv.port);
+        let mut buf = Vec::new();
+        for _ in 0..2 {
+            let r = get(&mut s, &mut buf, "/panic");
+            assert_eq!(r.status, 500, "{mode}");
+            let r = get(&mut s, &mut buf, "/hello/after");
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, r#"{"hello":"after"}"#),
+                "{mode}"
+            );
+        }
+    }
+}
+
+/// Pipelined requests on one keep-alive connection are answered in order, the slow one
+/// (a task) first.
+#[test]
+fn axum_pipelining_in_order() {
+    let srv = start("process");
+    let mut s = connect(srv.port);
+    s.write_all(
+        b"GET /task/200 HTTP/1.1\r\nHost: t\r\n\r\nGET /hello/one HTTP/1.1\r\nHost: t\r\n\r\nGET /panic HTTP/1.1\r\nHost: t\r\n\r\nGET /hello/two HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let got: Vec<(u16, String)> = (0..4)
+        .map(|_| {
+            let r = read_response(&mut s, &mut buf, false).expect("a response");
+            (r.status, r.text())
+        })
+        .collect();
+    assert_eq!(got[0], (200, r#"{"done":200}"#.to_string()));
+    assert_eq!(got[1], (200, r#"{"hello":"one"}"#.to_string()));
+    assert_eq!(got[2].0, 500);
+    assert_eq!(got[3], (200, r#"{"hello":"two"}"#.to_string()));
+    let r = get(&mut s, &mut buf, "/hello/three");
+    assert_eq!(r.text(), r#"{"hello":"three"}"#);
+}
