@@ -7,6 +7,8 @@
 //! - `GET /task/{ms}` → `{"done":<ms>}` once a task worker slept `<ms>` ms (`task_wait`)
 //! - `GET /online` → `{"online":N}`: open WebSocket connections, from a shared `Table`
 //! - `GET /worker` → `{"worker":ID,"served":N}`: this worker's own state
+//! - `GET /stream/{n}` → `chunk 1\n` … `chunk n\n`, 20 ms apart, streamed (chunked), and the
+//!   trailer `x-chunks: n`
 //! - `GET /panic` → a handler that panics: answered 500, the worker goes on
 //! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
 //!
@@ -19,17 +21,22 @@
 //! curl 127.0.0.1:9501/task/200           # {"done":200} after 0.2 s
 //! ```
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use rswoole::cli::ExampleArgs;
 use rswoole::websocket::{OpCode, WebSocketServer};
-use rswoole::{Column, Handle, Table};
+use rswoole::{Bytes, Column, Handle, Table};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -105,6 +112,53 @@ async fn worker(State(app): State<App>) -> Json<Value> {
     Json(json!({ "worker": app.worker, "served": served }))
 }
 
+/// A body that waits between its frames: sent chunked as it comes, then its trailers.
+struct Chunks {
+    n: u64,
+    sent: u64,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.sent == self.n {
+            self.done = true;
+            let mut t = axum::http::HeaderMap::new();
+            t.insert("x-chunks", HeaderValue::from(self.n));
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(t))));
+        }
+        let wait = self
+            .wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(20))));
+        if wait.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.wait = None;
+        self.sent += 1;
+        let chunk = format!("chunk {}\n", self.sent);
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(chunk)))))
+    }
+}
+
+async fn stream(Path(n): Path<u64>) -> Body {
+    Body::new(Chunks {
+        n: n.min(1000),
+        sent: 0,
+        wait: None,
+        done: false,
+    })
+}
+
 async fn panic() -> &'static str {
     panic!("the /panic route panics on purpose");
 }
@@ -116,6 +170,7 @@ fn router(app: App) -> Router {
         .route("/task/{ms}", get(task))
         .route("/online", get(online))
         .route("/worker", get(worker))
+        .route("/stream/{n}", get(stream))
         .route("/panic", get(panic))
         .with_state(app)
         .layer(SetResponseHeaderLayer::if_not_present(

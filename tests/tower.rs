@@ -153,6 +153,35 @@ fn axum_online_and_chat() {
     }
 }
 
+/// A body that waits between frames is streamed chunked, frame by frame, with its trailers;
+/// to an HTTP/1.0 client it is close-delimited, without them.
+#[test]
+fn axum_streamed_response_with_trailers() {
+    use std::io::Read;
+    let srv = start("process");
+    let mut s = connect(srv.port);
+    s.write_all(b"GET /stream/3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let lower = all.to_lowercase();
+    assert!(lower.contains("transfer-encoding: chunked\r\n"), "{all}");
+    assert!(!lower.contains("content-length"), "{all}");
+    let body = &all[all.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body.contains("chunk 1\n"), "{all}");
+    assert!(body.contains("chunk 3\n"), "{all}");
+    assert!(
+        body.ends_with("\r\n0\r\nx-chunks: 3\r\n\r\n"),
+        "the trailer after the last chunk: {all:?}"
+    );
+
+    let mut s = connect(srv.port);
+    s.write_all(b"GET /stream/2 HTTP/1.0\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.ends_with("\r\n\r\nchunk 1\nchunk 2\n"), "{all:?}");
+}
+
 /// A handler that panics answers 500, and the same connection serves the next request.
 #[test]
 fn axum_panic_answers_500() {
