@@ -9,6 +9,9 @@
 //! - `GET /worker` → `{"worker":ID,"served":N}`: this worker's own state
 //! - `GET /stream/{n}` → `chunk 1\n` … `chunk n\n`, 20 ms apart, streamed (chunked), and the
 //!   trailer `x-chunks: n`
+//! - `POST /upload` → `{"bytes":N,"fnv1a":"<hex>"}`: the body's length and FNV-1a 64 hash,
+//!   read as it streams in (a large upload is never held whole; raise
+//!   `--package-max-length` above its size)
 //! - `GET /panic` → a handler that panics: answered 500, the worker goes on
 //! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
 //!
@@ -32,7 +35,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rswoole::cli::ExampleArgs;
 use rswoole::websocket::{OpCode, WebSocketServer};
@@ -159,6 +162,23 @@ async fn stream(Path(n): Path<u64>) -> Body {
     })
 }
 
+/// Reads the body frame by frame as the worker receives it: its size and FNV-1a 64 hash.
+async fn upload(body: Body) -> Result<Json<Value>, (StatusCode, String)> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let (mut n, mut h) = (0u64, 0xcbf2_9ce4_8422_2325_u64);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        if let Ok(d) = frame.into_data() {
+            n += d.len() as u64;
+            for &b in d.iter() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    Ok(Json(json!({ "bytes": n, "fnv1a": format!("{h:016x}") })))
+}
+
 async fn panic() -> &'static str {
     panic!("the /panic route panics on purpose");
 }
@@ -171,6 +191,7 @@ fn router(app: App) -> Router {
         .route("/online", get(online))
         .route("/worker", get(worker))
         .route("/stream/{n}", get(stream))
+        .route("/upload", post(upload))
         .route("/panic", get(panic))
         .with_state(app)
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -12,10 +12,12 @@ use bytes::Bytes;
 
 use super::request::{client_addr, Builder, RequestInfo};
 use super::response::{Response, State};
+use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
 use crate::ipc::Kind;
 use crate::owner::http::{error_response, limits, parse_head, split_request};
 use crate::runtime::app::{guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
+use crate::runtime::holds;
 use crate::server::Handle;
 
 /// The request handler as stored.
@@ -23,12 +25,24 @@ pub(crate) type ReqCb = Rc<dyn Fn(Handle, super::Request, Response) -> BoxFut>;
 
 pub(crate) struct WorkerHttp {
     settings: Arc<Settings>,
-    partial: RefCell<HashMap<u64, Builder>>,
+    partial: RefCell<HashMap<u64, Partial>>,
     /// Where uploads go (`upload_tmp_dir` or the system's temp dir).
     tmp_dir: std::path::PathBuf,
-    /// Keep bodies as sent (no multipart parsing into files): the tower adapter hands the
-    /// body to the service as it came.
+    /// Keep bodies as sent (no multipart parsing into files) and stream the large ones: the
+    /// tower adapter hands the body to the service as it comes.
     raw_bodies: bool,
+}
+
+/// A request whose body is still coming (`HttpHead` seen, `HttpEnd` not yet).
+enum Partial {
+    /// Built whole, then handled at `HttpEnd` (the native API).
+    Buffered(Box<Builder>),
+    /// Handled since `HttpHead` (the tower adapter), its body fed as it comes; `HttpEnd`
+    /// waits for `done`, so that the connection's next request comes after this one.
+    Streaming {
+        feed: BodyFeed,
+        done: tokio::task::JoinHandle<()>,
+    },
 }
 
 impl WorkerHttp {
@@ -86,15 +100,27 @@ impl WorkerHttp {
                 Some(b) => self.run(handle, cb, fd, b).await,
                 None => bad_request(handle, fd),
             },
+            Kind::HttpHead if self.raw_bodies => self.stream_head(handle, cb, fd, &payload),
             Kind::HttpHead => match self.builder(&payload, None) {
                 Some(b) => {
-                    self.partial.borrow_mut().insert(fd.0, b);
+                    self.partial
+                        .borrow_mut()
+                        .insert(fd.0, Partial::Buffered(Box::new(b)));
                 }
                 None => bad_request(handle, fd),
             },
             Kind::HttpBody => {
+                let feed = match self.partial.borrow().get(&fd.0) {
+                    Some(Partial::Streaming { feed, .. }) => Some(feed.clone()),
+                    _ => None,
+                };
+                if let Some(feed) = feed {
+                    // Waits while the service is behind: the backpressure of a streamed body.
+                    return feed.send(payload).await;
+                }
                 let failed = match self.partial.borrow_mut().get_mut(&fd.0) {
-                    Some(b) => b.feed(&payload).err(),
+                    Some(Partial::Buffered(b)) => b.feed(&payload).err(),
+                    Some(Partial::Streaming { .. }) => None,
                     None => None, // its head went to a worker that died: answered with 503 already
                 };
                 if let Some(e) = failed {
@@ -104,9 +130,14 @@ impl WorkerHttp {
                 }
             }
             Kind::HttpEnd => {
-                let b = self.partial.borrow_mut().remove(&fd.0);
-                if let Some(b) = b {
-                    self.run(handle, cb, fd, b).await;
+                let p = self.partial.borrow_mut().remove(&fd.0);
+                match p {
+                    Some(Partial::Buffered(b)) => self.run(handle, cb, fd, *b).await,
+                    Some(Partial::Streaming { feed, done }) => {
+                        feed.end(trailers(&payload));
+                        let _ = done.await;
+                    }
+                    None => {}
                 }
             }
             _ => {}
@@ -138,89 +169,150 @@ impl WorkerHttp {
         b.finish(fd, info).ok()
     }
 
-    /// The connection closed: forget a half-received request.
+    /// The connection closed: forget a half-received request (a streamed body fails).
     pub(crate) fn closed(&self, fd: ConnId) {
-        self.partial.borrow_mut().remove(&fd.0);
+        if let Some(Partial::Streaming { feed, .. }) = self.partial.borrow_mut().remove(&fd.0) {
+            feed.fail("the connection closed before the body was complete");
+        }
+    }
+
+    /// The tower adapter: a request whose body streams is handled from its head on, in a
+    /// task of its own (the connection's body events must reach it meanwhile).
+    fn stream_head(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, payload: &Bytes) {
+        let Some((head, body)) = split_request(payload) else {
+            return bad_request(handle, fd);
+        };
+        let Some(head) = parse_head(&head, &self.limits()) else {
+            return bad_request(handle, fd);
+        };
+        let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length).raw();
+        let feed = BodyFeed::new(self.settings.package_max_length);
+        let (settings, handle2, cb) = (self.settings.clone(), handle.clone(), cb.cloned());
+        let feed2 = feed.clone();
+        let done = tokio::task::spawn_local(holds::in_conn(Some(fd), async move {
+            run(&settings, &handle2, cb.as_ref(), fd, b, Some(feed2.clone())).await;
+            // Answered: the rest of the body, if any, is dropped as it comes.
+            feed2.unread();
+        }));
+        feed.push(body);
+        self.partial
+            .borrow_mut()
+            .insert(fd.0, Partial::Streaming { feed, done });
     }
 
     async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, b: Builder) {
-        let Some(ci) = handle.connection_info(fd) else {
+        run(&self.settings, handle, cb, fd, b, None).await
+    }
+}
+
+/// Handles one request: static files, else the request handler, then makes sure it was
+/// answered (500, 504). `stream` is the body of a request handled from its head on.
+async fn run(
+    settings: &Settings,
+    handle: &Handle,
+    cb: Option<&ReqCb>,
+    fd: ConnId,
+    b: Builder,
+    stream: Option<BodyFeed>,
+) {
+    let Some(ci) = handle.connection_info(fd) else {
+        return;
+    };
+    let hs = &settings.http;
+    let info = RequestInfo {
+        remote_addr: client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies),
+        peer_addr: ci.remote_addr,
+        server_port: ci.server_port,
+        request_time: SystemTime::now(),
+        protocol: match b.head().version() {
+            rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        },
+    };
+    let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
+    let req = match b.finish(fd, info) {
+        Ok(mut r) => {
+            r.stream = stream;
+            r
+        }
+        Err(e) => {
+            tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+            let _ = resp
+                .status(400)
+                .and_then(|r| r.header("connection", "close"))
+                .map(|_| ())
+                .and_then(|_| resp.end("400 Bad Request\n"));
             return;
-        };
-        let hs = &self.settings.http;
-        let info = RequestInfo {
-            remote_addr: client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies),
-            peer_addr: ci.remote_addr,
-            server_port: ci.server_port,
-            request_time: SystemTime::now(),
-            protocol: match b.head().version() {
-                rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            },
-        };
-        let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
-        let req = match b.finish(fd, info) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(fd = %fd, error = %e.0, "bad request body");
-                let _ = resp
-                    .status(400)
-                    .and_then(|r| r.header("connection", "close"))
-                    .map(|_| ())
-                    .and_then(|_| resp.end("400 Bad Request\n"));
-                return;
-            }
-        };
-        if hs.enable_static_handler {
-            if let Some(root) = &hs.document_root {
-                match super::static_files::try_static(&req, &mut resp, root) {
-                    Ok(true) => return,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(fd = %fd, error = %e, "static file");
-                        return;
-                    }
+        }
+    };
+    if hs.enable_static_handler {
+        if let Some(root) = &hs.document_root {
+            match super::static_files::try_static(&req, &mut resp, root) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(fd = %fd, error = %e, "static file");
+                    return;
                 }
             }
         }
-        let Some(cb) = cb else {
+    }
+    let Some(cb) = cb else {
+        let _ = resp
+            .status(404)
+            .map(|_| ())
+            .and_then(|_| resp.end("404 Not Found\n"));
+        return;
+    };
+    let fut = guarded("on_request", cb(handle.clone(), req, resp.clone()));
+    let timed_out = match hs.request_timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.is_err(),
+        None => {
+            fut.await;
+            false
+        }
+    };
+    match (resp.state(), timed_out) {
+        (State::Ended, _) => {}
+        (State::Fresh, true) => {
+            tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
             let _ = resp
-                .status(404)
+                .status(504)
                 .map(|_| ())
-                .and_then(|_| resp.end("404 Not Found\n"));
-            return;
-        };
-        let fut = guarded("on_request", cb(handle.clone(), req, resp.clone()));
-        let timed_out = match hs.request_timeout {
-            Some(t) => tokio::time::timeout(t, fut).await.is_err(),
-            None => {
-                fut.await;
-                false
-            }
-        };
-        match (resp.state(), timed_out) {
-            (State::Ended, _) => {}
-            (State::Fresh, true) => {
-                tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
-                let _ = resp
-                    .status(504)
-                    .map(|_| ())
-                    .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
-            }
-            (State::Fresh, false) => {
-                tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
-                let _ = resp
-                    .status(500)
-                    .map(|_| ())
-                    .and_then(|_| resp.end("500 Internal Server Error\n"));
-            }
-            (State::Streaming, _) => {
-                // Part of the body is out: the only honest ending is to cut the connection.
-                tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
-                let _ = handle.close(fd);
-            }
+                .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
+        }
+        (State::Fresh, false) => {
+            tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
+            let _ = resp
+                .status(500)
+                .map(|_| ())
+                .and_then(|_| resp.end("500 Internal Server Error\n"));
+        }
+        (State::Streaming, _) => {
+            // Part of the body is out: the only honest ending is to cut the connection.
+            tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
+            let _ = handle.close(fd);
         }
     }
+}
+
+/// The trailers of a streamed body, as `HttpEnd` carries them (`name: value\r\n` lines).
+fn trailers(payload: &[u8]) -> Option<http::HeaderMap> {
+    let mut t = http::HeaderMap::new();
+    for line in payload.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let (k, v) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k),
+            http::HeaderValue::from_bytes(v),
+        ) {
+            t.append(k, v);
+        }
+    }
+    (!t.is_empty()).then_some(t)
 }
 
 fn bad_request(handle: &Handle, fd: ConnId) {

@@ -218,6 +218,8 @@ pub struct Request {
     /// The raw body (empty for multipart bodies, which are parsed into `post` and `files`).
     pub body: Bytes,
     pub(crate) head: RequestHead,
+    /// The tower adapter: the body streams (it is larger than one event), `body` is empty.
+    pub(crate) stream: Option<super::service::BodyFeed>,
 }
 
 impl Request {
@@ -371,6 +373,7 @@ impl Builder {
             server,
             body,
             head: self.head,
+            stream: None,
         })
     }
 

@@ -9,13 +9,16 @@
 //! its trailers.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
 use tower_service::Service;
 
 use super::request::RequestInfo;
@@ -31,8 +34,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const SIZED_MAX: usize = 64 * 1024;
 
 /// The body of a request handed to a tower service by [`HttpServer::serve`]: an
-/// [`http_body::Body`] of [`Bytes`] frames. Today it holds the body as received (bodies
-/// are limited by `package_max_length`); a multipart body is passed on as sent, not parsed.
+/// [`http_body::Body`] of [`Bytes`] frames, passed on as sent (a multipart body is not
+/// parsed).
+///
+/// A body of up to 64 KiB comes whole with its request. A larger one streams: the service
+/// is called as soon as the head is in, and reads the body as the worker receives it (its
+/// trailers, if chunked with some, come as the last frame). The worker keeps only what the
+/// service has not read yet, and at most `package_max_length` bytes of it: past that the body
+/// fails with a [`BodyError`] and the rest of it is dropped. A service that drops the body
+/// unread (or answers without reading it) has the rest dropped as it arrives. The connection
+/// goes on either way: its next request starts after this body.
 ///
 /// # Examples
 ///
@@ -49,12 +60,26 @@ const SIZED_MAX: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct RequestBody {
     data: Option<Bytes>,
+    /// A streamed body: what the worker received and the service has not read yet.
+    stream: Option<BodyFeed>,
+    /// A streamed body's announced length.
+    len: Option<u64>,
 }
 
 impl From<Bytes> for RequestBody {
     fn from(data: Bytes) -> RequestBody {
         RequestBody {
             data: (!data.is_empty()).then_some(data),
+            stream: None,
+            len: None,
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Some(feed) = &self.stream {
+            feed.unread();
         }
     }
 }
@@ -65,22 +90,32 @@ impl Body for RequestBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(feed) = &self.stream {
+            return feed.poll_frame(cx);
+        }
         Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        match &self.stream {
+            Some(feed) => feed.is_end(),
+            None => self.data.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+        match (&self.stream, self.len) {
+            (Some(_), Some(n)) => SizeHint::with_exact(n),
+            (Some(_), None) => SizeHint::default(),
+            (None, _) => SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
     }
 }
 
-/// Why a [`RequestBody`] could not be read to its end (reserved for streamed bodies: a
-/// buffered body never fails).
+/// Why a [`RequestBody`] could not be read to its end: the connection closed during the
+/// upload, or the service left more than `package_max_length` bytes of it unread.
 ///
 /// # Examples
 ///
@@ -94,6 +129,167 @@ impl Body for RequestBody {
 #[derive(Debug, thiserror::Error)]
 #[error("request body: {0}")]
 pub struct BodyError(String);
+
+/// The worker's end of a streamed request body: the request handler pushes the body events
+/// in, the service's [`RequestBody`] reads them out. One thread uses it (the worker's); it
+/// is an `Arc<Mutex>` only because axum wants a `Send` body.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyFeed(Arc<Mutex<Feed>>);
+
+#[derive(Debug)]
+struct Feed {
+    chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    buffered: usize,
+    /// The most `buffered` may reach (`package_max_length`).
+    limit: usize,
+    end: FeedEnd,
+    /// The reader, waiting for data.
+    waker: Option<Waker>,
+    /// The writer, waiting for the reader to take some.
+    space: Option<Waker>,
+    /// The service still holds the body ([`RequestBody`] not dropped).
+    read: bool,
+}
+
+/// The writer of a streamed body waits while the service has more than this unread: the
+/// connection's next body events wait in turn, and its socket stops being read (Base
+/// mode: the worker's own backlog limit; Process mode: the master's per-connection pipe
+/// backlog limit), so the client is slowed to the service's pace.
+const FEED_HIGH: usize = 256 * 1024;
+
+#[derive(Debug)]
+enum FeedEnd {
+    Open,
+    /// Received whole; the trailers still to hand out, if any.
+    Ended(Option<http::HeaderMap>),
+    /// Failed: the error still to hand out, then the end.
+    Failed(Option<String>),
+    Done,
+}
+
+impl BodyFeed {
+    pub(crate) fn new(limit: usize) -> BodyFeed {
+        BodyFeed(Arc::new(Mutex::new(Feed {
+            chunks: VecDeque::new(),
+            buffered: 0,
+            limit,
+            end: FeedEnd::Open,
+            waker: None,
+            space: None,
+            read: true,
+        })))
+    }
+
+    /// The body for the service.
+    pub(crate) fn body(&self, len: Option<u64>) -> RequestBody {
+        RequestBody {
+            data: None,
+            stream: Some(self.clone()),
+            len,
+        }
+    }
+
+    /// More of the body. Dropped if the service no longer holds the body, or once the body
+    /// failed; fails the body if the service left more than the limit unread.
+    pub(crate) fn push(&self, data: Bytes) {
+        let mut f = self.0.lock();
+        if data.is_empty() || !f.read || !matches!(f.end, FeedEnd::Open) {
+            return;
+        }
+        if f.buffered + data.len() > f.limit {
+            let msg = format!(
+                "more than package_max_length ({} bytes) of the body received and not read",
+                f.limit
+            );
+            tracing::warn!("streamed request body: {msg}; failing it");
+            f.chunks.clear();
+            f.buffered = 0;
+            f.end = FeedEnd::Failed(Some(msg));
+        } else {
+            f.buffered += data.len();
+            f.chunks.push_back(data);
+        }
+        if let Some(w) = f.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// [`push`](Self::push), then waits while the service has more than [`FEED_HIGH`] unread
+    /// (and still holds the body).
+    pub(crate) async fn send(&self, data: Bytes) {
+        self.push(data);
+        poll_fn(|cx| {
+            let mut f = self.0.lock();
+            if f.buffered <= FEED_HIGH || !f.read || !matches!(f.end, FeedEnd::Open) {
+                return Poll::Ready(());
+            }
+            f.space = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Nobody will read the body (the service dropped it, or is done with the request): what
+    /// comes is dropped, and a writer waiting for room goes on.
+    pub(crate) fn unread(&self) {
+        let mut f = self.0.lock();
+        f.read = false;
+        f.chunks.clear();
+        f.buffered = 0;
+        if let Some(w) = f.space.take() {
+            w.wake();
+        }
+    }
+
+    /// The body is complete; `trailers` came after it.
+    pub(crate) fn end(&self, trailers: Option<http::HeaderMap>) {
+        self.finish(FeedEnd::Ended(trailers.filter(|t| !t.is_empty())));
+    }
+
+    /// The body will not complete (the connection closed).
+    pub(crate) fn fail(&self, why: &str) {
+        self.finish(FeedEnd::Failed(Some(why.to_string())));
+    }
+
+    fn finish(&self, end: FeedEnd) {
+        let mut f = self.0.lock();
+        if matches!(f.end, FeedEnd::Open) {
+            f.end = end;
+        }
+        if let Some(w) = f.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut f = self.0.lock();
+        if let Some(d) = f.chunks.pop_front() {
+            f.buffered -= d.len();
+            if f.buffered <= FEED_HIGH {
+                if let Some(w) = f.space.take() {
+                    w.wake();
+                }
+            }
+            return Poll::Ready(Some(Ok(Frame::data(d))));
+        }
+        match std::mem::replace(&mut f.end, FeedEnd::Done) {
+            FeedEnd::Open => {
+                f.end = FeedEnd::Open;
+                f.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            FeedEnd::Ended(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+            FeedEnd::Failed(Some(e)) => Poll::Ready(Some(Err(BodyError(e)))),
+            FeedEnd::Ended(None) | FeedEnd::Failed(None) | FeedEnd::Done => Poll::Ready(None),
+        }
+    }
+
+    fn is_end(&self) -> bool {
+        let f = self.0.lock();
+        f.chunks.is_empty() && matches!(f.end, FeedEnd::Ended(None) | FeedEnd::Done)
+    }
+}
 
 /// A service made per worker by the factory, and the factory.
 struct Served<F, S> {
@@ -111,7 +307,10 @@ impl HttpServer {
     /// reaches it as `http::Request<`[`RequestBody`]`>` with these extensions: the worker's
     /// [`Handle`] (an axum handler takes `Extension<Handle>` to `task_wait`, `broadcast`,
     /// read stats or set timers), the connection's [`ConnId`] and its [`RequestInfo`]
-    /// (client address). Bodies are passed on as sent (no form or multipart parsing).
+    /// (client address). Bodies are passed on as sent (no form or multipart parsing); one
+    /// larger than 64 KiB streams: the service is called once the head is in and reads the
+    /// body as it arrives, the client slowed to its pace (see [`RequestBody`]; bodies are
+    /// limited by `package_max_length`, and `request_timeout` counts from the head).
     ///
     /// The answer is what the native API gives: `Date`, `Content-Length` or chunked framing,
     /// keep-alive and pipelining order, HEAD without a body, `request_timeout` (504), a
@@ -216,7 +415,7 @@ fn answer(resp: &mut Response, status: u16, body: &str) -> Result<(), HttpError>
 
 /// rswoole's request as an `http::Request`, with the handle, connection and client info as
 /// extensions.
-fn to_http(req: Request, h: &Handle) -> Result<http::Request<RequestBody>, http::Error> {
+fn to_http(mut req: Request, h: &Handle) -> Result<http::Request<RequestBody>, http::Error> {
     let mut b = http::Request::builder()
         .method(http::Method::from_bytes(req.method.as_bytes())?)
         .uri(req.uri.as_str())
@@ -235,10 +434,18 @@ fn to_http(req: Request, h: &Handle) -> Result<http::Request<RequestBody>, http:
     }
     let fd: ConnId = req.fd;
     let info: RequestInfo = req.server.clone();
+    let body = match req.stream.take() {
+        Some(feed) => feed.body(
+            req.head
+                .header("content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok()),
+        ),
+        None => RequestBody::from(req.body),
+    };
     b.extension(h.clone())
         .extension(fd)
         .extension(info)
-        .body(RequestBody::from(req.body))
+        .body(body)
 }
 
 /// Writes the service's response: the head, then the body sized if it is all there at once

@@ -18,6 +18,12 @@ use crate::owner::sink::EventSink;
 use crate::owner::table::ConnTable;
 use crate::runtime::master::Bound;
 
+/// A connection stops reading while more than this many bytes of its events wait in the
+/// dispatcher (as a Process-mode connection does past `PIPE_BACKLOG_LIMIT` unacknowledged):
+/// a handler slower than its client (a large upload streamed to a service that reads it
+/// slowly) does not make the worker buffer what the client sends.
+const LOCAL_BACKLOG_LIMIT: usize = 1024 * 1024;
+
 /// Feeds a Base-mode worker's own connections into its dispatcher.
 struct LocalSink {
     disp: Rc<Dispatcher>,
@@ -38,6 +44,13 @@ impl EventSink for LocalSink {
     }
     fn busy(&self, conn: &Arc<Conn>) -> bool {
         self.disp.queues.borrow().contains_key(&conn.id.0)
+    }
+    fn backlogged(&self, conn: &Arc<Conn>) -> bool {
+        self.disp
+            .queues
+            .borrow()
+            .get(&conn.id.0)
+            .is_some_and(|q| q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT)
     }
     fn connected(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
