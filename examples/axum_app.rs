@@ -12,6 +12,8 @@
 //! - `POST /upload` → `{"bytes":N,"fnv1a":"<hex>"}`: the body's length and FNV-1a 64 hash,
 //!   read as it streams in (a large upload is never held whole; raise
 //!   `--package-max-length` above its size)
+//! - `GET /sleep/{ms}` → `{"slept":<ms>}` after `<ms>` ms on the worker's event loop (with
+//!   `--request-timeout-ms` below it: 504)
 //! - `GET /panic` → a handler that panics: answered 500, the worker goes on
 //! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
 //!
@@ -179,6 +181,11 @@ async fn upload(body: Body) -> Result<Json<Value>, (StatusCode, String)> {
     Ok(Json(json!({ "bytes": n, "fnv1a": format!("{h:016x}") })))
 }
 
+async fn sleep(Path(ms): Path<u64>) -> Json<Value> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Json(json!({ "slept": ms }))
+}
+
 async fn panic() -> &'static str {
     panic!("the /panic route panics on purpose");
 }
@@ -192,6 +199,7 @@ fn router(app: App) -> Router {
         .route("/worker", get(worker))
         .route("/stream/{n}", get(stream))
         .route("/upload", post(upload))
+        .route("/sleep/{ms}", get(sleep))
         .route("/panic", get(panic))
         .with_state(app)
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -18,7 +18,7 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
-/// `--half-close-timeout-ms`.
+/// `--half-close-timeout-ms`, `--request-timeout-ms`.
 ///
 /// # Examples
 ///
@@ -78,6 +78,10 @@ pub struct ExampleArgs {
     /// milliseconds (`half_close_timeout`; 0 closes at the client's FIN).
     #[arg(long)]
     pub half_close_timeout_ms: Option<u64>,
+    /// HTTP: how long a request handler may run before the request is answered 504, in
+    /// milliseconds (`http.request_timeout`; none by default).
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -162,7 +166,7 @@ impl ExampleArgs {
                 std::process::exit(2);
             }
         };
-        Settings::default()
+        let mut s = Settings::default()
             .worker_num(self.worker_num)
             .task_worker_num(self.task_worker_num)
             .reactor_num(self.reactor_num)
@@ -190,7 +194,11 @@ impl ExampleArgs {
             .half_close_timeout(self.half_close_timeout_ms.map_or(
                 crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
                 std::time::Duration::from_millis,
-            ))
+            ));
+        s.http.request_timeout = self
+            .request_timeout_ms
+            .map(std::time::Duration::from_millis);
+        s
     }
 }
 

@@ -304,3 +304,119 @@ fn axum_streamed_upload_memory_bounded() {
         assert!(grew < 8, "{mode}: grew by {grew} MiB with an unread body");
     }
 }
+
+/// `request_timeout` through the adapter: a route past it is cut with 504, in both modes,
+/// and the worker serves the next request on the same connection.
+#[test]
+fn axum_request_timeout_504() {
+    for mode in ["process", "base"] {
+        let srv = ServerProc::start(
+            "axum_app",
+            &[
+                "--port",
+                "0",
+                "--mode",
+                mode,
+                "--worker-num",
+                "1",
+                "--request-timeout-ms",
+                "300",
+            ],
+            0,
+        );
+        let mut s = connect(srv.port);
+        let mut buf = Vec::new();
+        // A minute, longer than `connect`'s read timeout: the 504 can only arrive in time if
+        // the service is cut at request_timeout.
+        let t0 = Instant::now();
+        let r = get(&mut s, &mut buf, "/sleep/60000");
+        assert_eq!(r.status, 504, "{mode}: {}", r.text());
+        assert!(t0.elapsed() >= Duration::from_millis(300), "{mode}");
+        let r = get(&mut s, &mut buf, "/sleep/10");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, r#"{"slept":10}"#),
+            "{mode}"
+        );
+    }
+}
+
+/// Process mode: kill -9 of the worker handling a request in flight answers it 503; a new
+/// connection is served (by the replacement worker).
+#[test]
+fn axum_worker_killed_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("axum.pid");
+    let srv = ServerProc::start(
+        "axum_app",
+        &[
+            "--port",
+            "0",
+            "--worker-num",
+            "1",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+        0,
+    );
+    let mut s = connect(srv.port);
+    let mut buf = Vec::new();
+    assert_eq!(get(&mut s, &mut buf, "/hello/x").status, 200);
+    s.write_all(b"GET /sleep/60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // The worker has the request once it counted it (its second) and is busy with it.
+    let st = wait_status(&pid_file, "the worker busy with the request", T, |v| {
+        let w = &v["workers"][0];
+        w["requests"].as_u64() >= Some(2) && w["state"] == "busy"
+    });
+    let pid = st["workers"][0]["pid"].as_i64().unwrap() as i32;
+    assert!(srv.descendants().contains(&pid), "{pid} is this server's");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Without the 503 this read would wait until `connect`'s read timeout and fail.
+    let r = read_response(&mut s, &mut buf, false).expect("a response");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let deadline = Instant::now() + T;
+    loop {
+        let r = http_get(srv.port, "/hello/again");
+        if r.status == 200 {
+            assert_eq!(r.text(), r#"{"hello":"again"}"#);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no worker served: {}", r.status);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `Expect: 100-continue`: the interim `100 Continue`, then the body is sent and answered,
+/// in both modes (a streamed body too).
+#[test]
+fn axum_expect_100_continue() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        for size in [5usize, 200 * 1024] {
+            let mut s = connect(srv.port);
+            write!(
+                s,
+                "POST /upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {size}\r\n\r\n"
+            )
+            .unwrap();
+            let mut interim = vec![0u8; 25];
+            std::io::Read::read_exact(&mut s, &mut interim).unwrap();
+            assert_eq!(&interim[..], b"HTTP/1.1 100 Continue\r\n\r\n", "{mode}");
+            let body = vec![b'x'; size];
+            s.write_all(&body).unwrap();
+            let mut buf = Vec::new();
+            let r = read_response(&mut s, &mut buf, false).expect("a response");
+            let h = fnv1a(0xcbf2_9ce4_8422_2325, &body);
+            assert_eq!(
+                (r.status, r.text()),
+                (200, format!(r#"{{"bytes":{size},"fnv1a":"{h:016x}"}}"#)),
+                "{mode}"
+            );
+        }
+    }
+}
