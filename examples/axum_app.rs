@@ -17,8 +17,10 @@
 //! - `GET /panic` → a handler that panics: answered 500, the worker goes on
 //! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
 //!
-//! Every response carries `x-served-by: rswoole` (a tower-http layer). Flags: see
-//! `rswoole::cli::ExampleArgs` (`--task-worker-num` defaults to 2 here).
+//! Every response carries `x-served-by: rswoole`; one of more than 32 bytes is gzipped for a
+//! client that accepts it; any origin may call the routes (CORS, preflights answered): three
+//! tower-http layers. Flags: see `rswoole::cli::ExampleArgs` (`--task-worker-num` defaults
+//! to 2 here).
 //!
 //! ```text
 //! cargo run --release --example axum_app -- --worker-num 2
@@ -36,7 +38,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rswoole::cli::ExampleArgs;
@@ -44,6 +46,8 @@ use rswoole::websocket::{OpCode, WebSocketServer};
 use rswoole::{Bytes, Column, Handle, Table};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -206,6 +210,15 @@ fn router(app: App) -> Router {
             HeaderName::from_static("x-served-by"),
             HeaderValue::from_static("rswoole"),
         ))
+        // Compresses what a client accepts (`Accept-Encoding: gzip`) past 32 bytes.
+        .layer(CompressionLayer::new())
+        // Any origin may call the API from a browser: preflights are answered here.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers(Any),
+        )
         .layer(TraceLayer::new_for_http())
 }
 

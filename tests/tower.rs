@@ -420,3 +420,69 @@ fn axum_expect_100_continue() {
         }
     }
 }
+
+/// tower-http's gzip layer: a client that accepts gzip gets the JSON gzipped (and it
+/// decompresses to the JSON), one that does not gets it plain; in both modes.
+#[test]
+fn axum_gzip_layer() {
+    use std::io::Read;
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let name = "z".repeat(200);
+        let want = format!(r#"{{"hello":"{name}"}}"#);
+        let r = http_once(
+            srv.port,
+            format!("GET /hello/{name} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{mode}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{mode}");
+        assert!(r.body.len() < want.len(), "{mode}: {} bytes", r.body.len());
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&r.body[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, want, "{mode}");
+        assert_eq!(r.header("x-served-by"), Some("rswoole"), "{mode}");
+
+        let r = http_get(srv.port, &format!("/hello/{name}"));
+        assert_eq!(r.header("content-encoding"), None, "{mode}");
+        assert_eq!(r.text(), want, "{mode}");
+    }
+}
+
+/// tower-http's CORS layer: a preflight is answered with the CORS headers (the route is
+/// not run), and a cross-origin GET carries `access-control-allow-origin`; in both modes.
+#[test]
+fn axum_cors_layer() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let r = http_once(
+            srv.port,
+            b"OPTIONS /upload HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{mode}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{mode}");
+        let methods = r.header("access-control-allow-methods").unwrap_or("");
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{mode}: {methods}"
+        );
+        assert_eq!(
+            r.header("access-control-allow-headers"),
+            Some("*"),
+            "{mode}"
+        );
+        assert!(r.body.is_empty(), "{mode}");
+
+        let r = http_once(
+            srv.port,
+            b"GET /hello/cors HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.text(), r#"{"hello":"cors"}"#, "{mode}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{mode}");
+    }
+}
