@@ -486,3 +486,35 @@ fn axum_cors_layer() {
         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{mode}");
     }
 }
+
+/// A chunked upload (with a trailer) over 64 KiB streams to the service too: its size and
+/// hash come back, and the connection serves its next request; in both modes.
+#[test]
+fn axum_chunked_upload_streams() {
+    for mode in ["process", "base"] {
+        let srv = start(mode);
+        let mut s = connect(srv.port);
+        s.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let mut h = 0xcbf2_9ce4_8422_2325_u64;
+        let mut total = 0;
+        for i in 0..40u8 {
+            let chunk = vec![b'a' + i % 26; 10_000];
+            h = fnv1a(h, &chunk);
+            total += chunk.len();
+            write!(s, "{:x}\r\n", chunk.len()).unwrap();
+            s.write_all(&chunk).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        }
+        s.write_all(b"0\r\nx-check: done\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        let r = read_response(&mut s, &mut buf, false).expect("a response");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, format!(r#"{{"bytes":{total},"fnv1a":"{h:016x}"}}"#)),
+            "{mode}"
+        );
+        let r = get(&mut s, &mut buf, "/hello/next");
+        assert_eq!(r.text(), r#"{"hello":"next"}"#, "{mode}");
+    }
+}

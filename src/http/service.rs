@@ -40,10 +40,12 @@ const SIZED_MAX: usize = 64 * 1024;
 /// A body of up to 64 KiB comes whole with its request. A larger one streams: the service
 /// is called as soon as the head is in, and reads the body as the worker receives it (its
 /// trailers, if chunked with some, come as the last frame). The worker keeps only what the
-/// service has not read yet, and at most `package_max_length` bytes of it: past that the body
-/// fails with a [`BodyError`] and the rest of it is dropped. A service that drops the body
-/// unread (or answers without reading it) has the rest dropped as it arrives. The connection
-/// goes on either way: its next request starts after this body.
+/// service has not read yet: past 256 KiB of it, it stops taking the connection's data until
+/// the service reads, so the client is slowed to the service's pace (a safety bound fails
+/// the body with a [`BodyError`] past `package_max_length` unread). A service that drops the
+/// body unread (or answers without reading it) has the rest dropped as it arrives, and the
+/// connection goes on: its next request starts after this body. A service that holds the
+/// body without reading it holds the connection too, until it ends (or `request_timeout`).
 ///
 /// # Examples
 ///
@@ -541,5 +543,69 @@ where
             resp.end_with_trailers(&fields)
         }
         _ => resp.end(buf.freeze()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn feed_streams_data_then_trailers() {
+        rt().block_on(async {
+            let feed = BodyFeed::new(1024);
+            let body = feed.body(None);
+            feed.push(Bytes::from_static(b"ab"));
+            feed.push(Bytes::from_static(b"cd"));
+            let mut t = http::HeaderMap::new();
+            t.insert("x-check", http::HeaderValue::from_static("done"));
+            feed.end(Some(t));
+            let all = body.collect().await.unwrap();
+            assert_eq!(all.trailers().unwrap()["x-check"], "done");
+            assert_eq!(&all.to_bytes()[..], b"abcd");
+        });
+    }
+
+    #[test]
+    fn feed_fails_past_its_limit_and_drops_once_unread() {
+        rt().block_on(async {
+            let feed = BodyFeed::new(4);
+            let mut body = feed.body(Some(10));
+            assert_eq!(body.size_hint().exact(), Some(10));
+            feed.push(Bytes::from_static(b"abc"));
+            feed.push(Bytes::from_static(b"de"));
+            let e = body.frame().await.unwrap().unwrap_err();
+            assert!(e.to_string().contains("package_max_length"), "{e}");
+            assert!(body.frame().await.is_none());
+
+            let feed = BodyFeed::new(1024);
+            drop(feed.body(None));
+            feed.push(Bytes::from_static(b"gone"));
+            assert_eq!(feed.0.lock().buffered, 0);
+            // Nobody reads: a writer does not wait.
+            feed.send(Bytes::from(vec![0u8; 512 * 1024])).await;
+        });
+    }
+
+    #[test]
+    fn feed_fails_when_the_connection_closes() {
+        rt().block_on(async {
+            let feed = BodyFeed::new(1024);
+            let mut body = feed.body(None);
+            feed.push(Bytes::from_static(b"x"));
+            feed.fail("closed");
+            assert_eq!(
+                &body.frame().await.unwrap().unwrap().into_data().unwrap()[..],
+                b"x"
+            );
+            assert!(body.frame().await.unwrap().is_err());
+        });
     }
 }
