@@ -59,15 +59,18 @@ fn header(kind: Kind, session: u64, listener: u16, seq: u64) -> Header {
 }
 
 /// The `WsBroadcast` payload: target count (`u32::MAX` for every WebSocket), ids, data.
-fn broadcast_payload(fds: Option<&[u64]>, data: &[u8]) -> BytesMut {
-    let n = fds.map_or(0, |f| f.len());
+fn broadcast_payload<I>(fds: Option<I>, data: &[u8]) -> BytesMut
+where
+    I: ExactSizeIterator<Item = u64>,
+{
+    let n = fds.as_ref().map_or(0, |f| f.len());
     let mut p = BytesMut::with_capacity(4 + n * 8 + data.len());
     match fds {
         None => p.put_u32_le(u32::MAX),
         Some(f) => {
-            p.put_u32_le(f.len() as u32);
+            p.put_u32_le(n as u32);
             for fd in f {
-                p.put_u64_le(*fd);
+                p.put_u64_le(fd);
             }
         }
     }
@@ -283,8 +286,7 @@ impl WorkerCtx {
     ) -> Result<(), SendError> {
         let conns = match &self.backend {
             Backend::Pipe(tx) => {
-                let ids: Option<Vec<u64>> = fds.map(|f| f.iter().map(|fd| fd.0).collect());
-                let p = broadcast_payload(ids.as_deref(), &data);
+                let p = broadcast_payload(fds.map(|f| f.iter().map(|fd| fd.0)), &data);
                 return if tx.push(header(Kind::WsBroadcast, 0, opcode as u16, 0), &p) {
                     Ok(())
                 } else {
@@ -300,7 +302,7 @@ impl WorkerCtx {
                 ws::broadcast(conns.all(), opcode, &data);
                 // One record per other worker; each fans out to its own connections.
                 if let Some(mail) = &self.mail {
-                    let p = broadcast_payload(None, &data);
+                    let p = broadcast_payload(None::<std::iter::Empty<u64>>, &data);
                     for to in mail.targets() {
                         // A worker that is down (dead, or not started yet) has no clients
                         // to give it to: reported, not queued for nobody.
@@ -323,7 +325,11 @@ impl WorkerCtx {
                 ws::broadcast(local, opcode, &data);
                 for (to, ids) in remote {
                     if self
-                        .forward(to, rec, &broadcast_payload(Some(&ids), &data))
+                        .forward(
+                            to,
+                            rec,
+                            &broadcast_payload(Some(ids.iter().copied()), &data),
+                        )
                         .is_err()
                     {
                         unreachable.push(to);
