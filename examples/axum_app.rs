@@ -6,7 +6,8 @@
 //! - `GET /hello/{name}` → `{"hello":"<name>"}` (`?upper=true` shouts it: a query extractor)
 //! - `GET /task/{ms}` → `{"done":<ms>}` once a task worker slept `<ms>` ms (`task_wait`)
 //! - `GET /online` → `{"online":N}`: open WebSocket connections, from a shared `Table`
-//! - `GET /worker` → `{"worker":ID,"served":N}`: this worker's own state
+//! - `GET /worker` → `{"worker":ID,"pid":PID,"served":N}`: this worker's own state (made
+//!   by the factory in each worker process: a recycled or reloaded worker starts at 1)
 //! - `GET /stream/{n}` → `chunk 1\n` … `chunk n\n`, 20 ms apart, streamed (chunked), and the
 //!   trailer `x-chunks: n`
 //! - `POST /upload` → `{"bytes":N,"fnv1a":"<hex>"}`: the body's length and FNV-1a 64 hash,
@@ -14,6 +15,8 @@
 //!   `--package-max-length` above its size)
 //! - `GET /sleep/{ms}` → `{"slept":<ms>}` after `<ms>` ms on the worker's event loop (with
 //!   `--request-timeout-ms` below it: 504)
+//! - `GET /limited/{ms}` → as `/sleep/{ms}`, behind tower-http's `TimeoutLayer`: past
+//!   500 ms it answers 504 (the route's own limit, whatever `--request-timeout-ms` says)
 //! - `GET /panic` → a handler that panics: answered 500, the worker goes on
 //! - `GET /ws` (an upgrade) → the chat: every message goes to everyone as `from{fd}:{data}\n`
 //!
@@ -49,17 +52,20 @@ use serde_json::{json, Value};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// A worker's application state: made by the factory in each worker.
+/// A worker's application state: made by the factory in each worker. (Public, with
+/// [`router`], for the benchmark peer `benches/peers/axum_hello.rs`, which serves this same
+/// router with `axum::serve`.)
 #[derive(Clone)]
-struct App {
+pub(crate) struct App {
     /// This worker's id.
-    worker: usize,
+    pub(crate) worker: usize,
     /// Requests this worker served (per-worker state, kept across requests).
-    served: Arc<AtomicU64>,
+    pub(crate) served: Arc<AtomicU64>,
     /// Shared by every worker: the row `online` counts the open WebSocket connections.
-    online: Table,
+    pub(crate) online: Table,
 }
 
 #[derive(Deserialize)]
@@ -118,7 +124,7 @@ async fn online(State(app): State<App>) -> Json<Value> {
 
 async fn worker(State(app): State<App>) -> Json<Value> {
     let served = app.served.fetch_add(1, Relaxed) + 1;
-    Json(json!({ "worker": app.worker, "served": served }))
+    Json(json!({ "worker": app.worker, "pid": std::process::id(), "served": served }))
 }
 
 /// A body that waits between its frames: sent chunked as it comes, then its trailers.
@@ -194,8 +200,11 @@ async fn panic() -> &'static str {
     panic!("the /panic route panics on purpose");
 }
 
+/// The longest `/limited/{ms}` may take before tower-http's `TimeoutLayer` answers 504.
+const ROUTE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The application, as each worker builds it.
-fn router(app: App) -> Router {
+pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/hello/{name}", get(hello))
         .route("/task/{ms}", get(task))
@@ -204,6 +213,13 @@ fn router(app: App) -> Router {
         .route("/stream/{n}", get(stream))
         .route("/upload", post(upload))
         .route("/sleep/{ms}", get(sleep))
+        .route(
+            "/limited/{ms}",
+            get(sleep).layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                ROUTE_TIMEOUT,
+            )),
+        )
         .route("/panic", get(panic))
         .with_state(app)
         .layer(SetResponseHeaderLayer::if_not_present(

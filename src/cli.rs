@@ -82,6 +82,9 @@ pub struct ExampleArgs {
     /// milliseconds (`http.request_timeout`; none by default).
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
+    /// Recycle a worker after this many events (`max_request`; 0, the default, never).
+    #[arg(long, default_value_t = 0)]
+    pub max_request: u64,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -191,6 +194,7 @@ impl ExampleArgs {
                 crate::base::settings::DEFAULT_MAX_WAIT_TIME,
                 std::time::Duration::from_millis,
             ))
+            .max_request(self.max_request)
             .half_close_timeout(self.half_close_timeout_ms.map_or(
                 crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
                 std::time::Duration::from_millis,

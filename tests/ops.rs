@@ -23,7 +23,7 @@ fn text(o: &Output) -> (String, String) {
 
 /// Kills a daemon's process group (it left ours with setsid) when the test ends, whatever
 /// happened; only if the pid is still an rswoole master started by this test.
-struct DaemonGuard(i32);
+pub(crate) struct DaemonGuard(pub(crate) i32);
 
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ impl Drop for DaemonGuard {
     }
 }
 
-fn read_pid(p: &Path) -> i32 {
+pub(crate) fn read_pid(p: &Path) -> i32 {
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .trim()

@@ -45,3 +45,7 @@ mod websocket;
 
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
+
+/// examples/axum_app driven by httpx, websockets and curl: every route, uploads, timeouts,
+/// worker death, reload, max_request, daemon mode.
+mod tower_clients;

@@ -213,9 +213,9 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     /// Append logs (and stdout/stderr when daemonized) here. Default none (stderr).
     pub log_file: Option<PathBuf>,
-    /// Recycle a worker after it handled this many events (receives and packets): a new
-    /// incarnation takes over first, the old one finishes what it has and exits, so no event
-    /// is lost (the standard cure for slow leaks). Default [`DEFAULT_MAX_REQUEST`] (0 = never).
+    /// Recycle a worker after it handled this many events (receives, packets, HTTP requests,
+    /// WebSocket messages): a new incarnation takes over first, the old one finishes what it
+    /// has and exits, so no event is lost (the standard cure for slow leaks). Default [`DEFAULT_MAX_REQUEST`] (0 = never).
     pub max_request: u64,
     /// Each worker incarnation recycles after `max_request + random(0..=max_request_grace)`
     /// events, so that workers do not all recycle at once. Default 0 (no jitter).

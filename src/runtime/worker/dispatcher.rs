@@ -274,7 +274,13 @@ impl Dispatcher {
 
     /// What follows every event: the acknowledgement, the busy/idle state.
     fn finish_one(&self, ev: &WEv) {
-        if matches!(ev.kind, Kind::Receive | Kind::Packet) {
+        // One per request, as `count_request` counts them (an HTTP request is its
+        // `HttpRequest`, or the `HttpEnd` of a streamed one; WebSocket messages count in
+        // their handler).
+        if matches!(
+            ev.kind,
+            Kind::Receive | Kind::Packet | Kind::HttpRequest | Kind::HttpEnd
+        ) {
             self.ctx.handled_one();
         }
         // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
