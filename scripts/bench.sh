@@ -2,14 +2,63 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|framed|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|framed|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
+# `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
+# under axum::serve (benches/peers/axum_hello.rs) and the native API (examples/http_hello).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
-cargo build --release -q --features cli --bin rswoole --examples
+if [ "${1:-}" = axum ]; then
+  cargo build --release -q --features cli --bin rswoole --example axum_app --example http_hello --example peer_axum_hello
+else
+  cargo build --release -q --features cli --bin rswoole --examples
+fi
 . scripts/bench_lib.sh
+
+if [ "${1:-}" = axum ]; then
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  # The five servers take turns, ROUNDS times (the machine is shared and noisy); medians and
+  # the spread (min-max) are reported. CPU = utime+stime of the server's whole process group
+  # (master, manager, workers, task workers) during the wrk run, per request answered.
+  ROUNDS=${ROUNDS:-3}; TICK=$(getconf CLK_TCK)
+  pg_ticks() { # pg_ticks PGID: CPU ticks used so far by the processes of that group
+    for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
+      awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
+  URL_PATH=/hello/world
+  echo "# axum hello: GET $URL_PATH, wrk -t1 -c64 -d${SECS}s on CPU 1, server on CPU 0, $ROUNDS rounds"
+  declare -A RPS=() US=()
+  WHOS="axum-serve axum-base axum-process native-base native-process"
+  for R in $(seq "$ROUNDS"); do
+    for WHO in $WHOS; do
+      P=$(free_port)
+      case $WHO in
+        axum-serve) S=$(start $B/examples/peer_axum_hello 127.0.0.1:$P) ;;
+        axum-*) S=$(start $B/examples/axum_app --port $P --mode ${WHO#axum-} --worker-num 1 --reactor-num 1) ;;
+        native-*) S=$(start $B/examples/http_hello --port $P --mode ${WHO#native-} --worker-num 1 --reactor-num 1) ;;
+      esac
+      wait_port $P
+      C0=$(pg_ticks $S)
+      OUT=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" http://127.0.0.1:$P$URL_PATH)
+      C1=$(pg_ticks $S); stop $S
+      N=$(awk '/requests in/ {print $1}' <<< "$OUT"); X=$(awk '/Requests\/sec/ {print int($2)}' <<< "$OUT")
+      BAD=$(awk '/Non-2xx|Socket errors/' <<< "$OUT")
+      [ -n "$BAD" ] && echo "round $R $WHO: $BAD" >&2
+      U=$(echo "($C1 - $C0) * 1000000 / $TICK / $N" | bc -l)
+      RPS[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+      printf "round %s %-14s %8s req/s  %6.2f us CPU/request\n" "$R" "$WHO" "$X" "$U"
+    done
+  done
+  spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, hi}'; }
+  A=$(median ${RPS[axum-serve]}); AU=$(median ${US[axum-serve]})
+  for WHO in $WHOS; do
+    X=$(median ${RPS[$WHO]}); U=$(median ${US[$WHO]})
+    printf "median %-14s %8s req/s (%s) = %.2fx axum::serve; %s us CPU/request (%s) = %.2fx axum::serve's\n" \
+      "$WHO" "$X" "$(spread ${RPS[$WHO]})" "$(echo "$X / $A" | bc -l)" "$U" "$(spread ${US[$WHO]})" "$(echo "$U / $AU" | bc -l)"
+  done
+  exit 0
+fi
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 
 if [[ "${1:-}" != framed ]]; then
