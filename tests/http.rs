@@ -620,3 +620,47 @@ fn http_trusted_proxies() {
     .unwrap();
     assert_eq!(r.text(), "127.0.0.1");
 }
+
+/// `max_request` counts HTTP requests of the native API too (Process mode, one worker,
+/// `--max-request 5`): after 20 requests on one keep-alive connection, all answered, the
+/// worker has been replaced by a new process. (Before, only raw receives counted, and an
+/// HTTP worker was never recycled.)
+#[test]
+fn http_max_request_recycles_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("hello.pid");
+    let srv = ServerProc::start(
+        "http_hello",
+        &[
+            "--port",
+            "0",
+            "--worker-num",
+            "1",
+            "--max-request",
+            "5",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+        0,
+    );
+    let first = wait_status(&pid_file, "a worker", T, |v| {
+        v["workers"][0]["pid"].as_i64().is_some()
+    })["workers"][0]["pid"]
+        .as_i64()
+        .unwrap();
+    let mut s = connect(srv.port);
+    let mut buf = Vec::new();
+    for i in 0..20 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let r = read_response(&mut s, &mut buf, false).expect("a response");
+        assert_eq!((r.status, r.text().as_str()), (200, "Hello World"), "{i}");
+    }
+    wait_status(&pid_file, "a new worker", T, |v| {
+        v["workers"][0]["pid"].as_i64().is_some_and(|p| p != first)
+    });
+    assert!(
+        srv.stderr().contains("max_request reached"),
+        "{}",
+        srv.stderr()
+    );
+}
