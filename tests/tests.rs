@@ -45,3 +45,6 @@ mod websocket;
 
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
+
+/// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
+mod tls;
