@@ -736,3 +736,75 @@ fn tls_worker_kill9_keeps_tls_connections_process_mode() {
         "a TLS connection was closed"
     );
 }
+
+/// The clients over TLS: `SyncClient::connect_tls` and `Client::connect_tls` with EOF framing
+/// (as plain), a client certificate for mTLS (its identity reaches the server), and a server
+/// whose certificate the client does not trust: `ClientError::Tls`.
+#[test]
+fn tls_clients_sync_and_tokio_framed() {
+    use rswoole::client::{Client, ClientConfig, ClientError, ClientTls, SyncClient};
+    let pki = Pki::new();
+    let ca = Pki::s(&pki.ca).to_string();
+    let srv = testkit(
+        &pki,
+        "base",
+        &[
+            "--framing",
+            "eof",
+            "--client-ca",
+            &ca,
+            "--client-cert-optional",
+        ],
+    );
+    let addr = format!("127.0.0.1:{}", srv.port);
+    let config = || ClientConfig {
+        framing: rswoole::Framing::Eof {
+            eof: b"\r\n".to_vec(),
+            split: true,
+        },
+        ..Default::default()
+    };
+    let tls = ClientTls::new("localhost").ca_file(&pki.ca);
+    let mut c = SyncClient::connect_tls(&addr, T, config(), &tls).expect("sync TLS client");
+    c.send_frame(b"a").unwrap();
+    c.send(b"b\r\nc\r\n").unwrap();
+    for want in ["a", "b", "c"] {
+        let m = c.recv().expect("framed reply");
+        assert!(m.ends_with(format!(":{want}\r\n").as_bytes()), "{m:?}");
+    }
+    c.close();
+    let mtls = tls.clone().client_cert(&pki.client_cert, &pki.client_key);
+    let mut c = SyncClient::connect_tls(&addr, T, config(), &mtls).expect("mTLS client");
+    c.send_frame(b"info").unwrap();
+    let m = String::from_utf8_lossy(&c.recv().unwrap()).into_owned();
+    assert!(
+        m.contains(&format!("peer={}", sha256_hex(&der_of(&pki.client_cert)))),
+        "{m}"
+    );
+    // Not trusted: the server's CA is not the one given.
+    let other = Pki::new();
+    let wrong = ClientTls::new("localhost").ca_file(&other.ca);
+    match SyncClient::connect_tls(&addr, T, config(), &wrong) {
+        Err(ClientError::Tls(e)) => assert!(e.contains("certificate"), "{e}"),
+        other => panic!("untrusted server accepted: {other:?}"),
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect_tls(&addr, T, config(), &tls)
+            .await
+            .expect("tokio TLS client");
+        c.send(b"x\r\ny\r\n").await.unwrap();
+        for want in ["x", "y"] {
+            let m = c.recv().await.expect("framed reply");
+            assert!(m.ends_with(format!(":{want}\r\n").as_bytes()), "{m:?}");
+        }
+        c.close().await;
+        assert!(matches!(
+            Client::connect_tls(&addr, T, config(), &wrong).await,
+            Err(ClientError::Tls(_))
+        ));
+    });
+}
