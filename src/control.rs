@@ -47,7 +47,7 @@ pub struct Verb {
 ///
 /// ```
 /// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
-/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs"]);
+/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs", "reload-certs"]);
 /// ```
 pub const VERBS: &[Verb] = &[
     Verb {
@@ -71,14 +71,14 @@ pub const VERBS: &[Verb] = &[
         about: "Graceful shutdown; waits until the master is gone and its ports are free",
     },
     Verb {
-        name: "reload-certs",
-        signal: None,
-        about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
-    },
-    Verb {
         name: "reopen-logs",
         signal: Some("SIGRTMIN"),
         about: "Reopen log_file in every process (logrotate postrotate)",
+    },
+    Verb {
+        name: "reload-certs",
+        signal: None,
+        about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
     },
 ];
 

@@ -145,6 +145,7 @@ impl Client {
     /// use std::time::Duration;
     /// use rswoole::client::{Client, ClientConfig, ClientTls};
     ///
+    /// # #[allow(dead_code)]
     /// # async fn run() -> Result<(), rswoole::client::ClientError> {
     /// let tls = ClientTls::new("localhost").ca_file("ca.pem");
     /// let mut c = Client::connect_tls("127.0.0.1:9443", Duration::from_secs(1), ClientConfig::default(), &tls).await?;
