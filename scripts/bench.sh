@@ -69,6 +69,12 @@ if [ "$WHAT" = tls ]; then
     done
     unset TR
   done
+  N=${IDLE:-2000}
+  echo "# memory per idle TLS connection ($N connections, handshake done): resident memory growth"
+  P=$(free_port); S=$(start $B/examples/peer_hyper_tls_hello 127.0.0.1:$P 1 "$CERTS/cert.pem" "$CERTS/key.pem"); wait_port $P
+  echo "hyper + tokio-rustls: $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
+  P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode process --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem"); wait_port $P
+  echo "rswoole master (process mode): $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
   exit 0
 fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
