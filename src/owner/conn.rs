@@ -111,6 +111,8 @@ pub(crate) struct Conn<X = ()> {
     pub(crate) ws: Mutex<Option<Box<WsState>>>,
     /// Writes queued with [`Conn::write_deferred`] go out through this process's flusher.
     flusher: Arc<Flusher<X>>,
+    /// A TLS connection (`Out::tls` is set).
+    tls: bool,
 }
 
 /// Why [`Conn::write`] refused data.
@@ -154,6 +156,7 @@ impl<X: Default> Conn<X> {
             state: X::default(),
             ws: Mutex::new(None),
             flusher,
+            tls: handshaking,
         }
     }
 }
@@ -168,13 +171,16 @@ impl<X> Conn<X> {
         if out.buf.len() + data.len() > self.cap {
             return Err(WriteError::Full);
         }
-        if out.tls.is_some() {
+        if self.tls {
             out.buf.extend_from_slice(data);
             self.flush_out(&mut out);
-            let (len, failed) = (out.buf.len(), out.io_error);
+            let (len, failed, left) = (out.buf.len(), out.io_error, out.pending());
             drop(out);
             self.set_out_bytes(len);
-            self.notify.notify_one();
+            // The task only needs waking for what the socket did not take (or a failure).
+            if left || failed {
+                self.notify.notify_one();
+            }
             return if failed {
                 Err(WriteError::Closed)
             } else {
@@ -299,7 +305,7 @@ impl<X> Conn<X> {
     /// Writes queued output; returns true when the queue is empty.
     fn flush(&self) -> bool {
         let mut out = self.out.lock();
-        if out.tls.is_some() {
+        if self.tls {
             self.flush_out(&mut out);
             let (len, done) = (out.buf.len(), !out.unsent() || out.io_error);
             drop(out);
@@ -475,7 +481,7 @@ impl<X> Conn<X> {
     }
 
     fn is_tls(&self) -> bool {
-        self.out.lock().tls.is_some()
+        self.tls
     }
 
     fn read_some_tls<S: EventSink<State = X>>(
