@@ -1,6 +1,6 @@
 //! A configurable HTTP server used by the integration tests (and a tour of the HTTP API).
 //!
-//! Routes: `/hello`; `/echo` (body back); `/form` (post fields); `/upload` (files: field,
+//! Routes: `/hello`; `/tls` (whether TLS, the client certificate's SHA-256); `/echo` (body back); `/form` (post fields); `/upload` (files: field,
 //! name, type, size, and whether the temp file exists; with `?detail=1` also its path and
 //! permission bits); `/query` (get params); `/cookie`
 //! (sets cookies, echoes the request's); `/headers` (echoes request headers); `/stream`
@@ -41,6 +41,9 @@ struct Args {
     /// Where uploads are written while a request is handled (`upload_tmp_dir`).
     #[arg(long)]
     upload_tmp_dir: Option<std::path::PathBuf>,
+    /// TLS: `--cert --key [--client-ca]` (https).
+    #[command(flatten)]
+    tls: rswoole::cli::TlsArgs,
 }
 
 fn main() -> rswoole::Result<()> {
@@ -55,6 +58,7 @@ fn main() -> rswoole::Result<()> {
                 Mode::Process
             })
             .package_max_length(a.package_max_length)
+            .tls(a.tls.settings())
             .http(
                 HttpSettings::default()
                     .enable_static_handler(a.document_root.is_some())
@@ -77,6 +81,13 @@ fn main() -> rswoole::Result<()> {
         let q = |k: &str| req.get.get(k).unwrap_or("").to_string();
         match req.path.as_str() {
             "/hello" => resp.end("Hello World"),
+            "/tls" => resp.end(format!(
+                "tls={} peer={}",
+                req.server.tls,
+                req.server.peer_cert_sha256.map_or("none".to_string(), |f| {
+                    f.iter().map(|b| format!("{b:02x}")).collect()
+                })
+            )),
             "/handle" => {
                 // The handler has the worker's Handle: a timer (whose callback gets it too),
                 // the stats.

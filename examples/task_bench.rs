@@ -26,6 +26,9 @@ struct Args {
     size: usize,
     #[arg(long, default_value_t = 2)]
     task_worker_num: usize,
+    /// TLS on the listener: `--cert FILE --key FILE [--client-ca FILE]`.
+    #[command(flatten)]
+    tls: rswoole::cli::TlsArgs,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -37,6 +40,7 @@ fn main() -> rswoole::Result<()> {
     let mut server = Server::bind("127.0.0.1:0")?;
     server.set(
         Settings::default()
+            .tls(a.tls.settings())
             .worker_num(1)
             .task_worker_num(a.task_worker_num),
     );

@@ -32,6 +32,9 @@ struct Args {
     /// Write the master's pid here and serve the status socket (`rswoole reload --task`).
     #[arg(long)]
     pid_file: Option<std::path::PathBuf>,
+    /// TLS on the listener: `--cert FILE --key FILE [--client-ca FILE]`.
+    #[command(flatten)]
+    tls: rswoole::cli::TlsArgs,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -437,6 +440,7 @@ fn main() -> rswoole::Result<()> {
     let mut server = Server::bind(&a.addr)?;
     server.set(
         Settings::default()
+            .tls(a.tls.settings())
             .worker_num(a.worker_num)
             .task_worker_num(a.task_worker_num)
             .task_queue_size(a.task_queue_size)

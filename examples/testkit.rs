@@ -82,6 +82,10 @@ struct Args {
     package_max_length: usize,
     #[command(flatten)]
     ops: OpsArgs,
+    /// TLS on the first listener (`--cert --key [--client-ca]`); `--listen tls:ADDR` adds a
+    /// TLS listener with the same files.
+    #[command(flatten)]
+    tls: rswoole::cli::TlsArgs,
 }
 
 /// Production settings (tests/ops.rs).
@@ -139,7 +143,8 @@ fn main() -> rswoole::Result<()> {
             .buffer_output_size(a.buffer_output_size)
             .max_connection(a.max_connection)
             .framing(rswoole::cli::parse_framing(&a.framing).expect("--framing"))
-            .package_max_length(a.package_max_length),
+            .package_max_length(a.package_max_length)
+            .tls(a.tls.settings()),
     );
     let framing = server.settings_mut().framing.clone();
     let fr = framing.clone();
@@ -161,7 +166,7 @@ fn main() -> rswoole::Result<()> {
         }
     });
     for l in &a.listen {
-        let (kind, addr) = l.split_once(':').expect("tcp:ADDR or udp:ADDR");
+        let (kind, addr) = l.split_once(':').expect("tcp:ADDR, tls:ADDR or udp:ADDR");
         let port = server.add_listener(
             addr,
             if kind == "udp" {
@@ -170,6 +175,9 @@ fn main() -> rswoole::Result<()> {
                 SockType::Tcp
             },
         )?;
+        if kind == "tls" {
+            port.set_tls(a.tls.settings().expect("tls:ADDR needs --cert and --key"));
+        }
         if kind == "udp" {
             port.on_packet(|srv, p| async move {
                 srv.send_to_via(
@@ -266,7 +274,7 @@ fn main() -> rswoole::Result<()> {
                     "info" => {
                         let i = srv.connection_info(ev.fd).expect("live connection");
                         format!(
-                            "remote={} server_port={} listener={} reactor={} connected={}\n",
+                            "remote={} server_port={} listener={} reactor={} connected={} tls={} peer={}\n",
                             i.remote_addr,
                             i.server_port,
                             i.listener,
@@ -274,7 +282,11 @@ fn main() -> rswoole::Result<()> {
                             i.connect_time
                                 .elapsed()
                                 .map(|d| d.as_secs() < 60)
-                                .unwrap_or(false)
+                                .unwrap_or(false),
+                            i.tls,
+                            i.peer_cert_sha256.map_or("none".to_string(), |f| {
+                                f.iter().map(|b| format!("{b:02x}")).collect()
+                            })
                         )
                     }
                     "whoami" => format!("w{}\n", srv.worker_id()),

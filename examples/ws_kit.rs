@@ -51,6 +51,9 @@ struct Args {
     /// Worker `i` waits in `on_worker_start` while `DIR/hold-w{i}` exists.
     #[arg(long)]
     start_gate: Option<std::path::PathBuf>,
+    /// TLS on the listener: `--cert FILE --key FILE [--client-ca FILE]`.
+    #[command(flatten)]
+    tls: rswoole::cli::TlsArgs,
 }
 
 fn main() -> rswoole::Result<()> {
@@ -58,6 +61,7 @@ fn main() -> rswoole::Result<()> {
     let mut server = WebSocketServer::bind(&a.addr)?;
     server.set(
         Settings::default()
+            .tls(a.tls.settings())
             .worker_num(a.worker_num)
             .mode(if a.mode == "base" {
                 Mode::Base

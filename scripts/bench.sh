@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|framed|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|framed|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
-if [ "${1:-}" = axum ]; then
+if [ -n "${NO_BUILD:-}" ]; then :  # NO_BUILD=1: use what is built
+elif [ "${1:-}" = axum ]; then
   cargo build --release -q --features cli --bin rswoole --example axum_app --example http_hello --example peer_axum_hello
 else
   cargo build --release -q --features cli --bin rswoole --examples
@@ -80,6 +81,51 @@ if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
       printf "rswoole %-8s worker_num=%s%s:     %s req/s = %.2fx hyper\n" "$MODE" "$W" "$TAG" "$R" "$(echo "$R / $HY" | bc -l)"
     done; done; done
   done
+fi
+if [ "$WHAT" = tls ]; then
+  # https hello against hyper + tokio-rustls: the same certificate (ECDSA P-256, made here),
+  # the same rustls provider (ring) and defaults, so the same cipher (TLS 1.3,
+  # TLS_AES_256_GCM_SHA384 with wrk's OpenSSL); keep-alive, then one request per connection
+  # (a full handshake each). ROUNDS rounds, servers alternating; medians compared.
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  CERTS=$(mktemp -d)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$CERTS/key.pem" -out "$CERTS/cert.pem" 2>/dev/null
+  ROUNDS=${ROUNDS:-3}
+  for CLOSE in "" "Connection: close"; do
+    H=(); [ -n "$CLOSE" ] && H=(-H "$CLOSE")
+    echo "# https hello: wrk -t1 -c64 -d${SECS}s ${CLOSE:+(-H '$CLOSE')}, server on CPU 0, wrk on CPU 1, $ROUNDS rounds"
+    declare -A TR=()
+    for R in $(seq "$ROUNDS"); do
+      for WHO in hyper base process; do
+        P=$(free_port)
+        if [ $WHO = hyper ]; then
+          S=$(start $B/examples/peer_hyper_tls_hello 127.0.0.1:$P 1 "$CERTS/cert.pem" "$CERTS/key.pem")
+        else
+          S=$(start $B/examples/http_hello --port $P --mode $WHO --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem")
+        fi
+        wait_port $P
+        X=$(wrk_rps "${H[@]}" https://127.0.0.1:$P/); stop $S
+        TR[$WHO]+="$X "
+        printf "round %s %-8s %s req/s\n" "$R" "$WHO" "$X"
+      done
+    done
+    HY=$(median ${TR[hyper]})
+    echo "median hyper + tokio-rustls (1 thread):  $HY req/s"
+    for MODE in base process; do
+      X=$(median ${TR[$MODE]})
+      printf "median rswoole %-8s (1 worker):     %s req/s = %.2fx hyper\n" "$MODE" "$X" "$(echo "$X / $HY" | bc -l)"
+    done
+    unset TR
+  done
+  N=${IDLE:-2000}
+  echo "# memory per idle TLS connection ($N connections, handshake done): resident memory growth"
+  P=$(free_port); S=$(start $B/examples/peer_hyper_tls_hello 127.0.0.1:$P 1 "$CERTS/cert.pem" "$CERTS/key.pem"); wait_port $P
+  echo "hyper + tokio-rustls: $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
+  P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode process --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem"); wait_port $P
+  echo "rswoole master (process mode): $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
+  exit 0
 fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0
 # The three servers take turns, ROUNDS times (the machine is shared and noisy); medians compared.

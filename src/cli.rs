@@ -18,7 +18,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
-/// `--half-close-timeout-ms`, `--request-timeout-ms`.
+/// `--half-close-timeout-ms`, `--request-timeout-ms`, and the TLS flags ([`TlsArgs`]:
+/// `--cert`, `--key`, `--client-ca`).
 ///
 /// # Examples
 ///
@@ -85,6 +86,9 @@ pub struct ExampleArgs {
     /// Recycle a worker after this many events (`max_request`; 0, the default, never).
     #[arg(long, default_value_t = 0)]
     pub max_request: u64,
+    /// TLS on the listener: `--cert`, `--key`, `--client-ca`.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -202,7 +206,61 @@ impl ExampleArgs {
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);
+        s.tls = self.tls.settings();
         s
+    }
+}
+
+/// The TLS flags: `--cert FILE --key FILE` (PEM) serve TLS on the listener, `--client-ca FILE`
+/// requires client certificates signed by that CA. A kit with flags of its own flattens it
+/// (`#[command(flatten)]`).
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::cli::TlsArgs;
+/// let mut t = TlsArgs::default();
+/// assert!(t.settings().is_none()); // plain
+/// t.cert = Some("cert.pem".into());
+/// t.key = Some("key.pem".into());
+/// assert_eq!(t.settings().unwrap().cert_file, std::path::Path::new("cert.pem"));
+/// ```
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain: serve TLS (https, wss, TCP+TLS) on the listener (with `--key`).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates signed by them (mTLS).
+    #[arg(long, requires = "cert")]
+    pub client_ca: Option<PathBuf>,
+    /// With `--client-ca`: a client may also connect without a certificate.
+    #[arg(long, requires = "client_ca")]
+    pub client_cert_optional: bool,
+    /// Most milliseconds a client may take to finish its TLS handshake.
+    #[arg(long)]
+    pub handshake_timeout_ms: Option<u64>,
+}
+
+impl TlsArgs {
+    /// The TLS settings these flags describe; `None` without `--cert`.
+    pub fn settings(&self) -> Option<crate::base::settings::tls::TlsSettings> {
+        use crate::base::settings::tls::{ClientAuth, TlsSettings};
+        let (cert, key) = (self.cert.clone()?, self.key.clone()?);
+        let mut t = TlsSettings::new(cert, key).client_ca(
+            self.client_ca.clone(),
+            if self.client_cert_optional {
+                ClientAuth::Optional
+            } else {
+                ClientAuth::Required
+            },
+        );
+        if let Some(ms) = self.handshake_timeout_ms {
+            t = t.handshake_timeout(std::time::Duration::from_millis(ms));
+        }
+        Some(t)
     }
 }
 

@@ -47,7 +47,7 @@ pub struct Verb {
 ///
 /// ```
 /// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
-/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs"]);
+/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs", "reload-certs"]);
 /// ```
 pub const VERBS: &[Verb] = &[
     Verb {
@@ -74,6 +74,11 @@ pub const VERBS: &[Verb] = &[
         name: "reopen-logs",
         signal: Some("SIGRTMIN"),
         about: "Reopen log_file in every process (logrotate postrotate)",
+    },
+    Verb {
+        name: "reload-certs",
+        signal: None,
+        about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
     },
 ];
 
@@ -237,6 +242,52 @@ impl Master {
             context: format!("signalling process {}", self.pid),
             source,
         })
+    }
+
+    /// Sends `command` (`reload-certs`) on the master's command socket (`F.ctl` beside the pid
+    /// file) and returns its answer.
+    ///
+    /// # Errors
+    /// [`ControlError::Refused`] with the master's reason (a bad certificate: the old one
+    /// stays); [`ControlError::Io`] if the socket cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::control::Master;
+    /// let m = Master::open("/run/app.pid")?;
+    /// println!("{}", m.command("reload-certs", std::time::Duration::from_secs(10))?);
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
+    pub fn command(&self, command: &str, timeout: Duration) -> Result<String, ControlError> {
+        use std::io::Write;
+        let sock = crate::base::names::command_socket(&self.pid_file);
+        let io = |context: String| move |source| ControlError::Io { context, source };
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
+            "connecting to the command socket {}",
+            sock.display()
+        )))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(io("setting a timeout".into()))?;
+        s.write_all(format!("{command}\n").as_bytes())
+            .map_err(io("sending the command".into()))?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .map_err(io("reading the answer".into()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).map_err(|e| ControlError::Refused {
+                command: command.to_string(),
+                reason: format!("unreadable answer {out:?}: {e}"),
+            })?;
+        let message = v["message"].as_str().unwrap_or("").to_string();
+        if v["ok"].as_bool() == Some(true) {
+            Ok(message)
+        } else {
+            Err(ControlError::Refused {
+                command: command.to_string(),
+                reason: message,
+            })
+        }
     }
 
     /// Graceful stop: `SIGTERM`, then waits (at most `timeout`) until the master is gone and

@@ -56,6 +56,15 @@ pub mod websocket;
 
 pub use bytes::Bytes;
 
+/// TLS settings of a listener: [`Settings::tls`] (the first listener) and
+/// [`Port::set_tls`] (the others). rustls with the `ring` provider terminates TLS where the
+/// socket lives (the master in Process mode, each worker in Base mode);
+/// `rswoole reload-certs` swaps certificates live.
+pub mod tls {
+    pub use crate::base::settings::tls::{
+        ClientAuth, TlsSettings, TlsVersion, DEFAULT_HANDSHAKE_TIMEOUT,
+    };
+}
 /// Shared memory reachable from every process of a server: [`Table`], [`Atomic`], [`Lock`]
 /// (the `rswoole-shm` crate). Create them
 /// before [`Server::start`] so that every worker inherits them.

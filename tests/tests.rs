@@ -49,3 +49,5 @@ mod tower;
 /// examples/axum_app driven by httpx, websockets and curl: every route, uploads, timeouts,
 /// worker death, reload, max_request, daemon mode.
 mod tower_clients;
+/// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
+mod tls;

@@ -59,6 +59,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A TLS listener's certificate, key or CA file is unusable.
+    #[error("TLS on {addr}: {reason}")]
+    Tls {
+        /// The listener.
+        addr: SocketAddr,
+        /// What is wrong with which file.
+        reason: String,
+    },
     /// An OS call failed.
     #[error("{context}: {source}")]
     Io {
@@ -181,6 +189,15 @@ impl SendError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ControlError {
+    /// The master refused a command (`reload-certs` with a bad certificate: the old one
+    /// stays), with its reason.
+    #[error("{command} refused: {reason}")]
+    Refused {
+        /// The command.
+        command: String,
+        /// The master's reason.
+        reason: String,
+    },
     /// No pid file: the server is not running, or was started with another `pid_file`.
     #[error("pid file {0} does not exist: is the server running, with this pid_file?")]
     Missing(PathBuf),

@@ -205,4 +205,9 @@ pub struct ConnectionInfo {
     pub output_buffered: u64,
     /// The user id given by [`Handle::bind`](crate::Handle::bind), 0 if not bound.
     pub uid: u32,
+    /// The connection is TLS (its handshake finished).
+    pub tls: bool,
+    /// TLS with a client certificate (mTLS): the SHA-256 of the verified certificate, the
+    /// peer's identity (compare with `openssl x509 -noout -fingerprint -sha256`).
+    pub peer_cert_sha256: Option<[u8; 32]>,
 }

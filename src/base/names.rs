@@ -20,6 +20,14 @@ pub(crate) fn status_socket(pid_file: &Path) -> PathBuf {
 /// # Errors
 /// [`ControlError::Missing`], [`ControlError::Malformed`], [`ControlError::Stale`],
 /// [`ControlError::NotRswoole`], or [`ControlError::Io`] if it cannot be read.
+/// The master's command socket beside the pid file (`F.ctl`): one request line
+/// (`reload-certs`), one JSON answer `{"ok": bool, "message": "..."}`.
+pub(crate) fn command_socket(pid_file: &Path) -> PathBuf {
+    let mut s = pid_file.as_os_str().to_owned();
+    s.push(".ctl");
+    PathBuf::from(s)
+}
+
 pub(crate) fn find_master(path: &Path) -> Result<i32, ControlError> {
     let path = path.to_path_buf();
     let content = match std::fs::read_to_string(&path) {

@@ -39,6 +39,10 @@ pub enum ClientError {
     /// [`ClientConfig`](super::ClientConfig) cannot work (e.g. an empty EOF).
     #[error("invalid framing settings: {0}")]
     Config(#[from] ConfigError),
+    /// TLS: a bad CA or client certificate file, or a failed handshake (the server's
+    /// certificate does not verify, the server wants a client certificate...).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Any other OS error (connection refused, unreachable, address did not resolve…).
     #[error("{0}")]
     Io(io::Error),

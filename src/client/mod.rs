@@ -37,6 +37,7 @@
 mod error;
 mod framer;
 mod sync;
+mod tls;
 mod tokio_client;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ mod tests;
 
 pub use error::ClientError;
 pub use sync::SyncClient;
+pub use tls::ClientTls;
 pub use tokio_client::Client;
 
 use crate::base::settings::DEFAULT_PACKAGE_MAX_LENGTH;

@@ -14,6 +14,7 @@ use super::{ClientConfig, SockType, READ_SIZE};
 enum Sock {
     Tcp(TcpStream),
     Udp(UdpSocket),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 /// A blocking TCP or UDP client (Swoole's synchronous `Swoole\Client`).
@@ -196,6 +197,62 @@ impl SyncClient {
         Err(last.map(ClientError::from).unwrap_or(ClientError::Closed))
     }
 
+    /// A TLS connection to `addr` (see [`ClientTls`](super::ClientTls)), framed by `config`
+    /// as a plain one; the handshake is done (within `timeout`) when it returns.
+    ///
+    /// # Errors
+    /// [`ClientError::Tls`] if the files are bad or the handshake fails (the server's
+    /// certificate does not verify), [`ClientError::Timeout`], or the connect errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::client::{ClientConfig, ClientTls, SyncClient};
+    /// use rswoole::Framing;
+    ///
+    /// # fn main() -> Result<(), rswoole::client::ClientError> {
+    /// let config = ClientConfig { framing: Framing::Eof { eof: b"\r\n".to_vec(), split: true }, ..Default::default() };
+    /// let tls = ClientTls::new("localhost").ca_file("ca.pem");
+    /// let mut c = SyncClient::connect_tls("127.0.0.1:9443", Duration::from_secs(1), config, &tls)?;
+    /// c.send_frame(b"hello")?;
+    /// println!("{:?}", c.recv()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        config: ClientConfig,
+        tls: &super::ClientTls,
+    ) -> ClientResult<SyncClient> {
+        let (cfg, name) = tls.build()?;
+        let mut c = SyncClient::connect_with(SockType::Tcp, addr, timeout, config)?;
+        let Some(Sock::Tcp(tcp)) = c.sock.take() else {
+            return Err(ClientError::Closed);
+        };
+        let conn = rustls::ClientConnection::new(cfg, name)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let deadline = Instant::now() + c.timeout;
+        while s.conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout);
+            }
+            s.sock.set_read_timeout(Some(left))?;
+            s.sock.set_write_timeout(Some(left))?;
+            if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                return Err(match e.kind() {
+                    io::ErrorKind::InvalidData => ClientError::Tls(e.to_string()),
+                    _ => ClientError::from(e),
+                });
+            }
+        }
+        c.sock = Some(Sock::Tls(Box::new(s)));
+        Ok(c)
+    }
+
     /// Changes the timeout of later sends and receives.
     ///
     /// # Examples
@@ -248,6 +305,7 @@ impl SyncClient {
         match self.sock.as_ref()? {
             Sock::Tcp(s) => s.local_addr().ok(),
             Sock::Udp(s) => s.local_addr().ok(),
+            Sock::Tls(s) => s.sock.local_addr().ok(),
         }
     }
 
@@ -291,6 +349,11 @@ impl SyncClient {
             Sock::Udp(s) => s
                 .set_write_timeout(Some(timeout))
                 .and_then(|()| s.send(data).map(|_| ())),
+            Sock::Tls(s) => s
+                .sock
+                .set_write_timeout(Some(timeout))
+                .and_then(|()| s.write_all(data))
+                .and_then(|()| s.flush()),
         };
         self.check(r)
     }
@@ -391,6 +454,10 @@ impl SyncClient {
                 Sock::Tcp(s) => s
                     .set_read_timeout(Some(left))
                     .and_then(|()| s.read(&mut scratch)),
+                Sock::Tls(s) => s
+                    .sock
+                    .set_read_timeout(Some(left))
+                    .and_then(|()| s.read(&mut scratch)),
                 Sock::Udp(s) => {
                     let r = s
                         .set_read_timeout(Some(left))
@@ -436,8 +503,16 @@ impl SyncClient {
     /// # Ok::<(), rswoole::client::ClientError>(())
     /// ```
     pub fn close(&mut self) {
-        if let Some(Sock::Tcp(s)) = self.sock.take() {
-            let _ = s.shutdown(Shutdown::Both);
+        match self.sock.take() {
+            Some(Sock::Tcp(s)) => {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            Some(Sock::Tls(mut s)) => {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                let _ = s.sock.shutdown(Shutdown::Both);
+            }
+            _ => {}
         }
         self.framer.buf.clear();
     }

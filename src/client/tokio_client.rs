@@ -15,6 +15,7 @@ use super::{ClientConfig, SockType, READ_SIZE};
 #[derive(Debug)]
 enum Sock {
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Udp(UdpSocket),
 }
 
@@ -131,6 +132,52 @@ impl Client {
         Client::connect_with(SockType::Udp, addr, timeout, ClientConfig::default()).await
     }
 
+    /// A TLS connection to `addr` (see [`ClientTls`](super::ClientTls)), framed by `config`
+    /// as a plain one; the handshake is done (within `timeout`) when it returns.
+    ///
+    /// # Errors
+    /// [`ClientError::Tls`] if the files are bad or the handshake fails,
+    /// [`ClientError::Timeout`], or the connect errors.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::client::{Client, ClientConfig, ClientTls};
+    ///
+    /// # #[allow(dead_code)]
+    /// # async fn run() -> Result<(), rswoole::client::ClientError> {
+    /// let tls = ClientTls::new("localhost").ca_file("ca.pem");
+    /// let mut c = Client::connect_tls("127.0.0.1:9443", Duration::from_secs(1), ClientConfig::default(), &tls).await?;
+    /// c.send(b"hello").await?;
+    /// println!("{:?}", c.recv().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_tls(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        config: ClientConfig,
+        tls: &super::ClientTls,
+    ) -> ClientResult<Client> {
+        let (cfg, name) = tls.build()?;
+        let mut c = Client::connect_with(SockType::Tcp, addr, timeout, config).await?;
+        let Some(Sock::Tcp(tcp)) = c.sock.take() else {
+            return Err(ClientError::Closed);
+        };
+        let connector = tokio_rustls::TlsConnector::from(cfg);
+        let s = match tokio::time::timeout(c.timeout, connector.connect(name, tcp)).await {
+            Err(_) => return Err(ClientError::Timeout),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(ClientError::Tls(e.to_string()))
+            }
+            Ok(Err(e)) => return Err(ClientError::from(e)),
+            Ok(Ok(s)) => s,
+        };
+        c.sock = Some(Sock::Tls(Box::new(s)));
+        Ok(c)
+    }
+
     /// Connects with any socket type and framing.
     ///
     /// # Errors
@@ -244,6 +291,7 @@ impl Client {
         match self.sock.as_ref()? {
             Sock::Tcp(s) => s.local_addr().ok(),
             Sock::Udp(s) => s.local_addr().ok(),
+            Sock::Tls(s) => s.get_ref().0.local_addr().ok(),
         }
     }
 
@@ -285,6 +333,13 @@ impl Client {
         let t = self.timeout;
         let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
             Sock::Tcp(s) => within(t, s.write_all(data)).await,
+            Sock::Tls(s) => {
+                within(t, async {
+                    s.write_all(data).await?;
+                    s.flush().await
+                })
+                .await
+            }
             Sock::Udp(s) => within(t, s.send(data)).await.map(|_| ()),
         };
         self.check(r)
@@ -390,6 +445,7 @@ impl Client {
             }
             let r = match self.sock.as_mut().ok_or(ClientError::Closed)? {
                 Sock::Tcp(s) => s.read(&mut self.scratch).await,
+                Sock::Tls(s) => s.read(&mut self.scratch).await,
                 Sock::Udp(s) => {
                     let r = s.recv(&mut self.scratch).await;
                     let n = self.check(r.map_err(ClientError::from))?;
@@ -436,8 +492,14 @@ impl Client {
     /// # }
     /// ```
     pub async fn close(&mut self) {
-        if let Some(Sock::Tcp(mut s)) = self.sock.take() {
-            let _ = tokio::time::timeout(self.timeout, s.shutdown()).await;
+        match self.sock.take() {
+            Some(Sock::Tcp(mut s)) => {
+                let _ = tokio::time::timeout(self.timeout, s.shutdown()).await;
+            }
+            Some(Sock::Tls(mut s)) => {
+                let _ = tokio::time::timeout(self.timeout, s.shutdown()).await;
+            }
+            _ => {}
         }
         self.framer.buf.clear();
     }

@@ -165,6 +165,8 @@ impl WorkerHttp {
             server_port: ci.server_port,
             request_time: SystemTime::now(),
             protocol: "HTTP/1.1",
+            tls: ci.tls,
+            peer_cert_sha256: ci.peer_cert_sha256,
         };
         b.finish(fd, info).ok()
     }
@@ -228,6 +230,8 @@ async fn run(
             rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         },
+        tls: ci.tls,
+        peer_cert_sha256: ci.peer_cert_sha256,
     };
     let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
     let req = match b.finish(fd, info) {

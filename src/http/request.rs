@@ -169,6 +169,11 @@ pub struct RequestInfo {
     pub request_time: SystemTime,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub protocol: &'static str,
+    /// The request came over TLS (https, wss).
+    pub tls: bool,
+    /// mTLS: the SHA-256 of the client's verified certificate (see
+    /// [`ConnectionInfo::peer_cert_sha256`](crate::ConnectionInfo::peer_cert_sha256)).
+    pub peer_cert_sha256: Option<[u8; 32]>,
 }
 
 /// An HTTP request: method, URI, query (`get`), form (`post`), cookies, uploaded files,

@@ -29,6 +29,9 @@ pub(crate) struct Header {
     pub(crate) phase: AtomicU32,
     /// Connections closed because their output buffer was full (a client reading too slowly).
     pub(crate) overflowed: AtomicU64,
+    /// TLS certificate generation: bumped by the master when `reload-certs` checked new
+    /// files; a Base-mode worker reloads its listeners' certificates before its next handshake.
+    pub(crate) certs_gen: AtomicU64,
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -65,6 +68,10 @@ unsafe impl ShmSafe for WorkerSlot {}
 const C_CLOSING: u32 = 1;
 /// The connection is an established WebSocket (set by the socket owner after the upgrade).
 const C_WS: u32 = 2;
+/// The connection is TLS and its handshake finished.
+const C_TLS: u32 = 4;
+/// ... and the client presented a verified certificate ([`ConnSlot::peer_fp`]).
+const C_PEER: u32 = 8;
 
 #[repr(C)]
 pub(crate) struct ConnSlot {
@@ -90,6 +97,8 @@ pub(crate) struct ConnSlot {
     /// Pid of the process that accepted the connection and owns its socket (the master in
     /// Process mode, the worker incarnation in Base mode, whose connections die with it).
     pub(crate) owner_pid: AtomicU32,
+    /// TLS: SHA-256 of the client's verified certificate (with `C_PEER`).
+    peer_fp: [AtomicU64; 4],
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -357,6 +366,7 @@ impl Shared {
             IpAddr::V4(Ipv4Addr::from(lo as u32))
         };
         let lp = s.listener_port.load(Relaxed);
+        let flags = s.flags.load(Relaxed);
         let info = ConnectionInfo {
             remote_addr: SocketAddr::new(ip, fam_port as u16),
             server_port: lp as u16,
@@ -366,9 +376,32 @@ impl Shared {
             last_receive_time: ms_to_time(s.last_recv_ms.load(Relaxed)),
             output_buffered: s.out_bytes.load(Relaxed),
             uid: s.uid.load(Relaxed),
+            tls: flags & C_TLS != 0,
+            peer_cert_sha256: (flags & C_PEER != 0).then(|| {
+                let mut fp = [0u8; 32];
+                for (i, w) in s.peer_fp.iter().enumerate() {
+                    fp[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_be_bytes());
+                }
+                fp
+            }),
         };
         // The slot may have been reused while we read it: check the id again.
         (s.id.load(Acquire) == id.0).then_some(info)
+    }
+
+    /// A TLS connection finished its handshake; `peer`: its client certificate's SHA-256.
+    pub(crate) fn set_tls_peer(&self, id: ConnId, peer: Option<[u8; 32]>) {
+        let Some(s) = self.live_slot(id) else { return };
+        let mut bits = C_TLS;
+        if let Some(fp) = peer {
+            for (i, w) in s.peer_fp.iter().enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&fp[i * 8..i * 8 + 8]);
+                w.store(u64::from_be_bytes(b), Relaxed);
+            }
+            bits |= C_PEER;
+        }
+        s.flags.fetch_or(bits, Release);
     }
 
     /// Every live connection id, in slot order.

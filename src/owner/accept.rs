@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::conn::Conn;
 use super::table::ConnTable;
+use super::tls::TlsListener;
 use crate::ipc::shared::{NewConn, Shared};
 
 /// Takes an accepted stream in: allocates its session id from `counter` (`first`, then every
@@ -28,7 +29,26 @@ pub(crate) fn admit<X: Default>(
     conns: &ConnTable<X>,
     cap: usize,
     refused_log: &mut RateLimit,
+    tls: Option<&TlsListener>,
 ) -> Option<Arc<Conn<X>>> {
+    let session = match tls {
+        None => None,
+        Some(t) => {
+            t.refresh(
+                shared
+                    .header()
+                    .certs_gen
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            match t.session() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a TLS session; closing the connection");
+                    return None;
+                }
+            }
+        }
+    };
     let Some(id) = shared.alloc(counter, first, stride, info) else {
         shared
             .header()
@@ -52,6 +72,7 @@ pub(crate) fn admit<X: Default>(
         shared.clone(),
         cap,
         conns.flusher.clone(),
+        session,
     ));
     conns.insert(conn.clone());
     Some(conn)
@@ -110,6 +131,7 @@ pub(crate) async fn accept_loop<X: Default>(
     worker: u32,
     conns: &ConnTable<X>,
     cap: usize,
+    tls: Option<Arc<TlsListener>>,
     mut start: impl FnMut(Arc<Conn<X>>),
 ) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -145,6 +167,7 @@ pub(crate) async fn accept_loop<X: Default>(
             conns,
             cap,
             &mut refused_log,
+            tls.as_deref(),
         ) else {
             continue;
         };

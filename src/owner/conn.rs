@@ -52,6 +52,41 @@ struct Out {
     closing_since: Option<std::time::Instant>,
     /// The connection ended by the client's FIN alone: it is still writable.
     peer_fin: bool,
+    /// A TLS connection's rustls state ([`super::tls`]): plaintext goes from `buf` into it
+    /// once the handshake is done, and its TLS records to the socket. `None`: plain TCP.
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// TLS: the handshake is not finished (the sink has not been told of the connection).
+    handshaking: bool,
+}
+
+impl Out {
+    /// Whether something can be written to the socket now.
+    fn pending(&self) -> bool {
+        match &self.tls {
+            None => !self.buf.is_empty(),
+            Some(t) => t.wants_write() || (!self.buf.is_empty() && !t.is_handshaking()),
+        }
+    }
+
+    /// Output not yet on the socket (plaintext queued, or TLS records rustls holds).
+    fn unsent(&self) -> bool {
+        !self.buf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+}
+
+/// The socket as rustls's `Read`/`Write` (non-blocking: `WouldBlock` when not ready).
+struct SockIo<'a>(&'a TcpStream);
+
+impl io::Write for SockIo<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.try_write(b)
+    }
+    fn write_vectored(&mut self, b: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How long a closing connection may take to read what is still queued for it before the
@@ -76,6 +111,8 @@ pub(crate) struct Conn<X = ()> {
     pub(crate) ws: Mutex<Option<Box<WsState>>>,
     /// Writes queued with [`Conn::write_deferred`] go out through this process's flusher.
     flusher: Arc<Flusher<X>>,
+    /// A TLS connection (`Out::tls` is set).
+    tls: bool,
 }
 
 /// Why [`Conn::write`] refused data.
@@ -86,6 +123,7 @@ pub(crate) enum WriteError {
 }
 
 impl<X: Default> Conn<X> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
         listener: u16,
@@ -94,7 +132,9 @@ impl<X: Default> Conn<X> {
         shared: Shared,
         cap: usize,
         flusher: Arc<Flusher<X>>,
+        tls: Option<rustls::ServerConnection>,
     ) -> Conn<X> {
+        let handshaking = tls.is_some();
         Conn {
             id,
             listener,
@@ -107,6 +147,8 @@ impl<X: Default> Conn<X> {
                 io_error: false,
                 closing_since: None,
                 peer_fin: false,
+                tls: tls.map(Box::new),
+                handshaking,
             }),
             notify: Notify::new(),
             shared,
@@ -114,6 +156,7 @@ impl<X: Default> Conn<X> {
             state: X::default(),
             ws: Mutex::new(None),
             flusher,
+            tls: handshaking,
         }
     }
 }
@@ -127,6 +170,22 @@ impl<X> Conn<X> {
         }
         if out.buf.len() + data.len() > self.cap {
             return Err(WriteError::Full);
+        }
+        if self.tls {
+            out.buf.extend_from_slice(data);
+            self.flush_out(&mut out);
+            let (len, failed, left) = (out.buf.len(), out.io_error, out.pending());
+            drop(out);
+            self.set_out_bytes(len);
+            // The task only needs waking for what the socket did not take (or a failure).
+            if left || failed {
+                self.notify.notify_one();
+            }
+            return if failed {
+                Err(WriteError::Closed)
+            } else {
+                Ok(())
+            };
         }
         let mut rest = data;
         if out.buf.is_empty() {
@@ -223,7 +282,7 @@ impl<X> Conn<X> {
     /// write it.
     pub(crate) fn has_output(&self) -> bool {
         let o = self.out.lock();
-        !o.buf.is_empty() && !o.io_error
+        o.unsent() && !o.io_error
     }
 
     /// Whether the connection ended by the client's FIN alone (no error, no server close), so
@@ -246,6 +305,13 @@ impl<X> Conn<X> {
     /// Writes queued output; returns true when the queue is empty.
     fn flush(&self) -> bool {
         let mut out = self.out.lock();
+        if self.tls {
+            self.flush_out(&mut out);
+            let (len, done) = (out.buf.len(), !out.unsent() || out.io_error);
+            drop(out);
+            self.set_out_bytes(len);
+            return done;
+        }
         while !out.buf.is_empty() {
             match self.stream.try_write(&out.buf) {
                 Ok(n) => {
@@ -275,15 +341,33 @@ impl<X> Conn<X> {
         sink: R,
         cfg: &ConnConfig,
     ) {
-        sink.connected(&self);
+        let hs_deadline = {
+            let o = self.out.lock();
+            o.handshaking.then(|| {
+                std::time::Instant::now()
+                    + cfg
+                        .tls
+                        .as_ref()
+                        .map_or(std::time::Duration::from_secs(10), |t| t.handshake_timeout)
+            })
+        };
+        if hs_deadline.is_none() {
+            sink.connected(&self);
+        }
         let mut decoder = Inbound::new(cfg);
         let mut inbuf = BytesMut::new();
         loop {
-            let (phase, pending, read_eof, io_error) = {
+            let (phase, pending, read_eof, io_error, handshaking) = {
                 let o = self.out.lock();
-                (o.phase, !o.buf.is_empty(), o.read_eof, o.io_error)
+                (o.phase, o.pending(), o.read_eof, o.io_error, o.handshaking)
             };
             let pending = pending && !io_error;
+            if handshaking && (phase != Phase::Open || read_eof || io_error) {
+                // The sink never heard of it: no `closed` either.
+                tracing::debug!(fd = %self.id, remote = %self.remote, "TLS connection ended before its handshake finished");
+                let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
+                return;
+            }
             match phase {
                 Phase::Open if read_eof || io_error => {
                     let mut o = self.out.lock();
@@ -310,7 +394,11 @@ impl<X> Conn<X> {
             if backlogged {
                 want_read = false;
             }
-            let deadline = decoder.deadline(&self).filter(|_| want_read);
+            let deadline = if handshaking {
+                hs_deadline
+            } else {
+                decoder.deadline(&self).filter(|_| want_read)
+            };
             let drain_by = if pending && matches!(phase, Phase::Draining | Phase::Finishing) {
                 self.out.lock().closing_since.map(|t| t + DRAIN_TIMEOUT)
             } else {
@@ -331,7 +419,10 @@ impl<X> Conn<X> {
                     o.buf.clear();
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
-                    if decoder.timed_out(&self) {
+                    if handshaking {
+                        tracing::debug!(fd = %self.id, remote = %self.remote, "TLS handshake timeout; closing");
+                        self.out.lock().io_error = true;
+                    } else if decoder.timed_out(&self) {
                         self.close();
                     }
                 }
@@ -354,6 +445,9 @@ impl<X> Conn<X> {
     ) {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+        }
+        if self.is_tls() {
+            return self.read_some_tls(sink, decoder, inbuf);
         }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -386,6 +480,172 @@ impl<X> Conn<X> {
         })
     }
 
+    fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    fn read_some_tls<S: EventSink<State = X>>(
+        self: &Arc<Self>,
+        sink: &S,
+        decoder: &mut Inbound,
+        inbuf: &mut BytesMut,
+    ) {
+        thread_local! {
+            static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                std::cell::RefCell::new((vec![0u8; 64 * 1024], Vec::new()));
+        }
+        BUFS.with(|b| {
+            let (scratch, plain) = &mut *b.borrow_mut();
+            for _ in 0..4 {
+                plain.clear();
+                match self.read_tls(scratch, plain) {
+                    Ok((done, n)) => {
+                        if done {
+                            self.shared.set_tls_peer(self.id, self.peer_fingerprint());
+                            sink.connected(self);
+                        }
+                        if !plain.is_empty() {
+                            if let Verdict::Close = decoder.feed(self, sink, plain, inbuf) {
+                                self.close();
+                                return;
+                            }
+                        }
+                        if n < scratch.len() || self.out.lock().read_eof {
+                            return;
+                        }
+                    }
+                    Err(TlsReadError::Eof) => {
+                        self.out.lock().read_eof = true;
+                        return;
+                    }
+                    Err(TlsReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(TlsReadError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(TlsReadError::Io(_)) => {
+                        self.out.lock().io_error = true;
+                        return;
+                    }
+                    Err(TlsReadError::Tls(reason)) => {
+                        tracing::debug!(fd = %self.id, remote = %self.remote, %reason, "TLS error; closing the connection");
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    /// TLS: moves queued plaintext into rustls (once the handshake is done) and rustls's
+    /// records to the socket, until the socket is full or nothing is left.
+    fn flush_out(&self, out: &mut Out) {
+        let Out {
+            buf, tls, io_error, ..
+        } = out;
+        let Some(tls) = tls.as_mut() else { return };
+        while !*io_error {
+            if tls.wants_write() {
+                match tls.write_tls(&mut SockIo(&self.stream)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        *io_error = true;
+                        buf.clear();
+                    }
+                }
+            } else if !buf.is_empty() && !tls.is_handshaking() {
+                use std::io::Write;
+                match tls.writer().write(buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = buf.split_to(n);
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        if buf.is_empty() && buf.capacity() > 64 * 1024 {
+            *buf = BytesMut::new();
+        }
+    }
+
+    /// TLS: reads what the socket has into rustls, answers the handshake, and returns the
+    /// plaintext in `plain`. `Ok(true)`: the handshake just finished. Errors (a bad record, a
+    /// refused client certificate, not TLS at all) are the caller's to log; rustls's alert
+    /// is sent first.
+    fn read_tls(
+        &self,
+        scratch: &mut [u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<(bool, usize), TlsReadError> {
+        let n = match self.try_read_short(scratch) {
+            Ok(0) => return Err(TlsReadError::Eof),
+            Ok(n) => n,
+            Err(e) => return Err(TlsReadError::Io(e)),
+        };
+        self.shared.touch_recv(self.id);
+        let mut out = self.out.lock();
+        let was = out.handshaking;
+        let mut data = &scratch[..n];
+        let mut closed = false;
+        let mut failed = None;
+        {
+            let tls = out.tls.as_mut().expect("a TLS connection");
+            while !data.is_empty() {
+                if let Err(e) = tls.read_tls(&mut data) {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                match tls.process_new_packets() {
+                    Ok(st) => {
+                        closed |= st.peer_has_closed();
+                    }
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                }
+                let mut r = tls.reader();
+                loop {
+                    let at = plain.len();
+                    plain.resize(at + 16 * 1024, 0);
+                    match std::io::Read::read(&mut r, &mut plain[at..]) {
+                        Ok(k) => {
+                            plain.truncate(at + k);
+                            if k == 0 {
+                                closed = true;
+                                break;
+                            }
+                        }
+                        Err(_) => {
+                            plain.truncate(at);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_out(&mut out);
+        if let Some(reason) = failed {
+            out.io_error = true;
+            return Err(TlsReadError::Tls(reason));
+        }
+        let done = was && !out.tls.as_ref().is_some_and(|t| t.is_handshaking());
+        if done {
+            out.handshaking = false;
+        }
+        if closed {
+            out.read_eof = true;
+        }
+        Ok((done, n))
+    }
+
+    /// TLS: the verified client certificate's SHA-256, if the client presented one.
+    fn peer_fingerprint(&self) -> Option<[u8; 32]> {
+        let out = self.out.lock();
+        let c = out.tls.as_ref()?.peer_certificates()?.first()?;
+        Some(super::tls::fingerprint(c))
+    }
+
     /// `try_read` that also forgets the socket's read readiness when the read came back short
     /// (the kernel buffer is drained), as tokio's own `read` does: the next `readable()` then
     /// waits for epoll instead of costing a `recv` that only says `EAGAIN`. Readiness that
@@ -412,6 +672,15 @@ impl<X> Conn<X> {
     }
 
     fn stream_shutdown(&self) -> io::Result<()> {
+        {
+            let mut out = self.out.lock();
+            if !out.io_error {
+                if let Some(t) = out.tls.as_mut() {
+                    t.send_close_notify();
+                    self.flush_out(&mut out);
+                }
+            }
+        }
         socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write)
     }
 }
@@ -428,7 +697,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
         if out.buf.len() + data.len() > self.cap {
             return Err(WriteError::Full);
         }
-        let was_empty = out.buf.is_empty();
+        let was_empty = !out.unsent();
         out.buf.extend_from_slice(data);
         self.set_out_bytes(out.buf.len());
         drop(out);
@@ -437,6 +706,13 @@ impl<X: Send + Sync + 'static> Conn<X> {
         }
         Ok(())
     }
+}
+
+/// Why reading a TLS connection stopped.
+enum TlsReadError {
+    Eof,
+    Io(io::Error),
+    Tls(String),
 }
 
 async fn sleep_until_opt(t: Option<std::time::Instant>) {

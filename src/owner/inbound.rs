@@ -21,6 +21,8 @@ use crate::base::Settings;
 pub(crate) struct ConnConfig {
     pub(crate) stream: StreamConfig,
     pub(crate) http: Option<Arc<HttpConf>>,
+    /// TLS on this listener ([`super::tls`]).
+    pub(crate) tls: Option<Arc<super::tls::TlsListener>>,
 }
 
 /// What a TCP listener speaks.
@@ -56,7 +58,11 @@ impl ConnConfig {
                     .then(|| Arc::new(WsConf::new(&s.websocket, handshake))),
             })
         });
-        ConnConfig { stream, http }
+        ConnConfig {
+            stream,
+            http,
+            tls: None,
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`table`]: the connections of a process, by id.
 //! - [`accept`]: ids, `max_connection`, listener options and the one accept loop.
 //! - [`heartbeat`]: closing idle connections.
+//! - [`tls`]: a TLS listener's rustls config and live certificate.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
@@ -21,4 +22,5 @@ pub(crate) mod http;
 pub(crate) mod inbound;
 pub(crate) mod sink;
 pub(crate) mod table;
+pub(crate) mod tls;
 pub(crate) mod ws;

@@ -73,6 +73,8 @@ pub(crate) struct Listener {
     /// Its own stream framing, else the server's.
     pub(crate) framing: Option<Framing>,
     pub(crate) callbacks: PortCallbacks,
+    /// TLS on this listener.
+    pub(crate) tls: Option<crate::base::settings::tls::TlsSettings>,
 }
 
 /// A protocol event for a worker: an HTTP request (part) or a WebSocket event.

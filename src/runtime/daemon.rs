@@ -163,6 +163,7 @@ pub(crate) fn running(
     shared: &Shared,
     info: &MasterInfo,
     control: Arc<AsyncFd<OwnedFd>>,
+    cert_reload: super::master::CertReload,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let pid = std::process::id();
@@ -203,6 +204,16 @@ pub(crate) fn running(
             }
         }
     }
+    if let Some(pf) = &settings.pid_file {
+        let sock = crate::base::names::command_socket(pf);
+        let _ = std::fs::remove_file(&sock);
+        match tokio::net::UnixListener::bind(&sock) {
+            Ok(l) => tasks.push(tokio::spawn(serve_commands(l, cert_reload))),
+            Err(e) => {
+                tracing::error!(path = %sock.display(), error = %e, "cannot serve the command socket")
+            }
+        }
+    }
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(sys::sigrtmin())) {
         Ok(mut sig) => tasks.push(tokio::spawn(async move {
             while sig.recv().await.is_some() {
@@ -219,6 +230,44 @@ pub(crate) fn running(
     tasks
 }
 
+/// The command socket: one request line per connection, one JSON answer
+/// (`{"ok": bool, "message": "..."}`). Requests: `reload-certs`.
+async fn serve_commands(l: tokio::net::UnixListener, cert_reload: super::master::CertReload) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            continue;
+        };
+        let cert_reload = cert_reload.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = s.into_split();
+            let mut line = String::new();
+            let mut r = tokio::io::BufReader::new(r.take(4096));
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), r.read_line(&mut line))
+                    .await;
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+            let res = match line.trim() {
+                "reload-certs" => tokio::task::spawn_blocking(move || cert_reload())
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the reload failed: {e}"))),
+                other => Err(format!("unknown command {other:?}")),
+            };
+            let body = match res {
+                Ok(m) => serde_json::json!({ "ok": true, "message": m }),
+                Err(m) => serde_json::json!({ "ok": false, "message": m }),
+            };
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                w.write_all(format!("{body}\n").as_bytes()),
+            )
+            .await;
+        });
+    }
+}
+
 /// Step 4: removes the pid file (if it is still ours) and the status socket.
 pub(crate) fn stopped(settings: &Settings) {
     let Some(pf) = &settings.pid_file else { return };
@@ -228,6 +277,7 @@ pub(crate) fn stopped(settings: &Settings) {
     if ours {
         let _ = std::fs::remove_file(pf);
         let _ = std::fs::remove_file(status_socket(pf));
+        let _ = std::fs::remove_file(crate::base::names::command_socket(pf));
     }
 }
 

@@ -27,6 +27,7 @@ use crate::ipc::shared::{Shared, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
 use crate::owner::inbound::ConnConfig;
+use crate::owner::tls::TlsListener;
 use crate::sys;
 
 /// A listener bound by the master before anything forks.
@@ -47,6 +48,8 @@ pub(crate) struct Launch {
     pub(crate) master_pid: u32,
     /// Task worker `j`'s listening socket (src/task_link.rs), bound before anything forks.
     pub(crate) task_listeners: Vec<OwnedFd>,
+    /// Listener `i`'s TLS (certificate loaded and checked before anything forks).
+    pub(crate) tls: Vec<Option<Arc<TlsListener>>>,
 }
 
 fn init_logging() {
@@ -140,6 +143,25 @@ pub(crate) fn start(app: App, settings: Settings) -> Result<()> {
 
 fn start_inner(app: App, settings: Settings) -> Result<()> {
     let mut settings = settings.resolve()?;
+    let mut tls = Vec::with_capacity(app.listeners.len());
+    for l in &app.listeners {
+        tls.push(match &l.tls {
+            None => None,
+            Some(t) => {
+                t.validate()?;
+                let http = matches!(
+                    l.protocol,
+                    crate::owner::inbound::Protocol::Http
+                        | crate::owner::inbound::Protocol::WebSocket
+                );
+                let built = TlsListener::new(t, http).map_err(|e| Error::Tls {
+                    addr: l.addr,
+                    reason: e.to_string(),
+                })?;
+                Some(Arc::new(built))
+            }
+        });
+    }
     for l in &app.listeners {
         if let Some(f) = &l.framing {
             rswoole_codec::stream::StreamConfig {
@@ -193,6 +215,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         listeners,
         master_pid,
         task_listeners,
+        tls,
     };
     let (control_master, control_manager) =
         sys::seqpacket_pair().map_err(Error::io("creating the manager's control socket"))?;
@@ -283,7 +306,13 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
     }
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(PHASE_RUNNING, Release);
-    tasks.extend(daemon::running(&settings, &shared, info, control.clone()));
+    tasks.extend(daemon::running(
+        &settings,
+        &shared,
+        info,
+        control.clone(),
+        launch.cert_reload(),
+    ));
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
             &r.conns
@@ -418,6 +447,7 @@ async fn serve_listener(
         0,
         &reactor.conns,
         cap,
+        framing.tls.clone(),
         |conn| {
             let id = conn.id;
             let (r, f) = (reactor.clone(), framing.clone());
@@ -435,11 +465,67 @@ impl Launch {
     /// The connection configuration of listener `i` of `app`.
     pub(crate) fn conn_config(&self, app: &App, i: usize) -> ConnConfig {
         let l = &app.listeners[i];
-        ConnConfig::new(
+        let mut c = ConnConfig::new(
             l.protocol,
             l.framing.as_ref(),
             &self.settings,
             app.ws_handshake,
-        )
+        );
+        c.tls = self.tls.get(i).cloned().flatten();
+        c
     }
+}
+
+/// Reloads the TLS certificates (`rswoole reload-certs`).
+pub(crate) type CertReload = Arc<dyn Fn() -> std::result::Result<String, String> + Send + Sync>;
+
+impl Launch {
+    fn cert_reload(&self) -> CertReload {
+        let tls = self.tls.clone();
+        let addrs: Vec<SocketAddr> = self.listeners.iter().map(|b| b.addr).collect();
+        let shared = self.shared.clone();
+        Arc::new(move || reload_certs(&tls, &addrs, &shared))
+    }
+}
+
+/// `rswoole reload-certs`: reads and checks every TLS listener's files; if all pass,
+/// serves them (the master's own listeners at once; Base-mode workers before their next
+/// handshake, through the shared `certs_gen`). Otherwise nothing changes. Returns what is
+/// served now, or why nothing changed.
+fn reload_certs(
+    tls: &[Option<Arc<TlsListener>>],
+    addrs: &[SocketAddr],
+    shared: &Shared,
+) -> std::result::Result<String, String> {
+    let mut checked = Vec::new();
+    for (i, t) in tls.iter().enumerate() {
+        let Some(t) = t else { continue };
+        match t.check() {
+            Ok(ck) => checked.push((i, t, ck)),
+            Err(e) => {
+                let msg = format!("listener {}: {e}; the old certificate stays", addrs[i]);
+                tracing::error!("reload-certs refused: {msg}");
+                return Err(msg);
+            }
+        }
+    }
+    if checked.is_empty() {
+        return Err("no listener serves TLS".into());
+    }
+    let gen = shared.header().certs_gen.load(Relaxed) + 1;
+    let mut lines = Vec::new();
+    for (i, t, ck) in checked {
+        t.install(ck, gen);
+        let fp = crate::owner::tls::fingerprint(&t.current_leaf());
+        let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+        lines.push(format!(
+            "listener {} serves {} (sha256 {hex})",
+            addrs[i],
+            t.cert_file().display()
+        ));
+    }
+    shared.header().certs_gen.store(gen, Relaxed);
+    let msg = lines.join("\n");
+    tracing::info!(gen, "reload-certs: {}", msg.replace('\n', "; "));
+    Ok(msg)
 }

@@ -371,7 +371,17 @@ impl Server {
             });
         }
         let mut listeners = Vec::with_capacity(self.ports.len());
-        for p in &self.ports {
+        for (i, p) in self.ports.iter().enumerate() {
+            let tls = p
+                .tls
+                .clone()
+                .or_else(|| (i == 0).then(|| self.settings.tls.clone()).flatten());
+            if tls.is_some() && p.sock_type == SockType::Udp {
+                return Err(Error::InvalidSetting {
+                    name: "tls",
+                    reason: format!("listener {} is UDP: TLS is for TCP listeners", p.addr),
+                });
+            }
             let callbacks = p.callbacks.or(&self.callbacks);
             let missing = |callback, kind| Error::MissingCallback {
                 callback,
@@ -397,6 +407,7 @@ impl Server {
                 protocol: p.protocol,
                 framing: p.framing.clone(),
                 callbacks,
+                tls,
             });
         }
         self.app.listeners = listeners;

@@ -35,6 +35,7 @@ pub struct Port {
     pub(crate) callbacks: PortCallbacks,
     pub(crate) framing: Option<Framing>,
     pub(crate) protocol: Protocol,
+    pub(crate) tls: Option<crate::base::settings::tls::TlsSettings>,
 }
 
 impl Port {
@@ -45,6 +46,7 @@ impl Port {
             callbacks: PortCallbacks::default(),
             framing: None,
             protocol: Protocol::Stream,
+            tls: None,
         }
     }
 }
@@ -196,6 +198,28 @@ impl Port {
     /// ```
     pub fn set_framing(&mut self, framing: Framing) -> &mut Self {
         self.framing = Some(framing);
+        self
+    }
+
+    /// Serves TLS on this listener (TCP only; for the server's first listener,
+    /// [`Settings::tls`](crate::Settings::tls) does the same). The files are checked at start.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{tls::TlsSettings, Server, SockType};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?; // plain
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server
+    ///         .add_listener("127.0.0.1:9443", SockType::Tcp)?
+    ///         .set_tls(TlsSettings::new("cert.pem", "key.pem"));
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn set_tls(&mut self, tls: crate::base::settings::tls::TlsSettings) -> &mut Self {
+        self.tls = Some(tls);
         self
     }
 }

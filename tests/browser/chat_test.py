@@ -21,6 +21,7 @@ def browser(profile):
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--window-size=900,700",
+                 "--ignore-certificate-errors",
                  "--user-data-dir=" + profile):
         opts.add_argument(flag)
     driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -9,6 +9,7 @@ use rswoole_codec::stream::{Framing, StreamConfig};
 use super::error::Error;
 
 pub(crate) mod http;
+pub(crate) mod tls;
 pub(crate) mod websocket;
 
 /// Default for [`Settings::buffer_output_size`]: 2 MiB of unsent output per connection.
@@ -207,6 +208,9 @@ pub struct Settings {
     pub http: http::HttpSettings,
     /// [`WebSocketSettings`](websocket::WebSocketSettings).
     pub websocket: websocket::WebSocketSettings,
+    /// TLS on the server's first listener (the address given to `bind`); `None` (default):
+    /// plain. Other listeners: [`Port::set_tls`](crate::Port::set_tls).
+    pub tls: Option<tls::TlsSettings>,
     /// Detach from the terminal after start (see the production issue); default `false`.
     pub daemonize: bool,
     /// Write the master's pid here once listening. Default none.
@@ -258,6 +262,7 @@ impl Default for Settings {
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             http: http::HttpSettings::default(),
             websocket: websocket::WebSocketSettings::default(),
+            tls: None,
             daemonize: false,
             pid_file: None,
             log_file: None,
@@ -360,6 +365,9 @@ impl Settings {
         })?;
         s.http.validate()?;
         s.websocket.validate()?;
+        if let Some(t) = &s.tls {
+            t.validate()?;
+        }
         Ok(s)
     }
 }
@@ -474,6 +482,20 @@ impl Settings {
     #[must_use]
     pub fn http(mut self, http: http::HttpSettings) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls), for building the settings in one expression.
+    ///
+    /// # Examples
+    /// ```
+    /// use rswoole::{tls::TlsSettings, Settings};
+    /// let s = Settings::default().tls(Some(TlsSettings::new("cert.pem", "key.pem")));
+    /// assert!(s.tls.is_some());
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: Option<tls::TlsSettings>) -> Self {
+        self.tls = tls;
         self
     }
 

@@ -152,3 +152,12 @@ pub(crate) fn reopen_logs(c: PidFileCmd) -> anyhow::Result<()> {
     println!("reopen-logs: signalled master {}", m.pid());
     Ok(())
 }
+
+/// `reload-certs`: exits 0 once the master serves the new certificates; non-zero with the
+/// reason when it refused them (the old ones stay).
+pub(crate) fn reload_certs(c: PidFileCmd) -> anyhow::Result<()> {
+    let m = Master::open(&c.pid_file)?;
+    let msg = m.command("reload-certs", Duration::from_secs(30))?;
+    println!("reload-certs: {msg}");
+    Ok(())
+}

@@ -152,6 +152,7 @@ pub(super) fn listen(
                     id as u32,
                     &conns,
                     cap,
+                    framing.tls.clone(),
                     |conn| {
                         let (sink, conns, shared, framing) =
                             (sink.clone(), conns.clone(), shared.clone(), framing.clone());
