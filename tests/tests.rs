@@ -46,8 +46,8 @@ mod websocket;
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
 
+/// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
+mod tls;
 /// examples/axum_app driven by httpx, websockets and curl: every route, uploads, timeouts,
 /// worker death, reload, max_request, daemon mode.
 mod tower_clients;
-/// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
-mod tls;
