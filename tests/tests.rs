@@ -45,3 +45,7 @@ mod websocket;
 
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
+
+/// Upgrading to a new binary with no connection lost; systemd socket activation and
+/// readiness.
+mod upgrade;

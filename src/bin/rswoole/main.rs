@@ -1,5 +1,5 @@
 //! The `rswoole` command line: benchmarks, shared-table inspection, and control of a running
-//! server (`status`, `reload`, `stop`, `reopen-logs`).
+//! server (`status`, `reload`, `stop`, `reopen-logs`, `upgrade`).
 //!
 //! Exit codes: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -39,6 +39,8 @@ enum Command {
     Stop(ops::StopCmd),
     #[command(about = ops::about("reopen-logs"))]
     ReopenLogs(ops::PidFileCmd),
+    #[command(about = ops::about("upgrade"))]
+    Upgrade(ops::UpgradeCmd),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Reload(cmd) => ops::reload(cmd),
         Command::Stop(cmd) => ops::stop(cmd),
         Command::ReopenLogs(cmd) => ops::reopen_logs(cmd),
+        Command::Upgrade(cmd) => ops::upgrade(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -130,7 +130,13 @@ pub(super) fn listen(
             })))
         }
         SockType::Tcp => {
-            let listener = tokio::net::TcpListener::from_std(reuseport_listener(b.addr)?)?;
+            // An inherited listening socket (systemd) is shared by every worker: one accept
+            // queue; otherwise each worker has its own SO_REUSEPORT listener.
+            let std_listener = match (&b.tcp, b.shared_accept) {
+                (Some(s), true) => s.try_clone()?.into(),
+                _ => reuseport_listener(b.addr)?,
+            };
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let sink = Rc::new(LocalSink { disp: disp.clone() });
             let shared = shared.clone();
             let cap = settings.buffer_output_size;
