@@ -461,3 +461,61 @@ fn upgrade_base_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Under a service manager, the old master hands the service to the new one: `MAINPID=<new>`
+/// and `READY=1` once the new master serves.
+#[test]
+fn upgrade_announces_the_new_main_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = copy_kit(dir.path(), "app-v1");
+    let v2 = copy_kit(dir.path(), "app-v2");
+    let path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let pid_file = dir.path().join("app.pid");
+    let port = free_port();
+    let env_notify = format!("NOTIFY_SOCKET={}", path.display());
+    let port_s = port.to_string();
+    let args = [
+        env_notify.as_str(),
+        "RSWOOLE_LOG=info",
+        v1.to_str().unwrap(),
+        "--port",
+        &port_s,
+        "--worker-num",
+        "1",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+    ];
+    let mut p = ServerProc::spawn_path(Path::new("/usr/bin/env"), &args, port);
+    p.wait_ready(Duration::from_secs(30));
+    let ready = wait_notify(&sock, "READY=1", Duration::from_secs(20));
+    assert!(ready.contains(&format!("MAINPID={}", p.pid())), "{ready}");
+    let out = upgrade_cli(&pid_file, &v2);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The new master's own READY=1 and the old master's hand-over both name the new pid.
+    let handover = wait_notify(
+        &sock,
+        &format!("MAINPID={new_pid}\nREADY=1"),
+        Duration::from_secs(20),
+    );
+    assert!(handover.starts_with("MAINPID="), "{handover}");
+    p.wait_exit(Duration::from_secs(30))
+        .expect("the old master exits");
+    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v2 "));
+    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_gone(new_pid, Duration::from_secs(10));
+}

@@ -221,6 +221,8 @@ pub(crate) async fn run(
     let mut child = std::process::Command::new(&exe)
         .args(&origin.args)
         .env(ENV_FD, theirs.as_raw_fd().to_string())
+        // systemd's WATCHDOG_PID names this master; the new one pings for itself.
+        .env_remove("WATCHDOG_PID")
         .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
