@@ -519,3 +519,58 @@ fn upgrade_announces_the_new_main_pid() {
     );
     wait_gone(new_pid, Duration::from_secs(10));
 }
+
+/// A keep-alive connection idle across the upgrade stays with the old master: its next request
+/// is answered there, with `Connection: close`; the client's new connection reaches the new
+/// binary.
+#[test]
+fn upgrade_idle_keepalive_connection_gets_a_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = copy_kit(dir.path(), "app-v1");
+    let v2 = copy_kit(dir.path(), "app-v2");
+    let pid_file = dir.path().join("app.pid");
+    let port = free_port();
+    let port_s = port.to_string();
+    let args = [
+        "--port",
+        &port_s,
+        "--worker-num",
+        "1",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--max-wait-time-ms",
+        "20000",
+    ];
+    let mut p = ServerProc::spawn_path(&v1, &args, port);
+    p.wait_ready(Duration::from_secs(30));
+    let mut idle = conn(port).unwrap();
+    let (body, close) = get(&mut idle, "/").unwrap();
+    assert!(body.starts_with("app-v1 ") && !close, "{body}");
+    let out = upgrade_cli(&pid_file, &v2);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The old master is draining, not gone: it waits for this connection.
+    p.wait_stderr("stops accepting and drains", 1, Duration::from_secs(10));
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the old master left early"
+    );
+    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v2 "));
+    let (body, close) = get(&mut idle, "/").unwrap();
+    assert!(body.starts_with("app-v1 "), "{body}");
+    assert!(close, "the old master's reply must say Connection: close");
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0, "closed after it");
+    // Its last connection gone, the old master stops well before max_wait_time.
+    p.wait_exit(Duration::from_secs(10))
+        .expect("the old master exits once drained");
+    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

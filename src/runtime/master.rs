@@ -646,10 +646,9 @@ fn reload_notice(
 }
 
 /// The old master after an upgrade: stops accepting (the new master accepts on the same
-/// listening sockets), says `Connection: close` on every HTTP response, and waits (at most
-/// `max_wait_time`, or until SIGTERM) for its connections to end before the usual stop.
-/// Process mode only waits here; in Base mode the connections are the workers', which drain
-/// in the stop that follows.
+/// listening sockets; Base-mode workers close their own listeners when they see the phase),
+/// says `Connection: close` on every HTTP response, and waits (at most `max_wait_time`, or
+/// until SIGTERM) for its connections to end before the usual stop.
 async fn drain(
     shared: &Shared,
     reactor: &Arc<Reactor>,
@@ -662,13 +661,14 @@ async fn drain(
     for t in accepting.drain(..).chain(status.drain(..)) {
         t.abort();
     }
-    if settings.mode != Mode::Process {
-        return;
-    }
     let deadline = tokio::time::Instant::now() + settings.max_wait_time;
     let start = Instant::now();
     loop {
-        let left = reactor.conns.all().len();
+        // Process mode: the reactor's connections; Base mode: the workers' (counted in shm).
+        let left = match settings.mode {
+            Mode::Process => reactor.conns.all().len(),
+            Mode::Base => shared.header().live.load(Relaxed) as usize,
+        };
         if left == 0 {
             tracing::info!(waited = ?start.elapsed(), "drained: no connection left");
             return;

@@ -149,7 +149,7 @@ pub(super) fn listen(
                     first: id as u64 + 1,
                     stride: workers,
                 };
-                accept_loop(
+                let accepting = accept_loop(
                     listener,
                     index,
                     &shared,
@@ -168,9 +168,23 @@ pub(super) fn listen(
                             shared.free(cid);
                         });
                     },
-                )
-                .await
+                );
+                // After an upgrade handed the port to a new server, stop accepting (the
+                // listener closes; its connections go on) so that this worker drains.
+                tokio::select! {
+                    _ = accepting => {}
+                    _ = until_draining(&shared) => {
+                        tracing::info!(worker = id, "draining: no longer accepting");
+                    }
+                }
             })))
         }
+    }
+}
+
+/// Resolves once the server drains after an upgrade (the master sets the phase in shm).
+async fn until_draining(shared: &Shared) {
+    while !shared.draining() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
