@@ -14,7 +14,7 @@
 //! # Ok::<(), rswoole::control::ControlError>(())
 //! ```
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -47,7 +47,10 @@ pub struct Verb {
 ///
 /// ```
 /// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
-/// assert_eq!(names, ["status", "reload", "reload-task", "stop", "reopen-logs", "reload-certs"]);
+/// assert_eq!(
+///     names,
+///     ["status", "reload", "reload-task", "stop", "reopen-logs", "upgrade", "reload-certs"]
+/// );
 /// ```
 pub const VERBS: &[Verb] = &[
     Verb {
@@ -76,6 +79,11 @@ pub const VERBS: &[Verb] = &[
         about: "Reopen log_file in every process (logrotate postrotate)",
     },
     Verb {
+        name: "upgrade",
+        signal: Some("SIGWINCH"),
+        about: "Start the binary now at the master's path as a new master with the same listeners; the old one drains",
+    },
+    Verb {
         name: "reload-certs",
         signal: None,
         about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
@@ -89,6 +97,7 @@ fn signal_number(name: &str) -> Option<i32> {
         "SIGINT" => libc::SIGINT,
         "SIGUSR1" => libc::SIGUSR1,
         "SIGUSR2" => libc::SIGUSR2,
+        "SIGWINCH" => libc::SIGWINCH,
         "SIGRTMIN" => crate::sys::sigrtmin(),
         _ => return None,
     })
@@ -208,10 +217,88 @@ impl Master {
         )))?;
         s.set_read_timeout(Some(timeout))
             .map_err(io("setting a timeout".into()))?;
+        s.write_all(b"status\n")
+            .and_then(|_| s.shutdown(std::net::Shutdown::Write))
+            .map_err(io("asking for the status".into()))?;
         let mut out = String::new();
         s.read_to_string(&mut out)
             .map_err(io("reading the status".into()))?;
         Ok(out)
+    }
+
+    /// Upgrades the server to a new binary: the master starts `binary` (`None`: the
+    /// executable at the master's own path, e.g. after a deploy replaced it) with its own
+    /// arguments and environment, hands it the listening sockets, and once the new master's
+    /// workers serve, stops accepting and drains (`max_wait_time`). Returns the JSON answer
+    /// (`old` and `new`: pid, version, executable and build of each). The pid file then
+    /// names the new master.
+    ///
+    /// # Errors
+    /// [`ControlError::UpgradeFailed`] if the new binary did not take over (it exited, crashed,
+    /// refused its settings, or was not ready in time): the old master keeps serving.
+    /// [`ControlError::Io`] if the status socket cannot be reached or no answer comes within
+    /// `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::control::Master;
+    ///
+    /// // A server started with `Settings::default().pid_file(Some("/run/app.pid".into()))`.
+    /// let master = Master::open("/run/app.pid")?;
+    /// let answer = master.upgrade(None, Duration::from_secs(90))?;
+    /// println!("{answer}");
+    /// # Ok::<(), rswoole::control::ControlError>(())
+    /// ```
+    pub fn upgrade(
+        &self,
+        binary: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<String, ControlError> {
+        let sock = crate::base::names::status_socket(&self.pid_file);
+        let io = |context: String| move |source| ControlError::Io { context, source };
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
+            "connecting to the status socket {}",
+            sock.display()
+        )))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(io("setting a timeout".into()))?;
+        let mut req = String::from("upgrade");
+        if let Some(b) = binary {
+            let b = std::path::absolute(b).map_err(io(format!("resolving {}", b.display())))?;
+            let b = b.to_str().ok_or_else(|| ControlError::Io {
+                context: format!("the path {} is not UTF-8", b.display()),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            })?;
+            if b.contains(char::is_whitespace) {
+                return Err(ControlError::Io {
+                    context: format!("the path {b:?} has white space"),
+                    source: std::io::ErrorKind::InvalidInput.into(),
+                });
+            }
+            req.push(' ');
+            req.push_str(b);
+        }
+        req.push('\n');
+        s.write_all(req.as_bytes())
+            .and_then(|_| s.shutdown(std::net::Shutdown::Write))
+            .map_err(io("asking for the upgrade".into()))?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)
+            .map_err(io("waiting for the upgrade's answer".into()))?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| ControlError::Io {
+            context: format!("the master's answer {out:?} is not JSON"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        if v["ok"].as_bool() == Some(true) {
+            Ok(out)
+        } else {
+            Err(ControlError::UpgradeFailed {
+                pid: self.pid,
+                reason: v["error"].as_str().unwrap_or("no reason given").to_string(),
+            })
+        }
     }
 
     /// Sends the signal of verb `verb` (a name in [`VERBS`]) to the master.

@@ -51,3 +51,6 @@ mod tls;
 /// examples/axum_app driven by httpx, websockets and curl: every route, uploads, timeouts,
 /// worker death, reload, max_request, daemon mode.
 mod tower_clients;
+/// Upgrading to a new binary with no connection lost; systemd socket activation and
+/// readiness.
+mod upgrade;

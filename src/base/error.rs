@@ -238,6 +238,14 @@ pub enum ControlError {
         /// How long we waited.
         waited: Duration,
     },
+    /// `rswoole upgrade`: the new binary did not take over; the old master keeps serving.
+    #[error("upgrade failed, the running server (pid {pid}) keeps serving: {reason}")]
+    UpgradeFailed {
+        /// The master that keeps serving.
+        pid: i32,
+        /// Why the new master did not start (its start-up error, its exit status, a timeout).
+        reason: String,
+    },
     /// An OS call failed.
     #[error("{context}: {source}")]
     Io {

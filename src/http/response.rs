@@ -149,6 +149,9 @@ impl Response {
         head: &http1::RequestHead,
         settings: &super::HttpSettings,
     ) -> Response {
+        // After an upgrade the old server closes each connection after its reply, so that
+        // the client's next request reaches the new one.
+        let keep_alive = head.keep_alive() && !handle.ctx.shared.draining();
         let gzip_ok = settings.http_compression
             && head
                 .header("accept-encoding")
@@ -161,7 +164,7 @@ impl Response {
                 reason: None,
                 headers: Vec::new(),
                 state: State::Fresh,
-                keep_alive: head.keep_alive(),
+                keep_alive,
                 is_head: head.is_head(),
                 version: head.version(),
                 gzip_ok,

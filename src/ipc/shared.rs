@@ -41,6 +41,9 @@ unsafe impl ShmSafe for Header {}
 pub(crate) const PHASE_RUNNING: u32 = 1;
 /// The master got SIGTERM: everything is stopping, nothing will be restarted.
 pub(crate) const PHASE_STOPPING: u32 = 2;
+/// An upgrade handed the listeners to a new master: this one accepts no more connections and
+/// its HTTP responses say `Connection: close`, until it stops (workers are still restarted).
+pub(crate) const PHASE_DRAINING: u32 = 3;
 
 /// Worker states, stored in [`WorkerSlot::state`].
 pub(crate) const W_STARTING: u32 = 0;
@@ -157,7 +160,12 @@ impl Shared {
 
     /// Whether the whole server is stopping (not a reload): no process will be replaced.
     pub(crate) fn stopping(&self) -> bool {
-        self.header().phase.load(Acquire) >= PHASE_STOPPING
+        self.header().phase.load(Acquire) == PHASE_STOPPING
+    }
+
+    /// Whether this server is draining after an upgrade (see [`PHASE_DRAINING`]).
+    pub(crate) fn draining(&self) -> bool {
+        self.header().phase.load(Acquire) == PHASE_DRAINING
     }
 
     pub(crate) fn worker(&self, i: usize) -> &WorkerSlot {

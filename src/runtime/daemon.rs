@@ -32,6 +32,8 @@ use crate::ipc::command::{self, Command};
 use crate::ipc::shared::{self, Shared};
 use crate::sys;
 
+use super::upgrade;
+
 /// Write end of the pipe to the starting process (daemon mode, until the report is sent).
 static NOTIFY: Mutex<Option<OwnedFd>> = Mutex::new(None);
 /// Where logs go, for [`reopen_log`].
@@ -64,7 +66,7 @@ pub(crate) fn prepare(s: &mut Settings) -> Result<()> {
     for p in [&mut s.pid_file, &mut s.log_file].into_iter().flatten() {
         absolute(p);
     }
-    if let Some(pf) = &s.pid_file {
+    if let (Some(pf), false) = (&s.pid_file, upgrade::pending()) {
         if let Ok(pid) = crate::base::names::find_master(pf) {
             return Err(Error::InvalidSetting {
                 name: "pid_file",
@@ -138,6 +140,7 @@ pub(crate) fn report_failure(e: &Error) {
 /// their fork), so the starter sees end-of-file if the master dies without reporting.
 pub(crate) fn forget_notifier() {
     drop(NOTIFY.lock().unwrap_or_else(|e| e.into_inner()).take());
+    upgrade::forget();
 }
 
 /// Reopens the log file (after logrotate moved it) and points stderr (and stdout in daemon
@@ -157,13 +160,16 @@ pub(crate) fn reopen_log() {
 }
 
 /// Step 2 (see the module doc). Returns the tasks to abort at shutdown.
-/// `control` is the master's end of the control socket (the manager's commands go there).
+/// `control` is the master's end of the control socket (the manager's commands go there);
+/// `upgrades` takes the `upgrade` requests that arrive on the status socket.
 pub(crate) fn running(
     settings: &Arc<Settings>,
     shared: &Shared,
     info: &MasterInfo,
     control: Arc<AsyncFd<OwnedFd>>,
     cert_reload: super::master::CertReload,
+    upgrades: tokio::sync::mpsc::Sender<upgrade::Request>,
+    build: &upgrade::Build,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let pid = std::process::id();
@@ -182,19 +188,21 @@ pub(crate) fn running(
         match tokio::net::UnixListener::bind(&sock) {
             Ok(l) => {
                 let (settings, shared, info) = (settings.clone(), shared.clone(), info.clone());
+                let build = build.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
-                        let Ok((mut s, _)) = l.accept().await else {
+                        let Ok((s, _)) = l.accept().await else {
                             continue;
                         };
-                        let body = status_json(&settings, &shared, &info);
+                        let (settings, shared, info, build, upgrades) = (
+                            settings.clone(),
+                            shared.clone(),
+                            info.clone(),
+                            build.clone(),
+                            upgrades.clone(),
+                        );
                         tokio::spawn(async move {
-                            use tokio::io::AsyncWriteExt;
-                            let _ = tokio::time::timeout(
-                                std::time::Duration::from_secs(5),
-                                s.write_all(body.as_bytes()),
-                            )
-                            .await;
+                            serve_control(s, &settings, &shared, &info, &build, upgrades).await
                         });
                     }
                 }));
@@ -268,6 +276,56 @@ async fn serve_commands(l: tokio::net::UnixListener, cert_reload: super::master:
     }
 }
 
+/// One connection to the status socket: the client writes one request line (`status`, or
+/// `upgrade [PATH]`) and shuts its writing side; the answer is one JSON object. A client that
+/// writes nothing gets the status.
+async fn serve_control(
+    mut s: tokio::net::UnixStream,
+    settings: &Settings,
+    shared: &Shared,
+    info: &MasterInfo,
+    build: &upgrade::Build,
+    upgrades: tokio::sync::mpsc::Sender<upgrade::Request>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        (&mut s).take(4096).read_to_end(&mut req),
+    )
+    .await;
+    let req = String::from_utf8_lossy(&req);
+    let mut words = req.split_whitespace();
+    let body = match words.next() {
+        None | Some("status") => status_json(settings, shared, info, build),
+        Some("upgrade") => {
+            let exe = words.next().map(PathBuf::from);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if upgrades
+                .send(upgrade::Request { exe, reply: tx })
+                .await
+                .is_err()
+            {
+                serde_json::json!({"ok": false, "error": "the master is stopping"}).to_string()
+            } else {
+                rx.await.unwrap_or_else(|_| {
+                    serde_json::json!({"ok": false, "error": "the master dropped the request"})
+                        .to_string()
+                })
+            }
+        }
+        Some(other) => {
+            serde_json::json!({"ok": false, "error": format!("unknown request {other:?}")})
+                .to_string()
+        }
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.write_all(body.as_bytes()),
+    )
+    .await;
+}
+
 /// Step 4: removes the pid file (if it is still ours) and the status socket.
 pub(crate) fn stopped(settings: &Settings) {
     let Some(pf) = &settings.pid_file else { return };
@@ -293,7 +351,12 @@ fn state_name(s: u32) -> &'static str {
 }
 
 /// What `rswoole status` shows, as one JSON object.
-pub(crate) fn status_json(settings: &Settings, shared: &Shared, info: &MasterInfo) -> String {
+pub(crate) fn status_json(
+    settings: &Settings,
+    shared: &Shared,
+    info: &MasterInfo,
+    build: &upgrade::Build,
+) -> String {
     let h = shared.header();
     let now = shared::now_ms();
     let worker = |i: usize| {
@@ -312,7 +375,7 @@ pub(crate) fn status_json(settings: &Settings, shared: &Shared, info: &MasterInf
         "manager_pid": info.manager_pid,
         "uptime_ms": now.saturating_sub(h.started_ms.load(Relaxed)),
         "mode": match settings.mode { Mode::Process => "process", Mode::Base => "base" },
-        "phase": match h.phase.load(Relaxed) { 0 => "starting", 1 => "running", _ => "shutting_down" },
+        "phase": match h.phase.load(Relaxed) { 0 => "starting", 1 => "running", shared::PHASE_DRAINING => "draining", _ => "shutting_down" },
         "connections": h.live.load(Relaxed),
         "accepted": h.accepted.load(Relaxed),
         "closed": h.closed.load(Relaxed),
@@ -322,6 +385,8 @@ pub(crate) fn status_json(settings: &Settings, shared: &Shared, info: &MasterInf
         "workers": (0..n).map(worker).collect::<Vec<_>>(),
         "task_workers": (n..n + settings.task_worker_num).map(worker).collect::<Vec<_>>(),
         "max_request": settings.max_request,
+        "build": build,
+        "replaced": upgrade::replaced(),
     });
     v.to_string()
 }

@@ -84,9 +84,10 @@ pub(crate) fn run(app: &App, mut launch: Launch, control: OwnedFd) -> ! {
     sys::set_process_title("rswoole: manager");
     daemon::forget_notifier();
     // Neither the manager nor the workers may hold the master's TCP listeners: the port must be
-    // free as soon as the master exits. (Base-mode workers bind their own.)
+    // free as soon as the master exits. (Base-mode workers bind their own, or accept on an
+    // inherited listening socket: `shared_accept`.)
     for b in &mut launch.listeners {
-        if b.kind == SockType::Tcp {
+        if b.kind == SockType::Tcp && !b.shared_accept {
             b.tcp = None;
         }
     }

@@ -1,7 +1,8 @@
 //! Starting a server: checks, binding, the fork of the manager, and the master's own loop.
 //!
 //! The master owns the server's outside interface, its signals: SIGTERM/SIGINT stop,
-//! SIGUSR1 reloads the workers, SIGUSR2 the task workers, SIGRTMIN reopens the log files
+//! SIGUSR1 reloads the workers, SIGUSR2 the task workers, SIGRTMIN reopens the log files,
+//! SIGWINCH upgrades to the binary at the master's path ([`super::upgrade`])
 //! (`crate::control::VERBS`). It passes reloads and log reopening on to the manager as
 //! messages on the control socket ([`crate::ipc::command`]), not as signals, so that no
 //! request merges with another; only the stop stays a signal (SIGTERM, also the manager's
@@ -18,12 +19,14 @@ use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::app::App;
+use super::inherit::{self, Inherited};
 use super::reactor::Reactor;
+use super::upgrade;
 use super::{daemon, manager};
 use crate::base::settings::DEFAULT_MAX_CONNECTION_CAP;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings, SockType};
 use crate::ipc::command::{self, Command};
-use crate::ipc::shared::{Shared, PHASE_RUNNING, PHASE_STOPPING};
+use crate::ipc::shared::{Shared, PHASE_DRAINING, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
 use crate::owner::inbound::ConnConfig;
@@ -37,6 +40,9 @@ pub(crate) struct Bound {
     pub(crate) kind: SockType,
     pub(crate) tcp: Option<Socket>,
     pub(crate) udp: Option<std::net::UdpSocket>,
+    /// Base mode: an inherited *listening* socket that every worker accepts on (instead of
+    /// its own `SO_REUSEPORT` listener); see [`super::inherit`].
+    pub(crate) shared_accept: bool,
 }
 
 /// What the manager and workers inherit from the master.
@@ -63,11 +69,37 @@ fn init_logging() {
         .try_init();
 }
 
-fn bind_all(app: &App, mode: Mode) -> Result<Vec<Bound>> {
+fn bind_all(app: &App, mode: Mode, pool: &mut Vec<Inherited>) -> Result<Vec<Bound>> {
     let mut out = Vec::new();
-    for p in &app.listeners {
+    for (i, p) in app.listeners.iter().enumerate() {
         let addr = p.addr;
         let err = |source| Error::Bind { addr, source };
+        if let Some(inh) = inherit::take(pool, i, addr, p.sock_type) {
+            tracing::info!(listener = i, addr = %inh.addr, from = inh.origin, listening = inh.listening, "adopting an inherited socket");
+            let listening = inh.listening;
+            match p.sock_type {
+                SockType::Tcp => {
+                    if mode == Mode::Process && !listening {
+                        inh.sock.listen(4096).map_err(err)?;
+                    }
+                    out.push(Bound {
+                        addr: inh.addr,
+                        kind: SockType::Tcp,
+                        tcp: Some(inh.sock),
+                        udp: None,
+                        shared_accept: mode == Mode::Base && listening,
+                    });
+                }
+                SockType::Udp => out.push(Bound {
+                    addr: inh.addr,
+                    kind: SockType::Udp,
+                    tcp: None,
+                    udp: Some(inh.sock.into()),
+                    shared_accept: false,
+                }),
+            }
+            continue;
+        }
         let (ty, proto) = match p.sock_type {
             SockType::Tcp => (Type::STREAM, Protocol::TCP),
             SockType::Udp => (Type::DGRAM, Protocol::UDP),
@@ -99,6 +131,7 @@ fn bind_all(app: &App, mode: Mode) -> Result<Vec<Bound>> {
                     kind: SockType::Tcp,
                     tcp: Some(s),
                     udp: None,
+                    shared_accept: false,
                 });
             }
             SockType::Udp => {
@@ -108,9 +141,13 @@ fn bind_all(app: &App, mode: Mode) -> Result<Vec<Bound>> {
                     kind: SockType::Udp,
                     tcp: None,
                     udp: Some(s.into()),
+                    shared_accept: false,
                 });
             }
         }
+    }
+    if !pool.is_empty() {
+        return Err(inherit::unmatched(pool));
     }
     Ok(out)
 }
@@ -137,11 +174,21 @@ pub(crate) fn start(app: App, settings: Settings) -> Result<()> {
     if let Err(e) = &res {
         // Daemon mode: the starting process prints this and exits 1.
         daemon::report_failure(e);
+        // Upgrade: the old master keeps serving and reports this.
+        upgrade::report_failure(e);
     }
     res
 }
 
 fn start_inner(app: App, settings: Settings) -> Result<()> {
+    // Before the process title overwrites argv: what an upgrade runs again.
+    let origin = upgrade::Origin::now();
+    // Sockets passed by systemd or by the master this one replaces (taken before anything
+    // can fail, so that a failure is reported to that master).
+    let mut pool = inherit::from_systemd()?;
+    if let Some(u) = upgrade::adopt()? {
+        pool.extend(u);
+    }
     let mut settings = settings.resolve()?;
     let mut tls = Vec::with_capacity(app.listeners.len());
     for l in &app.listeners {
@@ -199,7 +246,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     // Base mode: each worker owns the slots congruent to its id, so round the table up.
     let n = settings.worker_num;
     let cap = settings.max_connection.div_ceil(n) * n;
-    let listeners = bind_all(&app, settings.mode)?;
+    let listeners = bind_all(&app, settings.mode, &mut pool)?;
     let shared = Shared::new(settings.worker_num + settings.task_worker_num, cap)
         .map_err(Error::io("mapping shared memory"))?;
     let master_pid = std::process::id();
@@ -241,7 +288,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         manager_pid,
         addrs: launch.listeners.iter().map(|b| b.addr).collect(),
     };
-    let result = rt.block_on(master_main(&app, launch, control_master, &info));
+    let result = rt.block_on(master_main(&app, launch, control_master, &info, origin));
     if let Some(cb) = &app.on_shutdown {
         cb(&info);
     }
@@ -249,7 +296,13 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     result
 }
 
-async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterInfo) -> Result<()> {
+async fn master_main(
+    app: &App,
+    launch: Launch,
+    control: OwnedFd,
+    info: &MasterInfo,
+    origin: upgrade::Origin,
+) -> Result<()> {
     let settings = launch.settings.clone();
     let shared = launch.shared.clone();
     let reactor = Arc::new(Reactor::new(shared.clone(), settings.clone()));
@@ -258,9 +311,13 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
     let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(Error::io("watching SIGUSR1"))?;
     let mut sigusr2 = signal(SignalKind::user_defined2()).map_err(Error::io("watching SIGUSR2"))?;
     let mut sigchld = signal(SignalKind::child()).map_err(Error::io("watching SIGCHLD"))?;
+    let mut sigwinch =
+        signal(SignalKind::window_change()).map_err(Error::io("watching SIGWINCH"))?;
     let manager = nix::unistd::Pid::from_raw(info.manager_pid as i32);
 
     let mut tasks = Vec::new();
+    // The tasks that take new connections and datagrams: the first to go on an upgrade.
+    let mut accepting = Vec::new();
     // The control socket: worker pipes from the manager (Process mode), commands to it.
     let control =
         Arc::new(sys::async_fd(control).map_err(Error::io("registering the control socket"))?);
@@ -279,7 +336,7 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
                     let l = tokio::net::TcpListener::from_std(sock.into())
                         .map_err(Error::io("registering a listener"))?;
                     let framing = Arc::new(launch.conn_config(app, i));
-                    tasks.push(tokio::spawn(serve_listener(l, i, reactor.clone(), framing)));
+                    accepting.push(tokio::spawn(serve_listener(l, i, reactor.clone(), framing)));
                 }
                 SockType::Udp => {
                     let u = b
@@ -291,7 +348,7 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
                     let u = tokio::net::UdpSocket::from_std(u)
                         .map_err(Error::io("registering a UDP socket"))?;
                     let r = reactor.clone();
-                    tasks.push(tokio::spawn(async move {
+                    accepting.push(tokio::spawn(async move {
                         let mut buf = vec![0u8; 65536];
                         loop {
                             match u.recv_from(&mut buf).await {
@@ -306,13 +363,31 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
     }
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(PHASE_RUNNING, Release);
-    tasks.extend(daemon::running(
+    let build = origin.build();
+    let (upgrade_tx, mut upgrade_rx) = tokio::sync::mpsc::channel::<upgrade::Request>(4);
+    let mut status_tasks = daemon::running(
         &settings,
         &shared,
         info,
         control.clone(),
         launch.cert_reload(),
-    ));
+        upgrade_tx,
+        &build,
+    );
+    // Type=notify, and the master this one replaces: ready once the workers serve.
+    {
+        let shared = shared.clone();
+        let slots = settings.worker_num + settings.task_worker_num;
+        let build = build.clone();
+        tasks.push(tokio::spawn(async move {
+            if !super::systemd::wait_serving(&shared, slots, upgrade::READY_TIMEOUT).await {
+                tracing::warn!("the workers did not all start in time; reporting ready anyway");
+            }
+            upgrade::report_ready(build);
+            super::systemd::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+        }));
+    }
+    tasks.extend(super::systemd::watchdog());
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
             &r.conns
@@ -324,12 +399,53 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
         cb(info);
     }
     let mut manager_gone = false;
+    let mut upgrading: Option<Upgrading> = None;
+    let mut handed_over = false;
+    let n = settings.worker_num;
+    let slots = |r: std::ops::Range<usize>| -> Vec<(usize, u32)> {
+        r.map(|i| (i, shared.worker(i).pid.load(Relaxed))).collect()
+    };
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            _ = sigusr1.recv() => tell_manager(&control, Command::Reload).await,
-            _ = sigusr2.recv() => tell_manager(&control, Command::ReloadTasks).await,
+            _ = sigusr1.recv() => {
+                // The pids before the manager hears of it: it may replace a slot at once.
+                let before = slots(0..n + settings.task_worker_num);
+                tell_manager(&control, Command::Reload).await;
+                tasks.push(reload_notice(&shared, before, &settings));
+            }
+            _ = sigusr2.recv() => {
+                let before = slots(n..n + settings.task_worker_num);
+                tell_manager(&control, Command::ReloadTasks).await;
+                tasks.push(reload_notice(&shared, before, &settings));
+            }
+            _ = sigwinch.recv() => upgrading = start_upgrade(upgrading, &origin, &launch, None, None),
+            Some(req) = upgrade_rx.recv() => {
+                upgrading = start_upgrade(upgrading, &origin, &launch, req.exe, Some(req.reply));
+            }
+            res = async { (&mut upgrading.as_mut().expect("guarded").task).await }, if upgrading.is_some() => {
+                let u = upgrading.take().expect("guarded");
+                let res = res.unwrap_or_else(|e| Err(format!("the upgrade task failed: {e}")));
+                let answer = match &res {
+                    Ok(done) => {
+                        tracing::info!(new_pid = done.new.pid, exe = %done.new.exe, "upgrade: the new master serves; this one stops accepting and drains");
+                        serde_json::json!({"ok": true, "old": build, "new": done.new})
+                    }
+                    Err(why) => {
+                        tracing::error!(error = %why, "upgrade failed; this master keeps serving");
+                        serde_json::json!({"ok": false, "pid": std::process::id(), "error": why})
+                    }
+                };
+                if let Some(reply) = u.reply {
+                    let _ = reply.send(answer.to_string());
+                }
+                if let Ok(done) = res {
+                    super::systemd::notify(&format!("MAINPID={}\nREADY=1", done.new.pid));
+                    handed_over = true;
+                    break;
+                }
+            }
             _ = sigchld.recv() => {
                 if reap(manager) {
                     tracing::error!("the manager process died; shutting down");
@@ -339,10 +455,23 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
             }
         }
     }
+    if handed_over {
+        drain(
+            &shared,
+            &reactor,
+            &settings,
+            &mut accepting,
+            &mut status_tasks,
+            &mut sigterm,
+        )
+        .await;
+    } else {
+        super::systemd::notify("STOPPING=1");
+    }
     tracing::info!("phase=ShuttingDown");
     shared.header().phase.store(PHASE_STOPPING, Release);
     reactor.stopping.store(true, Release);
-    for t in &tasks {
+    for t in tasks.iter().chain(&accepting).chain(&status_tasks) {
         t.abort();
     }
     // Close the listening sockets now, so the port is free as soon as we exit.
@@ -528,4 +657,110 @@ fn reload_certs(
     let msg = lines.join("\n");
     tracing::info!(gen, "reload-certs: {}", msg.replace('\n', "; "));
     Ok(msg)
+}
+
+/// An upgrade under way: its task, and who waits for its answer.
+struct Upgrading {
+    task: tokio::task::JoinHandle<std::result::Result<upgrade::Done, String>>,
+    reply: Option<tokio::sync::oneshot::Sender<String>>,
+}
+
+/// Starts an upgrade to `exe` (default: this master's executable path) unless one is under
+/// way (then `reply` hears so); returns the one under way.
+fn start_upgrade(
+    current: Option<Upgrading>,
+    origin: &upgrade::Origin,
+    launch: &Launch,
+    exe: Option<std::path::PathBuf>,
+    reply: Option<tokio::sync::oneshot::Sender<String>>,
+) -> Option<Upgrading> {
+    let refuse = |reply: Option<tokio::sync::oneshot::Sender<String>>, why: String| {
+        tracing::error!(error = %why, "upgrade refused");
+        if let Some(r) = reply {
+            let _ = r.send(
+                serde_json::json!({"ok": false, "pid": std::process::id(), "error": why})
+                    .to_string(),
+            );
+        }
+    };
+    if current.is_some() {
+        refuse(reply, "an upgrade is already under way".into());
+        return current;
+    }
+    let mut fds = Vec::new();
+    for (i, b) in launch.listeners.iter().enumerate() {
+        let fd = match (&b.tcp, &b.udp) {
+            (Some(t), _) => t.try_clone().map(OwnedFd::from),
+            (None, Some(u)) => u.try_clone().map(OwnedFd::from),
+            (None, None) => continue,
+        };
+        match fd {
+            Ok(fd) => fds.push((fd, format!("listener{i}"))),
+            Err(e) => {
+                refuse(reply, format!("cannot duplicate listener {i}: {e}"));
+                return None;
+            }
+        }
+    }
+    let exe = exe.unwrap_or_else(|| origin.exe.clone());
+    let origin = origin.clone();
+    Some(Upgrading {
+        task: tokio::spawn(async move { upgrade::run(&origin, exe, fds).await }),
+        reply,
+    })
+}
+
+/// After a reload request: `RELOADING=1` now, `READY=1` once every slot of `before` runs a
+/// new serving process (or after `max_wait_time` + 30 s).
+fn reload_notice(
+    shared: &Shared,
+    before: Vec<(usize, u32)>,
+    settings: &Settings,
+) -> tokio::task::JoinHandle<()> {
+    super::systemd::reloading();
+    let shared = shared.clone();
+    let limit = settings.max_wait_time + Duration::from_secs(30);
+    tokio::spawn(async move {
+        super::systemd::wait_replaced(&shared, &before, limit).await;
+        super::systemd::notify("READY=1");
+    })
+}
+
+/// The old master after an upgrade: stops accepting (the new master accepts on the same
+/// listening sockets; Base-mode workers close their own listeners when they see the phase),
+/// says `Connection: close` on every HTTP response, and waits (at most `max_wait_time`, or
+/// until SIGTERM) for its connections to end before the usual stop.
+async fn drain(
+    shared: &Shared,
+    reactor: &Arc<Reactor>,
+    settings: &Settings,
+    accepting: &mut Vec<tokio::task::JoinHandle<()>>,
+    status: &mut Vec<tokio::task::JoinHandle<()>>,
+    sigterm: &mut tokio::signal::unix::Signal,
+) {
+    shared.header().phase.store(PHASE_DRAINING, Release);
+    for t in accepting.drain(..).chain(status.drain(..)) {
+        t.abort();
+    }
+    let deadline = tokio::time::Instant::now() + settings.max_wait_time;
+    let start = Instant::now();
+    loop {
+        // Process mode: the reactor's connections; Base mode: the workers' (counted in shm).
+        let left = match settings.mode {
+            Mode::Process => reactor.conns.all().len(),
+            Mode::Base => shared.header().live.load(Relaxed) as usize,
+        };
+        if left == 0 {
+            tracing::info!(waited = ?start.elapsed(), "drained: no connection left");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::info!(left, "drain: max_wait_time passed; closing the rest");
+                return;
+            }
+            _ = sigterm.recv() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
 }

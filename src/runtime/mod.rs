@@ -18,13 +18,16 @@
 pub(crate) mod app;
 pub(crate) mod daemon;
 pub(crate) mod holds;
+pub(crate) mod inherit;
 pub(crate) mod manager;
 pub(crate) mod master;
 pub(crate) mod reactor;
+pub(crate) mod systemd;
 pub(crate) mod task;
 pub(crate) mod task_client;
 pub(crate) mod task_worker;
 pub(crate) mod timers;
+pub(crate) mod upgrade;
 pub(crate) mod worker;
 
 pub(crate) use master::start;

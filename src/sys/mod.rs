@@ -12,7 +12,10 @@
 //! - [`detach`]: daemon mode (`fork`, `setsid`, `fork`, stdin from `/dev/null`), with
 //!   [`redirect_std`] (`dup2` of the log file) and [`kill_raw`] (real-time signals).
 //!
-//! Everything else OS-specific (socketpairs, fd passing, signals, rlimits) goes through the safe
+//! - [`adopt_inherited`]: takes ownership of descriptors inherited across `exec` (systemd's
+//!   `LISTEN_FDS`, the upgrade socket), after checking each is open.
+//!
+//! Everything else OS-specific (socketpairs, fd passing, signals, rlimits, `sd_notify`) goes through the safe
 //! wrappers of `nix`/`rustix`, also kept here so that the rest of the crate reads as plain Rust.
 
 use std::ffi::CString;
@@ -371,4 +374,124 @@ pub(crate) fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Takes ownership of descriptors `first..first + n` that this process inherited across
+/// `exec` (systemd socket activation: `LISTEN_FDS` sockets start at 3) and marks each
+/// close-on-exec, so that no later `exec` leaks them.
+///
+/// # Errors
+/// A descriptor of the range is not open (the environment lied), or `n` is absurd.
+pub(crate) fn adopt_inherited(first: RawFd, n: usize) -> io::Result<Vec<OwnedFd>> {
+    if first < 0 || n > 4096 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{n} inherited descriptors from {first}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    for fd in first..first + n as RawFd {
+        // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open; it touches no memory.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("inherited descriptor {fd} is not open"),
+            ));
+        }
+        // SAFETY: `fd` is open (checked above) and was passed to this process by the one
+        // that exec'd it for us to use; nothing else in this process knows or owns it (each
+        // descriptor of the range is taken once: the caller clears the variables that name
+        // them), so this OwnedFd is its only owner.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+        out.push(owned);
+    }
+    Ok(out)
+}
+
+/// Lets descriptor `fd` survive `exec` (clears close-on-exec), for a child that is told its
+/// number (the upgrade socket).
+pub(crate) fn keep_on_exec(fd: &OwnedFd) -> io::Result<()> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    Ok(())
+}
+
+/// The most descriptors [`send_fds`] passes in one message.
+pub(crate) const MAX_FDS: usize = 250;
+
+/// Sends `data` with the descriptors `fds` (at most [`MAX_FDS`]) over a unix socket
+/// (SCM_RIGHTS), waiting while it is full.
+pub(crate) fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors in one message (at most {MAX_FDS})",
+                fds.len()
+            ),
+        ));
+    }
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+    let iov = [io::IoSlice::new(data)];
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => wait_fd(sock, true)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one message and the descriptors that came with it (SCM_RIGHTS, close-on-exec).
+/// `Ok(None)` on end-of-file.
+pub(crate) fn recv_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    let n = msg.bytes;
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    let mut got = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel just installed `fd` in our table for us (SCM_RIGHTS); no
+                // one else owns it, so taking ownership is sound.
+                got.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    if truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptors were cut off (more than fit one message)",
+        ));
+    }
+    if n == 0 && got.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((n, got)))
+}
+
+/// Sends `state` to the service manager (`sd_notify(3)`: a datagram to the unix socket named
+/// by `$NOTIFY_SOCKET`, `@` = abstract). `Ok(false)`: not run by a service manager.
+pub(crate) fn sd_notify(state: &str) -> io::Result<bool> {
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => <SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(&path))?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(true)
 }

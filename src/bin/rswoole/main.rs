@@ -1,5 +1,5 @@
 //! The `rswoole` command line: benchmarks, shared-table inspection, and control of a running
-//! server (`status`, `reload`, `stop`, `reopen-logs`, `reload-certs`).
+//! server (`status`, `reload`, `stop`, `reopen-logs`, `upgrade`, `reload-certs`).
 //!
 //! Exit codes: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -41,6 +41,8 @@ enum Command {
     ReopenLogs(ops::PidFileCmd),
     #[command(about = ops::about("reload-certs"))]
     ReloadCerts(ops::PidFileCmd),
+    #[command(about = ops::about("upgrade"))]
+    Upgrade(ops::UpgradeCmd),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Stop(cmd) => ops::stop(cmd),
         Command::ReopenLogs(cmd) => ops::reopen_logs(cmd),
         Command::ReloadCerts(cmd) => ops::reload_certs(cmd),
+        Command::Upgrade(cmd) => ops::upgrade(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `rswoole status|reload|stop|reopen-logs --pid-file F`: control a running server.
+//! `rswoole status|reload|stop|reopen-logs|upgrade --pid-file F`: control a running server.
 //!
 //! The verbs and their signals come from `rswoole::control::VERBS` (one table for the help,
 //! the signals and the docs).
@@ -64,6 +64,19 @@ pub(crate) struct StopCmd {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct UpgradeCmd {
+    /// The server's pid_file.
+    #[arg(long)]
+    pid_file: PathBuf,
+    /// The new binary (default: the executable at the master's own path, as it is now).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Seconds to wait for the new master to be ready.
+    #[arg(long, default_value_t = 90.0)]
+    timeout: f64,
+}
+
+#[derive(Args, Debug)]
 pub(crate) struct PidFileCmd {
     /// The server's pid_file.
     #[arg(long)]
@@ -98,6 +111,21 @@ pub(crate) fn status(c: StatusCmd) -> anyhow::Result<()> {
         v["mode"].as_str().unwrap_or("?"),
         v["phase"].as_str().unwrap_or("?"),
     );
+    println!(
+        "build: rswoole {} {} ({})",
+        v["build"]["version"].as_str().unwrap_or("?"),
+        v["build"]["exe"].as_str().unwrap_or("?"),
+        v["build"]["build"].as_str().unwrap_or("?"),
+    );
+    if v["replaced"].is_object() {
+        println!(
+            "upgraded from: master {} rswoole {} {} ({})",
+            v["replaced"]["pid"],
+            v["replaced"]["version"].as_str().unwrap_or("?"),
+            v["replaced"]["exe"].as_str().unwrap_or("?"),
+            v["replaced"]["build"].as_str().unwrap_or("?"),
+        );
+    }
     let addrs: Vec<&str> = v["listeners"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
@@ -159,5 +187,26 @@ pub(crate) fn reload_certs(c: PidFileCmd) -> anyhow::Result<()> {
     let m = Master::open(&c.pid_file)?;
     let msg = m.command("reload-certs", Duration::from_secs(30))?;
     println!("reload-certs: {msg}");
+    Ok(())
+}
+
+pub(crate) fn upgrade(c: UpgradeCmd) -> anyhow::Result<()> {
+    let m = Master::open(&c.pid_file)?;
+    let timeout = Duration::from_secs_f64(c.timeout.max(0.0));
+    let raw = m.upgrade(c.binary.as_deref(), timeout)?;
+    let v: serde_json::Value = serde_json::from_str(&raw).context("parsing the answer")?;
+    for (who, b) in [("old", &v["old"]), ("new", &v["new"])] {
+        println!(
+            "{who}: pid {} rswoole {} {} (build {})",
+            b["pid"],
+            b["version"].as_str().unwrap_or("?"),
+            b["exe"].as_str().unwrap_or("?"),
+            b["build"].as_str().unwrap_or("?"),
+        );
+    }
+    println!(
+        "upgrade: master {} serves; master {} drains and exits",
+        v["new"]["pid"], v["old"]["pid"]
+    );
     Ok(())
 }

@@ -130,7 +130,13 @@ pub(super) fn listen(
             })))
         }
         SockType::Tcp => {
-            let listener = tokio::net::TcpListener::from_std(reuseport_listener(b.addr)?)?;
+            // An inherited listening socket (systemd) is shared by every worker: one accept
+            // queue; otherwise each worker has its own SO_REUSEPORT listener.
+            let std_listener = match (&b.tcp, b.shared_accept) {
+                (Some(s), true) => s.try_clone()?.into(),
+                _ => reuseport_listener(b.addr)?,
+            };
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let sink = Rc::new(LocalSink { disp: disp.clone() });
             let shared = shared.clone();
             let cap = settings.buffer_output_size;
@@ -143,7 +149,7 @@ pub(super) fn listen(
                     first: id as u64 + 1,
                     stride: workers,
                 };
-                accept_loop(
+                let accepting = accept_loop(
                     listener,
                     index,
                     &shared,
@@ -163,9 +169,23 @@ pub(super) fn listen(
                             shared.free(cid);
                         });
                     },
-                )
-                .await
+                );
+                // After an upgrade handed the port to a new server, stop accepting (the
+                // listener closes; its connections go on) so that this worker drains.
+                tokio::select! {
+                    _ = accepting => {}
+                    _ = until_draining(&shared) => {
+                        tracing::info!(worker = id, "draining: no longer accepting");
+                    }
+                }
             })))
         }
+    }
+}
+
+/// Resolves once the server drains after an upgrade (the master sets the phase in shm).
+async fn until_draining(shared: &Shared) {
+    while !shared.draining() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,43 @@
+//! A server for the upgrade and systemd tests (`tests/upgrade.rs`): every HTTP reply names
+//! the binary that answered (its executable's file name) and the worker's pid, so a test that
+//! runs two copies of this program (`app-v1`, `app-v2`) sees which one serves. `/slow?ms=N`
+//! answers after N ms (a request in flight during an upgrade).
+//!
+//! ```text
+//! cargo build --example upgrade_kit
+//! cp target/debug/examples/upgrade_kit /tmp/app-v1 && cp target/debug/examples/upgrade_kit /tmp/app-v2
+//! /tmp/app-v1 --port 9501 --pid-file /tmp/app.pid &
+//! curl http://127.0.0.1:9501/                       # app-v1 <pid>
+//! rswoole upgrade --pid-file /tmp/app.pid --binary /tmp/app-v2
+//! curl http://127.0.0.1:9501/                       # app-v2 <pid>
+//! ```
+use std::time::Duration;
+
+use rswoole::cli::ExampleArgs;
+use rswoole::http::HttpServer;
+
+fn main() -> rswoole::Result<()> {
+    let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
+    let tag: String = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".into());
+    let mut server = HttpServer::bind(&args.addr())?;
+    server.set(args.settings());
+    server.on_request(move |_srv, req, mut resp| {
+        let tag = tag.clone();
+        async move {
+            if req.path == "/slow" {
+                let ms = req
+                    .get
+                    .get("ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(200u64);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            resp.header("content-type", "text/plain")?;
+            resp.end(format!("{tag} {}", std::process::id()))
+        }
+    });
+    server.start()
+}
