@@ -23,6 +23,7 @@ use super::{daemon, manager};
 use crate::base::settings::DEFAULT_MAX_CONNECTION_CAP;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings, SockType};
 use crate::ipc::command::{self, Command};
+use crate::ipc::metrics;
 use crate::ipc::shared::{Shared, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
@@ -182,6 +183,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         .map_err(Error::io("mapping shared memory"))?;
     let master_pid = std::process::id();
     shared.header().master_pid.store(master_pid, Relaxed);
+    let admin = start_metrics(&settings)?;
     let settings = Arc::new(settings);
     let task_listeners = (0..settings.task_worker_num)
         .map(|j| crate::ipc::task_link::listen(master_pid, j))
@@ -218,7 +220,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         manager_pid,
         addrs: launch.listeners.iter().map(|b| b.addr).collect(),
     };
-    let result = rt.block_on(master_main(&app, launch, control_master, &info));
+    let result = rt.block_on(master_main(&app, launch, control_master, &info, admin));
     if let Some(cb) = &app.on_shutdown {
         cb(&info);
     }
@@ -226,7 +228,37 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     result
 }
 
-async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterInfo) -> Result<()> {
+/// With `admin.addr`: maps the metrics, installs the `metrics` recorder and binds the admin
+/// listener (before the fork, so a taken port fails the start). The master's reactor threads
+/// count in the slots after the workers'.
+fn start_metrics(settings: &Settings) -> Result<Option<std::net::TcpListener>> {
+    let Some(addr) = settings.admin.addr else {
+        return Ok(None);
+    };
+    let workers = settings.worker_num + settings.task_worker_num;
+    let master_slots = settings.reactor_num.max(1) + 1;
+    let m = metrics::Metrics::new(workers, master_slots)
+        .map_err(Error::io("mapping the metrics' shared memory"))?;
+    metrics::install(m);
+    metrics::enter(workers, master_slots);
+    if let Some(m) = metrics::get() {
+        if ::metrics::set_global_recorder(metrics::user::ShmRecorder::new(m)).is_err() {
+            tracing::warn!("a `metrics` recorder is already installed: user metrics go there, not to the admin listener");
+        }
+    }
+    let l = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(Error::io("setting the admin listener non-blocking"))?;
+    Ok(Some(l))
+}
+
+async fn master_main(
+    app: &App,
+    launch: Launch,
+    control: OwnedFd,
+    info: &MasterInfo,
+    admin: Option<std::net::TcpListener>,
+) -> Result<()> {
     let settings = launch.settings.clone();
     let shared = launch.shared.clone();
     let reactor = Arc::new(Reactor::new(shared.clone(), settings.clone()));
@@ -284,6 +316,18 @@ async fn master_main(app: &App, launch: Launch, control: OwnedFd, info: &MasterI
     tracing::info!(mode = ?settings.mode, workers = settings.worker_num, addrs = ?info.addrs, "phase=Running: rswoole is serving");
     shared.header().phase.store(PHASE_RUNNING, Release);
     tasks.extend(daemon::running(&settings, &shared, info, control.clone()));
+    if let (Some(l), Some(m)) = (admin, metrics::get()) {
+        let l = tokio::net::TcpListener::from_std(l)
+            .map_err(Error::io("registering the admin listener"))?;
+        tracing::info!(addr = ?l.local_addr().ok(), "admin listener: /metrics and the dashboard");
+        let a = super::admin::Admin {
+            settings: settings.clone(),
+            shared: shared.clone(),
+            metrics: m,
+            reactor: reactor.clone(),
+        };
+        tasks.push(tokio::spawn(super::admin::serve(l, a)));
+    }
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
             &r.conns

@@ -372,3 +372,15 @@ pub(crate) fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of the CPU times in
+/// `/proc/<pid>/stat`; 100 if it cannot be read.
+pub(crate) fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes a plain integer and touches no memory of ours.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}

@@ -1,5 +1,5 @@
 //! The `rswoole` command line: benchmarks, shared-table inspection, and control of a running
-//! server (`status`, `reload`, `stop`, `reopen-logs`).
+//! server (`status`, `reload`, `stop`, `reopen-logs`, `top`).
 //!
 //! Exit codes: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod ops;
 mod table;
+mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,6 +40,9 @@ enum Command {
     Stop(ops::StopCmd),
     #[command(about = ops::about("reopen-logs"))]
     ReopenLogs(ops::PidFileCmd),
+    /// A live one-screen view of a running server (workers, connections, requests/s, task
+    /// queues), refreshed like `top`.
+    Top(top::TopCmd),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Reload(cmd) => ops::reload(cmd),
         Command::Stop(cmd) => ops::stop(cmd),
         Command::ReopenLogs(cmd) => ops::reopen_logs(cmd),
+        Command::Top(cmd) => top::top(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
