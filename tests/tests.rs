@@ -45,3 +45,6 @@ mod websocket;
 
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
+
+/// The admin listener: Prometheus metrics, the token, user metrics, the access log, `rswoole top`.
+mod metrics;
