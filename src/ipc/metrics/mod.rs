@@ -23,7 +23,7 @@ use crate::sys::{ShmRegion, ShmSafe};
 pub(crate) mod expose;
 pub(crate) mod user;
 
-/// HTTP status codes counted one by one: 100..=599 (others count as 599... never sent).
+/// HTTP status codes counted one by one: 100..=599 (a code outside counts as the nearest end).
 pub(crate) const STATUS_MIN: u16 = 100;
 /// See [`STATUS_MIN`].
 pub(crate) const STATUS_COUNT: usize = 500;
