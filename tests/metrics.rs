@@ -540,3 +540,52 @@ fn metrics_rswoole_top_in_tmux_shows_the_workers() {
     }
     drop(srv);
 }
+
+/// A watched shared table's rows in use and capacity, and the connection and TCP byte
+/// counters of a raw TCP server.
+#[test]
+fn metrics_table_rows_and_tcp_counters() {
+    if !have_prometheus_client() {
+        return;
+    }
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let args = [
+        "--port",
+        "0",
+        "--worker-num",
+        "2",
+        "--admin",
+        &admin_addr,
+        "--admin-token",
+        TOKEN,
+    ];
+    let srv = ServerProc::start("table", &args, 0);
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| crate::util::connect(srv.port)).collect();
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"total\n").unwrap();
+        let mut b = [0u8; 64];
+        assert!(c.read(&mut b).unwrap() > 0);
+    }
+    let m = wait_scrape(admin, "3 connections", |m| {
+        get(m, "rswoole_connections", &[]) == 3.0
+    });
+    assert_eq!(
+        get(&m, "rswoole_table_rows", &[("table", "counts")]),
+        2.0,
+        "rows online and total"
+    );
+    assert_eq!(
+        get(&m, "rswoole_table_capacity_rows", &[("table", "counts")]),
+        16.0
+    );
+    assert!(get(&m, "rswoole_connections_accepted_total", &[]) >= 3.0);
+    assert!(get(&m, "rswoole_received_bytes_total", &[]) >= 18.0);
+    assert!(get(&m, "rswoole_sent_bytes_total", &[]) >= 3.0 * "total: 1\n".len() as f64);
+    drop(conns);
+    wait_scrape(admin, "the closes counted", |m| {
+        get(m, "rswoole_connections", &[]) == 0.0
+            && get(m, "rswoole_connections_closed_total", &[]) >= 3.0
+    });
+}

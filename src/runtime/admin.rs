@@ -38,6 +38,8 @@ pub(crate) struct Admin {
     pub(crate) shared: Shared,
     pub(crate) metrics: &'static Metrics,
     pub(crate) reactor: Arc<Reactor>,
+    /// Watched tables (`Server::watch_table`).
+    pub(crate) tables: Arc<Vec<(String, rswoole_shm::Table)>>,
 }
 
 impl Admin {
@@ -50,6 +52,12 @@ impl Admin {
             self.settings.worker_num,
             self.settings.task_worker_num,
             &move |i| r.ipc_queue_bytes(i),
+        )
+        .with_tables(
+            self.tables
+                .iter()
+                .map(|(n, t)| (n.clone(), t.count() as u64, t.capacity() as u64))
+                .collect(),
         )
     }
 }

@@ -325,6 +325,7 @@ async fn master_main(
             shared: shared.clone(),
             metrics: m,
             reactor: reactor.clone(),
+            tables: Arc::new(app.tables.clone()),
         };
         tasks.push(tokio::spawn(super::admin::serve(l, a)));
     }

@@ -91,6 +91,8 @@ pub(crate) struct Snapshot {
     pub(crate) access_dropped: u64,
     pub(crate) user_refused: u64,
     pub(crate) user: Vec<super::user::Series>,
+    /// Watched tables: (name, rows in use, capacity).
+    pub(crate) tables: Vec<(String, u64, u64)>,
 }
 
 /// The name of a worker state.
@@ -103,6 +105,13 @@ pub(crate) fn state_name(s: u32) -> &'static str {
         shared::W_DOWN => "down",
         _ => "unknown",
     }
+}
+
+/// A label value escaped for the text format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 const STATES: [&str; 5] = ["starting", "idle", "busy", "exiting", "down"];
@@ -192,7 +201,14 @@ impl Snapshot {
             access_dropped: metrics.sum(|s| &s.access_dropped),
             user_refused: mh.user_refused.load(Relaxed),
             user: metrics.user().series(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Adds the watched tables' (name, rows in use, capacity).
+    pub(crate) fn with_tables(mut self, tables: Vec<(String, u64, u64)>) -> Snapshot {
+        self.tables = tables;
+        self
     }
 
     /// Prometheus text exposition format (version 0.0.4).
@@ -454,6 +470,28 @@ impl Snapshot {
         );
         for (l, u) in procs.iter().filter_map(|(l, u)| Some((l, (*u)?))) {
             let _ = writeln!(o, "rswoole_process_cpu_seconds_total{{{l}}} {}", u.cpu);
+        }
+        family(
+            &mut o,
+            "rswoole_table_rows",
+            "gauge",
+            "Rows in use in a watched shared table.",
+        );
+        for (name, rows, _) in &self.tables {
+            let _ = writeln!(o, "rswoole_table_rows{{table=\"{}\"}} {rows}", escape(name));
+        }
+        family(
+            &mut o,
+            "rswoole_table_capacity_rows",
+            "gauge",
+            "Rows a watched shared table can hold.",
+        );
+        for (name, _, cap) in &self.tables {
+            let _ = writeln!(
+                o,
+                "rswoole_table_capacity_rows{{table=\"{}\"}} {cap}",
+                escape(name)
+            );
         }
         self.user_metrics(&mut o);
         o
