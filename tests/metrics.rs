@@ -589,3 +589,73 @@ fn metrics_table_rows_and_tcp_counters() {
             && get(m, "rswoole_connections_closed_total", &[]) >= 3.0
     });
 }
+
+/// WebSocket counters: messages in, one broadcast fanned out to every client.
+#[test]
+fn metrics_websocket_messages_and_broadcast_fanout() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    if !have_prometheus_client() {
+        return;
+    }
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let args = [
+        "--port",
+        "0",
+        "--worker-num",
+        "2",
+        "--admin",
+        &admin_addr,
+        "--admin-token",
+        TOKEN,
+    ];
+    let srv = ServerProc::start("chat", &args, 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    const CLIENTS: usize = 4;
+    const SENT: usize = 3;
+    rt.block_on(async {
+        let url = format!("ws://127.0.0.1:{}/", srv.port);
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .expect("ws");
+            clients.push(ws);
+        }
+        srv.wait_stdout(" joined ", CLIENTS, Duration::from_secs(20));
+        let before = scrape(admin);
+        for i in 0..SENT {
+            clients[0]
+                .send(Message::text(format!("m{i}")))
+                .await
+                .unwrap();
+        }
+        for c in &mut clients {
+            let mut got = 0;
+            while got < SENT {
+                let m = tokio::time::timeout(Duration::from_secs(10), c.next())
+                    .await
+                    .expect("a broadcast in time")
+                    .expect("open")
+                    .expect("a message");
+                got += usize::from(m.is_text());
+            }
+        }
+        let after = scrape(admin);
+        let d = |name: &str| get(&after, name, &[]) - get(&before, name, &[]);
+        assert_eq!(d("rswoole_websocket_messages_received_total"), SENT as f64);
+        assert_eq!(d("rswoole_websocket_broadcasts_total"), SENT as f64);
+        assert_eq!(
+            d("rswoole_websocket_messages_sent_total"),
+            (SENT * CLIENTS) as f64
+        );
+        assert_eq!(
+            get(&after, "rswoole_websocket_connections", &[]),
+            CLIENTS as f64
+        );
+    });
+}
