@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
-cargo build --release -q --features cli --bin rswoole --examples
+[ -n "${NOBUILD:-}" ] || cargo build --release -q --features cli --bin rswoole --examples  # NOBUILD=1: use the binaries as built
 . scripts/bench_lib.sh
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
 
