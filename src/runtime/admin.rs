@@ -280,6 +280,8 @@ mod tests {
     use super::*;
 
     fn head(raw: &str) -> RequestHead {
+        // HTTP/1.1 wants a Host header.
+        let raw = raw.replacen("\r\n", "\r\nhost: a\r\n", 1);
         let mut d = RequestDecoder::new(Limits::default());
         match d.decode(&mut BytesMut::from(raw.as_bytes())) {
             Ok(Some(Event::Head(h))) => h,
