@@ -8,12 +8,13 @@
 //! `/noend` (returns without end); `/late-header` (header after end → reports the error);
 //! `/redirect`; `/file?path=P` (sendfile); `/big?n=N` (N bytes of text, compressible);
 //! `/remote` (client address as the server sees it); `/pid`; `/handle` (the handler's
-//! `Handle`: a timer, the worker id, the stats).
+//! `Handle`: a timer, the worker id, the stats); `/count?shop=S` (adds 1 to the user metric
+//! `orders_total{shop=S}` and answers the worker id).
 use std::time::Duration;
 
 use clap::Parser;
 use rswoole::http::{HttpServer, HttpSettings, SameSite, SetCookie};
-use rswoole::{Mode, Settings};
+use rswoole::{AccessLogFormat, AdminSettings, Mode, Settings};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -44,6 +45,18 @@ struct Args {
     /// TLS: `--cert --key [--client-ca]` (https).
     #[command(flatten)]
     tls: rswoole::cli::TlsArgs,
+    /// Admin listener (`/metrics`, dashboard).
+    #[arg(long)]
+    admin: Option<std::net::SocketAddr>,
+    /// Admin bearer token.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// HTTP access log file.
+    #[arg(long)]
+    access_log: Option<std::path::PathBuf>,
+    /// Access log as JSON lines.
+    #[arg(long)]
+    access_log_json: bool,
 }
 
 fn main() -> rswoole::Result<()> {
@@ -68,6 +81,17 @@ fn main() -> rswoole::Result<()> {
                     .trusted_proxies(a.trusted_proxy.clone())
                     .max_uri_length(a.max_uri_length)
                     .upload_tmp_dir(a.upload_tmp_dir.clone()),
+            )
+            .admin(
+                AdminSettings::default()
+                    .addr(a.admin)
+                    .token(a.admin_token.clone())
+                    .access_log(a.access_log.clone())
+                    .access_log_format(if a.access_log_json {
+                        AccessLogFormat::Json
+                    } else {
+                        AccessLogFormat::Combined
+                    }),
             ),
     );
     if let Some(t) = &a.tcp {
@@ -194,6 +218,10 @@ fn main() -> rswoole::Result<()> {
             }
             "/remote" => resp.end(req.server.remote_addr.ip().to_string()),
             "/pid" => resp.end(std::process::id().to_string()),
+            "/count" => {
+                rswoole::metrics::counter!("orders_total", "shop" => q("shop")).increment(1);
+                resp.end(srv.worker_id().to_string())
+            }
             _ => {
                 resp.status(404)?;
                 resp.end("not found")

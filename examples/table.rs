@@ -41,6 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     stats.set("online", &[("n", 0.into())])?;
     let mut server = Server::bind(&args.common.addr())?;
     server.set(args.common.settings());
+    // Its rows in use and capacity on /metrics (with `--admin ADDR`).
+    server.watch_table("counts", &stats);
     let t = stats.clone();
     server.on_connect(move |_srv, _fd| {
         let t = t.clone();

@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|tls|framed|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|framed|metrics|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}; CONNS=${CONNS:-64}; SIZE=${SIZE:-64}
-if [ -n "${NO_BUILD:-}" ]; then :  # NO_BUILD=1: use what is built
+if [ -n "${NO_BUILD:-}${NOBUILD:-}" ]; then :  # NO_BUILD=1: use what is built
 elif [ "${1:-}" = axum ]; then
   cargo build --release -q --features cli --bin rswoole --example axum_app --example http_hello --example peer_axum_hello
 else
@@ -61,6 +61,43 @@ if [ "${1:-}" = axum ]; then
   exit 0
 fi
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
+
+# Metrics on (--admin, scraped every second as Prometheus would) vs off, same build, same
+# run, alternated ROUNDS times: HTTP hello (wrk) and TCP echo, Process mode, 2 workers.
+# usage: scripts/bench.sh metrics   (runs only this part)
+if [[ "${1:-}" == metrics ]]; then
+  ROUNDS=${ROUNDS:-3}
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  wrk_rps() { taskset -c 1 wrk -t1 -c64 -d"${SECS}s" "$@" | awk '/Requests\/sec/ {print int($2)}'; }
+  scraper() { while sleep 1; do curl -s -o /dev/null "http://$1/metrics" || true; done; }
+  echo "# metrics off vs on: http_hello (wrk -t1 -c64 -d${SECS}s) and tcp_echo ($CONNS conns, $SIZE B), process mode, 2 workers, reactor_num 1, $ROUNDS rounds"
+  declare -A M=()
+  for R in $(seq "$ROUNDS"); do
+    for ON in off on; do
+      for WHAT in http tcp; do
+        P=$(free_port); EXTRA=(); SC=""
+        if [ $ON = on ]; then A=127.0.0.1:$(free_port); EXTRA=(--admin "$A"); fi
+        if [ $WHAT = http ]; then
+          S=$(start $B/examples/http_hello --port $P --worker-num 2 --reactor-num 1 "${EXTRA[@]}"); wait_port $P
+          [ $ON = on ] && { scraper "$A" & SC=$!; }
+          X=$(wrk_rps http://127.0.0.1:$P/)
+        else
+          S=$(start $B/examples/tcp_echo --port $P --worker-num 2 --reactor-num 1 "${EXTRA[@]}"); wait_port $P
+          [ $ON = on ] && { scraper "$A" & SC=$!; }
+          X=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: ")
+        fi
+        [ -n "$SC" ] && kill "$SC" 2>/dev/null; stop $S
+        M[$WHAT-$ON]+="$X "
+        printf "round %s %-4s metrics %-3s %s/s\n" "$R" "$WHAT" "$ON" "$X"
+      done
+    done
+  done
+  for WHAT in http tcp; do
+    OFF=$(median ${M[$WHAT-off]}); ON=$(median ${M[$WHAT-on]})
+    printf "median %-4s metrics off %s/s, on %s/s = %.3fx\n" "$WHAT" "$OFF" "$ON" "$(echo "$ON / $OFF" | bc -l)"
+  done
+  exit 0
+fi
 
 if [[ "${1:-}" != framed ]]; then
 WHAT=${1:-all}

@@ -12,13 +12,14 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::base::{DispatchMode, Mode, Settings};
+use crate::base::{AccessLogFormat, AdminSettings, DispatchMode, Mode, Settings};
 use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
-/// `--half-close-timeout-ms`, `--request-timeout-ms`, and the TLS flags ([`TlsArgs`]:
+/// `--half-close-timeout-ms`, `--request-timeout-ms`, `--max-request`, `--admin`,
+/// `--admin-token`, `--access-log`, `--access-log-format`, and the TLS flags ([`TlsArgs`]:
 /// `--cert`, `--key`, `--client-ca`).
 ///
 /// # Examples
@@ -89,6 +90,19 @@ pub struct ExampleArgs {
     /// TLS on the listener: `--cert`, `--key`, `--client-ca`.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Serve `/metrics` (Prometheus) and the live dashboard at `/` on this address, e.g.
+    /// `127.0.0.1:9600` (`admin.addr`; off by default).
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
+    /// Bearer token the admin listener requires (`admin.token`).
+    #[arg(long)]
+    pub admin_token: Option<String>,
+    /// Append an HTTP access log here (`admin.access_log`).
+    #[arg(long)]
+    pub access_log: Option<PathBuf>,
+    /// Access log format: `combined` (default) or `json`.
+    #[arg(long, default_value = "combined")]
+    pub access_log_format: String,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -207,6 +221,19 @@ impl ExampleArgs {
             .request_timeout_ms
             .map(std::time::Duration::from_millis);
         s.tls = self.tls.settings();
+        let format = match self.access_log_format.as_str() {
+            "combined" => AccessLogFormat::Combined,
+            "json" => AccessLogFormat::Json,
+            other => {
+                eprintln!("error: --access-log-format must be `combined` or `json`, not `{other}`");
+                std::process::exit(2);
+            }
+        };
+        s.admin = AdminSettings::default()
+            .addr(self.admin)
+            .token(self.admin_token.clone())
+            .access_log(self.access_log.clone())
+            .access_log_format(format);
         s
     }
 }

@@ -55,6 +55,9 @@ mod task;
 pub mod websocket;
 
 pub use bytes::Bytes;
+/// The `metrics` crate facade: with the admin listener on (`Settings::admin`), its
+/// `counter!`, `gauge!` and `histogram!` from any worker show up, summed, on `/metrics`.
+pub use metrics;
 
 /// TLS settings of a listener: [`Settings::tls`] (the first listener) and
 /// [`Port::set_tls`] (the others). rustls with the `ring` provider terminates TLS where the
@@ -78,9 +81,10 @@ pub use base::settings::{
     DEFAULT_TASK_QUEUE_SIZE, MAX_HALF_CLOSE_TIMEOUT,
 };
 pub use base::{
-    CallbackResult, ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings,
-    MasterInfo, Mode, Packet, ReceiveEvent, Result, SendError, Settings, SockType, Stats,
-    TaskError, TaskId, TaskResult, TimerError, TimerId, WebSocketSettings,
+    AccessLogFormat, AdminSettings, CallbackResult, ConnError, ConnId, ConnectionInfo,
+    DispatchMode, Error, HttpSettings, MasterInfo, Mode, Packet, ReceiveEvent, Result, SendError,
+    Settings, SockType, Stats, TaskError, TaskId, TaskResult, TimerError, TimerId,
+    WebSocketSettings,
 };
 pub use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 pub use rswoole_shm::{Atomic, AtomicLong, Column, Lock, Row, Table, Value};

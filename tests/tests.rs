@@ -46,6 +46,8 @@ mod websocket;
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
 
+/// The admin listener: Prometheus metrics, the token, user metrics, the access log, `rswoole top`.
+mod metrics;
 /// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
 mod tls;
 /// examples/axum_app driven by httpx, websockets and curl: every route, uploads, timeouts,

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::access_log::{self, AccessLog};
 use super::request::{client_addr, Builder, RequestInfo};
 use super::response::{Response, State};
 use super::service::BodyFeed;
@@ -220,11 +221,81 @@ async fn run(
     let Some(ci) = handle.connection_info(fd) else {
         return;
     };
+    let started = std::time::Instant::now();
+    let minor = match b.head().version() {
+        rswoole_codec::http1::Version::Http10 => 0,
+        _ => 1,
+    };
+    let log = AccessLog::get(settings.admin.access_log.as_ref());
+    let remote = client_addr(ci.remote_addr, b.head(), &settings.http.trusted_proxies);
+    // Copied only when there is an access log: the request head goes to the handler.
+    let seen = log.map(|_| {
+        let h = b.head();
+        let s = |v: Option<&str>| v.map(str::to_string);
+        (
+            h.method().to_string(),
+            h.uri().to_string(),
+            s(h.header_str("referer")),
+            s(h.header_str("user-agent")),
+        )
+    });
+    let resp = Response::new(handle.clone(), fd, b.head(), &settings.http);
+    respond(
+        settings,
+        handle,
+        cb,
+        fd,
+        b,
+        stream,
+        ci.remote_addr,
+        resp.clone(),
+    )
+    .await;
+    let (status, bytes) = resp.outcome();
+    if resp.state() == State::Fresh {
+        return; // the connection went away before an answer
+    }
+    if let Some(m) = crate::ipc::metrics::slot() {
+        m.http(status, minor);
+    }
+    if let (Some(log), Some((method, uri, referer, user_agent))) = (log, seen) {
+        let e = access_log::Entry {
+            remote,
+            method: &method,
+            uri: &uri,
+            protocol: if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+            status,
+            bytes,
+            referer: referer.as_deref(),
+            user_agent: user_agent.as_deref(),
+            duration: started.elapsed(),
+            worker: handle.worker_id(),
+        };
+        log.log(access_log::format(
+            settings.admin.access_log_format,
+            &e,
+            SystemTime::now(),
+        ));
+    }
+}
+
+/// [`run`]'s body: answers the request on `resp`.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    settings: &Settings,
+    handle: &Handle,
+    cb: Option<&ReqCb>,
+    fd: ConnId,
+    b: Builder,
+    stream: Option<BodyFeed>,
+    peer: std::net::SocketAddr,
+    mut resp: Response,
+) {
     let hs = &settings.http;
     let info = RequestInfo {
-        remote_addr: client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies),
-        peer_addr: ci.remote_addr,
-        server_port: ci.server_port,
+        remote_addr: client_addr(peer, b.head(), &hs.trusted_proxies),
+        peer_addr: peer,
+        server_port: handle.connection_info(fd).map_or(0, |c| c.server_port),
         request_time: SystemTime::now(),
         protocol: match b.head().version() {
             rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
@@ -233,7 +304,6 @@ async fn run(
         tls: ci.tls,
         peer_cert_sha256: ci.peer_cert_sha256,
     };
-    let mut resp = Response::new(handle.clone(), fd, b.head(), hs);
     let req = match b.finish(fd, info) {
         Ok(mut r) => {
             r.stream = stream;
@@ -320,6 +390,9 @@ fn trailers(payload: &[u8]) -> Option<http::HeaderMap> {
 }
 
 fn bad_request(handle: &Handle, fd: ConnId) {
+    if let Some(m) = crate::ipc::metrics::slot() {
+        m.http(400, 1);
+    }
     let _ = handle.send(fd, error_response(400, "Bad Request"));
     let _ = handle.close(fd);
 }

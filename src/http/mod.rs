@@ -23,6 +23,7 @@
 //! The handler gets the [`Handle`] too, so a request can wait for a task,
 //! broadcast, read the stats or set a timer, as any other callback.
 
+mod access_log;
 pub(crate) mod handler;
 mod request;
 mod response;

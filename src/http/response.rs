@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) range: Option<Vec<u8>>,
     pub(crate) if_none_match: Option<Vec<u8>>,
     pub(crate) if_modified_since: Option<String>,
+    /// Bytes handed to the connection so far (head and body), for the access log.
+    sent: u64,
 }
 
 /// The response to one request. Moved into the handler; cheap to clone (the clones share
@@ -172,6 +174,7 @@ impl Response {
                 range: head.header("range").map(|r| r.to_vec()),
                 if_none_match: head.header("if-none-match").map(|r| r.to_vec()),
                 if_modified_since: head.header_str("if-modified-since").map(str::to_string),
+                sent: 0,
             })),
         }
     }
@@ -518,6 +521,12 @@ impl Response {
         self.inner.borrow().state
     }
 
+    /// The status code and the bytes sent so far (metrics and the access log).
+    pub(crate) fn outcome(&self) -> (u16, u64) {
+        let i = self.inner.borrow();
+        (i.status, i.sent)
+    }
+
     /// Whether this answers a HEAD request (no body goes out).
     pub(crate) fn is_head(&self) -> bool {
         self.inner.borrow().is_head
@@ -649,10 +658,11 @@ impl Inner {
         Some(out)
     }
 
-    fn send(&self, out: Bytes) -> Result<(), HttpError> {
+    fn send(&mut self, out: Bytes) -> Result<(), HttpError> {
         if out.is_empty() {
             return Ok(());
         }
+        self.sent += out.len() as u64;
         self.handle.send(self.fd, out).map_err(HttpError::from)
     }
 }

@@ -19,6 +19,7 @@
 
 pub(crate) mod command;
 pub(crate) mod mailbox;
+pub(crate) mod metrics;
 pub(crate) mod shared;
 pub(crate) mod task_link;
 

@@ -77,6 +77,7 @@ pub(crate) fn admit<X: Default>(
     conns.insert(conn.clone());
     Some(conn)
 }
+
 /// At most one log line per second for a repeated condition.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimit(Option<Instant>);

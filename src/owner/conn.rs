@@ -192,6 +192,7 @@ impl<X> Conn<X> {
             loop {
                 match self.stream.try_write(rest) {
                     Ok(n) => {
+                        count_out(n);
                         rest = &rest[n..];
                         if rest.is_empty() {
                             return Ok(());
@@ -315,6 +316,7 @@ impl<X> Conn<X> {
         while !out.buf.is_empty() {
             match self.stream.try_write(&out.buf) {
                 Ok(n) => {
+                    count_out(n);
                     let _ = out.buf.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -460,6 +462,10 @@ impl<X> Conn<X> {
                         return;
                     }
                     Ok(n) => {
+                        if let Some(m) = crate::ipc::metrics::slot() {
+                            m.bytes_in
+                                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
                         self.shared.touch_recv(self.id);
                         if let Verdict::Close = decoder.feed(self, sink, &scratch[..n], inbuf) {
                             self.close();
@@ -713,6 +719,15 @@ enum TlsReadError {
     Eof,
     Io(io::Error),
     Tls(String),
+}
+
+/// Counts `n` bytes written to a client (metrics on).
+#[inline]
+fn count_out(n: usize) {
+    if let Some(m) = crate::ipc::metrics::slot() {
+        m.bytes_out
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 async fn sleep_until_opt(t: Option<std::time::Instant>) {

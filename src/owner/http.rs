@@ -78,6 +78,7 @@ impl HttpIn {
                 }
                 Err(e) => {
                     tracing::debug!(fd = %conn.id, status = e.status(), error = %e, "bad request; answering and closing");
+                    count_http(e.status());
                     let _ = conn.write(&error_response(e.status(), e.reason()));
                     inbuf.clear();
                     return Verdict::Close;
@@ -139,6 +140,13 @@ impl HttpIn {
                 }
             }
         }
+    }
+}
+
+/// Counts a response the socket owner answers itself (metrics on).
+pub(crate) fn count_http(status: u16) {
+    if let Some(m) = crate::ipc::metrics::slot() {
+        m.http(status, 1);
     }
 }
 

@@ -185,6 +185,7 @@ impl WsIn {
                         MessageKind::Text => Kind::WsText,
                         MessageKind::Binary => Kind::WsBinary,
                     };
+                    count(|m| &m.ws_in, 1);
                     sink.event(conn, k, data);
                 }
                 Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => {
@@ -368,6 +369,9 @@ fn encode_then(
             return Err(WriteError::Closed);
         }
         let r = out(&s);
+        if r.is_ok() {
+            count(|m| &m.ws_out, 1);
+        }
         if s.capacity() > 1 << 20 {
             *s = BytesMut::with_capacity(4096);
         }
@@ -388,6 +392,7 @@ pub(crate) fn broadcast<X: Send + Sync + 'static, I: IntoIterator<Item = Arc<Con
     };
     let mut frame = BytesMut::with_capacity(data.len() + 10);
     encode_frame(&mut frame, true, false, kind.opcode(), data, None);
+    count(|m| &m.ws_broadcasts, 1);
     for c in conns {
         let mut g = c.ws.lock();
         let Some(st) = g.as_mut() else { continue };
@@ -396,8 +401,8 @@ pub(crate) fn broadcast<X: Send + Sync + 'static, I: IntoIterator<Item = Arc<Con
         }
         if st.codec.is_compressed() {
             let _ = encode_then(st, kind, data, |f| write_queued(&c, f));
-        } else {
-            let _ = write_queued(&c, &frame);
+        } else if write_queued(&c, &frame).is_ok() {
+            count(|m| &m.ws_out, 1);
         }
     }
 }
@@ -441,6 +446,7 @@ impl Batch {
         if self.msgs.is_empty() {
             return;
         }
+        count(|m| &m.ws_broadcasts, self.msgs.len() as u64);
         for c in conns.all() {
             let mut g = c.ws.lock();
             let Some(st) = g.as_mut() else { continue };
@@ -453,8 +459,8 @@ impl Batch {
                         break;
                     }
                 }
-            } else {
-                let _ = write_queued(&c, &self.frames);
+            } else if write_queued(&c, &self.frames).is_ok() {
+                count(|m| &m.ws_out, self.msgs.len() as u64);
             }
         }
         self.msgs.clear();
@@ -626,5 +632,13 @@ impl WsConf {
             close_timeout: s.close_timeout,
             deliver_control: s.deliver_control_frames,
         }
+    }
+}
+
+/// Adds `n` to one of this thread's WebSocket counters (metrics on).
+#[inline]
+fn count(f: impl Fn(&crate::ipc::metrics::ProcSlot) -> &std::sync::atomic::AtomicU64, n: u64) {
+    if let Some(m) = crate::ipc::metrics::slot() {
+        f(m).fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 }

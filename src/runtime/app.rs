@@ -113,6 +113,8 @@ pub(crate) struct App {
     pub(crate) protocol: Option<ProtocolFactory>,
     /// WebSocket upgrades wait for `on_handshake`.
     pub(crate) ws_handshake: bool,
+    /// Shared tables whose rows in use and capacity the admin listener shows, by name.
+    pub(crate) tables: Vec<(String, rswoole_shm::Table)>,
 }
 
 /// Runs a callback's future, turning a panic into a logged, lost event.

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::base::names::status_socket;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings};
 use crate::ipc::command::{self, Command};
+use crate::ipc::metrics::expose::{proc_usage, state_name, Snapshot};
 use crate::ipc::shared::{self, Shared};
 use crate::sys;
 
@@ -143,9 +144,19 @@ pub(crate) fn forget_notifier() {
     upgrade::forget();
 }
 
+/// Bumped by every [`reopen_log`]: other log writers of the process (the access log's
+/// thread) reopen their files when it changes.
+static LOG_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`LOG_GENERATION`].
+pub(crate) fn log_generation() -> u64 {
+    LOG_GENERATION.load(Relaxed)
+}
+
 /// Reopens the log file (after logrotate moved it) and points stderr (and stdout in daemon
-/// mode) at the new one. Does nothing without a `log_file`.
+/// mode) at the new one; other log files of the process follow ([`log_generation`]).
 pub(crate) fn reopen_log() {
+    LOG_GENERATION.fetch_add(1, Relaxed);
     let Some(t) = LOG.get() else { return };
     match open_log(&t.path) {
         Ok(f) => {
@@ -339,17 +350,6 @@ pub(crate) fn stopped(settings: &Settings) {
     }
 }
 
-fn state_name(s: u32) -> &'static str {
-    match s {
-        shared::W_STARTING => "starting",
-        shared::W_IDLE => "idle",
-        shared::W_BUSY => "busy",
-        shared::W_EXITING => "exiting",
-        shared::W_DOWN => "down",
-        _ => "unknown",
-    }
-}
-
 /// What `rswoole status` shows, as one JSON object.
 pub(crate) fn status_json(
     settings: &Settings,
@@ -359,14 +359,21 @@ pub(crate) fn status_json(
 ) -> String {
     let h = shared.header();
     let now = shared::now_ms();
+    let usage = |pid: u32| match proc_usage(pid) {
+        Some(u) => serde_json::json!({"rss": u.rss, "cpu": u.cpu}),
+        None => serde_json::Value::Null,
+    };
     let worker = |i: usize| {
         let w = shared.worker(i);
+        let pid = w.pid.load(Relaxed);
+        let state = w.state.load(Relaxed);
         serde_json::json!({
             "id": i,
-            "pid": w.pid.load(Relaxed),
-            "state": state_name(w.state.load(Relaxed)),
+            "pid": pid,
+            "state": state_name(state),
             "requests": w.requests.load(Relaxed),
             "restarts": w.restarts.load(Relaxed),
+            "usage": if state == shared::W_DOWN { serde_json::Value::Null } else { usage(pid) },
         })
     };
     let n = settings.worker_num;
@@ -387,6 +394,12 @@ pub(crate) fn status_json(
         "max_request": settings.max_request,
         "build": build,
         "replaced": upgrade::replaced(),
+        "master_usage": usage(info.master_pid),
+        "manager_usage": usage(info.manager_pid),
+        // With the admin listener on: the same snapshot its dashboard gets.
+        "metrics": crate::ipc::metrics::get().map(|m| {
+            Snapshot::take(shared, m, n, settings.task_worker_num, &|_| 0).json()
+        }),
     });
     v.to_string()
 }

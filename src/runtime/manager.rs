@@ -273,6 +273,9 @@ impl Manager<'_> {
             }
             self.connections_gone(pid);
             if self.retired.remove(&pid) {
+                if let Some(m) = crate::ipc::metrics::get() {
+                    m.header().reloads.fetch_add(1, Relaxed);
+                }
                 tracing::debug!(pid, how, "retired worker exited");
                 if self.reloading == Some(pid) {
                     self.reloading = None;
@@ -289,6 +292,9 @@ impl Manager<'_> {
             // on their pipes), which may reach one before our SIGTERM: never restart then.
             if self.stopping.is_some() || self.launch.shared.stopping() {
                 continue;
+            }
+            if let Some(m) = crate::ipc::metrics::get() {
+                m.header().crashes.fetch_add(1, Relaxed);
             }
             let lived = slot.started.map(|t| t.elapsed()).unwrap_or_default();
             if lived < FAILED_START_WINDOW {

@@ -26,6 +26,7 @@ use super::{daemon, manager};
 use crate::base::settings::DEFAULT_MAX_CONNECTION_CAP;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings, SockType};
 use crate::ipc::command::{self, Command};
+use crate::ipc::metrics;
 use crate::ipc::shared::{Shared, PHASE_DRAINING, PHASE_RUNNING, PHASE_STOPPING};
 use crate::ipc::PipeTx;
 use crate::owner::accept::{accept_loop, Ids};
@@ -251,6 +252,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         .map_err(Error::io("mapping shared memory"))?;
     let master_pid = std::process::id();
     shared.header().master_pid.store(master_pid, Relaxed);
+    let admin = start_metrics(&settings)?;
     let settings = Arc::new(settings);
     let task_listeners = (0..settings.task_worker_num)
         .map(|j| crate::ipc::task_link::listen(master_pid, j))
@@ -288,12 +290,44 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
         manager_pid,
         addrs: launch.listeners.iter().map(|b| b.addr).collect(),
     };
-    let result = rt.block_on(master_main(&app, launch, control_master, &info, origin));
+    let result = rt.block_on(master_main(
+        &app,
+        launch,
+        control_master,
+        &info,
+        origin,
+        admin,
+    ));
     if let Some(cb) = &app.on_shutdown {
         cb(&info);
     }
     rt.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// With `admin.addr`: maps the metrics, installs the `metrics` recorder and binds the admin
+/// listener (before the fork, so a taken port fails the start). The master's reactor threads
+/// count in the slots after the workers'.
+fn start_metrics(settings: &Settings) -> Result<Option<std::net::TcpListener>> {
+    let Some(addr) = settings.admin.addr else {
+        return Ok(None);
+    };
+    let workers = settings.worker_num + settings.task_worker_num;
+    let master_slots = settings.reactor_num.max(1) + 1;
+    let m = metrics::Metrics::new(workers, master_slots)
+        .map_err(Error::io("mapping the metrics' shared memory"))?;
+    metrics::install(m);
+    metrics::enter(workers, master_slots);
+    if let Some(m) = metrics::get() {
+        if ::metrics::set_global_recorder(metrics::user::ShmRecorder::new(m)).is_err() {
+            tracing::warn!("a `metrics` recorder is already installed: user metrics go there, not to the admin listener");
+        }
+    }
+    // SO_REUSEPORT: during `rswoole upgrade` the new master binds the admin port while the
+    // old one still holds it; the old one closes its listener when it starts draining.
+    let l = crate::owner::accept::reuseport_listener(addr)
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok(Some(l))
 }
 
 async fn master_main(
@@ -302,6 +336,7 @@ async fn master_main(
     control: OwnedFd,
     info: &MasterInfo,
     origin: upgrade::Origin,
+    admin: Option<std::net::TcpListener>,
 ) -> Result<()> {
     let settings = launch.settings.clone();
     let shared = launch.shared.clone();
@@ -388,6 +423,20 @@ async fn master_main(
         }));
     }
     tasks.extend(super::systemd::watchdog());
+    if let (Some(l), Some(m)) = (admin, metrics::get()) {
+        let l = tokio::net::TcpListener::from_std(l)
+            .map_err(Error::io("registering the admin listener"))?;
+        tracing::info!(addr = ?l.local_addr().ok(), "admin listener: /metrics and the dashboard");
+        let a = super::admin::Admin {
+            settings: settings.clone(),
+            shared: shared.clone(),
+            metrics: m,
+            reactor: reactor.clone(),
+            tables: Arc::new(app.tables.clone()),
+        };
+        // With the status socket: an old master stops serving it when an upgrade drains it.
+        status_tasks.push(tokio::spawn(super::admin::serve(l, a)));
+    }
     let heartbeat =
         crate::owner::heartbeat::heartbeat(&settings, shared.clone(), reactor.clone(), |r| {
             &r.conns

@@ -15,6 +15,7 @@
 //!   client's FIN until they are sent).
 //! - [`daemon`]: daemon mode, the pid file, the log file, the status socket.
 
+pub(crate) mod admin;
 pub(crate) mod app;
 pub(crate) mod daemon;
 pub(crate) mod holds;
@@ -48,6 +49,7 @@ pub(crate) fn run_child(
     crate::sys::reset_signals();
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
     crate::sys::set_process_title(title);
+    crate::ipc::metrics::enter(slot, 1);
     let s = launch.shared.worker(slot);
     s.pid.store(std::process::id(), Relaxed);
     s.started_ms.store(shared::now_ms(), Relaxed);

@@ -47,6 +47,8 @@ struct Pending {
     /// `task` called while a connection's event was handled: `on_finish` answers it, so the
     /// connection is owed that reply until `on_finish` has run.
     hold: Option<Hold>,
+    /// When `task()` was called (the task latency metric).
+    started: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -222,6 +224,9 @@ impl TaskClient {
         let seq = self.next.fetch_add(1, Relaxed) + 1;
         let id = ((self.worker_id as u64) << 48) | (seq & ((1 << 48) - 1));
         st.counts[j] += 1;
+        if let Some(m) = crate::ipc::metrics::slot() {
+            m.task_queue.fetch_add(1, Relaxed);
+        }
         // `task_wait` is awaited inside the event itself, which the connection's close
         // already waits for.
         let hold = match waiter {
@@ -237,6 +242,7 @@ impl TaskClient {
                 payload: payload.clone(),
                 waiter,
                 hold,
+                started: std::time::Instant::now(),
             },
         );
         drop(st);
@@ -255,6 +261,10 @@ impl TaskClient {
             let p = st.pending.remove(&id);
             if let Some(p) = &p {
                 st.counts[p.tw] -= 1;
+                if let Some(m) = crate::ipc::metrics::slot() {
+                    m.task_queue.fetch_sub(1, Relaxed);
+                    m.task_latency(p.started.elapsed());
+                }
             }
             p
         }) else {

@@ -235,6 +235,28 @@ impl Server {
         self
     }
 
+    /// Shows `table`'s rows in use and capacity on the admin listener's `/metrics`
+    /// (`rswoole_table_rows{table="name"}`, `rswoole_table_capacity_rows`), with
+    /// `Settings::admin.addr` on.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::{Column, Server, Table};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let sessions = Table::builder(1024).column("hits", Column::Int).build().expect("table");
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.watch_table("sessions", &sessions);
+    ///     server.on_receive(|srv, ev| async move { srv.send(ev.fd, ev.data) });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn watch_table(&mut self, name: &str, table: &rswoole_shm::Table) -> &mut Self {
+        self.app.tables.push((name.to_string(), table.clone()));
+        self
+    }
+
     /// Runs in the master after every worker has stopped, before `start` returns.
     ///
     /// # Examples
@@ -472,6 +494,13 @@ macro_rules! forward_server_methods {
         /// [`Server::on_start`](crate::Server::on_start)).
         pub fn on_start(&mut self, f: impl Fn(&$crate::MasterInfo) + 'static) -> &mut Self {
             self.server.on_start(f);
+            self
+        }
+
+        /// Shows a table's rows on `/metrics` (see
+        /// [`Server::watch_table`](crate::Server::watch_table)).
+        pub fn watch_table(&mut self, name: &str, table: &$crate::Table) -> &mut Self {
+            self.server.watch_table(name, table);
             self
         }
 

@@ -495,3 +495,14 @@ pub(crate) fn sd_notify(state: &str) -> io::Result<bool> {
     sock.send_to_addr(state.as_bytes(), &addr)?;
     Ok(true)
 }
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of the CPU times in
+/// `/proc/<pid>/stat`; 100 if it cannot be read.
+pub(crate) fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes a plain integer and touches no memory of ours.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}

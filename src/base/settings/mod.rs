@@ -8,6 +8,7 @@ use rswoole_codec::stream::{Framing, StreamConfig};
 
 use super::error::Error;
 
+pub(crate) mod admin;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod websocket;
@@ -242,6 +243,9 @@ pub struct Settings {
     /// origins; `true` sends them again to its replacement (at most 3 times; a task may then
     /// run more than once).
     pub task_retry_on_crash: bool,
+    /// The admin listener (metrics, dashboard) and the access log; see
+    /// [`AdminSettings`](admin::AdminSettings). Off by default.
+    pub admin: admin::AdminSettings,
 }
 
 impl Default for Settings {
@@ -273,6 +277,7 @@ impl Default for Settings {
             task_queue_size: DEFAULT_TASK_QUEUE_SIZE,
             task_max_payload: DEFAULT_TASK_MAX_PAYLOAD,
             task_retry_on_crash: false,
+            admin: admin::AdminSettings::default(),
         }
     }
 }
@@ -368,6 +373,7 @@ impl Settings {
         if let Some(t) = &s.tls {
             t.validate()?;
         }
+        s.admin.validate()?;
         Ok(s)
     }
 }
@@ -584,6 +590,13 @@ impl Settings {
     #[must_use]
     pub fn task_retry_on_crash(mut self, task_retry_on_crash: bool) -> Self {
         self.task_retry_on_crash = task_retry_on_crash;
+        self
+    }
+
+    /// Sets [`admin`](Self::admin): `Settings::default().admin(AdminSettings::default().addr(..))`.
+    #[must_use]
+    pub fn admin(mut self, admin: admin::AdminSettings) -> Self {
+        self.admin = admin;
         self
     }
 }

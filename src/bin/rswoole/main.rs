@@ -1,5 +1,5 @@
 //! The `rswoole` command line: benchmarks, shared-table inspection, and control of a running
-//! server (`status`, `reload`, `stop`, `reopen-logs`, `upgrade`, `reload-certs`).
+//! server (`status`, `reload`, `stop`, `reopen-logs`, `upgrade`, `reload-certs`, `top`).
 //!
 //! Exit codes: 0 success, 1 failure (the error is printed), 2 bad usage.
 
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod ops;
 mod table;
+mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +44,9 @@ enum Command {
     ReloadCerts(ops::PidFileCmd),
     #[command(about = ops::about("upgrade"))]
     Upgrade(ops::UpgradeCmd),
+    /// A live one-screen view of a running server (workers, connections, requests/s, task
+    /// queues), refreshed like `top`.
+    Top(top::TopCmd),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::ReopenLogs(cmd) => ops::reopen_logs(cmd),
         Command::ReloadCerts(cmd) => ops::reload_certs(cmd),
         Command::Upgrade(cmd) => ops::upgrade(cmd),
+        Command::Top(cmd) => top::top(cmd),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -191,3 +191,19 @@ impl Reactor {
         }
     }
 }
+
+impl Reactor {
+    /// Bytes of events sent on worker `slot`'s current pipe and not acknowledged yet (the
+    /// IPC queue depth shown by the admin listener); 0 without a pipe.
+    pub(crate) fn ipc_queue_bytes(&self, slot: usize) -> u64 {
+        self.slots
+            .get(slot)
+            .and_then(|s| {
+                s.current
+                    .lock()
+                    .as_ref()
+                    .map(|p| p.unacked.lock().bytes as u64)
+            })
+            .unwrap_or(0)
+    }
+}

@@ -112,6 +112,7 @@ impl Reactor {
                         for k in 0..n {
                             let keep = k + known >= n
                                 && heads.get(k + known - n).copied().unwrap_or(false);
+                            crate::owner::http::count_http(503);
                             let _ = c.write(&unavailable_response(keep));
                             answered += 1;
                             if !keep {
