@@ -292,17 +292,18 @@ async fn respond(
     mut resp: Response,
 ) {
     let hs = &settings.http;
+    let ci = handle.connection_info(fd);
     let info = RequestInfo {
         remote_addr: client_addr(peer, b.head(), &hs.trusted_proxies),
         peer_addr: peer,
-        server_port: handle.connection_info(fd).map_or(0, |c| c.server_port),
+        server_port: ci.as_ref().map_or(0, |c| c.server_port),
         request_time: SystemTime::now(),
         protocol: match b.head().version() {
             rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         },
-        tls: ci.tls,
-        peer_cert_sha256: ci.peer_cert_sha256,
+        tls: ci.as_ref().is_some_and(|c| c.tls),
+        peer_cert_sha256: ci.and_then(|c| c.peer_cert_sha256),
     };
     let req = match b.finish(fd, info) {
         Ok(mut r) => {
