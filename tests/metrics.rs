@@ -422,13 +422,21 @@ fn metrics_access_log_lines_match_requests() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let old = std::fs::read_to_string(&rotated).unwrap();
-    let new = std::fs::read_to_string(&path).unwrap();
-    let after = old
-        .lines()
-        .chain(new.lines())
-        .filter(|l| l.contains("after=1"))
-        .count();
+    // The log is written by a background thread: wait (bounded) for the last lines to land.
+    let logged = || {
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        old.lines()
+            .chain(new.lines())
+            .filter(|l| l.contains("after=1"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = logged();
+    while after < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        after = logged();
+    }
     assert_eq!(
         after, sent,
         "every request logged exactly once across the rotation"
