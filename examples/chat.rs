@@ -3,8 +3,13 @@
 //! the master, or with `--mode base` by each worker for its own clients). The chat page is
 //! served at `/` by the same server and connects back to the host it was loaded from.
 //!
+//! With `--redis URL --node NAME` the server is one node of a cluster: a message reaches the
+//! clients of every node (through Redis), and `/nodes` answers the sender alone with the live
+//! nodes and their connections (`nodes a=3 b=5`).
+//!
 //! ```text
 //! cargo run --release --example chat      # then open http://127.0.0.1:9502/ in two tabs
+//! cargo run --release --example chat -- --port 9601 --redis redis://127.0.0.1:6379/ --node a
 //! ```
 use rswoole::cli::ExampleArgs;
 use rswoole::websocket::{OpCode, WebSocketServer};
@@ -20,6 +25,15 @@ fn main() -> rswoole::Result<()> {
     });
     server.on_message(|srv, frame| async move {
         let text = String::from_utf8_lossy(&frame.data);
+        if text == "/nodes" {
+            let line = match srv.cluster_nodes().await {
+                Ok(nodes) => nodes.iter().fold("nodes".to_string(), |l, n| {
+                    format!("{l} {}={}", n.name, n.connections)
+                }),
+                Err(e) => format!("error: {e}"),
+            };
+            return srv.push(frame.fd, line + "\n", OpCode::Text);
+        }
         srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text)
     });
     server.on_close(|_srv, fd| async move {

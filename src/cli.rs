@@ -18,7 +18,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// Flags shared by the examples: `--host`, `--port`, `--mode base|process`, `--worker-num`,
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
-/// `--half-close-timeout-ms`, `--request-timeout-ms`.
+/// `--half-close-timeout-ms`, `--request-timeout-ms`, `--max-request`, `--redis` and `--node`
+/// (a cluster node).
 ///
 /// # Examples
 ///
@@ -85,6 +86,12 @@ pub struct ExampleArgs {
     /// Recycle a worker after this many events (`max_request`; 0, the default, never).
     #[arg(long, default_value_t = 0)]
     pub max_request: u64,
+    /// Join a cluster through this Redis (`redis://host:port[/db]`); needs `--node`.
+    #[arg(long, requires = "node")]
+    pub redis: Option<String>,
+    /// This node's name in the cluster (with `--redis`).
+    #[arg(long, requires = "redis")]
+    pub node: Option<String>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -199,6 +206,9 @@ impl ExampleArgs {
                 crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
                 std::time::Duration::from_millis,
             ));
+        if let (Some(url), Some(node)) = (&self.redis, &self.node) {
+            s = s.cluster(Some(crate::base::ClusterSettings::new(url, node)));
+        }
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);

@@ -72,12 +72,19 @@ impl Handle {
     /// them dies before it read the datagram, its clients (which die with it) miss the
     /// message, and this worker logs a warning naming that worker.
     ///
+    /// With [`Settings::cluster`](crate::Settings::cluster): the message goes to the clients
+    /// of every node, this one's included, once each and in this worker's order: `Ok` means it
+    /// was queued for this worker's one connection to Redis, which publishes it to the
+    /// cluster's channel; each node's worker 0 fans it out to its node's clients as above.
+    ///
     /// # Errors
     /// [`SendError::ShuttingDown`] if this worker is stopping;
     /// [`SendError::WorkersUnreachable`] in Base mode, naming the workers that were not given
     /// the message: those that were down (dead, or their replacement not done with
     /// `on_worker_start` yet — they have no clients then) and those whose queue here is full
     /// (they do not read). Every other worker's clients, and this worker's, got it.
+    /// In a cluster: [`SendError::Cluster`] if this worker's connection to Redis is down
+    /// (nothing was sent) or too many messages wait for it.
     ///
     /// # Examples
     ///
@@ -140,6 +147,10 @@ impl Handle {
         data: Bytes,
         opcode: OpCode,
     ) -> Result<(), SendError> {
+        if let (None, Some(c)) = (fds, &self.ctx.cluster) {
+            // Every node's clients, through Redis (this node's too).
+            return c.broadcast(data, opcode.as_u8());
+        }
         self.ctx.ws_broadcast(fds, data, opcode.as_u8())
     }
 

@@ -8,6 +8,7 @@ use rswoole_codec::stream::{Framing, StreamConfig};
 
 use super::error::Error;
 
+pub(crate) mod cluster;
 pub(crate) mod http;
 pub(crate) mod websocket;
 
@@ -238,6 +239,9 @@ pub struct Settings {
     /// origins; `true` sends them again to its replacement (at most 3 times; a task may then
     /// run more than once).
     pub task_retry_on_crash: bool,
+    /// Several nodes share WebSocket broadcasts and membership through Redis; see
+    /// [`ClusterSettings`](cluster::ClusterSettings). Default `None` (one node alone).
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 impl Default for Settings {
@@ -268,6 +272,7 @@ impl Default for Settings {
             task_queue_size: DEFAULT_TASK_QUEUE_SIZE,
             task_max_payload: DEFAULT_TASK_MAX_PAYLOAD,
             task_retry_on_crash: false,
+            cluster: None,
         }
     }
 }
@@ -360,6 +365,9 @@ impl Settings {
         })?;
         s.http.validate()?;
         s.websocket.validate()?;
+        if let Some(c) = &s.cluster {
+            c.validate()?;
+        }
         Ok(s)
     }
 }
@@ -474,6 +482,20 @@ impl Settings {
     #[must_use]
     pub fn http(mut self, http: http::HttpSettings) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Sets [`cluster`](Self::cluster).
+    ///
+    /// # Examples
+    /// ```
+    /// use rswoole::{ClusterSettings, Settings};
+    /// let s = Settings::default().cluster(Some(ClusterSettings::new("redis://127.0.0.1/", "a")));
+    /// assert!(s.cluster.is_some());
+    /// ```
+    #[must_use]
+    pub fn cluster(mut self, cluster: Option<cluster::ClusterSettings>) -> Self {
+        self.cluster = cluster;
         self
     }
 

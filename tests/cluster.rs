@@ -1,0 +1,263 @@
+//! Several chat nodes share one Redis (`--redis URL --node NAME`): a broadcast reaches the
+//! clients of every node exactly once, in each sender's order; the membership list follows
+//! the nodes' heartbeats (a node killed with kill -9 disappears within seconds) and the
+//! survivors keep working. Each test starts its own `redis-server` on a free port (`.ci/run`
+//! installs the Debian package) and kills it by PID.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use rswoole_codec::ws::MessageKind;
+
+use crate::util::*;
+use crate::websocket::Ws;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A `redis-server` of this test: no persistence, killed by PID on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; .ci/run installs it)");
+        let r = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + T;
+        while r.cmd("PING") != "+PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// One inline command; its first reply line (empty if Redis cannot be reached).
+    fn cmd(&self, line: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Chat node `name` on a free port, joined to `redis`, ready once it registered and
+/// subscribed.
+fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
+    let url = redis.url();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--worker-num",
+        "2",
+        "--mode",
+        mode,
+        "--redis",
+        &url,
+        "--node",
+        name,
+    ];
+    let srv = ServerProc::start("chat", &args, 0);
+    srv.wait_stderr("cluster: node subscribed", 1, T);
+    srv.wait_stderr("cluster: node registered", 1, T);
+    srv
+}
+
+/// `n` clients on `srv`, each established (its on_open printed) on return.
+async fn clients(srv: &ServerProc, n: usize) -> Vec<Ws> {
+    let before = srv.stdout().matches(" joined ").count();
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(Ws::connect(srv.port, false).await);
+    }
+    srv.wait_stdout(" joined ", before + n, T);
+    v
+}
+
+async fn text(ws: &mut Ws) -> String {
+    let (kind, data) = tokio::time::timeout(T, ws.message())
+        .await
+        .expect("a message in time");
+    assert_eq!(kind, MessageKind::Text);
+    String::from_utf8(data.to_vec()).unwrap()
+}
+
+/// Asks `/nodes` through `ws` (a client that no broadcast is in flight for): `name=count`.
+async fn nodes(ws: &mut Ws) -> Vec<(String, u64)> {
+    ws.send(MessageKind::Text, b"/nodes").await;
+    let line = text(ws).await;
+    let rest = line
+        .trim_end()
+        .strip_prefix("nodes")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    rest.split_whitespace()
+        .map(|t| {
+            let (n, c) = t.split_once('=').unwrap();
+            (n.to_string(), c.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Reads `count` broadcasts from each client; checks each sender's messages (`{s}-{k}`)
+/// arrive once each, k in order.
+async fn expect_broadcasts(all: &mut [Ws], senders: &[String], per: usize) {
+    for (i, ws) in all.iter_mut().enumerate() {
+        let mut next: HashMap<String, usize> = HashMap::new();
+        for _ in 0..senders.len() * per {
+            let m = text(ws).await;
+            let body = m.trim_end().split_once(':').expect("from{fd}:body").1;
+            let (s, k) = body.rsplit_once('-').expect("sender-k");
+            let k: usize = k.parse().unwrap();
+            let n = next.entry(s.to_string()).or_default();
+            assert_eq!(*n, k, "client {i}: sender {s}: out of order or duplicate");
+            *n += 1;
+        }
+        for s in senders {
+            assert_eq!(next.get(s), Some(&per), "client {i} missed some of {s}");
+        }
+    }
+}
+
+/// Three nodes (two Process mode, one Base mode), 12 clients each; one sender per node sends
+/// 20 messages: all 36 clients get all 60 exactly once, each sender's in order, then one more
+/// broadcast arrives next everywhere (no late duplicate). Fails without the cluster: a
+/// node's clients would get only its own senders' messages.
+#[test]
+fn cluster_broadcast_three_nodes_exactly_once_in_order() {
+    let redis = Redis::start();
+    let nodes_ = [
+        node(&redis, "n1", "process"),
+        node(&redis, "n2", "base"),
+        node(&redis, "n3", "process"),
+    ];
+    const PER_NODE: usize = 12;
+    const PER: usize = 20;
+    rt().block_on(async {
+        let mut all = Vec::new();
+        for n in &nodes_ {
+            all.extend(clients(n, PER_NODE).await);
+        }
+        let senders: Vec<String> = (0..3).map(|i| format!("node{i}")).collect();
+        // The first client of each node sends; messages interleave across nodes.
+        for k in 0..PER {
+            for (i, s) in senders.iter().enumerate() {
+                all[i * PER_NODE]
+                    .send(MessageKind::Text, format!("{s}-{k}").as_bytes())
+                    .await;
+            }
+        }
+        expect_broadcasts(&mut all, &senders, PER).await;
+        all[PER_NODE].send(MessageKind::Text, b"end").await;
+        for ws in all.iter_mut() {
+            assert!(text(ws).await.ends_with(":end\n"));
+        }
+        // Membership and counts: every node, with its clients.
+        let listed = nodes(&mut all[0]).await;
+        let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "n3"]);
+    });
+}
+
+/// kill -9 of every process of node n3: the other two keep broadcasting to each other, and
+/// n3 leaves the membership list within a few seconds (its heartbeat key expires, TTL 3 s).
+#[test]
+fn cluster_node_killed_leaves_and_others_keep_working() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "process");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a = clients(&n1, 3).await;
+        let mut b = clients(&n2, 2).await;
+        let _c = clients(&n3, 1).await;
+        // The counts are those of each node's last heartbeat: wait for the one after connect.
+        let deadline = Instant::now() + T;
+        loop {
+            let got = nodes(&mut a[0]).await;
+            let want = [("n1", 3), ("n2", 2), ("n3", 1)].map(|(n, c)| (n.to_string(), c));
+            if got == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nodes: {got:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = killpg(Pid::from_raw(n3.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let got = nodes(&mut a[0]).await;
+            if got.iter().all(|(n, _)| n != "n3") {
+                assert_eq!(got.len(), 2, "{got:?}");
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "n3 still listed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("n3 left the list {:?} after kill -9", killed.elapsed());
+        let senders = vec!["s1".to_string()];
+        for k in 0..10 {
+            b[0].send(MessageKind::Text, format!("s1-{k}").as_bytes())
+                .await;
+        }
+        expect_broadcasts(&mut a, &senders, 10).await;
+        expect_broadcasts(&mut b, &senders, 10).await;
+    });
+    assert!(redis.cmd("PING") == "+PONG");
+}
