@@ -5,7 +5,8 @@
 //!
 //! With `--redis URL --node NAME` the server is one node of a cluster: a message reaches the
 //! clients of every node (through Redis), and `/nodes` answers the sender alone with the live
-//! nodes and their connections (`nodes a=3 b=5`).
+//! nodes and their connections (`nodes a=3 b=5`). A message that could not be broadcast (the
+//! cluster's Redis is down) is answered to its sender alone with `error: ...`.
 //!
 //! ```text
 //! cargo run --release --example chat      # then open http://127.0.0.1:9502/ in two tabs
@@ -34,7 +35,11 @@ fn main() -> rswoole::Result<()> {
             };
             return srv.push(frame.fd, line + "\n", OpCode::Text);
         }
-        srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text)
+        match srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text) {
+            // Not sent (e.g. the cluster's Redis is down): the sender is told.
+            Err(e) => srv.push(frame.fd, format!("error: {e}\n"), OpCode::Text),
+            ok => ok,
+        }
     });
     server.on_close(|_srv, fd| async move {
         println!("client {fd} left");

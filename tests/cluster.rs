@@ -28,8 +28,11 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -260,4 +263,91 @@ fn cluster_node_killed_leaves_and_others_keep_working() {
         expect_broadcasts(&mut b, &senders, 10).await;
     });
     assert!(redis.cmd("PING") == "+PONG");
+}
+
+/// Waits up to `limit` for a text message on `ws`; `None` if none came.
+async fn text_within(ws: &mut Ws, limit: Duration) -> Option<String> {
+    match tokio::time::timeout(limit, ws.message()).await {
+        Ok((_, data)) => Some(String::from_utf8(data.to_vec()).unwrap()),
+        Err(_) => None,
+    }
+}
+
+/// Redis is killed mid-traffic and restarted on the same port: the nodes do not crash, keep
+/// serving their own clients (the chat page over HTTP), the sender of a broadcast is told
+/// (`error: ...` from the chat, a `SendError::Cluster` in the server), and once Redis is back
+/// broadcasts cross nodes again, in order.
+#[test]
+fn cluster_redis_down_and_back() {
+    let redis = Redis::start();
+    let port = redis.port;
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"up-0").await;
+        assert!(text(&mut b).await.ends_with(":up-0\n"));
+        assert!(text(&mut a).await.ends_with(":up-0\n"));
+        drop(redis);
+        // Traffic goes on; the sender is told once the node knows Redis is gone.
+        let deadline = Instant::now() + T;
+        let mut k = 0;
+        let err = loop {
+            a.send(MessageKind::Text, format!("down-{k}").as_bytes())
+                .await;
+            k += 1;
+            if let Some(m) = text_within(&mut a, Duration::from_millis(300)).await {
+                if m.starts_with("error: ") {
+                    break m;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no error reported while redis is down"
+            );
+        };
+        assert!(err.contains("redis"), "{err:?}");
+        // Local service goes on: the page, and membership answers with an error.
+        assert_eq!(http_get(n1.port, "/").status, 200);
+        assert_eq!(http_get(n2.port, "/").status, 200);
+        a.send(MessageKind::Text, b"/nodes").await;
+        loop {
+            let m = text(&mut a).await;
+            if m.starts_with("error: ") && m.contains("redis unavailable") {
+                break;
+            }
+        }
+        let redis = Redis::start_on(port);
+        // Broadcasts cross nodes again once both nodes reconnected.
+        let deadline = Instant::now() + T;
+        let mut k = 0;
+        loop {
+            a.send(MessageKind::Text, format!("back-{k}").as_bytes())
+                .await;
+            k += 1;
+            if let Some(m) = text_within(&mut b, Duration::from_millis(300)).await {
+                if m.contains(":back-") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "broadcasts did not resume");
+        }
+        for i in 0..10 {
+            a.send(MessageKind::Text, format!("after-{i}").as_bytes())
+                .await;
+        }
+        let mut want = 0;
+        while want < 10 {
+            let m = text(&mut b).await;
+            if let Some((_, i)) = m.trim_end().rsplit_once(":after-") {
+                assert_eq!(i.parse::<usize>().unwrap(), want, "after Redis came back");
+                want += 1;
+            }
+        }
+        assert_eq!(redis.cmd("PING"), "+PONG");
+    });
+    for n in [&n1, &n2] {
+        assert!(alive(n.pid()), "a node died with redis");
+    }
 }
