@@ -351,3 +351,107 @@ fn cluster_redis_down_and_back() {
         assert!(alive(n.pid()), "a node died with redis");
     }
 }
+
+/// deploy/nginx-cluster.conf with a real nginx in front of three nodes: 9 WebSocket clients
+/// through nginx land on every node (least_conn), and one client's messages reach all 9.
+#[test]
+fn cluster_behind_nginx() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "nginx must be installed in CI (.ci/run installs nginx-light)"
+        );
+        eprintln!("nginx not installed: skipping (CI installs it)");
+        return;
+    };
+    let redis = Redis::start();
+    let nodes_ = [
+        node(&redis, "n1", "process"),
+        node(&redis, "n2", "process"),
+        node(&redis, "n3", "base"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let mut site = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/nginx-cluster.conf"
+    ))
+    .unwrap()
+    .replace("listen 8081;", &format!("listen 127.0.0.1:{listen};"));
+    for (i, n) in nodes_.iter().enumerate() {
+        site = site.replace(
+            &format!("server 127.0.0.1:960{};", i + 1),
+            &format!("server 127.0.0.1:{};", n.port),
+        );
+        site = site.replace(
+            &format!("server 127.0.0.1:960{} ", i + 1),
+            &format!("server 127.0.0.1:{} ", n.port),
+        );
+    }
+    assert!(
+        nodes_
+            .iter()
+            .all(|n| site.contains(&format!(":{} ", n.port)))
+            && site.contains(&format!(":{listen};")),
+        "deploy/nginx-cluster.conf changed shape: update this test"
+    );
+    let d = dir.path().display();
+    let main = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.path().join("site.conf"), site).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+    let ng = Command::new(nginx)
+        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+        .args(["-g", "daemon off; user root;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ng = Kill(ng);
+    let deadline = Instant::now() + T;
+    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    rt().block_on(async {
+        let mut all = Vec::new();
+        for i in 0..9 {
+            all.push(Ws::connect(listen, false).await);
+            // Established on its node before the next connects (least_conn sees it).
+            let deadline = Instant::now() + T;
+            while nodes_
+                .iter()
+                .map(|n| n.stdout().matches(" joined ").count())
+                .sum::<usize>()
+                <= i
+            {
+                assert!(Instant::now() < deadline, "client {i} not established");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for n in &nodes_ {
+            assert!(n.stdout().contains(" joined "), "a node got no client");
+        }
+        for k in 0..10 {
+            all[0]
+                .send(MessageKind::Text, format!("via-{k}").as_bytes())
+                .await;
+        }
+        expect_broadcasts(&mut all, &["via".to_string()], 10).await;
+    });
+}
