@@ -455,3 +455,64 @@ fn cluster_behind_nginx() {
         expect_broadcasts(&mut all, &["via".to_string()], 10).await;
     });
 }
+
+/// Push by user and by cluster-wide id: alice has a connection on n1 and one on n2, bob one on
+/// n3. From n3, `/touser alice` reaches both of alice's (and not bob), `/to n1 FD` reaches one
+/// connection of n1; after kill -9 of n2, alice's entry there stops counting within seconds
+/// and a push to n2 is an error, not `Ok`.
+#[test]
+fn cluster_push_by_uid_and_by_id() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut b = clients(&n3, 1).await.pop().unwrap();
+        for (ws, uid) in [(&mut a1, "alice"), (&mut a2, "alice"), (&mut b, "bob")] {
+            ws.send(MessageKind::Text, format!("/bind {uid}").as_bytes())
+                .await;
+            assert_eq!(text(ws).await, format!("bound {uid}\n"));
+        }
+        b.send(MessageKind::Text, b"/touser alice hello").await;
+        assert_eq!(text(&mut b).await, "pushed 2\n");
+        assert_eq!(text(&mut a1).await, "hello\n");
+        assert_eq!(text(&mut a2).await, "hello\n");
+        a1.send(MessageKind::Text, b"/whoami").await;
+        let me = text(&mut a1).await;
+        let id = me.trim_end().strip_prefix("you are ").unwrap().to_string();
+        let (node_, fd) = id.split_once('/').unwrap();
+        assert_eq!(node_, "n1");
+        b.send(MessageKind::Text, format!("/to n1 {fd} direct").as_bytes())
+            .await;
+        assert_eq!(text(&mut b).await, "sent\n");
+        assert_eq!(text(&mut a1).await, "direct\n");
+        // bob got nothing of alice's: his next message is this broadcast.
+        a1.send(MessageKind::Text, b"mark").await;
+        assert!(text(&mut b).await.ends_with(":mark\n"));
+        assert!(text(&mut a1).await.ends_with(":mark\n"));
+        assert!(text(&mut a2).await.ends_with(":mark\n"));
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            b.send(MessageKind::Text, b"/touser alice again").await;
+            let r = text(&mut b).await;
+            if r == "pushed 1\n" {
+                break;
+            }
+            assert_eq!(r, "pushed 2\n");
+            // (a1 got this one too)
+            assert_eq!(text(&mut a1).await, "again\n");
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "n2 still counted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(text(&mut a1).await, "again\n");
+        b.send(MessageKind::Text, b"/to n2 1 lost").await;
+        let r = text(&mut b).await;
+        assert!(r.starts_with("error: no live node"), "{r:?}");
+    });
+}

@@ -162,6 +162,9 @@ pub enum ClusterError {
     /// Too many messages wait for Redis on this node (it is slower than the senders).
     #[error("too many messages wait for redis")]
     Backlog,
+    /// No live node of that name took the message (it died, or never was).
+    #[error("no live node {0:?} took the message")]
+    NoNode(String),
 }
 
 impl SendError {

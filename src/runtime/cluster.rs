@@ -30,7 +30,7 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::mpsc;
 
 use super::app::Ctx;
-use crate::base::{ClusterError, ClusterNode, ClusterSettings, SendError};
+use crate::base::{ClusterError, ClusterNode, ClusterSettings, ConnId, SendError};
 
 /// Most broadcasts one worker may have waiting for Redis; beyond it `broadcast` returns
 /// [`ClusterError::Backlog`].
@@ -49,6 +49,9 @@ pub(crate) struct Cluster {
     /// Whether the publisher holds a working connection (starts `true`: messages queued while
     /// the first connection is made are sent over it).
     up: Arc<AtomicBool>,
+    /// The worker's connection for requests (membership, directory, pushes), made on first use
+    /// and dropped when it fails.
+    con: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
 fn config() -> AsyncConnectionConfig {
@@ -87,6 +90,7 @@ impl Cluster {
             client,
             tx,
             up,
+            con: tokio::sync::Mutex::new(None),
         })))
     }
 
@@ -121,16 +125,12 @@ impl Cluster {
     /// the member set.
     pub(crate) async fn nodes(&self) -> Result<Vec<ClusterNode>, ClusterError> {
         let p = &self.settings.prefix;
-        let mut con = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let names: Vec<String> = redis::cmd("SMEMBERS")
+        let mut con = self.con().await?;
+        let names: redis::RedisResult<Vec<String>> = redis::cmd("SMEMBERS")
             .arg(format!("{p}:nodes"))
             .query_async(&mut con)
-            .await
-            .map_err(|e| unavailable(&e))?;
+            .await;
+        let names = self.req(names).await?;
         let mut pipe = redis::pipe();
         for n in &names {
             pipe.get(format!("{p}:node:{n}"));
@@ -155,6 +155,129 @@ impl Cluster {
         }
         live.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(live)
+    }
+}
+
+impl Cluster {
+    /// The worker's request connection (made now if there is none).
+    async fn con(&self) -> Result<redis::aio::MultiplexedConnection, ClusterError> {
+        let mut slot = self.con.lock().await;
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A request's result; a failed one drops the cached connection (the next request
+    /// reconnects).
+    async fn req<T>(&self, r: redis::RedisResult<T>) -> Result<T, ClusterError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                *self.con.lock().await = None;
+                Err(unavailable(&e))
+            }
+        }
+    }
+
+    /// This node's name.
+    pub(crate) fn node(&self) -> &str {
+        &self.settings.node
+    }
+
+    /// Records that connection `fd` of this node belongs to user `uid`.
+    pub(crate) async fn bind(&self, fd: ConnId, uid: &str, bind: bool) -> Result<(), ClusterError> {
+        let key = format!("{}:uid:{uid}", self.settings.prefix);
+        let member = format!("{}/{}", self.settings.node, fd.0);
+        let mut con = self.con().await?;
+        let mut c = redis::cmd(if bind { "SADD" } else { "SREM" });
+        c.arg(key).arg(member);
+        let r: redis::RedisResult<()> = c.query_async(&mut con).await;
+        self.req(r).await
+    }
+
+    /// Sends a WebSocket message to connection `fd` of node `node` (this one: directly).
+    /// Returns whether it was handed on: for another node, whether its subscriber got it
+    /// from Redis (that node lives).
+    pub(crate) async fn push_to(
+        &self,
+        ctx: &Ctx,
+        node: &str,
+        fd: ConnId,
+        data: Bytes,
+        opcode: u8,
+    ) -> Result<bool, ClusterError> {
+        if node == self.settings.node {
+            return Ok(ctx.ws_push(fd, data, opcode).is_ok());
+        }
+        let mut m = BytesMut::with_capacity(9 + data.len());
+        m.put_u64_le(fd.0);
+        m.put_u8(opcode);
+        m.put_slice(&data);
+        let mut con = self.con().await?;
+        let r: redis::RedisResult<u64> = redis::cmd("PUBLISH")
+            .arg(format!("{}:to:{node}", self.settings.prefix))
+            .arg(&m[..])
+            .query_async(&mut con)
+            .await;
+        Ok(self.req(r).await? > 0)
+    }
+
+    /// Sends a WebSocket message to every connection bound to `uid` on a live node; returns
+    /// how many were handed on. Entries of dead nodes (their key expired) and of this node's
+    /// closed connections are removed from the directory.
+    pub(crate) async fn push_to_user(
+        &self,
+        ctx: &Ctx,
+        uid: &str,
+        data: Bytes,
+        opcode: u8,
+    ) -> Result<usize, ClusterError> {
+        let p = &self.settings.prefix;
+        let key = format!("{p}:uid:{uid}");
+        let mut con = self.con().await?;
+        let members: redis::RedisResult<Vec<String>> =
+            redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await;
+        let members = self.req(members).await?;
+        let mut targets = Vec::new();
+        for m in &members {
+            match m
+                .rsplit_once('/')
+                .and_then(|(n, f)| Some((n, f.parse::<u64>().ok()?)))
+            {
+                Some((n, f)) => targets.push((m, n, ConnId(f))),
+                None => tracing::warn!(member = %m, "cluster: bad directory entry ignored"),
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (_, n, _) in &targets {
+            pipe.exists(format!("{p}:node:{n}"));
+        }
+        let live: Vec<bool> = self.req(pipe.query_async(&mut con).await).await?;
+        let mut sent = 0;
+        let mut stale = Vec::new();
+        for ((m, n, fd), live) in targets.into_iter().zip(live) {
+            if live && self.push_to(ctx, n, fd, data.clone(), opcode).await? {
+                sent += 1;
+            } else if !live || n == self.settings.node {
+                stale.push(m);
+            }
+        }
+        if !stale.is_empty() {
+            let r: redis::RedisResult<()> = redis::cmd("SREM")
+                .arg(&key)
+                .arg(stale)
+                .query_async(&mut con)
+                .await;
+            self.req(r).await?;
+        }
+        Ok(sent)
     }
 }
 
@@ -226,6 +349,7 @@ async fn publisher(
 async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
     let channel = format!("{}:bcast", cluster.settings.prefix);
     let node = &cluster.settings.node;
+    let own = format!("{}:to:{node}", cluster.settings.prefix);
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut ps = match cluster.client.get_async_pubsub().await {
@@ -237,7 +361,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
                 continue;
             }
         };
-        if let Err(e) = ps.subscribe(&channel).await {
+        if let Err(e) = ps.subscribe(&[&channel, &own]).await {
             tracing::debug!(node = %node, error = %e, "cluster: subscribe failed");
             tokio::time::sleep(backoff).await;
             backoff = next(backoff);
@@ -248,6 +372,18 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
         let mut msgs = ps.into_on_message();
         while let Some(msg) = msgs.next().await {
             let p = msg.get_payload_bytes();
+            if msg.get_channel_name() == own {
+                // A push from another node to one of ours: fd (LE u64), opcode, data.
+                let (Some(fd), Some(&opcode)) = (p.get(..8), p.get(8)) else {
+                    tracing::warn!(node = %node, "cluster: short push record ignored");
+                    continue;
+                };
+                let fd = ConnId(u64::from_le_bytes(fd.try_into().unwrap_or_default()));
+                if let Err(e) = ctx.ws_push(fd, Bytes::copy_from_slice(&p[9..]), opcode) {
+                    tracing::debug!(node = %node, error = %e, "cluster: push from another node not delivered");
+                }
+                continue;
+            }
             let Some((&opcode, data)) = p.split_first() else {
                 tracing::warn!(node = %node, "cluster: empty broadcast record ignored");
                 continue;
