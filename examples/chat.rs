@@ -3,11 +3,20 @@
 //! the master, or with `--mode base` by each worker for its own clients). The chat page is
 //! served at `/` by the same server and connects back to the host it was loaded from.
 //!
+//! With `--redis URL --node NAME` the server is one node of a cluster: a message reaches the
+//! clients of every node (through Redis), and `/nodes` answers the sender alone with the live
+//! nodes and their connections (`nodes a=3 b=5`), `/bind UID` records the sender as user UID,
+//! `/touser UID TEXT` pushes TEXT to every connection of UID on any node (`pushed N`),
+//! `/whoami` answers `you are NODE/FD` and `/to NODE FD TEXT` pushes to one connection of any node. A message that could not be broadcast (the
+//! cluster's Redis is down) is answered to its sender alone with `error: ...`.
+//!
 //! ```text
 //! cargo run --release --example chat      # then open http://127.0.0.1:9502/ in two tabs
+//! cargo run --release --example chat -- --port 9601 --redis redis://127.0.0.1:6379/ --node a
 //! ```
 use rswoole::cli::ExampleArgs;
 use rswoole::websocket::{OpCode, WebSocketServer};
+use rswoole::ConnId;
 
 const PAGE: &str = include_str!("chat.html");
 
@@ -20,7 +29,66 @@ fn main() -> rswoole::Result<()> {
     });
     server.on_message(|srv, frame| async move {
         let text = String::from_utf8_lossy(&frame.data);
-        srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text)
+        if let Some(uid) = text.strip_prefix("/bind ") {
+            let line = match srv.cluster_bind(frame.fd, uid).await {
+                Ok(()) => format!("bound {uid}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some((uid, msg)) = text
+            .strip_prefix("/touser ")
+            .and_then(|r| r.split_once(' '))
+        {
+            let line = match srv
+                .push_to_user(uid, format!("{msg}\n"), OpCode::Text)
+                .await
+            {
+                Ok(n) => format!("pushed {n}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some(rest) = text.strip_prefix("/to ") {
+            // `/to NODE FD TEXT`: one connection of any node.
+            let mut it = rest.splitn(3, ' ');
+            let (node, fd, msg) = (it.next(), it.next().and_then(|f| f.parse().ok()), it.next());
+            let line = match (node, fd, msg) {
+                (Some(node), Some(fd), Some(msg)) => {
+                    match srv
+                        .push_to_node(node, ConnId(fd), format!("{msg}\n"), OpCode::Text)
+                        .await
+                    {
+                        Ok(()) => "sent\n".to_string(),
+                        Err(e) => format!("error: {e}\n"),
+                    }
+                }
+                _ => "error: want /to NODE FD TEXT\n".to_string(),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if text == "/whoami" {
+            let me = srv.cluster_node().unwrap_or("-").to_string();
+            return srv.push(
+                frame.fd,
+                format!("you are {me}/{}\n", frame.fd.0),
+                OpCode::Text,
+            );
+        }
+        if text == "/nodes" {
+            let line = match srv.cluster_nodes().await {
+                Ok(nodes) => nodes.iter().fold("nodes".to_string(), |l, n| {
+                    format!("{l} {}={}", n.name, n.connections)
+                }),
+                Err(e) => format!("error: {e}"),
+            };
+            return srv.push(frame.fd, line + "\n", OpCode::Text);
+        }
+        match srv.broadcast(format!("from{}:{}\n", frame.fd, text), OpCode::Text) {
+            // Not sent (e.g. the cluster's Redis is down): the sender is told.
+            Err(e) => srv.push(frame.fd, format!("error: {e}\n"), OpCode::Text),
+            ok => ok,
+        }
     });
     server.on_close(|_srv, fd| async move {
         println!("client {fd} left");

@@ -19,8 +19,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
 /// `--half-close-timeout-ms`, `--request-timeout-ms`, `--max-request`, `--admin`,
-/// `--admin-token`, `--access-log`, `--access-log-format`, and the TLS flags ([`TlsArgs`]:
-/// `--cert`, `--key`, `--client-ca`).
+/// `--admin-token`, `--access-log`, `--access-log-format`, `--redis` and `--node` (a cluster
+/// node), and the TLS flags ([`TlsArgs`]: `--cert`, `--key`, `--client-ca`).
 ///
 /// # Examples
 ///
@@ -103,6 +103,12 @@ pub struct ExampleArgs {
     /// Access log format: `combined` (default) or `json`.
     #[arg(long, default_value = "combined")]
     pub access_log_format: String,
+    /// Join a cluster through this Redis (`redis://host:port[/db]`); needs `--node`.
+    #[arg(long, requires = "node")]
+    pub redis: Option<String>,
+    /// This node's name in the cluster (with `--redis`).
+    #[arg(long, requires = "redis")]
+    pub node: Option<String>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -217,6 +223,9 @@ impl ExampleArgs {
                 crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
                 std::time::Duration::from_millis,
             ));
+        if let (Some(url), Some(node)) = (&self.redis, &self.node) {
+            s = s.cluster(Some(crate::base::ClusterSettings::new(url, node)));
+        }
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);

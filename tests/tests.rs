@@ -43,6 +43,9 @@ mod nginx;
 /// The WebSocket server: echo, chat broadcast, bad input, worker crashes.
 mod websocket;
 
+/// Several chat nodes sharing broadcasts and membership through a real redis-server.
+mod cluster;
+
 /// A tower service (axum) on rswoole: examples/axum_app.
 mod tower;
 

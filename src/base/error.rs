@@ -149,6 +149,30 @@ pub enum SendError {
     /// or their queue was full (they do not read); the other workers' clients got it.
     #[error("broadcast did not reach the clients of workers {0:?}")]
     WorkersUnreachable(Vec<usize>, Bytes),
+    /// [`Settings::cluster`](crate::Settings::cluster): the message could not be handed to
+    /// the cluster (Redis is down or restarting, or this node's queue to it is full). Nothing
+    /// was sent to any node; retry later.
+    #[error("the cluster cannot take the message: {0}")]
+    Cluster(ClusterError, Bytes),
+}
+
+/// Why a cluster operation failed ([`Settings::cluster`](crate::Settings::cluster)).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// This server has no [`Settings::cluster`](crate::Settings::cluster).
+    #[error("this server is not in a cluster")]
+    NotConfigured,
+    /// Redis cannot be reached now (down, restarting, or refusing); the node reconnects with
+    /// backoff. Retry later.
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+    /// Too many messages wait for Redis on this node (it is slower than the senders).
+    #[error("too many messages wait for redis")]
+    Backlog,
+    /// No live node of that name took the message (it died, or never was).
+    #[error("no live node {0:?} took the message")]
+    NoNode(String),
 }
 
 impl SendError {
@@ -171,7 +195,8 @@ impl SendError {
             | SendError::NoWorker(_, d)
             | SendError::ShuttingDown(d)
             | SendError::Unreachable(_, d)
-            | SendError::WorkersUnreachable(_, d) => d,
+            | SendError::WorkersUnreachable(_, d)
+            | SendError::Cluster(_, d) => d,
         }
     }
 }

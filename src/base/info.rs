@@ -211,3 +211,31 @@ pub struct ConnectionInfo {
     /// peer's identity (compare with `openssl x509 -noout -fingerprint -sha256`).
     pub peer_cert_sha256: Option<[u8; 32]>,
 }
+
+/// One member of the cluster, as [`Handle::cluster_nodes`](crate::Handle::cluster_nodes)
+/// lists it.
+///
+/// # Examples
+/// ```no_run
+/// use rswoole::websocket::{OpCode, WebSocketServer};
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+///     server.on_message(|srv, frame| async move {
+///         if let Ok(nodes) = srv.cluster_nodes().await {
+///             let total: u64 = nodes.iter().map(|n| n.connections).sum();
+///             let line = format!("{} nodes, {total} connections", nodes.len());
+///             let _ = srv.push(frame.fd, line, OpCode::Text);
+///         }
+///     });
+///     server.start()
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterNode {
+    /// Its [`ClusterSettings::node`](crate::ClusterSettings::node) name.
+    pub name: String,
+    /// Its open connections at its last heartbeat.
+    pub connections: u64,
+}

@@ -9,10 +9,13 @@ pub(crate) mod names;
 pub(crate) mod settings;
 pub(crate) mod task;
 
-pub use error::{ConnError, Error, Result, SendError, TimerError};
+pub use error::{ClusterError, ConnError, Error, Result, SendError, TimerError};
 pub use ids::{ConnId, SockType, TaskId, TimerId};
-pub use info::{CallbackResult, ConnectionInfo, MasterInfo, Packet, ReceiveEvent, Stats};
+pub use info::{
+    CallbackResult, ClusterNode, ConnectionInfo, MasterInfo, Packet, ReceiveEvent, Stats,
+};
 pub use settings::admin::{AccessLogFormat, AdminSettings};
+pub use settings::cluster::ClusterSettings;
 pub use settings::http::HttpSettings;
 pub use settings::websocket::WebSocketSettings;
 pub use settings::{DispatchMode, Mode, Settings};

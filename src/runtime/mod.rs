@@ -11,12 +11,14 @@
 //! - [`task_worker`], [`task`], [`task_client`]: task workers, the tasks they run, and the
 //!   worker's side that sends tasks and gets results.
 //! - [`timers`]: `tick` / `after` on a process's event loop.
+//! - [`cluster`]: several nodes sharing broadcasts and membership through Redis.
 //! - [`holds`]: replies the application still owes a connection (kept writable after the
 //!   client's FIN until they are sent).
 //! - [`daemon`]: daemon mode, the pid file, the log file, the status socket.
 
 pub(crate) mod admin;
 pub(crate) mod app;
+pub(crate) mod cluster;
 pub(crate) mod daemon;
 pub(crate) mod holds;
 pub(crate) mod inherit;

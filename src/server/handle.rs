@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::base::{ConnError, ConnId, ConnectionInfo, SendError, Stats};
+use crate::base::{ClusterError, ClusterNode, ConnError, ConnId, ConnectionInfo, SendError, Stats};
 use crate::runtime::app::Ctx;
 
 /// What every callback gets: the way to act on the server from a worker. Cheap to clone.
@@ -352,6 +352,39 @@ impl Handle {
     /// ```
     pub fn stats(&self) -> Stats {
         self.ctx.shared.stats(self.ctx.settings.worker_num)
+    }
+
+    /// The live nodes of the cluster ([`Settings::cluster`](crate::Settings::cluster)),
+    /// sorted by name, each with its open connections at its last heartbeat: a node is listed
+    /// while its heartbeat key in Redis has not expired (a node killed disappears within
+    /// [`ClusterSettings::node_ttl`](crate::ClusterSettings::node_ttl)).
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let line = match srv.cluster_nodes().await {
+    ///             Ok(nodes) => format!("{} nodes\n", nodes.len()),
+    ///             Err(e) => format!("error: {e}\n"),
+    ///         };
+    ///         let _ = srv.send(ev.fd, line);
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.nodes().await,
+            None => Err(ClusterError::NotConfigured),
+        }
     }
 
     /// Asks the whole server to shut down gracefully (as SIGTERM to the master).

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::OpCode;
-use crate::base::{ConnError, ConnId, SendError};
+use crate::base::{ClusterError, ConnError, ConnId, SendError};
 use crate::server::Handle;
 
 impl Handle {
@@ -59,6 +59,159 @@ impl Handle {
         self.ctx.ws_push(fd, data.into(), opcode.as_u8())
     }
 
+    /// This node's name in the cluster ([`Settings::cluster`](crate::Settings::cluster));
+    /// `None` without a cluster.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let me = srv.cluster_node().unwrap_or("alone").to_string();
+    ///         srv.push(frame.fd, me, OpCode::Text)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn cluster_node(&self) -> Option<&str> {
+        self.ctx.cluster.as_ref().map(|c| c.node())
+    }
+
+    /// Records in the cluster's directory (Redis) that connection `fd` of this node belongs to
+    /// user `uid`, for [`push_to_user`](Handle::push_to_user) from any node. A user may have
+    /// several connections on several nodes. The entries of a node that dies stop counting as
+    /// soon as its heartbeat key expires (and are removed by the next `push_to_user`).
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached (nothing was recorded).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let uid = frame.text().unwrap_or("").to_string();
+    ///         if let Err(e) = srv.cluster_bind(frame.fd, &uid).await {
+    ///             let _ = srv.push(frame.fd, format!("error: {e}"), OpCode::Text);
+    ///         }
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn cluster_bind(&self, fd: ConnId, uid: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.bind(fd, uid, true).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Removes what [`cluster_bind`](Handle::cluster_bind) recorded (e.g. in `on_close`).
+    ///
+    /// # Errors
+    /// As [`cluster_bind`](Handle::cluster_bind).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::WebSocketServer;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_close(|srv, fd| async move {
+    ///         let _ = srv.cluster_unbind(fd, "alice").await;
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn cluster_unbind(&self, fd: ConnId, uid: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.bind(fd, uid, false).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Sends a WebSocket message to every connection bound to `uid`
+    /// ([`cluster_bind`](Handle::cluster_bind)) on any live node: this node's directly, other
+    /// nodes' through their Redis channel, applied there by their worker 0. Returns how many
+    /// connections it was handed to (0 if the user has none). Entries of dead nodes and of
+    /// this node's closed connections are dropped from the directory.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached (the message may have reached some of the connections).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let n = srv.push_to_user("alice", frame.data, OpCode::Text).await.unwrap_or(0);
+    ///         srv.push(frame.fd, format!("reached {n}"), OpCode::Text)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn push_to_user(
+        &self,
+        uid: &str,
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<usize, ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => {
+                c.push_to_user(&self.ctx, uid, data.into(), opcode.as_u8())
+                    .await
+            }
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// As [`push`](Handle::push) to connection `fd` of node `node` (any node of the cluster,
+    /// this one included): a cluster-wide connection id is the pair (node name, `ConnId`).
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached; [`ClusterError::NoNode`] if no live node of that name took it
+    /// (for this node: the connection is not open).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::ConnId;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let _ = srv.push_to_node("n2", ConnId(1), frame.data, OpCode::Text).await;
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn push_to_node(
+        &self,
+        node: &str,
+        fd: ConnId,
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<(), ClusterError> {
+        let Some(c) = &self.ctx.cluster else {
+            return Err(ClusterError::NotConfigured);
+        };
+        if c.push_to(&self.ctx, node, fd, data.into(), opcode.as_u8())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ClusterError::NoNode(node.to_string()))
+        }
+    }
+
     /// Sends one message to every established WebSocket connection of the server (including
     /// the sender's), with one IPC message: the master encodes the frame once and writes it
     /// to each client. A client whose output buffer is full is closed. The broadcasts of one
@@ -72,12 +225,19 @@ impl Handle {
     /// them dies before it read the datagram, its clients (which die with it) miss the
     /// message, and this worker logs a warning naming that worker.
     ///
+    /// With [`Settings::cluster`](crate::Settings::cluster): the message goes to the clients
+    /// of every node, this one's included, once each and in this worker's order: `Ok` means it
+    /// was queued for this worker's one connection to Redis, which publishes it to the
+    /// cluster's channel; each node's worker 0 fans it out to its node's clients as above.
+    ///
     /// # Errors
     /// [`SendError::ShuttingDown`] if this worker is stopping;
     /// [`SendError::WorkersUnreachable`] in Base mode, naming the workers that were not given
     /// the message: those that were down (dead, or their replacement not done with
     /// `on_worker_start` yet — they have no clients then) and those whose queue here is full
     /// (they do not read). Every other worker's clients, and this worker's, got it.
+    /// In a cluster: [`SendError::Cluster`] if this worker's connection to Redis is down
+    /// (nothing was sent) or too many messages wait for it.
     ///
     /// # Examples
     ///
@@ -140,6 +300,10 @@ impl Handle {
         data: Bytes,
         opcode: OpCode,
     ) -> Result<(), SendError> {
+        if let (None, Some(c)) = (fds, &self.ctx.cluster) {
+            // Every node's clients, through Redis (this node's too).
+            return c.broadcast(data, opcode.as_u8());
+        }
         self.ctx.ws_broadcast(fds, data, opcode.as_u8())
     }
 

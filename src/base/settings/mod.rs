@@ -9,6 +9,7 @@ use rswoole_codec::stream::{Framing, StreamConfig};
 use super::error::Error;
 
 pub(crate) mod admin;
+pub(crate) mod cluster;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod websocket;
@@ -246,6 +247,9 @@ pub struct Settings {
     /// The admin listener (metrics, dashboard) and the access log; see
     /// [`AdminSettings`](admin::AdminSettings). Off by default.
     pub admin: admin::AdminSettings,
+    /// Several nodes share WebSocket broadcasts and membership through Redis; see
+    /// [`ClusterSettings`](cluster::ClusterSettings). Default `None` (one node alone).
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 impl Default for Settings {
@@ -278,6 +282,7 @@ impl Default for Settings {
             task_max_payload: DEFAULT_TASK_MAX_PAYLOAD,
             task_retry_on_crash: false,
             admin: admin::AdminSettings::default(),
+            cluster: None,
         }
     }
 }
@@ -374,6 +379,9 @@ impl Settings {
             t.validate()?;
         }
         s.admin.validate()?;
+        if let Some(c) = &s.cluster {
+            c.validate()?;
+        }
         Ok(s)
     }
 }
@@ -502,6 +510,20 @@ impl Settings {
     #[must_use]
     pub fn tls(mut self, tls: Option<tls::TlsSettings>) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Sets [`cluster`](Self::cluster).
+    ///
+    /// # Examples
+    /// ```
+    /// use rswoole::{ClusterSettings, Settings};
+    /// let s = Settings::default().cluster(Some(ClusterSettings::new("redis://127.0.0.1/", "a")));
+    /// assert!(s.cluster.is_some());
+    /// ```
+    #[must_use]
+    pub fn cluster(mut self, cluster: Option<cluster::ClusterSettings>) -> Self {
+        self.cluster = cluster;
         self
     }
 

@@ -26,6 +26,10 @@ pub(crate) struct Broadcast {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:9502")]
     addr: SocketAddr,
+    /// More server addresses (repeatable; e.g. the other nodes of a cluster): client `i`
+    /// connects to the `i % n`-th of `--addr` and these (client 0, a sender, to `--addr`).
+    #[arg(long = "also")]
+    also: Vec<SocketAddr>,
     /// Connected clients (each receives every message).
     #[arg(long, default_value_t = 1000)]
     conns: usize,
@@ -206,8 +210,10 @@ pub(crate) fn broadcast(b: Broadcast) -> anyhow::Result<()> {
         let mut conns = Vec::with_capacity(b.conns);
         for chunk in (0..b.conns).collect::<Vec<_>>().chunks(100) {
             let mut hs = Vec::new();
-            for _ in chunk {
-                hs.push(tokio::spawn(connect(b.addr)));
+            for &i in chunk {
+                let k = i % (1 + b.also.len());
+                let addr = if k == 0 { b.addr } else { b.also[k - 1] };
+                hs.push(tokio::spawn(connect(addr)));
             }
             for h in hs {
                 conns.push(h.await??);

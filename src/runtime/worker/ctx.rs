@@ -45,6 +45,8 @@ pub(crate) struct WorkerCtx {
     pub(crate) holds: Arc<Holds>,
     /// Base mode: queues of output for the other workers' connections.
     pub(super) mail: Option<Arc<Outboxes>>,
+    /// The cluster (`Settings::cluster`; none for a single node).
+    pub(crate) cluster: Option<Arc<crate::runtime::cluster::Cluster>>,
 }
 
 /// A record with only a kind, a session and a `listener`/`seq` field set.

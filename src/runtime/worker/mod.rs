@@ -93,6 +93,13 @@ async fn main(
         m
     });
     let holds = Arc::new(super::holds::Holds::default());
+    let cluster = match super::cluster::Cluster::start(settings.cluster.as_ref(), id) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "worker {id}: cannot set up the cluster");
+            return 1;
+        }
+    };
     let ctx = Arc::new(WorkerCtx {
         id,
         shared: launch.shared.clone(),
@@ -110,8 +117,12 @@ async fn main(
         timers: super::timers::Timers::with_holds(holds.clone()),
         holds,
         mail: mail.clone(),
+        cluster: cluster.clone(),
     });
     let handle: Ctx = ctx;
+    if let (Some(c), 0) = (&cluster, id) {
+        c.serve_node(handle.clone());
+    }
     super::task_client::start_links(&handle, app);
     let disp = Rc::new(Dispatcher {
         ctx: handle.clone(),

@@ -1,0 +1,161 @@
+//! [`ClusterSettings`]: several nodes share WebSocket broadcasts and a membership list
+//! through Redis (off by default).
+
+use std::time::Duration;
+
+use super::super::error::Error;
+
+/// Default for [`ClusterSettings::heartbeat`]: a node refreshes its key in Redis every second.
+pub const DEFAULT_CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Default for [`ClusterSettings::node_ttl`]: a node whose key was not refreshed for 3 s is
+/// gone (it died or lost Redis).
+pub const DEFAULT_CLUSTER_NODE_TTL: Duration = Duration::from_secs(3);
+/// Default for [`ClusterSettings::prefix`]: the prefix of every Redis key and channel.
+pub const DEFAULT_CLUSTER_PREFIX: &str = "rswoole";
+
+/// Cluster settings: the Redis server the nodes share and this node's name.
+///
+/// With [`Settings::cluster`](crate::Settings::cluster) set, `broadcast` reaches the
+/// WebSocket clients of every node of the cluster (once each, in the sender's order), and the
+/// node announces itself in Redis with a heartbeat that expires.
+///
+/// # Examples
+/// ```
+/// use rswoole::{ClusterSettings, Settings};
+/// let s = Settings::default()
+///     .cluster(Some(ClusterSettings::new("redis://127.0.0.1:6379/", "node-a")));
+/// assert_eq!(s.cluster.unwrap().node, "node-a");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSettings {
+    /// The Redis URL: `redis://[user:password@]host:port[/db]` or `redis+unix:///path`.
+    pub redis_url: String,
+    /// This node's name: unique in the cluster; letters, digits, `-`, `_`, `.` (1..=64).
+    pub node: String,
+    /// Prefix of every key and channel, so that clusters can share one Redis. Default
+    /// [`DEFAULT_CLUSTER_PREFIX`].
+    pub prefix: String,
+    /// How often the node refreshes its key. Default [`DEFAULT_CLUSTER_HEARTBEAT`].
+    pub heartbeat: Duration,
+    /// How long the node's key lives without a refresh. Default [`DEFAULT_CLUSTER_NODE_TTL`];
+    /// more than `heartbeat`.
+    pub node_ttl: Duration,
+}
+
+impl ClusterSettings {
+    /// Settings for node `node` on the Redis server at `redis_url`, other fields at their
+    /// defaults.
+    ///
+    /// # Examples
+    /// ```
+    /// use rswoole::ClusterSettings;
+    /// let c = ClusterSettings::new("redis://127.0.0.1:6379/", "n1");
+    /// assert_eq!(c.prefix, "rswoole");
+    /// ```
+    pub fn new(redis_url: impl Into<String>, node: impl Into<String>) -> ClusterSettings {
+        ClusterSettings {
+            redis_url: redis_url.into(),
+            node: node.into(),
+            prefix: DEFAULT_CLUSTER_PREFIX.into(),
+            heartbeat: DEFAULT_CLUSTER_HEARTBEAT,
+            node_ttl: DEFAULT_CLUSTER_NODE_TTL,
+        }
+    }
+
+    /// Sets [`prefix`](Self::prefix).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`heartbeat`](Self::heartbeat) and [`node_ttl`](Self::node_ttl).
+    #[must_use]
+    pub fn heartbeat(mut self, heartbeat: Duration, node_ttl: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self.node_ttl = node_ttl;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let bad = |name: &'static str, reason: String| Err(Error::InvalidSetting { name, reason });
+        let name_ok = |s: &str| {
+            (1..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !name_ok(&self.node) {
+            return bad(
+                "cluster.node",
+                format!("{:?}: 1 to 64 letters, digits, `-`, `_` or `.`", self.node),
+            );
+        }
+        if !name_ok(&self.prefix) {
+            return bad(
+                "cluster.prefix",
+                format!(
+                    "{:?}: 1 to 64 letters, digits, `-`, `_` or `.`",
+                    self.prefix
+                ),
+            );
+        }
+        let scheme = self.redis_url.split("://").next().unwrap_or("");
+        if !self.redis_url.contains("://")
+            || !["redis", "rediss", "redis+unix", "unix"].contains(&scheme)
+        {
+            return bad(
+                "cluster.redis_url",
+                format!(
+                    "{:?}: want redis://host:port[/db] (or redis+unix:///path)",
+                    self.redis_url
+                ),
+            );
+        }
+        if scheme == "rediss" {
+            return bad(
+                "cluster.redis_url",
+                "rediss:// (TLS) is not supported by this build; put a TLS tunnel \
+                 (stunnel, spiped) in front of Redis and use redis://"
+                    .into(),
+            );
+        }
+        if self.heartbeat.is_zero() || self.node_ttl <= self.heartbeat {
+            return bad(
+                "cluster.node_ttl",
+                format!(
+                    "{:?} must be longer than the heartbeat {:?} (which must not be zero)",
+                    self.node_ttl, self.heartbeat
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_settings_validate() {
+        let ok = ClusterSettings::new("redis://127.0.0.1:6379/", "n-1.a_b");
+        assert!(ok.validate().is_ok());
+        for bad in [
+            ClusterSettings::new("redis://127.0.0.1:6379/", ""),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "a b"),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "a:b"),
+            ClusterSettings::new("127.0.0.1:6379", "n"),
+            ClusterSettings::new("http://127.0.0.1:6379", "n"),
+            ClusterSettings::new("rediss://127.0.0.1:6379", "n"),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "n")
+                .heartbeat(Duration::from_secs(2), Duration::from_secs(1)),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "n").prefix("a/b"),
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidSetting { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

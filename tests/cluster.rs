@@ -1,0 +1,518 @@
+//! Several chat nodes share one Redis (`--redis URL --node NAME`): a broadcast reaches the
+//! clients of every node exactly once, in each sender's order; the membership list follows
+//! the nodes' heartbeats (a node killed with kill -9 disappears within seconds) and the
+//! survivors keep working. Each test starts its own `redis-server` on a free port (`.ci/run`
+//! installs the Debian package) and kills it by PID.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use rswoole_codec::ws::MessageKind;
+
+use crate::util::*;
+use crate::websocket::Ws;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A `redis-server` of this test: no persistence, killed by PID on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; .ci/run installs it)");
+        let r = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + T;
+        while r.cmd("PING") != "+PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// One inline command; its first reply line (empty if Redis cannot be reached).
+    fn cmd(&self, line: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Chat node `name` on a free port, joined to `redis`, ready once it registered and
+/// subscribed.
+fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
+    let url = redis.url();
+    let args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--worker-num",
+        "2",
+        "--mode",
+        mode,
+        "--redis",
+        &url,
+        "--node",
+        name,
+    ];
+    let srv = ServerProc::start("chat", &args, 0);
+    srv.wait_stderr("cluster: node subscribed", 1, T);
+    srv.wait_stderr("cluster: node registered", 1, T);
+    srv
+}
+
+/// `n` clients on `srv`, each established (its on_open printed) on return.
+async fn clients(srv: &ServerProc, n: usize) -> Vec<Ws> {
+    let before = srv.stdout().matches(" joined ").count();
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(Ws::connect(srv.port, false).await);
+    }
+    srv.wait_stdout(" joined ", before + n, T);
+    v
+}
+
+async fn text(ws: &mut Ws) -> String {
+    let (kind, data) = tokio::time::timeout(T, ws.message())
+        .await
+        .expect("a message in time");
+    assert_eq!(kind, MessageKind::Text);
+    String::from_utf8(data.to_vec()).unwrap()
+}
+
+/// Asks `/nodes` through `ws` (a client that no broadcast is in flight for): `name=count`.
+async fn nodes(ws: &mut Ws) -> Vec<(String, u64)> {
+    ws.send(MessageKind::Text, b"/nodes").await;
+    let line = text(ws).await;
+    let rest = line
+        .trim_end()
+        .strip_prefix("nodes")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    rest.split_whitespace()
+        .map(|t| {
+            let (n, c) = t.split_once('=').unwrap();
+            (n.to_string(), c.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Reads `count` broadcasts from each client; checks each sender's messages (`{s}-{k}`)
+/// arrive once each, k in order.
+async fn expect_broadcasts(all: &mut [Ws], senders: &[String], per: usize) {
+    for (i, ws) in all.iter_mut().enumerate() {
+        let mut next: HashMap<String, usize> = HashMap::new();
+        for _ in 0..senders.len() * per {
+            let m = text(ws).await;
+            let body = m.trim_end().split_once(':').expect("from{fd}:body").1;
+            let (s, k) = body.rsplit_once('-').expect("sender-k");
+            let k: usize = k.parse().unwrap();
+            let n = next.entry(s.to_string()).or_default();
+            assert_eq!(*n, k, "client {i}: sender {s}: out of order or duplicate");
+            *n += 1;
+        }
+        for s in senders {
+            assert_eq!(next.get(s), Some(&per), "client {i} missed some of {s}");
+        }
+    }
+}
+
+/// Three nodes (two Process mode, one Base mode), 12 clients each; one sender per node sends
+/// 20 messages: all 36 clients get all 60 exactly once, each sender's in order, then one more
+/// broadcast arrives next everywhere (no late duplicate). Fails without the cluster: a
+/// node's clients would get only its own senders' messages.
+#[test]
+fn cluster_broadcast_three_nodes_exactly_once_in_order() {
+    let redis = Redis::start();
+    let nodes_ = [
+        node(&redis, "n1", "process"),
+        node(&redis, "n2", "base"),
+        node(&redis, "n3", "process"),
+    ];
+    const PER_NODE: usize = 12;
+    const PER: usize = 20;
+    rt().block_on(async {
+        let mut all = Vec::new();
+        for n in &nodes_ {
+            all.extend(clients(n, PER_NODE).await);
+        }
+        let senders: Vec<String> = (0..3).map(|i| format!("node{i}")).collect();
+        // The first client of each node sends; messages interleave across nodes.
+        for k in 0..PER {
+            for (i, s) in senders.iter().enumerate() {
+                all[i * PER_NODE]
+                    .send(MessageKind::Text, format!("{s}-{k}").as_bytes())
+                    .await;
+            }
+        }
+        expect_broadcasts(&mut all, &senders, PER).await;
+        all[PER_NODE].send(MessageKind::Text, b"end").await;
+        for ws in all.iter_mut() {
+            assert!(text(ws).await.ends_with(":end\n"));
+        }
+        // Membership and counts: every node, with its clients.
+        let listed = nodes(&mut all[0]).await;
+        let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "n3"]);
+    });
+}
+
+/// kill -9 of every process of node n3: the other two keep broadcasting to each other, and
+/// n3 leaves the membership list within a few seconds (its heartbeat key expires, TTL 3 s).
+#[test]
+fn cluster_node_killed_leaves_and_others_keep_working() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "process");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a = clients(&n1, 3).await;
+        let mut b = clients(&n2, 2).await;
+        let _c = clients(&n3, 1).await;
+        // The counts are those of each node's last heartbeat: wait for the one after connect.
+        let deadline = Instant::now() + T;
+        loop {
+            let got = nodes(&mut a[0]).await;
+            let want = [("n1", 3), ("n2", 2), ("n3", 1)].map(|(n, c)| (n.to_string(), c));
+            if got == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nodes: {got:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = killpg(Pid::from_raw(n3.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let got = nodes(&mut a[0]).await;
+            if got.iter().all(|(n, _)| n != "n3") {
+                assert_eq!(got.len(), 2, "{got:?}");
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "n3 still listed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("n3 left the list {:?} after kill -9", killed.elapsed());
+        let senders = vec!["s1".to_string()];
+        for k in 0..10 {
+            b[0].send(MessageKind::Text, format!("s1-{k}").as_bytes())
+                .await;
+        }
+        expect_broadcasts(&mut a, &senders, 10).await;
+        expect_broadcasts(&mut b, &senders, 10).await;
+    });
+    assert!(redis.cmd("PING") == "+PONG");
+}
+
+/// Waits up to `limit` for a text message on `ws`; `None` if none came.
+async fn text_within(ws: &mut Ws, limit: Duration) -> Option<String> {
+    match tokio::time::timeout(limit, ws.message()).await {
+        Ok((_, data)) => Some(String::from_utf8(data.to_vec()).unwrap()),
+        Err(_) => None,
+    }
+}
+
+/// Redis is killed mid-traffic and restarted on the same port: the nodes do not crash, keep
+/// serving their own clients (the chat page over HTTP), the sender of a broadcast is told
+/// (`error: ...` from the chat, a `SendError::Cluster` in the server), and once Redis is back
+/// broadcasts cross nodes again, in order.
+#[test]
+fn cluster_redis_down_and_back() {
+    let redis = Redis::start();
+    let port = redis.port;
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"up-0").await;
+        assert!(text(&mut b).await.ends_with(":up-0\n"));
+        assert!(text(&mut a).await.ends_with(":up-0\n"));
+        drop(redis);
+        // Traffic goes on; the sender is told once the node knows Redis is gone.
+        let deadline = Instant::now() + T;
+        let mut k = 0;
+        let err = loop {
+            a.send(MessageKind::Text, format!("down-{k}").as_bytes())
+                .await;
+            k += 1;
+            if let Some(m) = text_within(&mut a, Duration::from_millis(300)).await {
+                if m.starts_with("error: ") {
+                    break m;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no error reported while redis is down"
+            );
+        };
+        assert!(err.contains("redis"), "{err:?}");
+        // Local service goes on: the page, and membership answers with an error.
+        assert_eq!(http_get(n1.port, "/").status, 200);
+        assert_eq!(http_get(n2.port, "/").status, 200);
+        a.send(MessageKind::Text, b"/nodes").await;
+        loop {
+            let m = text(&mut a).await;
+            if m.starts_with("error: ") && m.contains("redis unavailable") {
+                break;
+            }
+        }
+        let redis = Redis::start_on(port);
+        // Broadcasts cross nodes again once both nodes reconnected.
+        let deadline = Instant::now() + T;
+        let mut k = 0;
+        loop {
+            a.send(MessageKind::Text, format!("back-{k}").as_bytes())
+                .await;
+            k += 1;
+            if let Some(m) = text_within(&mut b, Duration::from_millis(300)).await {
+                if m.contains(":back-") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "broadcasts did not resume");
+        }
+        for i in 0..10 {
+            a.send(MessageKind::Text, format!("after-{i}").as_bytes())
+                .await;
+        }
+        let mut want = 0;
+        while want < 10 {
+            let m = text(&mut b).await;
+            if let Some((_, i)) = m.trim_end().rsplit_once(":after-") {
+                assert_eq!(i.parse::<usize>().unwrap(), want, "after Redis came back");
+                want += 1;
+            }
+        }
+        assert_eq!(redis.cmd("PING"), "+PONG");
+    });
+    for n in [&n1, &n2] {
+        assert!(alive(n.pid()), "a node died with redis");
+    }
+}
+
+/// deploy/nginx-cluster.conf with a real nginx in front of three nodes: 9 WebSocket clients
+/// through nginx land on every node (least_conn), and one client's messages reach all 9.
+#[test]
+fn cluster_behind_nginx() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "nginx must be installed in CI (.ci/run installs nginx-light)"
+        );
+        eprintln!("nginx not installed: skipping (CI installs it)");
+        return;
+    };
+    let redis = Redis::start();
+    let nodes_ = [
+        node(&redis, "n1", "process"),
+        node(&redis, "n2", "process"),
+        node(&redis, "n3", "base"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let mut site = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/nginx-cluster.conf"
+    ))
+    .unwrap()
+    .replace("listen 8081;", &format!("listen 127.0.0.1:{listen};"));
+    for (i, n) in nodes_.iter().enumerate() {
+        site = site.replace(
+            &format!("server 127.0.0.1:960{};", i + 1),
+            &format!("server 127.0.0.1:{};", n.port),
+        );
+        site = site.replace(
+            &format!("server 127.0.0.1:960{} ", i + 1),
+            &format!("server 127.0.0.1:{} ", n.port),
+        );
+    }
+    assert!(
+        nodes_
+            .iter()
+            .all(|n| site.contains(&format!(":{} ", n.port)))
+            && site.contains(&format!(":{listen};")),
+        "deploy/nginx-cluster.conf changed shape: update this test"
+    );
+    let d = dir.path().display();
+    let main = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.path().join("site.conf"), site).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
+    let ng = Command::new(nginx)
+        .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+        .args(["-g", "daemon off; user root;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ng = Kill(ng);
+    let deadline = Instant::now() + T;
+    while TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    rt().block_on(async {
+        let mut all = Vec::new();
+        for i in 0..9 {
+            all.push(Ws::connect(listen, false).await);
+            // Established on its node before the next connects (least_conn sees it).
+            let deadline = Instant::now() + T;
+            while nodes_
+                .iter()
+                .map(|n| n.stdout().matches(" joined ").count())
+                .sum::<usize>()
+                <= i
+            {
+                assert!(Instant::now() < deadline, "client {i} not established");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for n in &nodes_ {
+            assert!(n.stdout().contains(" joined "), "a node got no client");
+        }
+        for k in 0..10 {
+            all[0]
+                .send(MessageKind::Text, format!("via-{k}").as_bytes())
+                .await;
+        }
+        expect_broadcasts(&mut all, &["via".to_string()], 10).await;
+    });
+}
+
+/// Push by user and by cluster-wide id: alice has a connection on n1 and one on n2, bob one on
+/// n3. From n3, `/touser alice` reaches both of alice's (and not bob), `/to n1 FD` reaches one
+/// connection of n1; after kill -9 of n2, alice's entry there stops counting within seconds
+/// and a push to n2 is an error, not `Ok`.
+#[test]
+fn cluster_push_by_uid_and_by_id() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut b = clients(&n3, 1).await.pop().unwrap();
+        for (ws, uid) in [(&mut a1, "alice"), (&mut a2, "alice"), (&mut b, "bob")] {
+            ws.send(MessageKind::Text, format!("/bind {uid}").as_bytes())
+                .await;
+            assert_eq!(text(ws).await, format!("bound {uid}\n"));
+        }
+        b.send(MessageKind::Text, b"/touser alice hello").await;
+        assert_eq!(text(&mut b).await, "pushed 2\n");
+        assert_eq!(text(&mut a1).await, "hello\n");
+        assert_eq!(text(&mut a2).await, "hello\n");
+        a1.send(MessageKind::Text, b"/whoami").await;
+        let me = text(&mut a1).await;
+        let id = me.trim_end().strip_prefix("you are ").unwrap().to_string();
+        let (node_, fd) = id.split_once('/').unwrap();
+        assert_eq!(node_, "n1");
+        b.send(MessageKind::Text, format!("/to n1 {fd} direct").as_bytes())
+            .await;
+        assert_eq!(text(&mut b).await, "sent\n");
+        assert_eq!(text(&mut a1).await, "direct\n");
+        // bob got nothing of alice's: his next message is this broadcast.
+        a1.send(MessageKind::Text, b"mark").await;
+        assert!(text(&mut b).await.ends_with(":mark\n"));
+        assert!(text(&mut a1).await.ends_with(":mark\n"));
+        assert!(text(&mut a2).await.ends_with(":mark\n"));
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            b.send(MessageKind::Text, b"/touser alice again").await;
+            let r = text(&mut b).await;
+            if r == "pushed 1\n" {
+                break;
+            }
+            assert_eq!(r, "pushed 2\n");
+            // (a1 got this one too)
+            assert_eq!(text(&mut a1).await, "again\n");
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "n2 still counted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(text(&mut a1).await, "again\n");
+        b.send(MessageKind::Text, b"/to n2 1 lost").await;
+        let r = text(&mut b).await;
+        assert!(r.starts_with("error: no live node"), "{r:?}");
+    });
+}
