@@ -48,3 +48,6 @@ mod tower;
 
 /// TLS on the listeners: TCP+TLS, https, wss, mTLS, bad input, reload-certs.
 mod tls;
+
+/// HTTP/2: h2c with prior knowledge, ALPN over TLS, many streams, the tower adapter, floods.
+mod http2;

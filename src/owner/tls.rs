@@ -223,7 +223,7 @@ impl TlsListener {
         };
         let mut config = builder.with_cert_resolver(resolver.clone());
         config.alpn_protocols = if s.alpn.is_empty() && http {
-            vec![b"http/1.1".to_vec()]
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         } else {
             s.alpn.clone()
         };
