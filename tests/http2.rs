@@ -210,3 +210,49 @@ print('ok')
         assert_eq!(run_py(&py), "ok\n", "{mode}");
     }
 }
+
+/// The known HTTP/2 floods, crafted with the Python `h2` client (tests/py/h2_flood.py), in
+/// both modes: rapid reset (CVE-2023-44487) and a CONTINUATION flood (CVE-2024-27316) get
+/// the attacking connection closed; an oversized header list (HPACK bomb shape) is refused;
+/// SETTINGS and PING floods do not take the server down; the last possible stream id is
+/// served. After each, a fresh connection is served (the script checks it).
+#[test]
+fn http2_floods_leave_the_server_serving_both_modes() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/h2_flood.py");
+    let expect: &[(&str, &[&str])] = &[
+        ("rapid_reset", &["closed", "goaway"]),
+        ("continuation", &["closed", "goaway"]),
+        (
+            "big_headers",
+            &["goaway", "reset", "answered:431", "closed"],
+        ),
+        ("ping_settings", &["survived", "closed"]),
+        ("stream_ids", &["answered:200"]),
+    ];
+    for mode in ["process", "base"] {
+        let srv = start("http_hello", mode, &[]);
+        for (attack, allowed) in expect {
+            let o = python()
+                .arg(&script)
+                .arg(srv.port.to_string())
+                .arg(attack)
+                .output()
+                .expect("python3");
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                o.status.success(),
+                "{mode} {attack}: {out}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let mut lines = out.lines();
+            let what = lines.next().unwrap_or("");
+            assert!(
+                allowed.contains(&what),
+                "{mode} {attack}: the server did {what:?}"
+            );
+            assert_eq!(lines.next(), Some("served"), "{mode} {attack}");
+        }
+        // And the server still answers HTTP/1.1 and h2c.
+        assert_eq!(http_get(srv.port, "/").status, 200, "{mode}");
+    }
+}
