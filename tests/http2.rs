@@ -215,7 +215,7 @@ print('ok')
 /// both modes: rapid reset (CVE-2023-44487) and a CONTINUATION flood (CVE-2024-27316) get
 /// the attacking connection closed; an oversized header list (HPACK bomb shape) is refused;
 /// SETTINGS and PING floods do not take the server down; the last possible stream id is
-/// served. After each, a fresh connection is served (the script checks it).
+/// served; a client that never opens its window gets headers and no data. After each, a fresh connection is served (the script checks it).
 #[test]
 fn http2_floods_leave_the_server_serving_both_modes() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/h2_flood.py");
@@ -227,6 +227,7 @@ fn http2_floods_leave_the_server_serving_both_modes() {
             &["goaway", "reset", "answered:431", "closed"],
         ),
         ("ping_settings", &["survived", "closed"]),
+        ("zero_window", &["answered:200"]),
         ("stream_ids", &["answered:200"]),
     ];
     for mode in ["process", "base"] {

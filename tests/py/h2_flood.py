@@ -118,6 +118,21 @@ elif ATTACK == "ping_settings":
             frames.append(sf.serialize())
     s.settimeout(5)
     print("closed" if not send_raw(s, frames) else "survived")
+elif ATTACK == "zero_window":
+    # A reader that never opens its window: headers come, the body waits, nothing breaks.
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    c.send_headers(1, req_headers("/stall"), end_stream=True)
+    s.sendall(c.data_to_send())
+    r = outcome(s, c, 1, 10)
+    got = 0
+    s.settimeout(1)
+    try:
+        for e in c.receive_data(s.recv(65536)):
+            if isinstance(e, h2.events.DataReceived):
+                got += len(e.data)
+    except socket.timeout:
+        pass
+    print(r if got == 0 else "data despite a zero window")
 elif ATTACK == "stream_ids":
     # Stream id exhaustion: a stream id near 2^31 - 1, then one past what can exist.
     c.send_headers(2**31 - 1, req_headers("/last"), end_stream=True)
