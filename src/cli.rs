@@ -83,6 +83,20 @@ pub struct ExampleArgs {
     /// milliseconds (`http.request_timeout`; none by default).
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
+    /// HTTP/2: streams a client may have open at once on one connection
+    /// (`http.http2.max_concurrent_streams`).
+    #[arg(long)]
+    pub http2_max_streams: Option<u32>,
+    /// HTTP/2: send a keepalive PING after this many milliseconds; an unanswered one closes
+    /// the connection after `--http2-keepalive-timeout-ms` (`http.http2.keepalive_*`).
+    #[arg(long)]
+    pub http2_keepalive_ms: Option<u64>,
+    /// HTTP/2: how long a keepalive PING may go unanswered, in milliseconds.
+    #[arg(long)]
+    pub http2_keepalive_timeout_ms: Option<u64>,
+    /// Serve HTTP/1.1 only (no h2c, no ALPN `h2`).
+    #[arg(long)]
+    pub no_http2: bool,
     /// TLS on the listener: `--cert`, `--key`, `--client-ca`.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -202,6 +216,17 @@ impl ExampleArgs {
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);
+        let h2 = &mut s.http.http2;
+        if let Some(n) = self.http2_max_streams {
+            h2.max_concurrent_streams = n;
+        }
+        h2.keepalive_interval = self
+            .http2_keepalive_ms
+            .map(std::time::Duration::from_millis);
+        if let Some(ms) = self.http2_keepalive_timeout_ms {
+            h2.keepalive_timeout = std::time::Duration::from_millis(ms);
+        }
+        h2.enabled = !self.no_http2;
         s.tls = self.tls.settings();
         s
     }

@@ -257,3 +257,84 @@ fn http2_floods_leave_the_server_serving_both_modes() {
         assert_eq!(http_get(srv.port, "/").status, 200, "{mode}");
     }
 }
+
+/// Settings through the example flags: the announced `SETTINGS_MAX_CONCURRENT_STREAMS`
+/// (nghttp), keepalive PINGs (a client that never answers is closed, one that answers stays),
+/// and `--no-http2` (HTTP/1.1 only, the preface is refused), in both modes.
+#[test]
+fn http2_settings_keepalive_and_off_both_modes() {
+    for mode in ["process", "base"] {
+        let flags: Vec<String> = [
+            "--http2-max-streams",
+            "7",
+            "--http2-keepalive-ms",
+            "300",
+            "--http2-keepalive-timeout-ms",
+            "300",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let srv = start("http_hello", mode, &flags);
+        let out = Command::new("nghttp")
+            .args(["-v", "-t", "20", &format!("http://127.0.0.1:{}/", srv.port)])
+            .output()
+            .expect("nghttp");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):7]"),
+            "{mode}: {text}"
+        );
+        let py = format!(
+            r#"
+import socket, time, h2.connection, h2.config, h2.events
+def conn():
+    s = socket.create_connection(('127.0.0.1', {port}), timeout=10)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    return s, c
+# Silent: never reads, never answers the PING: closed within a few keepalive periods.
+s, _ = conn()
+t0 = time.time()
+s.settimeout(10)
+while s.recv(65536):
+    pass
+silent = time.time() - t0
+# Polite: answers every PING for 2 s and is still served.
+s, c = conn()
+s.settimeout(0.1)
+pings = 0
+t0 = time.time()
+while time.time() - t0 < 2:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        continue
+    assert d, 'polite client closed'
+    pings += sum(isinstance(e, h2.events.PingReceived) for e in c.receive_data(d))
+    s.sendall(c.data_to_send())
+c.send_headers(1, [(':method', 'GET'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
+s.sendall(c.data_to_send())
+s.settimeout(10)
+got = False
+while not got:
+    for e in c.receive_data(s.recv(65536)):
+        got = got or isinstance(e, h2.events.ResponseReceived)
+    s.sendall(c.data_to_send())
+print(silent < 5, pings >= 2)
+"#,
+            port = srv.port
+        );
+        assert_eq!(run_py(&py), "True True\n", "{mode}");
+        drop(srv);
+        let off = start("http_hello", mode, &["--no-http2".to_string()]);
+        let o = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--http2-prior-knowledge"])
+            .arg(format!("http://127.0.0.1:{}/", off.port))
+            .output()
+            .expect("curl");
+        assert!(!o.status.success(), "{mode}: h2c served with --no-http2");
+        assert_eq!(http_get(off.port, "/").status, 200, "{mode}");
+    }
+}

@@ -12,7 +12,7 @@ pub(crate) mod task;
 pub use error::{ConnError, Error, Result, SendError, TimerError};
 pub use ids::{ConnId, SockType, TaskId, TimerId};
 pub use info::{CallbackResult, ConnectionInfo, MasterInfo, Packet, ReceiveEvent, Stats};
-pub use settings::http::HttpSettings;
+pub use settings::http::{Http2Settings, HttpSettings};
 pub use settings::websocket::WebSocketSettings;
 pub use settings::{DispatchMode, Mode, Settings};
 pub use task::{TaskError, TaskResult};

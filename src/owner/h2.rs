@@ -37,6 +37,9 @@ const CHUNK: usize = 64 * 1024;
 /// HTTP/2 limits of a listener.
 #[derive(Debug, Clone)]
 pub(crate) struct H2Conf {
+    pub(crate) enabled: bool,
+    pub(crate) keepalive_interval: Option<Duration>,
+    pub(crate) keepalive_timeout: Duration,
     pub(crate) max_concurrent_streams: u32,
     pub(crate) initial_window_size: u32,
     pub(crate) initial_connection_window_size: u32,
@@ -57,12 +60,18 @@ impl Default for H2Conf {
 
 impl H2Conf {
     pub(crate) fn from_settings(s: &Settings) -> H2Conf {
+        let h = &s.http.http2;
         H2Conf {
-            max_concurrent_streams: 128,
-            initial_window_size: 65_535,
-            initial_connection_window_size: 1 << 20,
-            max_frame_size: 16_384,
-            max_header_list_size: s.http.max_header_size.min(u32::MAX as usize) as u32,
+            enabled: h.enabled,
+            keepalive_interval: h.keepalive_interval,
+            keepalive_timeout: h.keepalive_timeout,
+            max_concurrent_streams: h.max_concurrent_streams,
+            initial_window_size: h.initial_window_size,
+            initial_connection_window_size: h.initial_connection_window_size,
+            max_frame_size: h.max_frame_size,
+            max_header_list_size: h
+                .max_header_list_size
+                .unwrap_or(s.http.max_header_size.min(u32::MAX as usize) as u32),
             max_body: s.package_max_length,
             handshake_timeout: s.http.header_timeout,
             limits: super::http::limits(s),
@@ -422,6 +431,14 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
     };
     let mut bodies: tokio::task::JoinSet<BodyDone> = tokio::task::JoinSet::new();
     let mut goaway = false;
+    let mut keepalive = conf
+        .keepalive_interval
+        .and_then(|every| Some((h2c.ping_pong()?, every)));
+    // When the next PING goes out, or (one in flight) when its answer is overdue.
+    let mut ping_at = conf
+        .keepalive_interval
+        .map(|d| std::time::Instant::now() + d);
+    let mut ping_out = false;
     loop {
         if let Err(e) = resp.pump(&**conn) {
             tracing::warn!(fd = %conn.id, error = %e, "closing the HTTP/2 connection");
@@ -453,6 +470,26 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
                 }
                 None => break,
             },
+            r = pong(&mut keepalive), if ping_out => {
+                if r.is_err() {
+                    break;
+                }
+                ping_out = false;
+                ping_at = keepalive.as_ref().map(|(_, every)| std::time::Instant::now() + *every);
+            }
+            _ = tokio::time::sleep_until(ping_at.unwrap_or_else(std::time::Instant::now).into()), if ping_at.is_some() => {
+                if ping_out {
+                    tracing::debug!(fd = %conn.id, "HTTP/2 keepalive PING unanswered; closing");
+                    break;
+                }
+                if let Some((pp, _)) = keepalive.as_mut() {
+                    if pp.send_ping(h2::Ping::opaque()).is_err() {
+                        break;
+                    }
+                    ping_out = true;
+                    ping_at = Some(std::time::Instant::now() + conf.keepalive_timeout);
+                }
+            }
             Some(done) = bodies.join_next(), if !bodies.is_empty() => {
                 if let Ok((parts, body, respond)) = done {
                     dispatch(conn, sink, conf, &mut resp, parts, body, respond);
@@ -467,6 +504,16 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
     bodies.abort_all();
     drop(h2c);
     conn.h2_finish(sink).await;
+}
+
+/// Waits for the answer to the PING in flight.
+async fn pong(k: &mut Option<(h2::PingPong, Duration)>) -> Result<(), h2::Error> {
+    match k {
+        Some((pp, _)) => std::future::poll_fn(|cx| pp.poll_pong(cx))
+            .await
+            .map(|_| ()),
+        None => std::future::pending().await,
+    }
 }
 
 fn dispatch<S: EventSink + ?Sized>(

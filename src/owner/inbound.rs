@@ -189,7 +189,7 @@ impl Inbound {
             }
             Inbound::Http(h) => {
                 inbuf.extend_from_slice(data);
-                if h.first {
+                if h.first && h.conf.h2.enabled {
                     // The HTTP/2 client preface, before any HTTP/1.1 request (prior knowledge).
                     let n = inbuf.len().min(super::h2::PREFACE.len());
                     if inbuf[..n] == super::h2::PREFACE[..n] {
