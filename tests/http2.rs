@@ -3,6 +3,7 @@
 //! the tower adapter over h2c; and the known floods, each leaving the server serving others.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::tls::Pki;
 use crate::util::*;
@@ -336,5 +337,71 @@ print(silent < 5, pings >= 2)
             .expect("curl");
         assert!(!o.status.success(), "{mode}: h2c served with --no-http2");
         assert_eq!(http_get(off.port, "/").status, 200, "{mode}");
+    }
+}
+
+/// A graceful stop (SIGTERM) with a request in flight on an HTTP/2 connection: the stream is
+/// answered in full and the client gets GOAWAY, in both modes (axum_app's `/sleep/{ms}`).
+#[test]
+fn http2_graceful_stop_finishes_streams_and_sends_goaway() {
+    for mode in ["process", "base"] {
+        let mut srv = start("axum_app", mode, &[]);
+        let py = format!(
+            r#"
+import os, signal, socket, time, h2.connection, h2.config, h2.events, h2.exceptions
+s = socket.create_connection(('127.0.0.1', {port}), timeout=10)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.send_headers(1, [(':method', 'GET'), (':path', '/sleep/1000'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
+s.sendall(c.data_to_send())
+# The request is in a worker once the server acknowledged our SETTINGS and the stream is open.
+time.sleep(0.3)
+os.kill({pid}, signal.SIGTERM)
+seen = []
+body = b''
+buf = b''
+done = False
+while not done:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+    # One frame at a time, so that the events before a frame the client library refuses
+    # (h2's closing PING after GOAWAY) are kept.
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], 'big'):
+        n = 9 + int.from_bytes(buf[:3], 'big')
+        frame, buf = buf[:n], buf[n:]
+        try:
+            evs = c.receive_data(frame)
+        except h2.exceptions.ProtocolError:
+            done = True
+            break
+        for e in evs:
+            if isinstance(e, h2.events.ResponseReceived):
+                seen.append('resp:' + dict(e.headers)[b':status'].decode())
+            elif isinstance(e, h2.events.DataReceived):
+                body += e.data
+            elif isinstance(e, h2.events.StreamEnded):
+                seen.append('end')
+            elif isinstance(e, h2.events.ConnectionTerminated):
+                seen.append('goaway')
+    try:
+        s.sendall(c.data_to_send())
+    except OSError:
+        break
+print(sorted(set(seen)), body.decode())
+"#,
+            port = srv.port,
+            pid = srv.pid()
+        );
+        let out = run_py(&py);
+        assert_eq!(
+            out, "['end', 'goaway', 'resp:200'] {\"slept\":1000}\n",
+            "{mode}"
+        );
+        assert!(
+            srv.wait_exit(Duration::from_secs(20)).is_some(),
+            "{mode}: did not stop"
+        );
     }
 }

@@ -295,10 +295,11 @@ impl<X> Conn<X> {
     }
 
     /// Whether output is queued (not yet taken by the socket) on a connection that can still
-    /// write it.
+    /// write it (HTTP/2: or its driver is still finishing after a close).
     pub(crate) fn has_output(&self) -> bool {
         let o = self.out.lock();
-        o.unsent() && !o.io_error
+        // An HTTP/2 connection asked to close still owes its GOAWAY and its open streams.
+        (o.unsent() || (o.h2 && o.phase == Phase::Draining)) && !o.io_error
     }
 
     /// Whether the connection ended by the client's FIN alone (no error, no server close), so
@@ -709,6 +710,11 @@ impl<X> Conn<X> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
             r => r,
         }
+    }
+
+    /// Whether the connection speaks HTTP/2 ([`super::h2`]).
+    pub(crate) fn is_h2(&self) -> bool {
+        self.out.lock().h2
     }
 
     /// Resolves when the connection task is woken (output written, close asked).
