@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|tls|framed|metrics|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|h2|framed|metrics|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -118,6 +118,36 @@ if [ "$WHAT" = http ] || [ "$WHAT" = all ]; then
       printf "rswoole %-8s worker_num=%s%s:     %s req/s = %.2fx hyper\n" "$MODE" "$W" "$TAG" "$R" "$(echo "$R / $HY" | bc -l)"
     done; done; done
   done
+fi
+if [ "$WHAT" = h2 ]; then
+  # HTTP/2 hello (h2c, prior knowledge) against hyper's HTTP/2 server: h2load, CONNS
+  # connections x 8 concurrent streams, ROUNDS rounds, servers alternating; medians compared.
+  command -v h2load >/dev/null || { echo "h2load is not installed (apt-get install nghttp2-client)" >&2; exit 1; }
+  ROUNDS=${ROUNDS:-3}
+  h2_rps() { taskset -c 1 h2load -c "$CONNS" -m 8 -D "$SECS" --warm-up-time=1 "$1" | awk '/^finished in/ {for(i=1;i<=NF;i++) if ($i=="req/s,") {print int($(i-1))}}'; }
+  echo "# h2c hello: h2load -c$CONNS -m8 -D$SECS, server on CPU 0, h2load on CPU 1, $ROUNDS rounds"
+  declare -A TR=()
+  for R in $(seq "$ROUNDS"); do
+    for WHO in hyper base process; do
+      P=$(free_port)
+      if [ $WHO = hyper ]; then
+        S=$(start $B/examples/peer_hyper_h2_hello 127.0.0.1:$P 1)
+      else
+        S=$(start $B/examples/http_hello --port $P --mode $WHO --worker-num 1 --reactor-num 1)
+      fi
+      wait_port $P
+      X=$(h2_rps http://127.0.0.1:$P/); stop $S
+      TR[$WHO]+="$X "
+      printf "round %s %-8s %s req/s\n" "$R" "$WHO" "$X"
+    done
+  done
+  HY=$(median ${TR[hyper]})
+  echo "median hyper 1.x http2 (1 thread):  $HY req/s"
+  for MODE in base process; do
+    X=$(median ${TR[$MODE]})
+    printf "median rswoole %-8s (1 worker):  %s req/s = %.2fx hyper\n" "$MODE" "$X" "$(echo "$X / $HY" | bc -l)"
+  done
+  exit 0
 fi
 if [ "$WHAT" = tls ]; then
   # https hello against hyper + tokio-rustls: the same certificate (ECDSA P-256, made here),

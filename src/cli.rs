@@ -87,6 +87,20 @@ pub struct ExampleArgs {
     /// Recycle a worker after this many events (`max_request`; 0, the default, never).
     #[arg(long, default_value_t = 0)]
     pub max_request: u64,
+    /// HTTP/2: streams a client may have open at once on one connection
+    /// (`http.http2.max_concurrent_streams`).
+    #[arg(long)]
+    pub http2_max_streams: Option<u32>,
+    /// HTTP/2: send a keepalive PING after this many milliseconds; an unanswered one closes
+    /// the connection after `--http2-keepalive-timeout-ms` (`http.http2.keepalive_*`).
+    #[arg(long)]
+    pub http2_keepalive_ms: Option<u64>,
+    /// HTTP/2: how long a keepalive PING may go unanswered, in milliseconds.
+    #[arg(long)]
+    pub http2_keepalive_timeout_ms: Option<u64>,
+    /// Serve HTTP/1.1 only (no h2c, no ALPN `h2`).
+    #[arg(long)]
+    pub no_http2: bool,
     /// TLS on the listener: `--cert`, `--key`, `--client-ca`.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -229,6 +243,17 @@ impl ExampleArgs {
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);
+        let h2 = &mut s.http.http2;
+        if let Some(n) = self.http2_max_streams {
+            h2.max_concurrent_streams = n;
+        }
+        h2.keepalive_interval = self
+            .http2_keepalive_ms
+            .map(std::time::Duration::from_millis);
+        if let Some(ms) = self.http2_keepalive_timeout_ms {
+            h2.keepalive_timeout = std::time::Duration::from_millis(ms);
+        }
+        h2.enabled = !self.no_http2;
         s.tls = self.tls.settings();
         let format = match self.access_log_format.as_str() {
             "combined" => AccessLogFormat::Combined,

@@ -59,3 +59,6 @@ mod tower_clients;
 /// Upgrading to a new binary with no connection lost; systemd socket activation and
 /// readiness.
 mod upgrade;
+
+/// HTTP/2: h2c with prior knowledge, ALPN over TLS, many streams, the tower adapter, floods.
+mod http2;

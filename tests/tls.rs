@@ -17,11 +17,11 @@ const T: Duration = Duration::from_secs(20);
 
 /// A CA, a server certificate for `localhost`/`127.0.0.1` and a client certificate, as PEM
 /// files in a temporary directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca_params: rcgen::CertificateParams,
     ca_key: rcgen::KeyPair,
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
     client_cert: PathBuf,
@@ -29,7 +29,7 @@ struct Pki {
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::tempdir().expect("tmp");
         let ca_key = rcgen::KeyPair::generate().expect("key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
@@ -77,12 +77,12 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
-    fn s(p: &Path) -> &str {
+    pub(crate) fn s(p: &Path) -> &str {
         p.to_str().expect("utf-8 path")
     }
 
     /// `--cert F --key F`.
-    fn args(&self) -> Vec<String> {
+    pub(crate) fn args(&self) -> Vec<String> {
         vec![
             "--cert".into(),
             Pki::s(&self.cert).into(),

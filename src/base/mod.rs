@@ -16,7 +16,7 @@ pub use info::{
 };
 pub use settings::admin::{AccessLogFormat, AdminSettings};
 pub use settings::cluster::ClusterSettings;
-pub use settings::http::HttpSettings;
+pub use settings::http::{Http2Settings, HttpSettings};
 pub use settings::websocket::WebSocketSettings;
 pub use settings::{DispatchMode, Mode, Settings};
 pub use task::{TaskError, TaskResult};

@@ -38,8 +38,8 @@ pub use rswoole_codec::http1::{SameSite, SetCookie};
 pub use service::{BodyError, RequestBody};
 
 pub use crate::base::settings::http::{DEFAULT_COMPRESSION_MIN_LENGTH, DEFAULT_HEADER_TIMEOUT};
-pub use crate::base::HttpSettings;
 use crate::base::{CallbackResult, Error, Result, SockType};
+pub use crate::base::{Http2Settings, HttpSettings};
 use crate::owner::inbound::Protocol;
 use crate::runtime::app::ProtocolHandler;
 use crate::server::{forward_server_methods, Handle, Port, Server};

@@ -57,11 +57,18 @@ struct Out {
     tls: Option<Box<rustls::ServerConnection>>,
     /// TLS: the handshake is not finished (the sink has not been told of the connection).
     handshaking: bool,
+    /// The connection speaks HTTP/2 ([`super::h2`]): `buf` holds the HTTP/1.1 responses the
+    /// workers wrote, which the HTTP/2 driver turns into frames; it is never written to the
+    /// socket as is.
+    h2: bool,
 }
 
 impl Out {
     /// Whether something can be written to the socket now.
     fn pending(&self) -> bool {
+        if self.h2 {
+            return self.tls.as_ref().is_some_and(|t| t.wants_write());
+        }
         match &self.tls {
             None => !self.buf.is_empty(),
             Some(t) => t.wants_write() || (!self.buf.is_empty() && !t.is_handshaking()),
@@ -149,6 +156,7 @@ impl<X: Default> Conn<X> {
                 peer_fin: false,
                 tls: tls.map(Box::new),
                 handshaking,
+                h2: false,
             }),
             notify: Notify::new(),
             shared,
@@ -170,6 +178,14 @@ impl<X> Conn<X> {
         }
         if out.buf.len() + data.len() > self.cap {
             return Err(WriteError::Full);
+        }
+        if out.h2 {
+            out.buf.extend_from_slice(data);
+            let len = out.buf.len();
+            drop(out);
+            self.set_out_bytes(len);
+            self.notify.notify_one();
+            return Ok(());
         }
         if self.tls {
             out.buf.extend_from_slice(data);
@@ -280,10 +296,11 @@ impl<X> Conn<X> {
     }
 
     /// Whether output is queued (not yet taken by the socket) on a connection that can still
-    /// write it.
+    /// write it (HTTP/2: or its driver is still finishing after a close).
     pub(crate) fn has_output(&self) -> bool {
         let o = self.out.lock();
-        o.unsent() && !o.io_error
+        // An HTTP/2 connection asked to close still owes its GOAWAY and its open streams.
+        (o.unsent() || (o.h2 && o.phase == Phase::Draining)) && !o.io_error
     }
 
     /// Whether the connection ended by the client's FIN alone (no error, no server close), so
@@ -306,6 +323,10 @@ impl<X> Conn<X> {
     /// Writes queued output; returns true when the queue is empty.
     fn flush(&self) -> bool {
         let mut out = self.out.lock();
+        if out.h2 {
+            // The HTTP/2 driver writes; wake it.
+            return false;
+        }
         if self.tls {
             self.flush_out(&mut out);
             let (len, done) = (out.buf.len(), !out.unsent() || out.io_error);
@@ -434,6 +455,10 @@ impl<X> Conn<X> {
                 r = self.stream.readable(), if want_read => {
                     if r.is_err() { self.out.lock().io_error = true; continue; }
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
+                    if let Inbound::H2 = decoder {
+                        let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
+                        return super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf)).await;
+                    }
                 }
             }
         }
@@ -509,6 +534,9 @@ impl<X> Conn<X> {
                         if done {
                             self.shared.set_tls_peer(self.id, self.peer_fingerprint());
                             sink.connected(self);
+                            if self.alpn_h2() {
+                                decoder.switch_h2();
+                            }
                         }
                         if !plain.is_empty() {
                             if let Verdict::Close = decoder.feed(self, sink, plain, inbuf) {
@@ -543,7 +571,11 @@ impl<X> Conn<X> {
     /// records to the socket, until the socket is full or nothing is left.
     fn flush_out(&self, out: &mut Out) {
         let Out {
-            buf, tls, io_error, ..
+            buf,
+            tls,
+            io_error,
+            h2,
+            ..
         } = out;
         let Some(tls) = tls.as_mut() else { return };
         while !*io_error {
@@ -557,7 +589,7 @@ impl<X> Conn<X> {
                         buf.clear();
                     }
                 }
-            } else if !buf.is_empty() && !tls.is_handshaking() {
+            } else if !*h2 && !buf.is_empty() && !tls.is_handshaking() {
                 use std::io::Write;
                 match tls.writer().write(buf) {
                     Ok(0) | Err(_) => break,
@@ -645,6 +677,15 @@ impl<X> Conn<X> {
         Ok((done, n))
     }
 
+    /// TLS: the client and the server agreed on HTTP/2 by ALPN.
+    fn alpn_h2(&self) -> bool {
+        let out = self.out.lock();
+        out.tls
+            .as_ref()
+            .and_then(|t| t.alpn_protocol())
+            .is_some_and(|p| p == b"h2")
+    }
+
     /// TLS: the verified client certificate's SHA-256, if the client presented one.
     fn peer_fingerprint(&self) -> Option<[u8; 32]> {
         let out = self.out.lock();
@@ -675,6 +716,189 @@ impl<X> Conn<X> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
             r => r,
         }
+    }
+
+    /// Whether the connection speaks HTTP/2 ([`super::h2`]).
+    pub(crate) fn is_h2(&self) -> bool {
+        self.out.lock().h2
+    }
+
+    /// Resolves when the connection task is woken (output written, close asked).
+    pub(super) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// HTTP/2 from now on: responses written with [`Conn::write`] wait in the output buffer
+    /// for the driver ([`super::h2`]).
+    pub(super) fn enter_h2(&self) {
+        self.out.lock().h2 = true;
+    }
+
+    /// The HTTP/2 driver's part: takes up to `max` bytes of the HTTP/1.1 responses written
+    /// for the connection.
+    pub(super) fn take_output(&self, max: usize) -> Option<bytes::Bytes> {
+        let mut out = self.out.lock();
+        if out.buf.is_empty() {
+            return None;
+        }
+        let n = out.buf.len().min(max);
+        let b = out.buf.split_to(n).freeze();
+        if out.buf.is_empty() && out.buf.capacity() > 64 * 1024 {
+            out.buf = BytesMut::new();
+        }
+        let len = out.buf.len();
+        drop(out);
+        self.set_out_bytes(len);
+        Some(b)
+    }
+
+    /// Whether the server asked to close (stop, reload, `close`, heartbeat), and since when.
+    pub(super) fn close_requested(&self) -> Option<std::time::Instant> {
+        let o = self.out.lock();
+        match o.phase {
+            Phase::Open => None,
+            _ => Some(o.closing_since.unwrap_or_else(std::time::Instant::now)),
+        }
+    }
+
+    /// The HTTP/2 connection is over: tell the sink (once), then wait for [`Conn::close_done`] and shut the socket down.
+    pub(super) async fn h2_finish<S: EventSink<State = X> + ?Sized>(self: &Arc<Self>, sink: &S) {
+        {
+            // Not half-closed: nothing written after this reaches the client.
+            let mut o = self.out.lock();
+            o.io_error = true;
+            o.buf.clear();
+            o.peer_fin = false;
+            o.phase = Phase::Closing;
+        }
+        sink.closed(self);
+        loop {
+            let notified = self.notify.notified();
+            if self.out.lock().phase == Phase::Finishing {
+                break;
+            }
+            notified.await;
+        }
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Reads for the HTTP/2 driver: plaintext (TLS decrypted) into `buf`; `Ok(0)` is the end.
+    pub(super) fn h2_poll_read(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+        plain: &mut Vec<u8>,
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            if !plain.is_empty() {
+                let n = plain.len().min(buf.len());
+                buf[..n].copy_from_slice(&plain[..n]);
+                plain.drain(..n);
+                return Poll::Ready(Ok(n));
+            }
+            if self.tls {
+                let mut scratch = [0u8; 16 * 1024];
+                match self.read_tls(&mut scratch, plain) {
+                    Ok(_) => {
+                        if plain.is_empty() && self.out.lock().read_eof {
+                            return Poll::Ready(Ok(0));
+                        }
+                        continue;
+                    }
+                    Err(TlsReadError::Eof) => return Poll::Ready(Ok(0)),
+                    Err(TlsReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(TlsReadError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(TlsReadError::Io(e)) => return Poll::Ready(Err(e)),
+                    Err(TlsReadError::Tls(reason)) => {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, reason)))
+                    }
+                }
+            } else {
+                match self.try_read_short(buf) {
+                    Ok(n) => {
+                        if n > 0 {
+                            self.shared.touch_recv(self.id);
+                        }
+                        return Poll::Ready(Ok(n));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            match self.stream.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Writes for the HTTP/2 driver (TLS: encrypted first).
+    pub(super) fn h2_poll_write(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            if self.tls {
+                let mut out = self.out.lock();
+                self.flush_out(&mut out);
+                if out.io_error {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+                let tls = out.tls.as_mut().expect("a TLS connection");
+                let n = io::Write::write(&mut tls.writer(), data)?;
+                if n > 0 {
+                    self.flush_out(&mut out);
+                    return Poll::Ready(Ok(n));
+                }
+            } else {
+                match self.stream.try_write(data) {
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            match self.stream.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Flushes for the HTTP/2 driver (TLS records rustls still holds).
+    pub(super) fn h2_poll_flush(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            {
+                let mut out = self.out.lock();
+                self.flush_out(&mut out);
+                if out.io_error {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+                if !out.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match self.stream.poll_write_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Shuts the write side down for the HTTP/2 driver (TLS: after close_notify).
+    pub(super) fn h2_shutdown(&self) -> io::Result<()> {
+        self.stream_shutdown()
     }
 
     fn stream_shutdown(&self) -> io::Result<()> {

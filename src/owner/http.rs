@@ -29,6 +29,8 @@ pub(crate) struct HttpConf {
     pub(crate) header_timeout: Duration,
     /// The listener upgrades to WebSocket (`crate::websocket`).
     pub(crate) ws: Option<Arc<WsConf>>,
+    /// HTTP/2 on this listener ([`super::h2`]).
+    pub(crate) h2: super::h2::H2Conf,
 }
 
 pub(super) struct Pending {
@@ -56,6 +58,8 @@ pub(crate) struct HttpIn {
     pub(super) head_started: Option<Instant>,
     /// A WebSocket upgrade happened: switch to it after this feed.
     pub(super) upgraded: Option<Upgraded>,
+    /// Nothing decided yet: the first bytes may be the HTTP/2 preface.
+    pub(super) first: bool,
 }
 
 impl HttpIn {

@@ -54,6 +54,7 @@ impl ConnConfig {
             Arc::new(HttpConf {
                 limits: super::http::limits(s),
                 header_timeout: s.http.header_timeout,
+                h2: super::h2::H2Conf::from_settings(s),
                 ws: (protocol == Protocol::WebSocket)
                     .then(|| Arc::new(WsConf::new(&s.websocket, handshake))),
             })
@@ -75,6 +76,9 @@ pub(crate) enum Inbound {
     Ws(Box<ws::WsIn>),
     /// An upgrade request waits for `on_handshake`'s verdict; not reading meanwhile.
     WsPending(Arc<ws::WsConf>),
+    /// HTTP/2 (the client's preface, or ALPN `h2`): the connection task hands the
+    /// connection to [`super::h2`]; bytes read meanwhile stay in `inbuf`.
+    H2,
 }
 
 /// What the connection must do after a feed.
@@ -93,6 +97,7 @@ impl Inbound {
                 cur: None,
                 head_started: None,
                 upgraded: None,
+                first: true,
             }));
         }
         match cfg.stream.framing {
@@ -123,6 +128,13 @@ impl Inbound {
         super::http::count_http(408);
         let _ = conn.write(&error_response(408, "Request Timeout"));
         true
+    }
+
+    /// ALPN chose HTTP/2 (on an HTTP listener).
+    pub(crate) fn switch_h2(&mut self) {
+        if let Inbound::Http(_) = self {
+            *self = Inbound::H2;
+        }
     }
 
     /// Reading is paused (a WebSocket upgrade waits for `on_handshake`).
@@ -178,6 +190,18 @@ impl Inbound {
             }
             Inbound::Http(h) => {
                 inbuf.extend_from_slice(data);
+                if h.first && h.conf.h2.enabled {
+                    // The HTTP/2 client preface, before any HTTP/1.1 request (prior knowledge).
+                    let n = inbuf.len().min(super::h2::PREFACE.len());
+                    if inbuf[..n] == super::h2::PREFACE[..n] {
+                        if n < super::h2::PREFACE.len() {
+                            return Verdict::Ok;
+                        }
+                        *self = Inbound::H2;
+                        return Verdict::Ok;
+                    }
+                    h.first = false;
+                }
                 let v = h.feed(conn, sink, inbuf);
                 if let Some(up) = h.upgraded.take() {
                     *self = match up {
@@ -200,7 +224,7 @@ impl Inbound {
                 shrink(inbuf);
                 v
             }
-            Inbound::WsPending(_) => {
+            Inbound::WsPending(_) | Inbound::H2 => {
                 inbuf.extend_from_slice(data);
                 Verdict::Ok
             }

@@ -11,12 +11,14 @@
 //! - [`flusher`]: writes broadcast output once per scheduler turn for every connection.
 //! - [`table`]: the connections of a process, by id.
 //! - [`accept`]: ids, `max_connection`, listener options and the one accept loop.
+//! - [`h2`]: HTTP/2 (prior knowledge or ALPN) over the connection's transport.
 //! - [`heartbeat`]: closing idle connections.
 //! - [`tls`]: a TLS listener's rustls config and live certificate.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
 pub(crate) mod flusher;
+pub(crate) mod h2;
 pub(crate) mod heartbeat;
 pub(crate) mod http;
 pub(crate) mod inbound;

@@ -183,7 +183,7 @@ const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 impl TlsListener {
     /// Reads the files and builds the config; `http`: the listener speaks HTTP (default ALPN
     /// `http/1.1`).
-    pub(crate) fn new(s: &TlsSettings, http: bool) -> Result<TlsListener, TlsError> {
+    pub(crate) fn new(s: &TlsSettings, http: bool, h2: bool) -> Result<TlsListener, TlsError> {
         let ck = load_cert(&s.cert_file, &s.key_file)?;
         let resolver = Arc::new(Resolver(ArcSwap::from_pointee(ck)));
         let cfg_err = |context| {
@@ -222,7 +222,9 @@ impl TlsListener {
             }
         };
         let mut config = builder.with_cert_resolver(resolver.clone());
-        config.alpn_protocols = if s.alpn.is_empty() && http {
+        config.alpn_protocols = if s.alpn.is_empty() && http && h2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else if s.alpn.is_empty() && http {
             vec![b"http/1.1".to_vec()]
         } else {
             s.alpn.clone()

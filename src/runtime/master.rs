@@ -202,10 +202,13 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
                     crate::owner::inbound::Protocol::Http
                         | crate::owner::inbound::Protocol::WebSocket
                 );
-                let built = TlsListener::new(t, http).map_err(|e| Error::Tls {
-                    addr: l.addr,
-                    reason: e.to_string(),
-                })?;
+                let built =
+                    TlsListener::new(t, http, settings.http.http2.enabled).map_err(|e| {
+                        Error::Tls {
+                            addr: l.addr,
+                            reason: e.to_string(),
+                        }
+                    })?;
                 Some(Arc::new(built))
             }
         });

@@ -665,6 +665,36 @@ mod tests {
             refused(http(h().max_header_size(10))),
             "http.max_header_size"
         );
+        let h2 = http::Http2Settings::default;
+        for (bad, name) in [
+            (
+                h2().max_concurrent_streams(0),
+                "http.http2.max_concurrent_streams",
+            ),
+            (h2().max_frame_size(1000), "http.http2.max_frame_size"),
+            (
+                h2().initial_window_size(1 << 31),
+                "http.http2.initial_window_size",
+            ),
+            (
+                h2().initial_connection_window_size(10),
+                "http.http2.initial_connection_window_size",
+            ),
+            (
+                h2().max_header_list_size(Some(1)),
+                "http.http2.max_header_list_size",
+            ),
+            (
+                h2().keepalive_interval(Some(Duration::ZERO)),
+                "http.http2.keepalive_interval",
+            ),
+            (
+                h2().keepalive_timeout(Duration::ZERO),
+                "http.http2.keepalive_timeout",
+            ),
+        ] {
+            assert_eq!(refused(http(h().http2(bad))), name);
+        }
         assert_eq!(
             refused(Settings::default().half_close_timeout(MAX_HALF_CLOSE_TIMEOUT * 2)),
             "half_close_timeout"

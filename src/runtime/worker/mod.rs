@@ -256,7 +256,11 @@ async fn main(
         guarded("on_worker_stop", cb(handle.clone(), id)).await;
     }
     if let Some(c) = &conns {
-        // Base mode: replies still queued for this worker's clients (bounded).
+        // Base mode: HTTP/2 clients get GOAWAY (their open streams are answered by now);
+        // replies still queued for this worker's clients go out (bounded).
+        for conn in c.all().iter().filter(|c| c.is_h2()) {
+            conn.close();
+        }
         c.flushed(Duration::from_millis(500)).await;
     }
     if let Some(m) = &mail {

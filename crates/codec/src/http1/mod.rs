@@ -45,6 +45,7 @@ mod encode;
 mod error;
 mod multipart;
 mod request;
+mod response;
 mod util;
 
 #[cfg(test)]
@@ -62,6 +63,7 @@ pub use request::{
     DEFAULT_MAX_CHUNK_EXTENSIONS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES,
     DEFAULT_MAX_TRAILER_BYTES, DEFAULT_MAX_URI_LEN,
 };
+pub use response::{ResponseDecoder, ResponseEvent};
 pub use util::{
     accepts_encoding, accepts_gzip, if_match, if_none_match, parse_cookies, parse_query,
     parse_range, parse_urlencoded, percent_decode, percent_decode_str, unsatisfied_range,

@@ -1,0 +1,177 @@
+//! An I/O-free HTTP/1.1 response decoder: the socket owner reads back the responses its
+//! workers wrote for a connection that speaks another protocol (HTTP/2) to the client, and
+//! turns each into that protocol's frames.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::body::{BodyDecoder, BodyEvent, Trailers};
+use super::error::ParseError;
+use super::request::Limits;
+
+/// Most header fields in a response head.
+const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// One step of a decoded response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResponseEvent {
+    /// The status line and headers (`1xx` interim responses are skipped).
+    Head {
+        /// The status code.
+        status: u16,
+        /// Header fields in order, names as written.
+        headers: Vec<(Bytes, Bytes)>,
+    },
+    /// Body bytes.
+    Data(Bytes),
+    /// The response is complete (with the trailers of a chunked body).
+    End(Trailers),
+}
+
+/// Decodes the responses written to one connection, one after the other.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rswoole_codec::http1::{ResponseDecoder, ResponseEvent};
+/// let mut d = ResponseDecoder::new();
+/// let mut b = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"[..]);
+/// assert!(matches!(d.decode(&mut b, false)?, Some(ResponseEvent::Head { status: 200, .. })));
+/// assert_eq!(d.decode(&mut b, false)?, Some(ResponseEvent::Data("hi".into())));
+/// assert_eq!(d.decode(&mut b, false)?, Some(ResponseEvent::End(vec![])));
+/// # Ok::<(), rswoole_codec::http1::ParseError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ResponseDecoder {
+    body: Option<BodyDecoder>,
+}
+
+impl ResponseDecoder {
+    /// A decoder waiting for a response head.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the decoder is between responses.
+    pub fn is_awaiting_head(&self) -> bool {
+        self.body.is_none()
+    }
+
+    /// Decodes the next piece. `head_request`: the response answers a `HEAD` request (no
+    /// body whatever its headers say). `Ok(None)`: more bytes are needed (nothing consumed
+    /// of an incomplete head). A response with neither `content-length` nor chunked framing
+    /// has no body here (its writer keeps the connection alive, so it must frame it).
+    pub fn decode(
+        &mut self,
+        src: &mut BytesMut,
+        head_request: bool,
+    ) -> Result<Option<ResponseEvent>, ParseError> {
+        if let Some(body) = &mut self.body {
+            let limits = Limits {
+                max_body: u64::MAX,
+                ..Limits::default()
+            };
+            return Ok(match body.decode(src, &limits)? {
+                None => None,
+                Some(BodyEvent::Data(d)) => Some(ResponseEvent::Data(d)),
+                Some(BodyEvent::Done(t)) => {
+                    self.body = None;
+                    Some(ResponseEvent::End(t))
+                }
+            });
+        }
+        loop {
+            let mut hdrs = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut r = httparse::Response::new(&mut hdrs);
+            let n = match r.parse(src) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+                Err(_) => return Err(ParseError::Header),
+            };
+            let status = r.code.ok_or(ParseError::RequestLine)?;
+            if (100..200).contains(&status) {
+                src.advance(n);
+                continue;
+            }
+            let mut chunked = false;
+            let mut length = None;
+            let mut headers = Vec::with_capacity(r.headers.len());
+            for h in r.headers.iter() {
+                if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = h
+                        .value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                } else if h.name.eq_ignore_ascii_case("content-length") {
+                    let v = std::str::from_utf8(h.value)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .ok_or(ParseError::InvalidContentLength)?;
+                    length = Some(v);
+                }
+                headers.push((
+                    Bytes::copy_from_slice(h.name.as_bytes()),
+                    Bytes::copy_from_slice(h.value),
+                ));
+            }
+            src.advance(n);
+            let no_body = head_request || status == 204 || status == 304;
+            self.body = Some(if no_body {
+                BodyDecoder::length(0)
+            } else if chunked {
+                BodyDecoder::chunked()
+            } else {
+                BodyDecoder::length(length.unwrap_or(0))
+            });
+            return Ok(Some(ResponseEvent::Head { status, headers }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(d: &mut ResponseDecoder, b: &mut BytesMut, head: bool) -> Vec<ResponseEvent> {
+        let mut v = Vec::new();
+        while let Some(e) = d.decode(b, head).unwrap() {
+            v.push(e);
+        }
+        v
+    }
+
+    #[test]
+    fn chunked_with_trailers_then_next() {
+        let mut d = ResponseDecoder::new();
+        let mut b = BytesMut::from(
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-t: 1\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"[..],
+        );
+        let v = all(&mut d, &mut b, false);
+        assert!(matches!(v[0], ResponseEvent::Head { status: 200, .. }));
+        assert_eq!(v[1], ResponseEvent::Data("abc".into()));
+        assert_eq!(v[2], ResponseEvent::End(vec![("x-t".into(), "1".into())]));
+        assert!(matches!(v[3], ResponseEvent::Head { status: 204, .. }));
+        assert_eq!(v[4], ResponseEvent::End(vec![]));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn head_response_has_no_body_and_partial_waits() {
+        let mut d = ResponseDecoder::new();
+        let mut b = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n"[..]);
+        assert_eq!(d.decode(&mut b, true).unwrap(), None);
+        b.extend_from_slice(b"\r\n");
+        let v = all(&mut d, &mut b, true);
+        assert_eq!(v.len(), 2);
+        assert!(d.is_awaiting_head());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut d = ResponseDecoder::new();
+        let mut b = BytesMut::from(&b"NOT HTTP\r\n\r\n"[..]);
+        assert!(d.decode(&mut b, false).is_err());
+    }
+}
