@@ -23,10 +23,7 @@ if [ "${1:-}" = axum ]; then
   # The five servers take turns, ROUNDS times (the machine is shared and noisy); medians and
   # the spread (min-max) are reported. CPU = utime+stime of the server's whole process group
   # (master, manager, workers, task workers) during the wrk run, per request answered.
-  ROUNDS=${ROUNDS:-3}; TICK=$(getconf CLK_TCK)
-  pg_ticks() { # pg_ticks PGID: CPU ticks used so far by the processes of that group
-    for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
-      awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
+  ROUNDS=${ROUNDS:-3}
   URL_PATH=/hello/world
   echo "# axum hello: GET $URL_PATH, wrk -t1 -c64 -d${SECS}s on CPU 1, server on CPU 0, $ROUNDS rounds"
   declare -A RPS=() US=()
@@ -71,7 +68,7 @@ if [[ "${1:-}" == metrics ]]; then
   wrk_rps() { taskset -c 1 wrk -t1 -c64 -d"${SECS}s" "$@" | awk '/Requests\/sec/ {print int($2)}'; }
   scraper() { while sleep 1; do curl -s -o /dev/null "http://$1/metrics" || true; done; }
   echo "# metrics off vs on: http_hello (wrk -t1 -c64 -d${SECS}s) and tcp_echo ($CONNS conns, $SIZE B), process mode, 2 workers, reactor_num 1, $ROUNDS rounds"
-  declare -A M=()
+  declare -A M=() MU=()
   for R in $(seq "$ROUNDS"); do
     for ON in off on; do
       for WHAT in http tcp; do
@@ -80,21 +77,28 @@ if [[ "${1:-}" == metrics ]]; then
         if [ $WHAT = http ]; then
           S=$(start $B/examples/http_hello --port $P --worker-num 2 --reactor-num 1 "${EXTRA[@]}"); wait_port $P
           [ $ON = on ] && { scraper "$A" & SC=$!; }
+          C0=$(pg_ticks $S)
           X=$(wrk_rps http://127.0.0.1:$P/)
         else
           S=$(start $B/examples/tcp_echo --port $P --worker-num 2 --reactor-num 1 "${EXTRA[@]}"); wait_port $P
           [ $ON = on ] && { scraper "$A" & SC=$!; }
+          C0=$(pg_ticks $S)
           X=$(bench tcp-echo --addr 127.0.0.1:$P --prefix "Server: ")
         fi
+        C1=$(pg_ticks $S)
         [ -n "$SC" ] && kill "$SC" 2>/dev/null; stop $S
-        M[$WHAT-$ON]+="$X "
-        printf "round %s %-4s metrics %-3s %s/s\n" "$R" "$WHAT" "$ON" "$X"
+        U=$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)
+        M[$WHAT-$ON]+="$X "; MU[$WHAT-$ON]+="$(printf %.3f "$U") "
+        printf "round %s %-4s metrics %-3s %s/s  %.2f us server CPU/op\n" "$R" "$WHAT" "$ON" "$X" "$U"
       done
     done
   done
   for WHAT in http tcp; do
     OFF=$(median ${M[$WHAT-off]}); ON=$(median ${M[$WHAT-on]})
     printf "median %-4s metrics off %s/s, on %s/s = %.3fx\n" "$WHAT" "$OFF" "$ON" "$(echo "$ON / $OFF" | bc -l)"
+    UOFF=$(median ${MU[$WHAT-off]}); UON=$(median ${MU[$WHAT-on]})
+    printf "median %-4s server CPU/op off %s us, on %s us = %.3fx (cost of metrics: %+.1f%%)\n" "$WHAT" "$UOFF" "$UON" \
+      "$(echo "$UON / $UOFF" | bc -l)" "$(echo "($UON / $UOFF - 1) * 100" | bc -l)"
   done
   exit 0
 fi

@@ -10,3 +10,7 @@ start() { # start CMD... ; echoes the pid (= its process group)
   setsid taskset -c 0 "$@" >/dev/null 2>/tmp/bench-server.err & local p=$!; PIDS+=("$p"); echo "$p"; }
 stop() { kill -TERM -- "-$1" 2>/dev/null || true; sleep 0.5; kill -9 -- "-$1" 2>/dev/null || true; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+TICK=$(getconf CLK_TCK)
+pg_ticks() { # pg_ticks PGID: CPU ticks (user+system) used so far by the processes of that group
+  for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
+    awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
