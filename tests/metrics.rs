@@ -108,20 +108,25 @@ fn load(port: u16, path: &str, n: usize) -> usize {
 }
 
 fn kit(extra: &[&str]) -> (ServerProc, u16) {
+    with_admin("http_kit", &["--addr", "127.0.0.1:0"], extra)
+}
+
+/// Starts `example` listening as `listen` says with 2 workers and an admin listener (token
+/// [`TOKEN`]) on a free port, plus `extra` flags; returns the server and the admin port.
+fn with_admin(example: &str, listen: &[&str], extra: &[&str]) -> (ServerProc, u16) {
     let admin = free_port();
     let admin_addr = format!("127.0.0.1:{admin}");
-    let mut args = vec![
-        "--addr",
-        "127.0.0.1:0",
+    let mut args = listen.to_vec();
+    args.extend_from_slice(&[
         "--worker-num",
         "2",
         "--admin",
         &admin_addr,
         "--admin-token",
         TOKEN,
-    ];
+    ]);
     args.extend_from_slice(extra);
-    let srv = ServerProc::start("http_kit", &args, 0);
+    let srv = ServerProc::start(example, &args, 0);
     (srv, admin)
 }
 
@@ -556,19 +561,7 @@ fn metrics_table_rows_and_tcp_counters() {
     if !have_prometheus_client() {
         return;
     }
-    let admin = free_port();
-    let admin_addr = format!("127.0.0.1:{admin}");
-    let args = [
-        "--port",
-        "0",
-        "--worker-num",
-        "2",
-        "--admin",
-        &admin_addr,
-        "--admin-token",
-        TOKEN,
-    ];
-    let srv = ServerProc::start("table", &args, 0);
+    let (srv, admin) = with_admin("table", &["--port", "0"], &[]);
     let mut conns: Vec<TcpStream> = (0..3).map(|_| crate::util::connect(srv.port)).collect();
     for c in &mut conns {
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -606,19 +599,7 @@ fn metrics_websocket_messages_and_broadcast_fanout() {
     if !have_prometheus_client() {
         return;
     }
-    let admin = free_port();
-    let admin_addr = format!("127.0.0.1:{admin}");
-    let args = [
-        "--port",
-        "0",
-        "--worker-num",
-        "2",
-        "--admin",
-        &admin_addr,
-        "--admin-token",
-        TOKEN,
-    ];
-    let srv = ServerProc::start("chat", &args, 0);
+    let (srv, admin) = with_admin("chat", &["--port", "0"], &[]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
