@@ -44,19 +44,7 @@ fn core_tcp_echo_seed() {
 #[test]
 fn core_half_close_reply_arrives() {
     for mode in ["process", "base"] {
-        let port = 0;
-        let srv = ServerProc::start(
-            "tcp_echo",
-            &[
-                "--port",
-                &port.to_string(),
-                "--mode",
-                mode,
-                "--worker-num",
-                "1",
-            ],
-            port,
-        );
+        let srv = ServerProc::example("tcp_echo", mode, 1);
         let mut c = connect(srv.port);
         c.write_all(b"last words").unwrap();
         c.shutdown(std::net::Shutdown::Write).unwrap();
@@ -130,19 +118,7 @@ fn echo_clients(port: u16, n: usize, msgs: usize, during: impl FnOnce(&AtomicU64
 }
 
 fn many_clients(mode: &str) {
-    let port = 0;
-    let srv = ServerProc::start(
-        "tcp_echo",
-        &[
-            "--port",
-            &port.to_string(),
-            "--mode",
-            mode,
-            "--worker-num",
-            "2",
-        ],
-        port,
-    );
+    let srv = ServerProc::example("tcp_echo", mode, 2);
     let errors = echo_clients(srv.port, 1000, 100, |_| {});
     assert!(
         errors.is_empty(),
@@ -168,19 +144,7 @@ fn core_thousand_clients_base() {
 #[test]
 fn core_udp_echo() {
     for mode in ["process", "base"] {
-        let port = 0;
-        let srv = ServerProc::start(
-            "udp_echo",
-            &[
-                "--port",
-                &port.to_string(),
-                "--mode",
-                mode,
-                "--worker-num",
-                "2",
-            ],
-            port,
-        );
+        let srv = ServerProc::example("udp_echo", mode, 2);
         for i in 0..20 {
             let msg = format!("ping {i}");
             let got = udp_roundtrip(srv.port, msg.as_bytes());

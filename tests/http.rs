@@ -21,19 +21,7 @@ fn kit(extra: &[&str]) -> ServerProc {
 #[test]
 fn http_hello_both_modes() {
     for mode in ["process", "base"] {
-        let port = 0;
-        let srv = ServerProc::start(
-            "http_hello",
-            &[
-                "--port",
-                &port.to_string(),
-                "--mode",
-                mode,
-                "--worker-num",
-                "2",
-            ],
-            port,
-        );
+        let srv = ServerProc::example("http_hello", mode, 2);
         let r = http_get(srv.port, "/anything");
         assert_eq!(
             (r.status, r.text().as_str()),

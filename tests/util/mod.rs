@@ -216,6 +216,14 @@ enum Readiness {
 }
 
 impl ServerProc {
+    /// Starts `example` in `mode` (`"process"` or `"base"`) with `workers` workers on a port
+    /// the kernel picks (`self.port`), and waits until it is ready.
+    pub fn example(example: &str, mode: &str, workers: u32) -> ServerProc {
+        let workers = workers.to_string();
+        let args = ["--port", "0", "--mode", mode, "--worker-num", &workers];
+        ServerProc::start(example, &args, 0)
+    }
+
     /// Starts `example` with `args` and waits until it is ready (see [`ServerProc::wait_ready`]),
     /// without connecting to it.
     ///
