@@ -39,6 +39,9 @@ pub(crate) const HIST_BUCKETS: [f64; 11] = [
 const FREE: u32 = 0;
 const CLAIMING: u32 = 1;
 const READY: u32 = 2;
+/// How long `find_or_claim` waits on an entry another process is claiming before it takes
+/// the next one (the claimer was killed half-way).
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +200,7 @@ impl<'a> Table<'a> {
             let i = (h as usize).wrapping_add(probe) % CAPACITY;
             let e = self.entry(i);
             let mut spins = 0u32;
+            let mut waited = None;
             loop {
                 match e.state.load(Acquire) {
                     READY => {
@@ -224,13 +228,20 @@ impl<'a> Table<'a> {
                         return Some(i);
                     }
                     _ => {
-                        // Another process is claiming it; one killed half-way leaves it
-                        // CLAIMING for good, so give up on this entry after a while.
+                        // Another process is claiming it: a few stores, unless it was
+                        // preempted half-way (then wait for it to run again: giving up early
+                        // would claim a second entry for the same key), or killed half-way,
+                        // which leaves the entry CLAIMING for good: give up after CLAIM_WAIT.
                         spins += 1;
-                        if spins > 10_000 {
+                        if spins < 100 {
+                            std::hint::spin_loop();
+                        } else if spins == 100 {
+                            waited = Some(std::time::Instant::now());
+                        } else if waited.is_some_and(|t| t.elapsed() > CLAIM_WAIT) {
                             break;
+                        } else {
+                            std::thread::yield_now();
                         }
-                        std::hint::spin_loop();
                     }
                 }
             }
@@ -238,9 +249,10 @@ impl<'a> Table<'a> {
         None
     }
 
-    /// Every series, in table order.
+    /// Every series, in table order. A key claimed twice (a claimer that gave up waiting on
+    /// an entry left half-claimed) is one series: counters and histograms add up.
     pub(crate) fn series(&self) -> Vec<Series> {
-        let mut out = Vec::new();
+        let mut out: Vec<Series> = Vec::new();
         for i in 0..CAPACITY {
             let e = self.entry(i);
             if e.state.load(Acquire) != READY {
@@ -263,6 +275,21 @@ impl<'a> Table<'a> {
                 Kind::Histogram => e.buckets.iter().map(|b| b.load(Relaxed)).collect(),
                 _ => Vec::new(),
             };
+            if let Some(same) = out
+                .iter_mut()
+                .find(|o| o.kind == kind && o.name == name && o.labels == labels)
+            {
+                same.count += count;
+                if kind == Kind::Histogram {
+                    same.value += value;
+                    for (a, b) in same.buckets.iter_mut().zip(&buckets) {
+                        *a += b;
+                    }
+                } else if kind == Kind::Counter {
+                    same.value += value;
+                }
+                continue;
+            }
             out.push(Series {
                 kind,
                 name,
@@ -416,6 +443,27 @@ mod tests {
             ("orders_total", "shop=\"a\\\"b\"", 5)
         );
         assert_eq!(t.find_or_claim(Kind::Counter, &[b'x'; KEY_BYTES + 1]), None);
+    }
+
+    /// A claimer killed (or stalled past `CLAIM_WAIT`) half-way: the next process waits, then
+    /// claims another entry for the key; when both exist the scrape shows one series, summed.
+    #[test]
+    fn metrics_user_table_half_claimed_entry_is_skipped_and_merged() {
+        let m = super::super::Metrics::new(1, 1).unwrap();
+        let t = m.user();
+        let k = encode_key("jobs", &[("q", "x")]);
+        let a = t.find_or_claim(Kind::Counter, &k).unwrap();
+        t.entry(a).state.store(CLAIMING, Release);
+        let started = std::time::Instant::now();
+        let b = t.find_or_claim(Kind::Counter, &k).unwrap();
+        assert_ne!(a, b);
+        assert!(started.elapsed() >= CLAIM_WAIT, "it waited for the claimer first");
+        t.entry(a).state.store(READY, Release);
+        t.entry(a).value.fetch_add(3, Relaxed);
+        t.entry(b).value.fetch_add(4, Relaxed);
+        let s = t.series();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!((s[0].name.as_str(), s[0].count), ("jobs", 7));
     }
 
     #[test]
