@@ -303,6 +303,10 @@ pub struct TlsArgs {
     /// Most milliseconds a client may take to finish its TLS handshake.
     #[arg(long)]
     pub handshake_timeout_ms: Option<u64>,
+    /// Check the certificate, key and client CA files every SECS seconds (fractions allowed)
+    /// and reload them when they change.
+    #[arg(long, value_name = "SECS", requires = "cert")]
+    pub watch_certs: Option<f64>,
 }
 
 impl TlsArgs {
@@ -320,6 +324,11 @@ impl TlsArgs {
         );
         if let Some(ms) = self.handshake_timeout_ms {
             t = t.handshake_timeout(std::time::Duration::from_millis(ms));
+        }
+        if let Some(secs) = self.watch_certs {
+            // A negative or absurd value is clamped to zero and refused by validation.
+            let every = std::time::Duration::try_from_secs_f64(secs).unwrap_or_default();
+            t = t.watch(every);
         }
         Some(t)
     }

@@ -1,10 +1,11 @@
 //! Controlling a running server from outside: what `rswoole status|reload|stop|reopen-logs`
 //! use.
 //!
-//! A server started with a `pid_file` `F` writes its master's pid to `F` and answers status
-//! requests on the unix socket `F.sock` (one JSON object per connection). [`VERBS`] is the one
-//! table of verbs and signals: the CLI's help, its signal numbers and the README's table all
-//! come from it.
+//! A server started with a `pid_file` `F` writes its master's pid to `F` and serves the
+//! *control socket* `F.sock` (a unix socket): one request line per connection, one JSON
+//! object back ([`request`]). The requests are the verbs of [`VERBS`] (`status`,
+//! `upgrade [PATH]`, `reload-certs`, `reload`, ...). [`VERBS`] is the one table of verbs and
+//! signals: the CLI's help, its signal numbers and the README's table all come from it.
 //!
 //! ```no_run
 //! use rswoole::control::Master;
@@ -21,86 +22,71 @@ use std::time::{Duration, Instant};
 
 pub use crate::base::error::ControlError;
 
-/// One thing an operator can ask of a running server.
+pub use crate::base::names::{Verb, VERBS};
+
+/// Sends one request line (`command`, e.g. `status`, `upgrade /usr/bin/app`, `reload-certs`)
+/// on the control socket of the server whose pid file is `pid_file` (`<pid_file>.sock`) and
+/// returns its answer: one JSON object. Commands that act answer `{"ok": true, "message":
+/// ...}` or `{"ok": false, "error": ...}`; `status` answers the status object.
+///
+/// # Errors
+/// [`ControlError::Io`] if the socket cannot be reached or no complete answer comes within
+/// `timeout`; [`ControlError::Refused`] if `command` holds a line break.
 ///
 /// # Examples
 ///
+/// ```no_run
+/// use std::time::Duration;
+/// let pid_file = std::path::Path::new("/run/app.pid");
+/// let status = rswoole::control::request(pid_file, "status", Duration::from_secs(2))?;
+/// let v: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+/// println!("{} connections", v["connections"]);
+/// # Ok::<(), rswoole::control::ControlError>(())
 /// ```
-/// use rswoole::control::VERBS;
-/// let reload = VERBS.iter().find(|v| v.name == "reload").unwrap();
-/// assert_eq!(reload.signal, Some("SIGUSR1")); // same as `kill -USR1 $(cat F)`
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Verb {
-    /// The CLI verb (`rswoole <name> --pid-file F`).
-    pub name: &'static str,
-    /// The signal sent to the master, by name (`None`: no signal, e.g. `status`).
-    pub signal: Option<&'static str>,
-    /// What it does.
-    pub about: &'static str,
+pub fn request(pid_file: &Path, command: &str, timeout: Duration) -> Result<String, ControlError> {
+    if command.contains(['\n', '\r']) {
+        return Err(ControlError::Refused {
+            command: command.to_string(),
+            reason: "a request is one line".into(),
+        });
+    }
+    let sock = crate::base::names::control_socket(pid_file);
+    let io = |context: String| move |source| ControlError::Io { context, source };
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
+        "connecting to the control socket {}",
+        sock.display()
+    )))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(io("setting a timeout".into()))?;
+    s.write_all(format!("{command}\n").as_bytes())
+        .and_then(|_| s.shutdown(std::net::Shutdown::Write))
+        .map_err(io(format!("sending {command:?}")))?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .map_err(io(format!("waiting for the answer to {command:?}")))?;
+    let out = out.trim_end().to_string();
+    if out.is_empty() {
+        return Err(ControlError::Io {
+            context: format!("the master closed the control socket without answering {command:?}"),
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        });
+    }
+    Ok(out)
 }
 
-/// Every verb, with the signal it sends to the master. Sending the signal by hand (`kill -USR1
-/// $(cat F)`) does the same.
-///
-/// # Examples
-///
-/// ```
-/// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
-/// assert_eq!(
-///     names,
-///     ["status", "reload", "reload-task", "stop", "reopen-logs", "upgrade", "reload-certs"]
-/// );
-/// ```
-pub const VERBS: &[Verb] = &[
-    Verb {
-        name: "status",
-        signal: None,
-        about: "Print pids, uptime, mode, workers, connections and listeners",
-    },
-    Verb {
-        name: "reload",
-        signal: Some("SIGUSR1"),
-        about: "Replace the workers one at a time, losing no connection",
-    },
-    Verb {
-        name: "reload-task",
-        signal: Some("SIGUSR2"),
-        about: "Replace the task workers one at a time (reload --task)",
-    },
-    Verb {
-        name: "stop",
-        signal: Some("SIGTERM"),
-        about: "Graceful shutdown; waits until the master is gone and its ports are free",
-    },
-    Verb {
-        name: "reopen-logs",
-        signal: Some("SIGRTMIN"),
-        about: "Reopen log_file in every process (logrotate postrotate)",
-    },
-    Verb {
-        name: "upgrade",
-        signal: Some("SIGWINCH"),
-        about: "Start the binary now at the master's path as a new master with the same listeners; the old one drains",
-    },
-    Verb {
-        name: "reload-certs",
-        signal: None,
-        about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
-    },
-];
-
-/// The signal number for a signal name of [`VERBS`].
-fn signal_number(name: &str) -> Option<i32> {
-    Some(match name {
-        "SIGTERM" => libc::SIGTERM,
-        "SIGINT" => libc::SIGINT,
-        "SIGUSR1" => libc::SIGUSR1,
-        "SIGUSR2" => libc::SIGUSR2,
-        "SIGWINCH" => libc::SIGWINCH,
-        "SIGRTMIN" => crate::sys::sigrtmin(),
-        _ => return None,
-    })
+/// An answer of [`request`] with `"ok": true`, or the master's reason.
+fn answer(out: &str) -> Result<serde_json::Value, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(out).map_err(|e| format!("unreadable answer {out:?}: {e}"))?;
+    if v["ok"].as_bool() == Some(true) {
+        Ok(v)
+    } else {
+        Err(v["error"]
+            .as_str()
+            .or(v["message"].as_str())
+            .unwrap_or("no reason given")
+            .to_string())
+    }
 }
 
 /// A running master, found through its pid file.
@@ -193,7 +179,7 @@ impl Master {
     /// The server's status: one JSON object (see `rswoole status --json`).
     ///
     /// # Errors
-    /// The status socket (`<pid_file>.sock`) cannot be reached or does not answer in time.
+    /// The control socket (`<pid_file>.sock`) cannot be reached or does not answer in time.
     ///
     /// # Examples
     ///
@@ -209,21 +195,7 @@ impl Master {
     /// # Ok::<(), rswoole::control::ControlError>(())
     /// ```
     pub fn status_json(&self, timeout: Duration) -> Result<String, ControlError> {
-        let sock = crate::base::names::status_socket(&self.pid_file);
-        let io = |context: String| move |source| ControlError::Io { context, source };
-        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
-            "connecting to the status socket {}",
-            sock.display()
-        )))?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(io("setting a timeout".into()))?;
-        s.write_all(b"status\n")
-            .and_then(|_| s.shutdown(std::net::Shutdown::Write))
-            .map_err(io("asking for the status".into()))?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)
-            .map_err(io("reading the status".into()))?;
-        Ok(out)
+        request(&self.pid_file, "status", timeout)
     }
 
     /// Upgrades the server to a new binary: the master starts `binary` (`None`: the
@@ -236,7 +208,7 @@ impl Master {
     /// # Errors
     /// [`ControlError::UpgradeFailed`] if the new binary did not take over (it exited, crashed,
     /// refused its settings, or was not ready in time): the old master keeps serving.
-    /// [`ControlError::Io`] if the status socket cannot be reached or no answer comes within
+    /// [`ControlError::Io`] if the control socket cannot be reached or no answer comes within
     /// `timeout`.
     ///
     /// # Examples
@@ -256,14 +228,7 @@ impl Master {
         binary: Option<&Path>,
         timeout: Duration,
     ) -> Result<String, ControlError> {
-        let sock = crate::base::names::status_socket(&self.pid_file);
         let io = |context: String| move |source| ControlError::Io { context, source };
-        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
-            "connecting to the status socket {}",
-            sock.display()
-        )))?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(io("setting a timeout".into()))?;
         let mut req = String::from("upgrade");
         if let Some(b) = binary {
             let b = std::path::absolute(b).map_err(io(format!("resolving {}", b.display())))?;
@@ -280,24 +245,13 @@ impl Master {
             req.push(' ');
             req.push_str(b);
         }
-        req.push('\n');
-        s.write_all(req.as_bytes())
-            .and_then(|_| s.shutdown(std::net::Shutdown::Write))
-            .map_err(io("asking for the upgrade".into()))?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)
-            .map_err(io("waiting for the upgrade's answer".into()))?;
-        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| ControlError::Io {
-            context: format!("the master's answer {out:?} is not JSON"),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
-        if v["ok"].as_bool() == Some(true) {
-            Ok(out)
-        } else {
-            Err(ControlError::UpgradeFailed {
+        let out = request(&self.pid_file, &req, timeout)?;
+        match answer(&out) {
+            Ok(_) => Ok(out),
+            Err(reason) => Err(ControlError::UpgradeFailed {
                 pid: self.pid,
-                reason: v["error"].as_str().unwrap_or("no reason given").to_string(),
-            })
+                reason,
+            }),
         }
     }
 
@@ -323,7 +277,7 @@ impl Master {
             .iter()
             .find(|v| v.name == verb)
             .and_then(|v| v.signal)
-            .and_then(signal_number)
+            .and_then(crate::sys::signal_by_name)
             .ok_or_else(|| ControlError::UnknownVerb(verb.to_string()))?;
         crate::sys::kill_raw(self.pid, sig).map_err(|source| ControlError::Io {
             context: format!("signalling process {}", self.pid),
@@ -331,12 +285,13 @@ impl Master {
         })
     }
 
-    /// Sends `command` (`reload-certs`) on the master's command socket (`F.ctl` beside the pid
-    /// file) and returns its answer.
+    /// Sends `command` (`reload-certs`, or any verb of [`VERBS`]) on the control socket and
+    /// returns the master's message once it has done it.
     ///
     /// # Errors
     /// [`ControlError::Refused`] with the master's reason (a bad certificate: the old one
-    /// stays); [`ControlError::Io`] if the socket cannot be reached.
+    /// stays; an unknown command); [`ControlError::Io`] if the socket cannot be reached or no
+    /// answer comes within `timeout`.
     ///
     /// # Examples
     ///
@@ -347,33 +302,13 @@ impl Master {
     /// # Ok::<(), rswoole::control::ControlError>(())
     /// ```
     pub fn command(&self, command: &str, timeout: Duration) -> Result<String, ControlError> {
-        use std::io::Write;
-        let sock = crate::base::names::command_socket(&self.pid_file);
-        let io = |context: String| move |source| ControlError::Io { context, source };
-        let mut s = std::os::unix::net::UnixStream::connect(&sock).map_err(io(format!(
-            "connecting to the command socket {}",
-            sock.display()
-        )))?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(io("setting a timeout".into()))?;
-        s.write_all(format!("{command}\n").as_bytes())
-            .map_err(io("sending the command".into()))?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)
-            .map_err(io("reading the answer".into()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(out.trim()).map_err(|e| ControlError::Refused {
+        let out = request(&self.pid_file, command, timeout)?;
+        match answer(&out) {
+            Ok(v) => Ok(v["message"].as_str().unwrap_or("").to_string()),
+            Err(reason) => Err(ControlError::Refused {
                 command: command.to_string(),
-                reason: format!("unreadable answer {out:?}: {e}"),
-            })?;
-        let message = v["message"].as_str().unwrap_or("").to_string();
-        if v["ok"].as_bool() == Some(true) {
-            Ok(message)
-        } else {
-            Err(ControlError::Refused {
-                command: command.to_string(),
-                reason: message,
-            })
+                reason,
+            }),
         }
     }
 

@@ -327,6 +327,71 @@ fn ops_foreground_pid_and_log_file() {
     wait_file_contains(&log_file, "phase=Stopped", 1, T);
 }
 
+/// The one control socket `F.sock`: one request line, one JSON answer, for every verb
+/// (`status`, `reload-certs`, the signal verbs); an unknown request is refused with the
+/// reason; `reload-certs` on a server without TLS is refused, and the CLI exits 1 saying so.
+#[test]
+fn ops_control_socket_one_protocol() {
+    use rswoole::control::{request, ControlError, Master};
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("ctl.pid");
+    let pf = pid_file.to_str().unwrap();
+    let srv = ServerProc::start(
+        "testkit",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--worker-num",
+            "2",
+            "--pid-file",
+            pf,
+        ],
+        0,
+    );
+    srv.wait_stdout("worker-start", 2, T);
+    let deadline = Instant::now() + T;
+    while !Path::new(&format!("{pf}.sock")).exists() {
+        assert!(Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!Path::new(&format!("{pf}.ctl")).exists(), "a second socket");
+    let json = |s: &str| -> serde_json::Value { serde_json::from_str(s).expect(s) };
+    let st = json(&request(&pid_file, "status", T).expect("status"));
+    assert_eq!(st["master_pid"].as_i64(), Some(srv.pid() as i64), "{st}");
+    let bad = json(&request(&pid_file, "dance now", T).expect("answer"));
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("unknown request"),
+        "{bad}"
+    );
+    assert!(matches!(
+        request(&pid_file, "status\nstop", T),
+        Err(ControlError::Refused { .. })
+    ));
+    let certs = json(&request(&pid_file, "reload-certs", T).expect("answer"));
+    assert_eq!(certs["ok"], false, "{certs}");
+    assert!(
+        certs["error"]
+            .as_str()
+            .unwrap()
+            .contains("no listener serves TLS"),
+        "{certs}"
+    );
+    let o = cli(&["reload-certs", "--pid-file", pf]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("no listener serves TLS"),
+        "{:?}",
+        text(&o)
+    );
+    // A signal verb through the socket: the master raises it (a reload here).
+    let m = Master::open(&pid_file).expect("master");
+    let msg = m.command("reload", T).expect("reload");
+    assert!(msg.contains("SIGUSR1"), "{msg}");
+    srv.wait_stdout("worker-start", 4, T);
+    assert!(alive(srv.pid()));
+}
+
 /// Result of a load run.
 #[derive(Debug, Default)]
 struct Load {

@@ -808,3 +808,257 @@ fn tls_clients_sync_and_tokio_framed() {
         ));
     });
 }
+
+/// A TLS client to `port` trusting `ca` with the client certificate `client` that sends one
+/// line and reads the echo: `Err` with the reason if the handshake or the echo fails (a
+/// TLS 1.3 server refuses a client certificate after the client's handshake is done, with
+/// an alert instead of the echo).
+#[allow(deprecated)]
+fn try_mtls_echo(port: u16, ca: &Path, client: (&Path, &Path)) -> Result<String, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
+        roots.add(c.expect("ca cert")).expect("add ca");
+    }
+    let chain = rustls_pki_types::CertificateDer::pem_file_iter(client.0)
+        .expect("client cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("client cert");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(client.1).expect("client key");
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .expect("client auth");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), "localhost".try_into().expect("name"))
+        .expect("client");
+    let sock = connect(port);
+    sock.set_read_timeout(Some(T)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    s.write_all(b"x\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) => {
+                out.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            Ok(_) => return Err(format!("closed after {out:?}")),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `reload-certs` re-reads the client CA too: after the CA file is replaced by another CA, a
+/// new handshake with a client certificate of the old CA is refused and one of the new CA
+/// gets in; a connection made before keeps working; a CA file that is not PEM is refused
+/// with the reason and the new CA stays. Process mode (the master's handshakes) and Base mode
+/// (each worker's).
+#[test]
+fn tls_reload_client_ca_live_both_modes() {
+    for mode in ["process", "base"] {
+        let pki = Pki::new();
+        let other = Pki::new();
+        let pid_file = pki.dir.path().join("ca.pid");
+        let pf = Pki::s(&pid_file).to_string();
+        let ca_file = pki.dir.path().join("client-ca.pem");
+        std::fs::copy(&pki.ca, &ca_file).unwrap();
+        let srv = testkit(
+            &pki,
+            mode,
+            &[
+                "--client-ca",
+                Pki::s(&ca_file),
+                "--framing",
+                "eof",
+                "--pid-file",
+                &pf,
+            ],
+        );
+        let old_client = (pki.client_cert.as_path(), pki.client_key.as_path());
+        let new_client = (other.client_cert.as_path(), other.client_key.as_path());
+        // Before: the old CA's client gets in, the other CA's is refused.
+        for _ in 0..4 {
+            let l = try_mtls_echo(srv.port, &pki.ca, old_client).expect("old CA's client");
+            assert!(l.ends_with(":x\r\n"), "{mode}: {l:?}");
+            assert!(
+                try_mtls_echo(srv.port, &pki.ca, new_client).is_err(),
+                "{mode}: a client of another CA got in"
+            );
+        }
+        let mut before = tls_connect(srv.port, &pki.ca, Some(old_client));
+        before.write_all(b"a\r\n").unwrap();
+        assert!(tls_line(&mut before).ends_with(":a\r\n"));
+        // Switch the client CA.
+        std::fs::copy(&other.ca, &ca_file).unwrap();
+        let out = cli(&["reload-certs", "--pid-file", &pf]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("client CA"), "{mode}: {stdout}");
+        // Several handshakes reach every Base-mode worker.
+        for _ in 0..6 {
+            let e = try_mtls_echo(srv.port, &pki.ca, old_client);
+            assert!(
+                e.is_err(),
+                "{mode}: the old CA's client still gets in: {e:?}"
+            );
+            let l = try_mtls_echo(srv.port, &pki.ca, new_client).expect("new CA's client");
+            assert!(l.ends_with(":x\r\n"), "{mode}: {l:?}");
+        }
+        // The connection made under the old CA is untouched.
+        before.write_all(b"b\r\n").unwrap();
+        assert!(tls_line(&mut before).ends_with(":b\r\n"), "{mode}");
+        // A CA file that is not PEM: refused with the reason, the new CA stays.
+        std::fs::write(&ca_file, "not a certificate\n").unwrap();
+        let out = cli(&["reload-certs", "--pid-file", &pf]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{mode}: a bad CA file was accepted");
+        assert!(
+            err.contains("client-ca.pem") && err.contains("no CERTIFICATE"),
+            "{mode}: {err}"
+        );
+        for _ in 0..4 {
+            assert!(
+                try_mtls_echo(srv.port, &pki.ca, new_client).is_ok(),
+                "{mode}"
+            );
+            assert!(
+                try_mtls_echo(srv.port, &pki.ca, old_client).is_err(),
+                "{mode}"
+            );
+        }
+        before.write_all(b"c\r\n").unwrap();
+        assert!(tls_line(&mut before).ends_with(":c\r\n"), "{mode}");
+    }
+}
+
+/// The leaf certificate served to a new handshake on `port` (a rustls client trusting `ca`).
+fn leaf_now(port: u16, ca: &Path) -> Vec<u8> {
+    served(&tls_connect(port, ca, None))
+}
+
+/// Waits until new handshakes on `port` get `want` (a few in a row, to reach every Base-mode
+/// worker).
+fn wait_leaf(port: u16, ca: &Path, want: &[u8], what: &str) {
+    let deadline = Instant::now() + T;
+    let mut in_a_row = 0;
+    while in_a_row < 6 {
+        if leaf_now(port, ca) == want {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the new certificate is not served"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Reloading without the CLI. `SIGRTMIN+1` to the master reloads the files (the renewed
+/// certificate is served to new handshakes); with `--watch-certs` a change of the files alone
+/// does: a half-written certificate is refused (logged, the current one keeps serving) and
+/// the complete one is picked up once written. Open connections keep working. Both modes.
+#[test]
+fn tls_reload_on_signal_and_file_watch_both_modes() {
+    for mode in ["process", "base"] {
+        let pki = Pki::new();
+        let pid_file = pki.dir.path().join("w.pid");
+        let srv = testkit(
+            &pki,
+            mode,
+            &[
+                "--framing",
+                "eof",
+                "--watch-certs",
+                "0.1",
+                "--pid-file",
+                Pki::s(&pid_file),
+            ],
+        );
+        let first = der_of(&pki.cert);
+        assert_eq!(leaf_now(srv.port, &pki.ca), first, "{mode}");
+        let mut before = tls_connect(srv.port, &pki.ca, None);
+        before.write_all(b"a\r\n").unwrap();
+        assert!(tls_line(&mut before).ends_with(":a\r\n"));
+
+        // The watch: a half-written certificate (its key already new) is refused.
+        let (c, k) = pki.issue("watched", None);
+        std::fs::write(&pki.key, &k).unwrap();
+        std::fs::write(&pki.cert, &c[..c.len() / 2]).unwrap();
+        srv.wait_stderr("certificate files changed but are refused", 1, T);
+        for _ in 0..4 {
+            assert_eq!(
+                leaf_now(srv.port, &pki.ca),
+                first,
+                "{mode}: a half file served"
+            );
+        }
+        // The rest of it arrives: served without any command.
+        std::fs::write(&pki.cert, &c).unwrap();
+        let watched = der_of(&pki.cert);
+        wait_leaf(srv.port, &pki.ca, &watched, mode);
+        assert!(srv.stderr().contains("certificate files changed; reloaded"));
+
+        // The signal: the files replaced by a rename, the same second; SIGRTMIN+1 reloads
+        // them (the watch may get there first: either way it is served).
+        let (c, k) = pki.issue("signalled", None);
+        let tmp_c = pki.dir.path().join("c.tmp");
+        let tmp_k = pki.dir.path().join("k.tmp");
+        std::fs::write(&tmp_c, &c).unwrap();
+        std::fs::write(&tmp_k, &k).unwrap();
+        std::fs::rename(&tmp_k, &pki.key).unwrap();
+        std::fs::rename(&tmp_c, &pki.cert).unwrap();
+        rtmin1(&pid_file);
+        let signalled = der_of(&pki.cert);
+        wait_leaf(srv.port, &pki.ca, &signalled, mode);
+
+        before.write_all(b"b\r\n").unwrap();
+        assert!(tls_line(&mut before).ends_with(":b\r\n"), "{mode}");
+        assert!(alive(srv.pid()), "{mode}: the master died");
+    }
+
+    // Without the watch, only the signal reloads: a server whose files changed keeps the
+    // old certificate until it gets SIGRTMIN+1.
+    let pki = Pki::new();
+    let pid_file = pki.dir.path().join("s.pid");
+    let srv = testkit(
+        &pki,
+        "process",
+        &["--framing", "eof", "--pid-file", Pki::s(&pid_file)],
+    );
+    let first = der_of(&pki.cert);
+    let (c, k) = pki.issue("renewed", None);
+    std::fs::write(&pki.cert, &c).unwrap();
+    std::fs::write(&pki.key, &k).unwrap();
+    // Not a wait for anything: time in which a (wrong) reload could happen.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(leaf_now(srv.port, &pki.ca), first);
+    rtmin1(&pid_file);
+    wait_leaf(srv.port, &pki.ca, &der_of(&pki.cert), "signal");
+    srv.wait_stderr("certificates reloaded (SIGRTMIN+1)", 1, T);
+}
+
+/// Sends `SIGRTMIN+1` to the master named by `pid_file` (`Master::send("reload-certs")`
+/// signals, as `kill -s RTMIN+1 $(cat F)` would).
+fn rtmin1(pid_file: &Path) {
+    let m = rswoole::control::Master::open(pid_file).expect("master");
+    m.send("reload-certs").expect("SIGRTMIN+1");
+}

@@ -1,5 +1,5 @@
 //! Names that the server and the tools that drive it from outside agree on: the master's
-//! process title and the status socket beside the pid file.
+//! process title and the control socket beside the pid file.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,9 @@ use super::error::ControlError;
 /// The master's process title (`ps`, `/proc/PID/cmdline`).
 pub(crate) const MASTER_TITLE: &str = "rswoole: master";
 
-/// The status socket of the server whose pid file is `pid_file`: `<pid_file>.sock`.
-pub(crate) fn status_socket(pid_file: &Path) -> PathBuf {
+/// The control socket of the server whose pid file is `pid_file`: `<pid_file>.sock` (one
+/// request line, one JSON answer; see `control::request`).
+pub(crate) fn control_socket(pid_file: &Path) -> PathBuf {
     let mut s = pid_file.as_os_str().to_owned();
     s.push(".sock");
     PathBuf::from(s)
@@ -20,14 +21,6 @@ pub(crate) fn status_socket(pid_file: &Path) -> PathBuf {
 /// # Errors
 /// [`ControlError::Missing`], [`ControlError::Malformed`], [`ControlError::Stale`],
 /// [`ControlError::NotRswoole`], or [`ControlError::Io`] if it cannot be read.
-/// The master's command socket beside the pid file (`F.ctl`): one request line
-/// (`reload-certs`), one JSON answer `{"ok": bool, "message": "..."}`.
-pub(crate) fn command_socket(pid_file: &Path) -> PathBuf {
-    let mut s = pid_file.as_os_str().to_owned();
-    s.push(".ctl");
-    PathBuf::from(s)
-}
-
 pub(crate) fn find_master(path: &Path) -> Result<i32, ControlError> {
     let path = path.to_path_buf();
     let content = match std::fs::read_to_string(&path) {
@@ -80,3 +73,72 @@ pub(crate) fn cmdline(pid: i32) -> String {
         })
         .unwrap_or_default()
 }
+
+/// One thing an operator can ask of a running server.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::control::VERBS;
+/// let reload = VERBS.iter().find(|v| v.name == "reload").unwrap();
+/// assert_eq!(reload.signal, Some("SIGUSR1")); // same as `kill -USR1 $(cat F)`
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Verb {
+    /// The CLI verb (`rswoole <name> --pid-file F`).
+    pub name: &'static str,
+    /// The signal sent to the master, by name (`None`: no signal, e.g. `status`).
+    pub signal: Option<&'static str>,
+    /// What it does.
+    pub about: &'static str,
+}
+
+/// Every verb, with the signal it sends to the master. Sending the signal by hand (`kill -USR1
+/// $(cat F)`) does the same.
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = rswoole::control::VERBS.iter().map(|v| v.name).collect();
+/// assert_eq!(
+///     names,
+///     ["status", "reload", "reload-task", "stop", "reopen-logs", "upgrade", "reload-certs"]
+/// );
+/// ```
+pub const VERBS: &[Verb] = &[
+    Verb {
+        name: "status",
+        signal: None,
+        about: "Print pids, uptime, mode, workers, connections and listeners",
+    },
+    Verb {
+        name: "reload",
+        signal: Some("SIGUSR1"),
+        about: "Replace the workers one at a time, losing no connection",
+    },
+    Verb {
+        name: "reload-task",
+        signal: Some("SIGUSR2"),
+        about: "Replace the task workers one at a time (reload --task)",
+    },
+    Verb {
+        name: "stop",
+        signal: Some("SIGTERM"),
+        about: "Graceful shutdown; waits until the master is gone and its ports are free",
+    },
+    Verb {
+        name: "reopen-logs",
+        signal: Some("SIGRTMIN"),
+        about: "Reopen log_file in every process (logrotate postrotate)",
+    },
+    Verb {
+        name: "upgrade",
+        signal: Some("SIGWINCH"),
+        about: "Start the binary now at the master's path as a new master with the same listeners; the old one drains",
+    },
+    Verb {
+        name: "reload-certs",
+        signal: Some("SIGRTMIN+1"),
+        about: "Re-read and check the TLS certificates; new handshakes use them, open connections keep theirs",
+    },
+];

@@ -7,10 +7,13 @@
 //! the socket. The crypto provider is `ring`: it builds with a C compiler alone, where
 //! `aws-lc-rs` also needs cmake.
 //!
-//! Live reload: the config's certificate resolver holds the certificate in an `ArcSwap`;
-//! [`TlsListener::reload`] reads the files again, checks them ([`load_cert`]: readable, PEM,
-//! key matches the certificate, valid now) and swaps them in, or keeps the old one and says
-//! why. New handshakes use the new certificate; open connections keep theirs.
+//! Live reload: the listener holds its whole rustls config (certificate, key and client CA
+//! verifier) in an `ArcSwap`; [`TlsListener::check`] reads every file again and builds a new
+//! config ([`load_cert`]: readable, PEM, key matches the certificate, valid now; the client
+//! CA: readable PEM CA certificates), [`TlsListener::install`] swaps it in. A bad file keeps
+//! the old config and says why. New handshakes use the new config; open connections keep
+//! their session. A new config starts with an empty session cache, so no session resumed
+//! after a reload skips the new client CA's verification.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -155,22 +158,32 @@ pub(crate) fn load_cert(cert_file: &Path, key_file: &Path) -> Result<CertifiedKe
     Ok(ck)
 }
 
-/// The certificate served for every handshake, swapped whole by a reload.
+/// The certificate served for every handshake of one config.
 #[derive(Debug)]
-struct Resolver(ArcSwap<CertifiedKey>);
+struct Resolver(Arc<CertifiedKey>);
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
+        Some(self.0.clone())
     }
 }
 
-/// One TLS listener: its rustls config (built once) and its live certificate.
+/// A listener's files, read, checked and built into a rustls config ([`TlsListener::check`]),
+/// ready to be served ([`TlsListener::install`]).
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    config: Arc<ServerConfig>,
+    leaf: CertificateDer<'static>,
+}
+
+/// One TLS listener: its settings and the config served now.
 #[derive(Debug)]
 pub(crate) struct TlsListener {
     settings: TlsSettings,
-    config: Arc<ServerConfig>,
-    resolver: Arc<Resolver>,
+    /// The listener speaks HTTP, with HTTP/2 (the default ALPN list).
+    http: bool,
+    h2: bool,
+    live: ArcSwap<Loaded>,
     /// The certificate generation ([`crate::ipc::shared`] header `certs_gen`) loaded last.
     gen: AtomicU64,
     pub(crate) handshake_timeout: Duration,
@@ -182,57 +195,14 @@ const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl TlsListener {
     /// Reads the files and builds the config; `http`: the listener speaks HTTP (default ALPN
-    /// `http/1.1`).
+    /// `http/1.1`, and `h2` first with `h2`).
     pub(crate) fn new(s: &TlsSettings, http: bool, h2: bool) -> Result<TlsListener, TlsError> {
-        let ck = load_cert(&s.cert_file, &s.key_file)?;
-        let resolver = Arc::new(Resolver(ArcSwap::from_pointee(ck)));
-        let cfg_err = |context| {
-            move |e: rustls::Error| TlsError::Config {
-                context,
-                reason: e.to_string(),
-            }
-        };
-        let versions: &[&rustls::SupportedProtocolVersion] = match s.min_version {
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
-            _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        };
-        let builder = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions)
-            .map_err(cfg_err("the TLS versions"))?;
-        let builder = match &s.client_ca_file {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for c in certs(ca)? {
-                    roots.add(c).map_err(|e| TlsError::Pem {
-                        path: ca.clone(),
-                        what: format!("not a usable CA certificate: {e}"),
-                    })?;
-                }
-                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-                let v = match s.client_auth {
-                    ClientAuth::Optional => v.allow_unauthenticated(),
-                    _ => v,
-                };
-                let v = v.build().map_err(|e| TlsError::Config {
-                    context: "the client certificate verifier",
-                    reason: e.to_string(),
-                })?;
-                builder.with_client_cert_verifier(v)
-            }
-        };
-        let mut config = builder.with_cert_resolver(resolver.clone());
-        config.alpn_protocols = if s.alpn.is_empty() && http && h2 {
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-        } else if s.alpn.is_empty() && http {
-            vec![b"http/1.1".to_vec()]
-        } else {
-            s.alpn.clone()
-        };
+        let loaded = build(s, http, h2)?;
         Ok(TlsListener {
             settings: s.clone(),
-            config: Arc::new(config),
-            resolver,
+            http,
+            h2,
+            live: ArcSwap::from_pointee(loaded),
             gen: AtomicU64::new(0),
             handshake_timeout: s.handshake_timeout,
         })
@@ -240,27 +210,28 @@ impl TlsListener {
 
     /// A new server-side TLS session for an accepted connection.
     pub(crate) fn session(&self) -> Result<ServerConnection, rustls::Error> {
-        let mut c = ServerConnection::new(self.config.clone())?;
+        let mut c = ServerConnection::new(self.live.load().config.clone())?;
         c.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         Ok(c)
     }
 
-    /// Reads and checks the files again without serving them.
-    pub(crate) fn check(&self) -> Result<CertifiedKey, TlsError> {
-        load_cert(&self.settings.cert_file, &self.settings.key_file)
+    /// Reads and checks the files again (certificate, key, client CA) and builds a config
+    /// from them, without serving it.
+    pub(crate) fn check(&self) -> Result<Loaded, TlsError> {
+        build(&self.settings, self.http, self.h2)
     }
 
-    /// Serves `ck` for new handshakes, as generation `gen`.
-    pub(crate) fn install(&self, ck: CertifiedKey, gen: u64) {
-        self.resolver.0.store(Arc::new(ck));
+    /// Serves `loaded` for new handshakes, as generation `gen`.
+    pub(crate) fn install(&self, loaded: Loaded, gen: u64) {
+        self.live.store(Arc::new(loaded));
         self.gen.store(gen, Relaxed);
     }
 
     /// Reads, checks and serves the files again, as generation `gen`; on error the old
-    /// certificate stays.
+    /// config stays.
     pub(crate) fn reload(&self, gen: u64) -> Result<(), TlsError> {
-        let ck = self.check()?;
-        self.install(ck, gen);
+        let loaded = self.check()?;
+        self.install(loaded, gen);
         Ok(())
     }
 
@@ -283,15 +254,68 @@ impl TlsListener {
         }
     }
 
-    /// The certificate file (for messages).
-    pub(crate) fn cert_file(&self) -> &Path {
-        &self.settings.cert_file
+    /// The listener's settings (the files, for messages and the file watch).
+    pub(crate) fn settings(&self) -> &TlsSettings {
+        &self.settings
     }
 
     /// The leaf certificate served now (DER).
     pub(crate) fn current_leaf(&self) -> Vec<u8> {
-        self.resolver.0.load().cert[0].to_vec()
+        self.live.load().leaf.to_vec()
     }
+}
+
+/// Reads the files of `s` and builds its rustls config (see [`TlsListener::new`]).
+fn build(s: &TlsSettings, http: bool, h2: bool) -> Result<Loaded, TlsError> {
+    let ck = load_cert(&s.cert_file, &s.key_file)?;
+    let leaf = ck.cert[0].clone();
+    let cfg_err = |context| {
+        move |e: rustls::Error| TlsError::Config {
+            context,
+            reason: e.to_string(),
+        }
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match s.min_version {
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(cfg_err("the TLS versions"))?;
+    let builder = match &s.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c).map_err(|e| TlsError::Pem {
+                    path: ca.clone(),
+                    what: format!("not a usable CA certificate: {e}"),
+                })?;
+            }
+            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let v = match s.client_auth {
+                ClientAuth::Optional => v.allow_unauthenticated(),
+                _ => v,
+            };
+            let v = v.build().map_err(|e| TlsError::Config {
+                context: "the client certificate verifier",
+                reason: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(Resolver(Arc::new(ck))));
+    config.alpn_protocols = if s.alpn.is_empty() && http && h2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else if s.alpn.is_empty() && http {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        s.alpn.clone()
+    };
+    Ok(Loaded {
+        config: Arc::new(config),
+        leaf,
+    })
 }
 
 /// SHA-256 of a DER certificate (the peer identity shown in `connection_info`).

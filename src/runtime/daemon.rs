@@ -1,5 +1,5 @@
 //! Running in production, the master's side: daemon mode, the pid file, the log file (and
-//! reopening it on `SIGRTMIN`), the status socket and the "listening" report to the starter.
+//! reopening it on `SIGRTMIN`), the control socket and the "listening" report to the starter.
 //!
 //! Order of events in [`crate::master`]'s `start`:
 //! 1. [`prepare`] (single-threaded, before binding): makes the paths absolute, refuses a pid
@@ -7,10 +7,10 @@
 //!    (the starting process waits here for the daemon's report and exits), and points
 //!    stderr (and, when daemonized, stdout) at the log file.
 //! 2. [`running`] (in the master's runtime, once every listener is served): writes the pid
-//!    file, serves the status socket `<pid_file>.sock`, watches `SIGRTMIN`, then tells the
+//!    file, serves the control socket `<pid_file>.sock`, watches `SIGRTMIN`, then tells the
 //!    starter "listening" so that it exits 0.
 //! 3. [`report_failure`] if anything fails before that: the starter prints the error and exits 1.
-//! 4. [`stopped`] at clean shutdown: removes the pid file and the status socket.
+//! 4. [`stopped`] at clean shutdown: removes the pid file and the control socket.
 //!
 //! Reopening the log: the master reopens its own and sends the manager
 //! [`Command::ReopenLogs`] on the control socket; the manager reopens its own and sends
@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::io::unix::AsyncFd;
 use tokio::task::JoinHandle;
 
-use crate::base::names::status_socket;
+use crate::base::names::control_socket;
 use crate::base::{Error, MasterInfo, Mode, Result, Settings};
 use crate::ipc::command::{self, Command};
 use crate::ipc::metrics::expose::{proc_usage, state_name, Snapshot};
@@ -171,8 +171,9 @@ pub(crate) fn reopen_log() {
 }
 
 /// Step 2 (see the module doc). Returns the tasks to abort at shutdown.
-/// `control` is the master's end of the control socket (the manager's commands go there);
-/// `upgrades` takes the `upgrade` requests that arrive on the status socket.
+/// `control` is the master's end of the manager↔master socketpair (commands to the manager);
+/// `upgrades` takes the `upgrade` requests that arrive on the control socket, `cert_reload`
+/// does its `reload-certs`.
 pub(crate) fn running(
     settings: &Arc<Settings>,
     shared: &Shared,
@@ -194,42 +195,22 @@ pub(crate) fn running(
         if let Err(e) = res {
             tracing::error!(path = %pf.display(), error = %e, "cannot write the pid file");
         }
-        let sock = status_socket(pf);
+        let sock = control_socket(pf);
         let _ = std::fs::remove_file(&sock);
         match tokio::net::UnixListener::bind(&sock) {
             Ok(l) => {
-                let (settings, shared, info) = (settings.clone(), shared.clone(), info.clone());
-                let build = build.clone();
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let Ok((s, _)) = l.accept().await else {
-                            continue;
-                        };
-                        let (settings, shared, info, build, upgrades) = (
-                            settings.clone(),
-                            shared.clone(),
-                            info.clone(),
-                            build.clone(),
-                            upgrades.clone(),
-                        );
-                        tokio::spawn(async move {
-                            serve_control(s, &settings, &shared, &info, &build, upgrades).await
-                        });
-                    }
-                }));
+                let ctl = Control {
+                    settings: settings.clone(),
+                    shared: shared.clone(),
+                    info: info.clone(),
+                    build: build.clone(),
+                    upgrades,
+                    cert_reload,
+                };
+                tasks.push(tokio::spawn(serve_control(l, Arc::new(ctl))));
             }
             Err(e) => {
-                tracing::error!(path = %sock.display(), error = %e, "cannot serve the status socket")
-            }
-        }
-    }
-    if let Some(pf) = &settings.pid_file {
-        let sock = crate::base::names::command_socket(pf);
-        let _ = std::fs::remove_file(&sock);
-        match tokio::net::UnixListener::bind(&sock) {
-            Ok(l) => tasks.push(tokio::spawn(serve_commands(l, cert_reload))),
-            Err(e) => {
-                tracing::error!(path = %sock.display(), error = %e, "cannot serve the command socket")
+                tracing::error!(path = %sock.display(), error = %e, "cannot serve the control socket")
             }
         }
     }
@@ -249,95 +230,93 @@ pub(crate) fn running(
     tasks
 }
 
-/// The command socket: one request line per connection, one JSON answer
-/// (`{"ok": bool, "message": "..."}`). Requests: `reload-certs`.
-async fn serve_commands(l: tokio::net::UnixListener, cert_reload: super::master::CertReload) {
+/// What the control socket's requests reach.
+struct Control {
+    settings: Arc<Settings>,
+    shared: Shared,
+    info: MasterInfo,
+    build: upgrade::Build,
+    upgrades: tokio::sync::mpsc::Sender<upgrade::Request>,
+    cert_reload: super::master::CertReload,
+}
+
+/// The control socket `<pid_file>.sock`: one request line per connection (`status`,
+/// `upgrade [PATH]`, `reload-certs`, or a verb that has a signal: `reload`, `reload-task`,
+/// `reopen-logs`, `stop`), one JSON object back. A client that writes nothing (and does not
+/// close its side) gets the status after 2 s.
+async fn serve_control(l: tokio::net::UnixListener, ctl: Arc<Control>) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((s, _)) = l.accept().await else {
             continue;
         };
-        let cert_reload = cert_reload.clone();
+        let ctl = ctl.clone();
         tokio::spawn(async move {
             let (r, mut w) = s.into_split();
             let mut line = String::new();
             let mut r = tokio::io::BufReader::new(r.take(4096));
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), r.read_line(&mut line))
-                    .await;
-            if !matches!(read, Ok(Ok(_))) {
-                return;
-            }
-            let res = match line.trim() {
-                "reload-certs" => tokio::task::spawn_blocking(move || cert_reload())
-                    .await
-                    .unwrap_or_else(|e| Err(format!("the reload failed: {e}"))),
-                other => Err(format!("unknown command {other:?}")),
-            };
-            let body = match res {
-                Ok(m) => serde_json::json!({ "ok": true, "message": m }),
-                Err(m) => serde_json::json!({ "ok": false, "message": m }),
-            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), r.read_line(&mut line))
+                .await;
+            let mut body = answer(&ctl, &line).await;
+            body.push('\n');
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
-                w.write_all(format!("{body}\n").as_bytes()),
+                w.write_all(body.as_bytes()),
             )
             .await;
         });
     }
 }
 
-/// One connection to the status socket: the client writes one request line (`status`, or
-/// `upgrade [PATH]`) and shuts its writing side; the answer is one JSON object. A client that
-/// writes nothing gets the status.
-async fn serve_control(
-    mut s: tokio::net::UnixStream,
-    settings: &Settings,
-    shared: &Shared,
-    info: &MasterInfo,
-    build: &upgrade::Build,
-    upgrades: tokio::sync::mpsc::Sender<upgrade::Request>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut req = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        (&mut s).take(4096).read_to_end(&mut req),
-    )
-    .await;
-    let req = String::from_utf8_lossy(&req);
-    let mut words = req.split_whitespace();
-    let body = match words.next() {
-        None | Some("status") => status_json(settings, shared, info, build),
+/// The answer to one request line of the control socket.
+async fn answer(ctl: &Control, line: &str) -> String {
+    let done = |res: std::result::Result<String, String>| match res {
+        Ok(m) => serde_json::json!({ "ok": true, "message": m }).to_string(),
+        Err(m) => serde_json::json!({ "ok": false, "error": m }).to_string(),
+    };
+    let mut words = line.split_whitespace();
+    match words.next() {
+        None | Some("status") => status_json(&ctl.settings, &ctl.shared, &ctl.info, &ctl.build),
         Some("upgrade") => {
             let exe = words.next().map(PathBuf::from);
             let (tx, rx) = tokio::sync::oneshot::channel();
-            if upgrades
+            if ctl
+                .upgrades
                 .send(upgrade::Request { exe, reply: tx })
                 .await
                 .is_err()
             {
-                serde_json::json!({"ok": false, "error": "the master is stopping"}).to_string()
+                done(Err("the master is stopping".into()))
             } else {
-                rx.await.unwrap_or_else(|_| {
-                    serde_json::json!({"ok": false, "error": "the master dropped the request"})
-                        .to_string()
-                })
+                rx.await
+                    .unwrap_or_else(|_| done(Err("the master dropped the request".into())))
             }
         }
-        Some(other) => {
-            serde_json::json!({"ok": false, "error": format!("unknown request {other:?}")})
-                .to_string()
+        Some("reload-certs") => {
+            let reload = ctl.cert_reload.clone();
+            done(
+                tokio::task::spawn_blocking(move || reload())
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the reload failed: {e}"))),
+            )
         }
-    };
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        s.write_all(body.as_bytes()),
-    )
-    .await;
+        Some(verb) => match crate::base::names::VERBS
+            .iter()
+            .find(|v| v.name == verb)
+            .and_then(|v| v.signal)
+            .and_then(|name| Some((name, sys::signal_by_name(name)?)))
+        {
+            Some((name, sig)) => done(
+                sys::kill_raw(std::process::id() as i32, sig)
+                    .map(|_| format!("{verb}: the master got {name}"))
+                    .map_err(|e| format!("cannot raise {name}: {e}")),
+            ),
+            None => done(Err(format!("unknown request {verb:?}"))),
+        },
+    }
 }
 
-/// Step 4: removes the pid file (if it is still ours) and the status socket.
+/// Step 4: removes the pid file (if it is still ours) and the control socket.
 pub(crate) fn stopped(settings: &Settings) {
     let Some(pf) = &settings.pid_file else { return };
     let ours = std::fs::read_to_string(pf)
@@ -345,8 +324,7 @@ pub(crate) fn stopped(settings: &Settings) {
         .unwrap_or(false);
     if ours {
         let _ = std::fs::remove_file(pf);
-        let _ = std::fs::remove_file(status_socket(pf));
-        let _ = std::fs::remove_file(crate::base::names::command_socket(pf));
+        let _ = std::fs::remove_file(control_socket(pf));
     }
 }
 

@@ -351,9 +351,11 @@ async fn master_main(
     let mut sigchld = signal(SignalKind::child()).map_err(Error::io("watching SIGCHLD"))?;
     let mut sigwinch =
         signal(SignalKind::window_change()).map_err(Error::io("watching SIGWINCH"))?;
+    let cert_reload = launch.cert_reload();
     let manager = nix::unistd::Pid::from_raw(info.manager_pid as i32);
 
-    let mut tasks = Vec::new();
+    let mut tasks = vec![super::certs::on_signal(cert_reload.clone())
+        .map_err(Error::io("watching SIGRTMIN+1 (reload-certs)"))?];
     // The tasks that take new connections and datagrams: the first to go on an upgrade.
     let mut accepting = Vec::new();
     // The control socket: worker pipes from the manager (Process mode), commands to it.
@@ -408,10 +410,15 @@ async fn master_main(
         &shared,
         info,
         control.clone(),
-        launch.cert_reload(),
+        cert_reload.clone(),
         upgrade_tx,
         &build,
     );
+    // The file watch stops with the control socket (an old master draining after an upgrade
+    // leaves the certificates to the new one).
+    if let Some((files, every)) = launch.watched_cert_files() {
+        status_tasks.push(super::certs::watch(files, every, cert_reload));
+    }
     // Type=notify, and the master this one replaces: ready once the workers serve.
     {
         let shared = shared.clone();
@@ -437,7 +444,7 @@ async fn master_main(
             reactor: reactor.clone(),
             tables: Arc::new(app.tables.clone()),
         };
-        // With the status socket: an old master stops serving it when an upgrade drains it.
+        // With the control socket: an old master stops serving it when an upgrade drains it.
         status_tasks.push(tokio::spawn(super::admin::serve(l, a)));
     }
     let heartbeat =
@@ -657,6 +664,25 @@ impl Launch {
     }
 }
 
+impl Launch {
+    /// The files of the TLS listeners that are watched (`TlsSettings::watch`: certificate,
+    /// key, client CA) and the shortest period asked; `None` if none is.
+    fn watched_cert_files(&self) -> Option<(Vec<std::path::PathBuf>, Duration)> {
+        let mut files = Vec::new();
+        let mut every: Option<Duration> = None;
+        for t in self.tls.iter().flatten() {
+            let s = t.settings();
+            let Some(w) = s.watch else { continue };
+            every = Some(every.map_or(w, |e| e.min(w)));
+            files.extend([s.cert_file.clone(), s.key_file.clone()]);
+            files.extend(s.client_ca_file.clone());
+        }
+        files.sort();
+        files.dedup();
+        every.map(|e| (files, e))
+    }
+}
+
 /// Reloads the TLS certificates (`rswoole reload-certs`).
 pub(crate) type CertReload = Arc<dyn Fn() -> std::result::Result<String, String> + Send + Sync>;
 
@@ -665,11 +691,17 @@ impl Launch {
         let tls = self.tls.clone();
         let addrs: Vec<SocketAddr> = self.listeners.iter().map(|b| b.addr).collect();
         let shared = self.shared.clone();
-        Arc::new(move || reload_certs(&tls, &addrs, &shared))
+        // The control socket, the signal and the file watch may ask at once: one at a time.
+        let one = std::sync::Mutex::new(());
+        Arc::new(move || {
+            let _one = one.lock().unwrap_or_else(|e| e.into_inner());
+            reload_certs(&tls, &addrs, &shared)
+        })
     }
 }
 
-/// `rswoole reload-certs`: reads and checks every TLS listener's files; if all pass,
+/// `rswoole reload-certs`: reads and checks every TLS listener's files (certificate, key,
+/// client CA); if all pass,
 /// serves them (the master's own listeners at once; Base-mode workers before their next
 /// handshake, through the shared `certs_gen`). Otherwise nothing changes. Returns what is
 /// served now, or why nothing changed.
@@ -699,10 +731,15 @@ fn reload_certs(
         t.install(ck, gen);
         let fp = crate::owner::tls::fingerprint(&t.current_leaf());
         let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+        let s = t.settings();
+        let ca = match &s.client_ca_file {
+            Some(ca) => format!(", client CA {}", ca.display()),
+            None => String::new(),
+        };
         lines.push(format!(
-            "listener {} serves {} (sha256 {hex})",
+            "listener {} serves {} (sha256 {hex}){ca}",
             addrs[i],
-            t.cert_file().display()
+            s.cert_file.display()
         ));
     }
     shared.header().certs_gen.store(gen, Relaxed);

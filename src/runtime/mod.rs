@@ -14,10 +14,12 @@
 //! - [`cluster`]: several nodes sharing broadcasts and membership through Redis.
 //! - [`holds`]: replies the application still owes a connection (kept writable after the
 //!   client's FIN until they are sent).
-//! - [`daemon`]: daemon mode, the pid file, the log file, the status socket.
+//! - [`daemon`]: daemon mode, the pid file, the log file, the control socket.
+//! - [`certs`]: reloading the TLS certificates on `SIGRTMIN+1` and when their files change.
 
 pub(crate) mod admin;
 pub(crate) mod app;
+pub(crate) mod certs;
 pub(crate) mod cluster;
 pub(crate) mod daemon;
 pub(crate) mod holds;

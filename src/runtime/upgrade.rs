@@ -14,7 +14,7 @@
 //!
 //! The new master is a child of the old one (so under systemd it is in the service's
 //! cgroup; the old master then announces `MAINPID=<new>`), writes the pid file over the old
-//! one's, and serves the status socket in its place. It skips the "pid file names a running
+//! one's, and serves the control socket in its place. It skips the "pid file names a running
 //! master" check: that master is the one it replaces.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -323,7 +323,7 @@ async fn wait_reply(
     }
 }
 
-/// An `upgrade` asked for on the status socket: the binary (`None`: the master's own
+/// An `upgrade` asked for on the control socket: the binary (`None`: the master's own
 /// executable path) and where the JSON answer goes.
 #[derive(Debug)]
 pub(crate) struct Request {

@@ -356,6 +356,20 @@ pub(crate) fn redirect_std(file: &std::fs::File, stdout: bool) -> io::Result<()>
     Ok(())
 }
 
+/// The signal number of a signal name of the verbs table (`SIGUSR1`, `SIGRTMIN+1`...).
+pub(crate) fn signal_by_name(name: &str) -> Option<i32> {
+    Some(match name {
+        "SIGTERM" => libc::SIGTERM,
+        "SIGINT" => libc::SIGINT,
+        "SIGUSR1" => libc::SIGUSR1,
+        "SIGUSR2" => libc::SIGUSR2,
+        "SIGWINCH" => libc::SIGWINCH,
+        "SIGRTMIN" => sigrtmin(),
+        "SIGRTMIN+1" => sigrtmin() + 1,
+        _ => return None,
+    })
+}
+
 /// The first real-time signal (`SIGRTMIN`), which rswoole uses for "reopen the log file".
 pub(crate) fn sigrtmin() -> i32 {
     libc::SIGRTMIN()

@@ -48,7 +48,8 @@ pub enum TlsVersion {
 /// certificate verification, ALPN, the oldest version, the handshake timeout.
 ///
 /// The files are read and checked at start (a bad file is a start-up error) and again by
-/// `rswoole reload-certs` (see [`control`](crate::control)).
+/// `rswoole reload-certs` (see [`control`](crate::control)), by `SIGRTMIN+1` to the master,
+/// and, with [`watch`](Self::watch), when they change.
 ///
 /// # Examples
 /// ```
@@ -80,6 +81,10 @@ pub struct TlsSettings {
     /// How long a client may take to finish the handshake. Default
     /// [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: Duration,
+    /// Poll the certificate, key and client CA files this often and reload them when they
+    /// changed (and then stayed the same for one period). `None` (default): only
+    /// `rswoole reload-certs` or `SIGRTMIN+1` reload them.
+    pub watch: Option<Duration>,
 }
 
 impl TlsSettings {
@@ -99,6 +104,7 @@ impl TlsSettings {
             alpn: Vec::new(),
             min_version: TlsVersion::Tls12,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            watch: None,
         }
     }
 
@@ -158,6 +164,22 @@ impl TlsSettings {
         self
     }
 
+    /// Sets [`watch`](Self::watch): check the files every `every` and reload them when they
+    /// change. A file caught half-written is refused (the old certificate keeps serving) and
+    /// tried again at its next change.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let t = rswoole::tls::TlsSettings::new("c.pem", "k.pem").watch(Duration::from_secs(30));
+    /// assert_eq!(t.watch, Some(Duration::from_secs(30)));
+    /// ```
+    #[must_use]
+    pub fn watch(mut self, every: Duration) -> Self {
+        self.watch = Some(every);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |reason: &str| Error::InvalidSetting {
             name: "tls",
@@ -168,6 +190,9 @@ impl TlsSettings {
         }
         if self.handshake_timeout.is_zero() {
             return Err(bad("handshake_timeout must be above zero"));
+        }
+        if self.watch.is_some_and(|w| w < Duration::from_millis(10)) {
+            return Err(bad("watch: poll the files at most every 10 ms"));
         }
         if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return Err(bad("an ALPN protocol name is 1 to 255 bytes"));

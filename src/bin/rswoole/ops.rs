@@ -27,7 +27,7 @@ pub(crate) fn signals_help() -> String {
     let mut s = String::from("Signals (to the master; the control verbs send them for you):\n");
     for v in VERBS {
         if let Some(sig) = v.signal {
-            s.push_str(&format!("  {sig:<9} {:<12} {}\n", v.name, v.about));
+            s.push_str(&format!("  {sig:<11} {:<12} {}\n", v.name, v.about));
         }
     }
     s
