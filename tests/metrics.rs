@@ -331,7 +331,11 @@ fn metrics_user_counter_from_two_workers_is_summed() {
         seen.insert(r.text());
         n += 1;
     }
-    let m = scrape(admin);
+    // A request is counted when its handler returns, which may be just after the client has
+    // its response: wait (bounded) for the last one.
+    let m = wait_scrape(admin, "every request counted", |m| {
+        get(m, "rswoole_http_requests_total", &[("status", "200")]) >= n as f64
+    });
     assert_eq!(get(&m, "orders_total", &[("shop", "a")]), n as f64);
     assert_eq!(
         get(&m, "rswoole_http_requests_total", &[("status", "200")]),

@@ -457,7 +457,10 @@ mod tests {
         let started = std::time::Instant::now();
         let b = t.find_or_claim(Kind::Counter, &k).unwrap();
         assert_ne!(a, b);
-        assert!(started.elapsed() >= CLAIM_WAIT, "it waited for the claimer first");
+        assert!(
+            started.elapsed() >= CLAIM_WAIT,
+            "it waited for the claimer first"
+        );
         t.entry(a).state.store(READY, Release);
         t.entry(a).value.fetch_add(3, Relaxed);
         t.entry(b).value.fetch_add(4, Relaxed);
