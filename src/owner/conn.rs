@@ -400,14 +400,12 @@ impl<X> Conn<X> {
         let mut inbuf = BytesMut::new();
         match resume {
             None if hs_deadline.is_none() => sink.connected(&self),
-            None => {}
-            Some(unread) => {
-                if !unread.is_empty() {
-                    if let Verdict::Close = decoder.feed(&self, &*sink, &unread, &mut inbuf) {
-                        self.close();
-                    }
+            Some(unread) if !unread.is_empty() => {
+                if let Verdict::Close = decoder.feed(&self, &*sink, &unread, &mut inbuf) {
+                    self.close();
                 }
             }
+            _ => {}
         }
         loop {
             let (phase, pending, read_eof, io_error, handshaking) = {
