@@ -3,7 +3,7 @@
 //! runs two copies of this program (`app-v1`, `app-v2`) sees which one serves. `/slow?ms=N`
 //! answers after N ms (a request in flight during an upgrade). With `--stream-port P` it also
 //! serves length-framed TCP on P (4-byte big-endian length + body): each message is answered
-//! with `<binary> <pid> <body>`, in the same framing (connections that move to the new binary
+//! with `<binary> <pid> fd=<connection id> <body>`, in the same framing (connections that move to the new binary
 //! on upgrade, with no disconnect).
 //!
 //! ```text
@@ -37,7 +37,7 @@ fn main() -> rswoole::Result<()> {
             .set_framing(Framing::Length(LengthSpec::new(LengthType::U32Be, 0, 4)))
             .on_receive(move |srv, ev| {
                 let body = ev.data.get(4..).unwrap_or_default();
-                let mut reply = format!("{tag} {} ", std::process::id()).into_bytes();
+                let mut reply = format!("{tag} {} fd={} ", std::process::id(), ev.fd).into_bytes();
                 reply.extend_from_slice(body);
                 let mut out = (reply.len() as u32).to_be_bytes().to_vec();
                 out.extend_from_slice(&reply);

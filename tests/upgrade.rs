@@ -481,7 +481,8 @@ fn read_frame(s: &mut TcpStream) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// Sends `body` framed and returns the reply (`<binary> <pid> <body>`), checking the echo.
+/// Sends `body` framed and returns the reply (`<binary> <pid> fd=<id> <body>`), checking the
+/// echo.
 fn ask(s: &mut TcpStream, body: &str) -> Result<String, String> {
     s.write_all(&frame(body.as_bytes()))
         .map_err(|e| format!("write: {e}"))?;
@@ -493,7 +494,8 @@ fn ask(s: &mut TcpStream, body: &str) -> Result<String, String> {
 }
 
 /// Process mode: TCP clients (length framing) under continuous traffic stay connected across
-/// the upgrade and their next replies come from the new binary, on the same connection; a
+/// the upgrade and their next replies come from the new binary, on the same connection with
+/// the same connection id (`ConnId`, as the application sees it); a
 /// client that had sent half a frame before the upgrade completes it after and is answered by
 /// the new binary with the whole message; the old master exits at once, not after
 /// `max_wait_time`.
@@ -524,12 +526,18 @@ fn upgrade_moves_live_tcp_connections() {
             Err(e) => return load.fail(e),
         };
         let mut n = 0u64;
+        // The connection's id, as the server names it: the same before and after the move.
+        let mut id: Option<String> = None;
         while load.running() {
             n += 1;
             match ask(&mut s, &format!("c{i}-m{n}")) {
                 Ok(r) => {
                     if r.starts_with("app-v1 ") && load.on_v2[i].load(Ordering::Relaxed) {
                         return load.fail(format!("client {i}: app-v1 after app-v2"));
+                    }
+                    let fd = r.split(' ').nth(2).unwrap_or_default().to_string();
+                    if id.get_or_insert_with(|| fd.clone()) != &fd || !fd.starts_with("fd=") {
+                        return load.fail(format!("client {i}: {fd} in {r:?}, was {id:?}"));
                     }
                     load.reply(i, &r);
                 }
