@@ -1,7 +1,10 @@
 //! A server for the upgrade and systemd tests (`tests/upgrade.rs`): every HTTP reply names
 //! the binary that answered (its executable's file name) and the worker's pid, so a test that
 //! runs two copies of this program (`app-v1`, `app-v2`) sees which one serves. `/slow?ms=N`
-//! answers after N ms (a request in flight during an upgrade).
+//! answers after N ms (a request in flight during an upgrade). With `--stream-port P` it also
+//! serves length-framed TCP on P (4-byte big-endian length + body): each message is answered
+//! with `<binary> <pid> fd=<connection id> <body>`, in the same framing (connections that move to the new binary
+//! on upgrade, with no disconnect).
 //!
 //! ```text
 //! cargo build --example upgrade_kit
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use rswoole::cli::ExampleArgs;
 use rswoole::http::HttpServer;
+use rswoole::{Framing, LengthSpec, LengthType, SockType};
 
 fn main() -> rswoole::Result<()> {
     let args = ExampleArgs::parse_or_exit("127.0.0.1", 9501);
@@ -24,6 +28,22 @@ fn main() -> rswoole::Result<()> {
         .unwrap_or_else(|| "unknown".into());
     let mut server = HttpServer::bind(&args.addr())?;
     server.set(args.settings());
+    if let Some(p) = args.stream_port {
+        let host = args.addr();
+        let host = host.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        let tag = tag.clone();
+        server
+            .add_listener(&format!("{host}:{p}"), SockType::Tcp)?
+            .set_framing(Framing::Length(LengthSpec::new(LengthType::U32Be, 0, 4)))
+            .on_receive(move |srv, ev| {
+                let body = ev.data.get(4..).unwrap_or_default();
+                let mut reply = format!("{tag} {} fd={} ", std::process::id(), ev.fd).into_bytes();
+                reply.extend_from_slice(body);
+                let mut out = (reply.len() as u32).to_be_bytes().to_vec();
+                out.extend_from_slice(&reply);
+                async move { srv.send(ev.fd, out).map_err(|e| e.to_string()) }
+            });
+    }
     server.on_request(move |_srv, req, mut resp| {
         let tag = tag.clone();
         async move {

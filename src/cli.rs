@@ -123,6 +123,11 @@ pub struct ExampleArgs {
     /// This node's name in the cluster (with `--redis`).
     #[arg(long, requires = "redis")]
     pub node: Option<String>,
+    /// An extra plain TCP listener on this port (same host) with length framing (a 4-byte
+    /// big-endian length, then the body), for examples that serve both HTTP and a stream
+    /// protocol (`upgrade_kit`).
+    #[arg(long)]
+    pub stream_port: Option<u16>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]

@@ -20,11 +20,108 @@ fn copy_kit(dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// The scaffolding of an upgrade test: two builds of the kit (`app-v1`, `app-v2`) in a
+/// temporary directory, a pid file and a port.
+struct Kit {
+    dir: tempfile::TempDir,
+    v1: PathBuf,
+    v2: PathBuf,
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl Kit {
+    fn new() -> Kit {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = copy_kit(dir.path(), "app-v1");
+        let v2 = copy_kit(dir.path(), "app-v2");
+        let pid_file = dir.path().join("app.pid");
+        Kit {
+            dir,
+            v1,
+            v2,
+            pid_file,
+            port: free_port(),
+        }
+    }
+
+    /// `--port P --pid-file F` and `extra`.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a = vec![
+            "--port".to_string(),
+            self.port.to_string(),
+            "--pid-file".into(),
+            self.pid_file.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Starts `app-v1` with [`Kit::args`] and waits until it serves.
+    fn start(&self, extra: &[&str]) -> ServerProc {
+        let args = self.args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut p = ServerProc::spawn_path(&self.v1, &args, self.port);
+        p.wait_ready(Duration::from_secs(30));
+        p
+    }
+
+    /// `rswoole upgrade` to `binary`, which must succeed: its standard output.
+    fn upgrade_ok(&self, binary: &Path) -> String {
+        let out = upgrade_cli(&self.pid_file, binary);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "upgrade failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `rswoole upgrade` to `binary`, which must fail: its standard error.
+    fn upgrade_err(&self, binary: &Path) -> String {
+        let out = upgrade_cli(&self.pid_file, binary);
+        assert!(
+            !out.status.success(),
+            "the upgrade to {} succeeded",
+            binary.display()
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The pid in the pid file.
+    fn pid(&self) -> i32 {
+        std::fs::read_to_string(&self.pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// `rswoole stop`, which must succeed, then waits for the master named in the pid file to
+    /// be gone.
+    fn stop(&self) {
+        let pid = self.pid();
+        let out = util::cli(&["stop", "--pid-file", self.pid_file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_gone(pid, Duration::from_secs(10));
+    }
+}
+
 /// One `GET path` on a keep-alive connection: the body and whether the server said it closes
 /// the connection after it. An error names what failed.
 fn get(s: &mut TcpStream, path: &str) -> Result<(String, bool), String> {
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
         .map_err(|e| format!("write: {e}"))?;
+    read_reply(s)
+}
+
+/// Reads one HTTP response: its body and whether it says `Connection: close`.
+fn read_reply(s: &mut TcpStream) -> Result<(String, bool), String> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
     let head_end = loop {
@@ -203,130 +300,61 @@ fn upgrade_sd_notify_ready_reload_watchdog_stopping() {
 /// the new binary; the pid file and the status name the new master and the one it replaced.
 #[test]
 fn upgrade_under_keepalive_load_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = copy_kit(dir.path(), "app-v1");
-    let v2 = copy_kit(dir.path(), "app-v2");
-    let pid_file = dir.path().join("app.pid");
-    let port = free_port();
-    let port_s = port.to_string();
-    let args = [
-        "--port",
-        &port_s,
-        "--worker-num",
-        "2",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "--max-wait-time-ms",
-        "5000",
-    ];
-    let mut p = ServerProc::spawn_path(&v1, &args, port);
-    p.wait_ready(Duration::from_secs(30));
+    let kit = Kit::new();
+    let port = kit.port;
+    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "5000"]);
     let old_pid = p.pid();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let clients = 8;
-    // Per client: has it had a reply from app-v2 yet?
-    let on_v2: Arc<Vec<AtomicBool>> =
-        Arc::new((0..clients).map(|_| AtomicBool::new(false)).collect());
-    let threads: Vec<_> = (0..clients)
-        .map(|i| {
-            let (stop, ok, failures, on_v2) =
-                (stop.clone(), ok.clone(), failures.clone(), on_v2.clone());
-            std::thread::spawn(move || {
-                let mut s: Option<TcpStream> = None;
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let stream = match s.take() {
-                        Some(x) => x,
-                        None => match conn(port) {
-                            Ok(x) => x,
-                            Err(e) => {
-                                failures.lock().unwrap().push(e);
-                                continue;
-                            }
-                        },
-                    };
-                    let mut stream = stream;
-                    n += 1;
-                    // Every 5th request takes a while: in flight when the drain starts.
-                    let path = if n % 5 == 0 { "/slow?ms=50" } else { "/" };
-                    match get(&mut stream, path) {
-                        Ok((body, close)) => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            if body.starts_with("app-v2 ") {
-                                on_v2[i].store(true, Ordering::Relaxed);
-                            } else if !body.starts_with("app-v1 ") {
-                                failures.lock().unwrap().push(format!("odd body {body:?}"));
-                            }
-                            if !close {
-                                s = Some(stream);
-                            }
-                        }
-                        Err(e) => failures.lock().unwrap().push(e),
+    let load = Load::new(8);
+    let threads = load.run(move |i, load| {
+        let mut s: Option<TcpStream> = None;
+        let mut n = 0u64;
+        while load.running() {
+            let mut stream = match s.take() {
+                Some(x) => x,
+                None => match conn(port) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        load.fail(e);
+                        continue;
+                    }
+                },
+            };
+            n += 1;
+            // Every 5th request takes a while: in flight when the handover starts.
+            let path = if n % 5 == 0 { "/slow?ms=50" } else { "/" };
+            match get(&mut stream, path) {
+                Ok((body, close)) => {
+                    load.reply(i, &body);
+                    if !close {
+                        s = Some(stream);
                     }
                 }
-            })
-        })
-        .collect();
+                Err(e) => load.fail(e),
+            }
+        }
+    });
     // Load is running on app-v1.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ok.load(Ordering::Relaxed) < 200 {
-        assert!(Instant::now() < deadline, "no load");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = upgrade_cli(&pid_file, &v2);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "upgrade failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load.wait_replies(200, "no load");
+    let stdout = kit.upgrade_ok(&kit.v2);
     assert!(stdout.contains("app-v2"), "{stdout}");
-    // Every client moves to the new binary (its connection was closed after a reply).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !on_v2.iter().all(|b| b.load(Ordering::Relaxed)) {
-        assert!(
-            Instant::now() < deadline,
-            "some clients never reached app-v2"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Every client reaches the new binary (its connection moved between two requests, or was
+    // closed after a reply that said so).
+    load.wait_all_on_v2();
     // The old master drains and exits while the load goes on.
     p.wait_exit(Duration::from_secs(30))
         .expect("the old master exits");
-    let before = ok.load(Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ok.load(Ordering::Relaxed) < before + 200 {
-        assert!(
-            Instant::now() < deadline,
-            "no load after the old master left"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    let failures = failures.lock().unwrap();
-    assert!(
-        failures.is_empty(),
-        "{} failed requests of {}: {:?}",
-        failures.len(),
-        ok.load(Ordering::Relaxed),
-        &failures[..failures.len().min(10)]
-    );
+    load.wait_replies(load.replies() + 200, "no load after the old master left");
+    load.finish(threads, &p);
     // The pid file and the status name the new master, and the one it replaced.
-    let new_pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let new_pid = kit.pid();
     assert_ne!(new_pid, old_pid);
-    let st = util::wait_status(&pid_file, "the new master", Duration::from_secs(10), |v| {
-        v["master_pid"] == new_pid
-    });
+    let st = util::wait_status(
+        &kit.pid_file,
+        "the new master",
+        Duration::from_secs(10),
+        |v| v["master_pid"] == new_pid,
+    );
     assert!(
         st["build"]["exe"].as_str().unwrap().ends_with("app-v2"),
         "{st}"
@@ -336,50 +364,242 @@ fn upgrade_under_keepalive_load_loses_nothing() {
         "{st}"
     );
     assert_eq!(st["replaced"]["pid"], old_pid);
-    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
+    kit.stop();
+}
+
+/// Client threads under continuous traffic: replies counted, which clients have had a reply
+/// from `app-v2`, and every failure (a failed request, a disconnect, an odd reply).
+#[derive(Clone)]
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    on_v2: Arc<Vec<AtomicBool>>,
+}
+
+impl Load {
+    fn new(clients: usize) -> Load {
+        Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            ok: Arc::new(AtomicUsize::new(0)),
+            failures: Arc::new(Mutex::new(Vec::new())),
+            on_v2: Arc::new((0..clients).map(|_| AtomicBool::new(false)).collect()),
+        }
+    }
+
+    /// Runs `client(i, load)` in one thread per client.
+    fn run(
+        &self,
+        client: impl Fn(usize, &Load) + Send + Sync + 'static,
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        let client = Arc::new(client);
+        (0..self.on_v2.len())
+            .map(|i| {
+                let (load, client) = (self.clone(), client.clone());
+                std::thread::spawn(move || client(i, &load))
+            })
+            .collect()
+    }
+
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn fail(&self, why: String) {
+        self.failures.lock().unwrap().push(why);
+    }
+
+    /// Counts a reply of client `i` and notes which binary sent it.
+    fn reply(&self, i: usize, body: &str) {
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        if body.starts_with("app-v2 ") {
+            self.on_v2[i].store(true, Ordering::Relaxed);
+        } else if !body.starts_with("app-v1 ") {
+            self.fail(format!("odd reply {body:?}"));
+        }
+    }
+
+    fn replies(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits (≤ 20 s) until there were `at_least` replies.
+    fn wait_replies(&self, at_least: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.replies() < at_least {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (≤ 30 s) until every client has had a reply from app-v2.
+    fn wait_all_on_v2(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.on_v2.iter().all(|b| b.load(Ordering::Relaxed)) {
+            let failures = self.failures.lock().unwrap().clone();
+            assert!(
+                Instant::now() < deadline,
+                "some clients never got a reply from app-v2: {failures:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the clients and checks that nothing failed.
+    fn finish(self, threads: Vec<std::thread::JoinHandle<()>>, server: &ServerProc) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let failures = self.failures.lock().unwrap();
+        assert!(
+            failures.is_empty(),
+            "{} failures in {} replies: {:?}\n{}",
+            failures.len(),
+            self.replies(),
+            &failures[..failures.len().min(10)],
+            server.stderr()
+        );
+    }
+}
+
+/// A length-framed message (4-byte big-endian length, then the body): the kit's stream port.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Reads one length-framed reply.
+fn read_frame(s: &mut TcpStream) -> Result<String, String> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)
+        .map_err(|e| format!("read length: {e}"))?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body)
+        .map_err(|e| format!("read body: {e}"))?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sends `body` framed and returns the reply (`<binary> <pid> fd=<id> <body>`), checking the
+/// echo.
+fn ask(s: &mut TcpStream, body: &str) -> Result<String, String> {
+    s.write_all(&frame(body.as_bytes()))
+        .map_err(|e| format!("write: {e}"))?;
+    let r = read_frame(s)?;
+    if !r.ends_with(&format!(" {body}")) {
+        return Err(format!("reply {r:?} to {body:?}"));
+    }
+    Ok(r)
+}
+
+/// Process mode: TCP clients (length framing) under continuous traffic stay connected across
+/// the upgrade and their next replies come from the new binary, on the same connection with
+/// the same connection id (`ConnId`, as the application sees it); a
+/// client that had sent half a frame before the upgrade completes it after and is answered by
+/// the new binary with the whole message; the old master exits at once, not after
+/// `max_wait_time`.
+#[test]
+fn upgrade_moves_live_tcp_connections() {
+    let kit = Kit::new();
+    let sport = free_port();
+    let sport_s = sport.to_string();
+    let mut p = kit.start(&[
+        "--worker-num",
+        "2",
+        "--stream-port",
+        &sport_s,
+        "--max-wait-time-ms",
+        "30000",
+    ]);
+    // Half a frame: a 10-byte body announced, 5 bytes sent.
+    let mut half = conn(sport).unwrap();
+    assert!(ask(&mut half, "hello").unwrap().starts_with("app-v1 "));
+    half.write_all(&10u32.to_be_bytes()).unwrap();
+    half.write_all(b"01234").unwrap();
+
+    let load = Load::new(20);
+    let threads = load.run(move |i, load| {
+        // One connection for the whole test: any error is a disconnect.
+        let mut s = match conn(sport) {
+            Ok(s) => s,
+            Err(e) => return load.fail(e),
+        };
+        let mut n = 0u64;
+        // The connection's id, as the server names it: the same before and after the move.
+        let mut id: Option<String> = None;
+        while load.running() {
+            n += 1;
+            match ask(&mut s, &format!("c{i}-m{n}")) {
+                Ok(r) => {
+                    if r.starts_with("app-v1 ") && load.on_v2[i].load(Ordering::Relaxed) {
+                        return load.fail(format!("client {i}: app-v1 after app-v2"));
+                    }
+                    let fd = r.split(' ').nth(2).unwrap_or_default().to_string();
+                    if id.get_or_insert_with(|| fd.clone()) != &fd || !fd.starts_with("fd=") {
+                        return load.fail(format!("client {i}: {fd} in {r:?}, was {id:?}"));
+                    }
+                    load.reply(i, &r);
+                }
+                Err(e) => return load.fail(format!("client {i}, message {n}: {e}")),
+            }
+        }
+    });
+    load.wait_replies(500, "no traffic");
+    kit.upgrade_ok(&kit.v2);
+    load.wait_all_on_v2();
+    // Nothing left to drain: the old master leaves long before max_wait_time (30 s).
+    let gone = p.wait_exit(Duration::from_secs(10));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        gone.is_some(),
+        "the old master is still there: {}",
+        p.stderr()
     );
-    wait_gone(new_pid, Duration::from_secs(10));
+    load.wait_replies(load.replies() + 500, "no traffic after the old master left");
+    // The half frame's other half: the whole message reaches app-v2.
+    half.write_all(b"56789").unwrap();
+    let r = read_frame(&mut half).unwrap();
+    assert!(
+        r.starts_with("app-v2 ") && r.ends_with(" 0123456789"),
+        "{r:?}"
+    );
+    load.finish(threads, &p);
+    let err = p.stderr();
+    assert!(err.contains("handover: connections moved"), "{err}");
+    assert!(err.contains("moved=21"), "{err}");
+    assert!(
+        err.contains("took in the old master's connections"),
+        "{err}"
+    );
+    kit.stop();
 }
 
 /// An upgrade to a binary that exits at start, or to one that refuses its settings, or to a
-/// path that does not exist, fails with the reason and leaves the old server serving.
+/// path that does not exist, fails with the reason and leaves the old server serving — and
+/// its live connections, HTTP keep-alive and TCP with a half-sent frame, on the old master.
 #[test]
 fn upgrade_to_a_failing_binary_keeps_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = copy_kit(dir.path(), "app-v1");
-    let broken = dir.path().join("broken");
+    let kit = Kit::new();
+    let broken = kit.dir.path().join("broken");
     std::fs::write(&broken, "#!/bin/sh\necho broken build >&2\nexit 3\n").unwrap();
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let pid_file = dir.path().join("app.pid");
-    let port = free_port();
-    let port_s = port.to_string();
-    let args = [
-        "--port",
-        &port_s,
-        "--worker-num",
-        "1",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-    ];
-    let mut p = ServerProc::spawn_path(&v1, &args, port);
-    p.wait_ready(Duration::from_secs(30));
+    let sport = free_port();
+    let sport_s = sport.to_string();
+    let mut p = kit.start(&["--worker-num", "1", "--stream-port", &sport_s]);
     // A keep-alive connection open across the failed upgrades.
-    let mut s = conn(port).unwrap();
+    let mut s = conn(kit.port).unwrap();
     assert!(get(&mut s, "/").unwrap().0.starts_with("app-v1 "));
+    // A TCP connection with half a frame sent.
+    let mut t = conn(sport).unwrap();
+    assert!(ask(&mut t, "x").unwrap().starts_with("app-v1 "));
+    t.write_all(&4u32.to_be_bytes()).unwrap();
+    t.write_all(b"ab").unwrap();
 
-    let out = upgrade_cli(&pid_file, &broken);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success());
+    let err = kit.upgrade_err(&broken);
     assert!(err.contains("exited at start (exit status: 3)"), "{err}");
     assert!(err.contains(&format!("pid {}", p.pid())), "{err}");
 
-    let out = upgrade_cli(&pid_file, &dir.path().join("missing"));
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success());
+    let err = kit.upgrade_err(&kit.dir.path().join("missing"));
     assert!(
         err.contains("cannot start") && err.contains("missing"),
         "{err}"
@@ -387,15 +607,15 @@ fn upgrade_to_a_failing_binary_keeps_the_old_one() {
 
     // The same program with a listener the old master does not have: it refuses the
     // handed-over socket; its own start-up error is the reason.
-    let other_kit = copy_kit(dir.path(), "app-other");
-    let wrapper = dir.path().join("bad-config");
+    let other_kit = copy_kit(kit.dir.path(), "app-other");
+    let wrapper = kit.dir.path().join("bad-config");
     std::fs::write(
         &wrapper,
         format!(
             "#!/bin/sh\nexec {} --port {} --pid-file {}\n",
             other_kit.display(),
             free_port(),
-            pid_file.display()
+            kit.pid_file.display()
         ),
     )
     .unwrap();
@@ -404,103 +624,56 @@ fn upgrade_to_a_failing_binary_keeps_the_old_one() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = upgrade_cli(&pid_file, &wrapper);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success());
+    let err = kit.upgrade_err(&wrapper);
     assert!(err.contains("match no listener"), "{err}");
 
-    // Still the old master, still serving, on the old connection and on new ones.
+    // Still the old master, still serving, on the old connections and on new ones.
     assert!(get(&mut s, "/").unwrap().0.starts_with("app-v1 "));
-    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v1 "));
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(pid, p.pid());
+    t.write_all(b"cd").unwrap();
+    let r = read_frame(&mut t).unwrap();
+    assert!(r.starts_with("app-v1 ") && r.ends_with(" abcd"), "{r:?}");
+    assert!(ask(&mut t, "y").unwrap().starts_with("app-v1 "));
+    assert!(get_once(kit.port, Duration::from_secs(5)).starts_with("app-v1 "));
+    assert_eq!(kit.pid(), p.pid());
     p.stop(Duration::from_secs(30));
 }
 
 /// Base mode: the listeners pass, the old workers drain, the new binary serves.
 #[test]
 fn upgrade_base_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = copy_kit(dir.path(), "app-v1");
-    let v2 = copy_kit(dir.path(), "app-v2");
-    let pid_file = dir.path().join("app.pid");
-    let port = free_port();
-    let port_s = port.to_string();
-    let args = [
-        "--port",
-        &port_s,
-        "--mode",
-        "base",
-        "--worker-num",
-        "2",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-    ];
-    let mut p = ServerProc::spawn_path(&v1, &args, port);
-    p.wait_ready(Duration::from_secs(30));
-    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v1 "));
-    let out = upgrade_cli(&pid_file, &v2);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let kit = Kit::new();
+    let mut p = kit.start(&["--mode", "base", "--worker-num", "2"]);
+    assert!(get_once(kit.port, Duration::from_secs(5)).starts_with("app-v1 "));
+    kit.upgrade_ok(&kit.v2);
     p.wait_exit(Duration::from_secs(30))
         .expect("the old master exits");
     for _ in 0..20 {
-        assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v2 "));
+        assert!(get_once(kit.port, Duration::from_secs(5)).starts_with("app-v2 "));
     }
-    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kit.stop();
 }
 
 /// Under a service manager, the old master hands the service to the new one: `MAINPID=<new>`
 /// and `READY=1` once the new master serves.
 #[test]
 fn upgrade_announces_the_new_main_pid() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = copy_kit(dir.path(), "app-v1");
-    let v2 = copy_kit(dir.path(), "app-v2");
-    let path = dir.path().join("notify");
+    let kit = Kit::new();
+    let path = kit.dir.path().join("notify");
     let sock = UnixDatagram::bind(&path).unwrap();
-    let pid_file = dir.path().join("app.pid");
-    let port = free_port();
     let env_notify = format!("NOTIFY_SOCKET={}", path.display());
-    let port_s = port.to_string();
-    let args = [
-        env_notify.as_str(),
-        "RSWOOLE_LOG=info",
-        v1.to_str().unwrap(),
-        "--port",
-        &port_s,
-        "--worker-num",
-        "1",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
+    let mut args = vec![
+        env_notify,
+        "RSWOOLE_LOG=info".into(),
+        kit.v1.display().to_string(),
     ];
-    let mut p = ServerProc::spawn_path(Path::new("/usr/bin/env"), &args, port);
+    args.extend(kit.args(&["--worker-num", "1"]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = ServerProc::spawn_path(Path::new("/usr/bin/env"), &args, kit.port);
     p.wait_ready(Duration::from_secs(30));
     let ready = wait_notify(&sock, "READY=1", Duration::from_secs(20));
     assert!(ready.contains(&format!("MAINPID={}", p.pid())), "{ready}");
-    let out = upgrade_cli(&pid_file, &v2);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let new_pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    kit.upgrade_ok(&kit.v2);
+    let new_pid = kit.pid();
     // The new master's own READY=1 and the old master's hand-over both name the new pid.
     let handover = wait_notify(
         &sock,
@@ -510,67 +683,50 @@ fn upgrade_announces_the_new_main_pid() {
     assert!(handover.starts_with("MAINPID="), "{handover}");
     p.wait_exit(Duration::from_secs(30))
         .expect("the old master exits");
-    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v2 "));
-    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_gone(new_pid, Duration::from_secs(10));
+    assert!(get_once(kit.port, Duration::from_secs(5)).starts_with("app-v2 "));
+    kit.stop();
 }
 
-/// A keep-alive connection idle across the upgrade stays with the old master: its next request
-/// is answered there, with `Connection: close`; the client's new connection reaches the new
-/// binary.
+/// Process mode: a keep-alive connection idle across the upgrade moves to the new master:
+/// its next request, on the same connection, is answered by the new binary (no
+/// `Connection: close`). A request still being handled when the handover runs (longer than
+/// its quiesce limit) keeps its connection on the old master: answered there with
+/// `Connection: close`, then closed; the old master exits once it is done.
 #[test]
-fn upgrade_idle_keepalive_connection_gets_a_clean_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = copy_kit(dir.path(), "app-v1");
-    let v2 = copy_kit(dir.path(), "app-v2");
-    let pid_file = dir.path().join("app.pid");
-    let port = free_port();
-    let port_s = port.to_string();
-    let args = [
-        "--port",
-        &port_s,
-        "--worker-num",
-        "1",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "--max-wait-time-ms",
-        "20000",
-    ];
-    let mut p = ServerProc::spawn_path(&v1, &args, port);
-    p.wait_ready(Duration::from_secs(30));
-    let mut idle = conn(port).unwrap();
+fn upgrade_moves_idle_keepalive_and_drains_a_request_in_flight() {
+    let kit = Kit::new();
+    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "20000"]);
+    let mut idle = conn(kit.port).unwrap();
     let (body, close) = get(&mut idle, "/").unwrap();
     assert!(body.starts_with("app-v1 ") && !close, "{body}");
-    let out = upgrade_cli(&pid_file, &v2);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The old master is draining, not gone: it waits for this connection.
-    p.wait_stderr("stops accepting and drains", 1, Duration::from_secs(10));
-    assert!(
-        p.child.try_wait().unwrap().is_none(),
-        "the old master left early"
-    );
-    assert!(get_once(port, Duration::from_secs(5)).starts_with("app-v2 "));
-    let (body, close) = get(&mut idle, "/").unwrap();
+    // A request that outlasts the handover's wait for it (1 s), sent before the upgrade.
+    let mut slow = conn(kit.port).unwrap();
+    slow.write_all(b"GET /slow?ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let busy = std::thread::spawn(move || {
+        let r = read_reply(&mut slow);
+        let mut rest = Vec::new();
+        let eof = slow.read_to_end(&mut rest).map(|n| n == 0);
+        (r, eof)
+    });
+    kit.upgrade_ok(&kit.v2);
+    p.wait_stderr("handover: connections moved", 1, Duration::from_secs(10));
+    // The idle connection moved: same socket, the new binary answers, keep-alive.
+    for _ in 0..3 {
+        let (body, close) = get(&mut idle, "/").unwrap();
+        assert!(body.starts_with("app-v2 ") && !close, "{body}");
+    }
+    let (r, eof) = busy.join().unwrap();
+    let (body, close) = r.unwrap();
     assert!(body.starts_with("app-v1 "), "{body}");
     assert!(close, "the old master's reply must say Connection: close");
-    let mut rest = Vec::new();
-    assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0, "closed after it");
+    assert!(eof.unwrap(), "closed after it");
     // Its last connection gone, the old master stops well before max_wait_time.
     p.wait_exit(Duration::from_secs(10))
         .expect("the old master exits once drained");
-    let out = util::cli(&["stop", "--pid-file", pid_file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = p.stderr();
+    assert!(err.contains("moved=1 "), "{err}");
+    let (body, _) = get(&mut idle, "/").unwrap();
+    assert!(body.starts_with("app-v2 "), "{body}");
+    kit.stop();
 }

@@ -600,6 +600,11 @@ impl Response {
 
 impl Inner {
     fn encode_head(&mut self, out: &mut BytesMut, body: BodyLength) -> Result<(), HttpError> {
+        // An upgrade may have started while the request was handled: a connection that did
+        // not move to the new master closes after this reply.
+        if self.handle.ctx.shared.draining() {
+            self.keep_alive = false;
+        }
         let mut h = ResponseHead::new(self.status);
         if let Some(r) = &self.reason {
             h.reason_phrase(r)

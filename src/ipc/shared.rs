@@ -221,38 +221,76 @@ impl Shared {
                 .compare_exchange(0, u64::MAX, AcqRel, Relaxed)
                 .is_ok()
             {
-                let (fam, hi, lo) = match info.remote.ip() {
-                    IpAddr::V4(v4) => (4u32, 0, u32::from(v4) as u64),
-                    IpAddr::V6(v6) => {
-                        let b = u128::from(v6);
-                        (6u32, (b >> 64) as u64, b as u64)
-                    }
-                };
-                slot.ip_hi.store(hi, Relaxed);
-                slot.ip_lo.store(lo, Relaxed);
-                slot.fam_port
-                    .store(fam << 16 | info.remote.port() as u32, Relaxed);
-                slot.listener_port.store(
-                    (info.listener as u32) << 16 | info.server_port as u32,
-                    Relaxed,
-                );
-                slot.reactor.store(info.reactor, Relaxed);
-                slot.flags.store(0, Relaxed);
                 let now = now_ms();
-                slot.connect_ms.store(now, Relaxed);
-                slot.last_recv_ms.store(now, Relaxed);
-                slot.out_bytes.store(0, Relaxed);
-                slot.worker.store(info.worker, Relaxed);
-                slot.uid.store(0, Relaxed);
-                slot.owner_pid.store(info.owner_pid, Relaxed);
-                slot.id.store(id, Release);
-                let h = self.header();
-                h.accepted.fetch_add(1, Relaxed);
-                h.live.fetch_add(1, Relaxed);
+                self.fill(slot, id, info, now, now, 0);
                 return Some(ConnId(id));
             }
         }
         None
+    }
+
+    /// Takes in a connection that moved from another master (upgrade) under its own id,
+    /// with its connect and last-receive times and bound uid. False if its slot is taken
+    /// (this server's `max_connection` maps another connection there).
+    pub(crate) fn adopt(
+        &self,
+        id: ConnId,
+        info: &NewConn,
+        connect_ms: u64,
+        last_recv_ms: u64,
+        uid: u32,
+    ) -> bool {
+        let Some(slot) = self.slot_of(id.0) else {
+            return false;
+        };
+        if slot
+            .id
+            .compare_exchange(0, u64::MAX, AcqRel, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.fill(slot, id.0, info, connect_ms, last_recv_ms, uid);
+        true
+    }
+
+    /// Writes a claimed slot's fields, then its id (which publishes it), and counts it.
+    fn fill(
+        &self,
+        slot: &ConnSlot,
+        id: u64,
+        info: &NewConn,
+        connect_ms: u64,
+        last_recv_ms: u64,
+        uid: u32,
+    ) {
+        let (fam, hi, lo) = match info.remote.ip() {
+            IpAddr::V4(v4) => (4u32, 0, u32::from(v4) as u64),
+            IpAddr::V6(v6) => {
+                let b = u128::from(v6);
+                (6u32, (b >> 64) as u64, b as u64)
+            }
+        };
+        slot.ip_hi.store(hi, Relaxed);
+        slot.ip_lo.store(lo, Relaxed);
+        slot.fam_port
+            .store(fam << 16 | info.remote.port() as u32, Relaxed);
+        slot.listener_port.store(
+            (info.listener as u32) << 16 | info.server_port as u32,
+            Relaxed,
+        );
+        slot.reactor.store(info.reactor, Relaxed);
+        slot.flags.store(0, Relaxed);
+        slot.connect_ms.store(connect_ms, Relaxed);
+        slot.last_recv_ms.store(last_recv_ms, Relaxed);
+        slot.out_bytes.store(0, Relaxed);
+        slot.worker.store(info.worker, Relaxed);
+        slot.uid.store(uid, Relaxed);
+        slot.owner_pid.store(info.owner_pid, Relaxed);
+        slot.id.store(id, Release);
+        let h = self.header();
+        h.accepted.fetch_add(1, Relaxed);
+        h.live.fetch_add(1, Relaxed);
     }
 
     /// Marks a connection closing: `exists` turns false and sends fail from now on.

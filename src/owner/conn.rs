@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::flusher::Flusher;
+use super::handover::{Movable, Moved};
 use super::inbound::{ConnConfig, Inbound, Verdict};
 use super::sink::EventSink;
 use super::ws::WsState;
@@ -39,6 +40,9 @@ enum Phase {
     Closing,
     /// `close_done` came: flush what is left and end.
     Finishing,
+    /// Handed over to a new master (upgrade): the task has stopped; writes are refused so
+    /// that nothing overtakes the output that moved ([`super::handover`]).
+    Moved,
 }
 
 #[derive(Debug)]
@@ -120,6 +124,8 @@ pub(crate) struct Conn<X = ()> {
     flusher: Arc<Flusher<X>>,
     /// A TLS connection (`Out::tls` is set).
     tls: bool,
+    /// An upgrade asked the task to stop at a safe point and hand the connection over.
+    moving: std::sync::atomic::AtomicBool,
 }
 
 /// Why [`Conn::write`] refused data.
@@ -165,6 +171,7 @@ impl<X: Default> Conn<X> {
             ws: Mutex::new(None),
             flusher,
             tls: handshaking,
+            moving: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -173,7 +180,7 @@ impl<X> Conn<X> {
     /// Writes `data`, or queues what the socket does not take now.
     pub(crate) fn write(&self, data: &[u8]) -> Result<(), WriteError> {
         let mut out = self.out.lock();
-        if out.io_error || out.phase == Phase::Finishing {
+        if out.io_error || matches!(out.phase, Phase::Finishing | Phase::Moved) {
             return Err(WriteError::Closed);
         }
         if out.buf.len() + data.len() > self.cap {
@@ -364,6 +371,21 @@ impl<X> Conn<X> {
         sink: R,
         cfg: &ConnConfig,
     ) {
+        // A fresh connection never moves: nothing asked it to.
+        let _ = self.run_from(sink, cfg, None).await;
+    }
+
+    /// The connection task, for a fresh connection (`resume` = `None`: the sink hears
+    /// `connected`) or one that moved in from another master (`resume` = its undecoded
+    /// input: no `connected`, the bytes are decoded first). Returns `Some` when it stopped
+    /// for a handover ([`Conn::request_move`]): the connection is then [`Phase::Moved`] and
+    /// the caller owns what is left of it.
+    pub(crate) async fn run_from<S: EventSink<State = X>, R: std::ops::Deref<Target = S>>(
+        self: Arc<Self>,
+        sink: R,
+        cfg: &ConnConfig,
+        resume: Option<bytes::Bytes>,
+    ) -> Option<Moved> {
         let hs_deadline = {
             let o = self.out.lock();
             o.handshaking.then(|| {
@@ -374,11 +396,17 @@ impl<X> Conn<X> {
                         .map_or(std::time::Duration::from_secs(10), |t| t.handshake_timeout)
             })
         };
-        if hs_deadline.is_none() {
-            sink.connected(&self);
-        }
         let mut decoder = Inbound::new(cfg);
         let mut inbuf = BytesMut::new();
+        match resume {
+            None if hs_deadline.is_none() => sink.connected(&self),
+            Some(unread) if !unread.is_empty() => {
+                if let Verdict::Close = decoder.feed(&self, &*sink, &unread, &mut inbuf) {
+                    self.close();
+                }
+            }
+            _ => {}
+        }
         loop {
             let (phase, pending, read_eof, io_error, handshaking) = {
                 let o = self.out.lock();
@@ -389,7 +417,7 @@ impl<X> Conn<X> {
                 // The sink never heard of it: no `closed` either.
                 tracing::debug!(fd = %self.id, remote = %self.remote, "TLS connection ended before its handshake finished");
                 let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
-                return;
+                return None;
             }
             match phase {
                 Phase::Open if read_eof || io_error => {
@@ -408,13 +436,44 @@ impl<X> Conn<X> {
                 }
                 Phase::Finishing if !pending => {
                     let _ = self.stream_shutdown();
-                    return;
+                    return None;
                 }
                 _ => {}
+            }
+            let moving = phase == Phase::Open
+                && !read_eof
+                && !io_error
+                && !handshaking
+                && self.moving.load(std::sync::atomic::Ordering::Acquire);
+            let mut quiescing = false;
+            if moving {
+                match decoder.movable(&inbuf) {
+                    Movable::Now(proto) if !sink.busy(&self) => {
+                        let mut o = self.out.lock();
+                        if o.phase == Phase::Open && !o.read_eof && !o.io_error {
+                            o.phase = Phase::Moved;
+                            drop(o);
+                            return Some(Moved {
+                                unread: inbuf.split().freeze(),
+                                proto,
+                            });
+                        }
+                    }
+                    // Events in flight: wait for them (their replies land here first), reading
+                    // nothing more.
+                    Movable::Now(_) => quiescing = true,
+                    // Mid-request: read on until it is whole.
+                    Movable::Later => {}
+                    // WebSocket, HTTP/2, pending upgrade: this one drains here.
+                    Movable::Never => self.cancel_move(),
+                }
             }
             let mut want_read = phase == Phase::Open && !read_eof && !io_error && !decoder.paused();
             let backlogged = want_read && sink.backlogged(&self);
             if backlogged {
+                want_read = false;
+            }
+            if quiescing {
                 want_read = false;
             }
             let deadline = if handshaking {
@@ -434,7 +493,7 @@ impl<X> Conn<X> {
                         self.close();
                     }
                 }
-                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged || quiescing => {}
                 _ = sleep_until_opt(drain_by), if drain_by.is_some() => {
                     tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
                     let mut o = self.out.lock();
@@ -457,7 +516,8 @@ impl<X> Conn<X> {
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
                     if let Inbound::H2 = decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
-                        return super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf)).await;
+                        super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf)).await;
+                        return None;
                     }
                 }
             }
@@ -723,6 +783,74 @@ impl<X> Conn<X> {
         self.out.lock().h2
     }
 
+    /// Upgrade: asks the connection task to stop at its next safe point and hand the
+    /// connection over ([`Conn::run_from`] returns). False (nothing asked) for what cannot
+    /// move: TLS, HTTP/2, a connection that is closing or half-closed.
+    pub(crate) fn request_move(&self) -> bool {
+        let o = self.out.lock();
+        if self.tls || o.h2 || o.phase != Phase::Open || o.read_eof || o.io_error {
+            return false;
+        }
+        drop(o);
+        self.moving
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_one();
+        true
+    }
+
+    /// The move was given up (its task could not stop in time, or found it cannot move):
+    /// the connection serves on here.
+    pub(crate) fn cancel_move(&self) {
+        self.moving
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a move was asked and not given up.
+    pub(crate) fn move_requested(&self) -> bool {
+        self.moving.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Takes the output not yet written (a moved connection's, for its snapshot).
+    pub(crate) fn take_unsent(&self) -> bytes::Bytes {
+        let mut o = self.out.lock();
+        let b = o.buf.split().freeze();
+        drop(o);
+        self.set_out_bytes(0);
+        b
+    }
+
+    /// Queues output that was already accepted elsewhere (a moved connection's unsent
+    /// bytes, or those of a move that failed), even past the output limit.
+    pub(crate) fn restore_unsent(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let mut o = self.out.lock();
+        o.buf.extend_from_slice(data);
+        let len = o.buf.len();
+        drop(o);
+        self.set_out_bytes(len);
+        self.notify.notify_one();
+    }
+
+    /// A move failed (the new master is gone): the connection is this process's again; its
+    /// task must be started again with the unread bytes ([`Conn::run_from`]).
+    pub(crate) fn unmove(&self, unsent: &[u8]) {
+        self.cancel_move();
+        let mut o = self.out.lock();
+        if o.phase == Phase::Moved {
+            o.phase = Phase::Open;
+        }
+        drop(o);
+        self.restore_unsent(unsent);
+    }
+
+    /// A second descriptor of the socket (to send to a new master).
+    pub(crate) fn dup_socket(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.stream.as_fd().try_clone_to_owned()
+    }
+
     /// Resolves when the connection task is woken (output written, close asked).
     pub(super) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.notify.notified()
@@ -921,7 +1049,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
     /// broadcasts).
     pub(crate) fn write_deferred(self: &Arc<Self>, data: &[u8]) -> Result<(), WriteError> {
         let mut out = self.out.lock();
-        if out.io_error || out.phase == Phase::Finishing {
+        if out.io_error || matches!(out.phase, Phase::Finishing | Phase::Moved) {
             return Err(WriteError::Closed);
         }
         if out.buf.len() + data.len() > self.cap {

@@ -137,6 +137,30 @@ impl Inbound {
         }
     }
 
+    /// What a connection in this state moves to a new master as, if it can move now
+    /// ([`super::handover`]; `inbuf`: the bytes read and not decoded): raw and framed
+    /// streams always (a partial frame is just bytes), HTTP/1.1 between requests (nothing of
+    /// the next one read yet). WebSocket and the rest do not move: they drain in the old
+    /// master.
+    pub(crate) fn movable(&self, inbuf: &BytesMut) -> super::handover::Movable {
+        use super::handover::{Movable, Proto};
+        match self {
+            Inbound::Raw => Movable::Now(Proto::Raw),
+            Inbound::Stream(_) => Movable::Now(Proto::Stream),
+            Inbound::Http(h)
+                if h.dec.is_awaiting_head()
+                    && h.cur.is_none()
+                    && h.upgraded.is_none()
+                    && inbuf.is_empty() =>
+            {
+                Movable::Now(Proto::HttpIdle)
+            }
+            // In the middle of a request: once it is read and answered.
+            Inbound::Http(h) if h.upgraded.is_none() => Movable::Later,
+            _ => Movable::Never,
+        }
+    }
+
     /// Reading is paused (a WebSocket upgrade waits for `on_handshake`).
     pub(crate) fn paused(&self) -> bool {
         matches!(self, Inbound::WsPending(_))

@@ -361,6 +361,13 @@ async fn master_main(
     // The control socket: worker pipes from the manager (Process mode), commands to it.
     let control =
         Arc::new(sys::async_fd(control).map_err(Error::io("registering the control socket"))?);
+    // Every listener's connection configuration (also what moved connections resume with).
+    let cfgs: Vec<Arc<ConnConfig>> = (0..launch.listeners.len())
+        .map(|i| Arc::new(launch.conn_config(app, i)))
+        .collect();
+    // The accept loops wait while the old master (upgrade) moves its connections here.
+    let expect_moves = settings.mode == Mode::Process && upgrade::moves_expected();
+    let (gate_tx, gate) = tokio::sync::watch::channel(!expect_moves);
     if settings.mode == Mode::Process {
         let (c, r) = (control.clone(), reactor.clone());
         tasks.push(tokio::spawn(async move { read_control(&c, r).await }));
@@ -375,8 +382,12 @@ async fn master_main(
                         .map_err(Error::io("cloning a listener"))?;
                     let l = tokio::net::TcpListener::from_std(sock.into())
                         .map_err(Error::io("registering a listener"))?;
-                    let framing = Arc::new(launch.conn_config(app, i));
-                    accepting.push(tokio::spawn(serve_listener(l, i, reactor.clone(), framing)));
+                    let (framing, mut gate) = (cfgs[i].clone(), gate.clone());
+                    let r = reactor.clone();
+                    accepting.push(tokio::spawn(async move {
+                        let _ = gate.wait_for(|open| *open).await;
+                        serve_listener(l, i, r, framing).await
+                    }));
                 }
                 SockType::Udp => {
                     let u = b
@@ -424,11 +435,19 @@ async fn master_main(
         let shared = shared.clone();
         let slots = settings.worker_num + settings.task_worker_num;
         let build = build.clone();
+        let (r, cfgs) = (reactor.clone(), cfgs.clone());
         tasks.push(tokio::spawn(async move {
             if !super::systemd::wait_serving(&shared, slots, upgrade::READY_TIMEOUT).await {
                 tracing::warn!("the workers did not all start in time; reporting ready anyway");
             }
-            upgrade::report_ready(build);
+            match upgrade::report_ready(build) {
+                Some(sock) if expect_moves => {
+                    tokio::spawn(super::handover::receive(sock, r, cfgs, gate_tx));
+                }
+                _ => {
+                    let _ = gate_tx.send(true);
+                }
+            }
             super::systemd::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
         }));
     }
@@ -460,6 +479,7 @@ async fn master_main(
     let mut manager_gone = false;
     let mut upgrading: Option<Upgrading> = None;
     let mut handed_over = false;
+    let mut handover_sock = None;
     let n = settings.worker_num;
     let slots = |r: std::ops::Range<usize>| -> Vec<(usize, u32)> {
         r.map(|i| (i, shared.worker(i).pid.load(Relaxed))).collect()
@@ -501,6 +521,7 @@ async fn master_main(
                 }
                 if let Ok(done) = res {
                     super::systemd::notify(&format!("MAINPID={}\nREADY=1", done.new.pid));
+                    handover_sock = done.sock;
                     handed_over = true;
                     break;
                 }
@@ -522,6 +543,7 @@ async fn master_main(
             &mut accepting,
             &mut status_tasks,
             &mut sigterm,
+            handover_sock.map(|s| (s, &cfgs[..])),
         )
         .await;
     } else {
@@ -636,15 +658,7 @@ async fn serve_listener(
         &reactor.conns,
         cap,
         framing.tls.clone(),
-        |conn| {
-            let id = conn.id;
-            let (r, f) = (reactor.clone(), framing.clone());
-            tokio::spawn(async move {
-                conn.run(r.clone(), &f).await;
-                r.conns.remove(id);
-                r.shared.free(id);
-            });
-        },
+        |conn| super::handover::spawn_conn(reactor.clone(), conn, framing.clone(), None),
     )
     .await
 }
@@ -793,8 +807,10 @@ fn start_upgrade(
     }
     let exe = exe.unwrap_or_else(|| origin.exe.clone());
     let origin = origin.clone();
+    // Process mode: the live connections follow the listeners.
+    let moves = launch.settings.mode == Mode::Process;
     Some(Upgrading {
-        task: tokio::spawn(async move { upgrade::run(&origin, exe, fds).await }),
+        task: tokio::spawn(async move { upgrade::run(&origin, exe, fds, moves).await }),
         reply,
     })
 }
@@ -817,8 +833,11 @@ fn reload_notice(
 
 /// The old master after an upgrade: stops accepting (the new master accepts on the same
 /// listening sockets; Base-mode workers close their own listeners when they see the phase),
-/// says `Connection: close` on every HTTP response, and waits (at most `max_wait_time`, or
-/// until SIGTERM) for its connections to end before the usual stop.
+/// moves the connections that can move (`handover`: the upgrade socket and the listeners'
+/// configurations; Process mode), says `Connection: close` on every HTTP response, and waits
+/// (at most `max_wait_time`, or until SIGTERM) for the other connections to end before the
+/// usual stop.
+#[allow(clippy::too_many_arguments)]
 async fn drain(
     shared: &Shared,
     reactor: &Arc<Reactor>,
@@ -826,11 +845,18 @@ async fn drain(
     accepting: &mut Vec<tokio::task::JoinHandle<()>>,
     status: &mut Vec<tokio::task::JoinHandle<()>>,
     sigterm: &mut tokio::signal::unix::Signal,
+    handover: Option<(OwnedFd, &[Arc<ConnConfig>])>,
 ) {
-    shared.header().phase.store(PHASE_DRAINING, Release);
     for t in accepting.drain(..).chain(status.drain(..)) {
         t.abort();
     }
+    // Process mode: the connections that can move go first; HTTP responses still keep the
+    // connection alive meanwhile, so a request in flight does not stop its connection from
+    // moving once it is answered.
+    if let Some((sock, cfgs)) = handover {
+        super::handover::send_all(reactor, sock, cfgs).await;
+    }
+    shared.header().phase.store(PHASE_DRAINING, Release);
     let deadline = tokio::time::Instant::now() + settings.max_wait_time;
     let start = Instant::now();
     loop {

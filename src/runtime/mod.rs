@@ -22,6 +22,7 @@ pub(crate) mod app;
 pub(crate) mod certs;
 pub(crate) mod cluster;
 pub(crate) mod daemon;
+pub(crate) mod handover;
 pub(crate) mod holds;
 pub(crate) mod inherit;
 pub(crate) mod manager;

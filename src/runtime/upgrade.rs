@@ -38,6 +38,8 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
 static SOCKET: Mutex<Option<OwnedFd>> = Mutex::new(None);
 /// The master this one replaces (set in a new master).
 static FROM: Mutex<Option<Build>> = Mutex::new(None);
+/// The master this one replaces will move its connections here after `Ready`.
+static MOVES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Which binary a master runs: shown by `status` for the master and the one it replaced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +96,10 @@ struct Hello {
     from: Build,
     /// One name per descriptor passed, in order.
     names: Vec<String>,
+    /// After `Ready`, the old master moves its live connections over the socket
+    /// ([`super::handover`]): the new one accepts only once they are in.
+    #[serde(default)]
+    moves: bool,
 }
 
 /// The new master's answer.
@@ -158,11 +164,18 @@ pub(crate) fn adopt() -> Result<Option<Vec<Inherited>>> {
         "upgrade: took over the listeners of the old master"
     );
     *FROM.lock().unwrap_or_else(|e| e.into_inner()) = Some(hello.from);
+    MOVES.store(hello.moves, std::sync::atomic::Ordering::Relaxed);
     fds.into_iter()
         .zip(hello.names)
         .map(|(fd, name)| Inherited::new(fd, Some(name), "upgrade"))
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+/// True in a master started by an upgrade whose old master will move its connections
+/// here (its accept loops wait for them).
+pub(crate) fn moves_expected() -> bool {
+    pending() && MOVES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// True in a master started by an upgrade that has not replied yet.
@@ -175,24 +188,26 @@ pub(crate) fn replaced() -> Option<Build> {
     FROM.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn reply(r: &Reply) {
-    let Some(sock) = SOCKET.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-        return;
-    };
+fn reply(r: &Reply) -> Option<OwnedFd> {
+    let sock = SOCKET.lock().unwrap_or_else(|e| e.into_inner()).take()?;
     let msg = serde_json::to_vec(r).unwrap_or_default();
     if let Err(e) = sys::send_fds(sock.as_raw_fd(), &msg, &[]) {
         tracing::warn!(error = %e, "upgrade: cannot answer the old master");
+        return None;
     }
+    Some(sock)
 }
 
-/// The new master is serving: tells the old one (which then stops accepting).
-pub(crate) fn report_ready(me: Build) {
-    reply(&Reply::Ready(me));
+/// The new master is serving: tells the old one (which then stops accepting). Returns the
+/// upgrade socket when the old master moves its connections over it next.
+pub(crate) fn report_ready(me: Build) -> Option<OwnedFd> {
+    let moves = MOVES.load(std::sync::atomic::Ordering::Relaxed);
+    reply(&Reply::Ready(me)).filter(|_| moves)
 }
 
 /// The new master failed to start: tells the old one why.
 pub(crate) fn report_failure(e: &Error) {
-    reply(&Reply::Error(e.to_string()));
+    let _ = reply(&Reply::Error(e.to_string()));
 }
 
 /// Drops this process's copy of the upgrade socket (the manager and workers, after fork), so
@@ -205,15 +220,19 @@ pub(crate) fn forget() {
 #[derive(Debug)]
 pub(crate) struct Done {
     pub(crate) new: Build,
+    /// The upgrade socket, when the connections move over it next.
+    pub(crate) sock: Option<OwnedFd>,
 }
 
 /// In the old master: starts `exe` (with this master's arguments), hands it `listeners`
 /// (descriptor + name) and waits until it is ready or has failed. On failure the new process
-/// is gone (killed if it hung) and the error says why.
+/// is gone (killed if it hung) and the error says why. `moves`: this master will move its
+/// live connections after `Ready` (Process mode).
 pub(crate) async fn run(
     origin: &Origin,
     exe: PathBuf,
     listeners: Vec<(OwnedFd, String)>,
+    moves: bool,
 ) -> std::result::Result<Done, String> {
     let (ours, theirs) =
         sys::seqpacket_pair().map_err(|e| format!("creating the upgrade socket: {e}"))?;
@@ -232,14 +251,16 @@ pub(crate) async fn run(
     let hello = Hello {
         from: origin.build(),
         names: listeners.iter().map(|(_, n)| n.clone()).collect(),
+        moves,
     };
     let fds: Vec<RawFd> = listeners.iter().map(|(f, _)| f.as_raw_fd()).collect();
     let msg = serde_json::to_vec(&hello).map_err(|e| e.to_string())?;
     let sent = sys::send_fds(ours.as_raw_fd(), &msg, &fds);
     drop(listeners);
-    let outcome = match sent {
-        Ok(()) => wait_reply(ours, &mut child).await,
-        Err(e)
+    let outcome = match (sent, sys::async_fd(ours)) {
+        (Ok(()), Ok(ours)) => wait_reply(&ours, &mut child).await.map(|b| (b, ours)),
+        (Ok(()), Err(e)) => Err(format!("watching the upgrade socket: {e}")),
+        (Err(e), _)
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
@@ -247,10 +268,13 @@ pub(crate) async fn run(
         {
             Err(String::new())
         }
-        Err(e) => Err(format!("handing over the listeners: {e}")),
+        (Err(e), _) => Err(format!("handing over the listeners: {e}")),
     };
     match outcome {
-        Ok(new) => Ok(Done { new }),
+        Ok((new, ours)) => Ok(Done {
+            new,
+            sock: moves.then(|| ours.into_inner()),
+        }),
         Err(why) => {
             // Whatever state it is in, it must not stay half-started.
             let _ = child.kill();
@@ -286,10 +310,9 @@ async fn wait_exit(
 
 /// Waits for the new master's [`Reply`]. `Err("")`: end-of-file (it exited).
 async fn wait_reply(
-    sock: OwnedFd,
+    sock: &tokio::io::unix::AsyncFd<OwnedFd>,
     child: &mut std::process::Child,
 ) -> std::result::Result<Build, String> {
-    let sock = sys::async_fd(sock).map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     let mut buf = vec![0u8; 64 * 1024];
     loop {

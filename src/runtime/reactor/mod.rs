@@ -112,7 +112,14 @@ pub(crate) struct Reactor {
     /// Pipe readers running (one per worker incarnation whose pipe has not hit EOF).
     readers: AtomicUsize,
     readers_done: tokio::sync::Notify,
+    /// During an upgrade's handover: where connection tasks that stopped for the move hand
+    /// their connection (`runtime::handover`).
+    pub(crate) movers: Mutex<Option<Movers>>,
 }
+
+/// The channel of connections stopped for a handover.
+pub(crate) type Movers =
+    tokio::sync::mpsc::UnboundedSender<(Arc<RConn>, crate::owner::handover::Moved)>;
 
 impl Reactor {
     pub(crate) fn new(shared: Shared, settings: Arc<Settings>) -> Reactor {
@@ -126,6 +133,7 @@ impl Reactor {
             stopping: AtomicBool::new(false),
             readers: AtomicUsize::new(0),
             readers_done: tokio::sync::Notify::new(),
+            movers: Mutex::new(None),
         }
     }
 
