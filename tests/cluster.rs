@@ -100,8 +100,13 @@ fn rt() -> tokio::runtime::Runtime {
 /// Chat node `name` on a free port, joined to `redis`, ready once it registered and
 /// subscribed.
 fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
+    node_with(redis, name, mode, &[])
+}
+
+/// As [`node`], with more flags; with `--task-worker-num` also ready once it takes tasks.
+fn node_with(redis: &Redis, name: &str, mode: &str, extra: &[&str]) -> ServerProc {
     let url = redis.url();
-    let args = [
+    let mut args = vec![
         "--host",
         "127.0.0.1",
         "--port",
@@ -115,9 +120,13 @@ fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
         "--node",
         name,
     ];
+    args.extend_from_slice(extra);
     let srv = ServerProc::start("chat", &args, 0);
     srv.wait_stderr("cluster: node subscribed", 1, T);
     srv.wait_stderr("cluster: node registered", 1, T);
+    if extra.contains(&"--task-worker-num") {
+        srv.wait_stderr("cluster: taking cluster tasks", 1, T);
+    }
     srv
 }
 
@@ -515,4 +524,149 @@ fn cluster_push_by_uid_and_by_id() {
         let r = text(&mut b).await;
         assert!(r.starts_with("error: no live node"), "{r:?}");
     });
+}
+
+/// `/tasks COUNT MS TIMEOUT_MS` through `ws`: which node ran how many (`tasks ok=N a=1 b=2`),
+/// or the error line.
+async fn tasks(
+    ws: &mut Ws,
+    count: usize,
+    ms: u64,
+    timeout_ms: u64,
+) -> Result<Vec<(String, usize)>, String> {
+    ws.send(
+        MessageKind::Text,
+        format!("/tasks {count} {ms} {timeout_ms}").as_bytes(),
+    )
+    .await;
+    let line = text(ws).await;
+    let Some(rest) = line.trim_end().strip_prefix(&format!("tasks ok={count}")) else {
+        assert!(line.starts_with("error: "), "{line:?}");
+        return Err(line);
+    };
+    let ran: Vec<(String, usize)> = rest
+        .split_whitespace()
+        .map(|t| {
+            let (n, c) = t.split_once('=').unwrap();
+            (n.to_string(), c.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(ran.iter().map(|(_, c)| c).sum::<usize>(), count, "{line:?}");
+    Ok(ran)
+}
+
+/// The `TAG-I` of every `task TAG-I started on NODE` line of `srv`.
+fn started(srv: &ServerProc) -> Vec<String> {
+    srv.stdout()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("task ")?
+                .split_once(" started on ")
+                .map(|(t, _)| t.to_string())
+        })
+        .collect()
+}
+
+/// Twelve tasks queued at once from n1 to the cluster (each node has one task worker, each
+/// task takes 300 ms): every caller gets its own result (the example checks it), n2 and n3
+/// ran some of them, and each task ran exactly once over the three nodes. Then a caller on
+/// n2 gets results too. Fails without the cluster queue: n1 alone would run them all.
+#[test]
+fn cluster_tasks_run_on_every_node() {
+    let redis = Redis::start();
+    let tw = ["--task-worker-num", "1"];
+    let n1 = node_with(&redis, "n1", "process", &tw);
+    let n2 = node_with(&redis, "n2", "base", &tw);
+    let n3 = node_with(&redis, "n3", "process", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let ran = tasks(&mut a, 12, 300, 20_000).await.unwrap();
+        let on = |n: &str| ran.iter().find(|(m, _)| m == n).map_or(0, |(_, c)| *c);
+        assert!(
+            on("n2") > 0 && on("n3") > 0,
+            "only some nodes ran tasks: {ran:?}"
+        );
+        let mut all: Vec<String> = [&n1, &n2, &n3].iter().flat_map(|n| started(n)).collect();
+        all.sort();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(
+            (n, all.len()),
+            (12, 12),
+            "a task ran twice or not at all: {all:?}"
+        );
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        tasks(&mut b, 3, 10, 20_000).await.unwrap();
+    });
+}
+
+/// n1 queues four 2-second tasks (it has no task workers: n2 and n3 run them, one at a time
+/// each); as soon as n2 started one, every process of n2 is killed with kill -9. After the
+/// claim timeout (1.5 s) n3 takes the dead node's task over and runs it again: the caller
+/// gets all four results, all from n3, and the killed task ran on n3 too.
+#[test]
+fn cluster_task_of_killed_node_reruns_elsewhere() {
+    let redis = Redis::start();
+    let claim = ["--cluster-task-claim-ms", "1500"];
+    let n1 = node_with(&redis, "n1", "process", &claim);
+    let tw = ["--task-worker-num", "1", "--cluster-task-claim-ms", "1500"];
+    let n2 = node_with(&redis, "n2", "process", &tw);
+    let n3 = node_with(&redis, "n3", "process", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"/tasks 4 2000 60000").await;
+        n2.wait_stdout(" started on n2", 1, T);
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let lost = started(&n2);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        let line = text(&mut a).await;
+        assert_eq!(line, "tasks ok=4 n3=4\n");
+        let on3 = started(&n3);
+        assert!(
+            on3.contains(&lost[0]),
+            "{lost:?} did not run again on n3: {on3:?}"
+        );
+        assert_eq!(on3.len(), 4, "{on3:?}");
+    });
+}
+
+/// Redis killed: a cluster task is refused with a typed error naming Redis (the caller is
+/// told, nothing hangs); Redis restarted on the same port: the nodes' consumers recreate
+/// the group and tasks run across nodes again.
+#[test]
+fn cluster_tasks_redis_down_and_back() {
+    let redis = Redis::start();
+    let port = redis.port;
+    let tw = ["--task-worker-num", "1"];
+    let n1 = node_with(&redis, "n1", "process", &tw);
+    let n2 = node_with(&redis, "n2", "base", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        tasks(&mut a, 4, 10, 10_000).await.unwrap();
+        drop(redis);
+        let err = tasks(&mut a, 1, 10, 5_000).await.unwrap_err();
+        assert!(err.contains("redis"), "{err:?}");
+        let redis = Redis::start_on(port);
+        let deadline = Instant::now() + T;
+        while tasks(&mut a, 2, 10, 5_000).await.is_err() {
+            assert!(Instant::now() < deadline, "cluster tasks did not resume");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Both nodes take tasks again (each reconnects on its own backoff).
+        loop {
+            if let Ok(ran) = tasks(&mut a, 6, 100, 20_000).await {
+                if ran.len() == 2 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a node does not take tasks again"
+            );
+        }
+        assert_eq!(redis.cmd("PING"), "+PONG");
+    });
+    for n in [&n1, &n2] {
+        assert!(alive(n.pid()), "a node died with redis");
+    }
 }

@@ -18,6 +18,9 @@
 //!   publisher lost Redis refuses `broadcast` with [`ClusterError::Unavailable`] until it is
 //!   back; the messages of a pipeline that failed are logged as lost (Redis pub/sub is
 //!   at-most-once).
+//! - Tasks across nodes: [`tasks`] (a Redis stream with a consumer group).
+
+mod tasks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,6 +34,7 @@ use tokio::sync::mpsc;
 
 use super::app::Ctx;
 use crate::base::{ClusterError, ClusterNode, ClusterSettings, ConnId, SendError};
+pub(crate) use tasks::{Reply, WaitError};
 
 /// Most broadcasts one worker may have waiting for Redis; beyond it `broadcast` returns
 /// [`ClusterError::Backlog`].
@@ -52,6 +56,8 @@ pub(crate) struct Cluster {
     /// The worker's connection for requests (membership, directory, pushes), made on first use
     /// and dropped when it fails.
     con: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// This worker's reply channel for the cluster tasks it queues.
+    replies: tasks::Replies,
 }
 
 fn config() -> AsyncConnectionConfig {
@@ -91,12 +97,15 @@ impl Cluster {
             tx,
             up,
             con: tokio::sync::Mutex::new(None),
+            replies: tasks::Replies::new(&settings.prefix, &settings.node),
         })))
     }
 
     /// Worker 0: starts the node's subscription and heartbeat, which apply the cluster's
-    /// broadcasts to this node's clients through `ctx`.
+    /// broadcasts to this node's clients through `ctx`, and (with task workers) the node's
+    /// consumer of the cluster's tasks.
     pub(crate) fn serve_node(self: &Arc<Self>, ctx: Ctx) {
+        self.serve_tasks(&ctx);
         tokio::task::spawn_local(subscriber(self.clone(), ctx.clone()));
         tokio::task::spawn_local(heartbeat(self.clone(), ctx));
     }
