@@ -10,6 +10,11 @@
 //! `/whoami` answers `you are NODE/FD` and `/to NODE FD TEXT` pushes to one connection of any node. A message that could not be broadcast (the
 //! cluster's Redis is down) is answered to its sender alone with `error: ...`.
 //!
+//! Connections of any node, by cluster id `NODE/FD` (what `/whoami` answers): `/exists ID`
+//! (`exists true|false`), `/info ID` (`info IP SERVER_PORT` or `info none`), `/push ID TEXT`
+//! and `/rawsend ID TEXT` (`sent`; the latter writes a WebSocket frame with the raw `send`),
+//! `/kick ID` (`kicked`), `/multi ID,ID,... TEXT` (`reached N`); failures answer `error: ...`.
+//!
 //! Cluster tasks (with `--task-worker-num N` on the nodes that run them): `/tasks COUNT MS
 //! TIMEOUT_MS` queues COUNT tasks to the cluster at once, each sleeping MS in a task worker
 //! of whichever node takes it (which prints `task TAG-I started on NODE`), and answers
@@ -29,6 +34,9 @@ use rswoole::websocket::{OpCode, WebSocketServer};
 use rswoole::ConnId;
 
 const PAGE: &str = include_str!("chat.html");
+
+/// The commands on cluster connection ids.
+const CONN_OPS: [&str; 6] = ["/exists", "/info", "/push", "/rawsend", "/kick", "/multi"];
 
 /// A cluster task of the chat: (tag, index, milliseconds to sleep).
 type Job = (String, u64, u64);
@@ -136,6 +144,61 @@ fn main() -> rswoole::Result<()> {
         if let Some(rest) = text.strip_prefix("/tasks ") {
             let line = cluster_tasks(&srv, frame.fd, rest).await;
             return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some((cmd, rest)) = text.split_once(' ') {
+            // Connection operations on a cluster id (`NODE/FD`) of any node.
+            let (id, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            let ids: Result<Vec<rswoole::ClusterConnId>, _> =
+                id.split(',').map(str::parse).collect();
+            let line = match (cmd, ids) {
+                (_, Err(e)) if cmd.starts_with('/') && CONN_OPS.contains(&cmd) => {
+                    Some(format!("error: {e}\n"))
+                }
+                ("/exists", Ok(ids)) => Some(match srv.cluster_exists(&ids[0]).await {
+                    Ok(b) => format!("exists {b}\n"),
+                    Err(e) => format!("error: {e}\n"),
+                }),
+                ("/info", Ok(ids)) => Some(match srv.cluster_connection_info(&ids[0]).await {
+                    Ok(Some(i)) => format!("info {} {}\n", i.remote_addr.ip(), i.server_port),
+                    Ok(None) => "info none\n".to_string(),
+                    Err(e) => format!("error: {e}\n"),
+                }),
+                ("/push", Ok(ids)) => Some(
+                    match srv
+                        .cluster_push(&ids[0], format!("{msg}\n"), OpCode::Text)
+                        .await
+                    {
+                        Ok(()) => "sent\n".to_string(),
+                        Err(e) => format!("error: {e}\n"),
+                    },
+                ),
+                ("/rawsend", Ok(ids)) => {
+                    // A whole WebSocket text frame, written as raw bytes with `send`.
+                    let mut frame_bytes = vec![0x81, msg.len().min(125) as u8];
+                    frame_bytes.extend_from_slice(&msg.as_bytes()[..msg.len().min(125)]);
+                    Some(match srv.cluster_send(&ids[0], frame_bytes).await {
+                        Ok(()) => "sent\n".to_string(),
+                        Err(e) => format!("error: {e}\n"),
+                    })
+                }
+                ("/kick", Ok(ids)) => Some(match srv.cluster_close(&ids[0]).await {
+                    Ok(()) => "kicked\n".to_string(),
+                    Err(e) => format!("error: {e}\n"),
+                }),
+                ("/multi", Ok(ids)) => Some(
+                    match srv
+                        .cluster_broadcast_to(&ids, format!("{msg}\n"), OpCode::Text)
+                        .await
+                    {
+                        Ok(n) => format!("reached {n}\n"),
+                        Err(e) => format!("error: {e}\n"),
+                    },
+                ),
+                _ => None,
+            };
+            if let Some(line) = line {
+                return srv.push(frame.fd, line, OpCode::Text);
+            }
         }
         if text == "/whoami" {
             let me = srv.cluster_node().unwrap_or("-").to_string();

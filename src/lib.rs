@@ -85,10 +85,10 @@ pub use base::settings::{
     DEFAULT_TASK_QUEUE_SIZE, MAX_HALF_CLOSE_TIMEOUT,
 };
 pub use base::{
-    AccessLogFormat, AdminSettings, CallbackResult, ClusterError, ClusterNode, ClusterSettings,
-    ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings, MasterInfo, Mode, Packet,
-    ReceiveEvent, Result, SendError, Settings, SockType, Stats, TaskError, TaskId, TaskResult,
-    TimerError, TimerId, WebSocketSettings,
+    AccessLogFormat, AdminSettings, CallbackResult, ClusterConnId, ClusterError, ClusterNode,
+    ClusterSettings, ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings,
+    MasterInfo, Mode, Packet, ReceiveEvent, Result, SendError, Settings, SockType, Stats,
+    TaskError, TaskId, TaskResult, TimerError, TimerId, WebSocketSettings,
 };
 pub use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 pub use rswoole_shm::{Atomic, AtomicLong, Column, Lock, Row, Table, Value};

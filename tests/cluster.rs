@@ -670,3 +670,101 @@ fn cluster_tasks_redis_down_and_back() {
         assert!(alive(n.pid()), "a node died with redis");
     }
 }
+
+/// This client's cluster id (`/whoami`).
+async fn whoami(ws: &mut Ws) -> String {
+    ws.send(MessageKind::Text, b"/whoami").await;
+    let me = text(ws).await;
+    me.trim_end().strip_prefix("you are ").unwrap().to_string()
+}
+
+/// One command through `ws`, its answer line.
+async fn ask(ws: &mut Ws, line: &str) -> String {
+    ws.send(MessageKind::Text, line.as_bytes()).await;
+    text(ws).await
+}
+
+/// Connection operations on cluster ids, from n3 on connections of n1 (Process mode) and n2
+/// (Base mode): exists, connection info (the owner's listener port), push with an answer,
+/// raw send (a WebSocket frame written with `send`), broadcast_to across three nodes, close;
+/// then a closed connection is refused by its owner, a malformed id is an error, and after
+/// kill -9 of n2 an id of n2 is `no live node`, not `exists false`.
+#[test]
+fn cluster_connection_ops_across_nodes() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut b = clients(&n3, 1).await.pop().unwrap();
+        let (id1, id2, idb) = (
+            whoami(&mut a1).await,
+            whoami(&mut a2).await,
+            whoami(&mut b).await,
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id1}")).await,
+            "exists true\n"
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id2}")).await,
+            "exists true\n"
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/info {id1}")).await,
+            format!("info 127.0.0.1 {}\n", n1.port)
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/info {id2}")).await,
+            format!("info 127.0.0.1 {}\n", n2.port)
+        );
+        assert_eq!(ask(&mut b, &format!("/push {id2} hi two")).await, "sent\n");
+        assert_eq!(text(&mut a2).await, "hi two\n");
+        assert_eq!(ask(&mut b, &format!("/rawsend {id1} raw")).await, "sent\n");
+        assert_eq!(text(&mut a1).await, "raw");
+        // b is a target too: its copy and the answer come in either order.
+        let mut got = vec![
+            ask(&mut b, &format!("/multi {id1},{id2},{idb} all")).await,
+            text(&mut b).await,
+        ];
+        got.sort();
+        assert_eq!(got, ["all\n", "reached 3\n"]);
+        for ws in [&mut a1, &mut a2] {
+            assert_eq!(text(ws).await, "all\n");
+        }
+        let fd1 = id1.split_once('/').unwrap().1.to_string();
+        assert_eq!(ask(&mut b, &format!("/kick {id1}")).await, "kicked\n");
+        n1.wait_stdout(&format!("client {fd1} left"), 1, T);
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id1}")).await,
+            "exists false\n"
+        );
+        assert_eq!(ask(&mut b, &format!("/info {id1}")).await, "info none\n");
+        let r = ask(&mut b, &format!("/push {id1} late")).await;
+        assert!(
+            r.starts_with("error: refused by the owning node: "),
+            "{r:?}"
+        );
+        let r = ask(&mut b, "/exists n1").await;
+        assert!(r.contains("not a cluster connection id"), "{r:?}");
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let r = ask(&mut b, &format!("/exists {id2}")).await;
+            if r.starts_with("error: no live node") {
+                break;
+            }
+            // Until Redis noticed the dead subscriber: a request in flight times out.
+            assert!(
+                r == "exists true\n" || r.contains("did not answer in time"),
+                "{r:?}"
+            );
+            assert!(killed.elapsed() < T, "a dead node's id still answers");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = ask(&mut b, &format!("/push {id2} gone")).await;
+        assert!(r.starts_with("error: no live node"), "{r:?}");
+    });
+}

@@ -18,8 +18,10 @@
 //!   publisher lost Redis refuses `broadcast` with [`ClusterError::Unavailable`] until it is
 //!   back; the messages of a pipeline that failed are logged as lost (Redis pub/sub is
 //!   at-most-once).
-//! - Tasks across nodes: [`tasks`] (a Redis stream with a consumer group).
+//! - Tasks across nodes: [`tasks`] (a Redis stream with a consumer group); operations on
+//!   another node's connections: [`remote`] (requests on its channel, answers on ours).
 
+mod remote;
 mod tasks;
 
 use std::sync::atomic::AtomicBool;
@@ -34,6 +36,7 @@ use tokio::sync::mpsc;
 
 use super::app::Ctx;
 use crate::base::{ClusterError, ClusterNode, ClusterSettings, ConnId, SendError};
+pub(crate) use remote::{Answer, Op};
 pub(crate) use tasks::{Reply, WaitError};
 
 /// Most broadcasts one worker may have waiting for Redis; beyond it `broadcast` returns
@@ -359,6 +362,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
     let channel = format!("{}:bcast", cluster.settings.prefix);
     let node = &cluster.settings.node;
     let own = format!("{}:to:{node}", cluster.settings.prefix);
+    let rpc = format!("{}:rpc:{node}", cluster.settings.prefix);
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut ps = match cluster.client.get_async_pubsub().await {
@@ -370,7 +374,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
                 continue;
             }
         };
-        if let Err(e) = ps.subscribe(&[&channel, &own]).await {
+        if let Err(e) = ps.subscribe(&[&channel, &own, &rpc]).await {
             tracing::debug!(node = %node, error = %e, "cluster: subscribe failed");
             tokio::time::sleep(backoff).await;
             backoff = next(backoff);
@@ -381,6 +385,12 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
         let mut msgs = ps.into_on_message();
         while let Some(msg) = msgs.next().await {
             let p = msg.get_payload_bytes();
+            if msg.get_channel_name() == rpc {
+                // A connection operation from another node: answered in its own task.
+                let (c, ctx, p) = (cluster.clone(), ctx.clone(), p.to_vec());
+                tokio::task::spawn_local(async move { c.serve_remote(&ctx, &p).await });
+                continue;
+            }
             if msg.get_channel_name() == own {
                 // A push from another node to one of ours: fd (LE u64), opcode, data.
                 let (Some(fd), Some(&opcode)) = (p.get(..8), p.get(8)) else {

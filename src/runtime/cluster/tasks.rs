@@ -64,12 +64,12 @@ pub(crate) enum WaitError {
 /// A worker's side of the replies: its channel, and the callers waiting on it.
 #[derive(Debug)]
 pub(crate) struct Replies {
-    channel: String,
-    next: AtomicU64,
+    pub(super) channel: String,
+    pub(super) next: AtomicU64,
     started: AtomicBool,
     /// Whether the reply subscription holds.
     up: watch::Sender<bool>,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
 }
 
 impl Replies {
@@ -85,7 +85,7 @@ impl Replies {
 }
 
 /// Removes a caller's entry when it stops waiting (result, timeout, or dropped future).
-struct Forget<'a>(&'a Replies, u64);
+pub(super) struct Forget<'a>(pub(super) &'a Replies, pub(super) u64);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
@@ -93,7 +93,7 @@ impl Drop for Forget<'_> {
     }
 }
 
-fn encode_reply(id: u64, r: &Reply) -> Vec<u8> {
+pub(super) fn encode_reply(id: u64, r: &Reply) -> Vec<u8> {
     let mut m = BytesMut::with_capacity(9);
     m.put_u64_le(id);
     match r {
@@ -168,7 +168,7 @@ impl Cluster {
 
     /// Starts this worker's reply subscription (once) and waits for it to hold (at most 2 s,
     /// and not past `deadline`).
-    async fn replies_up(self: &Arc<Self>, deadline: Instant) -> Result<(), WaitError> {
+    pub(super) async fn replies_up(self: &Arc<Self>, deadline: Instant) -> Result<(), WaitError> {
         if !self.replies.started.swap(true, Relaxed) {
             tokio::task::spawn_local(reply_subscriber(self.clone()));
         }
