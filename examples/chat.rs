@@ -15,6 +15,9 @@
 //! and `/rawsend ID TEXT` (`sent`; the latter writes a WebSocket frame with the raw `send`),
 //! `/kick ID` (`kicked`), `/multi ID,ID,... TEXT` (`reached N`); failures answer `error: ...`.
 //!
+//! Rooms of the cluster: `/join ROOM` (`joined ROOM`), `/leave ROOM` (`left ROOM`), `/room ROOM
+//! TEXT` (`room N`: how many members it reached, on any node).
+//!
 //! Cluster tasks (with `--task-worker-num N` on the nodes that run them): `/tasks COUNT MS
 //! TIMEOUT_MS` queues COUNT tasks to the cluster at once, each sleeping MS in a task worker
 //! of whichever node takes it (which prints `task TAG-I started on NODE`), and answers
@@ -199,6 +202,30 @@ fn main() -> rswoole::Result<()> {
             if let Some(line) = line {
                 return srv.push(frame.fd, line, OpCode::Text);
             }
+        }
+        if let Some(room) = text.strip_prefix("/join ") {
+            let line = match srv.join_room(frame.fd, room).await {
+                Ok(()) => format!("joined {room}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some(room) = text.strip_prefix("/leave ") {
+            let line = match srv.leave_room(frame.fd, room).await {
+                Ok(()) => format!("left {room}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some((room, msg)) = text.strip_prefix("/room ").and_then(|r| r.split_once(' ')) {
+            let line = match srv
+                .broadcast_to_room(room, format!("{msg}\n"), OpCode::Text)
+                .await
+            {
+                Ok(n) => format!("room {n}\n"),
+                Err(e) => format!("error: {e}\n"),
+            };
+            return srv.push(frame.fd, line, OpCode::Text);
         }
         if text == "/whoami" {
             let me = srv.cluster_node().unwrap_or("-").to_string();

@@ -768,3 +768,70 @@ fn cluster_connection_ops_across_nodes() {
         assert!(r.starts_with("error: no live node"), "{r:?}");
     });
 }
+
+/// Rooms across nodes: a1 (n1), a2 (n2, Base mode) and b (n3) join room r; c (n3, not a
+/// member) sends to it: the three get it, c gets only its answer. a2 leaves: two members.
+/// a1's client disconnects: it leaves its rooms (one member left). a2 joins again and n2 is
+/// killed: its member stops counting once n2's heartbeat expires.
+#[test]
+fn cluster_rooms_across_nodes() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut bc = clients(&n3, 2).await;
+        let mut c = bc.pop().unwrap();
+        let mut b = bc.pop().unwrap();
+        for ws in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(ask(ws, "/join r").await, "joined r\n");
+        }
+        assert_eq!(ask(&mut c, "/room r hello").await, "room 3\n");
+        for ws in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(text(ws).await, "hello\n");
+        }
+        assert_eq!(ask(&mut a2, "/leave r").await, "left r\n");
+        assert_eq!(ask(&mut c, "/room r two").await, "room 2\n");
+        assert_eq!(text(&mut a1).await, "two\n");
+        assert_eq!(text(&mut b).await, "two\n");
+        // c and a2 got nothing of the room: their next message is this broadcast.
+        b.send(MessageKind::Text, b"mark").await;
+        assert!(text(&mut c).await.ends_with(":mark\n"));
+        assert!(text(&mut a2).await.ends_with(":mark\n"));
+        assert!(text(&mut a1).await.ends_with(":mark\n"));
+        assert!(text(&mut b).await.ends_with(":mark\n"));
+        drop(a1);
+        n1.wait_stdout(" left", 1, T);
+        let deadline = Instant::now() + T;
+        loop {
+            let r = ask(&mut c, "/room r three").await;
+            if r == "room 1\n" {
+                break;
+            }
+            assert_eq!(r, "room 2\n");
+            assert!(
+                Instant::now() < deadline,
+                "a closed connection stays in its room"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ask(&mut a2, "/join r").await, "joined r\n");
+        assert_eq!(ask(&mut c, "/room r four").await, "room 2\n");
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let r = ask(&mut c, "/room r five").await;
+            if r == "room 1\n" {
+                break;
+            }
+            assert_eq!(r, "room 2\n");
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "a dead node's member still counts"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

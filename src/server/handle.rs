@@ -467,7 +467,7 @@ impl Handle {
     /// ```no_run
     /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
     /// use rswoole::ClusterConnId;
-    /// server.on_receive(|srv, ev| async move {
+    /// server.on_receive(|srv, _ev| async move {
     ///     let id: ClusterConnId = "n2/7".parse().map_err(|e| format!("{e}"))?;
     ///     srv.cluster_close(&id).await.map_err(|e| e.to_string())
     /// });

@@ -301,6 +301,85 @@ impl Handle {
         Ok(n)
     }
 
+    /// Connection `fd` of this node joins room `room` of the cluster (socket.io's `join`,
+    /// Workerman's `joinGroup`); it leaves every room when it closes.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         srv.join_room(frame.fd, "lobby").await.map_err(|e| e.to_string())?;
+    ///         let n = srv.broadcast_to_room("lobby", frame.data, OpCode::Text).await.unwrap_or(0);
+    ///         srv.push(frame.fd, format!("{n} in the lobby"), OpCode::Text).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn join_room(&self, fd: ConnId, room: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.join_room(fd, room, true).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Connection `fd` of this node leaves room `room`.
+    ///
+    /// # Errors
+    /// As [`join_room`](Handle::join_room).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::websocket::WebSocketServer::bind("127.0.0.1:9502").unwrap();
+    /// server.on_message(|srv, frame| async move {
+    ///     let _ = srv.leave_room(frame.fd, "lobby").await;
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn leave_room(&self, fd: ConnId, room: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.join_room(fd, room, false).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Sends one WebSocket message to every member of room `room`, on every live node;
+    /// returns how many members it was handed to. Members of dead nodes are dropped from the
+    /// room on the way.
+    ///
+    /// # Errors
+    /// As [`join_room`](Handle::join_room) (the message may have reached some members).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::websocket::WebSocketServer::bind("127.0.0.1:9502").unwrap();
+    /// use rswoole::websocket::OpCode;
+    /// server.on_message(|srv, frame| async move {
+    ///     let _ = srv.broadcast_to_room("lobby", frame.data, OpCode::Text).await;
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn broadcast_to_room(
+        &self,
+        room: &str,
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<usize, ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => {
+                c.broadcast_to_room(&self.ctx, room, data.into(), opcode.as_u8())
+                    .await
+            }
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
     /// Sends one message to every established WebSocket connection of the server (including
     /// the sender's), with one IPC message: the master encodes the frame once and writes it
     /// to each client. A client whose output buffer is full is closed. The broadcasts of one

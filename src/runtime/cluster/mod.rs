@@ -19,9 +19,11 @@
 //!   back; the messages of a pipeline that failed are logged as lost (Redis pub/sub is
 //!   at-most-once).
 //! - Tasks across nodes: [`tasks`] (a Redis stream with a consumer group); operations on
-//!   another node's connections: [`remote`] (requests on its channel, answers on ours).
+//!   another node's connections: [`remote`] (requests on its channel, answers on ours);
+//!   rooms: [`rooms`].
 
 mod remote;
+mod rooms;
 mod tasks;
 
 use std::sync::atomic::AtomicBool;
@@ -251,11 +253,24 @@ impl Cluster {
         data: Bytes,
         opcode: u8,
     ) -> Result<usize, ClusterError> {
+        let key = format!("{}:uid:{uid}", self.settings.prefix);
+        self.push_to_set(ctx, &key, data, opcode).await
+    }
+
+    /// Sends a WebSocket message to every `node/fd` member of the set `key` on a live node
+    /// (a user's connections, a room); returns how many were handed on. Members of dead
+    /// nodes and of this node's closed connections are removed from the set.
+    async fn push_to_set(
+        &self,
+        ctx: &Ctx,
+        key: &str,
+        data: Bytes,
+        opcode: u8,
+    ) -> Result<usize, ClusterError> {
         let p = &self.settings.prefix;
-        let key = format!("{p}:uid:{uid}");
         let mut con = self.con().await?;
         let members: redis::RedisResult<Vec<String>> =
-            redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await;
+            redis::cmd("SMEMBERS").arg(key).query_async(&mut con).await;
         let members = self.req(members).await?;
         let mut targets = Vec::new();
         for m in &members {
@@ -283,7 +298,7 @@ impl Cluster {
         }
         if !stale.is_empty() {
             let r: redis::RedisResult<()> = redis::cmd("SREM")
-                .arg(&key)
+                .arg(key)
                 .arg(stale)
                 .query_async(&mut con)
                 .await;
