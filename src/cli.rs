@@ -19,8 +19,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
 /// `--half-close-timeout-ms`, `--request-timeout-ms`, `--max-request`, `--admin`,
-/// `--admin-token`, `--access-log`, `--access-log-format`, `--redis` and `--node` (a cluster
-/// node), and the TLS flags ([`TlsArgs`]: `--cert`, `--key`, `--client-ca`).
+/// `--admin-token`, `--access-log`, `--access-log-format`, `--redis`, `--node` and
+/// `--cluster-task-claim-ms` (a cluster node), and the TLS flags ([`TlsArgs`]: `--cert`, `--key`, `--client-ca`).
 ///
 /// # Examples
 ///
@@ -128,6 +128,10 @@ pub struct ExampleArgs {
     /// protocol (`upgrade_kit`).
     #[arg(long)]
     pub stream_port: Option<u16>,
+    /// How long a cluster task may stay with a silent node before another takes it over, in
+    /// ms (`cluster.task_claim_timeout`; with `--redis`).
+    #[arg(long, requires = "redis")]
+    pub cluster_task_claim_ms: Option<u64>,
     #[arg(skip)]
     default_host: String,
     #[arg(skip)]
@@ -243,7 +247,11 @@ impl ExampleArgs {
                 std::time::Duration::from_millis,
             ));
         if let (Some(url), Some(node)) = (&self.redis, &self.node) {
-            s = s.cluster(Some(crate::base::ClusterSettings::new(url, node)));
+            let mut c = crate::base::ClusterSettings::new(url, node);
+            if let Some(ms) = self.cluster_task_claim_ms {
+                c = c.task_claim_timeout(std::time::Duration::from_millis(ms));
+            }
+            s = s.cluster(Some(c));
         }
         s.http.request_timeout = self
             .request_timeout_ms

@@ -76,6 +76,7 @@ pub mod shm {
 }
 pub use base::settings::cluster::{
     DEFAULT_CLUSTER_HEARTBEAT, DEFAULT_CLUSTER_NODE_TTL, DEFAULT_CLUSTER_PREFIX,
+    DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT,
 };
 pub use base::settings::{
     DEFAULT_BUFFER_OUTPUT_SIZE, DEFAULT_HALF_CLOSE_TIMEOUT, DEFAULT_HEARTBEAT_CHECK_INTERVAL,
@@ -84,10 +85,10 @@ pub use base::settings::{
     DEFAULT_TASK_QUEUE_SIZE, MAX_HALF_CLOSE_TIMEOUT,
 };
 pub use base::{
-    AccessLogFormat, AdminSettings, CallbackResult, ClusterError, ClusterNode, ClusterSettings,
-    ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings, MasterInfo, Mode, Packet,
-    ReceiveEvent, Result, SendError, Settings, SockType, Stats, TaskError, TaskId, TaskResult,
-    TimerError, TimerId, WebSocketSettings,
+    AccessLogFormat, AdminSettings, CallbackResult, ClusterConnId, ClusterError, ClusterNode,
+    ClusterSettings, ConnError, ConnId, ConnectionInfo, DispatchMode, Error, HttpSettings,
+    MasterInfo, Mode, Packet, ReceiveEvent, Result, SendError, Settings, SockType, Stats,
+    TaskError, TaskId, TaskResult, TimerError, TimerId, WebSocketSettings,
 };
 pub use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 pub use rswoole_shm::{Atomic, AtomicLong, Column, Lock, Row, Table, Value};

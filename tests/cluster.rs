@@ -100,8 +100,13 @@ fn rt() -> tokio::runtime::Runtime {
 /// Chat node `name` on a free port, joined to `redis`, ready once it registered and
 /// subscribed.
 fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
+    node_with(redis, name, mode, &[])
+}
+
+/// As [`node`], with more flags; with `--task-worker-num` also ready once it takes tasks.
+fn node_with(redis: &Redis, name: &str, mode: &str, extra: &[&str]) -> ServerProc {
     let url = redis.url();
-    let args = [
+    let mut args = vec![
         "--host",
         "127.0.0.1",
         "--port",
@@ -115,9 +120,13 @@ fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
         "--node",
         name,
     ];
+    args.extend_from_slice(extra);
     let srv = ServerProc::start("chat", &args, 0);
     srv.wait_stderr("cluster: node subscribed", 1, T);
     srv.wait_stderr("cluster: node registered", 1, T);
+    if extra.contains(&"--task-worker-num") {
+        srv.wait_stderr("cluster: taking cluster tasks", 1, T);
+    }
     srv
 }
 
@@ -514,5 +523,315 @@ fn cluster_push_by_uid_and_by_id() {
         b.send(MessageKind::Text, b"/to n2 1 lost").await;
         let r = text(&mut b).await;
         assert!(r.starts_with("error: no live node"), "{r:?}");
+    });
+}
+
+/// `/tasks COUNT MS TIMEOUT_MS` through `ws`: which node ran how many (`tasks ok=N a=1 b=2`),
+/// or the error line.
+async fn tasks(
+    ws: &mut Ws,
+    count: usize,
+    ms: u64,
+    timeout_ms: u64,
+) -> Result<Vec<(String, usize)>, String> {
+    ws.send(
+        MessageKind::Text,
+        format!("/tasks {count} {ms} {timeout_ms}").as_bytes(),
+    )
+    .await;
+    let line = text(ws).await;
+    let Some(rest) = line.trim_end().strip_prefix(&format!("tasks ok={count}")) else {
+        assert!(line.starts_with("error: "), "{line:?}");
+        return Err(line);
+    };
+    let ran: Vec<(String, usize)> = rest
+        .split_whitespace()
+        .map(|t| {
+            let (n, c) = t.split_once('=').unwrap();
+            (n.to_string(), c.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(ran.iter().map(|(_, c)| c).sum::<usize>(), count, "{line:?}");
+    Ok(ran)
+}
+
+/// The `TAG-I` of every `task TAG-I started on NODE` line of `srv`.
+fn started(srv: &ServerProc) -> Vec<String> {
+    srv.stdout()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("task ")?
+                .split_once(" started on ")
+                .map(|(t, _)| t.to_string())
+        })
+        .collect()
+}
+
+/// Twelve tasks queued at once from n1 to the cluster (each node has one task worker, each
+/// task takes 300 ms): every caller gets its own result (the example checks it), n2 and n3
+/// ran some of them, and each task ran exactly once over the three nodes. Then a caller on
+/// n2 gets results too. Fails without the cluster queue: n1 alone would run them all.
+#[test]
+fn cluster_tasks_run_on_every_node() {
+    let redis = Redis::start();
+    let tw = ["--task-worker-num", "1"];
+    let n1 = node_with(&redis, "n1", "process", &tw);
+    let n2 = node_with(&redis, "n2", "base", &tw);
+    let n3 = node_with(&redis, "n3", "process", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let ran = tasks(&mut a, 12, 300, 20_000).await.unwrap();
+        let on = |n: &str| ran.iter().find(|(m, _)| m == n).map_or(0, |(_, c)| *c);
+        assert!(
+            on("n2") > 0 && on("n3") > 0,
+            "only some nodes ran tasks: {ran:?}"
+        );
+        let mut all: Vec<String> = [&n1, &n2, &n3].iter().flat_map(|n| started(n)).collect();
+        all.sort();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(
+            (n, all.len()),
+            (12, 12),
+            "a task ran twice or not at all: {all:?}"
+        );
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        tasks(&mut b, 3, 10, 20_000).await.unwrap();
+    });
+}
+
+/// n1 queues four 2-second tasks (it has no task workers: n2 and n3 run them, one at a time
+/// each); as soon as n2 started one, every process of n2 is killed with kill -9. After the
+/// claim timeout (1.5 s) n3 takes the dead node's task over and runs it again: the caller
+/// gets all four results, all from n3, and the killed task ran on n3 too.
+#[test]
+fn cluster_task_of_killed_node_reruns_elsewhere() {
+    let redis = Redis::start();
+    let claim = ["--cluster-task-claim-ms", "1500"];
+    let n1 = node_with(&redis, "n1", "process", &claim);
+    let tw = ["--task-worker-num", "1", "--cluster-task-claim-ms", "1500"];
+    let n2 = node_with(&redis, "n2", "process", &tw);
+    let n3 = node_with(&redis, "n3", "process", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"/tasks 4 2000 60000").await;
+        n2.wait_stdout(" started on n2", 1, T);
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let lost = started(&n2);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        let line = text(&mut a).await;
+        assert_eq!(line, "tasks ok=4 n3=4\n");
+        let on3 = started(&n3);
+        assert!(
+            on3.contains(&lost[0]),
+            "{lost:?} did not run again on n3: {on3:?}"
+        );
+        assert_eq!(on3.len(), 4, "{on3:?}");
+    });
+}
+
+/// Redis killed: a cluster task is refused with a typed error naming Redis (the caller is
+/// told, nothing hangs); Redis restarted on the same port: the nodes' consumers recreate
+/// the group and tasks run across nodes again.
+#[test]
+fn cluster_tasks_redis_down_and_back() {
+    let redis = Redis::start();
+    let port = redis.port;
+    let tw = ["--task-worker-num", "1"];
+    let n1 = node_with(&redis, "n1", "process", &tw);
+    let n2 = node_with(&redis, "n2", "base", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        tasks(&mut a, 4, 10, 10_000).await.unwrap();
+        drop(redis);
+        let err = tasks(&mut a, 1, 10, 5_000).await.unwrap_err();
+        assert!(err.contains("redis"), "{err:?}");
+        let redis = Redis::start_on(port);
+        let deadline = Instant::now() + T;
+        while tasks(&mut a, 2, 10, 5_000).await.is_err() {
+            assert!(Instant::now() < deadline, "cluster tasks did not resume");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Both nodes take tasks again (each reconnects on its own backoff).
+        loop {
+            if let Ok(ran) = tasks(&mut a, 6, 100, 20_000).await {
+                if ran.len() == 2 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a node does not take tasks again"
+            );
+        }
+        assert_eq!(redis.cmd("PING"), "+PONG");
+    });
+    for n in [&n1, &n2] {
+        assert!(alive(n.pid()), "a node died with redis");
+    }
+}
+
+/// This client's cluster id (`/whoami`).
+async fn whoami(ws: &mut Ws) -> String {
+    ws.send(MessageKind::Text, b"/whoami").await;
+    let me = text(ws).await;
+    me.trim_end().strip_prefix("you are ").unwrap().to_string()
+}
+
+/// One command through `ws`, its answer line.
+async fn ask(ws: &mut Ws, line: &str) -> String {
+    ws.send(MessageKind::Text, line.as_bytes()).await;
+    text(ws).await
+}
+
+/// Connection operations on cluster ids, from n3 on connections of n1 (Process mode) and n2
+/// (Base mode): exists, connection info (the owner's listener port), push with an answer,
+/// raw send (a WebSocket frame written with `send`), broadcast_to across three nodes, close;
+/// then a closed connection is refused by its owner, a malformed id is an error, and after
+/// kill -9 of n2 an id of n2 is `no live node`, not `exists false`.
+#[test]
+fn cluster_connection_ops_across_nodes() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut b = clients(&n3, 1).await.pop().unwrap();
+        let (id1, id2, idb) = (
+            whoami(&mut a1).await,
+            whoami(&mut a2).await,
+            whoami(&mut b).await,
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id1}")).await,
+            "exists true\n"
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id2}")).await,
+            "exists true\n"
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/info {id1}")).await,
+            format!("info 127.0.0.1 {}\n", n1.port)
+        );
+        assert_eq!(
+            ask(&mut b, &format!("/info {id2}")).await,
+            format!("info 127.0.0.1 {}\n", n2.port)
+        );
+        assert_eq!(ask(&mut b, &format!("/push {id2} hi two")).await, "sent\n");
+        assert_eq!(text(&mut a2).await, "hi two\n");
+        assert_eq!(ask(&mut b, &format!("/rawsend {id1} raw")).await, "sent\n");
+        assert_eq!(text(&mut a1).await, "raw");
+        // b is a target too: its copy and the answer come in either order.
+        let mut got = vec![
+            ask(&mut b, &format!("/multi {id1},{id2},{idb} all")).await,
+            text(&mut b).await,
+        ];
+        got.sort();
+        assert_eq!(got, ["all\n", "reached 3\n"]);
+        for ws in [&mut a1, &mut a2] {
+            assert_eq!(text(ws).await, "all\n");
+        }
+        let fd1 = id1.split_once('/').unwrap().1.to_string();
+        assert_eq!(ask(&mut b, &format!("/kick {id1}")).await, "kicked\n");
+        n1.wait_stdout(&format!("client {fd1} left"), 1, T);
+        assert_eq!(
+            ask(&mut b, &format!("/exists {id1}")).await,
+            "exists false\n"
+        );
+        assert_eq!(ask(&mut b, &format!("/info {id1}")).await, "info none\n");
+        let r = ask(&mut b, &format!("/push {id1} late")).await;
+        assert!(
+            r.starts_with("error: refused by the owning node: "),
+            "{r:?}"
+        );
+        let r = ask(&mut b, "/exists n1").await;
+        assert!(r.contains("not a cluster connection id"), "{r:?}");
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let r = ask(&mut b, &format!("/exists {id2}")).await;
+            if r.starts_with("error: no live node") {
+                break;
+            }
+            // Until Redis noticed the dead subscriber: a request in flight times out.
+            assert!(
+                r == "exists true\n" || r.contains("did not answer in time"),
+                "{r:?}"
+            );
+            assert!(killed.elapsed() < T, "a dead node's id still answers");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = ask(&mut b, &format!("/push {id2} gone")).await;
+        assert!(r.starts_with("error: no live node"), "{r:?}");
+    });
+}
+
+/// Rooms across nodes: a1 (n1), a2 (n2, Base mode) and b (n3) join room r; c (n3, not a
+/// member) sends to it: the three get it, c gets only its answer. a2 leaves: two members.
+/// a1's client disconnects: it leaves its rooms (one member left). a2 joins again and n2 is
+/// killed: its member stops counting once n2's heartbeat expires.
+#[test]
+fn cluster_rooms_across_nodes() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let n3 = node(&redis, "n3", "process");
+    rt().block_on(async {
+        let mut a1 = clients(&n1, 1).await.pop().unwrap();
+        let mut a2 = clients(&n2, 1).await.pop().unwrap();
+        let mut bc = clients(&n3, 2).await;
+        let mut c = bc.pop().unwrap();
+        let mut b = bc.pop().unwrap();
+        for ws in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(ask(ws, "/join r").await, "joined r\n");
+        }
+        assert_eq!(ask(&mut c, "/room r hello").await, "room 3\n");
+        for ws in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(text(ws).await, "hello\n");
+        }
+        assert_eq!(ask(&mut a2, "/leave r").await, "left r\n");
+        assert_eq!(ask(&mut c, "/room r two").await, "room 2\n");
+        assert_eq!(text(&mut a1).await, "two\n");
+        assert_eq!(text(&mut b).await, "two\n");
+        // c and a2 got nothing of the room: their next message is this broadcast.
+        b.send(MessageKind::Text, b"mark").await;
+        assert!(text(&mut c).await.ends_with(":mark\n"));
+        assert!(text(&mut a2).await.ends_with(":mark\n"));
+        assert!(text(&mut a1).await.ends_with(":mark\n"));
+        assert!(text(&mut b).await.ends_with(":mark\n"));
+        drop(a1);
+        n1.wait_stdout(" left", 1, T);
+        let deadline = Instant::now() + T;
+        loop {
+            let r = ask(&mut c, "/room r three").await;
+            if r == "room 1\n" {
+                break;
+            }
+            assert_eq!(r, "room 2\n");
+            assert!(
+                Instant::now() < deadline,
+                "a closed connection stays in its room"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(ask(&mut a2, "/join r").await, "joined r\n");
+        assert_eq!(ask(&mut c, "/room r four").await, "room 2\n");
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let killed = Instant::now();
+        loop {
+            let r = ask(&mut c, "/room r five").await;
+            if r == "room 1\n" {
+                break;
+            }
+            assert_eq!(r, "room 2\n");
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "a dead node's member still counts"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
 }

@@ -173,6 +173,16 @@ pub enum ClusterError {
     /// No live node of that name took the message (it died, or never was).
     #[error("no live node {0:?} took the message")]
     NoNode(String),
+    /// Node {0} did not answer in time (it may be overloaded, or dying).
+    #[error("node {0:?} did not answer in time")]
+    Timeout(String),
+    /// The owning node refused the operation (e.g. the connection is closed there), with its
+    /// reason.
+    #[error("refused by the owning node: {0}")]
+    Refused(String),
+    /// Not a cluster connection id (`NODE/FD`).
+    #[error("{0:?} is not a cluster connection id (want NODE/FD)")]
+    InvalidId(String),
 }
 
 impl SendError {

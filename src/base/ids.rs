@@ -74,6 +74,64 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// A connection id valid on every node of a cluster
+/// ([`Settings::cluster`](crate::Settings::cluster)): the node's name and the connection's
+/// [`ConnId`] on that node (ids are never reused on a node, so a stale one fails instead of
+/// reaching another client). Written `NODE/FD`; [`FromStr`](std::str::FromStr) reads that
+/// form back.
+///
+/// # Examples
+///
+/// ```
+/// use rswoole::{ClusterConnId, ConnId};
+/// let id = ClusterConnId::new("n1", ConnId(42));
+/// assert_eq!(id.to_string(), "n1/42");
+/// assert_eq!("n1/42".parse::<ClusterConnId>().unwrap(), id);
+/// assert!("n1".parse::<ClusterConnId>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterConnId {
+    /// The node that owns the connection.
+    pub node: String,
+    /// The connection's id on that node.
+    pub fd: ConnId,
+}
+
+impl ClusterConnId {
+    /// Connection `fd` of node `node`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::{ClusterConnId, ConnId};
+    /// assert_eq!(ClusterConnId::new("a", ConnId(1)).node, "a");
+    /// ```
+    pub fn new(node: impl Into<String>, fd: ConnId) -> ClusterConnId {
+        ClusterConnId {
+            node: node.into(),
+            fd,
+        }
+    }
+}
+
+impl fmt::Display for ClusterConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.node, self.fd)
+    }
+}
+
+impl std::str::FromStr for ClusterConnId {
+    type Err = super::error::ClusterError;
+
+    fn from_str(s: &str) -> Result<ClusterConnId, Self::Err> {
+        s.rsplit_once('/')
+            .and_then(|(n, f)| Some((n, f.parse::<u64>().ok()?)))
+            .filter(|(n, _)| !n.is_empty())
+            .map(|(n, f)| ClusterConnId::new(n, ConnId(f)))
+            .ok_or_else(|| super::error::ClusterError::InvalidId(s.to_string()))
+    }
+}
+
 /// Socket type of a listener.
 ///
 /// # Examples

@@ -10,7 +10,7 @@ pub(crate) mod settings;
 pub(crate) mod task;
 
 pub use error::{ClusterError, ConnError, Error, Result, SendError, TimerError};
-pub use ids::{ConnId, SockType, TaskId, TimerId};
+pub use ids::{ClusterConnId, ConnId, SockType, TaskId, TimerId};
 pub use info::{
     CallbackResult, ClusterNode, ConnectionInfo, MasterInfo, Packet, ReceiveEvent, Stats,
 };

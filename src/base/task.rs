@@ -5,6 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::error::ClusterError;
 use super::ids::TaskId;
 /// Why a task did not produce a result. Every variant hands the payload back
 /// ([`into_inner`](TaskError::into_inner)): the value given to `task`/`task_wait`, or, in
@@ -48,6 +49,11 @@ pub enum TaskError<T> {
     /// The task ran and failed: `on_task` panicked, or its result could not be encoded or was
     /// above `task_max_payload`.
     Failed(T, String),
+    /// [`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster): the task could not be
+    /// handed to the cluster, or its result could not come back (Redis is down or
+    /// restarting, or this server has no cluster). If the task was queued already it may
+    /// still run on some node; its result is dropped.
+    Cluster(T, ClusterError),
 }
 
 impl<T> TaskError<T> {
@@ -69,7 +75,8 @@ impl<T> TaskError<T> {
             | TaskError::TooLarge(t)
             | TaskError::Unavailable(t, _)
             | TaskError::Codec(t, _)
-            | TaskError::Failed(t, _) => t,
+            | TaskError::Failed(t, _)
+            | TaskError::Cluster(t, _) => t,
         }
     }
 
@@ -93,6 +100,7 @@ impl<T> TaskError<T> {
             TaskError::Unavailable(t, r) => TaskError::Unavailable(f(t), r),
             TaskError::Codec(t, r) => TaskError::Codec(f(t), r),
             TaskError::Failed(t, r) => TaskError::Failed(f(t), r),
+            TaskError::Cluster(t, e) => TaskError::Cluster(f(t), e),
         }
     }
 
@@ -106,6 +114,7 @@ impl<T> TaskError<T> {
             TaskError::Unavailable(..) => "Unavailable",
             TaskError::Codec(..) => "Codec",
             TaskError::Failed(..) => "Failed",
+            TaskError::Cluster(..) => "Cluster",
         }
     }
 }
@@ -117,6 +126,7 @@ impl<T> fmt::Debug for TaskError<T> {
             TaskError::Codec(_, r) | TaskError::Failed(_, r) => {
                 write!(f, "{}(.., {r:?})", self.name())
             }
+            TaskError::Cluster(_, e) => write!(f, "Cluster(.., {e:?})"),
             _ => write!(f, "{}(..)", self.name()),
         }
     }
@@ -133,6 +143,7 @@ impl<T> fmt::Display for TaskError<T> {
             TaskError::Unavailable(_, r) => write!(f, "cannot send a task: {r}"),
             TaskError::Codec(_, r) => write!(f, "task encoding: {r}"),
             TaskError::Failed(_, r) => write!(f, "task failed: {r}"),
+            TaskError::Cluster(_, e) => write!(f, "cluster task: {e}"),
         }
     }
 }

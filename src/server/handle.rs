@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::base::{ClusterError, ClusterNode, ConnError, ConnId, ConnectionInfo, SendError, Stats};
+use crate::base::{
+    ClusterConnId, ClusterError, ClusterNode, ConnError, ConnId, ConnectionInfo, SendError, Stats,
+};
 use crate::runtime::app::Ctx;
 
 /// What every callback gets: the way to act on the server from a worker. Cheap to clone.
@@ -384,6 +386,152 @@ impl Handle {
         match &self.ctx.cluster {
             Some(c) => c.nodes().await,
             None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// The node and id of connection `fd` of this node, usable on every node of the cluster
+    /// ([`cluster_send`](Handle::cluster_send) and the others); `None` without a cluster.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// server.on_connect(|srv, fd| async move {
+    ///     if let Some(id) = srv.cluster_id(fd) {
+    ///         println!("{id} connected"); // e.g. "n1/7"
+    ///     }
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub fn cluster_id(&self, fd: ConnId) -> Option<ClusterConnId> {
+        self.ctx
+            .cluster
+            .as_ref()
+            .map(|c| ClusterConnId::new(c.node(), fd))
+    }
+
+    async fn remote(
+        &self,
+        id: &ClusterConnId,
+        op: crate::runtime::cluster::Op,
+        data: Bytes,
+    ) -> Result<crate::runtime::cluster::Answer, ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.remote(&self.ctx, id, op, 0, data).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// As [`send`](Handle::send) to connection `id` of any node of the cluster: routed to
+    /// the owning node through Redis, which sends it and answers. (In
+    /// [`Mode::Base`](crate::Mode::Base) the owning node's worker 0 applies it, so it reaches
+    /// that worker's connections only; WebSocket clients are reached on every worker with
+    /// [`cluster_push`](Handle::cluster_push).)
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`]; [`ClusterError::NoNode`] (no live node of that
+    /// name); [`ClusterError::Refused`] (the owner's [`SendError`], e.g. closed);
+    /// [`ClusterError::Timeout`] (no answer in 2 s); [`ClusterError::Unavailable`] (Redis).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// use rswoole::ClusterConnId;
+    /// server.on_receive(|srv, ev| async move {
+    ///     // "NODE/FD text": relay to a client of any node.
+    ///     let line = String::from_utf8_lossy(&ev.data).into_owned();
+    ///     if let Some((to, text)) = line.split_once(' ') {
+    ///         if let Ok(id) = to.parse::<ClusterConnId>() {
+    ///             let _ = srv.cluster_send(&id, text.to_owned()).await;
+    ///         }
+    ///     }
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn cluster_send(
+        &self,
+        id: &ClusterConnId,
+        data: impl Into<Bytes>,
+    ) -> Result<(), ClusterError> {
+        self.remote(id, crate::runtime::cluster::Op::Send, data.into())
+            .await
+            .map(drop)
+    }
+
+    /// As [`close`](Handle::close) for connection `id` of any node of the cluster.
+    ///
+    /// # Errors
+    /// As [`cluster_send`](Handle::cluster_send) ([`ClusterError::Refused`] with the owner's
+    /// [`ConnError`], e.g. not open).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// use rswoole::ClusterConnId;
+    /// server.on_receive(|srv, _ev| async move {
+    ///     let id: ClusterConnId = "n2/7".parse().map_err(|e| format!("{e}"))?;
+    ///     srv.cluster_close(&id).await.map_err(|e| e.to_string())
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn cluster_close(&self, id: &ClusterConnId) -> Result<(), ClusterError> {
+        self.remote(id, crate::runtime::cluster::Op::Close, Bytes::new())
+            .await
+            .map(drop)
+    }
+
+    /// As [`exists`](Handle::exists) for connection `id` of any node of the cluster.
+    ///
+    /// # Errors
+    /// As [`cluster_send`](Handle::cluster_send): a dead node is
+    /// [`ClusterError::NoNode`], not `Ok(false)`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// use rswoole::{ClusterConnId, ConnId};
+    /// server.on_receive(|srv, ev| async move {
+    ///     let there = srv.cluster_exists(&ClusterConnId::new("n2", ConnId(7))).await;
+    ///     srv.send(ev.fd, format!("{there:?}\n"))
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn cluster_exists(&self, id: &ClusterConnId) -> Result<bool, ClusterError> {
+        match self
+            .remote(id, crate::runtime::cluster::Op::Exists, Bytes::new())
+            .await?
+        {
+            crate::runtime::cluster::Answer::Exists(b) => Ok(b),
+            _ => Err(ClusterError::Refused("unexpected answer".into())),
+        }
+    }
+
+    /// As [`connection_info`](Handle::connection_info) for connection `id` of any node of
+    /// the cluster (`Ok(None)`: the node lives, the connection is not open there).
+    ///
+    /// # Errors
+    /// As [`cluster_exists`](Handle::cluster_exists).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::Server::bind("127.0.0.1:9501").unwrap();
+    /// use rswoole::{ClusterConnId, ConnId};
+    /// server.on_receive(|srv, ev| async move {
+    ///     if let Ok(Some(info)) = srv.cluster_connection_info(&ClusterConnId::new("n2", ConnId(7))).await {
+    ///         let _ = srv.send(ev.fd, format!("from {}\n", info.remote_addr));
+    ///     }
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn cluster_connection_info(
+        &self,
+        id: &ClusterConnId,
+    ) -> Result<Option<ConnectionInfo>, ClusterError> {
+        match self
+            .remote(id, crate::runtime::cluster::Op::Info, Bytes::new())
+            .await?
+        {
+            crate::runtime::cluster::Answer::Info(i) => Ok(i),
+            _ => Err(ClusterError::Refused("unexpected answer".into())),
         }
     }
 

@@ -57,7 +57,9 @@ use tokio::sync::oneshot;
 pub use handle::TaskHandle;
 
 use crate::base::task::Outcome;
-use crate::base::{CallbackResult, TaskError, TaskId, TaskResult, TimerError, TimerId};
+use crate::base::{
+    CallbackResult, ClusterError, TaskError, TaskId, TaskResult, TimerError, TimerId,
+};
 pub use crate::runtime::task::Task;
 use crate::runtime::task_client::TaskClient;
 use crate::server::{Handle, Server};
@@ -432,6 +434,76 @@ impl Handle {
             });
         }
         out
+    }
+
+    /// Runs `payload` on a task worker of any node of the cluster
+    /// ([`Settings::cluster`](crate::Settings::cluster)) — this one included, if it has task
+    /// workers — and waits (asynchronously) up to `timeout` for its result, decoded as `R`.
+    /// The node that runs it calls its own [`on_task`](Server::on_task) (every node must
+    /// register one that understands `T`). Needs no task workers on this node.
+    ///
+    /// The task goes through a Redis stream: it runs at least once. If the node that took it
+    /// dies (or loses Redis) before answering, another node takes it over after
+    /// [`ClusterSettings::task_claim_timeout`](crate::ClusterSettings::task_claim_timeout)
+    /// and runs it again; this call returns the first result that comes back, once.
+    ///
+    /// # Errors
+    /// [`TaskError::Cluster`] with [`ClusterError::NotConfigured`](crate::ClusterError::NotConfigured)
+    /// without a cluster, or [`ClusterError::Unavailable`](crate::ClusterError::Unavailable)
+    /// when Redis cannot take the task or the result cannot come back (the task may still
+    /// run); [`TaskError::Timeout`] (no node answered in time); [`TaskError::Failed`],
+    /// [`TaskError::WorkerDied`] (as for [`task_wait`](Handle::task_wait), on the node that
+    /// ran it); [`TaskError::TooLarge`] (above this node's `task_max_payload`);
+    /// [`TaskError::Codec`]. Each hands `payload` back.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use rswoole::{ClusterSettings, Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings::default().task_worker_num(2).cluster(Some(
+    ///         ClusterSettings::new("redis://127.0.0.1:6379/", "node-a"),
+    ///     )));
+    ///     server.on_task(|_srv, task| async move { task.data::<u64>().unwrap_or(0) * 2 });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         // Runs on whichever node of the cluster has a free task worker.
+    ///         let doubled: u64 = srv
+    ///             .task_wait_cluster(21u64, Duration::from_secs(5))
+    ///             .await
+    ///             .map_err(|e| e.to_string())?;
+    ///         srv.send(ev.fd, format!("{doubled}\n")).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn task_wait_cluster<T: Serialize, R: DeserializeOwned>(
+        &self,
+        payload: T,
+        timeout: Duration,
+    ) -> Result<R, TaskError<T>> {
+        use crate::runtime::cluster::{Reply, WaitError};
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Some(cluster) = &self.ctx.cluster else {
+            return Err(TaskError::Cluster(payload, ClusterError::NotConfigured));
+        };
+        let bytes = match postcard::to_allocvec(&payload) {
+            Ok(v) => Bytes::from(v),
+            Err(e) => return Err(TaskError::Codec(payload, e.to_string())),
+        };
+        if bytes.len() > self.ctx.settings.task_max_payload {
+            return Err(TaskError::TooLarge(payload));
+        }
+        match cluster.task_wait(bytes, deadline).await {
+            Ok(Reply::Done(b)) => {
+                postcard::from_bytes(&b).map_err(|e| TaskError::Codec(payload, e.to_string()))
+            }
+            Ok(Reply::Failed(why)) => Err(TaskError::Failed(payload, why)),
+            Ok(Reply::Died) => Err(TaskError::WorkerDied(payload)),
+            Err(WaitError::Cluster(e)) => Err(TaskError::Cluster(payload, e)),
+            Err(WaitError::Timeout) => Err(TaskError::Timeout(payload)),
+        }
     }
 
     timer_methods!(Handle);

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::OpCode;
-use crate::base::{ClusterError, ConnError, ConnId, SendError};
+use crate::base::{ClusterConnId, ClusterError, ConnError, ConnId, SendError};
 use crate::server::Handle;
 
 impl Handle {
@@ -209,6 +209,174 @@ impl Handle {
             Ok(())
         } else {
             Err(ClusterError::NoNode(node.to_string()))
+        }
+    }
+
+    /// As [`push`](Handle::push) to connection `id` of any node of the cluster, with the
+    /// owning node's answer: `Ok` means that node's worker 0 queued it for the connection
+    /// (in both modes).
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`]; [`ClusterError::NoNode`] (no live node of that
+    /// name); [`ClusterError::Refused`] (the owner's [`SendError`], e.g. closed);
+    /// [`ClusterError::Timeout`] (no answer in 2 s); [`ClusterError::Unavailable`] (Redis).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::ClusterConnId;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let to: ClusterConnId = "n2/7".parse().map_err(|e| format!("{e}"))?;
+    ///         srv.cluster_push(&to, frame.data, OpCode::Text).await.map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn cluster_push(
+        &self,
+        id: &ClusterConnId,
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c
+                .remote(
+                    &self.ctx,
+                    id,
+                    crate::runtime::cluster::Op::Push,
+                    opcode.as_u8(),
+                    data.into(),
+                )
+                .await
+                .map(drop),
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Sends one WebSocket message to each of `ids`, connections of any nodes of the cluster
+    /// (the cluster's `broadcast_to`): this node's directly, each other node's through its
+    /// Redis channel (one `PUBLISH` per connection, no answer). Returns how many were handed
+    /// on: ids of dead nodes, and of this node's closed connections, do not count.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`]; [`ClusterError::Unavailable`] if Redis cannot be
+    /// reached (some may have been sent).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    /// use rswoole::{ClusterConnId, ConnId};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         let team = [ClusterConnId::new("n1", ConnId(3)), ClusterConnId::new("n2", ConnId(9))];
+    ///         let n = srv.cluster_broadcast_to(&team, frame.data, OpCode::Text).await.unwrap_or(0);
+    ///         srv.push(frame.fd, format!("reached {n}"), OpCode::Text)
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn cluster_broadcast_to(
+        &self,
+        ids: &[ClusterConnId],
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<usize, ClusterError> {
+        let Some(c) = &self.ctx.cluster else {
+            return Err(ClusterError::NotConfigured);
+        };
+        let data = data.into();
+        let mut n = 0;
+        for id in ids {
+            if c.push_to(&self.ctx, &id.node, id.fd, data.clone(), opcode.as_u8())
+                .await?
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Connection `fd` of this node joins room `room` of the cluster (socket.io's `join`,
+    /// Workerman's `joinGroup`); it leaves every room when it closes.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotConfigured`] without a cluster; [`ClusterError::Unavailable`] if
+    /// Redis cannot be reached.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::websocket::{OpCode, WebSocketServer};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = WebSocketServer::bind("127.0.0.1:9502")?;
+    ///     server.on_message(|srv, frame| async move {
+    ///         srv.join_room(frame.fd, "lobby").await.map_err(|e| e.to_string())?;
+    ///         let n = srv.broadcast_to_room("lobby", frame.data, OpCode::Text).await.unwrap_or(0);
+    ///         srv.push(frame.fd, format!("{n} in the lobby"), OpCode::Text).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn join_room(&self, fd: ConnId, room: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.join_room(fd, room, true).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Connection `fd` of this node leaves room `room`.
+    ///
+    /// # Errors
+    /// As [`join_room`](Handle::join_room).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::websocket::WebSocketServer::bind("127.0.0.1:9502").unwrap();
+    /// server.on_message(|srv, frame| async move {
+    ///     let _ = srv.leave_room(frame.fd, "lobby").await;
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn leave_room(&self, fd: ConnId, room: &str) -> Result<(), ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => c.join_room(fd, room, false).await,
+            None => Err(ClusterError::NotConfigured),
+        }
+    }
+
+    /// Sends one WebSocket message to every member of room `room`, on every live node;
+    /// returns how many members it was handed to. Members of dead nodes are dropped from the
+    /// room on the way.
+    ///
+    /// # Errors
+    /// As [`join_room`](Handle::join_room) (the message may have reached some members).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # let mut server = rswoole::websocket::WebSocketServer::bind("127.0.0.1:9502").unwrap();
+    /// use rswoole::websocket::OpCode;
+    /// server.on_message(|srv, frame| async move {
+    ///     let _ = srv.broadcast_to_room("lobby", frame.data, OpCode::Text).await;
+    /// });
+    /// # server.start().unwrap();
+    /// ```
+    pub async fn broadcast_to_room(
+        &self,
+        room: &str,
+        data: impl Into<Bytes>,
+        opcode: OpCode,
+    ) -> Result<usize, ClusterError> {
+        match &self.ctx.cluster {
+            Some(c) => {
+                c.broadcast_to_room(&self.ctx, room, data.into(), opcode.as_u8())
+                    .await
+            }
+            None => Err(ClusterError::NotConfigured),
         }
     }
 

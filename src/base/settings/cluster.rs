@@ -12,6 +12,9 @@ pub const DEFAULT_CLUSTER_HEARTBEAT: Duration = Duration::from_secs(1);
 pub const DEFAULT_CLUSTER_NODE_TTL: Duration = Duration::from_secs(3);
 /// Default for [`ClusterSettings::prefix`]: the prefix of every Redis key and channel.
 pub const DEFAULT_CLUSTER_PREFIX: &str = "rswoole";
+/// Default for [`ClusterSettings::task_claim_timeout`]: a cluster task taken by a node that
+/// has not finished (nor kept it alive) for 30 s is taken over by another node.
+pub const DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Cluster settings: the Redis server the nodes share and this node's name.
 ///
@@ -41,6 +44,12 @@ pub struct ClusterSettings {
     /// How long the node's key lives without a refresh. Default [`DEFAULT_CLUSTER_NODE_TTL`];
     /// more than `heartbeat`.
     pub node_ttl: Duration,
+    /// How long a cluster task ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster))
+    /// may stay taken by a node that does not report on it before another node takes it over
+    /// and runs it again: a node keeps its running tasks alive every third of this, so only
+    /// the tasks of a dead (or cut off) node are taken over. Default
+    /// [`DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT`]; at least 100 ms.
+    pub task_claim_timeout: Duration,
 }
 
 impl ClusterSettings {
@@ -60,7 +69,24 @@ impl ClusterSettings {
             prefix: DEFAULT_CLUSTER_PREFIX.into(),
             heartbeat: DEFAULT_CLUSTER_HEARTBEAT,
             node_ttl: DEFAULT_CLUSTER_NODE_TTL,
+            task_claim_timeout: DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT,
         }
+    }
+
+    /// Sets [`task_claim_timeout`](Self::task_claim_timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use rswoole::ClusterSettings;
+    /// let c = ClusterSettings::new("redis://127.0.0.1:6379/", "n1")
+    ///     .task_claim_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.task_claim_timeout, Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn task_claim_timeout(mut self, timeout: Duration) -> Self {
+        self.task_claim_timeout = timeout;
+        self
     }
 
     /// Sets [`prefix`](Self::prefix).
@@ -129,6 +155,12 @@ impl ClusterSettings {
                 ),
             );
         }
+        if self.task_claim_timeout < Duration::from_millis(100) {
+            return bad(
+                "cluster.task_claim_timeout",
+                format!("{:?}: at least 100 ms", self.task_claim_timeout),
+            );
+        }
         Ok(())
     }
 }
@@ -151,6 +183,8 @@ mod tests {
             ClusterSettings::new("redis://127.0.0.1:6379/", "n")
                 .heartbeat(Duration::from_secs(2), Duration::from_secs(1)),
             ClusterSettings::new("redis://127.0.0.1:6379/", "n").prefix("a/b"),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "n")
+                .task_claim_timeout(Duration::from_millis(10)),
         ] {
             assert!(
                 matches!(bad.validate(), Err(Error::InvalidSetting { .. })),

@@ -202,6 +202,9 @@ impl Dispatcher {
                 if let Some(cb) = &cbs.on_close {
                     guarded("on_close", cb(h, ev.fd)).await;
                 }
+                if let Some(c) = &self.ctx.cluster {
+                    c.closed(ev.fd); // it leaves its cluster rooms
+                }
             }
             Kind::Packet => {
                 self.count_request();

@@ -18,6 +18,13 @@
 //!   publisher lost Redis refuses `broadcast` with [`ClusterError::Unavailable`] until it is
 //!   back; the messages of a pipeline that failed are logged as lost (Redis pub/sub is
 //!   at-most-once).
+//! - Tasks across nodes: [`tasks`] (a Redis stream with a consumer group); operations on
+//!   another node's connections: [`remote`] (requests on its channel, answers on ours);
+//!   rooms: [`rooms`].
+
+mod remote;
+mod rooms;
+mod tasks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,6 +38,8 @@ use tokio::sync::mpsc;
 
 use super::app::Ctx;
 use crate::base::{ClusterError, ClusterNode, ClusterSettings, ConnId, SendError};
+pub(crate) use remote::{Answer, Op};
+pub(crate) use tasks::{Reply, WaitError};
 
 /// Most broadcasts one worker may have waiting for Redis; beyond it `broadcast` returns
 /// [`ClusterError::Backlog`].
@@ -52,6 +61,8 @@ pub(crate) struct Cluster {
     /// The worker's connection for requests (membership, directory, pushes), made on first use
     /// and dropped when it fails.
     con: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// This worker's reply channel for the cluster tasks it queues.
+    replies: tasks::Replies,
 }
 
 fn config() -> AsyncConnectionConfig {
@@ -91,12 +102,15 @@ impl Cluster {
             tx,
             up,
             con: tokio::sync::Mutex::new(None),
+            replies: tasks::Replies::new(&settings.prefix, &settings.node),
         })))
     }
 
     /// Worker 0: starts the node's subscription and heartbeat, which apply the cluster's
-    /// broadcasts to this node's clients through `ctx`.
+    /// broadcasts to this node's clients through `ctx`, and (with task workers) the node's
+    /// consumer of the cluster's tasks.
     pub(crate) fn serve_node(self: &Arc<Self>, ctx: Ctx) {
+        self.serve_tasks(&ctx);
         tokio::task::spawn_local(subscriber(self.clone(), ctx.clone()));
         tokio::task::spawn_local(heartbeat(self.clone(), ctx));
     }
@@ -239,11 +253,24 @@ impl Cluster {
         data: Bytes,
         opcode: u8,
     ) -> Result<usize, ClusterError> {
+        let key = format!("{}:uid:{uid}", self.settings.prefix);
+        self.push_to_set(ctx, &key, data, opcode).await
+    }
+
+    /// Sends a WebSocket message to every `node/fd` member of the set `key` on a live node
+    /// (a user's connections, a room); returns how many were handed on. Members of dead
+    /// nodes and of this node's closed connections are removed from the set.
+    async fn push_to_set(
+        &self,
+        ctx: &Ctx,
+        key: &str,
+        data: Bytes,
+        opcode: u8,
+    ) -> Result<usize, ClusterError> {
         let p = &self.settings.prefix;
-        let key = format!("{p}:uid:{uid}");
         let mut con = self.con().await?;
         let members: redis::RedisResult<Vec<String>> =
-            redis::cmd("SMEMBERS").arg(&key).query_async(&mut con).await;
+            redis::cmd("SMEMBERS").arg(key).query_async(&mut con).await;
         let members = self.req(members).await?;
         let mut targets = Vec::new();
         for m in &members {
@@ -271,7 +298,7 @@ impl Cluster {
         }
         if !stale.is_empty() {
             let r: redis::RedisResult<()> = redis::cmd("SREM")
-                .arg(&key)
+                .arg(key)
                 .arg(stale)
                 .query_async(&mut con)
                 .await;
@@ -350,6 +377,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
     let channel = format!("{}:bcast", cluster.settings.prefix);
     let node = &cluster.settings.node;
     let own = format!("{}:to:{node}", cluster.settings.prefix);
+    let rpc = format!("{}:rpc:{node}", cluster.settings.prefix);
     let mut backoff = BACKOFF_MIN;
     loop {
         let mut ps = match cluster.client.get_async_pubsub().await {
@@ -361,7 +389,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
                 continue;
             }
         };
-        if let Err(e) = ps.subscribe(&[&channel, &own]).await {
+        if let Err(e) = ps.subscribe(&[&channel, &own, &rpc]).await {
             tracing::debug!(node = %node, error = %e, "cluster: subscribe failed");
             tokio::time::sleep(backoff).await;
             backoff = next(backoff);
@@ -372,6 +400,12 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
         let mut msgs = ps.into_on_message();
         while let Some(msg) = msgs.next().await {
             let p = msg.get_payload_bytes();
+            if msg.get_channel_name() == rpc {
+                // A connection operation from another node: answered in its own task.
+                let (c, ctx, p) = (cluster.clone(), ctx.clone(), p.to_vec());
+                tokio::task::spawn_local(async move { c.serve_remote(&ctx, &p).await });
+                continue;
+            }
             if msg.get_channel_name() == own {
                 // A push from another node to one of ours: fd (LE u64), opcode, data.
                 let (Some(fd), Some(&opcode)) = (p.get(..8), p.get(8)) else {

@@ -1,0 +1,570 @@
+//! Tasks across nodes, on a Redis stream with one consumer group
+//! ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster)).
+//!
+//! - The caller (any worker of any node) `XADD`s the encoded task to `{prefix}:tasks` with
+//!   its reply channel (`{prefix}:reply:{node}:{pid}`, one per worker process, subscribed
+//!   before the first task is queued) and a request id, then awaits the result on that
+//!   channel, keyed by the request id.
+//! - Worker 0 of every node that has task workers reads the stream in the group
+//!   `{prefix}:workers` as consumer `{node}` (`XREADGROUP ... BLOCK`), at most as many
+//!   entries at a time as the node has task workers, and hands each to its local task
+//!   workers. With the result it `PUBLISH`es the reply, then `XACK`s and `XDEL`s the entry: a
+//!   task is acknowledged only once its result was handed to Redis.
+//! - Every third of `task_claim_timeout` the node resets the idle time of the entries it is
+//!   running (`XCLAIM ... JUSTID`), and takes over (`XAUTOCLAIM`) entries that another
+//!   consumer has held longer than `task_claim_timeout` without a word — those of a node
+//!   that died or lost Redis — and runs them again. So a task runs at least once; its caller
+//!   takes the first result and drops the others.
+//! - Redis down: the caller gets [`ClusterError::Unavailable`] (the `XADD` failed, or the
+//!   reply subscription was lost while it waited), never a silent loss; the consumer
+//!   reconnects with backoff and recreates the group if Redis came back empty.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::Value;
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::{config, next, Cluster, BACKOFF_MIN};
+use crate::base::task::Outcome;
+use crate::base::ClusterError;
+use crate::runtime::app::Ctx;
+use crate::runtime::task_client::{SubmitError, TaskClient};
+
+/// How long the consumer's `XREADGROUP` blocks before it looks again.
+const BLOCK_MS: u64 = 500;
+
+/// What came back for a cluster task.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The encoded result.
+    Done(Bytes),
+    /// `on_task` failed (panicked, or its result could not be encoded).
+    Failed(String),
+    /// The task worker that ran it died.
+    Died,
+}
+
+/// Why a cluster task has no reply.
+#[derive(Debug)]
+pub(crate) enum WaitError {
+    Cluster(ClusterError),
+    Timeout,
+}
+
+/// A worker's side of the replies: its channel, and the callers waiting on it.
+#[derive(Debug)]
+pub(crate) struct Replies {
+    pub(super) channel: String,
+    pub(super) next: AtomicU64,
+    started: AtomicBool,
+    /// Whether the reply subscription holds.
+    up: watch::Sender<bool>,
+    pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+}
+
+impl Replies {
+    pub(crate) fn new(prefix: &str, node: &str) -> Replies {
+        Replies {
+            channel: format!("{prefix}:reply:{node}:{}", std::process::id()),
+            next: AtomicU64::new(1),
+            started: AtomicBool::new(false),
+            up: watch::Sender::new(false),
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Removes a caller's entry when it stops waiting (result, timeout, or dropped future).
+pub(super) struct Forget<'a>(pub(super) &'a Replies, pub(super) u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.lock().remove(&self.1);
+    }
+}
+
+pub(super) fn encode_reply(id: u64, r: &Reply) -> Vec<u8> {
+    let mut m = BytesMut::with_capacity(9);
+    m.put_u64_le(id);
+    match r {
+        Reply::Done(b) => {
+            m.put_u8(0);
+            m.put_slice(b);
+        }
+        Reply::Failed(why) => {
+            m.put_u8(1);
+            m.put_slice(why.as_bytes());
+        }
+        Reply::Died => m.put_u8(2),
+    }
+    m.to_vec()
+}
+
+fn decode_reply(p: &[u8]) -> Option<(u64, Reply)> {
+    let id = u64::from_le_bytes(p.get(..8)?.try_into().ok()?);
+    let body = p.get(9..).unwrap_or_default();
+    let r = match p.get(8)? {
+        0 => Reply::Done(Bytes::copy_from_slice(body)),
+        1 => Reply::Failed(String::from_utf8_lossy(body).into_owned()),
+        2 => Reply::Died,
+        _ => return None,
+    };
+    Some((id, r))
+}
+
+impl Cluster {
+    fn tasks_key(&self) -> String {
+        format!("{}:tasks", self.settings.prefix)
+    }
+
+    fn group(&self) -> String {
+        format!("{}:workers", self.settings.prefix)
+    }
+
+    /// Queues `payload` (an encoded task) to the cluster and waits until `deadline` for its
+    /// result from whichever node runs it.
+    pub(crate) async fn task_wait(
+        self: &Arc<Self>,
+        payload: Bytes,
+        deadline: Instant,
+    ) -> Result<Reply, WaitError> {
+        self.replies_up(deadline).await?;
+        let r = &self.replies;
+        let id = r.next.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        r.waiting.lock().insert(id, tx);
+        let _forget = Forget(r, id);
+        let mut con = self.con().await.map_err(WaitError::Cluster)?;
+        let added: redis::RedisResult<String> = redis::cmd("XADD")
+            .arg(self.tasks_key())
+            .arg("*")
+            .arg("r")
+            .arg(&r.channel)
+            .arg("i")
+            .arg(id)
+            .arg("d")
+            .arg(&payload[..])
+            .query_async(&mut con)
+            .await;
+        self.req(added).await.map_err(WaitError::Cluster)?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(WaitError::Cluster(ClusterError::Unavailable(
+                "lost the subscription for task results (redis down or restarting)".into(),
+            ))),
+            Err(_) => Err(WaitError::Timeout),
+        }
+    }
+
+    /// Starts this worker's reply subscription (once) and waits for it to hold (at most 2 s,
+    /// and not past `deadline`).
+    pub(super) async fn replies_up(self: &Arc<Self>, deadline: Instant) -> Result<(), WaitError> {
+        if !self.replies.started.swap(true, Relaxed) {
+            tokio::task::spawn_local(reply_subscriber(self.clone()));
+        }
+        let mut up = self.replies.up.subscribe();
+        let limit = deadline.min(Instant::now() + Duration::from_secs(2));
+        let ok = matches!(
+            tokio::time::timeout_at(limit, up.wait_for(|u| *u)).await,
+            Ok(Ok(_))
+        );
+        match ok {
+            true => Ok(()),
+            false => Err(WaitError::Cluster(ClusterError::Unavailable(
+                "cannot subscribe for task results: redis unreachable".into(),
+            ))),
+        }
+    }
+
+    /// Worker 0 of a node with task workers: starts taking the cluster's tasks.
+    pub(crate) fn serve_tasks(self: &Arc<Self>, ctx: &Ctx) {
+        let Some(tasks) = ctx.tasks.clone() else {
+            return;
+        };
+        let c = Rc::new(Consumer {
+            cluster: self.clone(),
+            tasks,
+            permits: Arc::new(Semaphore::new(ctx.settings.task_worker_num.max(1))),
+            running: RefCell::new(HashSet::new()),
+        });
+        tokio::task::spawn_local(reader(c.clone()));
+        tokio::task::spawn_local(keepalive(c));
+    }
+}
+
+/// The worker's subscription to its reply channel; each reply goes to its waiting caller
+/// (a duplicate, from a task that ran twice, finds nobody and is dropped).
+async fn reply_subscriber(c: Arc<Cluster>) {
+    let r = &c.replies;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let ps = async {
+            let mut ps = c.client.get_async_pubsub().await?;
+            ps.subscribe(&r.channel).await?;
+            Ok::<_, redis::RedisError>(ps)
+        }
+        .await;
+        let ps = match ps {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "cluster: reply subscription cannot reach redis");
+                tokio::time::sleep(backoff).await;
+                backoff = next(backoff);
+                continue;
+            }
+        };
+        backoff = BACKOFF_MIN;
+        r.up.send_replace(true);
+        let mut msgs = ps.into_on_message();
+        while let Some(msg) = msgs.next().await {
+            match decode_reply(msg.get_payload_bytes()) {
+                Some((id, reply)) => {
+                    if let Some(tx) = r.waiting.lock().remove(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                None => tracing::warn!("cluster: malformed task reply ignored"),
+            }
+        }
+        r.up.send_replace(false);
+        // Replies published while the subscription is down are lost: tell the callers now.
+        r.waiting.lock().clear();
+        tracing::warn!("cluster: reply subscription lost; reconnecting");
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// A node's consumer of the cluster's tasks (worker 0).
+struct Consumer {
+    cluster: Arc<Cluster>,
+    tasks: Arc<TaskClient>,
+    /// One per local task worker: how many entries the node takes at a time.
+    permits: Arc<Semaphore>,
+    /// Ids of the entries this node runs now (kept alive against `XAUTOCLAIM`).
+    running: RefCell<HashSet<String>>,
+}
+
+/// A stream entry: its id and, unless it was deleted, (reply channel, request id, task).
+struct Entry {
+    id: String,
+    task: Option<(Vec<u8>, u64, Bytes)>,
+}
+
+fn bulk(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b.as_slice()),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The entries of an `[[id, [field, value, ...]], ...]` array.
+fn entries(v: &Value) -> Vec<Entry> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Array(pair) = item else { continue };
+        let Some(id) = pair.first().and_then(bulk) else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(id).into_owned();
+        let task = match pair.get(1) {
+            Some(Value::Array(fields)) => {
+                let (mut ch, mut req, mut data) = (None, None, None);
+                for kv in fields.chunks(2) {
+                    let (Some(k), Some(v)) = (kv.first().and_then(bulk), kv.get(1).and_then(bulk))
+                    else {
+                        continue;
+                    };
+                    match k {
+                        b"r" => ch = Some(v.to_vec()),
+                        b"i" => req = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+                        b"d" => data = Some(Bytes::copy_from_slice(v)),
+                        _ => {}
+                    }
+                }
+                match (ch, req, data) {
+                    (Some(c), Some(r), Some(d)) => Some((c, r, d)),
+                    _ => {
+                        tracing::warn!(entry = %id, "cluster: malformed task entry dropped");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        out.push(Entry { id, task });
+    }
+    out
+}
+
+/// Creates the consumer group (from the stream's start) unless it exists.
+async fn ensure_group(
+    c: &Cluster,
+    con: &mut redis::aio::MultiplexedConnection,
+) -> redis::RedisResult<()> {
+    let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(c.tasks_key())
+        .arg(c.group())
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(con)
+        .await;
+    match r {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        r => r,
+    }
+}
+
+/// While the node has a free task worker: every third of `task_claim_timeout` takes over
+/// entries idle longer than `task_claim_timeout` (a dead node's), else reads new entries;
+/// runs what it got.
+async fn reader(s: Rc<Consumer>) {
+    let c = &s.cluster;
+    let node = c.node().to_string();
+    let mut con: Option<redis::aio::MultiplexedConnection> = None;
+    let mut backoff = BACKOFF_MIN;
+    let claim_every = claim_every(c);
+    let mut last_claim = Instant::now();
+    loop {
+        let Ok(first) = s.permits.clone().acquire_owned().await else {
+            return;
+        };
+        if con.is_none() {
+            let made = async {
+                let mut k = c
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config())
+                    .await?;
+                ensure_group(c, &mut k).await?;
+                Ok::<_, redis::RedisError>(k)
+            }
+            .await;
+            match made {
+                Ok(k) => {
+                    tracing::info!(node = %node, "cluster: taking cluster tasks");
+                    con = Some(k);
+                    backoff = BACKOFF_MIN;
+                }
+                Err(e) => {
+                    tracing::debug!(node = %node, error = %e, "cluster: task reader cannot reach redis");
+                    drop(first);
+                    tokio::time::sleep(backoff).await;
+                    backoff = next(backoff);
+                    continue;
+                }
+            }
+        }
+        let Some(k) = con.as_mut() else { continue };
+        let count = 1 + s.permits.available_permits();
+        if last_claim.elapsed() >= claim_every {
+            last_claim = Instant::now();
+            match autoclaim(c, k, count).await {
+                Ok(got) if !got.is_empty() => {
+                    let mut first = Some(first);
+                    for e in got {
+                        tracing::info!(node = %node, entry = %e.id, "cluster: took over a task held too long by another node");
+                        let permit = first
+                            .take()
+                            .or_else(|| s.permits.clone().try_acquire_owned().ok());
+                        tokio::task::spawn_local(run(s.clone(), e, permit));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) if e.code() == Some("NOGROUP") => {} // the read below recreates it
+                Err(e) => {
+                    tracing::debug!(node = %node, error = %e, "cluster: task reader lost redis");
+                    con = None;
+                    continue;
+                }
+            }
+        }
+        let r: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(c.group())
+            .arg(&node)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(BLOCK_MS)
+            .arg("STREAMS")
+            .arg(c.tasks_key())
+            .arg(">")
+            .query_async(k)
+            .await;
+        match r {
+            Ok(v) => {
+                // [[stream, entries]] (nil when nothing came).
+                let got: Vec<Entry> = match &v {
+                    Value::Array(streams) => streams
+                        .iter()
+                        .filter_map(|st| match st {
+                            Value::Array(p) => p.get(1).map(entries),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let mut first = Some(first);
+                for e in got {
+                    let permit = first
+                        .take()
+                        .or_else(|| s.permits.clone().try_acquire_owned().ok());
+                    tokio::task::spawn_local(run(s.clone(), e, permit));
+                }
+            }
+            Err(e) if e.code() == Some("NOGROUP") => {
+                // Redis came back empty: the stream and group are gone.
+                if let Err(e) = ensure_group(c, k).await {
+                    tracing::debug!(node = %node, error = %e, "cluster: cannot recreate the task group");
+                    con = None;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(node = %node, error = %e, "cluster: task reader lost redis");
+                con = None;
+                drop(first);
+                tokio::time::sleep(backoff).await;
+                backoff = next(backoff);
+            }
+        }
+    }
+}
+
+/// Runs one entry on a local task worker; publishes the reply, then acknowledges and deletes
+/// the entry. If this node cannot run it (stopping) or cannot publish, the entry stays
+/// pending and another node takes it over after `task_claim_timeout`.
+async fn run(s: Rc<Consumer>, e: Entry, permit: Option<OwnedSemaphorePermit>) {
+    let c = &s.cluster;
+    let Some((channel, req, data)) = e.task else {
+        // Deleted, or malformed: nothing to run; acknowledge it so it does not come back.
+        if let Ok(mut con) = c.con().await {
+            let r: redis::RedisResult<()> = redis::pipe()
+                .cmd("XACK")
+                .arg(c.tasks_key())
+                .arg(c.group())
+                .arg(&e.id)
+                .ignore()
+                .cmd("XDEL")
+                .arg(c.tasks_key())
+                .arg(&e.id)
+                .ignore()
+                .query_async(&mut con)
+                .await;
+            let _ = c.req(r).await;
+        }
+        return;
+    };
+    s.running.borrow_mut().insert(e.id.clone());
+    let reply = match s.tasks.submit_wait(data) {
+        Ok((rx, _)) => match rx.await {
+            Ok(Outcome::Done(b)) => Some(Reply::Done(b)),
+            Ok(Outcome::Failed(why)) => Some(Reply::Failed(why)),
+            Ok(Outcome::Died) => Some(Reply::Died),
+            Ok(Outcome::NotRun | Outcome::TimedOut) | Err(_) => None,
+        },
+        Err(SubmitError::TooLarge) => Some(Reply::Failed(
+            "the task is above task_max_payload of the node that took it".into(),
+        )),
+        Err(SubmitError::Full | SubmitError::NoSuchWorker | SubmitError::Stopped) => None,
+    };
+    s.running.borrow_mut().remove(&e.id);
+    drop(permit);
+    let Some(reply) = reply else {
+        tracing::warn!(node = %c.node(), entry = %e.id, "cluster: task not run here (stopping or full); another node takes it over after task_claim_timeout");
+        return;
+    };
+    let sent = async {
+        let mut con = c.con().await?;
+        let r: redis::RedisResult<()> = redis::pipe()
+            .publish(&channel[..], encode_reply(req, &reply))
+            .ignore()
+            .cmd("XACK")
+            .arg(c.tasks_key())
+            .arg(c.group())
+            .arg(&e.id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(c.tasks_key())
+            .arg(&e.id)
+            .ignore()
+            .query_async(&mut con)
+            .await;
+        c.req(r).await
+    }
+    .await;
+    if let Err(err) = sent {
+        tracing::warn!(node = %c.node(), entry = %e.id, error = %err, "cluster: task result not delivered; the task stays pending and runs again after task_claim_timeout");
+    }
+}
+
+/// How often the consumer keeps its running entries alive and looks for abandoned ones.
+fn claim_every(c: &Cluster) -> Duration {
+    (c.settings.task_claim_timeout / 3).max(Duration::from_millis(30))
+}
+
+/// Takes over up to `count` entries idle longer than `task_claim_timeout`.
+async fn autoclaim(
+    c: &Cluster,
+    con: &mut redis::aio::MultiplexedConnection,
+    count: usize,
+) -> redis::RedisResult<Vec<Entry>> {
+    let v: Value = redis::cmd("XAUTOCLAIM")
+        .arg(c.tasks_key())
+        .arg(c.group())
+        .arg(c.node())
+        .arg(c.settings.task_claim_timeout.as_millis() as u64)
+        .arg("0-0")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(con)
+        .await?;
+    // [next-start, entries, deleted-ids]
+    Ok(match &v {
+        Value::Array(parts) => parts.get(1).map(entries).unwrap_or_default(),
+        _ => Vec::new(),
+    })
+}
+
+/// Every third of `task_claim_timeout`: resets the idle time of the entries this node runs,
+/// so that no other node takes them over while this one lives.
+async fn keepalive(s: Rc<Consumer>) {
+    let c = &s.cluster;
+    let mut tick = tokio::time::interval(claim_every(c));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let running: Vec<String> = s.running.borrow().iter().cloned().collect();
+        if running.is_empty() {
+            continue;
+        }
+        let Ok(mut con) = c.con().await else { continue };
+        let r: redis::RedisResult<Value> = redis::cmd("XCLAIM")
+            .arg(c.tasks_key())
+            .arg(c.group())
+            .arg(c.node())
+            .arg(0)
+            .arg(&running)
+            .arg("JUSTID")
+            .query_async(&mut con)
+            .await;
+        if let Err(e) = c.req(r).await {
+            tracing::debug!(node = %c.node(), error = %e, "cluster: cannot keep running tasks alive");
+        }
+    }
+}
