@@ -126,11 +126,16 @@ fi
 if [ "$WHAT" = h2 ]; then
   # HTTP/2 hello (h2c, prior knowledge) against hyper's HTTP/2 server: h2load, CONNS
   # connections x 8 concurrent streams, ROUNDS rounds, servers alternating; medians compared.
+  # CPU = utime+stime of the server's whole process group during the h2load run, per
+  # request answered; the load average is printed before and after (the machine is shared).
   command -v h2load >/dev/null || { echo "h2load is not installed (apt-get install nghttp2-client)" >&2; exit 1; }
-  ROUNDS=${ROUNDS:-3}
-  h2_rps() { taskset -c 1 h2load -c "$CONNS" -m 8 -D "$SECS" --warm-up-time=1 "$1" | awk '/^finished in/ {for(i=1;i<=NF;i++) if ($i=="req/s,") {print int($(i-1))}}'; }
+  ROUNDS=${ROUNDS:-3}; TICK=$(getconf CLK_TCK)
+  pg_ticks() { # pg_ticks PGID: CPU ticks used so far by the processes of that group
+    for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
+      awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
   echo "# h2c hello: h2load -c$CONNS -m8 -D$SECS, server on CPU 0, h2load on CPU 1, $ROUNDS rounds"
-  declare -A TR=()
+  echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  declare -A TR=() US=()
   for R in $(seq "$ROUNDS"); do
     for WHO in hyper base process; do
       P=$(free_port)
@@ -140,17 +145,26 @@ if [ "$WHAT" = h2 ]; then
         S=$(start $B/examples/http_hello --port $P --mode $WHO --worker-num 1 --reactor-num 1)
       fi
       wait_port $P
-      X=$(h2_rps http://127.0.0.1:$P/); stop $S
-      TR[$WHO]+="$X "
-      printf "round %s %-8s %s req/s\n" "$R" "$WHO" "$X"
+      C0=$(pg_ticks $S)
+      OUT=$(taskset -c 1 h2load -c "$CONNS" -m 8 -D "$SECS" --warm-up-time=1 http://127.0.0.1:$P/)
+      C1=$(pg_ticks $S); stop $S
+      X=$(awk '/^finished in/ {for(i=1;i<=NF;i++) if ($i=="req/s,") {print int($(i-1))}}' <<< "$OUT")
+      N=$(awk '/^requests:/ {print $8}' <<< "$OUT")
+      FAILED=$(awk '/^requests:/ {print $10}' <<< "$OUT")
+      [ "${FAILED:-0}" != 0 ] && echo "round $R $WHO: $FAILED requests failed" >&2
+      U=$(echo "($C1 - $C0) * 1000000 / $TICK / $N" | bc -l)
+      TR[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+      printf "round %s %-8s %8s req/s  %6.2f us CPU/request\n" "$R" "$WHO" "$X" "$U"
     done
   done
-  HY=$(median ${TR[hyper]})
-  echo "median hyper 1.x http2 (1 thread):  $HY req/s"
+  HY=$(median ${TR[hyper]}); HU=$(median ${US[hyper]})
+  echo "median hyper 1.x http2 (1 thread):  $HY req/s, $HU us CPU/request"
   for MODE in base process; do
-    X=$(median ${TR[$MODE]})
-    printf "median rswoole %-8s (1 worker):  %s req/s = %.2fx hyper\n" "$MODE" "$X" "$(echo "$X / $HY" | bc -l)"
+    X=$(median ${TR[$MODE]}); U=$(median ${US[$MODE]})
+    printf "median rswoole %-8s (1 worker):  %s req/s = %.2fx hyper; %s us CPU/request = %.2fx hyper's\n" \
+      "$MODE" "$X" "$(echo "$X / $HY" | bc -l)" "$U" "$(echo "$U / $HU" | bc -l)"
   done
+  echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi
 if [ "$WHAT" = tls ]; then

@@ -164,25 +164,6 @@ fn served(s: &Tls) -> Vec<u8> {
     s.conn.peer_certificates().expect("server certificates")[0].to_vec()
 }
 
-/// `python3` from the test venv (`.ci/run` makes it) when there is one.
-fn python() -> Command {
-    let mut c = Command::new("python3");
-    let path = std::env::var("PATH").unwrap_or_default();
-    c.env("PATH", format!("/tmp/rswoole-ci-venv/bin:{path}"));
-    c
-}
-
-fn run_py(script: &str) -> String {
-    let o = python().args(["-c", script]).output().expect("python3");
-    assert!(
-        o.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn testkit(pki: &Pki, mode: &str, extra: &[&str]) -> ServerProc {
     let mut args: Vec<String> = vec![
         "--addr".into(),

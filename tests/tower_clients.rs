@@ -192,7 +192,7 @@ const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The JSON `/upload` must answer for `blocks` blocks of 1 MiB, block `i` being the bytes
 /// `(j + i) % 256` (as the Python clients and the curl file make them).
-fn upload_answer(blocks: usize, block: usize) -> String {
+pub(crate) fn upload_answer(blocks: usize, block: usize) -> String {
     let mut h = FNV_START;
     for i in 0..blocks {
         let b: Vec<u8> = (0..block).map(|j| ((j + i) % 256) as u8).collect();

@@ -26,7 +26,8 @@ pub(crate) type ReqCb = Rc<dyn Fn(Handle, super::Request, Response) -> BoxFut>;
 
 pub(crate) struct WorkerHttp {
     settings: Arc<Settings>,
-    partial: RefCell<HashMap<u64, Partial>>,
+    /// Requests whose body is still coming, per (connection, HTTP/2 stream or 0).
+    partial: RefCell<HashMap<(u64, u32), Partial>>,
     /// Where uploads go (`upload_tmp_dir` or the system's temp dir).
     tmp_dir: std::path::PathBuf,
     /// Keep bodies as sent (no multipart parsing into files) and stream the large ones: the
@@ -86,32 +87,42 @@ impl WorkerHttp {
         Some(b)
     }
 
-    /// Handles one HTTP event for connection `fd`.
+    /// Handles one HTTP event for connection `fd` (HTTP/2: of its stream `stream`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn event(
         &self,
         handle: &Handle,
         cb: Option<&ReqCb>,
         kind: Kind,
         fd: ConnId,
+        stream: u32,
         payload: Bytes,
         pre: Option<Box<rswoole_codec::http1::RequestHead>>,
     ) {
+        let key = (fd.0, stream);
         match kind {
             Kind::HttpRequest => match self.builder(&payload, pre) {
-                Some(b) => self.run(handle, cb, fd, b).await,
-                None => bad_request(handle, fd),
+                Some(b) => self.run(handle, cb, fd, stream, b).await,
+                None => bad_request(handle, fd, stream),
             },
-            Kind::HttpHead if self.raw_bodies => self.stream_head(handle, cb, fd, &payload),
+            Kind::HttpHead if self.raw_bodies => self.stream_head(handle, cb, fd, stream, &payload),
             Kind::HttpHead => match self.builder(&payload, None) {
                 Some(b) => {
                     self.partial
                         .borrow_mut()
-                        .insert(fd.0, Partial::Buffered(Box::new(b)));
+                        .insert(key, Partial::Buffered(Box::new(b)));
                 }
-                None => bad_request(handle, fd),
+                None => bad_request(handle, fd, stream),
             },
+            Kind::HttpAbort => {
+                if let Some(Partial::Streaming { feed, .. }) =
+                    self.partial.borrow_mut().remove(&key)
+                {
+                    feed.fail("the client reset the stream before the body was complete");
+                }
+            }
             Kind::HttpBody => {
-                let feed = match self.partial.borrow().get(&fd.0) {
+                let feed = match self.partial.borrow().get(&key) {
                     Some(Partial::Streaming { feed, .. }) => Some(feed.clone()),
                     _ => None,
                 };
@@ -119,21 +130,21 @@ impl WorkerHttp {
                     // Waits while the service is behind: the backpressure of a streamed body.
                     return feed.send(payload).await;
                 }
-                let failed = match self.partial.borrow_mut().get_mut(&fd.0) {
+                let failed = match self.partial.borrow_mut().get_mut(&key) {
                     Some(Partial::Buffered(b)) => b.feed(&payload).err(),
                     Some(Partial::Streaming { .. }) => None,
                     None => None, // its head went to a worker that died: answered with 503 already
                 };
                 if let Some(e) = failed {
                     tracing::debug!(fd = %fd, error = %e.0, "bad request body");
-                    self.partial.borrow_mut().remove(&fd.0);
-                    bad_request(handle, fd);
+                    self.partial.borrow_mut().remove(&key);
+                    bad_request(handle, fd, stream);
                 }
             }
             Kind::HttpEnd => {
-                let p = self.partial.borrow_mut().remove(&fd.0);
+                let p = self.partial.borrow_mut().remove(&key);
                 match p {
-                    Some(Partial::Buffered(b)) => self.run(handle, cb, fd, *b).await,
+                    Some(Partial::Buffered(b)) => self.run(handle, cb, fd, stream, *b).await,
                     Some(Partial::Streaming { feed, done }) => {
                         feed.end(trailers(&payload));
                         let _ = done.await;
@@ -174,37 +185,57 @@ impl WorkerHttp {
 
     /// The connection closed: forget a half-received request (a streamed body fails).
     pub(crate) fn closed(&self, fd: ConnId) {
-        if let Some(Partial::Streaming { feed, .. }) = self.partial.borrow_mut().remove(&fd.0) {
-            feed.fail("the connection closed before the body was complete");
+        let mut partial = self.partial.borrow_mut();
+        let keys: Vec<(u64, u32)> = partial.keys().filter(|k| k.0 == fd.0).copied().collect();
+        for k in keys {
+            if let Some(Partial::Streaming { feed, .. }) = partial.remove(&k) {
+                feed.fail("the connection closed before the body was complete");
+            }
         }
     }
 
     /// The tower adapter: a request whose body streams is handled from its head on, in a
     /// task of its own (the connection's body events must reach it meanwhile).
-    fn stream_head(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, payload: &Bytes) {
+    fn stream_head(
+        &self,
+        handle: &Handle,
+        cb: Option<&ReqCb>,
+        fd: ConnId,
+        stream: u32,
+        payload: &Bytes,
+    ) {
         let Some((head, body)) = split_request(payload) else {
-            return bad_request(handle, fd);
+            return bad_request(handle, fd, stream);
         };
         let Some(head) = parse_head(&head, &self.limits()) else {
-            return bad_request(handle, fd);
+            return bad_request(handle, fd, stream);
         };
         let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length).raw();
         let feed = BodyFeed::new(self.settings.package_max_length);
         let (settings, handle2, cb) = (self.settings.clone(), handle.clone(), cb.cloned());
         let feed2 = feed.clone();
         let done = tokio::task::spawn_local(holds::in_conn(Some(fd), async move {
-            run(&settings, &handle2, cb.as_ref(), fd, b, Some(feed2.clone())).await;
+            run(
+                &settings,
+                &handle2,
+                cb.as_ref(),
+                fd,
+                stream,
+                b,
+                Some(feed2.clone()),
+            )
+            .await;
             // Answered: the rest of the body, if any, is dropped as it comes.
             feed2.unread();
         }));
         feed.push(body);
         self.partial
             .borrow_mut()
-            .insert(fd.0, Partial::Streaming { feed, done });
+            .insert((fd.0, stream), Partial::Streaming { feed, done });
     }
 
-    async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, b: Builder) {
-        run(&self.settings, handle, cb, fd, b, None).await
+    async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, stream: u32, b: Builder) {
+        run(&self.settings, handle, cb, fd, stream, b, None).await
     }
 }
 
@@ -215,6 +246,7 @@ async fn run(
     handle: &Handle,
     cb: Option<&ReqCb>,
     fd: ConnId,
+    h2: u32,
     b: Builder,
     stream: Option<BodyFeed>,
 ) {
@@ -223,6 +255,7 @@ async fn run(
     };
     let started = std::time::Instant::now();
     let minor = match b.head().version() {
+        _ if h2 != 0 => 2,
         rswoole_codec::http1::Version::Http10 => 0,
         _ => 1,
     };
@@ -239,12 +272,13 @@ async fn run(
             s(h.header_str("user-agent")),
         )
     });
-    let resp = Response::new(handle.clone(), fd, b.head(), &settings.http);
+    let resp = Response::new(handle.clone(), fd, h2, b.head(), &settings.http);
     respond(
         settings,
         handle,
         cb,
         fd,
+        h2,
         b,
         stream,
         ci.remote_addr,
@@ -263,7 +297,7 @@ async fn run(
             remote,
             method: &method,
             uri: &uri,
-            protocol: if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
+            protocol: protocol(minor),
             status,
             bytes,
             referer: referer.as_deref(),
@@ -286,6 +320,7 @@ async fn respond(
     handle: &Handle,
     cb: Option<&ReqCb>,
     fd: ConnId,
+    h2: u32,
     b: Builder,
     stream: Option<BodyFeed>,
     peer: std::net::SocketAddr,
@@ -299,6 +334,7 @@ async fn respond(
         server_port: ci.as_ref().map_or(0, |c| c.server_port),
         request_time: SystemTime::now(),
         protocol: match b.head().version() {
+            _ if h2 != 0 => "HTTP/2",
             rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         },
@@ -363,6 +399,11 @@ async fn respond(
                 .map(|_| ())
                 .and_then(|_| resp.end("500 Internal Server Error\n"));
         }
+        (State::Streaming, _) if h2 != 0 => {
+            // Part of the body is out: the only honest ending is to reset the stream.
+            tracing::error!(fd = %fd, stream = h2, timed_out, "on_request stopped mid-response; resetting its HTTP/2 stream");
+            handle.ctx.abort_stream(fd, h2);
+        }
         (State::Streaming, _) => {
             // Part of the body is out: the only honest ending is to cut the connection.
             tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
@@ -390,12 +431,27 @@ fn trailers(payload: &[u8]) -> Option<http::HeaderMap> {
     (!t.is_empty()).then_some(t)
 }
 
-fn bad_request(handle: &Handle, fd: ConnId) {
+/// The access log's protocol name for `minor` (0, 1, or 2 for HTTP/2).
+fn protocol(minor: u8) -> &'static str {
+    match minor {
+        0 => "HTTP/1.0",
+        2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Answers 400 and closes the connection; on an HTTP/2 stream (`stream` not 0), answers that
+/// stream only.
+fn bad_request(handle: &Handle, fd: ConnId, stream: u32) {
     if let Some(m) = crate::ipc::metrics::slot() {
         m.http(400, 1);
     }
-    let _ = handle.send(fd, error_response(400, "Bad Request"));
-    let _ = handle.close(fd);
+    let _ = handle
+        .ctx
+        .send_stream(fd, stream, error_response(400, "Bad Request").into());
+    if stream == 0 {
+        let _ = handle.close(fd);
+    }
 }
 
 /// A worker's handler of HTTP events: the runtime's [`ProtocolHandler`] for HTTP listeners.
@@ -427,6 +483,7 @@ impl ProtocolHandler for HttpHandler {
                     self.on_request.as_ref(),
                     ev.kind,
                     ev.fd,
+                    ev.stream,
                     ev.payload,
                     ev.head,
                 )

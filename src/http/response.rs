@@ -76,6 +76,8 @@ pub(crate) enum State {
 pub(crate) struct Inner {
     handle: Handle,
     fd: ConnId,
+    /// The HTTP/2 stream answered (0: HTTP/1.x).
+    stream: u32,
     status: u16,
     reason: Option<String>,
     headers: Vec<(String, String)>,
@@ -148,6 +150,7 @@ impl Response {
     pub(crate) fn new(
         handle: Handle,
         fd: ConnId,
+        stream: u32,
         head: &http1::RequestHead,
         settings: &super::HttpSettings,
     ) -> Response {
@@ -162,6 +165,7 @@ impl Response {
             inner: Rc::new(RefCell::new(Inner {
                 handle,
                 fd,
+                stream,
                 status: 200,
                 reason: None,
                 headers: Vec::new(),
@@ -668,6 +672,9 @@ impl Inner {
             return Ok(());
         }
         self.sent += out.len() as u64;
-        self.handle.send(self.fd, out).map_err(HttpError::from)
+        self.handle
+            .ctx
+            .send_stream(self.fd, self.stream, out)
+            .map_err(HttpError::from)
     }
 }

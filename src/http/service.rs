@@ -423,6 +423,7 @@ fn to_http(mut req: Request, h: &Handle) -> Result<http::Request<RequestBody>, h
         .uri(req.uri.as_str())
         .version(match req.server.protocol {
             "HTTP/1.0" => http::Version::HTTP_10,
+            "HTTP/2" => http::Version::HTTP_2,
             _ => http::Version::HTTP_11,
         });
     if let Some(headers) = b.headers_mut() {

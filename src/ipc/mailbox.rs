@@ -70,6 +70,7 @@ pub(crate) fn send(master_pid: u32, from: usize, to: usize, data: &[u8]) -> io::
             listener: from as u16,
             session: 0,
             seq: 0,
+            stream: 0,
         },
         data,
     );
@@ -392,6 +393,7 @@ mod tests {
             listener: 0,
             session,
             seq,
+            stream: 0,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Framed messages between the master and its workers over `SOCK_SEQPACKET` unix sockets.
 //!
-//! A datagram carries one or more records; a record is a 24-byte header (payload length,
-//! kind, flags, listener index, session id, sequence number) and its payload. Records are
+//! A datagram carries one or more records; a record is a 28-byte header (payload length,
+//! kind, flags, listener index, session id, sequence number, HTTP/2 stream id) and its
+//! payload. Records are
 //! batched: whatever is pushed while the writer task is busy goes out in the next datagram, so
 //! under load one `sendmsg` carries many events. A payload larger than [`MAX_CHUNK`] is split
 //! into records flagged [`F_MORE`] (all but the last) and [`F_FIRST`] (the first); a receiver
@@ -35,7 +36,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 /// Record header size.
-pub(crate) const HDR: usize = 24;
+pub(crate) const HDR: usize = 28;
 /// Largest datagram written.
 pub(crate) const MAX_DGRAM: usize = 128 * 1024;
 /// Largest payload in one record.
@@ -86,6 +87,11 @@ pub(crate) enum Kind {
     HttpBody = 22,
     /// master -> worker: end of the streamed request (payload: raw trailer lines).
     HttpEnd = 23,
+    /// An HTTP/2 stream's request or response ended before it was complete. master ->
+    /// worker: the client reset the stream, or its body grew past `package_max_length`, after
+    /// its `HttpHead` was sent (the streamed body fails; no `HttpEnd` follows). worker ->
+    /// master: the handler stopped mid-response; the stream is reset.
+    HttpAbort = 24,
     /// worker -> master: `send_message`; `session` = target worker id, payload = the message.
     PipeMsg = 40,
     /// master -> worker: a `send_message` from worker `listener`; payload = the message.
@@ -152,6 +158,7 @@ impl Kind {
             21 => Kind::HttpHead,
             22 => Kind::HttpBody,
             23 => Kind::HttpEnd,
+            24 => Kind::HttpAbort,
             40 => Kind::PipeMsg,
             41 => Kind::PipeMessage,
             50 => Kind::WsOpen,
@@ -180,6 +187,8 @@ pub(crate) struct Header {
     pub(crate) listener: u16,
     pub(crate) session: u64,
     pub(crate) seq: u64,
+    /// The HTTP/2 stream an HTTP record belongs to (0: none, or HTTP/1.1).
+    pub(crate) stream: u32,
 }
 
 /// Malformed IPC data: a bug or a dying peer; the pipe is dropped.
@@ -212,6 +221,7 @@ pub(crate) fn encode(dst: &mut BytesMut, h: Header, payload: &[u8]) {
         dst.put_u16_le(h.listener);
         dst.put_u64_le(h.session);
         dst.put_u64_le(h.seq);
+        dst.put_u32_le(h.stream);
         dst.put_slice(&rest[..n]);
         rest = &rest[n..];
         first = false;
@@ -239,6 +249,7 @@ pub(crate) fn decode(mut dgram: &[u8]) -> impl Iterator<Item = Result<(Header, &
         let listener = h.get_u16_le();
         let session = h.get_u64_le();
         let seq = h.get_u64_le();
+        let stream = h.get_u32_le();
         if dgram.len() < HDR + len {
             dgram = &[];
             return Some(Err(IpcError::Truncated(total)));
@@ -253,6 +264,7 @@ pub(crate) fn decode(mut dgram: &[u8]) -> impl Iterator<Item = Result<(Header, &
                     listener,
                     session,
                     seq,
+                    stream,
                 },
                 payload,
             ))),

@@ -65,6 +65,8 @@ struct Out {
     /// workers wrote, which the HTTP/2 driver turns into frames; it is never written to the
     /// socket as is.
     h2: bool,
+    /// HTTP/2: the workers' responses per stream, waiting for the driver.
+    h2q: super::h2::Queued,
 }
 
 impl Out {
@@ -81,7 +83,9 @@ impl Out {
 
     /// Output not yet on the socket (plaintext queued, or TLS records rustls holds).
     fn unsent(&self) -> bool {
-        !self.buf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        !self.buf.is_empty()
+            || self.h2q.bytes > 0
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }
 
@@ -133,6 +137,9 @@ pub(crate) struct Conn<X = ()> {
 pub(crate) enum WriteError {
     Closed,
     Full,
+    /// Raw bytes for an HTTP/2 connection: only responses tagged with their stream
+    /// ([`Conn::write_stream`]) go to it.
+    Http2,
 }
 
 impl<X: Default> Conn<X> {
@@ -163,6 +170,7 @@ impl<X: Default> Conn<X> {
                 tls: tls.map(Box::new),
                 handshaking,
                 h2: false,
+                h2q: Default::default(),
             }),
             notify: Notify::new(),
             shared,
@@ -187,12 +195,7 @@ impl<X> Conn<X> {
             return Err(WriteError::Full);
         }
         if out.h2 {
-            out.buf.extend_from_slice(data);
-            let len = out.buf.len();
-            drop(out);
-            self.set_out_bytes(len);
-            self.notify.notify_one();
-            return Ok(());
+            return Err(WriteError::Http2);
         }
         if self.tls {
             out.buf.extend_from_slice(data);
@@ -514,9 +517,10 @@ impl<X> Conn<X> {
                 r = self.stream.readable(), if want_read => {
                     if r.is_err() { self.out.lock().io_error = true; continue; }
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
-                    if let Inbound::H2 = decoder {
+                    if let Inbound::H2(stream1) = &mut decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
-                        super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf)).await;
+                        let stream1 = stream1.take();
+                        super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf), stream1).await;
                         return None;
                     }
                 }
@@ -571,7 +575,7 @@ impl<X> Conn<X> {
         })
     }
 
-    fn is_tls(&self) -> bool {
+    pub(super) fn is_tls(&self) -> bool {
         self.tls
     }
 
@@ -862,22 +866,43 @@ impl<X> Conn<X> {
         self.out.lock().h2 = true;
     }
 
-    /// The HTTP/2 driver's part: takes up to `max` bytes of the HTTP/1.1 responses written
-    /// for the connection.
-    pub(super) fn take_output(&self, max: usize) -> Option<bytes::Bytes> {
+    /// Writes a worker's HTTP/1.1 response bytes for HTTP/2 stream `stream`: queued for the
+    /// driver ([`super::h2`]), which sends them on that stream, whatever the other streams do.
+    pub(crate) fn write_stream(&self, stream: u32, data: &[u8]) -> Result<(), WriteError> {
         let mut out = self.out.lock();
-        if out.buf.is_empty() {
-            return None;
+        if out.io_error || out.phase == Phase::Finishing || !out.h2 {
+            return Err(WriteError::Closed);
         }
-        let n = out.buf.len().min(max);
-        let b = out.buf.split_to(n).freeze();
-        if out.buf.is_empty() && out.buf.capacity() > 64 * 1024 {
-            out.buf = BytesMut::new();
+        if out.h2q.bytes + data.len() > self.cap {
+            return Err(WriteError::Full);
         }
-        let len = out.buf.len();
+        out.h2q.push(stream, data);
+        let len = out.h2q.bytes;
         drop(out);
         self.set_out_bytes(len);
-        Some(b)
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    /// HTTP/2: stream `stream`'s response cannot be completed (its worker died, or its handler
+    /// stopped mid-response): the driver resets it.
+    pub(crate) fn h2_abort(&self, stream: u32) {
+        let mut out = self.out.lock();
+        if out.h2 {
+            out.h2q.aborted.push(stream);
+            drop(out);
+            self.notify.notify_one();
+        }
+    }
+
+    /// The HTTP/2 driver's part: runs `f` on the queued responses.
+    pub(super) fn h2_queued<R>(&self, f: impl FnOnce(&mut super::h2::Queued) -> R) -> R {
+        let mut out = self.out.lock();
+        let r = f(&mut out.h2q);
+        let len = out.h2q.bytes;
+        drop(out);
+        self.set_out_bytes(len);
+        r
     }
 
     /// Whether the server asked to close (stop, reload, `close`, heartbeat), and since when.
@@ -896,6 +921,7 @@ impl<X> Conn<X> {
             let mut o = self.out.lock();
             o.io_error = true;
             o.buf.clear();
+            o.h2q = Default::default();
             o.peer_fin = false;
             o.phase = Phase::Closing;
         }

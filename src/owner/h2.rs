@@ -3,16 +3,21 @@
 //!
 //! The `h2` crate does the framing, HPACK, flow control and the protocol's defences (rapid
 //! reset, CONTINUATION floods, header list limits, SETTINGS/PING floods); it reads and
-//! writes the connection's own transport (plain or TLS) through [`H2Io`]. Each stream that
-//! completes its request becomes one HTTP/1.1 request into the [`EventSink`], exactly as if
-//! it had been pipelined on an HTTP/1.1 connection: the workers, the native `on_request` API,
-//! the tower adapter, `request_timeout`, the 503 for a dead worker all stay as they are. The
-//! workers' answers come back through the same reply path ([`Conn::write`]) as HTTP/1.1
-//! responses, in request order; the driver decodes them ([`ResponseDecoder`]) and sends each
-//! on its stream, taking from the output buffer only what the stream's flow-control window
-//! lets it send, so a slow reader holds at most its window plus `buffer_output_size`.
+//! writes the connection's own transport (plain or TLS) through [`H2Io`]. Each stream's
+//! request becomes an HTTP/1.1 request into the [`EventSink`] tagged with its stream id
+//! ([`EventSink::stream_event`]): whole (`HttpRequest`) up to
+//! [`STREAM_THRESHOLD`](super::http::STREAM_THRESHOLD) bytes of body, else streamed
+//! (`HttpHead`, `HttpBody`…, `HttpEnd`) with the stream's flow-control window given back
+//! only as fast as the worker consumes it. The workers, the native `on_request` API, the
+//! tower adapter, `request_timeout`, the 503 for a dead worker all stay as they are. A
+//! worker answers in HTTP/1.1 bytes tagged with the stream ([`Conn::write_stream`]), and
+//! runs the streams of one connection concurrently; the driver decodes each stream's
+//! response on its own ([`ResponseDecoder`]) and sends it as it comes, so a slow handler on
+//! one stream delays no other. It takes from the output buffer only what a stream's
+//! flow-control window lets it send, so a slow reader holds at most its window plus
+//! `buffer_output_size`.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -27,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::conn::{Conn, DRAIN_TIMEOUT};
 use super::sink::EventSink;
 use crate::base::Settings;
+use crate::ipc::Kind;
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -124,29 +130,74 @@ impl<X> AsyncWrite for H2Io<X> {
     }
 }
 
-/// A response owed to a stream, in request order.
-struct Owed {
-    respond: SendResponse<Bytes>,
-    head: bool,
+/// The workers' HTTP/1.1 responses per stream, as written ([`Conn::write_stream`]) and not
+/// yet taken by the driver. Lives in the connection's output state; its bytes count against
+/// `buffer_output_size`.
+#[derive(Debug, Default)]
+pub(crate) struct Queued {
+    bufs: HashMap<u32, BytesMut>,
+    /// Bytes in `bufs`.
+    pub(super) bytes: usize,
+    /// Streams to reset (their response cannot be completed).
+    pub(super) aborted: Vec<u32>,
 }
 
-/// Where the response being decoded goes.
+impl Queued {
+    pub(super) fn push(&mut self, stream: u32, data: &[u8]) {
+        self.bufs.entry(stream).or_default().extend_from_slice(data);
+        self.bytes += data.len();
+    }
+
+    /// Up to `max` bytes queued for `stream`.
+    fn take(&mut self, stream: u32, max: usize) -> Option<Bytes> {
+        let b = self.bufs.get_mut(&stream)?;
+        let n = b.len().min(max);
+        let out = b.split_to(n).freeze();
+        if b.is_empty() {
+            self.bufs.remove(&stream);
+        }
+        self.bytes -= n;
+        Some(out)
+    }
+
+    /// Drops what is queued for streams `keep` says are no longer answered here.
+    fn forget_unless(&mut self, keep: impl Fn(u32) -> bool) {
+        let Queued { bufs, bytes, .. } = self;
+        bufs.retain(|&id, b| {
+            let k = keep(id);
+            if !k {
+                tracing::debug!(
+                    stream = id,
+                    bytes = b.len(),
+                    "HTTP/2: response bytes for a stream no longer open; dropped"
+                );
+                *bytes -= b.len();
+            }
+            k
+        });
+    }
+}
+
+/// Where a stream's response stands.
 enum Out {
-    /// Between responses.
+    /// Its head has not come yet.
     Idle,
-    /// Streaming the body to this stream.
+    /// Streaming the body.
     Sending(SendStream<Bytes>),
     /// The stream is gone (reset by the client): the rest of the response is dropped.
     Discarding,
 }
 
-/// The response side of a connection: decoding the workers' HTTP/1.1 responses onto streams.
-struct Responses {
-    owed: VecDeque<Owed>,
+/// The response side of one stream: decoding its worker's HTTP/1.1 response onto it.
+struct StreamResp {
+    /// Until the response head goes out.
+    respond: Option<SendResponse<Bytes>>,
+    /// It answers a HEAD request (no body follows the head).
+    head: bool,
     dec: ResponseDecoder,
     rbuf: BytesMut,
     out: Out,
-    /// Body bytes waiting for flow-control capacity on the current stream.
+    /// Body bytes waiting for flow-control capacity.
     held: Option<Bytes>,
     /// An event decoded ahead (to see whether a response has a body).
     next: Option<ResponseEvent>,
@@ -157,57 +208,68 @@ struct Responses {
 #[error("HTTP/2: {0}")]
 struct Broken(&'static str);
 
-impl Responses {
-    /// Moves what the workers wrote onto the streams, as far as flow control allows.
-    fn pump<X>(&mut self, conn: &Conn<X>) -> Result<(), Broken> {
+impl StreamResp {
+    fn new(respond: SendResponse<Bytes>, head: bool) -> StreamResp {
+        StreamResp {
+            respond: Some(respond),
+            head,
+            dec: ResponseDecoder::new(),
+            rbuf: BytesMut::new(),
+            out: Out::Idle,
+            held: None,
+            next: None,
+        }
+    }
+
+    /// Moves what the worker wrote for stream `id` onto it, as far as flow control allows;
+    /// `Ok(true)`: the response is complete.
+    fn pump<X>(&mut self, id: u32, conn: &Conn<X>) -> Result<bool, Broken> {
         loop {
             if let Some(mut data) = self.held.take() {
-                let Out::Sending(s) = &mut self.out else {
-                    continue;
-                };
-                let cap = s.capacity();
-                if cap == 0 {
-                    s.reserve_capacity(data.len());
-                    self.held = Some(data);
-                    return Ok(());
-                }
-                let now = data.split_to(cap.min(data.len()));
-                if s.send_data(now, false).is_err() {
-                    self.out = Out::Discarding;
-                } else if !data.is_empty() {
-                    s.reserve_capacity(data.len());
-                    self.held = Some(data);
-                    return Ok(());
+                if let Out::Sending(s) = &mut self.out {
+                    let cap = s.capacity();
+                    if cap == 0 {
+                        s.reserve_capacity(data.len());
+                        self.held = Some(data);
+                        return Ok(false);
+                    }
+                    let now = data.split_to(cap.min(data.len()));
+                    if s.send_data(now, false).is_err() {
+                        self.out = Out::Discarding;
+                    } else if !data.is_empty() {
+                        s.reserve_capacity(data.len());
+                        self.held = Some(data);
+                        return Ok(false);
+                    }
                 }
             }
-            let head_req = self.owed.front().is_some_and(|o| o.head);
             let decoded = match self.next.take() {
                 Some(ev) => Ok(Some(ev)),
-                None => self.dec.decode(&mut self.rbuf, head_req),
+                None => self.dec.decode(&mut self.rbuf, self.head),
             };
             let ev = match decoded {
                 Ok(Some(ev)) => ev,
                 Ok(None) => {
                     if self.rbuf.len() >= CHUNK && !self.dec.is_awaiting_head() {
-                        return Ok(());
+                        return Ok(false);
                     }
-                    match conn.take_output(CHUNK) {
+                    match conn.h2_queued(|q| q.take(id, CHUNK)) {
                         Some(b) => {
                             self.rbuf.extend_from_slice(&b);
                             continue;
                         }
-                        None => return Ok(()),
+                        None => return Ok(false),
                     }
                 }
                 Err(_) => return Err(Broken("a worker's response does not parse")),
             };
             match ev {
                 ResponseEvent::Head { status, headers } => {
-                    let Some(owed) = self.owed.pop_front() else {
-                        return Err(Broken("a response without a request"));
+                    let Some(mut respond) = self.respond.take() else {
+                        return Err(Broken("two responses for one stream"));
                     };
                     // A body-less response ends with its HEADERS frame.
-                    let ends = match self.dec.decode(&mut self.rbuf, owed.head) {
+                    let ends = match self.dec.decode(&mut self.rbuf, self.head) {
                         Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
                         Ok(ev) => {
                             self.next = ev;
@@ -216,9 +278,8 @@ impl Responses {
                         Err(_) => return Err(Broken("a worker's response does not parse")),
                     };
                     let resp = response(status, &headers);
-                    let mut respond = owed.respond;
                     self.out = match respond.send_response(resp, ends) {
-                        Ok(_) if ends => Out::Idle,
+                        Ok(_) if ends => return Ok(true),
                         Ok(s) => Out::Sending(s),
                         Err(_) => Out::Discarding,
                     };
@@ -236,25 +297,100 @@ impl Responses {
                             let _ = s.send_trailers(header_map(&trailers));
                         }
                     }
+                    return Ok(true);
                 }
             }
         }
     }
 
-    /// Waits for flow-control capacity when body bytes are held.
-    fn poll_capacity(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match (&mut self.out, &self.held) {
-            (Out::Sending(s), Some(_)) => match s.poll_capacity(cx) {
-                Poll::Ready(Some(Ok(_))) => Poll::Ready(()),
-                Poll::Ready(_) => {
-                    // The stream is gone.
-                    self.held = None;
-                    self.out = Out::Discarding;
-                    Poll::Ready(())
+    /// Resets the stream (its response cannot be completed).
+    fn reset(mut self) {
+        let reason = h2::Reason::INTERNAL_ERROR;
+        if let Some(mut r) = self.respond.take() {
+            r.send_reset(reason);
+        } else if let Out::Sending(s) = &mut self.out {
+            s.send_reset(reason);
+        }
+    }
+
+    /// Answers from here (`status`) if the worker's answer has not started, else resets; the
+    /// worker's answer, if any comes, is dropped.
+    fn refuse(mut self, status: u16) {
+        match self.respond.take() {
+            Some(r) => refuse(r, status),
+            None => self.reset(),
+        }
+    }
+}
+
+/// The response side of a connection: each stream's response decoded onto its stream, as it
+/// comes, whatever the other streams do.
+#[derive(Default)]
+struct Responses {
+    streams: HashMap<u32, StreamResp>,
+    /// Streams with bytes queued (scratch of [`Responses::pump`]).
+    ready: Vec<u32>,
+}
+
+impl Responses {
+    /// Moves what the workers wrote onto the streams, as far as flow control allows.
+    fn pump<X>(&mut self, conn: &Conn<X>) -> Result<(), Broken> {
+        let Responses { streams, ready } = self;
+        ready.clear();
+        let aborted = conn.h2_queued(|q| {
+            if !q.bufs.is_empty() {
+                q.forget_unless(|id| streams.contains_key(&id));
+                ready.extend(q.bufs.keys().copied());
+            }
+            std::mem::take(&mut q.aborted)
+        });
+        for id in aborted {
+            if let Some(s) = streams.remove(&id) {
+                s.reset();
+            }
+        }
+        let mut broken = None;
+        streams.retain(|&id, s| {
+            // Only a stream with something to move: new bytes, or bytes held for capacity.
+            let busy = s.held.is_some() || s.next.is_some() || !s.rbuf.is_empty();
+            if !busy && !ready.contains(&id) {
+                return true;
+            }
+            match s.pump(id, conn) {
+                Ok(done) => !done,
+                Err(e) => {
+                    broken = Some(e);
+                    true
                 }
-                Poll::Pending => Poll::Pending,
-            },
-            _ => Poll::Pending,
+            }
+        });
+        broken.map_or(Ok(()), Err)
+    }
+
+    /// Waits for flow-control capacity on a stream whose body bytes are held.
+    fn poll_capacity(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut ready = false;
+        for s in self.streams.values_mut() {
+            if s.held.is_none() {
+                continue;
+            }
+            if let Out::Sending(st) = &mut s.out {
+                match st.poll_capacity(cx) {
+                    Poll::Ready(Some(Ok(_))) => ready = true,
+                    Poll::Ready(_) => {
+                        // The stream is gone.
+                        s.held = None;
+                        s.out = Out::Discarding;
+                        ready = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+        }
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -295,10 +431,18 @@ fn response(status: u16, headers: &[(Bytes, Bytes)]) -> http::Response<()> {
     r
 }
 
-/// A complete request of one stream, as the HTTP/1.1 head the rest of the server reads.
+/// The body length a request head announces to the worker.
+enum BodyLen {
+    /// The whole body is there: `content-length`.
+    Known(usize),
+    /// It streams: the client's `content-length` if it sent one, else chunked.
+    Streaming(Option<u64>),
+}
+
+/// A request of one stream, as the HTTP/1.1 head the rest of the server reads.
 fn request_head(
     parts: &http::request::Parts,
-    body_len: usize,
+    body: BodyLen,
     limits: &rswoole_codec::http1::Limits,
 ) -> Option<rswoole_codec::http1::RequestHead> {
     let mut h = BytesMut::with_capacity(256);
@@ -324,7 +468,11 @@ fn request_head(
             cookies.push(v.as_bytes());
             continue;
         }
-        if k == http::header::CONTENT_LENGTH || k == http::header::TE || hop_by_hop(k.as_ref()) {
+        if k == http::header::CONTENT_LENGTH
+            || k == http::header::TE
+            || k == http::header::EXPECT
+            || hop_by_hop(k.as_ref())
+        {
             continue;
         }
         h.extend_from_slice(k.as_str().as_bytes());
@@ -338,42 +486,104 @@ fn request_head(
         h.extend_from_slice(&cookies.join(&b"; "[..]));
         h.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 || !matches!(parts.method, http::Method::GET | http::Method::HEAD) {
-        h.extend_from_slice(format!("content-length: {body_len}\r\n").as_bytes());
+    match body {
+        BodyLen::Known(n)
+            if n > 0 || !matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
+        {
+            h.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        }
+        BodyLen::Known(_) => {}
+        BodyLen::Streaming(Some(n)) => {
+            h.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        }
+        BodyLen::Streaming(None) => h.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     h.extend_from_slice(b"\r\n");
     super::http::parse_head(&h.freeze(), limits)
 }
 
-/// A stream whose request body is being read.
-type BodyDone = (
-    http::request::Parts,
-    Result<Bytes, u16>,
-    SendResponse<Bytes>,
-);
+/// The `content-length` a request announces.
+fn content_length(parts: &http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
-async fn read_body(
-    parts: http::request::Parts,
-    mut body: h2::RecvStream,
-    max: usize,
-    respond: SendResponse<Bytes>,
-) -> BodyDone {
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let Ok(chunk) = chunk else {
-            return (parts, Err(400), respond);
-        };
-        let _ = body.flow_control().release_capacity(chunk.len());
-        if buf.len() + chunk.len() > max {
-            return (parts, Err(413), respond);
+/// A stream whose request body is coming. Up to [`STREAM_THRESHOLD`] bytes it is gathered
+/// here and the request goes whole (`HttpRequest`); past that, the head goes (`HttpHead`)
+/// and the body follows as it comes (`HttpBody`…, `HttpEnd`), each chunk's flow-control
+/// window given back only while the stream's events are consumed downstream: a slow handler
+/// slows its client down, and no process holds the body whole.
+struct BodyIn {
+    id: u32,
+    recv: h2::RecvStream,
+    /// Until the head goes: the request and where its answer goes.
+    pending: Option<(http::request::Parts, SendResponse<Bytes>)>,
+    buf: BytesMut,
+    /// Body bytes so far.
+    len: usize,
+    /// Flow-control capacity of bytes handed on but not given back yet (downstream is behind).
+    unreleased: usize,
+    /// The data is over: the trailers come next.
+    data_done: bool,
+}
+
+/// What a request body did.
+enum BodyStep {
+    Data(Bytes),
+    /// The end, with the trailer fields.
+    End(Option<http::HeaderMap>),
+    /// The client reset the stream, or the connection failed.
+    Failed,
+}
+
+/// Polls every body for its next step, starting at `from` (fairness); the index of the body.
+fn poll_bodies(
+    bodies: &mut [BodyIn],
+    from: usize,
+    cx: &mut Context<'_>,
+) -> Poll<(usize, BodyStep)> {
+    let n = bodies.len();
+    for k in 0..n {
+        let i = (from + k) % n;
+        let b = &mut bodies[i];
+        if !b.data_done {
+            match b.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(d))) => return Poll::Ready((i, BodyStep::Data(d))),
+                Poll::Ready(Some(Err(_))) => return Poll::Ready((i, BodyStep::Failed)),
+                Poll::Ready(None) => b.data_done = true,
+                Poll::Pending => continue,
+            }
         }
-        buf.extend_from_slice(&chunk);
+        match b.recv.poll_trailers(cx) {
+            Poll::Ready(Ok(t)) => return Poll::Ready((i, BodyStep::End(t))),
+            Poll::Ready(Err(_)) => return Poll::Ready((i, BodyStep::Failed)),
+            Poll::Pending => {}
+        }
     }
-    (parts, Ok(buf.freeze()), respond)
+    Poll::Pending
+}
+
+/// Trailer fields as `HttpEnd` carries them (`name: value\r\n` lines).
+fn trailer_lines(t: Option<http::HeaderMap>) -> Bytes {
+    let mut out = BytesMut::new();
+    for (k, v) in t.iter().flatten() {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.freeze()
 }
 
 /// Answers a stream from here (the request could not be handed on).
 fn refuse(mut respond: SendResponse<Bytes>, status: u16) {
+    super::http::count_http(status);
     let body = Bytes::from(format!(
         "{status} {}\n",
         rswoole_codec::http1::reason(status)
@@ -389,17 +599,185 @@ fn refuse(mut respond: SendResponse<Bytes>, status: u16) {
     }
 }
 
-/// Serves the connection as HTTP/2 until it ends; `pre`: bytes already read (the preface).
+/// A connection's HTTP/2 state besides the `h2` crate's: the streams' responses and the
+/// request bodies coming.
+struct Driver<'a, S: EventSink + ?Sized> {
+    conn: &'a Arc<Conn<S::State>>,
+    sink: &'a S,
+    conf: &'a H2Conf,
+    resp: Responses,
+    bodies: Vec<BodyIn>,
+    /// Where [`poll_bodies`] starts next.
+    turn: usize,
+}
+
+impl<S: EventSink + ?Sized> Driver<'_, S> {
+    /// A stream's request arrived (its headers).
+    fn request(&mut self, req: http::Request<h2::RecvStream>, mut respond: SendResponse<Bytes>) {
+        let (parts, recv) = req.into_parts();
+        let id = u32::from(respond.stream_id());
+        let announced = content_length(&parts);
+        if announced.is_some_and(|n| n > self.conf.max_body as u64) {
+            return refuse(respond, 413);
+        }
+        if recv.is_end_stream() {
+            return self.whole(id, parts, Bytes::new(), respond);
+        }
+        if parts
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        {
+            let mut r = http::Response::new(());
+            *r.status_mut() = http::StatusCode::CONTINUE;
+            let _ = respond.send_informational(r);
+        }
+        self.bodies.push(BodyIn {
+            id,
+            recv,
+            pending: Some((parts, respond)),
+            buf: BytesMut::new(),
+            len: 0,
+            unreleased: 0,
+            data_done: false,
+        });
+    }
+
+    /// A whole request goes to the worker.
+    fn whole(
+        &mut self,
+        id: u32,
+        parts: http::request::Parts,
+        body: Bytes,
+        respond: SendResponse<Bytes>,
+    ) {
+        let Some(head) = request_head(&parts, BodyLen::Known(body.len()), &self.conf.limits) else {
+            return refuse(respond, 431);
+        };
+        self.resp.streams.insert(
+            id,
+            StreamResp::new(respond, parts.method == http::Method::HEAD),
+        );
+        self.sink.stream_request(self.conn, id, head, body);
+    }
+
+    /// Body `i` made a step.
+    fn body_step(&mut self, i: usize, step: BodyStep) {
+        match step {
+            BodyStep::Data(d) => {
+                let n = d.len();
+                let b = &mut self.bodies[i];
+                b.len += n;
+                if b.len > self.conf.max_body {
+                    let b = self.bodies.swap_remove(i);
+                    return self.too_large(b);
+                }
+                if b.pending.is_some() {
+                    b.buf.extend_from_slice(&d);
+                    let _ = b.recv.flow_control().release_capacity(n);
+                    if b.buf.len() <= super::http::STREAM_THRESHOLD {
+                        return;
+                    }
+                    // Too large to go whole: the head and what came go now, the rest streams.
+                    let (parts, respond) = b.pending.take().expect("pending");
+                    let len = BodyLen::Streaming(content_length(&parts));
+                    let Some(head) = request_head(&parts, len, &self.conf.limits) else {
+                        self.bodies.swap_remove(i);
+                        return refuse(respond, 431);
+                    };
+                    let first = super::http::request_payload(&head, &std::mem::take(&mut b.buf));
+                    let id = b.id;
+                    self.resp.streams.insert(
+                        id,
+                        StreamResp::new(respond, parts.method == http::Method::HEAD),
+                    );
+                    self.sink.stream_event(self.conn, id, Kind::HttpHead, first);
+                    return;
+                }
+                let id = b.id;
+                self.sink.stream_event(self.conn, id, Kind::HttpBody, d);
+                let b = &mut self.bodies[i];
+                if self.sink.stream_backlogged(self.conn, id) {
+                    b.unreleased += n;
+                } else {
+                    let _ = b.recv.flow_control().release_capacity(n);
+                }
+            }
+            BodyStep::End(trailers) => {
+                let b = self.bodies.swap_remove(i);
+                match b.pending {
+                    Some((parts, respond)) => self.whole(b.id, parts, b.buf.freeze(), respond),
+                    None => self.sink.stream_event(
+                        self.conn,
+                        b.id,
+                        Kind::HttpEnd,
+                        trailer_lines(trailers),
+                    ),
+                }
+            }
+            BodyStep::Failed => {
+                let b = self.bodies.swap_remove(i);
+                if b.pending.is_none() {
+                    // The worker has its head: its body fails there.
+                    self.sink
+                        .stream_event(self.conn, b.id, Kind::HttpAbort, Bytes::new());
+                }
+            }
+        }
+    }
+
+    /// A body grew past `package_max_length`: 413 (or a reset, if the answer started), and
+    /// the worker's streamed body fails.
+    fn too_large(&mut self, b: BodyIn) {
+        tracing::debug!(fd = %self.conn.id, stream = b.id, limit = self.conf.max_body, "HTTP/2 request body too large");
+        match b.pending {
+            Some((_, respond)) => refuse(respond, 413),
+            None => {
+                if let Some(s) = self.resp.streams.remove(&b.id) {
+                    s.refuse(413);
+                }
+                self.sink
+                    .stream_event(self.conn, b.id, Kind::HttpAbort, Bytes::new());
+            }
+        }
+        // Dropping the body's RecvStream tells the client to stop sending (RST_STREAM).
+    }
+
+    /// Gives back the windows of bodies whose events downstream has caught up with.
+    fn release_caught_up(&mut self) {
+        for b in &mut self.bodies {
+            if b.unreleased > 0 && !self.sink.stream_backlogged(self.conn, b.id) {
+                let _ = b.recv.flow_control().release_capacity(b.unreleased);
+                b.unreleased = 0;
+            }
+        }
+    }
+
+    fn held_back(&self) -> bool {
+        self.bodies.iter().any(|b| b.unreleased > 0)
+    }
+}
+
+/// Serves the connection as HTTP/2 until it ends; `pre`: bytes already read (the preface);
+/// `stream1`: an `Upgrade: h2c` request's HEADERS frame ([`h2c_upgrade`]), answered 101 here.
 pub(crate) async fn serve<S: EventSink + ?Sized>(
     conn: &Arc<Conn<S::State>>,
     sink: &S,
     conf: &H2Conf,
     pre: BytesMut,
+    stream1: Option<Bytes>,
 ) {
     conn.enter_h2();
+    let mut plain = pre.to_vec();
+    if let Some(s1) = stream1 {
+        if !switch(&**conn, &mut plain, &s1, conf.handshake_timeout).await {
+            tracing::debug!(fd = %conn.id, "h2c upgrade: no HTTP/2 preface followed the 101");
+            return conn.h2_finish(sink).await;
+        }
+    }
     let io = H2Io {
         conn: conn.clone(),
-        plain: pre.to_vec(),
+        plain,
     };
     let mut b = h2::server::Builder::new();
     b.max_concurrent_streams(conf.max_concurrent_streams)
@@ -421,15 +799,14 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
             }
         };
     tracing::debug!(fd = %conn.id, "HTTP/2 connection");
-    let mut resp = Responses {
-        owed: VecDeque::new(),
-        dec: ResponseDecoder::new(),
-        rbuf: BytesMut::new(),
-        out: Out::Idle,
-        held: None,
-        next: None,
+    let mut d = Driver {
+        conn,
+        sink,
+        conf,
+        resp: Responses::default(),
+        bodies: Vec::new(),
+        turn: 0,
     };
-    let mut bodies: tokio::task::JoinSet<BodyDone> = tokio::task::JoinSet::new();
     let mut goaway = false;
     let mut keepalive = conf
         .keepalive_interval
@@ -440,7 +817,7 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
         .map(|d| std::time::Instant::now() + d);
     let mut ping_out = false;
     loop {
-        if let Err(e) = resp.pump(&**conn) {
+        if let Err(e) = d.resp.pump(&**conn) {
             tracing::warn!(fd = %conn.id, error = %e, "closing the HTTP/2 connection");
             break;
         }
@@ -451,25 +828,25 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
             h2c.graceful_shutdown();
         }
         let drain_by = closing.map(|t| t + DRAIN_TIMEOUT);
+        let held_back = d.held_back();
+        let from = d.turn;
         tokio::select! {
             biased;
             _ = conn.notified() => {}
-            _ = std::future::poll_fn(|cx| resp.poll_capacity(cx)) => {}
+            _ = std::future::poll_fn(|cx| d.resp.poll_capacity(cx)) => {}
             r = h2c.accept() => match r {
-                Some(Ok((req, respond))) => {
-                    let (parts, body) = req.into_parts();
-                    if body.is_end_stream() {
-                        dispatch(conn, sink, conf, &mut resp, parts, Ok(Bytes::new()), respond);
-                    } else {
-                        bodies.spawn(read_body(parts, body, conf.max_body, respond));
-                    }
-                }
+                Some(Ok((req, respond))) => d.request(req, respond),
                 Some(Err(e)) => {
                     tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
                     break;
                 }
                 None => break,
             },
+            (i, step) = std::future::poll_fn(|cx| poll_bodies(&mut d.bodies, from, cx)), if !d.bodies.is_empty() => {
+                d.turn = i + 1;
+                d.body_step(i, step);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(2)), if held_back => d.release_caught_up(),
             r = pong(&mut keepalive), if ping_out => {
                 if r.is_err() {
                     break;
@@ -490,18 +867,13 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
                     ping_at = Some(std::time::Instant::now() + conf.keepalive_timeout);
                 }
             }
-            Some(done) = bodies.join_next(), if !bodies.is_empty() => {
-                if let Ok((parts, body, respond)) = done {
-                    dispatch(conn, sink, conf, &mut resp, parts, body, respond);
-                }
-            }
             _ = tokio::time::sleep_until(drain_by.unwrap_or_else(std::time::Instant::now).into()), if drain_by.is_some() => {
                 tracing::debug!(fd = %conn.id, "HTTP/2 streams did not finish in time; cutting the connection");
                 break;
             }
         }
     }
-    bodies.abort_all();
+    drop(d);
     drop(h2c);
     conn.h2_finish(sink).await;
 }
@@ -516,25 +888,170 @@ async fn pong(k: &mut Option<(h2::PingPong, Duration)>) -> Result<(), h2::Error>
     }
 }
 
-fn dispatch<S: EventSink + ?Sized>(
-    conn: &Arc<Conn<S::State>>,
-    sink: &S,
-    conf: &H2Conf,
-    resp: &mut Responses,
-    parts: http::request::Parts,
-    body: Result<Bytes, u16>,
-    respond: SendResponse<Bytes>,
-) {
-    let body = match body {
-        Ok(b) => b,
-        Err(status) => return refuse(respond, status),
+/// The answer that switches an HTTP/1.1 connection to h2c (RFC 7540 §3.2).
+const SWITCHING: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
+
+/// Whether a comma-separated header value lists `token` (case-insensitively).
+fn lists(v: Option<&[u8]>, token: &[u8]) -> bool {
+    v.is_some_and(|v| {
+        v.split(|&c| c == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
+/// `Upgrade: h2c` (RFC 7540 §3.2) on a cleartext HTTP/1.1 request: the request as the HTTP/2
+/// HEADERS frame of stream 1 the client would have sent, to be handed to the `h2` crate as
+/// if it came after the client's preface (its header block uses literals only, so the
+/// client's HPACK state is untouched). `None`: not an h2c upgrade, or one this server
+/// declines (a request with a body, or a header block over one frame); it is then served
+/// as HTTP/1.1, which the RFC allows.
+pub(crate) fn h2c_upgrade(head: &rswoole_codec::http1::RequestHead) -> Option<Bytes> {
+    use rswoole_codec::http1::{BodyKind, Version};
+    if head.version() != Version::Http11
+        || !lists(head.header("upgrade"), b"h2c")
+        || head.header("http2-settings").is_none()
+        || !lists(head.header("connection"), b"upgrade")
+        || !lists(head.header("connection"), b"http2-settings")
+        || !matches!(head.body_kind(), BodyKind::None | BodyKind::Length(0))
+    {
+        return None;
+    }
+    let mut block = Vec::with_capacity(256);
+    let mut field = |name: &[u8], value: &[u8]| {
+        // Literal header field without indexing, new name (RFC 7541 §6.2.2).
+        block.push(0);
+        hpack_int(&mut block, 7, name.len());
+        block.extend_from_slice(name);
+        hpack_int(&mut block, 7, value.len());
+        block.extend_from_slice(value);
     };
-    let Some(head) = request_head(&parts, body.len(), &conf.limits) else {
-        return refuse(respond, 431);
+    field(b":method", head.method().as_bytes());
+    field(b":scheme", b"http");
+    field(b":path", head.uri().as_bytes());
+    if let Some(host) = head.header("host") {
+        field(b":authority", host);
+    }
+    for (k, v) in head.headers() {
+        if hop_by_hop(k.as_bytes())
+            || ["host", "http2-settings", "te", "content-length"].contains(&k)
+        {
+            continue;
+        }
+        field(k.as_bytes(), v);
+    }
+    if block.len() > 16_384 {
+        return None;
+    }
+    let mut frame = BytesMut::with_capacity(9 + block.len());
+    frame.extend_from_slice(&(block.len() as u32).to_be_bytes()[1..]);
+    // HEADERS, END_STREAM | END_HEADERS, stream 1.
+    frame.extend_from_slice(&[0x1, 0x1 | 0x4, 0, 0, 0, 1]);
+    frame.extend_from_slice(&block);
+    Some(frame.freeze())
+}
+
+/// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), the prefix's other bits 0.
+fn hpack_int(out: &mut Vec<u8>, n: u8, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(v as u8);
+        return;
+    }
+    out.push(max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128 + 128) as u8);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+/// h2c by upgrade: answers 101, then reads the client's preface and first frame (its
+/// SETTINGS) into `pre` and puts the upgrade request's HEADERS frame (`stream1`) after them.
+/// `false`: the client went away, sent no preface, or took longer than `limit`.
+async fn switch<X>(conn: &Conn<X>, pre: &mut Vec<u8>, stream1: &[u8], limit: Duration) -> bool {
+    let work = async {
+        let mut rest = SWITCHING;
+        while !rest.is_empty() {
+            match std::future::poll_fn(|cx| conn.h2_poll_write(cx, rest)).await {
+                Ok(n) => rest = &rest[n..],
+                Err(_) => return false,
+            }
+        }
+        let mut scratch = vec![0u8; 16 * 1024];
+        let mut none = Vec::new();
+        loop {
+            if pre.len() >= PREFACE.len() {
+                if pre[..PREFACE.len()] != *PREFACE {
+                    return false;
+                }
+                let f = &pre[PREFACE.len()..];
+                if f.len() >= 9 {
+                    let len = u32::from_be_bytes([0, f[0], f[1], f[2]]) as usize;
+                    if f.len() >= 9 + len {
+                        let at = PREFACE.len() + 9 + len;
+                        pre.splice(at..at, stream1.iter().copied());
+                        return true;
+                    }
+                }
+            }
+            match std::future::poll_fn(|cx| conn.h2_poll_read(cx, &mut scratch, &mut none)).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => pre.extend_from_slice(&scratch[..n]),
+            }
+        }
     };
-    resp.owed.push_back(Owed {
-        respond,
-        head: parts.method == http::Method::HEAD,
-    });
-    sink.http_request(conn, head, body);
+    tokio::time::timeout(limit, work).await.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> rswoole_codec::http1::RequestHead {
+        super::super::http::parse_head(&Bytes::from(raw.to_string()), &Default::default())
+            .expect("head")
+    }
+
+    /// The upgrade request becomes a HEADERS frame on stream 1 that an HPACK decoder reads
+    /// back (pseudo-headers first, connection fields dropped); other requests do not upgrade.
+    #[test]
+    fn h2c_upgrade_frames_the_request() {
+        let h = head("GET /a?b=1 HTTP/1.1\r\nHost: x:1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nAccept: */*\r\n\r\n");
+        let f = h2c_upgrade(&h).expect("an upgrade");
+        assert_eq!(&f[3..9], &[1, 5, 0, 0, 0, 1]);
+        assert_eq!(
+            u32::from_be_bytes([0, f[0], f[1], f[2]]) as usize,
+            f.len() - 9
+        );
+        let text = String::from_utf8_lossy(&f[9..]);
+        for want in [
+            ":method",
+            "GET",
+            ":path",
+            "/a?b=1",
+            ":authority",
+            "x:1",
+            "accept",
+            "*/*",
+        ] {
+            assert!(text.contains(want), "{want} in {text:?}");
+        }
+        for gone in ["upgrade", "http2-settings", "connection"] {
+            assert!(!text.contains(gone), "{gone} in {text:?}");
+        }
+        let plain = head("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(h2c_upgrade(&plain).is_none());
+        let body = head("POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 3\r\n\r\n");
+        assert!(h2c_upgrade(&body).is_none());
+    }
+
+    #[test]
+    fn hpack_int_prefix_and_continuation() {
+        let mut v = Vec::new();
+        hpack_int(&mut v, 5, 10);
+        hpack_int(&mut v, 5, 1337);
+        assert_eq!(v, [10, 31, 154, 10]);
+    }
 }

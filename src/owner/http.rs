@@ -60,6 +60,11 @@ pub(crate) struct HttpIn {
     pub(super) upgraded: Option<Upgraded>,
     /// Nothing decided yet: the first bytes may be the HTTP/2 preface.
     pub(super) first: bool,
+    /// A request was handed on (an `Upgrade: h2c` is honoured only on the first).
+    pub(super) served: bool,
+    /// An `Upgrade: h2c` was accepted: switch to HTTP/2 after this feed, with the request
+    /// as stream 1 ([`super::h2::h2c_upgrade`]).
+    pub(super) h2c: Option<Bytes>,
 }
 
 impl HttpIn {
@@ -104,6 +109,13 @@ impl HttpIn {
                             }
                         };
                     }
+                    if self.conf.h2.enabled && !self.served && !conn.is_tls() && inbuf.is_empty() {
+                        if let Some(stream1) = super::h2::h2c_upgrade(&head) {
+                            self.h2c = Some(stream1);
+                            return Verdict::Ok;
+                        }
+                    }
+                    self.served = true;
                     if head.expect_continue() && head.version() == http1::Version::Http11 {
                         let _ = conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }

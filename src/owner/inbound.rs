@@ -77,8 +77,9 @@ pub(crate) enum Inbound {
     /// An upgrade request waits for `on_handshake`'s verdict; not reading meanwhile.
     WsPending(Arc<ws::WsConf>),
     /// HTTP/2 (the client's preface, or ALPN `h2`): the connection task hands the
-    /// connection to [`super::h2`]; bytes read meanwhile stay in `inbuf`.
-    H2,
+    /// connection to [`super::h2`]; bytes read meanwhile stay in `inbuf`. With an
+    /// `Upgrade: h2c` request: its HEADERS frame for stream 1 ([`super::h2::h2c_upgrade`]).
+    H2(Option<Bytes>),
 }
 
 /// What the connection must do after a feed.
@@ -98,6 +99,8 @@ impl Inbound {
                 head_started: None,
                 upgraded: None,
                 first: true,
+                served: false,
+                h2c: None,
             }));
         }
         match cfg.stream.framing {
@@ -133,7 +136,7 @@ impl Inbound {
     /// ALPN chose HTTP/2 (on an HTTP listener).
     pub(crate) fn switch_h2(&mut self) {
         if let Inbound::Http(_) = self {
-            *self = Inbound::H2;
+            *self = Inbound::H2(None);
         }
     }
 
@@ -221,12 +224,16 @@ impl Inbound {
                         if n < super::h2::PREFACE.len() {
                             return Verdict::Ok;
                         }
-                        *self = Inbound::H2;
+                        *self = Inbound::H2(None);
                         return Verdict::Ok;
                     }
                     h.first = false;
                 }
                 let v = h.feed(conn, sink, inbuf);
+                if let Some(stream1) = h.h2c.take() {
+                    *self = Inbound::H2(Some(stream1));
+                    return v;
+                }
                 if let Some(up) = h.upgraded.take() {
                     *self = match up {
                         ws::Upgraded::Open(w) => Inbound::Ws(w),
@@ -248,7 +255,7 @@ impl Inbound {
                 shrink(inbuf);
                 v
             }
-            Inbound::WsPending(_) | Inbound::H2 => {
+            Inbound::WsPending(_) | Inbound::H2(_) => {
                 inbuf.extend_from_slice(data);
                 Verdict::Ok
             }

@@ -20,7 +20,12 @@ pub(crate) trait EventSink: 'static {
     /// A message arrived (one read, or one frame when framing is on).
     fn data(&self, conn: &Arc<Conn<Self::State>>, data: Bytes);
     /// A protocol event (HTTP request parts) of the given kind.
-    fn event(&self, conn: &Arc<Conn<Self::State>>, kind: Kind, payload: Bytes);
+    fn event(&self, conn: &Arc<Conn<Self::State>>, kind: Kind, payload: Bytes) {
+        self.stream_event(conn, 0, kind, payload);
+    }
+    /// A protocol event of HTTP/2 stream `stream` (0: not HTTP/2): the stream travels with
+    /// the event, the worker's answer comes back tagged with it ([`Conn::write_stream`]).
+    fn stream_event(&self, conn: &Arc<Conn<Self::State>>, stream: u32, kind: Kind, payload: Bytes);
     /// A whole HTTP request. By default it travels as an `HttpRequest` event; a sink in the
     /// same process as the handler (Base mode) keeps the parsed head instead.
     fn http_request(
@@ -29,8 +34,19 @@ pub(crate) trait EventSink: 'static {
         head: rswoole_codec::http1::RequestHead,
         body: Bytes,
     ) {
-        self.event(
+        self.stream_request(conn, 0, head, body);
+    }
+    /// A whole HTTP request of HTTP/2 stream `stream` (0: not HTTP/2).
+    fn stream_request(
+        &self,
+        conn: &Arc<Conn<Self::State>>,
+        stream: u32,
+        head: rswoole_codec::http1::RequestHead,
+        body: Bytes,
+    ) {
+        self.stream_event(
             conn,
+            stream,
             Kind::HttpRequest,
             super::http::request_payload(&head, &body),
         );
@@ -39,6 +55,12 @@ pub(crate) trait EventSink: 'static {
     /// enough downstream). Default: never.
     fn backlogged(&self, _conn: &Arc<Conn<Self::State>>) -> bool {
         false
+    }
+    /// Whether HTTP/2 stream `stream`'s events are not consumed fast enough: its request
+    /// body's flow-control window is not reopened meanwhile. Default: as
+    /// [`backlogged`](Self::backlogged).
+    fn stream_backlogged(&self, conn: &Arc<Conn<Self::State>>, _stream: u32) -> bool {
+        self.backlogged(conn)
     }
     /// Whether events of the connection are still being handled (dispatched and not
     /// finished). Default: never.

@@ -82,6 +82,8 @@ pub(crate) struct Listener {
 pub(crate) struct ProtoEvent {
     pub(crate) kind: Kind,
     pub(crate) fd: ConnId,
+    /// The HTTP/2 stream (0: none): the answer goes to it.
+    pub(crate) stream: u32,
     pub(crate) payload: Bytes,
     /// Base mode: the request head, already parsed by the connection task.
     pub(crate) head: Option<Box<RequestHead>>,

@@ -1,7 +1,9 @@
 """Headless Chromium against examples/chat.rs: two browsers load the chat page, a message
 typed in one appears in both (and the other way round); saves a screenshot.
 
-usage: chat_test.py URL SCREENSHOT.png
+usage: chat_test.py URL SCREENSHOT.png [PROTOCOL]
+With PROTOCOL (e.g. "h2"), each page must have come over it (the navigation entry's
+`nextHopProtocol`: "h2" for HTTP/2 by ALPN, "http/1.1" otherwise).
 Needs Debian's chromium + chromium-driver and selenium (see .ci/run).
 """
 import shutil
@@ -37,6 +39,7 @@ def say(d, text):
 
 def main():
     url, shot = sys.argv[1], sys.argv[2]
+    want_proto = sys.argv[3] if len(sys.argv) > 3 else None
     dirs = [tempfile.mkdtemp(prefix="rswoole-chrome-") for _ in range(2)]
     drivers = []
     try:
@@ -47,6 +50,10 @@ def main():
             d.get(url)
             WebDriverWait(d, 20).until(
                 lambda d: d.find_element(By.ID, "status").text.startswith("connected"))
+            proto = d.execute_script(
+                "return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+            assert want_proto is None or proto == want_proto, (proto, want_proto)
+            print("chat_test: page loaded over", proto)
         a, b = drivers
         say(a, "hello from tab A")
         for d in drivers:

@@ -8,6 +8,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `python3` from the test venv (`.ci/run` makes it) when there is one.
+pub fn python() -> Command {
+    let mut c = Command::new("python3");
+    let path = std::env::var("PATH").unwrap_or_default();
+    c.env("PATH", format!("/tmp/rswoole-ci-venv/bin:{path}"));
+    c
+}
+
+/// Runs a Python script (`python3 -c`) from the test venv; its stdout. Panics with its
+/// output if it fails.
+pub fn run_py(script: &str) -> String {
+    let o = python().args(["-c", script]).output().expect("python3");
+    assert!(
+        o.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Path of a built example binary.
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

@@ -43,6 +43,24 @@ impl Reactor {
                     Kind::WsBroadcast if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST => {
                         bcast.add(&self.conns, &h, payload);
                     }
+                    Kind::Send if h.stream != 0 => {
+                        if let Some(c) = self.conns.get(ConnId(h.session)) {
+                            {
+                                let mut d = c.state.lock();
+                                if let Some(r) = d.h2.iter_mut().find(|r| r.stream == h.stream) {
+                                    r.started = true;
+                                }
+                            }
+                            if let Err(WriteError::Full) = c.write_stream(h.stream, payload) {
+                                c.close_overflowed(payload.len(), &[]);
+                            }
+                        }
+                    }
+                    Kind::HttpAbort => {
+                        if let Some(c) = self.conns.get(ConnId(h.session)) {
+                            c.h2_abort(h.stream);
+                        }
+                    }
                     Kind::Send => {
                         if let Some(c) = self.conns.get(ConnId(h.session)) {
                             {
@@ -54,7 +72,7 @@ impl Reactor {
                             match c.write(payload) {
                                 Ok(()) => {}
                                 Err(WriteError::Full) => c.close_overflowed(payload.len(), &[]),
-                                Err(WriteError::Closed) => {}
+                                Err(_) => {}
                             }
                         }
                     }
@@ -111,7 +129,11 @@ impl Reactor {
         let (flush, idle) = {
             let mut d = c.state.lock();
             d.inflight = d.inflight.saturating_sub(1);
-            if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
+            if ev.stream != 0 {
+                if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd | Kind::HttpAbort) {
+                    d.h2.retain(|r| r.stream != ev.stream);
+                }
+            } else if matches!(ev.kind, Kind::HttpRequest | Kind::HttpEnd) {
                 d.http_pending = d.http_pending.saturating_sub(1);
                 d.resp_started = false;
             }

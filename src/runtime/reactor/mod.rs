@@ -49,6 +49,8 @@ pub(crate) struct Ev {
     pub(crate) kind: Kind,
     pub(crate) listener: u16,
     pub(crate) payload: Bytes,
+    /// The HTTP/2 stream of an HTTP event (0: none).
+    pub(crate) stream: u32,
     /// Worker deaths this event was unfinished at (it may be what killed them). Kept across
     /// re-dispatch; past `Settings::max_redeliveries` the event is dropped (`recovery`).
     pub(crate) tries: u32,
@@ -62,9 +64,20 @@ impl Ev {
             kind,
             listener,
             payload,
+            stream: 0,
             tries: 0,
         }
     }
+}
+
+/// An HTTP/2 stream's request handed to a worker and not answered yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct H2Req {
+    pub(crate) stream: u32,
+    /// Response bytes went out for it.
+    pub(crate) started: bool,
+    /// Its body is streaming (`HttpHead` sent, `HttpEnd` not yet).
+    pub(crate) streaming: bool,
 }
 
 /// Per-connection dispatch bookkeeping (the [`EventSink::State`] of the reactor).
@@ -83,6 +96,12 @@ pub(crate) struct DispatchState {
     pub(super) streaming: bool,
     /// Drop the rest of the streamed request: its worker died and it was answered 503.
     pub(super) skip_stream: bool,
+    /// HTTP/2: the streams whose requests are in a worker, unanswered (their
+    /// `HttpRequest`/`HttpEnd`/`HttpAbort` not acknowledged).
+    pub(super) h2: Vec<H2Req>,
+    /// HTTP/2: streams whose request body is dropped as it comes (their worker died and
+    /// they were answered 503).
+    pub(super) h2_skip: Vec<u32>,
     /// Events of this connection that a dead worker left unfinished, waiting in their slot's
     /// `suspects` queue to be re-delivered: the connection's other events wait behind them.
     pub(super) suspects: u32,
@@ -218,21 +237,44 @@ impl Reactor {
 
     pub(super) fn dispatch(&self, conn: &RConn, ev: Ev) {
         let mut d = conn.state.lock();
-        match ev.kind {
-            Kind::HttpRequest => d.http_pending += 1,
-            Kind::HttpHead => {
-                d.http_pending += 1;
-                d.streaming = true;
-            }
-            Kind::HttpBody | Kind::HttpEnd if d.skip_stream => {
-                if ev.kind == Kind::HttpEnd {
-                    d.skip_stream = false;
-                    d.streaming = false;
+        if ev.stream != 0 {
+            let s = ev.stream;
+            match ev.kind {
+                Kind::HttpRequest | Kind::HttpHead => d.h2.push(H2Req {
+                    stream: s,
+                    started: false,
+                    streaming: ev.kind == Kind::HttpHead,
+                }),
+                Kind::HttpBody | Kind::HttpEnd | Kind::HttpAbort if d.h2_skip.contains(&s) => {
+                    if ev.kind != Kind::HttpBody {
+                        d.h2_skip.retain(|&x| x != s);
+                    }
+                    return;
                 }
-                return;
+                Kind::HttpEnd | Kind::HttpAbort => {
+                    if let Some(r) = d.h2.iter_mut().find(|r| r.stream == s) {
+                        r.streaming = false;
+                    }
+                }
+                _ => {}
             }
-            Kind::HttpEnd => d.streaming = false,
-            _ => {}
+        } else {
+            match ev.kind {
+                Kind::HttpRequest => d.http_pending += 1,
+                Kind::HttpHead => {
+                    d.http_pending += 1;
+                    d.streaming = true;
+                }
+                Kind::HttpBody | Kind::HttpEnd if d.skip_stream => {
+                    if ev.kind == Kind::HttpEnd {
+                        d.skip_stream = false;
+                        d.streaming = false;
+                    }
+                    return;
+                }
+                Kind::HttpEnd => d.streaming = false,
+                _ => {}
+            }
         }
         if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &ev) {
             d.deferred.push_back(ev);
@@ -296,8 +338,10 @@ impl EventSink for Reactor {
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
         self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
     }
-    fn event(&self, conn: &Arc<RConn>, kind: Kind, payload: Bytes) {
-        self.dispatch(conn, Ev::new(conn.id, kind, conn.listener, payload));
+    fn stream_event(&self, conn: &Arc<RConn>, stream: u32, kind: Kind, payload: Bytes) {
+        let mut ev = Ev::new(conn.id, kind, conn.listener, payload);
+        ev.stream = stream;
+        self.dispatch(conn, ev);
     }
     fn closed(&self, conn: &Arc<RConn>) {
         self.dispatch(

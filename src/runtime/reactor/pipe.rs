@@ -45,6 +45,7 @@ impl Pipe {
             listener: 0,
             session: 0,
             seq: u64::MAX,
+            stream: 0,
         };
         self.tx.push(h, &[]);
         self.tx.close();
@@ -61,6 +62,7 @@ impl Pipe {
             listener: ev.listener,
             session: ev.conn.0,
             seq,
+            stream: ev.stream,
         };
         if !self.tx.push(h, &ev.payload) {
             return None;

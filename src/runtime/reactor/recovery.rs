@@ -65,7 +65,7 @@ impl Reactor {
         // (e.g. a streamed upload between two chunks) are affected too.
         for c in self.conns.all() {
             let d = c.state.lock();
-            if d.http_pending > 0
+            if (d.http_pending > 0 || !d.h2.is_empty())
                 && d.pipe.as_ref().is_some_and(|p| Arc::ptr_eq(p, pipe))
                 && !per.contains_key(&c.id.0)
             {
@@ -96,7 +96,9 @@ impl Reactor {
                 if d.http_pending > 0 {
                     let heads: Vec<bool> = evs
                         .iter()
-                        .filter(|e| matches!(e.kind, Kind::HttpRequest | Kind::HttpHead))
+                        .filter(|e| {
+                            e.stream == 0 && matches!(e.kind, Kind::HttpRequest | Kind::HttpHead)
+                        })
                         .map(|e| {
                             split_request(&e.payload)
                                 .and_then(|(h, _)| parse_head(&h, &Default::default()))
@@ -127,10 +129,28 @@ impl Reactor {
                     d.http_pending = 0;
                     d.resp_started = false;
                 }
+                // HTTP/2: per stream. One not answered yet gets its 503, one whose answer
+                // started is reset; the connection and its other streams go on.
+                for r in std::mem::take(&mut d.h2) {
+                    if r.started {
+                        c.h2_abort(r.stream);
+                    } else {
+                        crate::owner::http::count_http(503);
+                        let _ = c.write_stream(r.stream, &unavailable_response(true));
+                        answered += 1;
+                    }
+                    if r.streaming {
+                        d.h2_skip.push(r.stream);
+                    }
+                }
                 for mut ev in evs {
                     let http = matches!(
                         ev.kind,
-                        Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd
+                        Kind::HttpRequest
+                            | Kind::HttpHead
+                            | Kind::HttpBody
+                            | Kind::HttpEnd
+                            | Kind::HttpAbort
                     );
                     let always = matches!(
                         ev.kind,

@@ -57,6 +57,7 @@ fn header(kind: Kind, session: u64, listener: u16, seq: u64) -> Header {
         listener,
         session,
         seq,
+        stream: 0,
     }
 }
 
@@ -92,6 +93,10 @@ fn write_error(fd: ConnId, data: Bytes, e: WriteError) -> SendError {
     match e {
         WriteError::Full => SendError::BufferFull(fd, data),
         WriteError::Closed => SendError::Closed(fd, data),
+        WriteError::Http2 => SendError::NoSocket(
+            "an HTTP/2 connection takes only the responses to its streams",
+            data,
+        ),
     }
 }
 
@@ -153,6 +158,61 @@ impl WorkerCtx {
                 None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
                 None => Err(SendError::Closed(fd, data)),
             },
+        }
+    }
+
+    /// An HTTP response's bytes for HTTP/2 stream `stream` of `fd` (0: not HTTP/2, as
+    /// [`send`](Self::send)).
+    pub(crate) fn send_stream(
+        &self,
+        fd: ConnId,
+        stream: u32,
+        data: Bytes,
+    ) -> Result<(), SendError> {
+        if stream == 0 {
+            return self.send(fd, data);
+        }
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let Some(slot) = self.shared.live_slot(fd) else {
+                    return Err(SendError::Closed(fd, data));
+                };
+                if slot.out_bytes.load(Relaxed) as usize + data.len()
+                    > self.settings.buffer_output_size
+                {
+                    return Err(SendError::BufferFull(fd, data));
+                }
+                let mut h = header(Kind::Send, fd.0, 0, 0);
+                h.stream = stream;
+                if tx.push(h, &data) {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(data))
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => c
+                    .write_stream(stream, &data)
+                    .map_err(|e| write_error(fd, data, e)),
+                None => Err(SendError::Closed(fd, data)),
+            },
+        }
+    }
+
+    /// HTTP/2: resets stream `stream` of `fd` (its handler stopped mid-response); the
+    /// connection and its other streams go on.
+    pub(crate) fn abort_stream(&self, fd: ConnId, stream: u32) {
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let mut h = header(Kind::HttpAbort, fd.0, 0, 0);
+                h.stream = stream;
+                tx.push(h, &[]);
+            }
+            Backend::Local(conns) => {
+                if let Some(c) = conns.get(fd) {
+                    c.h2_abort(stream);
+                }
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The worker's dispatcher: runs the application's callbacks for each event, one after
-//! another per connection (a queue per connection), concurrently across connections.
+//! another per connection (a queue per connection), concurrently across connections. An
+//! HTTP/2 connection has a queue per stream besides: its streams run concurrently, and its
+//! `Close` waits for them.
 //! Protocol events (HTTP, WebSocket) go to the [`ProtocolHandler`] the API put in the
 //! callback table.
 
@@ -30,6 +32,8 @@ pub(super) struct WEv {
     pub(super) listener: u16,
     pub(super) payload: Bytes,
     pub(super) seq: Option<u64>,
+    /// The HTTP/2 stream of an HTTP event (0: none): its own queue.
+    pub(super) stream: u32,
     /// Base mode: the request head, already parsed by the connection task.
     pub(super) head: Option<Box<rswoole_codec::http1::RequestHead>>,
 }
@@ -37,7 +41,12 @@ pub(super) struct WEv {
 pub(super) struct Dispatcher {
     pub(super) ctx: Ctx,
     pub(super) ports: Vec<PortCallbacks>,
-    pub(super) queues: RefCell<HashMap<u64, VecDeque<WEv>>>,
+    /// Events waiting behind a running one, per (connection, HTTP/2 stream or 0).
+    pub(super) queues: RefCell<HashMap<(u64, u32), VecDeque<WEv>>>,
+    /// HTTP/2: how many stream queues each connection has (its `Close` waits for none).
+    pub(super) streams: RefCell<HashMap<u64, u32>>,
+    /// A stream queue ended.
+    pub(super) streams_done: Notify,
     pub(super) inflight: Cell<usize>,
     pub(super) idle: Notify,
     pub(super) tx: Option<Arc<PipeTx>>,
@@ -58,7 +67,7 @@ impl Dispatcher {
             });
             return;
         }
-        let fd = ev.fd.0;
+        let fd = (ev.fd.0, ev.stream);
         {
             let mut q = self.queues.borrow_mut();
             if let Some(queue) = q.get_mut(&fd) {
@@ -71,6 +80,9 @@ impl Dispatcher {
                 return;
             }
             q.insert(fd, VecDeque::new());
+        }
+        if fd.1 != 0 {
+            *self.streams.borrow_mut().entry(fd.0).or_insert(0) += 1;
         }
         let me = self.clone();
         tokio::task::spawn_local(async move {
@@ -94,7 +106,7 @@ impl Dispatcher {
         match holds::enter(conn, || poll_guarded("on_receive", &mut fut, &mut cx)) {
             Poll::Ready(()) => self.finish_one(&ev),
             Poll::Pending => {
-                let fd = ev.fd.0;
+                let fd = (ev.fd.0, 0);
                 self.queues.borrow_mut().insert(fd, VecDeque::new());
                 let me = self.clone();
                 tokio::task::spawn_local(async move {
@@ -110,7 +122,7 @@ impl Dispatcher {
     }
 
     /// Runs `ev`, then the events queued behind it for connection `fd`, in order.
-    async fn run_queue(self: &Rc<Self>, fd: u64, mut ev: WEv) {
+    async fn run_queue(self: &Rc<Self>, fd: (u64, u32), mut ev: WEv) {
         loop {
             let ws = ev.kind.is_ws_message();
             // Tasks and timers started by the callbacks count as owed to this connection.
@@ -124,7 +136,7 @@ impl Dispatcher {
                         .conns
                         .as_ref()
                         .filter(|_| ws)
-                        .and_then(|t| t.get(ConnId(fd)))
+                        .and_then(|t| t.get(ConnId(fd.0)))
                     {
                         crate::owner::ws::flush_final(&c);
                     }
@@ -136,13 +148,34 @@ impl Dispatcher {
 
     /// The next event queued for connection `fd`, or `None` after retiring its (empty) queue,
     /// so that its next event runs at once.
-    fn next_queued(&self, fd: u64) -> Option<WEv> {
+    fn next_queued(&self, fd: (u64, u32)) -> Option<WEv> {
         let mut q = self.queues.borrow_mut();
         let next = q.get_mut(&fd).and_then(|q| q.pop_front());
         if next.is_none() {
             q.remove(&fd);
+            if fd.1 != 0 {
+                let mut s = self.streams.borrow_mut();
+                if let Some(n) = s.get_mut(&fd.0) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.remove(&fd.0);
+                    }
+                }
+                self.streams_done.notify_waiters();
+            }
         }
         next
+    }
+
+    /// Waits until connection `fd` has no HTTP/2 stream queue left.
+    async fn streams_idle(&self, fd: ConnId) {
+        loop {
+            let done = self.streams_done.notified();
+            if !self.streams.borrow().contains_key(&fd.0) {
+                return;
+            }
+            done.await;
+        }
     }
 
     fn state(&self, busy: bool) {
@@ -172,6 +205,7 @@ impl Dispatcher {
             | Kind::HttpHead
             | Kind::HttpBody
             | Kind::HttpEnd
+            | Kind::HttpAbort
             | Kind::WsOpen
             | Kind::WsText
             | Kind::WsBinary
@@ -185,6 +219,7 @@ impl Dispatcher {
                     let pe = ProtoEvent {
                         kind: ev.kind,
                         fd: ev.fd,
+                        stream: ev.stream,
                         payload: ev.payload.clone(),
                         head: ev.head.take(),
                     };
@@ -192,6 +227,8 @@ impl Dispatcher {
                 }
             }
             Kind::Close => {
+                // An HTTP/2 connection's streams still running finish first.
+                self.streams_idle(ev.fd).await;
                 if ev.payload.as_ref() == CLOSE_PEER_FIN {
                     self.half_closed(ev.fd).await;
                 }
@@ -295,6 +332,7 @@ impl Dispatcher {
                     listener: 0,
                     session: 0,
                     seq: 0,
+                    stream: 0,
                 },
                 &seq.to_le_bytes(),
             );

@@ -32,24 +32,34 @@ struct LocalSink {
 impl EventSink for LocalSink {
     type State = ();
 
-    fn http_request(&self, conn: &Arc<Conn>, head: rswoole_codec::http1::RequestHead, body: Bytes) {
+    fn stream_request(
+        &self,
+        conn: &Arc<Conn>,
+        stream: u32,
+        head: rswoole_codec::http1::RequestHead,
+        body: Bytes,
+    ) {
         self.disp.submit(WEv {
             kind: Kind::HttpRequest,
             fd: conn.id,
             listener: conn.listener,
             payload: body,
             seq: None,
+            stream,
             head: Some(Box::new(head)),
         });
     }
     fn busy(&self, conn: &Arc<Conn>) -> bool {
-        self.disp.queues.borrow().contains_key(&conn.id.0)
+        self.disp.queues.borrow().contains_key(&(conn.id.0, 0))
     }
     fn backlogged(&self, conn: &Arc<Conn>) -> bool {
+        self.stream_backlogged(conn, 0)
+    }
+    fn stream_backlogged(&self, conn: &Arc<Conn>, stream: u32) -> bool {
         self.disp
             .queues
             .borrow()
-            .get(&conn.id.0)
+            .get(&(conn.id.0, stream))
             .is_some_and(|q| q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT)
     }
     fn connected(&self, conn: &Arc<Conn>) {
@@ -59,6 +69,7 @@ impl EventSink for LocalSink {
             listener: conn.listener,
             payload: Bytes::new(),
             seq: None,
+            stream: 0,
             head: None,
         });
     }
@@ -69,16 +80,18 @@ impl EventSink for LocalSink {
             listener: conn.listener,
             payload: data,
             seq: None,
+            stream: 0,
             head: None,
         });
     }
-    fn event(&self, conn: &Arc<Conn>, kind: Kind, payload: Bytes) {
+    fn stream_event(&self, conn: &Arc<Conn>, stream: u32, kind: Kind, payload: Bytes) {
         self.disp.submit(WEv {
             kind,
             fd: conn.id,
             listener: conn.listener,
             payload,
             seq: None,
+            stream,
             head: None,
         });
     }
@@ -89,6 +102,7 @@ impl EventSink for LocalSink {
             listener: conn.listener,
             payload: crate::ipc::close_payload(conn.half_closed()),
             seq: None,
+            stream: 0,
             head: None,
         });
     }
@@ -122,6 +136,7 @@ pub(super) fn listen(
                             listener: index as u16,
                             payload: encode_packet(from, &buf[..n]),
                             seq: None,
+                            stream: 0,
                             head: None,
                         }),
                         Err(e) => tracing::debug!(error = %e, "udp recv"),

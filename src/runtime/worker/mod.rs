@@ -128,6 +128,8 @@ async fn main(
         ctx: handle.clone(),
         ports: app.listeners.iter().map(|l| l.callbacks.clone()).collect(),
         queues: RefCell::new(HashMap::new()),
+        streams: RefCell::new(HashMap::new()),
+        streams_done: Notify::new(),
         inflight: Cell::new(0),
         idle: Notify::new(),
         tx: tx.clone(),
@@ -215,6 +217,7 @@ async fn main(
                         listener: h.listener,
                         payload: Bytes::copy_from_slice(payload),
                         seq: None,
+                        stream: 0,
                         head: None,
                     }),
                     // Other workers' WebSocket output for our connections: applied here, in
@@ -345,6 +348,7 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
                 listener: h.listener,
                 payload,
                 seq: Some(h.seq),
+                stream: h.stream,
                 head: None,
             });
         }
