@@ -333,10 +333,11 @@ import os, signal, socket, time, h2.connection, h2.config, h2.events, h2.excepti
 s = socket.create_connection(('127.0.0.1', {port}), timeout=10)
 c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
 c.initiate_connection()
-c.send_headers(1, [(':method', 'GET'), (':path', '/sleep/1000'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
+c.send_headers(1, [(':method', 'GET'), (':path', '/sleep/3000'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
 s.sendall(c.data_to_send())
-# The request is in a worker once the server acknowledged our SETTINGS and the stream is open.
-time.sleep(0.3)
+# Let the request reach a worker (it then sleeps 3 s): a stream the server has not taken yet
+# when it stops is, rightly, above the GOAWAY's last stream id and not served.
+time.sleep(1.0)
 os.kill({pid}, signal.SIGTERM)
 seen = []
 body = b''
@@ -377,7 +378,7 @@ print(sorted(set(seen)), body.decode())
         );
         let out = run_py(&py);
         assert_eq!(
-            out, "['end', 'goaway', 'resp:200'] {\"slept\":1000}\n",
+            out, "['end', 'goaway', 'resp:200'] {\"slept\":3000}\n",
             "{mode}"
         );
         assert!(
