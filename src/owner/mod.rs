@@ -14,6 +14,7 @@
 //! - [`h2`]: HTTP/2 (prior knowledge or ALPN) over the connection's transport.
 //! - [`heartbeat`]: closing idle connections.
 //! - [`tls`]: a TLS listener's rustls config and live certificate.
+//! - [`trim`]: giving memory back to the kernel after bursts.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
@@ -25,4 +26,5 @@ pub(crate) mod inbound;
 pub(crate) mod sink;
 pub(crate) mod table;
 pub(crate) mod tls;
+pub(crate) mod trim;
 pub(crate) mod ws;
