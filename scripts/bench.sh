@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|tls|h2|framed|metrics|axum|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|h2|framed|metrics|axum|idle|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -54,6 +54,29 @@ if [ "${1:-}" = axum ]; then
     X=$(median ${RPS[$WHO]}); U=$(median ${US[$WHO]})
     printf "median %-14s %8s req/s (%s) = %.2fx axum::serve; %s us CPU/request (%s) = %.2fx axum::serve's\n" \
       "$WHO" "$X" "$(spread ${RPS[$WHO]})" "$(echo "$X / $A" | bc -l)" "$U" "$(spread ${US[$WHO]})" "$(echo "$U / $AU" | bc -l)"
+  done
+  exit 0
+fi
+# Memory per idle connection (issue 20): IDLE connections (default 10,000) of each protocol,
+# each used once (an echo, a keep-alive request, a WebSocket handshake and an echoed message),
+# then idle; the growth of the process that owns them (PSS and RSS), and apart what the kernel
+# holds for both ends (scripts/idle_mem.py). Both modes, 1 worker; tokio and hyper for scale.
+# usage: IDLE=10000 scripts/bench.sh idle   (BASELINE=DIR adds an older build's servers)
+if [ "${1:-}" = idle ]; then
+  N=${IDLE:-10000}
+  ulimit -n "$(ulimit -Hn)"
+  echo "# memory per idle connection: $N connections; owner process growth, kernel apart"
+  P=$(free_port); S=$(start $B/examples/peer_tokio_echo 127.0.0.1:$P 1); wait_port $P
+  echo "tokio echo       $(python3 scripts/idle_mem.py $S $P tcp $N)"; stop $S
+  P=$(free_port); S=$(start $B/examples/peer_hyper_hello 127.0.0.1:$P 1); wait_port $P
+  echo "hyper 1.x        $(python3 scripts/idle_mem.py $S $P http $N)"; stop $S
+  for BUILD in $B ${BASELINE:-}; do
+    TAG=""; [ "$BUILD" != "$B" ] && TAG="(baseline)"
+    for PROTO in tcp http ws; do for MODE in base process; do
+      case $PROTO in tcp) EX=tcp_echo ;; http) EX=http_hello ;; *) EX=ws_echo ;; esac
+      P=$(free_port); S=$(start $BUILD/examples/$EX --port $P --mode $MODE --worker-num 1 --reactor-num 1); wait_port $P
+      printf "rswoole %-7s %s %s\n" "$MODE" "$TAG" "$(python3 scripts/idle_mem.py $S $P $PROTO $N)"; stop $S
+    done; done
   done
   exit 0
 fi

@@ -155,3 +155,30 @@ impl fmt::Display for TimerId {
         self.0.fmt(f)
     }
 }
+
+/// A hasher for maps keyed by connection ids and other `u64` counters: one folded 128-bit
+/// multiplication (every output bit depends on every input bit, so ids that share their low
+/// bits, as one shard's do, still spread) instead of SipHash, whose flood resistance these keys (chosen by the
+/// server, not by clients) do not need. It is on the hot path: every event and every write
+/// looks a connection up.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(self.0 ^ n) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+/// A `HashMap` keyed by `u64` ids, hashed with [`IdHasher`].
+pub(crate) type IdMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;

@@ -139,6 +139,8 @@ pub(crate) async fn accept_loop<X: Default>(
     let mut refused_log = RateLimit::default();
     let mut n: u64 = 0;
     let owner_pid = std::process::id();
+    // This process owns client sockets: give memory back after bursts.
+    super::trim::start();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,

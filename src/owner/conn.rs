@@ -489,6 +489,18 @@ impl<X> Conn<X> {
             } else {
                 None
             };
+            // One timer for the reasons to wake up without I/O: a backlog or a move waiting on
+            // the worker (looked at again every 2 ms), the drain limit, the read deadline. A
+            // `Sleep` is ~100 bytes of the connection's task, and not built when none is due.
+            let backlog_at = (backlogged || quiescing)
+                .then(|| std::time::Instant::now() + std::time::Duration::from_millis(2));
+            let wake_at = [backlog_at, drain_by, deadline].into_iter().flatten().min();
+            let interest = match (pending, want_read) {
+                (true, true) => Some(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE),
+                (true, false) => Some(tokio::io::Interest::WRITABLE),
+                (false, true) => Some(tokio::io::Interest::READABLE),
+                (false, false) => None,
+            };
             tokio::select! {
                 biased;
                 _ = self.notify.notified() => {
@@ -496,31 +508,52 @@ impl<X> Conn<X> {
                         self.close();
                     }
                 }
-                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if backlogged || quiescing => {}
-                _ = sleep_until_opt(drain_by), if drain_by.is_some() => {
-                    tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
-                    let mut o = self.out.lock();
-                    o.io_error = true;
-                    o.buf.clear();
-                }
-                _ = sleep_until_opt(deadline), if deadline.is_some() => {
-                    if handshaking {
-                        tracing::debug!(fd = %self.id, remote = %self.remote, "TLS handshake timeout; closing");
-                        self.out.lock().io_error = true;
-                    } else if decoder.timed_out(&self) {
-                        self.close();
+                _ = sleep_until_opt(wake_at), if wake_at.is_some() => {
+                    let now = std::time::Instant::now();
+                    if drain_by.is_some_and(|t| now >= t) {
+                        tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
+                        let mut o = self.out.lock();
+                        o.io_error = true;
+                        o.buf.clear();
+                    } else if deadline.is_some_and(|t| now >= t) {
+                        if handshaking {
+                            tracing::debug!(fd = %self.id, remote = %self.remote, "TLS handshake timeout; closing");
+                            self.out.lock().io_error = true;
+                        } else if decoder.timed_out(&self) {
+                            self.close();
+                        }
                     }
+                    // Else the backlog pause is over: look again.
                 }
-                r = self.stream.writable(), if pending => {
-                    if r.is_err() { self.out.lock().io_error = true; } else { self.flush(); }
-                }
-                r = self.stream.readable(), if want_read => {
-                    if r.is_err() { self.out.lock().io_error = true; continue; }
+                // One readiness wait for both directions (one waiter in the task, not two).
+                r = self.stream.ready(interest.unwrap_or(tokio::io::Interest::READABLE)), if interest.is_some() => {
+                    let ready = match r {
+                        Ok(ready) => ready,
+                        Err(_) => {
+                            self.out.lock().io_error = true;
+                            continue;
+                        }
+                    };
+                    let failed = ready.is_error();
+                    if pending && (ready.is_writable() || ready.is_write_closed() || failed) {
+                        self.flush();
+                    }
+                    if !(want_read && (ready.is_readable() || ready.is_read_closed() || failed)) {
+                        continue;
+                    }
+                    // No read buffer of its own while idle: a thread's spare one is lent
+                    // for the read and taken back if the decoder consumed everything.
+                    if !matches!(decoder, Inbound::Raw) {
+                        borrow_spare(&mut inbuf);
+                    }
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
+                    return_spare(&mut inbuf);
                     if let Inbound::H2(stream1) = &mut decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
                         let stream1 = stream1.take();
-                        super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf), stream1).await;
+                        // Boxed: the HTTP/2 driver's state is kilobytes, and every connection's
+                        // task would carry room for it inline.
+                        Box::pin(super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf), stream1)).await;
                         return None;
                     }
                 }
@@ -1105,6 +1138,31 @@ fn count_out(n: usize) {
     if let Some(m) = crate::ipc::metrics::slot() {
         m.bytes_out
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// The read buffer lent to connections of this thread while they decode: a connection
+    /// holds a buffer of its own only while a message is incomplete.
+    static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+}
+
+/// Lends the thread's spare buffer to `inbuf` if it has none.
+fn borrow_spare(inbuf: &mut BytesMut) {
+    if inbuf.capacity() == 0 {
+        *inbuf = SPARE.with(|s| s.take());
+    }
+}
+
+/// Gives an empty `inbuf`'s allocation back to the thread (reused by the next read if no
+/// message split from it is still alive), so that an idle connection holds no buffer.
+fn return_spare(inbuf: &mut BytesMut) {
+    if !inbuf.is_empty() || inbuf.capacity() == 0 {
+        return;
+    }
+    let b = std::mem::take(inbuf);
+    if b.capacity() <= 64 * 1024 {
+        SPARE.with(|s| s.set(b));
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`handover`]: a connection's state as moved to a new master on upgrade (I/O-free).
 //! - [`heartbeat`]: closing idle connections.
 //! - [`tls`]: a TLS listener's rustls config and live certificate.
+//! - [`trim`]: giving memory back to the kernel after bursts.
 
 pub(crate) mod accept;
 pub(crate) mod conn;
@@ -27,4 +28,5 @@ pub(crate) mod inbound;
 pub(crate) mod sink;
 pub(crate) mod table;
 pub(crate) mod tls;
+pub(crate) mod trim;
 pub(crate) mod ws;

@@ -1,18 +1,18 @@
 //! The connections a process owns, by id (sharded, so reactor threads rarely contend).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::conn::Conn;
 use super::flusher::Flusher;
+use crate::base::ids::IdMap;
 use crate::base::ConnId;
 
 /// Live connections of this process, by id.
 #[derive(Debug)]
 pub(crate) struct ConnTable<X = ()> {
-    shards: Vec<Mutex<HashMap<u64, Arc<Conn<X>>>>>,
+    shards: Vec<Mutex<IdMap<Arc<Conn<X>>>>>,
     /// Writes the connections' deferred output (broadcasts), see [`Flusher`].
     pub(crate) flusher: Arc<Flusher<X>>,
 }
@@ -20,11 +20,11 @@ pub(crate) struct ConnTable<X = ()> {
 impl<X> ConnTable<X> {
     pub(crate) fn new() -> ConnTable<X> {
         ConnTable {
-            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..32).map(|_| Mutex::new(IdMap::default())).collect(),
             flusher: Arc::new(Flusher::default()),
         }
     }
-    fn shard(&self, id: ConnId) -> &Mutex<HashMap<u64, Arc<Conn<X>>>> {
+    fn shard(&self, id: ConnId) -> &Mutex<IdMap<Arc<Conn<X>>>> {
         &self.shards[(id.0 % 32) as usize]
     }
     pub(crate) fn get(&self, id: ConnId) -> Option<Arc<Conn<X>>> {

@@ -520,3 +520,45 @@ pub(crate) fn clock_ticks() -> u64 {
         100
     }
 }
+
+/// Bytes the allocator holds free (in its arenas, not yet given back to the kernel): glibc's
+/// `mallinfo2().fordblks`. `None` on other C libraries.
+pub(crate) fn allocator_free_bytes() -> Option<usize> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallinfo2` takes no arguments and returns a plain struct of counters; it
+        // only reads the allocator's own state under the allocator's locks.
+        let m = unsafe { libc::mallinfo2() };
+        Some(m.fordblks)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// Asks the allocator to give its free memory back to the kernel: glibc's `malloc_trim(0)`,
+/// which releases the free pages of every arena (not only the top of the main heap). A no-op
+/// on other C libraries.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` takes a padding size and no pointer; it works on the allocator's
+    // own free lists under the allocator's locks, so it may run while other threads allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// This process's resident memory in bytes (`VmRSS` of `/proc/self/status`), `None` if
+/// unreadable.
+pub(crate) fn resident_bytes() -> Option<usize> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: usize = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}

@@ -6,7 +6,7 @@
 //! callback table.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,13 +38,20 @@ pub(super) struct WEv {
     pub(super) head: Option<Box<rswoole_codec::http1::RequestHead>>,
 }
 
+/// Events waiting behind a running one, keyed by (connection, HTTP/2 stream or 0).
+pub(super) type Queues = std::collections::HashMap<
+    (u64, u32),
+    VecDeque<WEv>,
+    std::hash::BuildHasherDefault<crate::base::ids::IdHasher>,
+>;
+
 pub(super) struct Dispatcher {
     pub(super) ctx: Ctx,
     pub(super) ports: Vec<PortCallbacks>,
     /// Events waiting behind a running one, per (connection, HTTP/2 stream or 0).
-    pub(super) queues: RefCell<HashMap<(u64, u32), VecDeque<WEv>>>,
+    pub(super) queues: RefCell<Queues>,
     /// HTTP/2: how many stream queues each connection has (its `Close` waits for none).
-    pub(super) streams: RefCell<HashMap<u64, u32>>,
+    pub(super) streams: RefCell<crate::base::ids::IdMap<u32>>,
     /// A stream queue ended.
     pub(super) streams_done: Notify,
     pub(super) inflight: Cell<usize>,
@@ -79,6 +86,11 @@ impl Dispatcher {
                 self.receive_inline(ev);
                 return;
             }
+            if ev.kind == Kind::HttpRequest && self.protocol.is_some() {
+                drop(q);
+                self.request_inline(ev);
+                return;
+            }
             q.insert(fd, VecDeque::new());
         }
         if fd.1 != 0 {
@@ -111,6 +123,47 @@ impl Dispatcher {
                 let me = self.clone();
                 tokio::task::spawn_local(async move {
                     poll_fn(|cx| holds::enter(conn, || poll_guarded("on_receive", &mut fut, cx)))
+                        .await;
+                    me.finish_one(&ev);
+                    if let Some(next) = me.next_queued(fd) {
+                        me.run_queue(fd, next).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// A whole HTTP request without a task when it can, as [`Self::receive_inline`] does for
+    /// `on_receive`: a handler that answers at once (most do) costs no task spawn, no queue
+    /// and no wake-up. Its producers (the connection task in Base mode, HTTP/2's driver, the
+    /// pipe reader) hold no lock while they hand it over.
+    fn request_inline(self: &Rc<Self>, mut ev: WEv) {
+        let Some(p) = self.protocol.clone() else {
+            self.finish_one(&ev);
+            return;
+        };
+        self.count_request();
+        let pe = ProtoEvent {
+            kind: ev.kind,
+            fd: ev.fd,
+            stream: ev.stream,
+            payload: std::mem::take(&mut ev.payload),
+            head: ev.head.take(),
+        };
+        let mut fut = p.event(self.ctx.clone(), pe);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let conn = Some(ev.fd).filter(|fd| fd.0 != 0);
+        match holds::enter(conn, || poll_guarded("on_request", &mut fut, &mut cx)) {
+            Poll::Ready(()) => self.finish_one(&ev),
+            Poll::Pending => {
+                let fd = (ev.fd.0, ev.stream);
+                self.queues.borrow_mut().insert(fd, VecDeque::new());
+                if fd.1 != 0 {
+                    *self.streams.borrow_mut().entry(fd.0).or_insert(0) += 1;
+                }
+                let me = self.clone();
+                tokio::task::spawn_local(async move {
+                    poll_fn(|cx| holds::enter(conn, || poll_guarded("on_request", &mut fut, cx)))
                         .await;
                     me.finish_one(&ev);
                     if let Some(next) = me.next_queued(fd) {

@@ -17,7 +17,6 @@ mod local;
 pub(crate) mod recycle;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -127,8 +126,8 @@ async fn main(
     let disp = Rc::new(Dispatcher {
         ctx: handle.clone(),
         ports: app.listeners.iter().map(|l| l.callbacks.clone()).collect(),
-        queues: RefCell::new(HashMap::new()),
-        streams: RefCell::new(HashMap::new()),
+        queues: RefCell::new(Default::default()),
+        streams: RefCell::new(Default::default()),
         streams_done: Notify::new(),
         inflight: Cell::new(0),
         idle: Notify::new(),
