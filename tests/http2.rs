@@ -334,11 +334,12 @@ s = socket.create_connection(('127.0.0.1', {port}), timeout=10)
 c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
 c.initiate_connection()
 c.send_headers(1, [(':method', 'GET'), (':path', '/sleep/3000'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
+c.send_headers(3, [(':method', 'GET'), (':path', '/hello/x'), (':scheme', 'http'), (':authority', 'x')], end_stream=True)
 s.sendall(c.data_to_send())
-# Let the request reach a worker (it then sleeps 3 s): a stream the server has not taken yet
-# when it stops is, rightly, above the GOAWAY's last stream id and not served.
-time.sleep(1.0)
-os.kill({pid}, signal.SIGTERM)
+# Stop only once stream 1 is with a worker: stream 3, sent after it on the same connection
+# (so to the same worker, after it), has its answer. A stream the server has not taken when
+# it stops is, rightly, above the GOAWAY's last stream id and not served.
+killed = False
 seen = []
 body = b''
 buf = b''
@@ -359,6 +360,12 @@ while not done:
             done = True
             break
         for e in evs:
+            if isinstance(e, h2.events.StreamEnded) and e.stream_id == 3 and not killed:
+                os.kill({pid}, signal.SIGTERM)
+                killed = True
+                continue
+            if getattr(e, 'stream_id', 1) != 1:
+                continue
             if isinstance(e, h2.events.ResponseReceived):
                 seen.append('resp:' + dict(e.headers)[b':status'].decode())
             elif isinstance(e, h2.events.DataReceived):
