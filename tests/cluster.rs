@@ -103,6 +103,15 @@ fn node(redis: &Redis, name: &str, mode: &str) -> ServerProc {
     node_with(redis, name, mode, &[])
 }
 
+/// Three nodes, both modes: n1 (Process), n2 (Base), n3 (Process).
+fn mixed_nodes(redis: &Redis) -> (ServerProc, ServerProc, ServerProc) {
+    (
+        node(redis, "n1", "process"),
+        node(redis, "n2", "base"),
+        node(redis, "n3", "process"),
+    )
+}
+
 /// As [`node`], with more flags; with `--task-worker-num` also ready once it takes tasks.
 fn node_with(redis: &Redis, name: &str, mode: &str, extra: &[&str]) -> ServerProc {
     let url = redis.url();
@@ -472,9 +481,7 @@ fn cluster_behind_nginx() {
 #[test]
 fn cluster_push_by_uid_and_by_id() {
     let redis = Redis::start();
-    let n1 = node(&redis, "n1", "process");
-    let n2 = node(&redis, "n2", "base");
-    let n3 = node(&redis, "n3", "process");
+    let (n1, n2, n3) = mixed_nodes(&redis);
     rt().block_on(async {
         let mut a1 = clients(&n1, 1).await.pop().unwrap();
         let mut a2 = clients(&n2, 1).await.pop().unwrap();
@@ -692,9 +699,7 @@ async fn ask(ws: &mut Ws, line: &str) -> String {
 #[test]
 fn cluster_connection_ops_across_nodes() {
     let redis = Redis::start();
-    let n1 = node(&redis, "n1", "process");
-    let n2 = node(&redis, "n2", "base");
-    let n3 = node(&redis, "n3", "process");
+    let (n1, n2, n3) = mixed_nodes(&redis);
     rt().block_on(async {
         let mut a1 = clients(&n1, 1).await.pop().unwrap();
         let mut a2 = clients(&n2, 1).await.pop().unwrap();
@@ -776,9 +781,7 @@ fn cluster_connection_ops_across_nodes() {
 #[test]
 fn cluster_rooms_across_nodes() {
     let redis = Redis::start();
-    let n1 = node(&redis, "n1", "process");
-    let n2 = node(&redis, "n2", "base");
-    let n3 = node(&redis, "n3", "process");
+    let (n1, n2, n3) = mixed_nodes(&redis);
     rt().block_on(async {
         let mut a1 = clients(&n1, 1).await.pop().unwrap();
         let mut a2 = clients(&n2, 1).await.pop().unwrap();

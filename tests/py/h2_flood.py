@@ -7,6 +7,8 @@ Prints one line: what the server did to the attacking connection ("closed", "goa
 """
 import socket, sys, time
 
+import h2_common
+
 import h2.config, h2.connection, h2.events, h2.settings
 from hyperframe.frame import HeadersFrame, ContinuationFrame, PingFrame, SettingsFrame, RstStreamFrame
 
@@ -16,11 +18,7 @@ T = 20
 
 
 def connect():
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=T)
-    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    c.initiate_connection()
-    s.sendall(c.data_to_send())
-    return s, c
+    return h2_common.connect(PORT, T)
 
 
 def req_headers(path="/", extra=()):

@@ -13,6 +13,8 @@ usage: h2_streams.py PORT reset PATH
 """
 import socket, sys, time
 
+import h2_common
+
 import h2.config, h2.connection, h2.errors, h2.events
 
 PORT = int(sys.argv[1])
@@ -20,11 +22,7 @@ T = 30
 
 
 def connect():
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=T)
-    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    c.initiate_connection()
-    s.sendall(c.data_to_send())
-    return s, c
+    return h2_common.connect(PORT, T)
 
 
 def headers(path, method="GET"):

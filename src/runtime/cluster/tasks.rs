@@ -446,6 +446,23 @@ async fn reader(s: Rc<Consumer>) {
     }
 }
 
+/// Adds to `p` the acknowledgement and deletion of stream entry `id` (it is done with).
+fn ack_and_delete<'p>(
+    p: &'p mut redis::Pipeline,
+    c: &Cluster,
+    id: &str,
+) -> &'p mut redis::Pipeline {
+    p.cmd("XACK")
+        .arg(c.tasks_key())
+        .arg(c.group())
+        .arg(id)
+        .ignore()
+        .cmd("XDEL")
+        .arg(c.tasks_key())
+        .arg(id)
+        .ignore()
+}
+
 /// Runs one entry on a local task worker; publishes the reply, then acknowledges and deletes
 /// the entry. If this node cannot run it (stopping) or cannot publish, the entry stays
 /// pending and another node takes it over after `task_claim_timeout`.
@@ -454,16 +471,7 @@ async fn run(s: Rc<Consumer>, e: Entry, permit: Option<OwnedSemaphorePermit>) {
     let Some((channel, req, data)) = e.task else {
         // Deleted, or malformed: nothing to run; acknowledge it so it does not come back.
         if let Ok(mut con) = c.con().await {
-            let r: redis::RedisResult<()> = redis::pipe()
-                .cmd("XACK")
-                .arg(c.tasks_key())
-                .arg(c.group())
-                .arg(&e.id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(c.tasks_key())
-                .arg(&e.id)
-                .ignore()
+            let r: redis::RedisResult<()> = ack_and_delete(&mut redis::pipe(), c, &e.id)
                 .query_async(&mut con)
                 .await;
             let _ = c.req(r).await;
@@ -491,20 +499,10 @@ async fn run(s: Rc<Consumer>, e: Entry, permit: Option<OwnedSemaphorePermit>) {
     };
     let sent = async {
         let mut con = c.con().await?;
-        let r: redis::RedisResult<()> = redis::pipe()
-            .publish(&channel[..], encode_reply(req, &reply))
-            .ignore()
-            .cmd("XACK")
-            .arg(c.tasks_key())
-            .arg(c.group())
-            .arg(&e.id)
-            .ignore()
-            .cmd("XDEL")
-            .arg(c.tasks_key())
-            .arg(&e.id)
-            .ignore()
-            .query_async(&mut con)
-            .await;
+        let mut p = redis::pipe();
+        p.publish(&channel[..], encode_reply(req, &reply)).ignore();
+        let r: redis::RedisResult<()> =
+            ack_and_delete(&mut p, c, &e.id).query_async(&mut con).await;
         c.req(r).await
     }
     .await;

@@ -137,41 +137,17 @@ impl WorkerCtx {
 
     /// `Handle::send`.
     pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
-        match &self.backend {
-            Backend::Pipe(tx) => {
-                let Some(slot) = self.shared.live_slot(fd) else {
-                    return Err(SendError::Closed(fd, data));
-                };
-                if slot.out_bytes.load(Relaxed) as usize + data.len()
-                    > self.settings.buffer_output_size
-                {
-                    return Err(SendError::BufferFull(fd, data));
-                }
-                if tx.push(header(Kind::Send, fd.0, 0, 0), &data) {
-                    Ok(())
-                } else {
-                    Err(SendError::ShuttingDown(data))
-                }
-            }
-            Backend::Local(conns) => match conns.get(fd) {
-                Some(c) => c.write(&data).map_err(|e| write_error(fd, data, e)),
-                None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
-                None => Err(SendError::Closed(fd, data)),
-            },
-        }
+        self.send_stream(fd, 0, data)
     }
 
-    /// An HTTP response's bytes for HTTP/2 stream `stream` of `fd` (0: not HTTP/2, as
-    /// [`send`](Self::send)).
+    /// Bytes for `fd`; with `stream` > 0, an HTTP response's bytes for that HTTP/2 stream of
+    /// it (0: the connection itself, as [`send`](Self::send)).
     pub(crate) fn send_stream(
         &self,
         fd: ConnId,
         stream: u32,
         data: Bytes,
     ) -> Result<(), SendError> {
-        if stream == 0 {
-            return self.send(fd, data);
-        }
         match &self.backend {
             Backend::Pipe(tx) => {
                 let Some(slot) = self.shared.live_slot(fd) else {
@@ -191,9 +167,12 @@ impl WorkerCtx {
                 }
             }
             Backend::Local(conns) => match conns.get(fd) {
-                Some(c) => c
-                    .write_stream(stream, &data)
-                    .map_err(|e| write_error(fd, data, e)),
+                Some(c) => match stream {
+                    0 => c.write(&data),
+                    s => c.write_stream(s, &data),
+                }
+                .map_err(|e| write_error(fd, data, e)),
+                None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
                 None => Err(SendError::Closed(fd, data)),
             },
         }
