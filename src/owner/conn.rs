@@ -739,22 +739,22 @@ impl<X> Conn<X> {
                         break;
                     }
                 }
+                // Copied once, straight out of rustls' buffer (no zero-filled scratch space).
+                // An empty chunk: the peer's close_notify. An error: nothing more for now
+                // (WouldBlock), or the peer closed without close_notify.
                 let mut r = tls.reader();
                 loop {
-                    let at = plain.len();
-                    plain.resize(at + 16 * 1024, 0);
-                    match std::io::Read::read(&mut r, &mut plain[at..]) {
-                        Ok(k) => {
-                            plain.truncate(at + k);
-                            if k == 0 {
-                                closed = true;
-                                break;
-                            }
-                        }
-                        Err(_) => {
-                            plain.truncate(at);
+                    match std::io::BufRead::fill_buf(&mut r) {
+                        Ok([]) => {
+                            closed = true;
                             break;
                         }
+                        Ok(chunk) => {
+                            let k = chunk.len();
+                            plain.extend_from_slice(chunk);
+                            std::io::BufRead::consume(&mut r, k);
+                        }
+                        Err(_) => break,
                     }
                 }
             }

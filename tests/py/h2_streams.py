@@ -29,10 +29,11 @@ def headers(path, method="GET"):
     return [(":method", method), (":path", path), (":scheme", "http"), (":authority", "x")]
 
 
-def run(s, c, want, on_event=None):
-    """Reads until every stream in `want` ended; returns {stream: [status, body, ms]}."""
+def run(s, c, want, on_event=None, t0=None):
+    """Reads until every stream in `want` ended; returns {stream: [status, body, ms]}, the
+    ms counted from `t0` (taken before the requests were sent), or from now."""
     got = {sid: [None, b"", None] for sid in want}
-    t0 = time.monotonic()
+    t0 = time.monotonic() if t0 is None else t0
     deadline = t0 + T
     while any(v[2] is None for v in got.values()):
         if time.monotonic() > deadline:
@@ -69,8 +70,9 @@ if what == "order":
     slow, fast = sys.argv[3], sys.argv[4]
     c.send_headers(1, headers(slow), end_stream=True)
     c.send_headers(3, headers(fast), end_stream=True)
+    t0 = time.monotonic()  # before the send: the slow handler's sleep starts after it
     s.sendall(c.data_to_send())
-    got = run(s, c, [1, 3])
+    got = run(s, c, [1, 3], t0=t0)
     paths = {1: slow, 3: fast}
     for sid in order:
         print(paths[sid], got[sid][0], got[sid][2])

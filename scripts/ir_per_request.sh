@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Instructions per HTTP request of one server build, counted by valgrind (cachegrind, no cache
+# simulation) over every process of the server: (instructions of a run under wrk keep-alive
+# load - those of an idle run of the same length) / requests answered. Unlike requests/s and
+# CPU time, the count does not move with the load of a shared machine, so two builds of the
+# same server can be compared on a busy one (see BENCHMARKS.md). Kernel time is not counted.
+#
+# usage: scripts/ir_per_request.sh BINARY [SERVER ARGS...]
+#   The server gets `--port P` then SERVER ARGS, or, when an argument holds `{port}`, just the
+#   arguments with `{port}` replaced (a peer: `BIN 127.0.0.1:{port} 1`). SCHEME=https for TLS (give --cert/--key),
+#   SECS=6 CONNS=16 ROUNDS=3 to change; prints the median.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$1; shift
+SECS=${SECS:-6}; CONNS=${CONNS:-16}; ROUNDS=${ROUNDS:-3}; SCHEME=${SCHEME:-http}
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+. scripts/bench_lib.sh
+OUT=$(mktemp -d)
+run() { # run NAME idle|load SERVER-ARGS...: prints "<instructions> <requests>"
+  local name=$1 what=$2 P S N=0; shift 2
+  P=$(free_port); mkdir -p "$OUT/$name"
+  local args=("${@//\{port\}/$P}")
+  [[ "$*" == *"{port}"* ]] || args=(--port "$P" "$@")
+  # The out-file goes through VALGRIND_OPTS: the server rewrites its argv area (process titles).
+  S=$(VALGRIND_OPTS="--cachegrind-out-file=$OUT/$name/cg.%p --cache-sim=no" \
+      start valgrind --tool=cachegrind -q "$BIN" "${args[@]}")
+  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$P) 2>/dev/null && break; sleep 0.1; done
+  if [ "$what" = load ]; then
+    N=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "$SCHEME://127.0.0.1:$P/" | awk '/requests in/ {print $1}')
+  else
+    sleep "$SECS"
+  fi
+  kill -TERM -- "-$S" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 -- "-$S" 2>/dev/null || break; sleep 0.1; done
+  echo "$(cat "$OUT/$name"/cg.* | awk '/^summary:/ {t += $2} END {printf "%d", t}') $N"
+}
+ALL=""
+for R in $(seq "$ROUNDS"); do
+  read -r IDLE _ < <(run "idle-$R" idle "$@")
+  read -r IR N < <(run "load-$R" load "$@")
+  X=$(echo "($IR - $IDLE) / $N" | bc -l); ALL+="$X "
+  printf "round %s: %d requests, %.0f instructions/request\n" "$R" "$N" "$X"
+done
+printf "median: %.0f instructions/request\n" "$(median $ALL)"
+rm -rf "$OUT"
