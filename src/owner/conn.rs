@@ -399,7 +399,10 @@ impl<X> Conn<X> {
                         .map_or(std::time::Duration::from_secs(10), |t| t.handshake_timeout)
             })
         };
-        let mut decoder = Inbound::new(cfg);
+        let mut decoder = match resume {
+            Some(_) => Inbound::resumed(cfg, &self),
+            None => Inbound::new(cfg),
+        };
         let mut inbuf = BytesMut::new();
         match resume {
             None if hs_deadline.is_none() => sink.connected(&self),
@@ -450,7 +453,7 @@ impl<X> Conn<X> {
                 && self.moving.load(std::sync::atomic::Ordering::Acquire);
             let mut quiescing = false;
             if moving {
-                match decoder.movable(&inbuf) {
+                match decoder.movable(&self, &inbuf) {
                     Movable::Now(proto) if !sink.busy(&self) => {
                         let mut o = self.out.lock();
                         if o.phase == Phase::Open && !o.read_eof && !o.io_error {
@@ -467,7 +470,7 @@ impl<X> Conn<X> {
                     Movable::Now(_) => quiescing = true,
                     // Mid-request: read on until it is whole.
                     Movable::Later => {}
-                    // WebSocket, HTTP/2, pending upgrade: this one drains here.
+                    // HTTP/2, pending upgrade, WebSocket with deflate context: it drains here.
                     Movable::Never => self.cancel_move(),
                 }
             }

@@ -25,6 +25,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
+use rswoole_codec::ws::DeflateParams;
 
 use super::conn::Conn;
 use crate::base::ConnId;
@@ -77,13 +78,37 @@ pub(crate) enum SnapshotError {
     },
 }
 
-/// WebSocket permessage-deflate parameters agreed at the handshake (RFC 7692).
+/// WebSocket permessage-deflate parameters agreed at the handshake (RFC 7692). Window bits
+/// are 8–15, or 0 where the parameter was absent (15 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Deflate {
     pub(crate) server_max_window_bits: u8,
     pub(crate) client_max_window_bits: u8,
     pub(crate) server_no_context_takeover: bool,
     pub(crate) client_no_context_takeover: bool,
+}
+
+impl Deflate {
+    /// The record of the codec's negotiated parameters.
+    pub(crate) fn from_params(p: &DeflateParams) -> Deflate {
+        Deflate {
+            server_max_window_bits: p.server_max_window_bits.unwrap_or(0),
+            client_max_window_bits: p.client_max_window_bits.unwrap_or(0),
+            server_no_context_takeover: p.server_no_context_takeover,
+            client_no_context_takeover: p.client_no_context_takeover,
+        }
+    }
+
+    /// The codec's parameters again.
+    pub(crate) fn params(&self) -> DeflateParams {
+        let bits = |b: u8| (b != 0).then_some(b);
+        DeflateParams {
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            server_max_window_bits: bits(self.server_max_window_bits),
+            client_max_window_bits: bits(self.client_max_window_bits),
+        }
+    }
 }
 
 /// What a moved connection speaks, and the protocol state the new master restores.
@@ -95,8 +120,10 @@ pub(crate) enum Proto {
     Stream,
     /// HTTP/1.1 keep-alive, between requests: `unread` is the start of the next request.
     HttpIdle,
-    /// An established WebSocket: `unread` is a partial frame; `deflate` the negotiated
-    /// compression when it carries no context (context takeover cannot move).
+    /// An established WebSocket between messages: `unread` is a partial frame (unparsed: the
+    /// codec keeps nothing of a frame it has not begun), `unsent` whole frames; `deflate` the
+    /// negotiated compression, which carries no context (a connection with context takeover
+    /// does not move). The new master builds a fresh codec from these.
     Ws { deflate: Option<Deflate> },
 }
 
@@ -225,8 +252,8 @@ impl ConnSnapshot {
                 deflate: match r.u8("deflate")? {
                     0 => None,
                     1 => Some(Deflate {
-                        server_max_window_bits: r.u8("deflate")?,
-                        client_max_window_bits: r.u8("deflate")?,
+                        server_max_window_bits: r.window_bits()?,
+                        client_max_window_bits: r.window_bits()?,
                         server_no_context_takeover: r.u8("deflate")? != 0,
                         client_no_context_takeover: r.u8("deflate")? != 0,
                     }),
@@ -270,9 +297,11 @@ impl ConnSnapshot {
 pub(crate) enum Movable {
     /// At a safe point of its protocol, as this.
     Now(Proto),
-    /// Not yet (an HTTP request being read): keep serving it until it is.
+    /// Not yet (an HTTP request being read, a WebSocket message being reassembled): keep
+    /// serving it until it is.
     Later,
-    /// Not at all (WebSocket, HTTP/2, a pending upgrade): it drains in the old master.
+    /// Not at all (HTTP/2, a pending upgrade, a closing WebSocket or one with compression
+    /// context): it drains in the old master.
     Never,
 }
 
@@ -414,6 +443,16 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self, what: &'static str) -> Result<u8, SnapshotError> {
         Ok(self.take(1, what)?[0])
+    }
+    /// A deflate window size: 0 (absent) or 8–15.
+    fn window_bits(&mut self) -> Result<u8, SnapshotError> {
+        match self.u8("deflate window bits")? {
+            b @ (0 | 8..=15) => Ok(b),
+            tag => Err(SnapshotError::Tag {
+                what: "deflate window bits",
+                tag,
+            }),
+        }
     }
     fn u16(&mut self, what: &'static str) -> Result<u16, SnapshotError> {
         Ok(u16::from_le_bytes(
@@ -631,5 +670,69 @@ mod tests {
         assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 5);
         let ids: Vec<u64> = batches.iter().flatten().map(|s| s.id.0).collect();
         assert_eq!(ids, vec![1, 2, 3, 4, 5], "order kept");
+    }
+
+    #[test]
+    fn handover_ws_deflate_parameters_round_trip_through_the_record() {
+        let cases = [
+            DeflateParams::default(),
+            DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: Some(9),
+                client_max_window_bits: None,
+            },
+            DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: None,
+                client_max_window_bits: Some(15),
+            },
+        ];
+        for p in cases {
+            let d = Deflate::from_params(&p);
+            assert_eq!(d.params(), p);
+            // A WebSocket with a partial frame unread and two whole frames unsent.
+            let s = snap(
+                9,
+                "127.0.0.1:9",
+                Proto::Ws { deflate: Some(d) },
+                &[0xc1, 0x8a, 1, 2],
+                b"\x81\x01a\x81\x01b",
+            );
+            let back = decode(&encode_batch(std::slice::from_ref(&s))).unwrap();
+            assert_eq!(back, Message::Batch(vec![s]));
+            let Message::Batch(v) = back else {
+                unreachable!()
+            };
+            let Proto::Ws { deflate: Some(d2) } = v[0].proto else {
+                panic!("{:?}", v[0].proto)
+            };
+            assert_eq!(d2.params(), p);
+        }
+    }
+
+    #[test]
+    fn handover_rejects_impossible_deflate_window_bits() {
+        let d = Deflate::from_params(&DeflateParams {
+            server_max_window_bits: Some(10),
+            ..DeflateParams::default()
+        });
+        let s = snap(1, "127.0.0.1:1", Proto::Ws { deflate: Some(d) }, b"", b"");
+        let mut b = encode_batch(&[s]);
+        // The server window byte: after the header, the record length, the fixed fields, the
+        // IPv4 address and port, the protocol tag and the deflate tag.
+        let at = 8 + 4 + 8 + 2 + 2 + 4 + 4 + 8 + 8 + 1 + 4 + 2 + 1 + 1;
+        assert_eq!(b[at], 10);
+        for bad in [1u8, 7, 16, 255] {
+            b[at] = bad;
+            assert_eq!(
+                decode(&b),
+                Err(SnapshotError::Tag {
+                    what: "deflate window bits",
+                    tag: bad
+                })
+            );
+        }
     }
 }

@@ -140,14 +140,26 @@ impl Inbound {
         }
     }
 
+    /// The decoding state of a connection that moved in from another master
+    /// ([`super::handover`]): a WebSocket (its `Conn::ws` restored, [`ws::restore`]) reads
+    /// frames; the rest start as a fresh connection of the listener.
+    pub(crate) fn resumed<X>(cfg: &ConnConfig, conn: &Conn<X>) -> Inbound {
+        match cfg.http.as_ref().and_then(|h| h.ws.as_ref()) {
+            Some(conf) if ws::is_open(conn) => Inbound::Ws(Box::new(ws::WsIn::new(conf.clone()))),
+            _ => Inbound::new(cfg),
+        }
+    }
+
     /// What a connection in this state moves to a new master as, if it can move now
     /// ([`super::handover`]; `inbuf`: the bytes read and not decoded): raw and framed
     /// streams always (a partial frame is just bytes), HTTP/1.1 between requests (nothing of
-    /// the next one read yet). WebSocket and the rest do not move: they drain in the old
-    /// master.
-    pub(crate) fn movable(&self, inbuf: &BytesMut) -> super::handover::Movable {
+    /// the next one read yet), an open WebSocket between messages without compression
+    /// context ([`ws::movable`]). HTTP/2, a pending upgrade and a WebSocket with
+    /// permessage-deflate context takeover do not move: they drain in the old master.
+    pub(crate) fn movable<X>(&self, conn: &Conn<X>, inbuf: &BytesMut) -> super::handover::Movable {
         use super::handover::{Movable, Proto};
         match self {
+            Inbound::Ws(_) => ws::movable(conn),
             Inbound::Raw => Movable::Now(Proto::Raw),
             Inbound::Stream(_) => Movable::Now(Proto::Stream),
             Inbound::Http(h)

@@ -149,6 +149,55 @@ pub(crate) fn reject_pending<X>(conn: &Conn<X>, response: &[u8]) {
     conn.wake();
 }
 
+/// Whether this WebSocket can move to a new master now ([`super::handover`]): open (no
+/// pending `on_handshake`, no closing handshake started either way), between messages (no
+/// frame taken in part, no fragmented message being reassembled: the codec's
+/// `is_between_messages`; a partial frame still unparsed in the caller's buffer is fine, the
+/// new codec parses it), and no compression context to carry (permessage-deflate only with
+/// `no_context_takeover` both ways: the LZ77 windows of a context-takeover connection are not
+/// serialized, so it drains in the old master). Messages this side sends are always single
+/// frames written whole into the output buffer, so the send side is between messages.
+pub(crate) fn movable<X>(conn: &Conn<X>) -> super::handover::Movable {
+    use super::handover::{Deflate, Movable, Proto};
+    let g = conn.ws.lock();
+    let Some(st) = g.as_ref() else {
+        return Movable::Never;
+    };
+    if !st.open
+        || st.pending.is_some()
+        || st.closing_since.is_some()
+        || st.final_out.is_some()
+        || !st.codec.state().is_open()
+        || st.codec.carries_context()
+    {
+        return Movable::Never;
+    }
+    if !st.codec.is_between_messages() {
+        // Inside a message: read on until it is whole (within the quiesce limit).
+        return Movable::Later;
+    }
+    Movable::Now(Proto::Ws {
+        deflate: st.codec.deflate_params().map(|p| Deflate::from_params(&p)),
+    })
+}
+
+/// A WebSocket that moved in from the old master ([`super::handover`]): a fresh codec with the
+/// negotiated compression (between messages and without compression context, that is its
+/// whole state), open, counted as an established WebSocket in shm. No `on_open`: the
+/// connection is not new. Keepalive starts over (the first ping after `ping_interval` of
+/// silence from now).
+pub(crate) fn restore<X>(conn: &Conn<X>, conf: &WsConf, deflate: Option<super::handover::Deflate>) {
+    let codec = Connection::server(conf.codec.clone(), deflate.map(|d| d.params()));
+    *conn.ws.lock() = Some(Box::new(WsState {
+        codec,
+        open: true,
+        pending: None,
+        closing_since: None,
+        final_out: None,
+    }));
+    conn.shared.mark_websocket(conn.id);
+}
+
 /// Whether the connection is an open WebSocket (for `resume`).
 pub(crate) fn is_open<X>(conn: &Conn<X>) -> bool {
     conn.ws.lock().as_ref().is_some_and(|s| s.open)

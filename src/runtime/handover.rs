@@ -17,6 +17,7 @@ use crate::ipc::shared::NewConn;
 use crate::owner::conn::Conn;
 use crate::owner::handover::{self as snap, Batcher, ConnSnapshot, Message, Moved, Proto};
 use crate::owner::inbound::ConnConfig;
+use crate::owner::ws;
 use crate::sys;
 
 /// How long the old master waits for a connection with events in flight to reach a safe
@@ -361,8 +362,10 @@ fn adopt(reactor: &Arc<Reactor>, cfgs: &[Arc<ConnConfig>], s: ConnSnapshot, fd: 
         return false;
     };
     let http = matches!(s.proto, Proto::HttpIdle | Proto::Ws { .. });
-    if cfg.tls.is_some() || cfg.http.is_some() != http {
-        tracing::error!(fd = %s.id, listener = s.listener, "handover: the listener speaks another protocol in the new binary; closing the connection");
+    let ws_conf = cfg.http.as_ref().and_then(|h| h.ws.clone());
+    let ws_ok = !matches!(s.proto, Proto::Ws { .. }) || ws_conf.is_some();
+    if cfg.tls.is_some() || cfg.http.is_some() != http || !ws_ok {
+        tracing::error!(fd = %s.id, listener = s.listener, proto = ?s.proto, "handover: the listener speaks another protocol in the new binary; closing the connection");
         return false;
     }
     let sock = std::net::TcpStream::from(fd);
@@ -402,6 +405,10 @@ fn adopt(reactor: &Arc<Reactor>, cfgs: &[Arc<ConnConfig>], s: ConnSnapshot, fd: 
         None,
     ));
     conn.restore_unsent(&s.unsent);
+    if let (Proto::Ws { deflate }, Some(conf)) = (s.proto, &ws_conf) {
+        // Before the table has it: a broadcast must find it a WebSocket.
+        ws::restore(&*conn, conf, deflate);
+    }
     reactor.conns.insert(conn.clone());
     spawn_conn(reactor.clone(), conn, cfg.clone(), Some(s.unread));
     true

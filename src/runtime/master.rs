@@ -872,6 +872,16 @@ async fn drain(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::info!(left, "drain: max_wait_time passed; closing the rest");
+                // WebSocket clients that stayed (compression context, mid-handshake) hear
+                // why: a Close 1001 (going away) before the socket closes, so they reconnect
+                // to the new master.
+                if settings.mode == Mode::Process {
+                    for c in reactor.conns.all() {
+                        if crate::owner::ws::is_open(&c) {
+                            crate::owner::ws::disconnect(&c, 1001, "server upgraded");
+                        }
+                    }
+                }
                 return;
             }
             _ = sigterm.recv() => return,

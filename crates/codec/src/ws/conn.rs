@@ -264,6 +264,8 @@ pub struct Connection {
     msg: Option<Message>,
     utf8: Utf8Validator,
     deflate: Option<DeflateStream>,
+    /// What the handshake negotiated (kept to rebuild the connection elsewhere).
+    deflate_params: Option<DeflateParams>,
     out: BytesMut,
     mask_rng: u64,
 }
@@ -310,6 +312,7 @@ impl Connection {
     }
 
     fn new(role: Role, config: WsConfig, deflate: Option<DeflateParams>, seed: u64) -> Self {
+        let deflate_params = deflate;
         let deflate = deflate.map(|p| DeflateStream::new(role, &p, &config.deflate));
         Connection {
             role,
@@ -319,6 +322,7 @@ impl Connection {
             msg: None,
             utf8: Utf8Validator::new(),
             deflate,
+            deflate_params,
             out: BytesMut::new(),
             mask_rng: seed | 1,
         }
@@ -337,6 +341,77 @@ impl Connection {
     /// Whether permessage-deflate is active.
     pub fn is_compressed(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// The permessage-deflate parameters the handshake negotiated (`None`: no compression).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, DeflateParams, WsConfig};
+    /// let params = DeflateParams { server_no_context_takeover: true, ..DeflateParams::default() };
+    /// let conn = Connection::server(WsConfig::default(), Some(params));
+    /// assert_eq!(conn.deflate_params(), Some(params));
+    /// ```
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate_params
+    }
+
+    /// Whether the connection is between messages: open, no frame taken in part (the bytes
+    /// the caller still holds are at most an unparsed partial frame), no fragmented message
+    /// being reassembled and no output waiting in [`take_output`](Self::take_output). Together
+    /// with [`carries_context`](Self::carries_context) false, this is when the connection's
+    /// whole state is its configuration, [`deflate_params`](Self::deflate_params) and the
+    /// caller's unparsed bytes: a new `Connection` built from them continues it (a server
+    /// moving a live connection to another process does so).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{Connection, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// assert!(conn.is_between_messages());
+    /// // The first of two fragments (masked, all-zero key): a message is being reassembled.
+    /// let mut src = BytesMut::from(&[0x01, 0x82, 0, 0, 0, 0, b'H', b'e'][..]);
+    /// assert_eq!(conn.feed(&mut src)?, None);
+    /// assert!(!conn.is_between_messages());
+    /// src.extend_from_slice(&[0x80, 0x81, 0, 0, 0, 0, b'y']);
+    /// assert!(conn.feed(&mut src)?.is_some());
+    /// assert!(conn.is_between_messages());
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
+    pub fn is_between_messages(&self) -> bool {
+        self.state.is_open()
+            && matches!(self.read, ReadState::Header)
+            && self.msg.is_none()
+            && self.out.is_empty()
+    }
+
+    /// Whether compression state carries over from one message to the next (permessage-deflate
+    /// with context takeover in either direction): then the LZ77 windows are part of the
+    /// connection's state, and [`is_between_messages`](Self::is_between_messages) is not enough
+    /// to rebuild it from its parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::ws::{Connection, DeflateConfig, DeflateParams, WsConfig};
+    ///
+    /// let config = WsConfig { deflate: DeflateConfig { enabled: true, ..DeflateConfig::default() }, ..WsConfig::default() };
+    /// let takeover = Connection::server(config.clone(), Some(DeflateParams::default()));
+    /// assert!(takeover.carries_context());
+    /// let fresh = DeflateParams {
+    ///     server_no_context_takeover: true,
+    ///     client_no_context_takeover: true,
+    ///     ..DeflateParams::default()
+    /// };
+    /// assert!(!Connection::server(config, Some(fresh)).carries_context());
+    /// assert!(!Connection::server(WsConfig::default(), None).carries_context());
+    /// ```
+    pub fn carries_context(&self) -> bool {
+        self.deflate.as_ref().is_some_and(|d| d.carries_context())
     }
 
     /// Consumes bytes from `src` and returns the next event.

@@ -463,6 +463,11 @@ impl DeflateStream {
         }
     }
 
+    /// Whether either direction keeps its LZ77 window from one message to the next.
+    pub(crate) fn carries_context(&self) -> bool {
+        (self.compress.is_some() && !self.compress_reset) || !self.decompress_reset
+    }
+
     /// Whether a message of `len` bytes should be sent compressed.
     pub(crate) fn should_compress(&self, len: usize) -> bool {
         self.compress.is_some() && len >= self.threshold

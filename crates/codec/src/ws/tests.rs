@@ -692,3 +692,102 @@ fn ws_conn_limits_are_exact_with_and_without_compression() {
         );
     }
 }
+
+/// A connection rebuilt from its configuration and negotiated parameters continues the
+/// stream, at every point where it says it is between messages and carries no context (what
+/// a server moving a live connection to another process relies on), with the caller's
+/// unparsed bytes (a partial frame) carried over. With context takeover it says it cannot.
+#[test]
+fn ws_conn_rebuilt_between_messages_continues_the_stream() {
+    let fresh = DeflateParams {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        server_max_window_bits: Some(12),
+        client_max_window_bits: None,
+    };
+    let (mut old, mut client) = deflate_pair(fresh);
+    let config = WsConfig {
+        deflate: DeflateConfig {
+            enabled: true,
+            threshold: 0,
+            ..DeflateConfig::default()
+        },
+        ..WsConfig::default()
+    };
+    let body = "moved moved moved moved moved ".repeat(20);
+    // A compressed message, then a second one of which only part has arrived.
+    let mut wire = BytesMut::new();
+    for _ in 0..2 {
+        client
+            .send_message(MessageKind::Text, body.as_bytes())
+            .unwrap();
+        wire.extend_from_slice(&client.take_output());
+    }
+    let second_len = wire.len() / 2;
+    let mut src = wire.split_to(wire.len() - second_len + 1);
+    assert_eq!(
+        old.feed(&mut src).unwrap(),
+        Some(text(&body)),
+        "first message"
+    );
+    // The rest of `src` is one byte of the second frame (its header not even whole): still
+    // between messages, and those bytes stay with the caller.
+    assert_eq!(old.feed(&mut src).unwrap(), None);
+    assert_eq!(src.len(), 1);
+    assert!(old.is_between_messages() && !old.carries_context());
+    old.send_message(MessageKind::Text, b"before").unwrap();
+    let before = old.take_output();
+    // Rebuild it as another process would, from the parameters and the unparsed bytes.
+    let mut moved = Connection::server(config, old.deflate_params());
+    src.extend_from_slice(&wire);
+    assert_eq!(moved.feed(&mut src).unwrap(), Some(text(&body)));
+    assert!(src.is_empty());
+    moved
+        .send_message(MessageKind::Text, body.as_bytes())
+        .unwrap();
+    let mut out = before;
+    out.extend_from_slice(&moved.take_output());
+    let (events, err) = run(&mut client, &out);
+    assert_eq!(err, None);
+    assert_eq!(events, vec![text("before"), text(&body)]);
+
+    // A text frame's payload partly read is inside a message; so is a fragmented message.
+    let mut s = server();
+    let f = cf(true, 1, b"hello world");
+    let (ev, _) = run(&mut s, &f[..8]);
+    assert!(ev.is_empty() && !s.is_between_messages());
+    let mut s = server();
+    let (ev, _) = run(&mut s, &cf(false, 1, b"hel"));
+    assert!(ev.is_empty() && !s.is_between_messages());
+    // A binary frame waits whole in the caller's buffer: between messages.
+    let mut s = server();
+    let f = cf(true, 2, &[7; 100]);
+    let mut src = BytesMut::from(&f[..50]);
+    assert_eq!(s.feed(&mut src).unwrap(), None);
+    assert!(s.is_between_messages() && src.len() == 50);
+    // A Ping's auto-Pong not yet taken out: not between messages until it is.
+    let mut s = server();
+    let _ = run(&mut s, &cf(true, 9, b"p"));
+    assert!(!s.is_between_messages());
+    let _ = s.take_output();
+    assert!(s.is_between_messages());
+    // Closing: never.
+    s.close(CloseCode::NORMAL, "").unwrap();
+    let _ = s.take_output();
+    assert!(!s.is_between_messages());
+
+    // Context takeover either way keeps a window: it cannot be rebuilt from the parameters.
+    for p in [
+        DeflateParams::default(),
+        DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        },
+        DeflateParams {
+            client_no_context_takeover: true,
+            ..DeflateParams::default()
+        },
+    ] {
+        assert!(deflate_pair(p).0.carries_context(), "{p:?}");
+    }
+}
