@@ -4,7 +4,9 @@
 //! answers after N ms (a request in flight during an upgrade). With `--stream-port P` it also
 //! serves length-framed TCP on P (4-byte big-endian length + body): each message is answered
 //! with `<binary> <pid> fd=<connection id> <body>`, in the same framing (connections that move to the new binary
-//! on upgrade, with no disconnect).
+//! on upgrade, with no disconnect). The HTTP port also upgrades to WebSocket: a text message
+//! `TEXT` is answered to its sender with `<binary> <pid> fd=<connection id> TEXT`, and
+//! `/all TEXT` is broadcast to every WebSocket client as `<binary> all TEXT`.
 //!
 //! ```text
 //! cargo build --example upgrade_kit
@@ -17,7 +19,7 @@
 use std::time::Duration;
 
 use rswoole::cli::ExampleArgs;
-use rswoole::http::HttpServer;
+use rswoole::websocket::{OpCode, WebSocketServer};
 use rswoole::{Framing, LengthSpec, LengthType, SockType};
 
 fn main() -> rswoole::Result<()> {
@@ -26,7 +28,7 @@ fn main() -> rswoole::Result<()> {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "unknown".into());
-    let mut server = HttpServer::bind(&args.addr())?;
+    let mut server = WebSocketServer::bind(&args.addr())?;
     server.set(args.settings());
     if let Some(p) = args.stream_port {
         let host = args.addr();
@@ -44,6 +46,26 @@ fn main() -> rswoole::Result<()> {
                 async move { srv.send(ev.fd, out).map_err(|e| e.to_string()) }
             });
     }
+    let ws_tag = tag.clone();
+    server.on_message(move |srv, frame| {
+        let text = String::from_utf8_lossy(&frame.data).into_owned();
+        let reply = match text.strip_prefix("/all ") {
+            Some(rest) => Err(format!("{ws_tag} all {rest}")),
+            None => Ok(format!(
+                "{ws_tag} {} fd={} {text}",
+                std::process::id(),
+                frame.fd
+            )),
+        };
+        async move {
+            match reply {
+                Ok(r) => srv
+                    .push(frame.fd, r, OpCode::Text)
+                    .map_err(|e| e.to_string()),
+                Err(all) => srv.broadcast(all, OpCode::Text).map_err(|e| e.to_string()),
+            }
+        }
+    });
     server.on_request(move |_srv, req, mut resp| {
         let tag = tag.clone();
         async move {

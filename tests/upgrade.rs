@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rswoole_codec::ws::{CloseCode, DeflateConfig, MessageKind, WsEvent};
+
 use crate::util::{self, free_port, ServerProc};
+use crate::websocket::Ws;
 
 /// Copies the example to `dir/name` (a "build" of its own) and returns the path.
 fn copy_kit(dir: &Path, name: &str) -> PathBuf {
@@ -728,5 +731,249 @@ fn upgrade_moves_idle_keepalive_and_drains_a_request_in_flight() {
     assert!(err.contains("moved=1 "), "{err}");
     let (body, _) = get(&mut idle, "/").unwrap();
     assert!(body.starts_with("app-v2 "), "{body}");
+    kit.stop();
+}
+
+fn ws_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends `body` on a WebSocket and waits (≤ 20 s) for the kit's reply to it
+/// (`<binary> <pid> fd=<id> <body>`); the other messages that arrive first (broadcasts,
+/// `<binary> all <text>`) are pushed to `seen`. An error names what failed (a close, the end
+/// of the connection, no reply in time).
+async fn ws_ask(ws: &mut Ws, body: &str, seen: &mut Vec<String>) -> Result<String, String> {
+    ws.send(MessageKind::Text, body.as_bytes()).await;
+    ws_reply(ws, body, seen).await
+}
+
+async fn ws_reply(ws: &mut Ws, body: &str, seen: &mut Vec<String>) -> Result<String, String> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(until, ws.recv())
+            .await
+            .map_err(|_| format!("no reply to {body:?} in time (seen {seen:?})"))?;
+        match ev {
+            Some(WsEvent::Message { data, .. }) => {
+                let t = String::from_utf8_lossy(&data).into_owned();
+                if t.split(' ').nth(1) != Some("all") && t.ends_with(&format!(" {body}")) {
+                    return Ok(t);
+                }
+                seen.push(t);
+            }
+            Some(WsEvent::Close { code, reason }) => {
+                return Err(format!("closed by the server: {code} {reason}"))
+            }
+            Some(_) => {}
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+/// Process mode: WebSocket clients under continuous traffic (plain, and with
+/// permessage-deflate negotiated without context takeover) stay connected across the upgrade,
+/// and their next replies come from the new binary, on the same connection with the same
+/// connection id (no new `on_open`); a client that had sent part of a binary frame before the
+/// upgrade completes it after and is answered by the new binary; a broadcast after the
+/// upgrade reaches every client exactly once; the old master exits at once.
+#[test]
+fn upgrade_moves_live_websocket_connections() {
+    const N: usize = 16;
+    let kit = Kit::new();
+    let port = kit.port;
+    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "30000"]);
+    let rt = ws_rt();
+    let no_ctx = DeflateConfig {
+        enabled: true,
+        no_context_takeover: true,
+        peer_no_context_takeover: true,
+        ..DeflateConfig::default()
+    };
+    let (clients, mut half) = rt.block_on(async {
+        let mut v = Vec::new();
+        for i in 0..N {
+            let ws = if i % 4 == 3 {
+                Ws::connect_deflate(port, no_ctx.clone()).await
+            } else {
+                Ws::connect(port, false).await
+            };
+            assert_eq!(ws.deflate(), (i % 4 == 3).then_some(false), "client {i}");
+            v.push(ws);
+        }
+        let mut half = Ws::connect(port, false).await;
+        let r = ws_ask(&mut half, "hello", &mut Vec::new()).await.unwrap();
+        assert!(r.starts_with("app-v1 "), "{r}");
+        (v, half)
+    });
+    // Part of a binary frame (its 6-byte header and 3 of its 10 bytes) before the upgrade.
+    let wire = half.encode(MessageKind::Binary, b"0123456789");
+    rt.block_on(half.send_raw(&wire[..9]));
+
+    let load = Load::new(N);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut ws)| {
+            let load = load.clone();
+            rt.spawn(async move {
+                // Long enough to be compressed (threshold 64) both ways.
+                let pad = "x".repeat(80);
+                let mut n = 0u64;
+                let mut id: Option<String> = None;
+                while load.running() {
+                    n += 1;
+                    let body = format!("c{i}-m{n}-{pad}");
+                    match ws_ask(&mut ws, &body, &mut Vec::new()).await {
+                        Ok(r) => {
+                            if r.starts_with("app-v1 ") && load.on_v2[i].load(Ordering::Relaxed) {
+                                load.fail(format!("client {i}: app-v1 after app-v2"));
+                                break;
+                            }
+                            let fd = r.split(' ').nth(2).unwrap_or_default().to_string();
+                            if id.get_or_insert_with(|| fd.clone()) != &fd || !fd.starts_with("fd=")
+                            {
+                                load.fail(format!("client {i}: {fd} in {r:?}, was {id:?}"));
+                                break;
+                            }
+                            load.reply(i, &r);
+                        }
+                        Err(e) => {
+                            load.fail(format!("client {i}, message {n}: {e}"));
+                            break;
+                        }
+                    }
+                }
+                ws
+            })
+        })
+        .collect();
+    load.wait_replies(300, "no WebSocket traffic");
+    kit.upgrade_ok(&kit.v2);
+    load.wait_all_on_v2();
+    // Nothing left to drain: the old master leaves long before max_wait_time (30 s).
+    let gone = p.wait_exit(Duration::from_secs(10));
+    assert!(
+        gone.is_some(),
+        "the old master is still there: {}",
+        p.stderr()
+    );
+    load.wait_replies(
+        load.replies() + 300,
+        "no WebSocket traffic after the old master left",
+    );
+    load.stop.store(true, Ordering::Relaxed);
+    let mut clients: Vec<Ws> = rt.block_on(async {
+        let mut v = Vec::new();
+        for t in tasks {
+            v.push(t.await.expect("client task"));
+        }
+        v
+    });
+    {
+        let failures = load.failures.lock().unwrap();
+        assert!(
+            failures.is_empty(),
+            "{} failures in {} replies: {:?}\n{}",
+            failures.len(),
+            load.replies(),
+            &failures[..failures.len().min(10)],
+            p.stderr()
+        );
+    }
+    rt.block_on(async {
+        // The rest of the binary frame: the whole message reaches app-v2.
+        half.send_raw(&wire[9..]).await;
+        let r = ws_reply(&mut half, "0123456789", &mut Vec::new())
+            .await
+            .unwrap();
+        assert!(r.starts_with("app-v2 "), "{r}");
+        clients.push(half);
+        // A broadcast from one client reaches every client, once.
+        clients[0]
+            .send(MessageKind::Text, b"/all after the upgrade")
+            .await;
+        let all = "app-v2 all after the upgrade".to_string();
+        for round in 0..2 {
+            for (i, ws) in clients.iter_mut().enumerate() {
+                let mut seen = Vec::new();
+                let r = ws_ask(ws, &format!("marker-{round}-{i}"), &mut seen)
+                    .await
+                    .unwrap_or_else(|e| panic!("client {i}: {e}"));
+                assert!(r.starts_with("app-v2 "), "{r}");
+                let want = if round == 0 {
+                    vec![all.clone()]
+                } else {
+                    vec![]
+                };
+                assert_eq!(seen, want, "client {i}, round {round}");
+            }
+        }
+    });
+    let err = p.stderr();
+    assert!(err.contains("moved=17 "), "{err}");
+    assert!(
+        err.contains("took in the old master's connections"),
+        "{err}"
+    );
+    kit.stop();
+}
+
+/// Process mode: a WebSocket with permessage-deflate and context takeover (the compression
+/// windows are not moved) stays on the old master after the upgrade and keeps working there,
+/// compressed, while a plain one beside it moves; at `max_wait_time` the old master sends it
+/// a Close 1001 (going away) and closes it, then exits.
+#[test]
+fn upgrade_drains_a_websocket_with_deflate_context_and_closes_it_1001() {
+    let kit = Kit::new();
+    let port = kit.port;
+    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "3000"]);
+    let rt = ws_rt();
+    let long = "y".repeat(200);
+    let (mut z, mut plain) = rt.block_on(async {
+        let ctx = DeflateConfig {
+            enabled: true,
+            ..DeflateConfig::default()
+        };
+        let mut z = Ws::connect_deflate(port, ctx).await;
+        assert_eq!(z.deflate(), Some(true), "context takeover negotiated");
+        let mut plain = Ws::connect(port, false).await;
+        for ws in [&mut z, &mut plain] {
+            let r = ws_ask(ws, &format!("before-{long}"), &mut Vec::new())
+                .await
+                .unwrap();
+            assert!(r.starts_with("app-v1 "), "{r}");
+        }
+        (z, plain)
+    });
+    kit.upgrade_ok(&kit.v2);
+    p.wait_stderr("handover: connections moved", 1, Duration::from_secs(10));
+    let started = Instant::now();
+    rt.block_on(async {
+        let r = ws_ask(&mut plain, "moved?", &mut Vec::new()).await.unwrap();
+        assert!(r.starts_with("app-v2 "), "{r}");
+        for k in 0..3 {
+            let r = ws_ask(&mut z, &format!("stayed-{k}-{long}"), &mut Vec::new())
+                .await
+                .unwrap();
+            assert!(r.starts_with("app-v1 "), "{r}");
+        }
+        assert_eq!(z.close_code().await, Some(CloseCode::GOING_AWAY));
+        assert!(z.recv().await.is_none(), "closed after the Close frame");
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    p.wait_exit(Duration::from_secs(10))
+        .expect("the old master exits after max_wait_time");
+    let err = p.stderr();
+    assert!(err.contains("moved=1 "), "{err}");
+    let r = rt.block_on(ws_ask(&mut plain, "still here", &mut Vec::new()));
+    assert!(r.unwrap().starts_with("app-v2 "));
     kit.stop();
 }

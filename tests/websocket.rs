@@ -59,18 +59,39 @@ impl Ws {
             .map(|(w, _)| w)
     }
 
+    /// Connects offering permessage-deflate as `dc` says (e.g. without context takeover).
+    pub async fn connect_deflate(port: u16, dc: DeflateConfig) -> Ws {
+        let s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        s.set_nodelay(true).unwrap();
+        Ws::handshake_dc(s, "/", &[], dc)
+            .await
+            .map(|(w, _)| w)
+            .expect("upgrade")
+    }
+
     async fn handshake_proto(
-        mut s: TcpStream,
+        s: TcpStream,
         path: &str,
         protocols: &[&str],
         deflate: bool,
     ) -> Result<(Ws, Option<String>), u16> {
-        let seed = rand_seed();
-        let key = generate_key(seed.to_le_bytes().repeat(2).try_into().unwrap());
         let dc = DeflateConfig {
             enabled: deflate,
             ..Default::default()
         };
+        Ws::handshake_dc(s, path, protocols, dc).await
+    }
+
+    async fn handshake_dc(
+        mut s: TcpStream,
+        path: &str,
+        protocols: &[&str],
+        dc: DeflateConfig,
+    ) -> Result<(Ws, Option<String>), u16> {
+        let seed = rand_seed();
+        let key = generate_key(seed.to_le_bytes().repeat(2).try_into().unwrap());
         let mut req = BytesMut::new();
         write_request(&mut req, "127.0.0.1", path, &key, protocols, &dc);
         s.write_all(&req).await.unwrap();
@@ -119,6 +140,19 @@ impl Ws {
         self.conn.send_message(kind, data).unwrap();
         let out = self.conn.take_output();
         self.s.write_all(&out).await.unwrap();
+    }
+
+    /// The wire bytes of one message (to send in parts with [`Ws::send_raw`]).
+    pub fn encode(&mut self, kind: MessageKind, data: &[u8]) -> BytesMut {
+        self.conn.send_message(kind, data).unwrap();
+        self.conn.take_output()
+    }
+
+    /// Whether permessage-deflate was negotiated, and with context takeover either way.
+    pub fn deflate(&self) -> Option<bool> {
+        self.conn
+            .deflate_params()
+            .map(|_| self.conn.carries_context())
     }
 
     pub async fn send_raw(&mut self, data: &[u8]) {
