@@ -7,8 +7,11 @@ old master (OLD_PID) has exited, then asks every connection once more and counts
 replies from the new binary, from the old one, and dropped connections (any error, EOF,
 or no reply within 20 s). Prints one JSON line.
   handover_load.py PORT IDLE BUSY OLD_PID NEW_TAG -- upgrade command...
+With WS=1 in the environment, PORT is the kit's HTTP port and the connections are
+WebSocket clients instead (upgraded first, then text messages, answered the same way).
 """
 import asyncio
+import base64
 import json
 import os
 import struct
@@ -17,11 +20,52 @@ import sys
 import time
 
 
+WS = os.environ.get("WS") == "1"
+
+
 async def ask(r, w, body):
+    if WS:
+        return await ws_ask(r, w, body)
     w.write(struct.pack(">I", len(body)) + body)
     await w.drain()
     n = struct.unpack(">I", await r.readexactly(4))[0]
     return (await r.readexactly(n)).decode(errors="replace")
+
+
+async def connect(port):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    if WS:
+        key = base64.b64encode(os.urandom(16)).decode()
+        w.write((f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        await w.drain()
+        head = await r.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(f"upgrade refused: {head[:40]!r}")
+    return r, w
+
+
+async def ws_ask(r, w, body):
+    """One masked text frame out; the next text or binary message back (Close: an error)."""
+    mask = os.urandom(4)
+    n = len(body)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + struct.pack(">H", n)
+    w.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+    await w.drain()
+    while True:
+        b0, b1 = await r.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", await r.readexactly(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", await r.readexactly(8))[0]
+        data = await r.readexactly(n)
+        op = b0 & 0x0F
+        if op in (1, 2):
+            return data.decode(errors="replace")
+        if op == 8:
+            raise ConnectionError(f"WebSocket Close {data[:2].hex()} {data[2:]!r}")
 
 
 async def main():
@@ -30,7 +74,7 @@ async def main():
     cmd = sys.argv[sys.argv.index("--") + 1:]
     conns = []
     for start in range(0, idle + busy, 500):
-        batch = [asyncio.open_connection("127.0.0.1", port)
+        batch = [connect(port)
                  for _ in range(min(500, idle + busy - start))]
         conns.extend(await asyncio.gather(*batch))
     # Every connection is known to the server before the upgrade.

@@ -11,6 +11,7 @@
 # kit's --stream-port; one upgrade; prints the old master's handover line (connections
 # moved, bytes of state, time from the first quiesce request to the end message), the new
 # master's, and the client's count of replies from the new binary and dropped connections.
+# WS=1 (with HANDOVER=1): the same with WebSocket clients on the kit's HTTP port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${T:-${CARGO_TARGET_DIR:-target}/release}
@@ -26,7 +27,8 @@ if [ "${HANDOVER:-0}" = 1 ]; then
     --pid-file "$dir/app.pid" --max-wait-time-ms 30000 2>"$dir/server.log" &
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.05; done
   old=$(cat "$dir/app.pid")
-  python3 scripts/handover_load.py "$sport" "$IDLE" "$BUSY" "$old" app-v2 -- \
+  lport=$sport; [ "${WS:-0}" = 1 ] && lport=$port
+  python3 scripts/handover_load.py "$lport" "$IDLE" "$BUSY" "$old" app-v2 -- \
     "$T/rswoole" upgrade --pid-file "$dir/app.pid" --binary "$dir/app-v2" --timeout 60
   grep -E "handover: " "$dir/server.log" | sed -e 's/\x1b\[[0-9;]*m//g'
   exit 0
