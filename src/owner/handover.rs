@@ -11,7 +11,10 @@
 //! `connection_info` (remote address, server port, reactor, connect and last-receive times,
 //! bound uid), the bytes read but not yet decoded (a partial frame: the stream decoder's whole
 //! state, since it re-parses its buffer), the bytes queued but not yet written, and the
-//! protocol state ([`Proto`]).
+//! protocol state ([`Proto`]). A WebSocket moves between messages and only without
+//! compression context (its codec's state is then its negotiated parameters, in the record;
+//! see `super::ws::movable`): the new master builds a fresh codec, and the workers see the same
+//! `ConnId` with no new `on_open`.
 //!
 //! Wire format (little-endian), version [`VERSION`]:
 //! - a message starts with `RSHO`, the version byte and a kind byte (1 = batch, 2 = end);
