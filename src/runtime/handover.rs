@@ -220,6 +220,14 @@ pub(crate) async fn send_all(
                         .is_some_and(|c| c.move_requested())
                 });
                 if tokio::time::Instant::now() >= deadline {
+                    // Those already stopped and queued here are not busy: take them first.
+                    while let Ok((conn, m)) = rx.try_recv() {
+                        pending.remove(&conn.id.0);
+                        s.take(conn, m);
+                    }
+                    if pending.is_empty() {
+                        break;
+                    }
                     tracing::warn!(left = pending.len(), "handover: connections still busy after {QUIESCE_LIMIT:?}; they drain here");
                     for id in pending.drain() {
                         if let Some(c) = reactor.conns.get(ConnId(id)) {
