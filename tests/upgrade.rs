@@ -926,6 +926,61 @@ fn upgrade_moves_live_websocket_connections() {
 /// windows are not moved) stays on the old master after the upgrade and keeps working there,
 /// compressed, while a plain one beside it moves; at `max_wait_time` the old master sends it
 /// a Close 1001 (going away) and closes it, then exits.
+/// A server set to `compression_context_takeover(false)` answers a browser-like offer
+/// (context takeover, no parameters) with `server_no_context_takeover;
+/// client_no_context_takeover`, so that compressed connection moves on upgrade instead of
+/// draining.
+#[test]
+fn upgrade_moves_a_deflate_websocket_when_the_server_refuses_context_takeover() {
+    let kit = Kit::new();
+    let port = kit.port;
+    let mut p = kit.start(&[
+        "--worker-num",
+        "2",
+        "--max-wait-time-ms",
+        "3000",
+        "--ws-no-context-takeover",
+    ]);
+    let rt = ws_rt();
+    let long = "y".repeat(200);
+    let mut z = rt.block_on(async {
+        let offer = DeflateConfig {
+            enabled: true,
+            ..DeflateConfig::default()
+        };
+        let mut z = Ws::connect_deflate(port, offer).await;
+        assert_eq!(
+            z.deflate(),
+            Some(false),
+            "deflate negotiated, without context takeover"
+        );
+        let r = ws_ask(&mut z, &format!("before-{long}"), &mut Vec::new())
+            .await
+            .unwrap();
+        assert!(r.starts_with("app-v1 "), "{r}");
+        z
+    });
+    kit.upgrade_ok(&kit.v2);
+    p.wait_stderr("handover: connections moved", 1, Duration::from_secs(10));
+    rt.block_on(async {
+        for k in 0..3 {
+            let r = ws_ask(&mut z, &format!("after-{k}-{long}"), &mut Vec::new())
+                .await
+                .unwrap();
+            assert!(r.starts_with("app-v2 "), "moved to the new binary: {r}");
+            assert!(
+                r.ends_with(&long),
+                "the compressed message arrived whole: {r}"
+            );
+        }
+    });
+    p.wait_exit(Duration::from_secs(10))
+        .expect("the old master exits at once: nothing left to drain");
+    let err = p.stderr();
+    assert!(err.contains("moved=1 "), "{err}");
+    kit.stop();
+}
+
 #[test]
 fn upgrade_drains_a_websocket_with_deflate_context_and_closes_it_1001() {
     let kit = Kit::new();

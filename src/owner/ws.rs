@@ -665,6 +665,8 @@ impl WsConf {
             enabled: s.compression,
             threshold: s.compression_threshold,
             level: s.compression_level,
+            no_context_takeover: !s.compression_context_takeover,
+            peer_no_context_takeover: !s.compression_context_takeover,
             ..Default::default()
         };
         WsConf {

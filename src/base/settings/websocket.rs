@@ -34,6 +34,14 @@ pub struct WebSocketSettings {
     pub compression_threshold: usize,
     /// zlib level for compressed messages (0–9). Default 1.
     pub compression_level: u32,
+    /// Let permessage-deflate keep its LZ77 window from one message to the next, in both
+    /// directions (better ratios on chatty connections). Default `true`. With `false` the
+    /// server answers every offer with `server_no_context_takeover;
+    /// client_no_context_takeover` (RFC 7692 §7.1.1: a server may ask it of any client), so
+    /// no connection carries compression state between messages: less memory per connection,
+    /// and every compressed connection can move to a new binary on `rswoole upgrade` (one
+    /// with context takeover cannot, and drains instead).
+    pub compression_context_takeover: bool,
     /// Largest frame payload accepted, exactly: a frame of this many bytes passes, one byte
     /// more closes the connection with 1009. A compressed frame counts its inflated size (on
     /// the wire it may be up to an eighth larger, plus 1 KiB, for data that does not
@@ -62,6 +70,7 @@ impl Default for WebSocketSettings {
             compression: true,
             compression_threshold: rswoole_codec::ws::deflate::DEFAULT_DEFLATE_THRESHOLD,
             compression_level: rswoole_codec::ws::deflate::DEFAULT_DEFLATE_LEVEL,
+            compression_context_takeover: true,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             ping_interval: None,
@@ -73,72 +82,72 @@ impl Default for WebSocketSettings {
 }
 
 impl WebSocketSettings {
-    /// Sets [`compression`](Self::compression), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`compression`](Self::compression), for building the settings in one expression.
     #[must_use]
     pub fn compression(mut self, compression: bool) -> Self {
         self.compression = compression;
         self
     }
 
-    /// Sets [`compression_threshold`](Self::compression_threshold), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`compression_context_takeover`](Self::compression_context_takeover), for building
+    /// the settings in one expression:
+    /// `WebSocketSettings::default().compression_context_takeover(false)`.
+    #[must_use]
+    pub fn compression_context_takeover(mut self, takeover: bool) -> Self {
+        self.compression_context_takeover = takeover;
+        self
+    }
+
+    /// Sets [`compression_threshold`](Self::compression_threshold), for building the settings in one expression.
     #[must_use]
     pub fn compression_threshold(mut self, compression_threshold: usize) -> Self {
         self.compression_threshold = compression_threshold;
         self
     }
 
-    /// Sets [`compression_level`](Self::compression_level), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`compression_level`](Self::compression_level), for building the settings in one expression.
     #[must_use]
     pub fn compression_level(mut self, compression_level: u32) -> Self {
         self.compression_level = compression_level;
         self
     }
 
-    /// Sets [`max_frame_size`](Self::max_frame_size), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`max_frame_size`](Self::max_frame_size), for building the settings in one expression.
     #[must_use]
     pub fn max_frame_size(mut self, max_frame_size: usize) -> Self {
         self.max_frame_size = max_frame_size;
         self
     }
 
-    /// Sets [`max_message_size`](Self::max_message_size), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`max_message_size`](Self::max_message_size), for building the settings in one expression.
     #[must_use]
     pub fn max_message_size(mut self, max_message_size: usize) -> Self {
         self.max_message_size = max_message_size;
         self
     }
 
-    /// Sets [`ping_interval`](Self::ping_interval), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`ping_interval`](Self::ping_interval), for building the settings in one expression.
     #[must_use]
     pub fn ping_interval(mut self, ping_interval: Option<Duration>) -> Self {
         self.ping_interval = ping_interval;
         self
     }
 
-    /// Sets [`pong_timeout`](Self::pong_timeout), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`pong_timeout`](Self::pong_timeout), for building the settings in one expression.
     #[must_use]
     pub fn pong_timeout(mut self, pong_timeout: Duration) -> Self {
         self.pong_timeout = pong_timeout;
         self
     }
 
-    /// Sets [`close_timeout`](Self::close_timeout), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`close_timeout`](Self::close_timeout), for building the settings in one expression.
     #[must_use]
     pub fn close_timeout(mut self, close_timeout: Duration) -> Self {
         self.close_timeout = close_timeout;
         self
     }
 
-    /// Sets [`deliver_control_frames`](Self::deliver_control_frames), for building the settings in one expression:
-    /// `WebSocketSettings::default().compression(false)`.
+    /// Sets [`deliver_control_frames`](Self::deliver_control_frames), for building the settings in one expression.
     #[must_use]
     pub fn deliver_control_frames(mut self, deliver_control_frames: bool) -> Self {
         self.deliver_control_frames = deliver_control_frames;
