@@ -93,8 +93,11 @@ def ws_frame(payload):
     return bytes([0x81, 0x80 | len(payload)]) + mask + masked
 
 
-def open_one(port, proto):
-    s = socket.create_connection(("127.0.0.1", port))
+def open_one(port, proto, i=0):
+    # Past 20,000 connections the client spreads over source addresses 127.0.0.2, .3, ...:
+    # one address has only ~28,000 ephemeral ports towards one server port.
+    src = None if i < 20000 else (f"127.0.0.{1 + i // 20000}", 0)
+    s = socket.create_connection(("127.0.0.1", port), source_address=src)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if proto == "tcp":
         s.sendall(b"hello")
@@ -119,14 +122,16 @@ def main():
     pgid, port, proto, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < n + 100:
+        raise SystemExit(f"open-files limit {hard} < {n} connections: raise it (ulimit -n) first")
     # A few connections first, so that lazily built state (buffers, caches) is not counted.
     conns = [open_one(port, proto) for _ in range(4)]
     time.sleep(0.5)
     pids = group(pgid)
     before = {p: mem(p) for p in pids}
     k0 = kernel()
-    conns += [open_one(port, proto) for _ in range(n)]
-    time.sleep(1.5)
+    conns += [open_one(port, proto, i) for i in range(n)]
+    time.sleep(1.5 + n / 20000)
     after = {p: mem(p) for p in pids if os.path.exists(f"/proc/{p}")}
     k1 = kernel()
     owner = max(after, key=lambda p: after[p][2] - before[p][2])

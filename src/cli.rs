@@ -80,6 +80,13 @@ pub struct ExampleArgs {
     /// milliseconds (`half_close_timeout`; 0 closes at the client's FIN).
     #[arg(long)]
     pub half_close_timeout_ms: Option<u64>,
+    /// How long a connection stays idle before it waits without a task, in milliseconds
+    /// (`park_idle_after`; 0 parks at once; `--no-park` never).
+    #[arg(long)]
+    pub park_idle_after_ms: Option<u64>,
+    /// Idle connections keep their task (`park_idle_after` = `None`).
+    #[arg(long)]
+    pub no_park: bool,
     /// HTTP: how long a request handler may run before the request is answered 504, in
     /// milliseconds (`http.request_timeout`; none by default).
     #[arg(long)]
@@ -249,7 +256,13 @@ impl ExampleArgs {
             .half_close_timeout(self.half_close_timeout_ms.map_or(
                 crate::base::settings::DEFAULT_HALF_CLOSE_TIMEOUT,
                 std::time::Duration::from_millis,
-            ));
+            ))
+            .park_idle_after((!self.no_park).then(|| {
+                self.park_idle_after_ms.map_or(
+                    crate::base::settings::DEFAULT_PARK_IDLE_AFTER,
+                    std::time::Duration::from_millis,
+                )
+            }));
         if let (Some(url), Some(node)) = (&self.redis, &self.node) {
             let mut c = crate::base::ClusterSettings::new(url, node);
             if let Some(ms) = self.cluster_task_claim_ms {

@@ -60,5 +60,8 @@ mod tower_clients;
 /// readiness.
 mod upgrade;
 
+/// Idle connections parked without a task, woken by input, output and close.
+mod idle;
+
 /// HTTP/2: h2c with prior knowledge, ALPN over TLS, many streams, the tower adapter, floods.
 mod http2;

@@ -287,6 +287,46 @@ fn ws_echo_roundtrips_both_modes() {
     }
 }
 
+/// With `--park-idle-after-ms 0` each WebSocket connection parks between messages: every
+/// message (plain and compressed) reaches a parked connection, and the close handshake
+/// works on one; both modes.
+#[test]
+fn ws_echo_parked_connections() {
+    for mode in ["process", "base"] {
+        let srv = start(
+            "ws_echo",
+            &[
+                "--mode",
+                mode,
+                "--worker-num",
+                "1",
+                "--park-idle-after-ms",
+                "0",
+            ],
+        );
+        rt().block_on(async {
+            let mut all = Vec::new();
+            for i in 0..10 {
+                all.push(Ws::connect(srv.port, i % 2 == 1).await);
+            }
+            for round in 0..3 {
+                for (i, ws) in all.iter_mut().enumerate() {
+                    let msg = format!("{mode} {round} {i}");
+                    ws.send(MessageKind::Text, msg.as_bytes()).await;
+                    assert_eq!(ws.message().await, (MessageKind::Text, msg.into()));
+                }
+            }
+            for mut ws in all {
+                ws.conn.close(CloseCode::NORMAL, "bye").unwrap();
+                let out = ws.conn.take_output();
+                ws.send_raw(&out).await;
+                assert_eq!(ws.close_code().await, Some(CloseCode::NORMAL), "{mode}");
+                assert!(ws.recv().await.is_none(), "{mode}: TCP closed");
+            }
+        });
+    }
+}
+
 /// A client frame (FIN/RSV/opcode byte as given) with a zero mask key.
 fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);

@@ -65,8 +65,80 @@ struct Out {
     /// workers wrote, which the HTTP/2 driver turns into frames; it is never written to the
     /// socket as is.
     h2: bool,
-    /// HTTP/2: the workers' responses per stream, waiting for the driver.
-    h2q: super::h2::Queued,
+    /// HTTP/2: the workers' responses per stream, waiting for the driver (boxed: only
+    /// HTTP/2 connections have one).
+    h2q: Option<Box<super::h2::Queued>>,
+    /// The connection is parked ([`Conn::run_from`] returned [`Ended::Parked`]): no task; its
+    /// decoding state waits here, and this waker revives it.
+    parked: Option<Parked>,
+    /// A revival was asked (the parked state is not taken back yet): ask no second one.
+    unparking: bool,
+}
+
+/// What a parked connection keeps: its decoder, and the waker that starts a task for it again
+/// (registered for the socket's read readiness, and called by [`Conn::kick`]).
+struct Parked {
+    decoder: Inbound,
+    waker: std::task::Waker,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").finish_non_exhaustive()
+    }
+}
+
+/// Starts a task again for a parked connection ([`Conn::run_from`] with [`Start::Unparked`]).
+/// Called from any thread, possibly from the I/O driver: it must only hand the connection to
+/// its runtime (spawn, or queue for a task that spawns), never run it.
+pub(crate) type Reviver<X> = Arc<dyn Fn(Arc<Conn<X>>) + Send + Sync>;
+
+/// How a connection task starts ([`Conn::run_from`]).
+#[derive(Debug)]
+pub(crate) enum Start {
+    /// A new connection: the sink hears `connected`.
+    Fresh,
+    /// Moved in from another master, with its undecoded input.
+    Moved(bytes::Bytes),
+    /// A parked connection woken up: it takes its decoder back.
+    Unparked,
+}
+
+/// Why a connection task ended ([`Conn::run_from`]).
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The connection is over (the sink heard `closed`, `close_done` came): remove it.
+    Done,
+    /// Stopped for a handover: the caller owns what is left of it.
+    Moved(Moved),
+    /// Idle: it waits without a task, still in its table, until it is revived.
+    Parked,
+}
+
+/// The waker of a parked connection. It holds the connection weakly: the socket's registration
+/// keeps it after the connection is gone, and a strong reference would keep the connection
+/// (and so the registration) alive for ever.
+struct ParkWaker<X> {
+    conn: std::sync::Weak<Conn<X>>,
+    revive: Reviver<X>,
+}
+
+impl<X: Send + Sync + 'static> std::task::Wake for ParkWaker<X> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let Some(conn) = self.conn.upgrade() else {
+            return;
+        };
+        let mut o = conn.out.lock();
+        if o.parked.is_none() || o.unparking {
+            return;
+        }
+        o.unparking = true;
+        drop(o);
+        (self.revive)(conn);
+    }
 }
 
 impl Out {
@@ -84,7 +156,7 @@ impl Out {
     /// Output not yet on the socket (plaintext queued, or TLS records rustls holds).
     fn unsent(&self) -> bool {
         !self.buf.is_empty()
-            || self.h2q.bytes > 0
+            || self.h2q.as_ref().is_some_and(|q| q.bytes > 0)
             || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 }
@@ -170,7 +242,9 @@ impl<X: Default> Conn<X> {
                 tls: tls.map(Box::new),
                 handshaking,
                 h2: false,
-                h2q: Default::default(),
+                h2q: None,
+                parked: None,
+                unparking: false,
             }),
             notify: Notify::new(),
             shared,
@@ -205,7 +279,7 @@ impl<X> Conn<X> {
             self.set_out_bytes(len);
             // The task only needs waking for what the socket did not take (or a failure).
             if left || failed {
-                self.notify.notify_one();
+                self.kick();
             }
             return if failed {
                 Err(WriteError::Closed)
@@ -229,7 +303,7 @@ impl<X> Conn<X> {
                     Err(_) => {
                         out.io_error = true;
                         drop(out);
-                        self.notify.notify_one();
+                        self.kick();
                         return Err(WriteError::Closed);
                     }
                 }
@@ -238,7 +312,7 @@ impl<X> Conn<X> {
         out.buf.extend_from_slice(rest);
         self.set_out_bytes(out.buf.len());
         drop(out);
-        self.notify.notify_one();
+        self.kick();
         Ok(())
     }
 
@@ -251,7 +325,7 @@ impl<X> Conn<X> {
             !done || o.io_error || o.phase != Phase::Open
         };
         if wake {
-            self.notify.notify_one();
+            self.kick();
         }
     }
 
@@ -264,7 +338,28 @@ impl<X> Conn<X> {
 
     /// Wakes the connection task (its protocol state changed elsewhere).
     pub(crate) fn wake(&self) {
-        self.notify.notify_one();
+        self.kick();
+    }
+
+    /// Wakes the connection task, or starts one again if the connection is parked. The
+    /// notification is given under the output lock, so that a task about to park sees it
+    /// ([`Conn::try_park`]).
+    fn kick(&self) {
+        let o = self.out.lock();
+        match &o.parked {
+            Some(p) => {
+                let w = p.waker.clone();
+                drop(o);
+                w.wake();
+            }
+            None => self.notify.notify_one(),
+        }
+    }
+
+    /// Whether the connection is parked (no task; [`Ended::Parked`]).
+    #[cfg(test)]
+    pub(crate) fn is_parked(&self) -> bool {
+        self.out.lock().parked.is_some()
     }
 
     /// Asks to close after the queued output is written. Returns false if already closing.
@@ -286,7 +381,7 @@ impl<X> Conn<X> {
         let len = out.buf.len();
         drop(out);
         self.set_out_bytes(len);
-        self.notify.notify_one();
+        self.kick();
         true
     }
 
@@ -327,7 +422,7 @@ impl<X> Conn<X> {
         out.closing_since
             .get_or_insert_with(std::time::Instant::now);
         drop(out);
-        self.notify.notify_one();
+        self.kick();
     }
 
     /// Writes queued output; returns true when the queue is empty.
@@ -367,28 +462,27 @@ impl<X> Conn<X> {
         len == 0
     }
 
-    /// The connection task. `cfg` says how bytes become events (raw reads, framed messages,
-    /// HTTP requests).
-    pub(crate) async fn run<S: EventSink<State = X>, R: std::ops::Deref<Target = S>>(
-        self: Arc<Self>,
-        sink: R,
-        cfg: &ConnConfig,
-    ) {
-        // A fresh connection never moves: nothing asked it to.
-        let _ = self.run_from(sink, cfg, None).await;
-    }
-
-    /// The connection task, for a fresh connection (`resume` = `None`: the sink hears
-    /// `connected`) or one that moved in from another master (`resume` = its undecoded
-    /// input: no `connected`, the bytes are decoded first). Returns `Some` when it stopped
-    /// for a handover ([`Conn::request_move`]): the connection is then [`Phase::Moved`] and
-    /// the caller owns what is left of it.
+    /// The connection task, for a fresh connection ([`Start::Fresh`]: the sink hears
+    /// `connected`), one that moved in from another master ([`Start::Moved`] with its
+    /// undecoded input: no `connected`, the bytes are decoded first), or a parked one woken
+    /// up ([`Start::Unparked`]: it takes its decoder back).
+    ///
+    /// Returns [`Ended::Moved`] when it stopped for a handover ([`Conn::request_move`]): the
+    /// connection is then [`Phase::Moved`] and the caller owns what is left of it;
+    /// [`Ended::Parked`] when it stopped because the connection is idle
+    /// ([`ConnConfig::park_idle_after`]): the connection stays in its table, with no task, until
+    /// its socket is readable or something is asked of it, and then `revive` is called with it
+    /// (from any thread) to run `run_from(.., Start::Unparked, ..)` again.
     pub(crate) async fn run_from<S: EventSink<State = X>, R: std::ops::Deref<Target = S>>(
         self: Arc<Self>,
         sink: R,
         cfg: &ConnConfig,
-        resume: Option<bytes::Bytes>,
-    ) -> Option<Moved> {
+        start: Start,
+        revive: &Reviver<X>,
+    ) -> Ended
+    where
+        X: Send + Sync + 'static,
+    {
         let hs_deadline = {
             let o = self.out.lock();
             o.handshaking.then(|| {
@@ -399,20 +493,28 @@ impl<X> Conn<X> {
                         .map_or(std::time::Duration::from_secs(10), |t| t.handshake_timeout)
             })
         };
-        let mut decoder = match resume {
-            Some(_) => Inbound::resumed(cfg, &self),
-            None => Inbound::new(cfg),
+        let mut decoder = match start {
+            Start::Unparked => self.unpark().unwrap_or_else(|| Inbound::new(cfg)),
+            Start::Moved(_) => Inbound::resumed(cfg, &self),
+            _ => Inbound::new(cfg),
+        };
         };
         let mut inbuf = BytesMut::new();
-        match resume {
-            None if hs_deadline.is_none() => sink.connected(&self),
-            Some(unread) if !unread.is_empty() => {
+        match start {
+            Start::Fresh if hs_deadline.is_none() => sink.connected(&self),
+            Start::Moved(unread) if !unread.is_empty() => {
                 if let Verdict::Close = decoder.feed(&self, &*sink, &unread, &mut inbuf) {
                     self.close();
                 }
             }
             _ => {}
         }
+        // One timer for every reason to wake up without I/O, reset rather than rebuilt (moving
+        // a deadline later costs one atomic operation, not a trip through the timer wheel).
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        // The idle timer ran out with nothing else happening: park at the next look.
+        let mut park_due = false;
         loop {
             let (phase, pending, read_eof, io_error, handshaking) = {
                 let o = self.out.lock();
@@ -423,7 +525,7 @@ impl<X> Conn<X> {
                 // The sink never heard of it: no `closed` either.
                 tracing::debug!(fd = %self.id, remote = %self.remote, "TLS connection ended before its handshake finished");
                 let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
-                return None;
+                return Ended::Done;
             }
             match phase {
                 Phase::Open if read_eof || io_error => {
@@ -442,7 +544,7 @@ impl<X> Conn<X> {
                 }
                 Phase::Finishing if !pending => {
                     let _ = self.stream_shutdown();
-                    return None;
+                    return Ended::Done;
                 }
                 _ => {}
             }
@@ -459,7 +561,7 @@ impl<X> Conn<X> {
                         if o.phase == Phase::Open && !o.read_eof && !o.io_error {
                             o.phase = Phase::Moved;
                             drop(o);
-                            return Some(Moved {
+                            return Ended::Moved(Moved {
                                 unread: inbuf.split().freeze(),
                                 proto,
                             });
@@ -492,12 +594,40 @@ impl<X> Conn<X> {
             } else {
                 None
             };
-            // One timer for the reasons to wake up without I/O: a backlog or a move waiting on
-            // the worker (looked at again every 2 ms), the drain limit, the read deadline. A
-            // `Sleep` is ~100 bytes of the connection's task, and not built when none is due.
+            // Reasons to wake up without I/O: a backlog or a move waiting on the worker (looked
+            // at again every 2 ms), the drain limit, the read deadline.
             let backlog_at = (backlogged || quiescing)
                 .then(|| std::time::Instant::now() + std::time::Duration::from_millis(2));
             let wake_at = [backlog_at, drain_by, deadline].into_iter().flatten().min();
+            // Idle (nothing queued either way, nothing due, nothing partial): after
+            // `park_idle_after` of this the task ends and the connection waits without one.
+            let parkable = phase == Phase::Open
+                && want_read
+                && !pending
+                && !read_eof
+                && !io_error
+                && !handshaking
+                && !moving
+                && wake_at.is_none()
+                && inbuf.is_empty()
+                && !self.tls
+                && decoder.parkable();
+            let mut park_at = None;
+            if let (true, Some(after)) = (parkable, cfg.park_idle_after) {
+                if after.is_zero() || park_due {
+                    match self.try_park(std::mem::replace(&mut decoder, Inbound::Raw), revive) {
+                        Ok(()) => return Ended::Parked,
+                        Err(d) => decoder = d,
+                    }
+                } else {
+                    park_at = Some(std::time::Instant::now() + after);
+                }
+            }
+            park_due = false;
+            let wake_at = wake_at.or(park_at);
+            if let Some(t) = wake_at {
+                timer.as_mut().reset(t.into());
+            }
             let interest = match (pending, want_read) {
                 (true, true) => Some(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE),
                 (true, false) => Some(tokio::io::Interest::WRITABLE),
@@ -511,9 +641,11 @@ impl<X> Conn<X> {
                         self.close();
                     }
                 }
-                _ = sleep_until_opt(wake_at), if wake_at.is_some() => {
+                _ = &mut timer, if wake_at.is_some() => {
                     let now = std::time::Instant::now();
-                    if drain_by.is_some_and(|t| now >= t) {
+                    if park_at.is_some_and(|t| now >= t) {
+                        park_due = true;
+                    } else if drain_by.is_some_and(|t| now >= t) {
                         tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
                         let mut o = self.out.lock();
                         o.io_error = true;
@@ -557,7 +689,7 @@ impl<X> Conn<X> {
                         // Boxed: the HTTP/2 driver's state is kilobytes, and every connection's
                         // task would carry room for it inline.
                         Box::pin(super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf), stream1)).await;
-                        return None;
+                        return Ended::Done;
                     }
                 }
             }
@@ -834,7 +966,7 @@ impl<X> Conn<X> {
         drop(o);
         self.moving
             .store(true, std::sync::atomic::Ordering::Release);
-        self.notify.notify_one();
+        self.kick();
         true
     }
 
@@ -870,7 +1002,7 @@ impl<X> Conn<X> {
         let len = o.buf.len();
         drop(o);
         self.set_out_bytes(len);
-        self.notify.notify_one();
+        self.kick();
     }
 
     /// A move failed (the new master is gone): the connection is this process's again; its
@@ -909,14 +1041,15 @@ impl<X> Conn<X> {
         if out.io_error || out.phase == Phase::Finishing || !out.h2 {
             return Err(WriteError::Closed);
         }
-        if out.h2q.bytes + data.len() > self.cap {
+        let q = out.h2q.get_or_insert_with(Default::default);
+        if q.bytes + data.len() > self.cap {
             return Err(WriteError::Full);
         }
-        out.h2q.push(stream, data);
-        let len = out.h2q.bytes;
+        q.push(stream, data);
+        let len = q.bytes;
         drop(out);
         self.set_out_bytes(len);
-        self.notify.notify_one();
+        self.kick();
         Ok(())
     }
 
@@ -925,17 +1058,21 @@ impl<X> Conn<X> {
     pub(crate) fn h2_abort(&self, stream: u32) {
         let mut out = self.out.lock();
         if out.h2 {
-            out.h2q.aborted.push(stream);
+            out.h2q
+                .get_or_insert_with(Default::default)
+                .aborted
+                .push(stream);
             drop(out);
-            self.notify.notify_one();
+            self.kick();
         }
     }
 
     /// The HTTP/2 driver's part: runs `f` on the queued responses.
     pub(super) fn h2_queued<R>(&self, f: impl FnOnce(&mut super::h2::Queued) -> R) -> R {
         let mut out = self.out.lock();
-        let r = f(&mut out.h2q);
-        let len = out.h2q.bytes;
+        let q = out.h2q.get_or_insert_with(Default::default);
+        let r = f(q);
+        let len = q.bytes;
         drop(out);
         self.set_out_bytes(len);
         r
@@ -957,7 +1094,7 @@ impl<X> Conn<X> {
             let mut o = self.out.lock();
             o.io_error = true;
             o.buf.clear();
-            o.h2q = Default::default();
+            o.h2q = None;
             o.peer_fin = false;
             o.phase = Phase::Closing;
         }
@@ -1106,6 +1243,55 @@ impl<X> Conn<X> {
 }
 
 impl<X: Send + Sync + 'static> Conn<X> {
+    /// Parks the idle connection: `decoder` waits in the connection, a waker that revives it
+    /// is registered for the socket's read readiness, and the task may end. Gives `decoder`
+    /// back (the task goes on) when something is already there: bytes to read, a
+    /// notification, output or a close asked meanwhile.
+    fn try_park(self: &Arc<Self>, decoder: Inbound, revive: &Reviver<X>) -> Result<(), Inbound> {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let waker = Waker::from(Arc::new(ParkWaker {
+            conn: Arc::downgrade(self),
+            revive: revive.clone(),
+        }));
+        if !matches!(
+            self.stream
+                .poll_read_ready(&mut Context::from_waker(&waker)),
+            Poll::Pending
+        ) {
+            return Err(decoder);
+        }
+        let mut o = self.out.lock();
+        // `kick` notifies under this lock: a notification given before it is seen here, one
+        // given after it finds the connection parked and revives it.
+        let notified = std::pin::pin!(self.notify.notified());
+        if notified
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+            || o.phase != Phase::Open
+            || o.pending()
+            || o.read_eof
+            || o.io_error
+            || self.moving.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(decoder);
+        }
+        o.parked = Some(Parked { decoder, waker });
+        o.unparking = false;
+        Ok(())
+    }
+}
+
+impl<X> Conn<X> {
+    /// A parked connection's task starts again: its decoder.
+    fn unpark(&self) -> Option<Inbound> {
+        let mut o = self.out.lock();
+        o.unparking = false;
+        o.parked.take().map(|p| p.decoder)
+    }
+}
+
+impl<X: Send + Sync + 'static> Conn<X> {
     /// Queues `data` to be written by the process's [`Flusher`] (no syscall here): what
     /// several callers queue in one scheduler turn goes out in one write (WebSocket
     /// broadcasts).
@@ -1169,9 +1355,223 @@ fn return_spare(inbuf: &mut BytesMut) {
     }
 }
 
-async fn sleep_until_opt(t: Option<std::time::Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Kind;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// Echoes what it receives, records the events, and closes as a runtime does.
+    #[derive(Default)]
+    struct Echo {
+        events: parking_lot::Mutex<Vec<String>>,
+    }
+    impl EventSink for Echo {
+        type State = ();
+        fn connected(&self, _: &Arc<Conn>) {
+            self.events.lock().push("connect".into());
+        }
+        fn data(&self, conn: &Arc<Conn>, data: bytes::Bytes) {
+            self.events
+                .lock()
+                .push(String::from_utf8_lossy(&data).into_owned());
+            let _ = conn.write(&data);
+        }
+        fn stream_event(&self, _: &Arc<Conn>, _: u32, _: Kind, _: bytes::Bytes) {}
+        fn closed(&self, conn: &Arc<Conn>) {
+            self.events.lock().push("close".into());
+            conn.close_done();
+        }
+    }
+
+    async fn pair(park: Option<Duration>) -> (Arc<Conn>, std::net::TcpStream, ConnConfig) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (s, remote) = l.accept().await.unwrap();
+        let conn = Arc::new(Conn::new(
+            ConnId(1),
+            0,
+            remote,
+            s,
+            Shared::new(1, 16).unwrap(),
+            1 << 20,
+            Arc::new(Flusher::default()),
+            None,
+        ));
+        let mut cfg = ConnConfig::new(
+            super::super::inbound::Protocol::Stream,
+            None,
+            &crate::base::Settings::default(),
+            false,
+        );
+        cfg.park_idle_after = park;
+        (conn, c, cfg)
+    }
+
+    /// Runs `conn` as a reactor does: a parked connection gets a new task when woken; counts
+    /// the tasks and says when the connection is over.
+    fn spawn(
+        conn: Arc<Conn>,
+        sink: Arc<Echo>,
+        cfg: Arc<ConnConfig>,
+        start: Start,
+        tasks: Arc<std::sync::atomic::AtomicUsize>,
+        done: Arc<tokio::sync::Notify>,
+    ) {
+        tasks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let rt = tokio::runtime::Handle::current();
+        tokio::spawn(async move {
+            let revive: Reviver<()> = {
+                let (sink, cfg, tasks, done) =
+                    (sink.clone(), cfg.clone(), tasks.clone(), done.clone());
+                Arc::new(move |c| {
+                    let _in = rt.enter();
+                    spawn(
+                        c,
+                        sink.clone(),
+                        cfg.clone(),
+                        Start::Unparked,
+                        tasks.clone(),
+                        done.clone(),
+                    );
+                })
+            };
+            if let Ended::Done = conn.run_from(sink, &cfg, start, &revive).await {
+                done.notify_one();
+            }
+        });
+    }
+
+    async fn until(what: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !what() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("condition not reached in 5 s");
+    }
+
+    fn echo(c: &mut std::net::TcpStream, msg: &[u8]) {
+        c.write_all(msg).unwrap();
+        let mut got = vec![0u8; msg.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, msg);
+    }
+
+    /// An idle connection parks (its task ends), and reading, a write from elsewhere and a
+    /// server close all work on a parked one; nothing keeps it alive once it is over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parked_connection_wakes_for_input_output_and_close() {
+        let (conn, mut c, cfg) = pair(Some(Duration::ZERO)).await;
+        let sink = Arc::new(Echo::default());
+        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = Arc::new(tokio::sync::Notify::new());
+        spawn(
+            conn.clone(),
+            sink.clone(),
+            Arc::new(cfg),
+            Start::Fresh,
+            tasks.clone(),
+            done.clone(),
+        );
+        until(|| conn.is_parked()).await;
+        for (i, msg) in [&b"one"[..], b"two", b"three"].iter().enumerate() {
+            let c2 = &mut c;
+            tokio::task::block_in_place(|| echo(c2, msg));
+            until(|| conn.is_parked()).await;
+            // One task to start with, one more for each message.
+            assert_eq!(tasks.load(std::sync::atomic::Ordering::SeqCst), i + 2);
+        }
+        // Output from elsewhere while parked goes out at once.
+        conn.write(b"push").unwrap();
+        let mut got = [0u8; 4];
+        tokio::task::block_in_place(|| c.read_exact(&mut got)).unwrap();
+        assert_eq!(&got, b"push");
+        // A server close wakes it up: it closes and ends.
+        let ended = done.notified();
+        assert!(conn.close());
+        tokio::time::timeout(Duration::from_secs(5), ended)
+            .await
+            .expect("the connection ended");
+        let mut rest = Vec::new();
+        tokio::task::block_in_place(|| c.read_to_end(&mut rest)).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(
+            *sink.events.lock(),
+            ["connect", "one", "two", "three", "close"]
+        );
+        // No cycle through the socket's registration: the connection is freed.
+        let weak = Arc::downgrade(&conn);
+        drop(conn);
+        until(|| weak.upgrade().is_none()).await;
+    }
+
+    /// A parked connection hears the client's FIN; one with `park_idle_after` = `None` never
+    /// parks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parked_connection_sees_the_peer_close_and_none_never_parks() {
+        let (conn, c, cfg) = pair(Some(Duration::ZERO)).await;
+        let sink = Arc::new(Echo::default());
+        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let ended = done.clone();
+        let ended = ended.notified();
+        spawn(
+            conn.clone(),
+            sink.clone(),
+            Arc::new(cfg),
+            Start::Fresh,
+            tasks.clone(),
+            done.clone(),
+        );
+        until(|| conn.is_parked()).await;
+        drop(c);
+        tokio::time::timeout(Duration::from_secs(5), ended)
+            .await
+            .expect("the connection ended");
+        assert_eq!(*sink.events.lock(), ["connect", "close"]);
+
+        let (conn, mut c, cfg) = pair(None).await;
+        spawn(
+            conn.clone(),
+            Arc::new(Echo::default()),
+            Arc::new(cfg),
+            Start::Fresh,
+            tasks.clone(),
+            done.clone(),
+        );
+        tokio::task::block_in_place(|| echo(&mut c, b"x"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!conn.is_parked());
+    }
+
+    /// What an idle connection carries (printed with `--nocapture`).
+    #[tokio::test]
+    async fn idle_connection_sizes() {
+        let (conn, _c, cfg) = pair(None).await;
+        let revive: Reviver<()> = Arc::new(|_| {});
+        let fut = conn.clone().run_from(
+            std::rc::Rc::new(Echo::default()),
+            &cfg,
+            Start::Fresh,
+            &revive,
+        );
+        eprintln!(
+            "Conn<()> {} B, Out {} B, Inbound {} B, HttpIn {} B, WsIn {} B, WsState {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
+            std::mem::size_of::<Conn>(),
+            std::mem::size_of::<Out>(),
+            std::mem::size_of::<Inbound>(),
+            std::mem::size_of::<super::super::http::HttpIn>(),
+            std::mem::size_of::<super::super::ws::WsIn>(),
+            std::mem::size_of::<WsState>(),
+            std::mem::size_of::<Shared>(),
+            std::mem::size_of::<Notify>(),
+            std::mem::size_of::<TcpStream>(),
+            std::mem::size_of_val(&fut)
+        );
+        drop(fut);
     }
 }

@@ -23,6 +23,9 @@ pub(crate) struct ConnConfig {
     pub(crate) http: Option<Arc<HttpConf>>,
     /// TLS on this listener ([`super::tls`]).
     pub(crate) tls: Option<Arc<super::tls::TlsListener>>,
+    /// How long a connection stays idle before its task ends and it waits without one
+    /// ([`Conn::run_from`]); `None`: never (`Settings::park_idle_after`).
+    pub(crate) park_idle_after: Option<std::time::Duration>,
 }
 
 /// What a TCP listener speaks.
@@ -63,6 +66,7 @@ impl ConnConfig {
             stream,
             http,
             tls: None,
+            park_idle_after: s.park_idle_after,
         }
     }
 }
@@ -173,6 +177,16 @@ impl Inbound {
             // In the middle of a request: once it is read and answered.
             Inbound::Http(h) if h.upgraded.is_none() => Movable::Later,
             _ => Movable::Never,
+        }
+    }
+
+    /// Whether the connection may wait without a task in this state ([`Conn::run_from`]
+    /// parks it): between messages, with nothing of the protocol in flight in the decoder.
+    pub(crate) fn parkable(&self) -> bool {
+        match self {
+            Inbound::Raw | Inbound::Stream(_) | Inbound::Ws(_) => true,
+            Inbound::Http(h) => h.cur.is_none() && h.upgraded.is_none() && h.h2c.is_none(),
+            Inbound::WsPending(_) | Inbound::H2(_) => false,
         }
     }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::reactor::{RConn, Reactor};
 use crate::base::ConnId;
 use crate::ipc::shared::NewConn;
-use crate::owner::conn::Conn;
+use crate::owner::conn::{Conn, Ended, Reviver, Start};
 use crate::owner::handover::{self as snap, Batcher, ConnSnapshot, Message, Moved, Proto};
 use crate::owner::inbound::ConnConfig;
 use crate::owner::ws;
@@ -30,23 +30,30 @@ pub(crate) const QUIESCE_LIMIT: Duration = Duration::from_secs(1);
 /// up and accepts (the old master hung).
 pub(crate) const RECEIVE_LIMIT: Duration = Duration::from_secs(30);
 
-/// Starts a connection's task on the reactor. `resume`: the undecoded input of a connection
-/// that moved in (no `on_connect`). A task that stops for a handover hands its connection to
-/// the reactor's movers, or, if the handover is over, starts again here.
-pub(crate) fn spawn_conn(
-    r: Arc<Reactor>,
-    conn: Arc<RConn>,
-    cfg: Arc<ConnConfig>,
-    resume: Option<Bytes>,
-) {
+/// Starts a connection's task on the reactor. `start`: [`Start::Moved`] with the undecoded
+/// input of a connection that moved in (no `on_connect`), [`Start::Unparked`] for a parked one
+/// woken up. A task that stops for a handover hands its connection to the reactor's movers,
+/// or, if the handover is over, starts again here; one that parks is started again here when
+/// it is woken up.
+pub(crate) fn spawn_conn(r: Arc<Reactor>, conn: Arc<RConn>, cfg: Arc<ConnConfig>, start: Start) {
     tokio::spawn(async move {
         let id = conn.id;
-        match conn.clone().run_from(r.clone(), &cfg, resume).await {
-            None => {
+        let rt = tokio::runtime::Handle::current();
+        let revive: Reviver<_> = {
+            let (r, cfg) = (r.clone(), cfg.clone());
+            // Called from any thread (the I/O driver's, a writer's): spawn on the reactor.
+            Arc::new(move |c| {
+                let _in = rt.enter();
+                spawn_conn(r.clone(), c, cfg.clone(), Start::Unparked);
+            })
+        };
+        match conn.clone().run_from(r.clone(), &cfg, start, &revive).await {
+            Ended::Done => {
                 r.conns.remove(id);
                 r.shared.free(id);
             }
-            Some(m) => {
+            Ended::Parked => {}
+            Ended::Moved(m) => {
                 let back = {
                     let movers = r.movers.lock();
                     match movers.as_ref() {
@@ -56,7 +63,7 @@ pub(crate) fn spawn_conn(
                 };
                 if let Some((conn, m)) = back {
                     conn.unmove(&[]);
-                    spawn_conn(r, conn, cfg, Some(m.unread));
+                    spawn_conn(r, conn, cfg, Start::Moved(m.unread));
                 }
             }
         }
@@ -103,7 +110,12 @@ impl Sender<'_> {
         conn.unmove(unsent);
         // Only connections of listeners in `cfgs` were asked to move.
         if let Some(cfg) = self.cfgs.get(conn.listener as usize) {
-            spawn_conn(self.reactor.clone(), conn, cfg.clone(), Some(unread));
+            spawn_conn(
+                self.reactor.clone(),
+                conn,
+                cfg.clone(),
+                Start::Moved(unread),
+            );
         }
     }
 
@@ -418,6 +430,6 @@ fn adopt(reactor: &Arc<Reactor>, cfgs: &[Arc<ConnConfig>], s: ConnSnapshot, fd: 
         ws::restore(&*conn, conf, deflate);
     }
     reactor.conns.insert(conn.clone());
-    spawn_conn(reactor.clone(), conn, cfg.clone(), Some(s.unread));
+    spawn_conn(reactor.clone(), conn, cfg.clone(), Start::Moved(s.unread));
     true
 }

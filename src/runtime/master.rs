@@ -658,7 +658,14 @@ async fn serve_listener(
         &reactor.conns,
         cap,
         framing.tls.clone(),
-        |conn| super::handover::spawn_conn(reactor.clone(), conn, framing.clone(), None),
+        |conn| {
+            super::handover::spawn_conn(
+                reactor.clone(),
+                conn,
+                framing.clone(),
+                crate::owner::conn::Start::Fresh,
+            )
+        },
     )
     .await
 }

@@ -28,6 +28,11 @@ pub const DEFAULT_MAX_WAIT_TIME: Duration = Duration::from_secs(3);
 /// usual task or timer reply, short enough that a reply that never comes does not keep a
 /// socket for long. Not tied to `max_wait_time`, which bounds a stop, not a client's wait.
 pub const DEFAULT_HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Settings::park_idle_after`]: a connection idle this long waits without a task
+/// of its own (about 600 bytes less per idle connection). Long enough that a busy keep-alive
+/// or echo connection never parks between two messages (parking and waking again cost a task
+/// spawn each).
+pub const DEFAULT_PARK_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Largest accepted [`Settings::half_close_timeout`].
 pub const MAX_HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Default for [`Settings::max_request`]: 0, workers are never recycled.
@@ -188,6 +193,13 @@ pub struct Settings {
     /// `tick`, a task spawned by hand) are not tracked. Default
     /// [`DEFAULT_HALF_CLOSE_TIMEOUT`]; at most [`MAX_HALF_CLOSE_TIMEOUT`].
     pub half_close_timeout: Duration,
+    /// How long a connection may stay idle (nothing to read, nothing queued to write, nothing
+    /// partial, no timer due) before its task ends and it waits without one: its socket's
+    /// readiness, a write or a close for it start a task again. An idle connection then costs
+    /// its record and the socket's registration only. `None`: connections keep their task;
+    /// zero: they park as soon as they are idle (each message then costs a task spawn). TLS
+    /// and HTTP/2 connections keep their task. Default [`DEFAULT_PARK_IDLE_AFTER`].
+    pub park_idle_after: Option<Duration>,
     /// [`Mode::Process`]: when a worker dies (SIGKILL, panic outside a callback), re-deliver
     /// the events it had received but not finished to its replacement, so no message is lost
     /// (an event whose callback was running when the worker died runs again). Default `true`.
@@ -266,6 +278,7 @@ impl Default for Settings {
             package_max_length: DEFAULT_PACKAGE_MAX_LENGTH,
             max_wait_time: DEFAULT_MAX_WAIT_TIME,
             half_close_timeout: DEFAULT_HALF_CLOSE_TIMEOUT,
+            park_idle_after: Some(DEFAULT_PARK_IDLE_AFTER),
             redeliver_on_worker_crash: true,
             max_redeliveries: DEFAULT_MAX_REDELIVERIES,
             http: http::HttpSettings::default(),
@@ -472,6 +485,14 @@ impl Settings {
     #[must_use]
     pub fn half_close_timeout(mut self, half_close_timeout: Duration) -> Self {
         self.half_close_timeout = half_close_timeout;
+        self
+    }
+
+    /// Sets [`park_idle_after`](Self::park_idle_after), for building the settings in one
+    /// expression: `Settings::default().park_idle_after(Some(Duration::from_secs(5)))`.
+    #[must_use]
+    pub fn park_idle_after(mut self, park_idle_after: Option<Duration>) -> Self {
+        self.park_idle_after = park_idle_after;
         self
     }
 

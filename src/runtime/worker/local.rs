@@ -12,7 +12,7 @@ use crate::base::{ConnId, Settings, SockType};
 use crate::ipc::shared::Shared;
 use crate::ipc::{encode_packet, Kind};
 use crate::owner::accept::{accept_loop, reuseport_listener, Ids};
-use crate::owner::conn::Conn;
+use crate::owner::conn::{Conn, Ended, Reviver, Start};
 use crate::owner::inbound::ConnConfig;
 use crate::owner::sink::EventSink;
 use crate::owner::table::ConnTable;
@@ -152,12 +152,31 @@ pub(super) fn listen(
                 _ => reuseport_listener(b.addr)?,
             };
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            let sink = Rc::new(LocalSink { disp: disp.clone() });
+            let tasks = Rc::new(ConnTasks {
+                sink: Rc::new(LocalSink { disp: disp.clone() }),
+                conns: conns.clone(),
+                shared: shared.clone(),
+                framing: Rc::new(framing),
+                revived: revived(),
+            });
+            // Parked connections woken up (from the I/O driver or a write) get a task again
+            // here: the reviver only queues them, since tasks of this worker are `!Send`.
+            tokio::task::spawn_local({
+                let tasks = tasks.clone();
+                async move {
+                    loop {
+                        tasks.revived.0 .1.notified().await;
+                        let woken = std::mem::take(&mut *tasks.revived.0 .0.lock());
+                        for conn in woken {
+                            tasks.spawn(conn, Start::Unparked);
+                        }
+                    }
+                }
+            });
             let shared = shared.clone();
             let cap = settings.buffer_output_size;
             let workers = settings.worker_num as u64;
             let conns = conns.clone();
-            let framing = Rc::new(framing);
             Ok(Some(tokio::task::spawn_local(async move {
                 let ids = Ids {
                     counter: &shared.worker(id).next_seq,
@@ -173,17 +192,8 @@ pub(super) fn listen(
                     id as u32,
                     &conns,
                     cap,
-                    framing.tls.clone(),
-                    |conn| {
-                        let (sink, conns, shared, framing) =
-                            (sink.clone(), conns.clone(), shared.clone(), framing.clone());
-                        let cid = conn.id;
-                        tokio::task::spawn_local(async move {
-                            conn.run(sink, &framing).await;
-                            conns.remove(cid);
-                            shared.free(cid);
-                        });
-                    },
+                    tasks.framing.tls.clone(),
+                    |conn| tasks.spawn(conn, Start::Fresh),
                 );
                 // After an upgrade handed the port to a new server, stop accepting (the
                 // listener closes; its connections go on) so that this worker drains.
@@ -195,6 +205,54 @@ pub(super) fn listen(
                 }
             })))
         }
+    }
+}
+
+/// Parked connections to start a task for again, and the notification that there are some.
+type RevivedQueue = (parking_lot::Mutex<Vec<Arc<Conn>>>, tokio::sync::Notify);
+
+/// The reviver of a Base worker's parked connections, which queues them for the listener's
+/// task, and its queue.
+fn revived() -> (Arc<RevivedQueue>, Reviver<()>) {
+    let q: Arc<RevivedQueue> = Arc::default();
+    let qq = q.clone();
+    let revive: Reviver<()> = Arc::new(move |conn| {
+        qq.0.lock().push(conn);
+        qq.1.notify_one();
+    });
+    (q, revive)
+}
+
+/// What a Base worker's connection tasks of one listener share.
+struct ConnTasks {
+    sink: Rc<LocalSink>,
+    conns: Arc<ConnTable>,
+    shared: Shared,
+    framing: Rc<ConnConfig>,
+    revived: (Arc<RevivedQueue>, Reviver<()>),
+}
+
+impl ConnTasks {
+    /// Runs `conn`'s task; a connection that ends leaves the table, one that parks stays.
+    fn spawn(&self, conn: Arc<Conn>, start: Start) {
+        let (sink, conns, shared, framing, revive) = (
+            self.sink.clone(),
+            self.conns.clone(),
+            self.shared.clone(),
+            self.framing.clone(),
+            self.revived.1.clone(),
+        );
+        tokio::task::spawn_local(async move {
+            let cid = conn.id;
+            match conn.run_from(sink, &framing, start, &revive).await {
+                Ended::Parked => {}
+                // Base workers hand nothing over: a move ends the connection here too.
+                Ended::Done | Ended::Moved(_) => {
+                    conns.remove(cid);
+                    shared.free(cid);
+                }
+            }
+        });
     }
 }
 
