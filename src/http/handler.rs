@@ -244,10 +244,7 @@ impl WorkerHttp {
     fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: ProtoEvent) -> Option<Pending> {
         let (fd, stream) = (ev.fd, ev.stream);
         match self.builder(&ev.payload, ev.head) {
-            Some(b) => match start(&self.settings, &handle, cb, fd, stream, b, None) {
-                Started::Done => None,
-                Started::Waiting(p) => Some(p),
-            },
+            Some(b) => start(&self.settings, &handle, cb, fd, stream, b, None),
             None => {
                 bad_request(&handle, fd, stream);
                 None
@@ -267,17 +264,9 @@ async fn run(
     b: Builder,
     stream: Option<BodyFeed>,
 ) {
-    if let Started::Waiting(p) = start(settings, handle, cb, fd, h2, b, stream) {
+    if let Some(p) = start(settings, handle, cb, fd, h2, b, stream) {
         p.wait(settings, handle).await;
     }
-}
-
-/// How [`start`] left a request.
-enum Started {
-    /// Answered (or its connection is gone), metrics and access log done.
-    Done,
-    /// The handler waits for something: [`Pending::wait`] finishes it.
-    Waiting(Pending),
 }
 
 /// A request whose handler's future did not finish on its first poll.
@@ -396,7 +385,8 @@ impl Answer {
 
 /// Starts answering one request: static files, else the request handler, whose future is
 /// polled once here (most finish then: the request is done without a task or a boxed
-/// future of ours); one that waits comes back as [`Started::Waiting`].
+/// future of ours); one that waits comes back, for [`Pending::wait`] to finish. `None`:
+/// answered (or its connection is gone), metrics and access log done.
 fn start(
     settings: &Settings,
     handle: &Handle,
@@ -405,10 +395,8 @@ fn start(
     h2: u32,
     b: Builder,
     stream: Option<BodyFeed>,
-) -> Started {
-    let Some(ci) = handle.connection_info(fd) else {
-        return Started::Done;
-    };
+) -> Option<Pending> {
+    let ci = handle.connection_info(fd)?;
     let hs = &settings.http;
     let version = b.head().version();
     let minor = match version {
@@ -459,7 +447,7 @@ fn start(
                 .map(|_| ())
                 .and_then(|_| resp.end("400 Bad Request\n"));
             answer.finish(settings, handle);
-            return Started::Done;
+            return None;
         }
     };
     if hs.enable_static_handler {
@@ -467,13 +455,13 @@ fn start(
             match super::static_files::try_static(&req, &mut resp, root) {
                 Ok(true) => {
                     answer.finish(settings, handle);
-                    return Started::Done;
+                    return None;
                 }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(fd = %fd, error = %e, "static file");
                     answer.finish(settings, handle);
-                    return Started::Done;
+                    return None;
                 }
             }
         }
@@ -484,7 +472,7 @@ fn start(
             .map(|_| ())
             .and_then(|_| resp.end("404 Not Found\n"));
         answer.finish(settings, handle);
-        return Started::Done;
+        return None;
     };
     let deadline = hs.request_timeout.map(|t| tokio::time::Instant::now() + t);
     // The callback runs (and its future is polled) with a panic caught, as the runtime does
@@ -501,7 +489,7 @@ fn start(
             );
             answer.handled(handle, false);
             answer.finish(settings, handle);
-            return Started::Done;
+            return None;
         }
     };
     // A waker that does nothing is enough for this first poll: a future that is pending is
@@ -511,9 +499,9 @@ fn start(
         Poll::Ready(()) => {
             answer.handled(handle, false);
             answer.finish(settings, handle);
-            Started::Done
+            None
         }
-        Poll::Pending => Started::Waiting(Pending {
+        Poll::Pending => Some(Pending {
             answer,
             fut,
             deadline,
