@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
 use crate::ipc::Kind;
 use crate::owner::http::{error_response, limits, parse_head, split_request};
-use crate::runtime::app::{guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
+use crate::runtime::app::{guarded, poll_guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
 use crate::runtime::holds;
 use crate::server::Handle;
 
@@ -70,10 +71,10 @@ impl WorkerHttp {
     fn builder(
         &self,
         payload: &Bytes,
-        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
+        pre: Option<rswoole_codec::http1::RequestHead>,
     ) -> Option<Builder> {
         let (head, body) = match pre {
-            Some(h) => (*h, payload.clone()),
+            Some(h) => (h, payload.clone()),
             None => {
                 let (head, body) = split_request(payload)?;
                 (parse_head(&head, &self.limits())?, body)
@@ -97,7 +98,7 @@ impl WorkerHttp {
         fd: ConnId,
         stream: u32,
         payload: Bytes,
-        pre: Option<Box<rswoole_codec::http1::RequestHead>>,
+        pre: Option<rswoole_codec::http1::RequestHead>,
     ) {
         let key = (fd.0, stream);
         match kind {
@@ -237,6 +238,19 @@ impl WorkerHttp {
     async fn run(&self, handle: &Handle, cb: Option<&ReqCb>, fd: ConnId, stream: u32, b: Builder) {
         run(&self.settings, handle, cb, fd, stream, b, None).await
     }
+
+    /// A whole request (`HttpRequest`) answered without a task when it can: the handler's
+    /// future is polled once here; only one that waits comes back, to be awaited.
+    fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: ProtoEvent) -> Option<Pending> {
+        let (fd, stream) = (ev.fd, ev.stream);
+        match self.builder(&ev.payload, ev.head) {
+            Some(b) => start(&self.settings, &handle, cb, fd, stream, b, None),
+            None => {
+                bad_request(&handle, fd, stream);
+                None
+            }
+        }
+    }
 }
 
 /// Handles one request: static files, else the request handler, then makes sure it was
@@ -250,72 +264,130 @@ async fn run(
     b: Builder,
     stream: Option<BodyFeed>,
 ) {
-    let Some(ci) = handle.connection_info(fd) else {
-        return;
-    };
-    let started = std::time::Instant::now();
-    let minor = match b.head().version() {
-        _ if h2 != 0 => 2,
-        rswoole_codec::http1::Version::Http10 => 0,
-        _ => 1,
-    };
-    let log = AccessLog::get(settings.admin.access_log.as_ref());
-    let remote = client_addr(ci.remote_addr, b.head(), &settings.http.trusted_proxies);
-    // Copied only when there is an access log: the request head goes to the handler.
-    let seen = log.map(|_| {
-        let h = b.head();
-        let s = |v: Option<&str>| v.map(str::to_string);
-        (
-            h.method().to_string(),
-            h.uri().to_string(),
-            s(h.header_str("referer")),
-            s(h.header_str("user-agent")),
-        )
-    });
-    let resp = Response::new(handle.clone(), fd, h2, b.head(), &settings.http);
-    respond(
-        settings,
-        handle,
-        cb,
-        fd,
-        h2,
-        b,
-        stream,
-        ci.remote_addr,
-        resp.clone(),
-    )
-    .await;
-    let (status, bytes) = resp.outcome();
-    if resp.state() == State::Fresh {
-        return; // the connection went away before an answer
-    }
-    if let Some(m) = crate::ipc::metrics::slot() {
-        m.http(status, minor);
-    }
-    if let (Some(log), Some((method, uri, referer, user_agent))) = (log, seen) {
-        let e = access_log::Entry {
-            remote,
-            method: &method,
-            uri: &uri,
-            protocol: protocol(minor),
-            status,
-            bytes,
-            referer: referer.as_deref(),
-            user_agent: user_agent.as_deref(),
-            duration: started.elapsed(),
-            worker: handle.worker_id(),
-        };
-        log.log(access_log::format(
-            settings.admin.access_log_format,
-            &e,
-            SystemTime::now(),
-        ));
+    if let Some(p) = start(settings, handle, cb, fd, h2, b, stream) {
+        p.wait(settings, handle).await;
     }
 }
 
-/// [`run`]'s body: answers the request on `resp`.
-#[allow(clippy::too_many_arguments)]
-async fn respond(
+/// A request whose handler's future did not finish on its first poll.
+struct Pending {
+    answer: Answer,
+    fut: BoxFut,
+    /// `request_timeout`, counted from the handler's start.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Pending {
+    async fn wait(self, settings: &Settings, handle: &Handle) {
+        let Pending {
+            answer,
+            fut,
+            deadline,
+        } = self;
+        let fut = guarded("on_request", fut);
+        let timed_out = match deadline {
+            Some(d) => tokio::time::timeout_at(d, fut).await.is_err(),
+            None => {
+                fut.await;
+                false
+            }
+        };
+        answer.handled(handle, timed_out);
+        answer.finish(settings, handle);
+    }
+}
+
+/// What the end of a request needs: its response, and what metrics and the access log say.
+struct Answer {
+    resp: Response,
+    fd: ConnId,
+    h2: u32,
+    minor: u8,
+    remote: std::net::SocketAddr,
+    /// The access log, with what it prints of the request (copied only when there is one:
+    /// the request head goes to the handler) and when the request started.
+    log: Option<(&'static AccessLog, Seen, std::time::Instant)>,
+}
+
+/// The request line and headers an access log entry prints.
+struct Seen {
+    method: String,
+    uri: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Answer {
+    /// After `on_request` returned (or ran past `request_timeout`): makes sure the request
+    /// was answered.
+    fn handled(&self, handle: &Handle, timed_out: bool) {
+        let (fd, h2) = (self.fd, self.h2);
+        let mut resp = self.resp.clone();
+        match (resp.state(), timed_out) {
+            (State::Ended, _) => {}
+            (State::Fresh, true) => {
+                tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
+                let _ = resp
+                    .status(504)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
+            }
+            (State::Fresh, false) => {
+                tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
+                let _ = resp
+                    .status(500)
+                    .map(|_| ())
+                    .and_then(|_| resp.end("500 Internal Server Error\n"));
+            }
+            (State::Streaming, _) if h2 != 0 => {
+                // Part of the body is out: the only honest ending is to reset the stream.
+                tracing::error!(fd = %fd, stream = h2, timed_out, "on_request stopped mid-response; resetting its HTTP/2 stream");
+                handle.ctx.abort_stream(fd, h2);
+            }
+            (State::Streaming, _) => {
+                // Part of the body is out: the only honest ending is to cut the connection.
+                tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
+                let _ = handle.close(fd);
+            }
+        }
+    }
+
+    /// Metrics and the access log of an answered request.
+    fn finish(self, settings: &Settings, handle: &Handle) {
+        let (status, bytes) = self.resp.outcome();
+        if self.resp.state() == State::Fresh {
+            return; // the connection went away before an answer
+        }
+        if let Some(m) = crate::ipc::metrics::slot() {
+            m.http(status, self.minor);
+        }
+        if let Some((log, seen, started)) = self.log {
+            let e = access_log::Entry {
+                remote: self.remote,
+                method: &seen.method,
+                uri: &seen.uri,
+                protocol: protocol(self.minor),
+                status,
+                bytes,
+                referer: seen.referer.as_deref(),
+                user_agent: seen.user_agent.as_deref(),
+                duration: started.elapsed(),
+                worker: handle.worker_id(),
+            };
+            log.log(access_log::format(
+                settings.admin.access_log_format,
+                &e,
+                SystemTime::now(),
+            ));
+        }
+    }
+}
+
+/// Starts answering one request: static files, else the request handler, whose future is
+/// polled once here (most finish then: the request is done without a task or a boxed
+/// future of ours); one that waits comes back, for [`Pending::wait`] to finish. `None`:
+/// answered (or its connection is gone), metrics and access log done.
+fn start(
     settings: &Settings,
     handle: &Handle,
     cb: Option<&ReqCb>,
@@ -323,23 +395,44 @@ async fn respond(
     h2: u32,
     b: Builder,
     stream: Option<BodyFeed>,
-    peer: std::net::SocketAddr,
-    mut resp: Response,
-) {
+) -> Option<Pending> {
+    let ci = handle.connection_info(fd)?;
     let hs = &settings.http;
-    let ci = handle.connection_info(fd);
+    let version = b.head().version();
+    let minor = match version {
+        _ if h2 != 0 => 2,
+        rswoole_codec::http1::Version::Http10 => 0,
+        _ => 1,
+    };
+    let remote = client_addr(ci.remote_addr, b.head(), &hs.trusted_proxies);
+    let log = AccessLog::get(settings.admin.access_log.as_ref()).map(|log| {
+        let h = b.head();
+        let s = |v: Option<&str>| v.map(str::to_string);
+        let seen = Seen {
+            method: h.method().to_string(),
+            uri: h.uri().to_string(),
+            referer: s(h.header_str("referer")),
+            user_agent: s(h.header_str("user-agent")),
+        };
+        (log, seen, std::time::Instant::now())
+    });
+    let mut resp = Response::new(handle.clone(), fd, h2, b.head(), hs);
+    let answer = Answer {
+        resp: resp.clone(),
+        fd,
+        h2,
+        minor,
+        remote,
+        log,
+    };
     let info = RequestInfo {
-        remote_addr: client_addr(peer, b.head(), &hs.trusted_proxies),
-        peer_addr: peer,
-        server_port: ci.as_ref().map_or(0, |c| c.server_port),
+        remote_addr: remote,
+        peer_addr: ci.remote_addr,
+        server_port: ci.server_port,
         request_time: SystemTime::now(),
-        protocol: match b.head().version() {
-            _ if h2 != 0 => "HTTP/2",
-            rswoole_codec::http1::Version::Http10 => "HTTP/1.0",
-            _ => "HTTP/1.1",
-        },
-        tls: ci.as_ref().is_some_and(|c| c.tls),
-        peer_cert_sha256: ci.and_then(|c| c.peer_cert_sha256),
+        protocol: protocol(minor),
+        tls: ci.tls,
+        peer_cert_sha256: ci.peer_cert_sha256,
     };
     let req = match b.finish(fd, info) {
         Ok(mut r) => {
@@ -353,17 +446,22 @@ async fn respond(
                 .and_then(|r| r.header("connection", "close"))
                 .map(|_| ())
                 .and_then(|_| resp.end("400 Bad Request\n"));
-            return;
+            answer.finish(settings, handle);
+            return None;
         }
     };
     if hs.enable_static_handler {
         if let Some(root) = &hs.document_root {
             match super::static_files::try_static(&req, &mut resp, root) {
-                Ok(true) => return,
+                Ok(true) => {
+                    answer.finish(settings, handle);
+                    return None;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(fd = %fd, error = %e, "static file");
-                    return;
+                    answer.finish(settings, handle);
+                    return None;
                 }
             }
         }
@@ -373,42 +471,41 @@ async fn respond(
             .status(404)
             .map(|_| ())
             .and_then(|_| resp.end("404 Not Found\n"));
-        return;
+        answer.finish(settings, handle);
+        return None;
     };
-    let fut = guarded("on_request", cb(handle.clone(), req, resp.clone()));
-    let timed_out = match hs.request_timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.is_err(),
-        None => {
-            fut.await;
-            false
+    let deadline = hs.request_timeout.map(|t| tokio::time::Instant::now() + t);
+    // The callback runs (and its future is polled) with a panic caught, as the runtime does
+    // for every callback.
+    let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cb(handle.clone(), req, resp)
+    }));
+    let mut fut = match made {
+        Ok(fut) => fut,
+        Err(_) => {
+            tracing::error!(
+                callback = "on_request",
+                "callback panicked (location above); the event is lost, the worker goes on"
+            );
+            answer.handled(handle, false);
+            answer.finish(settings, handle);
+            return None;
         }
     };
-    match (resp.state(), timed_out) {
-        (State::Ended, _) => {}
-        (State::Fresh, true) => {
-            tracing::warn!(fd = %fd, "on_request ran past request_timeout; answering 504");
-            let _ = resp
-                .status(504)
-                .map(|_| ())
-                .and_then(|_| resp.end("504 Gateway Timeout: the handler took too long\n"));
+    // A waker that does nothing is enough for this first poll: a future that is pending is
+    // awaited at once (`Pending::wait`), and that poll registers the real waker.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match poll_guarded("on_request", &mut fut, &mut cx) {
+        Poll::Ready(()) => {
+            answer.handled(handle, false);
+            answer.finish(settings, handle);
+            None
         }
-        (State::Fresh, false) => {
-            tracing::error!(fd = %fd, "on_request returned without end(); answering 500");
-            let _ = resp
-                .status(500)
-                .map(|_| ())
-                .and_then(|_| resp.end("500 Internal Server Error\n"));
-        }
-        (State::Streaming, _) if h2 != 0 => {
-            // Part of the body is out: the only honest ending is to reset the stream.
-            tracing::error!(fd = %fd, stream = h2, timed_out, "on_request stopped mid-response; resetting its HTTP/2 stream");
-            handle.ctx.abort_stream(fd, h2);
-        }
-        (State::Streaming, _) => {
-            // Part of the body is out: the only honest ending is to cut the connection.
-            tracing::error!(fd = %fd, timed_out, "on_request stopped mid-response; closing the connection");
-            let _ = handle.close(fd);
-        }
+        Poll::Pending => Some(Pending {
+            answer,
+            fut,
+            deadline,
+        }),
     }
 }
 
@@ -474,6 +571,17 @@ impl HttpHandler {
 }
 
 impl ProtocolHandler for HttpHandler {
+    fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
+        if ev.kind != Kind::HttpRequest {
+            return Some(self.event(ctx, ev));
+        }
+        let h = Handle::new(ctx);
+        let p = self.http.request(h.clone(), self.on_request.as_ref(), ev)?;
+        Some(Box::pin(
+            async move { p.wait(&self.http.settings, &h).await },
+        ))
+    }
+
     fn event(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> BoxFut {
         Box::pin(async move {
             let h = Handle::new(ctx);

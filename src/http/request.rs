@@ -29,22 +29,82 @@ use crate::base::ConnId;
 ///     server.start()
 /// }
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(pub(crate) Vec<(String, String)>);
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Params(pub(crate) Vec<(PStr, PStr)>);
+
+/// A name or value of [`Params`]: decoded (owned), or a slice of the request head as sent
+/// (headers: valid UTF-8, shared with the head, no copy).
+#[derive(Clone)]
+pub(crate) enum PStr {
+    Owned(String),
+    Shared(Bytes),
+}
+
+impl PStr {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            PStr::Owned(s) => s.as_bytes(),
+            PStr::Shared(b) => b,
+        }
+    }
+    fn as_str(&self) -> &str {
+        match self {
+            PStr::Owned(s) => s,
+            // Only UTF-8 is stored shared (checked when the request was built).
+            PStr::Shared(b) => std::str::from_utf8(b).unwrap_or(""),
+        }
+    }
+    /// `b` as is when it is UTF-8, else with the bad sequences replaced (as
+    /// `String::from_utf8_lossy` does).
+    fn shared(b: Bytes) -> PStr {
+        match std::str::from_utf8(&b) {
+            Ok(_) => PStr::Shared(b),
+            Err(_) => PStr::Owned(String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+}
+
+impl PartialEq for PStr {
+    fn eq(&self, other: &PStr) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for PStr {}
+
+impl std::fmt::Debug for PStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Params").field(&self.0).finish()
+    }
+}
 
 impl Params {
+    /// Decoded pairs (query, form fields, cookies).
+    pub(crate) fn owned(pairs: Vec<(String, String)>) -> Params {
+        Params(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (PStr::Owned(k), PStr::Owned(v)))
+                .collect(),
+        )
+    }
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k.as_bytes() == name.as_bytes())
             .map(|(_, v)| v.as_str())
     }
     /// Every value of `name`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
-            .filter(move |(k, _)| k == name)
+            .filter(move |(k, _)| k.as_bytes() == name.as_bytes())
             .map(|(_, v)| v.as_str())
     }
     /// All pairs.
@@ -341,7 +401,7 @@ impl Builder {
         let (post, files, body) = match self.multipart.take() {
             Some(mut m) => {
                 m.drain()?;
-                (Params(m.fields), m.files, Bytes::new())
+                (Params::owned(m.fields), m.files, Bytes::new())
             }
             None => {
                 let body = self.body.freeze();
@@ -354,25 +414,26 @@ impl Builder {
                 } else {
                     Vec::new()
                 };
-                (Params(post), Vec::new(), body)
+                (Params::owned(post), Vec::new(), body)
             }
         };
         let h = &self.head;
         let query = h.query().unwrap_or("").to_string();
         let cookie = h.get_all("cookie").flat_map(http1::parse_cookies).collect();
+        // Names (lower-cased tokens) and values share the head's buffer.
         let header = h
-            .headers()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
+            .shared_headers()
+            .map(|(k, v)| (PStr::Shared(k), PStr::shared(v)))
             .collect();
         Ok(Request {
             fd,
             method: h.method().to_string(),
             uri: h.uri().to_string(),
             path: http1::percent_decode_str(h.path()).into_owned(),
-            get: Params(http1::parse_query(&query)),
+            get: Params::owned(http1::parse_query(&query)),
             query_string: query,
             post,
-            cookie: Params(cookie),
+            cookie: Params::owned(cookie),
             header: Params(header),
             files,
             server,

@@ -78,9 +78,11 @@ pub(crate) struct Inner {
     fd: ConnId,
     /// The HTTP/2 stream answered (0: HTTP/1.x).
     stream: u32,
-    status: u16,
-    reason: Option<String>,
-    headers: Vec<(String, String)>,
+    /// Status, reason and the application's header fields, encoded as they are set.
+    head: ResponseHead,
+    /// A header the encoder refused (not a token name): reported by `write`/`end`, as
+    /// before the head was built as headers came.
+    refused: Option<String>,
     pub(crate) state: State,
     keep_alive: bool,
     is_head: bool,
@@ -118,11 +120,29 @@ pub struct Response {
 }
 
 thread_local! {
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    static DATE: RefCell<(u64, Bytes)> = const { RefCell::new((0, Bytes::new())) };
+    /// Where responses are encoded before they go to the connection (which copies them):
+    /// one buffer per thread, reused, instead of one allocation per response.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The `Date` header value, formatted once per second.
-pub(crate) fn http_date() -> String {
+/// The scratch buffer kept between responses up to this capacity (a large body's is freed).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `f` with this thread's (empty) encoding buffer.
+fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
+    // Taken out, not borrowed across `f`: a nested use gets a fresh buffer.
+    let mut out = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let r = f(&mut out);
+    if out.capacity() <= SCRATCH_KEEP {
+        out.clear();
+        SCRATCH.with(|s| *s.borrow_mut() = out);
+    }
+    r
+}
+
+/// The `Date` header value, formatted once per second and shared (no copy per response).
+pub(crate) fn http_date() -> Bytes {
     let now = SystemTime::now();
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -131,7 +151,7 @@ pub(crate) fn http_date() -> String {
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs {
-            *d = (secs, httpdate::fmt_http_date(now));
+            *d = (secs, Bytes::from(httpdate::fmt_http_date(now)));
         }
         d.1.clone()
     })
@@ -157,27 +177,37 @@ impl Response {
         // After an upgrade the old server closes each connection after its reply, so that
         // the client's next request reaches the new one.
         let keep_alive = head.keep_alive() && !handle.ctx.shared.draining();
-        let gzip_ok = settings.http_compression
-            && head
-                .header("accept-encoding")
-                .is_some_and(http1::accepts_gzip);
+        // One pass over the request's headers (names are lower-cased), first of each kept.
+        let (mut accept_encoding, mut range, mut inm, mut ims) = (None, None, None, None);
+        for (name, value) in head.raw_headers() {
+            let slot = match name {
+                b"accept-encoding" => &mut accept_encoding,
+                b"range" => &mut range,
+                b"if-none-match" => &mut inm,
+                b"if-modified-since" => &mut ims,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        let gzip_ok = settings.http_compression && accept_encoding.is_some_and(http1::accepts_gzip);
         Response {
             inner: Rc::new(RefCell::new(Inner {
                 handle,
                 fd,
                 stream,
-                status: 200,
-                reason: None,
-                headers: Vec::new(),
+                head: ResponseHead::new(200),
+                refused: None,
                 state: State::Fresh,
                 keep_alive,
                 is_head: head.is_head(),
                 version: head.version(),
                 gzip_ok,
                 compress_min: settings.compression_min_length,
-                range: head.header("range").map(|r| r.to_vec()),
-                if_none_match: head.header("if-none-match").map(|r| r.to_vec()),
-                if_modified_since: head.header_str("if-modified-since").map(str::to_string),
+                range: range.map(<[u8]>::to_vec),
+                if_none_match: inm.map(<[u8]>::to_vec),
+                if_modified_since: ims
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::to_string),
                 sent: 0,
             })),
         }
@@ -216,8 +246,9 @@ impl Response {
             return Err(HttpError::Invalid(format!("status {code}")));
         }
         let mut i = self.fresh()?;
-        i.status = code;
-        i.reason = None;
+        i.head
+            .set_status(code)
+            .map_err(|e| HttpError::Invalid(e.to_string()))?;
         drop(i);
         Ok(self)
     }
@@ -244,7 +275,11 @@ impl Response {
     pub fn status_reason(&mut self, code: u16, reason: &str) -> Result<&mut Self, HttpError> {
         check_header("x", reason)?;
         self.status(code)?;
-        self.inner.borrow_mut().reason = Some(reason.to_string());
+        self.inner
+            .borrow_mut()
+            .head
+            .reason_phrase(reason)
+            .map_err(|e| HttpError::Invalid(e.to_string()))?;
         Ok(self)
     }
 
@@ -274,7 +309,7 @@ impl Response {
         if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
             i.keep_alive = false;
         }
-        i.headers.push((name.to_string(), value.to_string()));
+        i.add(name, value.as_bytes());
         drop(i);
         Ok(self)
     }
@@ -308,7 +343,7 @@ impl Response {
         let v = cookie
             .encode()
             .map_err(|e| HttpError::Invalid(e.to_string()))?;
-        self.fresh()?.headers.push(("set-cookie".into(), v));
+        self.fresh()?.add("set-cookie", v.as_bytes());
         Ok(self)
     }
 
@@ -360,23 +395,24 @@ impl Response {
     pub fn write(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
-        let mut out = BytesMut::new();
-        match i.state {
-            State::Ended => return Err(HttpError::Ended),
-            State::Fresh => {
-                i.encode_head(&mut out, BodyLength::Streaming)?;
-                i.state = State::Streaming;
+        with_scratch(|out| {
+            match i.state {
+                State::Ended => return Err(HttpError::Ended),
+                State::Fresh => {
+                    i.encode_head(out, BodyLength::Streaming)?;
+                    i.state = State::Streaming;
+                }
+                State::Streaming => {}
             }
-            State::Streaming => {}
-        }
-        if !data.is_empty() && !i.is_head {
-            if i.version == Version::Http10 {
-                out.extend_from_slice(data);
-            } else {
-                http1::encode_chunk(data, &mut out);
+            if !data.is_empty() && !i.is_head {
+                if i.version == Version::Http10 {
+                    out.extend_from_slice(data);
+                } else {
+                    http1::encode_chunk(data, out);
+                }
             }
-        }
-        i.send(out.freeze())
+            i.send(out)
+        })
     }
 
     /// Finishes the response with a last piece of body (may be empty).
@@ -402,36 +438,37 @@ impl Response {
     pub fn end(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
-        let mut out = BytesMut::new();
-        match i.state {
-            State::Ended => return Err(HttpError::Ended),
-            State::Fresh => {
-                let compressed = i.maybe_gzip(data);
-                let body: &[u8] = compressed.as_deref().unwrap_or(data);
-                i.encode_head(&mut out, BodyLength::Known(body.len() as u64))?;
-                if !i.is_head {
-                    out.extend_from_slice(body);
+        with_scratch(|out| {
+            match i.state {
+                State::Ended => return Err(HttpError::Ended),
+                State::Fresh => {
+                    let compressed = i.maybe_gzip(data);
+                    let body: &[u8] = compressed.as_deref().unwrap_or(data);
+                    i.encode_head(out, BodyLength::Known(body.len() as u64))?;
+                    if !i.is_head {
+                        out.extend_from_slice(body);
+                    }
                 }
-            }
-            State::Streaming => {
-                if !i.is_head {
-                    if i.version == Version::Http10 {
-                        out.extend_from_slice(data);
-                    } else {
-                        if !data.is_empty() {
-                            http1::encode_chunk(data, &mut out);
+                State::Streaming => {
+                    if !i.is_head {
+                        if i.version == Version::Http10 {
+                            out.extend_from_slice(data);
+                        } else {
+                            if !data.is_empty() {
+                                http1::encode_chunk(data, out);
+                            }
+                            http1::encode_last_chunk(out);
                         }
-                        http1::encode_last_chunk(&mut out);
                     }
                 }
             }
-        }
-        i.state = State::Ended;
-        let r = i.send(out.freeze());
-        if !i.keep_alive {
-            let _ = i.handle.close(i.fd);
-        }
-        r
+            i.state = State::Ended;
+            let r = i.send(out);
+            if !i.keep_alive {
+                let _ = i.handle.close(i.fd);
+            }
+            r
+        })
     }
 
     /// Redirects with `Location: url` (`code` 301, 302, 303, 307 or 308).
@@ -514,11 +551,7 @@ impl Response {
     }
 
     pub(crate) fn has_header(&self, name: &str) -> bool {
-        self.inner
-            .borrow()
-            .headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        self.inner.borrow().head.field(name).is_some()
     }
 
     pub(crate) fn state(&self) -> State {
@@ -528,7 +561,7 @@ impl Response {
     /// The status code and the bytes sent so far (metrics and the access log).
     pub(crate) fn outcome(&self) -> (u16, u64) {
         let i = self.inner.borrow();
-        (i.status, i.sent)
+        (i.head.status(), i.sent)
     }
 
     /// Whether this answers a HEAD request (no body goes out).
@@ -542,14 +575,15 @@ impl Response {
         if i.state != State::Fresh {
             return Err(HttpError::HeadersSent);
         }
-        let mut out = BytesMut::new();
-        i.encode_head(&mut out, BodyLength::Known(len))?;
-        i.state = State::Ended;
-        let r = i.send(out.freeze());
-        if !i.keep_alive {
-            let _ = i.handle.close(i.fd);
-        }
-        r
+        with_scratch(|out| {
+            i.encode_head(out, BodyLength::Known(len))?;
+            i.state = State::Ended;
+            let r = i.send(out);
+            if !i.keep_alive {
+                let _ = i.handle.close(i.fd);
+            }
+            r
+        })
     }
 
     /// Ends the response with a trailer section (names and values already valid, as
@@ -575,7 +609,7 @@ impl Response {
             out.extend_from_slice(b"\r\n");
         }
         i.state = State::Ended;
-        let r = i.send(out.freeze());
+        let r = i.send(&out);
         if !i.keep_alive {
             let _ = i.handle.close(i.fd);
         }
@@ -588,17 +622,18 @@ impl Response {
         if i.state != State::Fresh {
             return Err(HttpError::HeadersSent);
         }
-        let mut out = BytesMut::new();
-        i.encode_head(&mut out, BodyLength::Known(body.len() as u64))?;
-        if !i.is_head {
-            out.extend_from_slice(body);
-        }
-        i.state = State::Ended;
-        let r = i.send(out.freeze());
-        if !i.keep_alive {
-            let _ = i.handle.close(i.fd);
-        }
-        r
+        with_scratch(|out| {
+            i.encode_head(out, BodyLength::Known(body.len() as u64))?;
+            if !i.is_head {
+                out.extend_from_slice(body);
+            }
+            i.state = State::Ended;
+            let r = i.send(out);
+            if !i.keep_alive {
+                let _ = i.handle.close(i.fd);
+            }
+            r
+        })
     }
 }
 
@@ -609,43 +644,44 @@ impl Inner {
         if self.handle.ctx.shared.draining() {
             self.keep_alive = false;
         }
-        let mut h = ResponseHead::new(self.status);
-        if let Some(r) = &self.reason {
-            h.reason_phrase(r)
-                .map_err(|e| HttpError::Invalid(e.to_string()))?;
+        if let Some(e) = &self.refused {
+            return Err(HttpError::Invalid(e.clone()));
         }
-        h.version(self.version)
-            .keep_alive(self.keep_alive)
-            .head_request(self.is_head)
+        let (version, keep_alive, is_head) = (self.version, self.keep_alive, self.is_head);
+        let h = &mut self.head;
+        h.version(version)
+            .keep_alive(keep_alive)
+            .head_request(is_head)
             .body(body);
-        let date = http_date();
-        h.date(date.as_bytes())
+        h.date_shared(http_date())
             .map_err(|e| HttpError::Invalid(e.to_string()))?;
-        for (k, v) in &self.headers {
-            h.header(k, v.as_bytes())
-                .map_err(|e| HttpError::Invalid(e.to_string()))?;
-        }
         if h.encode(out).must_close() {
             self.keep_alive = false;
         }
         Ok(())
     }
 
+    /// Adds a header field the caller checked with `check_header`; one the encoder refuses
+    /// is reported when the head goes out.
+    fn add(&mut self, name: &str, value: &[u8]) {
+        if let Err(e) = self.head.header(name, value) {
+            if self.refused.is_none() {
+                self.refused = Some(e.to_string());
+            }
+        }
+    }
+
     fn maybe_gzip(&mut self, data: &[u8]) -> Option<Vec<u8>> {
         if !self.gzip_ok
             || data.len() < self.compress_min
-            || self
-                .headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+            || self.head.field("content-encoding").is_some()
         {
             return None;
         }
         let ct = self
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.as_str())
+            .head
+            .field("content-type")
+            .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or("text/html");
         let compressible = ct.starts_with("text/")
             || ct.contains("json")
@@ -661,20 +697,19 @@ impl Inner {
         );
         enc.write_all(data).ok()?;
         let out = enc.finish().ok()?;
-        self.headers
-            .push(("content-encoding".into(), "gzip".into()));
-        self.headers.push(("vary".into(), "Accept-Encoding".into()));
+        self.add("content-encoding", b"gzip");
+        self.add("vary", b"Accept-Encoding");
         Some(out)
     }
 
-    fn send(&mut self, out: Bytes) -> Result<(), HttpError> {
+    fn send(&mut self, out: &[u8]) -> Result<(), HttpError> {
         if out.is_empty() {
             return Ok(());
         }
         self.sent += out.len() as u64;
         self.handle
             .ctx
-            .send_stream(self.fd, self.stream, out)
+            .send_stream_slice(self.fd, self.stream, out)
             .map_err(HttpError::from)
     }
 }

@@ -86,13 +86,18 @@ pub(crate) struct ProtoEvent {
     pub(crate) stream: u32,
     pub(crate) payload: Bytes,
     /// Base mode: the request head, already parsed by the connection task.
-    pub(crate) head: Option<Box<RequestHead>>,
+    pub(crate) head: Option<RequestHead>,
 }
 
 /// The handler of protocol events in one worker process (the API's HTTP/WebSocket side).
 pub(crate) trait ProtocolHandler {
     /// Handles one event; the future ends when the application is done with it.
     fn event(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> BoxFut;
+    /// A whole request (`HttpRequest`), handled at once when it can: `None` when it is done,
+    /// else what is left of it, to be awaited. By default all of it is left ([`Self::event`]).
+    fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
+        Some(self.event(ctx, ev))
+    }
     /// Connection `fd` is closed: forget what is kept for it.
     fn closed(&self, fd: ConnId);
 }

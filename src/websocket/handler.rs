@@ -27,6 +27,13 @@ impl WsHandler {
 }
 
 impl ProtocolHandler for WsHandler {
+    fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
+        match ev.kind {
+            Kind::HttpRequest => self.http.clone().request(ctx, ev),
+            _ => Some(self.event(ctx, ev)),
+        }
+    }
+
     fn event(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> BoxFut {
         match ev.kind {
             Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd => {

@@ -148,32 +148,55 @@ impl WorkerCtx {
         stream: u32,
         data: Bytes,
     ) -> Result<(), SendError> {
+        self.send_stream_with(fd, stream, &data, || data.clone())
+    }
+
+    /// As [`send_stream`](Self::send_stream) for bytes the caller keeps (a reused encoding
+    /// buffer): both backends copy them anyway; only an error takes a copy of its own.
+    pub(crate) fn send_stream_slice(
+        &self,
+        fd: ConnId,
+        stream: u32,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        self.send_stream_with(fd, stream, data, || Bytes::copy_from_slice(data))
+    }
+
+    fn send_stream_with(
+        &self,
+        fd: ConnId,
+        stream: u32,
+        data: &[u8],
+        owned: impl FnOnce() -> Bytes,
+    ) -> Result<(), SendError> {
         match &self.backend {
             Backend::Pipe(tx) => {
                 let Some(slot) = self.shared.live_slot(fd) else {
-                    return Err(SendError::Closed(fd, data));
+                    return Err(SendError::Closed(fd, owned()));
                 };
                 if slot.out_bytes.load(Relaxed) as usize + data.len()
                     > self.settings.buffer_output_size
                 {
-                    return Err(SendError::BufferFull(fd, data));
+                    return Err(SendError::BufferFull(fd, owned()));
                 }
                 let mut h = header(Kind::Send, fd.0, 0, 0);
                 h.stream = stream;
-                if tx.push(h, &data) {
+                if tx.push(h, data) {
                     Ok(())
                 } else {
-                    Err(SendError::ShuttingDown(data))
+                    Err(SendError::ShuttingDown(owned()))
                 }
             }
             Backend::Local(conns) => match conns.get(fd) {
                 Some(c) => match stream {
-                    0 => c.write(&data),
-                    s => c.write_stream(s, &data),
+                    0 => c.write(data),
+                    s => c.write_stream(s, data),
                 }
-                .map_err(|e| write_error(fd, data, e)),
-                None if self.shared.live_slot(fd).is_some() => Err(SendError::NotLocal(fd, data)),
-                None => Err(SendError::Closed(fd, data)),
+                .map_err(|e| write_error(fd, owned(), e)),
+                None if self.shared.live_slot(fd).is_some() => {
+                    Err(SendError::NotLocal(fd, owned()))
+                }
+                None => Err(SendError::Closed(fd, owned())),
             },
         }
     }

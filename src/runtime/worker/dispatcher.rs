@@ -35,7 +35,7 @@ pub(super) struct WEv {
     /// The HTTP/2 stream of an HTTP event (0: none): its own queue.
     pub(super) stream: u32,
     /// Base mode: the request head, already parsed by the connection task.
-    pub(super) head: Option<Box<rswoole_codec::http1::RequestHead>>,
+    pub(super) head: Option<rswoole_codec::http1::RequestHead>,
 }
 
 /// Events waiting behind a running one, keyed by (connection, HTTP/2 stream or 0).
@@ -150,12 +150,11 @@ impl Dispatcher {
             payload: std::mem::take(&mut ev.payload),
             head: ev.head.take(),
         };
-        let mut fut = p.event(self.ctx.clone(), pe);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let conn = Some(ev.fd).filter(|fd| fd.0 != 0);
-        match holds::enter(conn, || poll_guarded("on_request", &mut fut, &mut cx)) {
-            Poll::Ready(()) => self.finish_one(&ev),
-            Poll::Pending => {
+        // The handler polls the application's future once itself; what waits comes back.
+        match holds::enter(conn, || p.request(self.ctx.clone(), pe)) {
+            None => self.finish_one(&ev),
+            Some(mut fut) => {
                 let fd = (ev.fd.0, ev.stream);
                 self.queues.borrow_mut().insert(fd, VecDeque::new());
                 if fd.1 != 0 {

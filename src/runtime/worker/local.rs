@@ -46,7 +46,7 @@ impl EventSink for LocalSink {
             payload: body,
             seq: None,
             stream,
-            head: Some(Box::new(head)),
+            head: Some(head),
         });
     }
     fn busy(&self, conn: &Arc<Conn>) -> bool {

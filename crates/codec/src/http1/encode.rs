@@ -6,7 +6,7 @@
 //! [`Framing`], how the body bytes that follow must be written. It reads no clock: the
 //! caller passes the preformatted `Date` value (cache it once per second).
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::EncodeError;
 use super::request::Version;
@@ -126,7 +126,7 @@ pub struct ResponseHead {
     keep_alive: bool,
     head_request: bool,
     body: BodyLength,
-    date: Option<Box<[u8]>>,
+    date: Option<Bytes>,
     fields: Vec<u8>,
     user_connection: bool,
     user_date: bool,
@@ -181,7 +181,7 @@ impl ResponseHead {
             head_request: false,
             body: BodyLength::Empty,
             date: None,
-            fields: Vec::with_capacity(128),
+            fields: Vec::new(),
             user_connection: false,
             user_date: false,
         })
@@ -190,6 +190,62 @@ impl ResponseHead {
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// Changes the status code; the reason phrase goes back to the standard one.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidStatus`] unless `100 <= status <= 999` (nothing changes then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::{EncodeError, ResponseHead};
+    /// let mut head = ResponseHead::new(200);
+    /// head.reason_phrase("Fine")?.set_status(404)?;
+    /// let mut out = bytes::BytesMut::new();
+    /// head.encode(&mut out);
+    /// assert!(out.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+    /// assert_eq!(head.set_status(1000).unwrap_err(), EncodeError::InvalidStatus);
+    /// # Ok::<(), EncodeError>(())
+    /// ```
+    pub fn set_status(&mut self, status: u16) -> Result<&mut Self, EncodeError> {
+        if !(100..=999).contains(&status) {
+            return Err(EncodeError::InvalidStatus);
+        }
+        self.status = status;
+        self.reason = None;
+        Ok(self)
+    }
+
+    /// The value of the first header field added as `name` (compared case-insensitively).
+    /// `Content-Length` and `Transfer-Encoding`, which [`header`](Self::header) drops, are
+    /// never found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::ResponseHead;
+    /// let mut head = ResponseHead::new(200);
+    /// head.header("Content-Type", "text/plain")?.header("X-A", "1")?.header("x-a", "2")?;
+    /// assert_eq!(head.field("content-type"), Some(&b"text/plain"[..]));
+    /// assert_eq!(head.field("X-a"), Some(&b"1"[..]));
+    /// assert_eq!(head.field("vary"), None);
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        // `fields` holds `name: value\r\n` lines whose names are tokens and values hold no
+        // CR or LF: the first ": " of a line ends its name.
+        self.fields
+            .split(|&b| b == b'\n')
+            .filter_map(|line| {
+                let line = line.strip_suffix(b"\r")?;
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((&line[..colon], &line[(colon + 2).min(line.len())..]))
+            })
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// Replaces the standard reason phrase of [`reason`] with `phrase`.
@@ -313,8 +369,31 @@ impl ResponseHead {
     /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
     /// ```
     pub fn date(&mut self, date: &[u8]) -> Result<&mut Self, EncodeError> {
-        check_value(date)?;
-        self.date = Some(date.into());
+        self.date_shared(Bytes::copy_from_slice(date))
+    }
+
+    /// As [`date`](Self::date), with a value shared by every response of the same second
+    /// (no copy).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidHeaderValue`] if `date` holds CR, LF or NUL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let date = Bytes::from_static(b"Sun, 06 Nov 1994 08:49:37 GMT");
+    /// let mut out = BytesMut::new();
+    /// ResponseHead::new(200).date_shared(date.clone())?.encode(&mut out);
+    /// assert!(out.windows(35).any(|w| w == b"Date: Sun, 06 Nov 1994 08:49:37 GMT"));
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
+    pub fn date_shared(&mut self, date: Bytes) -> Result<&mut Self, EncodeError> {
+        check_value(&date)?;
+        self.date = Some(date);
         Ok(self)
     }
 
@@ -357,6 +436,9 @@ impl ResponseHead {
         }
         self.user_connection |= n.eq_ignore_ascii_case(b"connection");
         self.user_date |= n.eq_ignore_ascii_case(b"date");
+        if self.fields.capacity() == 0 {
+            self.fields.reserve(128);
+        }
         self.fields.extend_from_slice(n);
         self.fields.extend_from_slice(b": ");
         self.fields.extend_from_slice(value);

@@ -305,6 +305,48 @@ impl RequestHead {
             .map(|&(n, v)| (self.str(n), &self.buf[v.range()]))
     }
 
+    /// All header fields in order as raw bytes: lower-cased name, value (no UTF-8 check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\nX-Id: 7\r\n\r\n");
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let all: Vec<_> = head.raw_headers().collect();
+    /// assert_eq!(all, [(&b"host"[..], &b"a"[..]), (&b"x-id"[..], &b"7"[..])]);
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn raw_headers(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|&(n, v)| (&self.buf[n.range()], &self.buf[v.range()]))
+    }
+
+    /// All header fields in order, as [`headers`](Self::headers) gives them, each name and
+    /// value a zero-copy [`Bytes`] sharing the head's buffer. Names are lower-cased tokens
+    /// (so UTF-8); values are raw.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from("GET / HTTP/1.1\r\nHost: a\r\nX-Id: 7\r\n\r\n");
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let all: Vec<_> = head.shared_headers().collect();
+    /// assert_eq!(all, [("host".into(), "a".into()), ("x-id".into(), "7".into())]);
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn shared_headers(&self) -> impl ExactSizeIterator<Item = (Bytes, Bytes)> + '_ {
+        self.headers
+            .iter()
+            .map(|&(n, v)| (self.buf.slice(n.range()), self.buf.slice(v.range())))
+    }
+
     /// The number of header fields.
     pub fn header_count(&self) -> usize {
         self.headers.len()
