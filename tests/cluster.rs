@@ -23,6 +23,8 @@ const T: Duration = Duration::from_secs(30);
 struct Redis {
     child: Child,
     port: u16,
+    /// `requirepass`, if any.
+    pass: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,8 +34,16 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, None)
+    }
+
+    fn start_with(port: u16, pass: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = pass {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -46,6 +56,7 @@ impl Redis {
         let r = Redis {
             child,
             port,
+            pass: pass.map(str::to_string),
             _dir: dir,
         };
         let deadline = Instant::now() + T;
@@ -60,23 +71,36 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.pass {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
-    /// One inline command; its first reply line (empty if Redis cannot be reached).
+    /// One inline command (after `AUTH` with a password); its first reply line (empty if
+    /// Redis cannot be reached).
     fn cmd(&self, line: &str) -> String {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return String::new();
         };
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+        let auth = self.pass.as_ref().map(|p| format!("AUTH {p}\r\n"));
+        let skip = auth.is_some() as usize;
+        let req = auth.unwrap_or_default() + line + "\r\n";
+        if s.write_all(req.as_bytes()).is_err() {
             return String::new();
         }
+        let mut got = Vec::new();
         let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n])
+        while got.iter().filter(|&&b| b == b'\n').count() <= skip {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got)
             .lines()
-            .next()
+            .nth(skip)
             .unwrap_or("")
             .to_string()
     }
@@ -1029,5 +1053,53 @@ fn cluster_task_fire_and_forget_of_killed_node_reruns() {
             started(&n3).contains(&lost[0]),
             "{lost:?} did not run again on n3"
         );
+    });
+}
+
+/// Redis with a password (`requirepass`): nodes given `redis://:PASS@host:port/` join and
+/// broadcast across (one Process-mode, one Base-mode); a node given a wrong password starts,
+/// serves its own clients, logs why Redis refuses it and answers a broadcast with an error
+/// (nothing lost silently).
+#[test]
+fn cluster_redis_password_url() {
+    let redis = Redis::start_with(free_port(), Some("s3cret"));
+    assert_eq!(redis.cmd("PING"), "+PONG");
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let bad = format!("redis://:wrong@127.0.0.1:{}/", redis.port);
+    let n3 = ServerProc::start(
+        "chat",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--worker-num",
+            "1",
+            "--redis",
+            &bad,
+            "--node",
+            "n3",
+        ],
+        0,
+    );
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"hello").await;
+        assert!(text(&mut a).await.ends_with(":hello\n"));
+        assert!(text(&mut b).await.ends_with(":hello\n"));
+        let names: Vec<String> = nodes(&mut b).await.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["n1", "n2"]);
+        n3.wait_stderr("cannot reach redis", 1, T);
+        let log = n3.stderr();
+        assert!(
+            log.to_lowercase().contains("authentication failed"),
+            "{log}"
+        );
+        let mut c = clients(&n3, 1).await.pop().unwrap();
+        c.send(MessageKind::Text, b"lost?").await;
+        let r = text(&mut c).await;
+        assert!(r.starts_with("error: "), "{r:?}");
     });
 }
