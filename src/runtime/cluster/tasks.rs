@@ -1,5 +1,10 @@
 //! Tasks across nodes, on a Redis stream with one consumer group
-//! ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster)).
+//! ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster), and fire-and-forget
+//! with the result to `on_finish`: [`Handle::task_cluster`](crate::Handle::task_cluster)).
+//!
+//! - `task_cluster`: the caller's request map holds a [`Waiter::Finish`] instead of a
+//!   oneshot (inserted before the `XADD`, removed if it fails); its reply goes to the worker's
+//!   finisher task ([`Cluster::serve_finish`]), which runs `on_finish` as for a local task.
 //!
 //! - The caller (any worker of any node) `XADD`s the encoded task to `{prefix}:tasks` with
 //!   its reply channel (`{prefix}:reply:{node}:{pid}`, one per worker process, subscribed
