@@ -24,6 +24,11 @@
 //! `tasks ok=COUNT NODE=RAN ...` once every result came back (each checked against its
 //! task), or `error: ...` with the first failure.
 //!
+//! Fire-and-forget cluster tasks: `/ctask COUNT MS` queues COUNT such tasks with
+//! `task_cluster` and answers `ctask queued COUNT` once Redis has them all (or `error: ...`);
+//! each result then comes to this worker's `on_finish`, which tells the client
+//! `ctask TAG-I done on NODE` (or `ctask ID error: ...`).
+//!
 //! ```text
 //! cargo run --release --example chat      # then open http://127.0.0.1:9502/ in two tabs
 //! cargo run --release --example chat -- --port 9601 --redis redis://127.0.0.1:6379/ --node a
@@ -83,6 +88,36 @@ async fn cluster_tasks(srv: &rswoole::Handle, fd: ConnId, args: &str) -> String 
         + "\n"
 }
 
+thread_local! {
+    /// This worker's `task_cluster`s: task id -> the client that queued it.
+    static CTASKS: std::cell::RefCell<std::collections::HashMap<rswoole::TaskId, ConnId>> =
+        Default::default();
+}
+
+/// `/ctask COUNT MS`: queues COUNT fire-and-forget tasks to the cluster.
+async fn cluster_ctasks(srv: &rswoole::Handle, fd: ConnId, args: &str) -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let n: Vec<u64> = args.split(' ').filter_map(|a| a.parse().ok()).collect();
+    let [count, ms] = n[..] else {
+        return "error: want /ctask COUNT MS\n".into();
+    };
+    let me = srv.cluster_node().unwrap_or("-");
+    let tag = format!(
+        "{me}.{}.{}.c{}",
+        srv.worker_id(),
+        fd.0,
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    );
+    for i in 0..count {
+        let job: Job = (tag.clone(), i, ms);
+        match srv.task_cluster(job).await {
+            Ok(id) => CTASKS.with(|m| m.borrow_mut().insert(id, fd)),
+            Err(e) => return format!("error: {e}\n"),
+        };
+    }
+    format!("ctask queued {count}\n")
+}
+
 fn main() -> rswoole::Result<()> {
     let args = ExampleArgs::parse_or_exit("0.0.0.0", 9502);
     let mut server = WebSocketServer::bind(&args.addr())?;
@@ -101,6 +136,16 @@ fn main() -> rswoole::Result<()> {
             }
         });
     }
+    server.on_finish(|srv, id, result| async move {
+        let Some(fd) = CTASKS.with(|m| m.borrow_mut().remove(&id)) else {
+            return Err(format!("on_finish for unknown task {id}"));
+        };
+        let line = match result.get::<Done>() {
+            Ok((node, tag, i)) => format!("ctask {tag}-{i} done on {node}\n"),
+            Err(e) => format!("ctask {id} error: {e}\n"),
+        };
+        srv.push(fd, line, OpCode::Text).map_err(|e| e.to_string())
+    });
     server.on_open(|srv, req| async move {
         println!("client {} joined (worker {})", req.fd, srv.worker_id());
     });
@@ -142,6 +187,10 @@ fn main() -> rswoole::Result<()> {
                 }
                 _ => "error: want /to NODE FD TEXT\n".to_string(),
             };
+            return srv.push(frame.fd, line, OpCode::Text);
+        }
+        if let Some(rest) = text.strip_prefix("/ctask ") {
+            let line = cluster_ctasks(&srv, frame.fd, rest).await;
             return srv.push(frame.fd, line, OpCode::Text);
         }
         if let Some(rest) = text.strip_prefix("/tasks ") {

@@ -23,6 +23,8 @@ const T: Duration = Duration::from_secs(30);
 struct Redis {
     child: Child,
     port: u16,
+    /// `requirepass`, if any.
+    pass: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,8 +34,16 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, None)
+    }
+
+    fn start_with(port: u16, pass: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = pass {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -46,6 +56,7 @@ impl Redis {
         let r = Redis {
             child,
             port,
+            pass: pass.map(str::to_string),
             _dir: dir,
         };
         let deadline = Instant::now() + T;
@@ -60,23 +71,36 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.pass {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
-    /// One inline command; its first reply line (empty if Redis cannot be reached).
+    /// One inline command (after `AUTH` with a password); its first reply line (empty if
+    /// Redis cannot be reached).
     fn cmd(&self, line: &str) -> String {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return String::new();
         };
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+        let auth = self.pass.as_ref().map(|p| format!("AUTH {p}\r\n"));
+        let skip = auth.is_some() as usize;
+        let req = auth.unwrap_or_default() + line + "\r\n";
+        if s.write_all(req.as_bytes()).is_err() {
             return String::new();
         }
+        let mut got = Vec::new();
         let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n])
+        while got.iter().filter(|&&b| b == b'\n').count() <= skip {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got)
             .lines()
-            .next()
+            .nth(skip)
             .unwrap_or("")
             .to_string()
     }
@@ -836,5 +860,246 @@ fn cluster_rooms_across_nodes() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    });
+}
+
+/// The worker (`client FD joined (worker W)`) that holds connection `fd` of `srv`.
+fn worker_of(srv: &ServerProc, fd: &str) -> usize {
+    let needle = format!("client {fd} joined (worker ");
+    let out = srv.stdout();
+    let w = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle)?.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no join line for {fd}"));
+    w.parse().unwrap()
+}
+
+/// Clients of Base-mode node `srv` (two workers), connected one by one until at least `each`
+/// are held by worker 0 and by worker 1: (cluster id, client) per worker.
+async fn clients_on_both_workers(srv: &ServerProc, each: usize) -> [Vec<(String, Ws)>; 2] {
+    let mut by: [Vec<(String, Ws)>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..64 {
+        if by.iter().all(|v| v.len() >= each) {
+            return by;
+        }
+        let mut ws = clients(srv, 1).await.pop().unwrap();
+        let id = whoami(&mut ws).await;
+        let w = worker_of(srv, id.split_once('/').unwrap().1);
+        by[w].push((id, ws));
+    }
+    panic!(
+        "SO_REUSEPORT gave 64 connections to one worker: {} / {}",
+        by[0].len(),
+        by[1].len()
+    );
+}
+
+/// Base mode, two workers, every worker owns the connections it accepted: cluster operations
+/// from another node (n2) and from the other worker of the same node reach connections held
+/// by worker 1 (send, close, exists, connection_info, push), and broadcasts, `push_to_user`
+/// and rooms reach both workers' clients exactly once. Fails when only worker 0 (the one
+/// with the node's subscription) applies requests: `send`/`close` of worker 1's connections
+/// are refused there.
+#[test]
+fn cluster_base_mode_ops_reach_every_worker() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "base");
+    let n2 = node(&redis, "n2", "process");
+    rt().block_on(async {
+        let [mut on0, mut on1] = clients_on_both_workers(&n1, 2).await;
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        let (x1, y1) = (on1[0].0.clone(), on1[1].0.clone());
+        // From another node.
+        assert_eq!(ask(&mut b, &format!("/exists {x1}")).await, "exists true\n");
+        assert_eq!(
+            ask(&mut b, &format!("/info {x1}")).await,
+            format!("info 127.0.0.1 {}\n", n1.port)
+        );
+        assert_eq!(ask(&mut b, &format!("/rawsend {x1} raw")).await, "sent\n");
+        assert_eq!(text(&mut on1[0].1).await, "raw");
+        assert_eq!(ask(&mut b, &format!("/push {x1} pushed")).await, "sent\n");
+        assert_eq!(text(&mut on1[0].1).await, "pushed\n");
+        // From worker 0 of the same node.
+        let (_, w0) = &mut on0[0];
+        assert_eq!(ask(w0, &format!("/rawsend {y1} same")).await, "sent\n");
+        assert_eq!(text(&mut on1[1].1).await, "same");
+        // Directory and rooms: worker 1's clients, asked for from n2.
+        assert_eq!(ask(&mut on1[0].1, "/bind u1").await, "bound u1\n");
+        assert_eq!(ask(&mut b, "/touser u1 to-user").await, "pushed 1\n");
+        assert_eq!(text(&mut on1[0].1).await, "to-user\n");
+        for (_, ws) in on1.iter_mut().chain(on0.iter_mut().take(1)) {
+            assert_eq!(ask(ws, "/join r").await, "joined r\n");
+        }
+        let members = on1.len() + 1;
+        assert_eq!(
+            ask(&mut b, "/room r roomed").await,
+            format!("room {members}\n")
+        );
+        for (_, ws) in on1.iter_mut().chain(on0.iter_mut().take(1)) {
+            assert_eq!(text(ws).await, "roomed\n");
+        }
+        // A broadcast reaches every client of both workers once: the next message after it
+        // is the next broadcast, not a copy.
+        b.send(MessageKind::Text, b"one").await;
+        b.send(MessageKind::Text, b"two").await;
+        for (_, ws) in on0.iter_mut().chain(on1.iter_mut()) {
+            assert!(text(ws).await.ends_with(":one\n"));
+            assert!(text(ws).await.ends_with(":two\n"));
+        }
+        assert!(text(&mut b).await.ends_with(":one\n"));
+        assert!(text(&mut b).await.ends_with(":two\n"));
+        // Close: from n2 for x1, from worker 0 for y1.
+        for (from, id) in [(&mut b, &x1), (&mut on0[0].1, &y1)] {
+            assert_eq!(ask(from, &format!("/kick {id}")).await, "kicked\n");
+            let fd = id.split_once('/').unwrap().1;
+            n1.wait_stdout(&format!("client {fd} left"), 1, T);
+            assert_eq!(ask(from, &format!("/exists {id}")).await, "exists false\n");
+        }
+        let r = ask(&mut b, &format!("/rawsend {x1} late")).await;
+        assert!(r.starts_with("error: "), "{r:?}");
+    });
+}
+
+/// `/ctask COUNT MS` through `ws`: its `ctask queued COUNT` and the COUNT `ctask TAG-I done
+/// on NODE` lines (in any order: results may come before the answer): the nodes that ran
+/// each index.
+async fn ctasks(ws: &mut Ws, count: usize, ms: u64) -> Result<Vec<(u64, String)>, String> {
+    ws.send(MessageKind::Text, format!("/ctask {count} {ms}").as_bytes())
+        .await;
+    let (mut queued, mut done) = (false, Vec::new());
+    while !queued || done.len() < count {
+        let line = text(ws).await;
+        let line = line.trim_end();
+        if line == format!("ctask queued {count}") {
+            queued = true;
+        } else if let Some((tag, node)) = line
+            .strip_prefix("ctask ")
+            .and_then(|r| r.split_once(" done on "))
+        {
+            let i = tag.rsplit_once('-').unwrap().1.parse().unwrap();
+            done.push((i, node.to_string()));
+        } else {
+            assert!(!queued, "{line:?}");
+            return Err(line.to_string());
+        }
+    }
+    done.sort();
+    Ok(done)
+}
+
+/// Fire-and-forget cluster tasks (`task_cluster`): n1 has no task workers; its client's six
+/// tasks are queued (answer once Redis has them) and run on n2 and n3; each result reaches
+/// on_finish of the calling worker on n1 exactly once (the example pushes it to the client
+/// that queued it). Redis down: `task_cluster` is refused at once with an error naming
+/// Redis, nothing queued.
+#[test]
+fn cluster_task_fire_and_forget_reaches_on_finish() {
+    let redis = Redis::start();
+    let n1 = node(&redis, "n1", "base");
+    let tw = ["--task-worker-num", "1"];
+    let n2 = node_with(&redis, "n2", "process", &tw);
+    let n3 = node_with(&redis, "n3", "base", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let done = ctasks(&mut a, 6, 200).await.unwrap();
+        let idx: Vec<u64> = done.iter().map(|(i, _)| *i).collect();
+        assert_eq!(idx, [0, 1, 2, 3, 4, 5], "{done:?}");
+        assert!(done.iter().all(|(_, n)| n == "n2" || n == "n3"), "{done:?}");
+        // Nothing more comes: the next message is this broadcast.
+        a.send(MessageKind::Text, b"mark").await;
+        assert!(text(&mut a).await.ends_with(":mark\n"));
+        let mut ran: Vec<String> = [&n2, &n3].iter().flat_map(|n| started(n)).collect();
+        ran.sort();
+        assert_eq!(ran.len(), 6, "{ran:?}");
+        drop(redis);
+        let err = ctasks(&mut a, 1, 10).await.unwrap_err();
+        assert!(
+            err.starts_with("error: ") && err.contains("redis"),
+            "{err:?}"
+        );
+    });
+}
+
+/// n1 (no task workers) queues two 2-second fire-and-forget tasks; n2 and n3 take one each;
+/// n2 is killed with kill -9 while it runs its: after the claim timeout n3 runs it again and
+/// both results reach n1's on_finish, from n3.
+#[test]
+fn cluster_task_fire_and_forget_of_killed_node_reruns() {
+    let redis = Redis::start();
+    let claim = ["--cluster-task-claim-ms", "1500"];
+    let n1 = node_with(&redis, "n1", "process", &claim);
+    let tw = ["--task-worker-num", "1", "--cluster-task-claim-ms", "1500"];
+    let n2 = node_with(&redis, "n2", "process", &tw);
+    let n3 = node_with(&redis, "n3", "process", &tw);
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"/ctask 2 2000").await;
+        assert_eq!(text(&mut a).await, "ctask queued 2\n");
+        n2.wait_stdout(" started on n2", 1, T);
+        let _ = killpg(Pid::from_raw(n2.pid()), Signal::SIGKILL);
+        let lost = started(&n2);
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        let mut got = vec![text(&mut a).await, text(&mut a).await];
+        got.sort();
+        let tag = lost[0].rsplit_once('-').unwrap().0.to_string();
+        assert_eq!(
+            got,
+            [
+                format!("ctask {tag}-0 done on n3\n"),
+                format!("ctask {tag}-1 done on n3\n")
+            ]
+        );
+        assert!(
+            started(&n3).contains(&lost[0]),
+            "{lost:?} did not run again on n3"
+        );
+    });
+}
+
+/// Redis with a password (`requirepass`): nodes given `redis://:PASS@host:port/` join and
+/// broadcast across (one Process-mode, one Base-mode); a node given a wrong password starts,
+/// serves its own clients, logs why Redis refuses it and answers a broadcast with an error
+/// (nothing lost silently).
+#[test]
+fn cluster_redis_password_url() {
+    let redis = Redis::start_with(free_port(), Some("s3cret"));
+    assert_eq!(redis.cmd("PING"), "+PONG");
+    let n1 = node(&redis, "n1", "process");
+    let n2 = node(&redis, "n2", "base");
+    let bad = format!("redis://:wrong@127.0.0.1:{}/", redis.port);
+    let n3 = ServerProc::start(
+        "chat",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--worker-num",
+            "1",
+            "--redis",
+            &bad,
+            "--node",
+            "n3",
+        ],
+        0,
+    );
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"hello").await;
+        assert!(text(&mut a).await.ends_with(":hello\n"));
+        assert!(text(&mut b).await.ends_with(":hello\n"));
+        let names: Vec<String> = nodes(&mut b).await.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["n1", "n2"]);
+        n3.wait_stderr("cannot reach redis", 1, T);
+        let log = n3.stderr();
+        assert!(
+            log.to_lowercase().contains("authentication failed"),
+            "{log}"
+        );
+        let mut c = clients(&n3, 1).await.pop().unwrap();
+        c.send(MessageKind::Text, b"lost?").await;
+        let r = text(&mut c).await;
+        assert!(r.starts_with("error: "), "{r:?}");
     });
 }

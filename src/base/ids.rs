@@ -26,6 +26,24 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub u64);
 
+impl TaskId {
+    /// Whether this is the id of a cluster task
+    /// ([`Handle::task_cluster`](crate::Handle::task_cluster)), as
+    /// [`on_finish`](crate::Server::on_finish) gets it (bit 47 set; a local task's never has
+    /// it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole::TaskId;
+    /// assert!(TaskId((1 << 48) | (1 << 47) | 5).is_cluster());
+    /// assert!(!TaskId((1 << 48) | 5).is_cluster());
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.0 & (1 << 47) != 0
+    }
+}
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

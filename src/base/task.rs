@@ -193,6 +193,8 @@ pub(crate) enum Outcome {
     NotRun,
     /// No result before the stopping worker's deadline (`max_wait_time`).
     TimedOut,
+    /// A cluster task whose result cannot come back (Redis lost).
+    Cluster(String),
 }
 
 impl Outcome {
@@ -204,6 +206,9 @@ impl Outcome {
             Outcome::Died => Err(TaskError::WorkerDied(payload)),
             Outcome::NotRun => Err(TaskError::NotRun(payload)),
             Outcome::TimedOut => Err(TaskError::Timeout(payload)),
+            Outcome::Cluster(why) => {
+                Err(TaskError::Cluster(payload, ClusterError::Unavailable(why)))
+            }
         }
     }
 }
@@ -214,7 +219,8 @@ impl TaskResult {
         self.id
     }
 
-    /// The task worker (`0..task_worker_num`) that ran it, or was to run it.
+    /// The task worker (`0..task_worker_num`) that ran it, or was to run it (0 for a cluster
+    /// task, [`TaskId::is_cluster`]: that worker is on whichever node ran it).
     pub fn task_worker(&self) -> usize {
         self.task_worker
     }

@@ -10,7 +10,8 @@
 //!   (all chunks before returning, so the chunks of one message never interleave); the
 //!   receiver runs `on_pipe_message`.
 //! - WebSocket output for the receiver's connections (`WsPushFwd`, `WsBroadcastFwd`,
-//!   `WsDisconnectFwd`, see `crate::websocket`), queued in the sender's [`Outboxes`]: one
+//!   `WsDisconnectFwd`, see `crate::websocket`) and cluster connection operations on them
+//!   (`ClusterOpFwd`, answered by the receiver through Redis), queued in the sender's [`Outboxes`]: one
 //!   queue and one writer task per target worker, records batched into datagrams of at most
 //!   [`ipc::MAX_DGRAM`], written in order over a datagram socket connected to the target's
 //!   mailbox. The caller never blocks; a target whose receive queue is full is waited for
@@ -140,6 +141,7 @@ pub(crate) async fn serve(mailbox: Mailbox, id: usize, deliver: impl Fn(&Header,
                             | Kind::WsPushFwd
                             | Kind::WsBroadcastFwd
                             | Kind::WsDisconnectFwd
+                            | Kind::ClusterOpFwd
                     ) =>
                 {
                     let key = (h.listener, h.kind as u8);
@@ -293,7 +295,8 @@ impl Outbox {
 
     /// Datagram `d` for worker `to` could not be written: counts and reports what it lost.
     fn lost(&self, from: usize, to: usize, d: &[u8], e: &io::Error) {
-        let (mut pushes, mut broadcasts, mut disconnects) = (0u64, 0u64, 0u64);
+        let (mut pushes, mut broadcasts, mut disconnects, mut cluster_ops) =
+            (0u64, 0u64, 0u64, 0u64);
         let mut fds = Vec::new();
         // A chunked record counts once, by its first chunk.
         for (h, _) in ipc::decode(d)
@@ -304,6 +307,7 @@ impl Outbox {
                 Kind::WsPushFwd => pushes += 1,
                 Kind::WsBroadcastFwd => broadcasts += 1,
                 Kind::WsDisconnectFwd => disconnects += 1,
+                Kind::ClusterOpFwd => cluster_ops += 1,
                 _ => continue,
             }
             if h.kind != Kind::WsBroadcastFwd && fds.len() < 16 {
@@ -311,13 +315,14 @@ impl Outbox {
             }
         }
         self.lost
-            .fetch_add(pushes + broadcasts + disconnects, Relaxed);
+            .fetch_add(pushes + broadcasts + disconnects + cluster_ops, Relaxed);
         tracing::warn!(
             worker = from,
             to,
             pushes,
             broadcasts,
             disconnects,
+            cluster_ops,
             fds = ?fds,
             error = %e,
             "worker {to} is gone (it died or is being replaced) with WebSocket output for its clients still queued here: lost (its clients are disconnected with it)"

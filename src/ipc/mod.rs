@@ -132,6 +132,11 @@ pub(crate) enum Kind {
     /// `disconnect` of one of the receiver's connections: `session` = fd, payload as
     /// [`Kind::WsDisconnect`].
     WsDisconnectFwd = 62,
+    /// A cluster connection operation (`cluster_send`/`cluster_push`/`cluster_close` from
+    /// any node) on one of the receiver's connections: `session` = fd, payload = the request
+    /// record of `runtime::cluster::remote`; the receiver applies it and publishes the answer
+    /// to the caller's reply channel itself.
+    ClusterOpFwd = 63,
 }
 
 impl Kind {
@@ -174,6 +179,7 @@ impl Kind {
             60 => Kind::WsPushFwd,
             61 => Kind::WsBroadcastFwd,
             62 => Kind::WsDisconnectFwd,
+            63 => Kind::ClusterOpFwd,
             _ => return None,
         })
     }

@@ -422,10 +422,10 @@ impl Handle {
     }
 
     /// As [`send`](Handle::send) to connection `id` of any node of the cluster: routed to
-    /// the owning node through Redis, which sends it and answers. (In
-    /// [`Mode::Base`](crate::Mode::Base) the owning node's worker 0 applies it, so it reaches
-    /// that worker's connections only; WebSocket clients are reached on every worker with
-    /// [`cluster_push`](Handle::cluster_push).)
+    /// the owning node through Redis, which sends it and answers. In
+    /// [`Mode::Base`](crate::Mode::Base) the worker that accepted the connection applies it
+    /// (the request is handed to it on its node, also when this worker is on that node), so
+    /// every connection of every worker is reached.
     ///
     /// # Errors
     /// [`ClusterError::NotConfigured`]; [`ClusterError::NoNode`] (no live node of that

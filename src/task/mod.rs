@@ -506,6 +506,78 @@ impl Handle {
         }
     }
 
+    /// Queues `payload` to the cluster ([`Settings::cluster`](crate::Settings::cluster)) and
+    /// returns its id as soon as Redis has it (Swoole's `task()`, for every node): a task
+    /// worker of any node runs it — this one included, if it has task workers — and the
+    /// result comes back to [`on_finish`](Server::on_finish) **of this worker**, once.
+    ///
+    /// The task goes through a Redis stream and runs at least once: if the node that took
+    /// it dies (or loses Redis) before answering, another node takes it over after
+    /// [`ClusterSettings::task_claim_timeout`](crate::ClusterSettings::task_claim_timeout)
+    /// and runs it again; `on_finish` gets the first result, later ones are dropped. The id
+    /// is unique among this worker's tasks, local ones included ([`TaskId::is_cluster`]);
+    /// [`TaskResult::task_worker`] is 0 for a cluster task (the worker is on another node).
+    ///
+    /// `on_finish` also runs, once, when there can be no result: with
+    /// [`TaskError::Cluster`] (the reply subscription was lost with Redis; the task may still
+    /// run), [`TaskError::Failed`] / [`TaskError::WorkerDied`] from the node that ran it, or
+    /// [`TaskError::Timeout`] if this worker stops first (after waiting up to
+    /// `max_wait_time` for it).
+    ///
+    /// # Errors
+    /// Nothing was queued and `on_finish` will not run: [`TaskError::Cluster`] with
+    /// [`ClusterError::NotConfigured`](crate::ClusterError::NotConfigured) or
+    /// [`ClusterError::Unavailable`](crate::ClusterError::Unavailable) (Redis did not take
+    /// it); [`TaskError::Unavailable`] without an `on_finish`; [`TaskError::TooLarge`]
+    /// (above this node's `task_max_payload`); [`TaskError::Codec`]. Each hands `payload`
+    /// back.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use rswoole::{ClusterSettings, Server, Settings};
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.set(Settings::default().task_worker_num(2).cluster(Some(
+    ///         ClusterSettings::new("redis://127.0.0.1:6379/", "node-a"),
+    ///     )));
+    ///     server.on_task(|_srv, task| async move { task.data::<u64>().unwrap_or(0) * 2 });
+    ///     server.on_finish(|_srv, id, result| async move {
+    ///         println!("cluster task {id} ({}): {:?}", id.is_cluster(), result.get::<u64>());
+    ///     });
+    ///     server.on_receive(|srv, ev| async move {
+    ///         let id = srv.task_cluster(21u64).await.map_err(|e| e.to_string())?;
+    ///         srv.send(ev.fd, format!("queued {id}\n")).map_err(|e| e.to_string())
+    ///     });
+    ///     server.start()
+    /// }
+    /// ```
+    pub async fn task_cluster<T: Serialize>(&self, payload: T) -> Result<TaskId, TaskError<T>> {
+        // Taken now, while the event that queues it is current: its connection is owed
+        // the on_finish.
+        let hold = self.ctx.holds.take_current();
+        let Some(cluster) = &self.ctx.cluster else {
+            return Err(TaskError::Cluster(payload, ClusterError::NotConfigured));
+        };
+        if !cluster.has_on_finish() {
+            return Err(TaskError::Unavailable(
+                payload,
+                "task_cluster() needs an on_finish callback to deliver the result (or use task_wait_cluster)",
+            ));
+        }
+        let bytes = match postcard::to_allocvec(&payload) {
+            Ok(v) => Bytes::from(v),
+            Err(e) => return Err(TaskError::Codec(payload, e.to_string())),
+        };
+        if bytes.len() > self.ctx.settings.task_max_payload {
+            return Err(TaskError::TooLarge(payload));
+        }
+        cluster
+            .task_finish(self.ctx.id, bytes, hold)
+            .await
+            .map_err(|e| TaskError::Cluster(payload, e))
+    }
+
     timer_methods!(Handle);
 
     fn timers(&self) -> &crate::runtime::timers::Timers {

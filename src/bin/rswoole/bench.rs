@@ -13,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "ws_bench.rs"]
 mod ws_bench;
+#[path = "ws_latency.rs"]
+mod ws_latency;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCmd {
@@ -26,6 +28,10 @@ pub(crate) enum BenchCmd {
     WsBroadcast(ws_bench::Broadcast),
     /// Opens N idle WebSocket connections and holds them (memory per connection).
     WsIdle(ws_bench::Idle),
+    /// WebSocket broadcast delivery latency (`examples/chat.rs`, one node or a cluster).
+    WsLatency(ws_latency::Latency),
+    /// Cross-node push round trip through a cluster of `examples/chat.rs` nodes.
+    WsPushRtt(ws_latency::PushRtt),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -78,6 +84,8 @@ pub(crate) fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::WsEcho(c) => ("ws-echo", c.clone()),
         BenchCmd::WsBroadcast(b) => return ws_bench::broadcast(b.clone()),
         BenchCmd::WsIdle(o) => return ws_bench::idle(o.clone()),
+        BenchCmd::WsLatency(o) => return ws_latency::latency(o.clone()),
+        BenchCmd::WsPushRtt(o) => return ws_latency::push_rtt(o.clone()),
     };
     if c.conns == 0 || c.size == 0 {
         bail!("--conns and --size must be at least 1");

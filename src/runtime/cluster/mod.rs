@@ -403,7 +403,7 @@ async fn subscriber(cluster: Arc<Cluster>, ctx: Ctx) {
             if msg.get_channel_name() == rpc {
                 // A connection operation from another node: answered in its own task.
                 let (c, ctx, p) = (cluster.clone(), ctx.clone(), p.to_vec());
-                tokio::task::spawn_local(async move { c.serve_remote(&ctx, &p).await });
+                tokio::task::spawn_local(async move { c.serve_remote(&ctx, &p, false).await });
                 continue;
             }
             if msg.get_channel_name() == own {

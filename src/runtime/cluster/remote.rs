@@ -7,6 +7,12 @@
 //! - Worker 0 of the owner applies it locally and publishes the answer to the caller's reply
 //!   channel (the same as for cluster tasks), keyed by the request id; no answer within
 //!   [`RPC_TIMEOUT`] is [`ClusterError::Timeout`].
+//! - Base mode: every worker owns the connections it accepted. Worker 0 answers `exists` and
+//!   `connection_info` from shared memory for all of them and forwards a `push` with the
+//!   ordinary `WsPushFwd`, but hands a `send` or `close` of another worker's connection, as the same record, to that worker's mailbox
+//!   (`ClusterOpFwd`); the owner applies it and publishes the answer itself. A caller on the
+//!   same node whose target belongs to another worker does the same (no Redis round trip
+//!   for the request, the answer still comes on its reply channel).
 //! - Request record: op (u8), request id (u64 LE), reply channel length (u16 LE), reply
 //!   channel, fd (u64 LE), WebSocket opcode (u8), data. Answer: the task reply record
 //!   (done with a body, or failed with the reason).
@@ -21,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::tasks::{encode_reply, Forget, Reply, WaitError};
+use super::tasks::{encode_reply, Forget, Reply, WaitError, Waiter};
 use super::Cluster;
 use crate::base::{ClusterConnId, ClusterError, ConnId, ConnectionInfo};
 use crate::runtime::app::Ctx;
@@ -152,8 +158,17 @@ pub(crate) enum Answer {
     Info(Option<ConnectionInfo>),
 }
 
+impl Op {
+    /// Whether only the worker that owns the connection can apply it (Base mode: the others
+    /// answer `exists`/`connection_info` from shared memory and forward a `push` themselves).
+    fn needs_owner(self) -> bool {
+        matches!(self, Op::Send | Op::Close)
+    }
+}
+
 impl Cluster {
-    /// Applies `op` to connection `id` of any node (this one directly).
+    /// Applies `op` to connection `id` of any node (this one directly; in Base mode a
+    /// connection of another worker of this node through that worker's mailbox).
     pub(crate) async fn remote(
         self: &Arc<Self>,
         ctx: &Ctx,
@@ -162,7 +177,12 @@ impl Cluster {
         opcode: u8,
         data: Bytes,
     ) -> Result<Answer, ClusterError> {
-        if id.node == self.settings.node {
+        let local = id.node == self.settings.node;
+        let owner = match local && op.needs_owner() {
+            true => ctx.owning_worker(id.fd),
+            false => None,
+        };
+        if local && owner.is_none() {
             let body = apply(ctx, op, id.fd, opcode, data).map_err(ClusterError::Refused)?;
             return answer(op, body);
         }
@@ -174,7 +194,7 @@ impl Cluster {
         let r = &self.replies;
         let req = r.next.fetch_add(1, Relaxed);
         let (tx, rx) = oneshot::channel();
-        r.waiting.lock().insert(req, tx);
+        r.waiting.lock().insert(req, Waiter::Wait(tx));
         let _forget = Forget(r, req);
         let ch = r.channel.as_bytes();
         let mut m = BytesMut::with_capacity(20 + ch.len() + data.len());
@@ -185,14 +205,22 @@ impl Cluster {
         m.put_u64_le(id.fd.0);
         m.put_u8(opcode);
         m.put_slice(&data);
-        let mut con = self.con().await?;
-        let got: redis::RedisResult<u64> = redis::cmd("PUBLISH")
-            .arg(format!("{}:rpc:{}", self.settings.prefix, id.node))
-            .arg(&m[..])
-            .query_async(&mut con)
-            .await;
-        if self.req(got).await? == 0 {
-            return Err(ClusterError::NoNode(id.node.clone()));
+        if let Some(w) = owner {
+            // Another worker of this node holds it: straight to its mailbox; it answers on
+            // our reply channel like a remote node.
+            ctx.forward_cluster_op(w, id.fd, &m).map_err(|_| {
+                ClusterError::Refused(format!("worker {w} holding the connection is unreachable"))
+            })?;
+        } else {
+            let mut con = self.con().await?;
+            let got: redis::RedisResult<u64> = redis::cmd("PUBLISH")
+                .arg(format!("{}:rpc:{}", self.settings.prefix, id.node))
+                .arg(&m[..])
+                .query_async(&mut con)
+                .await;
+            if self.req(got).await? == 0 {
+                return Err(ClusterError::NoNode(id.node.clone()));
+            }
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Reply::Done(body))) => answer(op, body),
@@ -205,16 +233,31 @@ impl Cluster {
         }
     }
 
-    /// Worker 0: a request from another node, on this node's rpc channel. Applies it and
-    /// publishes the answer.
-    pub(crate) async fn serve_remote(&self, ctx: &Ctx, p: &[u8]) {
+    /// A request on one of this node's connections: from another node (worker 0's
+    /// subscription to this node's rpc channel), or `forwarded` by a worker of this node to
+    /// the worker that owns the connection (Base mode). Applies it — in Base mode a `send`
+    /// or `close` of another worker's connection is forwarded to that worker, which
+    /// answers — and publishes the answer.
+    pub(crate) async fn serve_remote(&self, ctx: &Ctx, p: &[u8], forwarded: bool) {
         let Some((op, req, channel, fd, opcode, data)) = parse(p) else {
             tracing::warn!(node = %self.node(), "cluster: malformed connection request ignored");
             return;
         };
-        let reply = match apply(ctx, op, fd, opcode, Bytes::copy_from_slice(data)) {
-            Ok(body) => Reply::Done(body),
-            Err(why) => Reply::Failed(why),
+        let owner = match !forwarded && op.needs_owner() {
+            true => ctx.owning_worker(fd),
+            false => None,
+        };
+        let reply = match owner {
+            Some(w) => match ctx.forward_cluster_op(w, fd, p) {
+                Ok(()) => return, // worker `w` answers
+                Err(_) => {
+                    Reply::Failed(format!("worker {w} holding the connection is unreachable"))
+                }
+            },
+            None => match apply(ctx, op, fd, opcode, Bytes::copy_from_slice(data)) {
+                Ok(body) => Reply::Done(body),
+                Err(why) => Reply::Failed(why),
+            },
         };
         let sent = async {
             let mut con = self.con().await?;

@@ -1,5 +1,10 @@
 //! Tasks across nodes, on a Redis stream with one consumer group
-//! ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster)).
+//! ([`Handle::task_wait_cluster`](crate::Handle::task_wait_cluster), and fire-and-forget
+//! with the result to `on_finish`: [`Handle::task_cluster`](crate::Handle::task_cluster)).
+//!
+//! - `task_cluster`: the caller's request map holds a [`Waiter::Finish`] instead of a
+//!   oneshot (inserted before the `XADD`, removed if it fails); its reply goes to the worker's
+//!   finisher task ([`Cluster::serve_finish`]), which runs `on_finish` as for a local task.
 //!
 //! - The caller (any worker of any node) `XADD`s the encoded task to `{prefix}:tasks` with
 //!   its reply channel (`{prefix}:reply:{node}:{pid}`, one per worker process, subscribed
@@ -23,7 +28,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,14 +36,19 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::Value;
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::{config, next, Cluster, BACKOFF_MIN};
 use crate::base::task::Outcome;
-use crate::base::ClusterError;
-use crate::runtime::app::Ctx;
+use crate::base::{ClusterError, TaskId, TaskResult};
+use crate::runtime::app::{catch_panic, Ctx, FinishCb};
+use crate::runtime::holds::{self, Hold};
 use crate::runtime::task_client::{SubmitError, TaskClient};
+
+/// Set in the id of every `task_cluster` (never in a local task's id, whose counter would
+/// need 2^47 tasks of one worker to reach it).
+pub(crate) const CLUSTER_TASK_BIT: u64 = 1 << 47;
 
 /// How long the consumer's `XREADGROUP` blocks before it looks again.
 const BLOCK_MS: u64 = 500;
@@ -61,6 +71,24 @@ pub(crate) enum WaitError {
     Timeout,
 }
 
+/// Who waits for a reply.
+#[derive(Debug)]
+pub(super) enum Waiter {
+    /// A caller awaiting it (`task_wait_cluster`, a connection operation).
+    Wait(oneshot::Sender<Reply>),
+    /// A `task_cluster`: the reply goes to `on_finish`.
+    Finish(Finishing),
+}
+
+/// A `task_cluster` whose result `on_finish` gets.
+#[derive(Debug)]
+pub(super) struct Finishing {
+    id: TaskId,
+    payload: Bytes,
+    /// The connection whose event queued it is owed the `on_finish`.
+    hold: Option<Hold>,
+}
+
 /// A worker's side of the replies: its channel, and the callers waiting on it.
 #[derive(Debug)]
 pub(crate) struct Replies {
@@ -69,17 +97,70 @@ pub(crate) struct Replies {
     started: AtomicBool,
     /// Whether the reply subscription holds.
     up: watch::Sender<bool>,
-    pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    pub(super) waiting: Mutex<HashMap<u64, Waiter>>,
+    /// Results for `on_finish`, to the worker's finisher task ([`Cluster::serve_finish`]).
+    finished: mpsc::UnboundedSender<(Finishing, Outcome)>,
+    finished_rx: Mutex<Option<mpsc::UnboundedReceiver<(Finishing, Outcome)>>>,
+    /// Whether the application registered `on_finish` (`task_cluster` needs it).
+    has_on_finish: AtomicBool,
+    /// `task_cluster`s handed to the finisher whose `on_finish` has not finished.
+    finishing: AtomicUsize,
+    /// A `task_cluster` ended or its `on_finish` finished.
+    changed: Notify,
 }
 
 impl Replies {
     pub(crate) fn new(prefix: &str, node: &str) -> Replies {
+        let (finished, rx) = mpsc::unbounded_channel();
         Replies {
             channel: format!("{prefix}:reply:{node}:{}", std::process::id()),
             next: AtomicU64::new(1),
             started: AtomicBool::new(false),
             up: watch::Sender::new(false),
             waiting: Mutex::new(HashMap::new()),
+            finished,
+            finished_rx: Mutex::new(Some(rx)),
+            has_on_finish: AtomicBool::new(false),
+            finishing: AtomicUsize::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Hands a reply to whoever waits for request `id` (nobody: a duplicate, dropped).
+    fn deliver(&self, id: u64, reply: Reply) {
+        let w = self.waiting.lock().remove(&id);
+        match w {
+            Some(Waiter::Wait(tx)) => {
+                let _ = tx.send(reply);
+            }
+            Some(Waiter::Finish(f)) => {
+                let outcome = match reply {
+                    Reply::Done(b) => Outcome::Done(b),
+                    Reply::Failed(why) => Outcome::Failed(why),
+                    Reply::Died => Outcome::Died,
+                };
+                self.finish(f, outcome);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self, f: Finishing, outcome: Outcome) {
+        self.finishing.fetch_add(1, Relaxed);
+        if self.finished.send((f, outcome)).is_err() {
+            self.finishing.fetch_sub(1, Relaxed);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Ends every waiter: callers see their channel closed, each `task_cluster` gets
+    /// `on_finish` with `outcome`.
+    fn end_all(&self, outcome: impl Fn() -> Outcome) {
+        let all: Vec<Waiter> = self.waiting.lock().drain().map(|(_, w)| w).collect();
+        for w in all {
+            if let Waiter::Finish(f) = w {
+                self.finish(f, outcome());
+            }
         }
     }
 }
@@ -142,7 +223,7 @@ impl Cluster {
         let r = &self.replies;
         let id = r.next.fetch_add(1, Relaxed);
         let (tx, rx) = oneshot::channel();
-        r.waiting.lock().insert(id, tx);
+        r.waiting.lock().insert(id, Waiter::Wait(tx));
         let _forget = Forget(r, id);
         let mut con = self.con().await.map_err(WaitError::Cluster)?;
         let added: redis::RedisResult<String> = redis::cmd("XADD")
@@ -163,6 +244,138 @@ impl Cluster {
                 "lost the subscription for task results (redis down or restarting)".into(),
             ))),
             Err(_) => Err(WaitError::Timeout),
+        }
+    }
+
+    /// `task_cluster`: queues `payload` (an encoded task) to the cluster and returns its id
+    /// once Redis has it; the result goes to `on_finish` of this worker when it comes back.
+    /// `hold`: the connection owed that `on_finish`.
+    pub(crate) async fn task_finish(
+        self: &Arc<Self>,
+        worker: usize,
+        payload: Bytes,
+        hold: Option<Hold>,
+    ) -> Result<TaskId, ClusterError> {
+        self.replies_up(Instant::now() + Duration::from_secs(2))
+            .await
+            .map_err(|e| match e {
+                WaitError::Cluster(e) => e,
+                WaitError::Timeout => ClusterError::Unavailable("redis did not answer".into()),
+            })?;
+        let r = &self.replies;
+        let req = r.next.fetch_add(1, Relaxed);
+        let id =
+            TaskId(((worker as u64) << 48) | CLUSTER_TASK_BIT | (req & (CLUSTER_TASK_BIT - 1)));
+        let f = Finishing {
+            id,
+            payload: payload.clone(),
+            hold,
+        };
+        // Waiting before the XADD: the result may come back before it returns.
+        r.waiting.lock().insert(req, Waiter::Finish(f));
+        let added = async {
+            let mut con = self.con().await?;
+            let added: redis::RedisResult<String> = redis::cmd("XADD")
+                .arg(self.tasks_key())
+                .arg("*")
+                .arg("r")
+                .arg(&r.channel)
+                .arg("i")
+                .arg(req)
+                .arg("d")
+                .arg(&payload[..])
+                .query_async(&mut con)
+                .await;
+            self.req(added).await
+        }
+        .await;
+        match added {
+            Ok(_) => {
+                r.changed.notify_waiters();
+                Ok(id)
+            }
+            Err(e) => {
+                // Not queued: the caller gets the error (and its payload), no on_finish.
+                r.waiting.lock().remove(&req);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `on_finish` is registered (`task_cluster` needs it).
+    pub(crate) fn has_on_finish(&self) -> bool {
+        self.replies.has_on_finish.load(Relaxed)
+    }
+
+    /// Starts this worker's finisher: it runs `on_finish` for each `task_cluster` result.
+    pub(crate) fn serve_finish(self: &Arc<Self>, ctx: &Ctx, on_finish: Option<FinishCb>) {
+        let Some(cb) = on_finish else { return };
+        let Some(mut rx) = self.replies.finished_rx.lock().take() else {
+            return;
+        };
+        self.replies.has_on_finish.store(true, Relaxed);
+        let (c, ctx) = (self.clone(), ctx.clone());
+        tokio::task::spawn_local(async move {
+            while let Some((f, outcome)) = rx.recv().await {
+                let Finishing { id, payload, hold } = f;
+                let r = TaskResult {
+                    id,
+                    task_worker: 0,
+                    payload,
+                    outcome,
+                };
+                let (cb, h, c) = (cb.clone(), ctx.clone(), c.clone());
+                let conn = hold.as_ref().map(|h| h.fd());
+                // As a local task's: part of the origin connection's work.
+                tokio::task::spawn_local(holds::in_conn(conn, async move {
+                    catch_panic("on_finish", cb(h, id, r)).await;
+                    drop(hold);
+                    c.replies.finishing.fetch_sub(1, Relaxed);
+                    c.replies.changed.notify_waiters();
+                }));
+            }
+        });
+    }
+
+    /// No `task_cluster` of this worker waits for its result or runs its `on_finish`.
+    pub(crate) fn settled(&self) -> bool {
+        let r = &self.replies;
+        r.finishing.load(Relaxed) == 0
+            && !r
+                .waiting
+                .lock()
+                .values()
+                .any(|w| matches!(w, Waiter::Finish(_)))
+    }
+
+    /// Returns at the next `task_cluster` end or `on_finish` end.
+    pub(crate) async fn next_change(&self) {
+        self.replies.changed.notified().await
+    }
+
+    /// The stopping worker's deadline passed: every `task_cluster` still unanswered gets
+    /// `on_finish` with [`TaskError::Timeout`](crate::TaskError::Timeout) (the task may
+    /// still run elsewhere; its result finds nobody).
+    pub(crate) fn expire(&self) {
+        let r = &self.replies;
+        let ids: Vec<u64> = r
+            .waiting
+            .lock()
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiter::Finish(_)))
+            .map(|(&k, _)| k)
+            .collect();
+        if !ids.is_empty() {
+            tracing::warn!(
+                tasks = ids.len(),
+                "worker stopping: cluster tasks still unanswered; reporting them as timed out"
+            );
+        }
+        for k in ids {
+            let w = r.waiting.lock().remove(&k);
+            if let Some(Waiter::Finish(f)) = w {
+                r.finish(f, Outcome::TimedOut);
+            }
         }
     }
 
@@ -228,17 +441,17 @@ async fn reply_subscriber(c: Arc<Cluster>) {
         let mut msgs = ps.into_on_message();
         while let Some(msg) = msgs.next().await {
             match decode_reply(msg.get_payload_bytes()) {
-                Some((id, reply)) => {
-                    if let Some(tx) = r.waiting.lock().remove(&id) {
-                        let _ = tx.send(reply);
-                    }
-                }
+                Some((id, reply)) => r.deliver(id, reply),
                 None => tracing::warn!("cluster: malformed task reply ignored"),
             }
         }
         r.up.send_replace(false);
         // Replies published while the subscription is down are lost: tell the callers now.
-        r.waiting.lock().clear();
+        r.end_all(|| {
+            Outcome::Cluster(
+                "lost the subscription for task results (redis down or restarting); the task may still run".into(),
+            )
+        });
         tracing::warn!("cluster: reply subscription lost; reconnecting");
         tokio::time::sleep(backoff).await;
     }
@@ -484,7 +697,7 @@ async fn run(s: Rc<Consumer>, e: Entry, permit: Option<OwnedSemaphorePermit>) {
             Ok(Outcome::Done(b)) => Some(Reply::Done(b)),
             Ok(Outcome::Failed(why)) => Some(Reply::Failed(why)),
             Ok(Outcome::Died) => Some(Reply::Died),
-            Ok(Outcome::NotRun | Outcome::TimedOut) | Err(_) => None,
+            Ok(Outcome::NotRun | Outcome::TimedOut | Outcome::Cluster(_)) | Err(_) => None,
         },
         Err(SubmitError::TooLarge) => Some(Reply::Failed(
             "the task is above task_max_payload of the node that took it".into(),

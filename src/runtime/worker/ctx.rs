@@ -135,6 +135,27 @@ impl WorkerCtx {
         })
     }
 
+    /// Base mode: the other worker of this node that owns open connection `fd` (`None` in
+    /// Process mode, where the master owns every connection, and for this worker's own or a
+    /// closed connection).
+    pub(crate) fn owning_worker(&self, fd: ConnId) -> Option<usize> {
+        match self.backend {
+            Backend::Pipe(_) => None,
+            Backend::Local(_) => self.other_owner(fd),
+        }
+    }
+
+    /// Base mode: hands cluster request `record` on connection `fd` to worker `to`, which
+    /// owns it ([`Kind::ClusterOpFwd`]).
+    pub(crate) fn forward_cluster_op(
+        &self,
+        to: usize,
+        fd: ConnId,
+        record: &[u8],
+    ) -> Result<(), Refused> {
+        self.forward(to, header(Kind::ClusterOpFwd, fd.0, 0, 0), record)
+    }
+
     /// `Handle::send`.
     pub(crate) fn send(&self, fd: ConnId, data: Bytes) -> Result<(), SendError> {
         self.send_stream(fd, 0, data)

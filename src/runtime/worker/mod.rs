@@ -119,8 +119,11 @@ async fn main(
         cluster: cluster.clone(),
     });
     let handle: Ctx = ctx;
-    if let (Some(c), 0) = (&cluster, id) {
-        c.serve_node(handle.clone());
+    if let Some(c) = &cluster {
+        c.serve_finish(&handle, app.on_finish.clone());
+        if id == 0 {
+            c.serve_node(handle.clone());
+        }
     }
     super::task_client::start_links(&handle, app);
     let disp = Rc::new(Dispatcher {
@@ -207,9 +210,19 @@ async fn main(
         None => {
             let conns = conns.clone().expect("base mode has a table");
             let mailbox = mailbox.expect("base mode has a mailbox");
-            let (d, own) = (disp.clone(), conns.clone());
+            let (d, own, me) = (disp.clone(), conns.clone(), handle.clone());
             tasks.push(tokio::task::spawn_local(async move {
                 crate::ipc::mailbox::serve(mailbox, id, |h, payload| match h.kind {
+                    // A cluster operation on one of our connections, from worker 0's
+                    // subscription (or a worker of this node): applied and answered here.
+                    Kind::ClusterOpFwd => {
+                        if let Some(c) = me.cluster.clone() {
+                            let (ctx, p) = (me.clone(), payload.to_vec());
+                            tokio::task::spawn_local(async move {
+                                c.serve_remote(&ctx, &p, true).await
+                            });
+                        }
+                    }
                     Kind::PipeMessage => d.submit(WEv {
                         kind: Kind::PipeMessage,
                         fd: ConnId(0),
@@ -254,6 +267,17 @@ async fn main(
     finish_work(&disp, &handle, deadline).await;
     // Nothing may wait for ever: tasks unanswered now get `Timeout` in their on_finish.
     super::task_client::expire(&handle, app, Duration::from_millis(200)).await;
+    if let Some(c) = &handle.cluster {
+        // The same for cluster tasks (`task_cluster`) whose result has not come back.
+        c.expire();
+        let grace = tokio::time::Instant::now() + Duration::from_millis(200);
+        while !c.settled() {
+            tokio::select! {
+                _ = c.next_change() => {}
+                _ = tokio::time::sleep_until(grace) => break,
+            }
+        }
+    }
     if let Some(cb) = &app.on_worker_stop {
         guarded("on_worker_stop", cb(handle.clone(), id)).await;
     }
@@ -289,10 +313,18 @@ fn stop_deadline(settings: &crate::base::Settings) -> tokio::time::Instant {
 /// deadline unless a task runs longer.
 async fn finish_work(disp: &Dispatcher, ctx: &Ctx, deadline: tokio::time::Instant) {
     let client = ctx.tasks.clone();
+    let cluster = ctx.cluster.clone();
     loop {
         let mut idle = std::pin::pin!(disp.idle.notified());
         idle.as_mut().enable();
-        let settled = client.as_ref().is_none_or(|c| c.settled());
+        let mut cluster_changed = std::pin::pin!(async {
+            match &cluster {
+                Some(c) => c.next_change().await,
+                None => std::future::pending().await,
+            }
+        });
+        let settled = client.as_ref().is_none_or(|c| c.settled())
+            && cluster.as_ref().is_none_or(|c| c.settled());
         if disp.inflight.get() == 0 && settled {
             return;
         }
@@ -305,6 +337,7 @@ async fn finish_work(disp: &Dispatcher, ctx: &Ctx, deadline: tokio::time::Instan
         tokio::select! {
             _ = idle => {}
             _ = changed => {}
+            _ = &mut cluster_changed => {}
             _ = tokio::time::sleep_until(deadline) => return,
         }
     }
