@@ -498,7 +498,6 @@ impl<X> Conn<X> {
             Start::Moved(_) => Inbound::resumed(cfg, &self),
             _ => Inbound::new(cfg),
         };
-        };
         let mut inbuf = BytesMut::new();
         match start {
             Start::Fresh if hs_deadline.is_none() => sink.connected(&self),
