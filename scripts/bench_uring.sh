@@ -8,7 +8,7 @@
 # STRACE=1 adds one round per server under `strace -c -f` (syscalls per request; strace slows
 # the server, so only the counts mean something there).
 #
-# usage: scripts/bench_uring.sh [echo|http|all]   (SECS=4 CONNS=64 SIZE=64 ROUNDS=5 STRACE=1;
+# usage: scripts/bench_uring.sh [echo|http|all]   (SECS=4 CONNS=64 SIZE=64 ROUNDS=5 STRACE=1 (ROUNDS=0: only that);
 #        ONLY="tokio uring-echo ..." keeps those rows; NO_BUILD=1 uses what is built)
 # Rows: uring = multishot recv, uring-1shot = single-shot recv, epoll = the same one-thread
 # loop and handler on plain epoll (benches/peers/epoll_loop.rs, the control: what leaving
@@ -65,12 +65,16 @@ for KIND in "${KINDS[@]}"; do
       printf "round %s %-18s %8s req/s  %6.2f us server CPU/req  %7.0f req/CPU-s\n" "$R" "$WHO" "$X" "$U" "$(echo "1000000 / $U" | bc -l)"
     done
   done
+  if [ "$ROUNDS" -gt 0 ]; then
   BU=$(median ${US[$BASE]})
   for WHO in $WHOS; do
     X=$(median ${RATE[$WHO]}); U=$(median ${US[$WHO]}); PS=$(median ${PERSEC[$WHO]})
-    printf "median %-5s %-18s %8s req/s; %s us server CPU/req (%s req/CPU-s) = %.2fx %s's requests per CPU-second\n" \
-      "$KIND" "$WHO" "$X" "$U" "$PS" "$(echo "$BU / $U" | bc -l)" "$BASE"
+    # the same ratio taken round by round (neighbouring runs share the machine's state), then the median
+    PAIRED=$(median $(paste -d' ' <(tr ' ' '\n' <<< "${US[$BASE]}") <(tr ' ' '\n' <<< "${US[$WHO]}") | awk 'NF == 2 {printf "%.4f\n", $1 / $2}'))
+    printf "median %-5s %-18s %8s req/s; %s us server CPU/req (%s req/CPU-s) = %.2fx %s's requests per CPU-second (paired by round: %.2fx)\n" \
+      "$KIND" "$WHO" "$X" "$U" "$PS" "$(echo "$BU / $U" | bc -l)" "$BASE" "$PAIRED"
   done
+  fi
   if [ -n "${STRACE:-}" ]; then
     command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)" >&2; exit 1; }
     for WHO in $WHOS; do
