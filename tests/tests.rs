@@ -65,3 +65,6 @@ mod idle;
 
 /// HTTP/2: h2c with prior knowledge, ALPN over TLS, many streams, the tower adapter, floods.
 mod http2;
+
+/// The io_uring trial's bench peers (io_uring and epoll loops): correct answers.
+mod peers;
