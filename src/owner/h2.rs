@@ -583,7 +583,7 @@ fn trailer_lines(t: Option<http::HeaderMap>) -> Bytes {
 
 /// Answers a stream from here (the request could not be handed on).
 fn refuse(mut respond: SendResponse<Bytes>, status: u16) {
-    super::http::count_http(status);
+    super::http::count_http(status, 2);
     let body = Bytes::from(format!(
         "{status} {}\n",
         rswoole_codec::http1::reason(status)
