@@ -756,6 +756,12 @@ impl<S: EventSink + ?Sized> Driver<'_, S> {
     fn held_back(&self) -> bool {
         self.bodies.iter().any(|b| b.unreleased > 0)
     }
+
+    /// Streams handed to a worker (or about to be) whose response is not complete, the ones
+    /// the client reset included: their work goes on until the worker answers.
+    fn in_flight(&self) -> usize {
+        self.resp.streams.len() + self.bodies.iter().filter(|b| b.pending.is_some()).count()
+    }
 }
 
 /// Serves the connection as HTTP/2 until it ends; `pre`: bytes already read (the preface);
@@ -785,7 +791,13 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
         .initial_connection_window_size(conf.initial_connection_window_size)
         .max_frame_size(conf.max_frame_size)
         .max_header_list_size(conf.max_header_list_size)
-        .max_send_buffer_size(CHUNK);
+        .max_send_buffer_size(CHUNK)
+        // Named here, not left to the crate's defaults (the same values): rapid reset
+        // (CVE-2023-44487) — streams the client resets before they are taken — and MadeYouReset
+        // (CVE-2025-8671) — streams the server resets for the client's errors — each end the
+        // connection with GOAWAY ENHANCE_YOUR_CALM past these counts.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(Some(1024));
     let mut h2c =
         match tokio::time::timeout(conf.handshake_timeout, b.handshake::<_, Bytes>(io)).await {
             Ok(Ok(c)) => c,
@@ -830,11 +842,21 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
         let drain_by = closing.map(|t| t + DRAIN_TIMEOUT);
         let held_back = d.held_back();
         let from = d.turn;
+        let full = d.in_flight() >= conf.max_concurrent_streams as usize;
         tokio::select! {
             biased;
             _ = conn.notified() => {}
             _ = std::future::poll_fn(|cx| d.resp.poll_capacity(cx)) => {}
-            r = h2c.accept() => match r {
+            // At the stream limit (counting streams the client reset while their work goes
+            // on), new streams wait in the h2 crate instead of reaching the workers: a client
+            // that resets what it opens (rapid reset, paced so that each stream is taken before
+            // its reset comes) then trips the crate's `max_pending_accept_reset_streams` and
+            // gets GOAWAY, and one connection never has more than the limit at the workers.
+            r = std::future::poll_fn(|cx| if full {
+                h2c.poll_closed(cx).map(|r| r.err().map(Err))
+            } else {
+                h2c.poll_accept(cx)
+            }) => match r {
                 Some(Ok((req, respond))) => d.request(req, respond),
                 Some(Err(e)) => {
                     tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
