@@ -199,6 +199,9 @@ struct StreamResp {
     out: Out,
     /// Body bytes waiting for flow-control capacity.
     held: Option<Bytes>,
+    /// `held` is the end of the body: its last DATA frame ends the stream (no empty DATA frame
+    /// with END_STREAM after it).
+    held_end: bool,
     /// An event decoded ahead (to see whether a response has a body).
     next: Option<ResponseEvent>,
 }
@@ -217,6 +220,7 @@ impl StreamResp {
             rbuf: BytesMut::new(),
             out: Out::Idle,
             held: None,
+            held_end: false,
             next: None,
         }
     }
@@ -228,19 +232,27 @@ impl StreamResp {
             if let Some(mut data) = self.held.take() {
                 if let Out::Sending(s) = &mut self.out {
                     let cap = s.capacity();
-                    if cap == 0 {
+                    if cap == 0 && !data.is_empty() {
                         s.reserve_capacity(data.len());
                         self.held = Some(data);
                         return Ok(false);
                     }
                     let now = data.split_to(cap.min(data.len()));
-                    if s.send_data(now, false).is_err() {
+                    let end = self.held_end && data.is_empty();
+                    if s.send_data(now, end).is_err() {
                         self.out = Out::Discarding;
                     } else if !data.is_empty() {
                         s.reserve_capacity(data.len());
                         self.held = Some(data);
                         return Ok(false);
+                    } else if end {
+                        self.out = Out::Idle;
+                        return Ok(true);
                     }
+                }
+                if self.held_end {
+                    // The stream went away with the body's end in hand: the response is over.
+                    return Ok(true);
                 }
             }
             let decoded = match self.next.take() {
@@ -285,8 +297,21 @@ impl StreamResp {
                     };
                 }
                 ResponseEvent::Data(d) => {
-                    if matches!(self.out, Out::Sending(_)) && !d.is_empty() {
+                    // When the end is already here, the body's last bytes carry END_STREAM.
+                    let last = match self.dec.decode(&mut self.rbuf, self.head) {
+                        Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
+                        Ok(ev) => {
+                            self.next = ev;
+                            false
+                        }
+                        Err(_) => return Err(Broken("a worker's response does not parse")),
+                    };
+                    if matches!(self.out, Out::Sending(_)) && (!d.is_empty() || last) {
                         self.held = Some(d);
+                        self.held_end = last;
+                    } else if last {
+                        self.out = Out::Idle;
+                        return Ok(true);
                     }
                 }
                 ResponseEvent::End(trailers) => {
@@ -378,8 +403,8 @@ impl Responses {
                 match st.poll_capacity(cx) {
                     Poll::Ready(Some(Ok(_))) => ready = true,
                     Poll::Ready(_) => {
-                        // The stream is gone.
-                        s.held = None;
+                        // The stream is gone: the next pump drops what is held (and ends the
+                        // response if that was its end).
                         s.out = Out::Discarding;
                         ready = true;
                     }
