@@ -241,6 +241,10 @@ if [ "$WHAT" = tls ]; then
   echo "hyper + tokio-rustls: $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
   P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode process --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem"); wait_port $P
   echo "rswoole master (process mode): $(python3 scripts/tls_idle_mem.py $S $P $N "$CERTS/cert.pem")"; stop $S
+  # Base mode: the one worker accepts and holds the connections (found by its process title).
+  P=$(free_port); S=$(start $B/examples/http_hello --port $P --mode base --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem"); wait_port $P
+  W=$(pgrep -g "$S" -f '^rswoole: worker 0' | head -1)
+  echo "rswoole worker (base mode): $(python3 scripts/tls_idle_mem.py $W $P $N "$CERTS/cert.pem")"; stop $S
   exit 0
 fi
 [ "$WHAT" = tcp ] || [ "$WHAT" = all ] || exit 0

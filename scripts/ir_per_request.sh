@@ -9,11 +9,21 @@
 #   The server gets `--port P` then SERVER ARGS, or, when an argument holds `{port}`, just the
 #   arguments with `{port}` replaced (a peer: `BIN 127.0.0.1:{port} 1`). SCHEME=https for TLS (give --cert/--key),
 #   SECS=6 CONNS=16 ROUNDS=3 to change; prints the median.
+#   HEADER='Connection: close' adds a request header to wrk's requests (one TLS handshake per
+#   request with SCHEME=https). LOAD=h2load: the load is h2load (nghttp2-client), HTTP/2 with
+#   prior knowledge (h2c, or ALPN h2 with SCHEME=https), CONNS connections x STREAMS=8 streams.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$1; shift
 SECS=${SECS:-6}; CONNS=${CONNS:-16}; ROUNDS=${ROUNDS:-3}; SCHEME=${SCHEME:-http}
+LOAD=${LOAD:-wrk}; STREAMS=${STREAMS:-8}; HEADER=${HEADER:-}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+case $LOAD in
+  wrk) command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; } ;;
+  h2load) command -v h2load >/dev/null || { echo "h2load is not installed (apt-get install nghttp2-client)" >&2; exit 1; } ;;
+  *) echo "LOAD is wrk or h2load, not '$LOAD'" >&2; exit 2 ;;
+esac
+WRK_ARGS=(); [ -n "$HEADER" ] && WRK_ARGS=(-H "$HEADER")
 . scripts/bench_lib.sh
 OUT=$(mktemp -d)
 run() { # run NAME idle|load SERVER-ARGS...: prints "<instructions> <requests>"
@@ -25,8 +35,11 @@ run() { # run NAME idle|load SERVER-ARGS...: prints "<instructions> <requests>"
   S=$(VALGRIND_OPTS="--cachegrind-out-file=$OUT/$name/cg.%p --cache-sim=no" \
       start valgrind --tool=cachegrind -q "$BIN" "${args[@]}")
   for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$P) 2>/dev/null && break; sleep 0.1; done
-  if [ "$what" = load ]; then
-    N=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "$SCHEME://127.0.0.1:$P/" | awk '/requests in/ {print $1}')
+  if [ "$what" = load ] && [ "$LOAD" = h2load ]; then
+    # requests: N total, N started, N done, N succeeded, ...: the succeeded ones.
+    N=$(taskset -c 1 h2load -c "$CONNS" -m "$STREAMS" -D "$SECS" "$SCHEME://127.0.0.1:$P/" | awk '/^requests:/ {print $8}')
+  elif [ "$what" = load ]; then
+    N=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "${WRK_ARGS[@]}" "$SCHEME://127.0.0.1:$P/" | awk '/requests in/ {print $1}')
   else
     sleep "$SECS"
   fi

@@ -197,7 +197,10 @@ print('ok')
 /// both modes: rapid reset (CVE-2023-44487) and a CONTINUATION flood (CVE-2024-27316) get
 /// the attacking connection closed; an oversized header list (HPACK bomb shape) is refused;
 /// SETTINGS and PING floods do not take the server down; the last possible stream id is
-/// served; a client that never opens its window gets headers and no data. After each, a fresh connection is served (the script checks it).
+/// served; a client that never opens its window gets headers and no data; a client that makes
+/// the server reset 1,200 malformed streams (MadeYouReset, CVE-2025-8671) gets GOAWAY
+/// ENHANCE_YOUR_CALM (11) or the close past the h2 crate's 1,024. After each, a fresh
+/// connection is served (the script checks it).
 #[test]
 fn http2_floods_leave_the_server_serving_both_modes() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/h2_flood.py");
@@ -211,6 +214,7 @@ fn http2_floods_leave_the_server_serving_both_modes() {
         ("ping_settings", &["survived", "closed"]),
         ("zero_window", &["answered:200"]),
         ("stream_ids", &["answered:200"]),
+        ("made_you_reset", &["goaway:11", "closed"]),
     ];
     for mode in ["process", "base"] {
         let srv = start("http_hello", mode, &[]);
@@ -237,6 +241,44 @@ fn http2_floods_leave_the_server_serving_both_modes() {
         }
         // And the server still answers HTTP/1.1 and h2c.
         assert_eq!(http_get(srv.port, "/").status, 200, "{mode}");
+    }
+}
+
+/// Rapid reset paced so that each stream reaches a worker before its reset arrives (the h2
+/// crate's limit on streams reset while waiting to be taken never sees them): every stream
+/// asks for 3 s of work (axum_app's `/sleep/3000`) and is cancelled at once, up to 400 times.
+/// With `--http2-max-streams 8` the connection stops taking streams once 8 of its cancelled
+/// ones are still being worked on, and the client gets GOAWAY (or the close) instead of
+/// putting all 400 on the workers; a fresh connection is served. Both modes.
+#[test]
+fn http2_paced_rapid_reset_is_bounded_by_the_stream_limit_both_modes() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/h2_flood.py");
+    for mode in ["process", "base"] {
+        let srv = start(
+            "axum_app",
+            mode,
+            &["--http2-max-streams".to_string(), "8".to_string()],
+        );
+        let o = python()
+            .arg(&script)
+            .arg(srv.port.to_string())
+            .arg("paced_reset")
+            .arg("/hello/x")
+            .output()
+            .expect("python3");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{mode}: {out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut lines = out.lines();
+        let what = lines.next().unwrap_or("");
+        assert!(
+            ["goaway", "closed"].contains(&what),
+            "{mode}: the server did {what:?}"
+        );
+        assert_eq!(lines.next(), Some("served"), "{mode}");
     }
 }
 

@@ -345,6 +345,59 @@ fn metrics_user_counter_from_two_workers_is_summed() {
     drop(srv);
 }
 
+/// HTTP/2 streams are counted as `protocol="HTTP/2"` in both modes (h2c by prior knowledge,
+/// `nghttp` with 30 streams on one connection), an HTTP/1.1 request on the same port as
+/// `HTTP/1.1`.
+#[test]
+fn metrics_http2_streams_are_counted_as_http2_both_modes() {
+    if !have_prometheus_client() {
+        return;
+    }
+    for mode in ["process", "base"] {
+        let (srv, admin) = kit(&["--mode", mode]);
+        let proto = |m: &HashMap<String, f64>, p: &str| {
+            get(
+                m,
+                "rswoole_http_requests_by_protocol_total",
+                &[("protocol", p)],
+            )
+        };
+        let base = scrape(admin);
+        assert_eq!(proto(&base, "HTTP/2"), 0.0, "{mode}: nothing yet");
+        let out = Command::new("nghttp")
+            .args([
+                "-m",
+                "30",
+                "-t",
+                "20",
+                &format!("http://127.0.0.1:{}/hello", srv.port),
+            ])
+            .output()
+            .expect("nghttp (apt nghttp2-client)");
+        assert!(
+            out.status.success(),
+            "{mode}: nghttp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Hello World".repeat(30)
+        );
+        let r = crate::util::http_get(srv.port, "/hello");
+        assert_eq!(r.status, 200);
+        let m = wait_scrape(admin, "every HTTP/2 stream counted", |m| {
+            proto(m, "HTTP/2") >= 30.0 && proto(m, "HTTP/1.1") >= proto(&base, "HTTP/1.1") + 1.0
+        });
+        assert_eq!(proto(&m, "HTTP/2"), 30.0, "{mode}: every stream once");
+        assert_eq!(
+            proto(&m, "HTTP/1.1") - proto(&base, "HTTP/1.1"),
+            1.0,
+            "{mode}: the one HTTP/1.1 request"
+        );
+        drop(srv);
+    }
+}
+
 /// Every request gets one access log line, written off the request path; `reopen-logs`
 /// (SIGRTMIN to the master) moves the writers to a new file after logrotate moved the old.
 #[test]

@@ -541,7 +541,7 @@ fn protocol(minor: u8) -> &'static str {
 /// stream only.
 fn bad_request(handle: &Handle, fd: ConnId, stream: u32) {
     if let Some(m) = crate::ipc::metrics::slot() {
-        m.http(400, 1);
+        m.http(400, if stream == 0 { 1 } else { 2 });
     }
     let _ = handle
         .ctx

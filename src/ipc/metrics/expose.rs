@@ -77,7 +77,7 @@ pub(crate) struct Snapshot {
     pub(crate) workers: Vec<WorkerView>,
     /// (status, count) for every status seen.
     pub(crate) http: Vec<(u16, u64)>,
-    pub(crate) http_proto: [u64; 2],
+    pub(crate) http_proto: [u64; 3],
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) ws_in: u64,
@@ -185,6 +185,7 @@ impl Snapshot {
             http_proto: [
                 metrics.sum(|s| &s.http_proto[0]),
                 metrics.sum(|s| &s.http_proto[1]),
+                metrics.sum(|s| &s.http_proto[2]),
             ],
             bytes_in: metrics.sum(|s| &s.bytes_in),
             bytes_out: metrics.sum(|s| &s.bytes_out),
@@ -296,7 +297,10 @@ impl Snapshot {
             "counter",
             "HTTP requests answered, by protocol.",
         );
-        for (p, n) in ["HTTP/1.0", "HTTP/1.1"].iter().zip(self.http_proto) {
+        for (p, n) in ["HTTP/1.0", "HTTP/1.1", "HTTP/2"]
+            .iter()
+            .zip(self.http_proto)
+        {
             let _ = writeln!(
                 o,
                 "rswoole_http_requests_by_protocol_total{{protocol=\"{p}\"}} {n}"

@@ -59,8 +59,8 @@ pub(crate) struct ProcSlot {
     pub(crate) ws_out: AtomicU64,
     /// Broadcasts fanned out (one per broadcast record).
     pub(crate) ws_broadcasts: AtomicU64,
-    /// HTTP requests answered, by protocol: HTTP/1.0, HTTP/1.1.
-    pub(crate) http_proto: [AtomicU64; 2],
+    /// HTTP requests answered, by protocol: HTTP/1.0, HTTP/1.1, HTTP/2.
+    pub(crate) http_proto: [AtomicU64; 3],
     /// Tasks answered (`task_latency`'s count) and their summed latency in microseconds.
     pub(crate) task_count: AtomicU64,
     pub(crate) task_sum_us: AtomicU64,
@@ -78,11 +78,12 @@ pub(crate) struct ProcSlot {
 unsafe impl ShmSafe for ProcSlot {}
 
 impl ProcSlot {
-    /// One HTTP response with `status`, to a request of HTTP/1.`minor`.
+    /// One HTTP response with `status`, to a request of HTTP/1.`minor` (`minor` 2: an
+    /// HTTP/2 stream).
     pub(crate) fn http(&self, status: u16, minor: u8) {
         let i = status.clamp(STATUS_MIN, STATUS_MIN + STATUS_COUNT as u16 - 1) - STATUS_MIN;
         self.http_status[i as usize].fetch_add(1, Relaxed);
-        self.http_proto[(minor as usize).min(1)].fetch_add(1, Relaxed);
+        self.http_proto[(minor as usize).min(2)].fetch_add(1, Relaxed);
     }
 
     /// One task answered after `d`.
@@ -230,8 +231,10 @@ mod tests {
         m.slot(0).http(200, 1);
         m.slot(2).http(200, 0);
         m.slot(2).http(999, 1);
-        assert_eq!(m.sum(|s| &s.http_status[100]), 2);
+        m.slot(1).http(200, 2);
+        assert_eq!(m.sum(|s| &s.http_status[100]), 3);
         assert_eq!(m.sum(|s| &s.http_status[STATUS_COUNT - 1]), 1);
         assert_eq!(m.sum(|s| &s.http_proto[1]), 2);
+        assert_eq!(m.sum(|s| &s.http_proto[2]), 1);
     }
 }

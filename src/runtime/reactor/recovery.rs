@@ -114,7 +114,7 @@ impl Reactor {
                         for k in 0..n {
                             let keep = k + known >= n
                                 && heads.get(k + known - n).copied().unwrap_or(false);
-                            crate::owner::http::count_http(503);
+                            crate::owner::http::count_http(503, 1);
                             let _ = c.write(&unavailable_response(keep));
                             answered += 1;
                             if !keep {
@@ -135,7 +135,7 @@ impl Reactor {
                     if r.started {
                         c.h2_abort(r.stream);
                     } else {
-                        crate::owner::http::count_http(503);
+                        crate::owner::http::count_http(503, 2);
                         let _ = c.write_stream(r.stream, &unavailable_response(true));
                         answered += 1;
                     }
