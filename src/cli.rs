@@ -105,10 +105,10 @@ pub struct ExampleArgs {
     /// HTTP/2: how long a keepalive PING may go unanswered, in milliseconds.
     #[arg(long)]
     pub http2_keepalive_timeout_ms: Option<u64>,
-    /// WebSocket permessage-deflate without context takeover in either direction
-    /// (`websocket.compression_context_takeover = false`).
+    /// WebSocket permessage-deflate with context takeover when the client offers it
+    /// (`websocket.compression_context_takeover = true`; off by default).
     #[arg(long)]
-    pub ws_no_context_takeover: bool,
+    pub ws_context_takeover: bool,
     /// Serve HTTP/1.1 only (no h2c, no ALPN `h2`).
     #[arg(long)]
     pub no_http2: bool,
@@ -270,7 +270,7 @@ impl ExampleArgs {
             }
             s = s.cluster(Some(c));
         }
-        s.websocket.compression_context_takeover = !self.ws_no_context_takeover;
+        s.websocket.compression_context_takeover = self.ws_context_takeover;
         s.http.request_timeout = self
             .request_timeout_ms
             .map(std::time::Duration::from_millis);

@@ -922,25 +922,15 @@ fn upgrade_moves_live_websocket_connections() {
     kit.stop();
 }
 
-/// Process mode: a WebSocket with permessage-deflate and context takeover (the compression
-/// windows are not moved) stays on the old master after the upgrade and keeps working there,
-/// compressed, while a plain one beside it moves; at `max_wait_time` the old master sends it
-/// a Close 1001 (going away) and closes it, then exits.
-/// A server set to `compression_context_takeover(false)` answers a browser-like offer
+/// By default (`compression_context_takeover(false)`) the server answers a browser-like offer
 /// (context takeover, no parameters) with `server_no_context_takeover;
 /// client_no_context_takeover`, so that compressed connection moves on upgrade instead of
 /// draining.
 #[test]
-fn upgrade_moves_a_deflate_websocket_when_the_server_refuses_context_takeover() {
+fn upgrade_moves_a_deflate_websocket_by_default() {
     let kit = Kit::new();
     let port = kit.port;
-    let mut p = kit.start(&[
-        "--worker-num",
-        "2",
-        "--max-wait-time-ms",
-        "3000",
-        "--ws-no-context-takeover",
-    ]);
+    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "3000"]);
     let rt = ws_rt();
     let long = "y".repeat(200);
     let mut z = rt.block_on(async {
@@ -981,11 +971,22 @@ fn upgrade_moves_a_deflate_websocket_when_the_server_refuses_context_takeover() 
     kit.stop();
 }
 
+/// Process mode: a WebSocket with permessage-deflate and context takeover (the server set to
+/// `--ws-context-takeover`; the compression
+/// windows are not moved) stays on the old master after the upgrade and keeps working there,
+/// compressed, while a plain one beside it moves; at `max_wait_time` the old master sends it
+/// a Close 1001 (going away) and closes it, then exits.
 #[test]
 fn upgrade_drains_a_websocket_with_deflate_context_and_closes_it_1001() {
     let kit = Kit::new();
     let port = kit.port;
-    let mut p = kit.start(&["--worker-num", "2", "--max-wait-time-ms", "3000"]);
+    let mut p = kit.start(&[
+        "--worker-num",
+        "2",
+        "--max-wait-time-ms",
+        "3000",
+        "--ws-context-takeover",
+    ]);
     let rt = ws_rt();
     let long = "y".repeat(200);
     let (mut z, mut plain) = rt.block_on(async {

@@ -35,12 +35,13 @@ pub struct WebSocketSettings {
     /// zlib level for compressed messages (0–9). Default 1.
     pub compression_level: u32,
     /// Let permessage-deflate keep its LZ77 window from one message to the next, in both
-    /// directions (better ratios on chatty connections). Default `true`. With `false` the
-    /// server answers every offer with `server_no_context_takeover;
-    /// client_no_context_takeover` (RFC 7692 §7.1.1: a server may ask it of any client), so
-    /// no connection carries compression state between messages: less memory per connection,
-    /// and every compressed connection can move to a new binary on `rswoole upgrade` (one
-    /// with context takeover cannot, and drains instead).
+    /// directions. Default `false`, as in Swoole and uWebSockets: the server answers every
+    /// offer with `server_no_context_takeover; client_no_context_takeover` (RFC 7692 §7.1.1:
+    /// a server may ask it of any client), so no connection carries compression state
+    /// between messages: no zlib window held per connection while it is idle, and every
+    /// compressed connection can move to a new binary on `rswoole upgrade`. `true` gives
+    /// better ratios on chatty connections, at up to 2 × 32 KiB of windows (plus zlib's
+    /// state) per connection, and such a connection drains on upgrade instead of moving.
     pub compression_context_takeover: bool,
     /// Largest frame payload accepted, exactly: a frame of this many bytes passes, one byte
     /// more closes the connection with 1009. A compressed frame counts its inflated size (on
@@ -70,7 +71,7 @@ impl Default for WebSocketSettings {
             compression: true,
             compression_threshold: rswoole_codec::ws::deflate::DEFAULT_DEFLATE_THRESHOLD,
             compression_level: rswoole_codec::ws::deflate::DEFAULT_DEFLATE_LEVEL,
-            compression_context_takeover: true,
+            compression_context_takeover: false,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             ping_interval: None,
@@ -91,7 +92,7 @@ impl WebSocketSettings {
 
     /// Sets [`compression_context_takeover`](Self::compression_context_takeover), for building
     /// the settings in one expression:
-    /// `WebSocketSettings::default().compression_context_takeover(false)`.
+    /// `WebSocketSettings::default().compression_context_takeover(true)`.
     #[must_use]
     pub fn compression_context_takeover(mut self, takeover: bool) -> Self {
         self.compression_context_takeover = takeover;
