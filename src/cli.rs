@@ -19,8 +19,8 @@ use rswoole_codec::stream::{Framing, LengthSpec, LengthType};
 /// `--task-worker-num`, `--reactor-num`, `--dispatch-mode`, `--daemonize`, `--pid-file`,
 /// `--log-file`, `--framing`, `--package-max-length`, `--max-wait-time-ms`,
 /// `--half-close-timeout-ms`, `--request-timeout-ms`, `--max-request`, `--admin`,
-/// `--admin-token`, `--access-log`, `--access-log-format`, `--redis`, `--node` and
-/// `--cluster-task-claim-ms` (a cluster node), and the TLS flags ([`TlsArgs`]: `--cert`, `--key`, `--client-ca`).
+/// `--admin-token`, `--access-log`, `--access-log-format`, `--redis`, `--node`,
+/// `--redis-ca` and `--cluster-task-claim-ms` (a cluster node), and the TLS flags ([`TlsArgs`]: `--cert`, `--key`, `--client-ca`).
 ///
 /// # Examples
 ///
@@ -134,6 +134,10 @@ pub struct ExampleArgs {
     /// This node's name in the cluster (with `--redis`).
     #[arg(long, requires = "redis")]
     pub node: Option<String>,
+    /// With a `rediss://` `--redis` URL: trust the CA certificates (PEM) of this file instead
+    /// of the system's roots (`cluster.tls_ca`).
+    #[arg(long, requires = "redis")]
+    pub redis_ca: Option<PathBuf>,
     /// An extra plain TCP listener on this port (same host) with length framing (a 4-byte
     /// big-endian length, then the body), for examples that serve both HTTP and a stream
     /// protocol (`upgrade_kit`).
@@ -267,6 +271,9 @@ impl ExampleArgs {
             let mut c = crate::base::ClusterSettings::new(url, node);
             if let Some(ms) = self.cluster_task_claim_ms {
                 c = c.task_claim_timeout(std::time::Duration::from_millis(ms));
+            }
+            if let Some(ca) = &self.redis_ca {
+                c = c.tls_ca(ca);
             }
             s = s.cluster(Some(c));
         }

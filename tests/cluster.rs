@@ -14,6 +14,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use rswoole_codec::ws::MessageKind;
 
+use crate::tls::Pki;
 use crate::util::*;
 use crate::websocket::Ws;
 
@@ -25,6 +26,8 @@ struct Redis {
     port: u16,
     /// `requirepass`, if any.
     pass: Option<String>,
+    /// The TLS port (`--tls-port`), if any: then [`url`](Self::url) is `rediss://` on it.
+    tls_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,11 +41,37 @@ impl Redis {
     }
 
     fn start_with(port: u16, pass: Option<&str>) -> Redis {
+        Redis::spawn(port, pass, None)
+    }
+
+    /// A Redis that serves TLS on a second port with `pki`'s server certificate (clients
+    /// not asked for one); the plain port stays for [`cmd`](Self::cmd).
+    fn start_tls(pki: &Pki) -> Redis {
+        Redis::spawn(free_port(), None, Some(pki))
+    }
+
+    fn spawn(port: u16, pass: Option<&str>, tls: Option<&Pki>) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new("redis-server");
         if let Some(p) = pass {
             cmd.args(["--requirepass", p]);
         }
+        let tls_port = tls.map(|pki| {
+            let tls_port = free_port();
+            cmd.args([
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&pki.cert)
+            .arg("--tls-key-file")
+            .arg(&pki.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&pki.ca);
+            tls_port
+        });
         let child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -57,6 +86,7 @@ impl Redis {
             child,
             port,
             pass: pass.map(str::to_string),
+            tls_port,
             _dir: dir,
         };
         let deadline = Instant::now() + T;
@@ -71,6 +101,9 @@ impl Redis {
     }
 
     fn url(&self) -> String {
+        if let Some(p) = self.tls_port {
+            return format!("rediss://127.0.0.1:{p}/");
+        }
         match &self.pass {
             Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
             None => format!("redis://127.0.0.1:{}/", self.port),
@@ -1102,4 +1135,62 @@ fn cluster_redis_password_url() {
         let r = text(&mut c).await;
         assert!(r.starts_with("error: "), "{r:?}");
     });
+}
+
+/// `rediss://`: Redis serves TLS only to the nodes (certificates made here); n1 (Process
+/// mode) and n2 (Base mode) join through `rediss://127.0.0.1:P` trusting the test CA
+/// (`--redis-ca`) and a broadcast crosses them; n3, given another CA, logs the failed
+/// certificate check, still serves its own clients, and answers a broadcast and a cross-node
+/// call with an error. Fails without TLS support: the nodes are refused at start.
+#[test]
+fn cluster_rediss_tls_with_ca() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let redis = Redis::start_tls(&pki);
+    let ca = Pki::s(&pki.ca);
+    let n1 = node_with(&redis, "n1", "process", &["--redis-ca", ca]);
+    let n2 = node_with(&redis, "n2", "base", &["--redis-ca", ca]);
+    let url = redis.url();
+    let n3 = ServerProc::start(
+        "chat",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--worker-num",
+            "1",
+            "--redis",
+            &url,
+            "--redis-ca",
+            Pki::s(&other.ca),
+            "--node",
+            "n3",
+        ],
+        0,
+    );
+    rt().block_on(async {
+        let mut a = clients(&n1, 1).await.pop().unwrap();
+        let mut b = clients(&n2, 1).await.pop().unwrap();
+        a.send(MessageKind::Text, b"over tls").await;
+        assert!(text(&mut a).await.ends_with(":over tls\n"));
+        assert!(text(&mut b).await.ends_with(":over tls\n"));
+        let names: Vec<String> = nodes(&mut b).await.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["n1", "n2"]);
+        let id_a = whoami(&mut a).await;
+        n3.wait_stderr("cannot reach redis", 1, T);
+        let log = n3.stderr();
+        assert!(log.contains("invalid peer certificate"), "{log}");
+        let mut c = clients(&n3, 1).await.pop().unwrap();
+        c.send(MessageKind::Text, b"lost?").await;
+        let r = text(&mut c).await;
+        assert!(r.starts_with("error: "), "{r:?}");
+        let r = ask(&mut c, &format!("/push {id_a} hi")).await;
+        assert!(r.starts_with("error: "), "{r:?}");
+        // Its own clients are still served: a second client comes and goes.
+        let mut d = clients(&n3, 1).await.pop().unwrap();
+        let r = ask(&mut d, "/whoami").await;
+        assert!(r.starts_with("you are "), "{r:?}");
+    });
+    assert_eq!(redis.cmd("PING"), "+PONG");
 }

@@ -22,8 +22,8 @@ pub(crate) struct Pki {
     ca_params: rcgen::CertificateParams,
     ca_key: rcgen::KeyPair,
     pub(crate) ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
 }

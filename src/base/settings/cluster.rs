@@ -1,6 +1,7 @@
 //! [`ClusterSettings`]: several nodes share WebSocket broadcasts and a membership list
 //! through Redis (off by default).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::super::error::Error;
@@ -32,7 +33,9 @@ pub const DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT: Duration = Duration::from_secs(30)
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterSettings {
-    /// The Redis URL: `redis://[user:password@]host:port[/db]` or `redis+unix:///path`.
+    /// The Redis URL: `redis://[user:password@]host:port[/db]`, `rediss://...` (the same over
+    /// TLS: the server's certificate is checked against the system's roots, or against
+    /// [`tls_ca`](Self::tls_ca)) or `redis+unix:///path`.
     pub redis_url: String,
     /// This node's name: unique in the cluster; letters, digits, `-`, `_`, `.` (1..=64).
     pub node: String,
@@ -50,6 +53,9 @@ pub struct ClusterSettings {
     /// the tasks of a dead (or cut off) node are taken over. Default
     /// [`DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT`]; at least 100 ms.
     pub task_claim_timeout: Duration,
+    /// With a `rediss://` URL: trust the CA certificates (PEM) of this file instead of the
+    /// system's roots (a private CA, a self-signed Redis). Default `None`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl ClusterSettings {
@@ -70,7 +76,24 @@ impl ClusterSettings {
             heartbeat: DEFAULT_CLUSTER_HEARTBEAT,
             node_ttl: DEFAULT_CLUSTER_NODE_TTL,
             task_claim_timeout: DEFAULT_CLUSTER_TASK_CLAIM_TIMEOUT,
+            tls_ca: None,
         }
+    }
+
+    /// Sets [`tls_ca`](Self::tls_ca): the CA certificates (PEM file) a `rediss://` Redis's
+    /// certificate must chain to, instead of the system's roots.
+    ///
+    /// # Examples
+    /// ```
+    /// use rswoole::ClusterSettings;
+    /// let c = ClusterSettings::new("rediss://redis.internal:6380/", "n1")
+    ///     .tls_ca("/etc/rswoole/redis-ca.pem");
+    /// assert!(c.tls_ca.is_some());
+    /// ```
+    #[must_use]
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(path.into());
+        self
     }
 
     /// Sets [`task_claim_timeout`](Self::task_claim_timeout).
@@ -138,13 +161,25 @@ impl ClusterSettings {
                 ),
             );
         }
-        if scheme == "rediss" {
+        if scheme == "rediss" && self.redis_url.contains('#') {
             return bad(
                 "cluster.redis_url",
-                "rediss:// (TLS) is not supported by this build; put a TLS tunnel \
-                 (stunnel, spiped) in front of Redis and use redis://"
+                "rediss://...#fragment (such as #insecure, no certificate check) is not \
+                 accepted; give the CA of a self-signed Redis with tls_ca (--redis-ca)"
                     .into(),
             );
+        }
+        if let Some(ca) = &self.tls_ca {
+            if scheme != "rediss" {
+                return bad(
+                    "cluster.tls_ca",
+                    format!(
+                        "{}: a CA for the Redis connection needs a rediss:// URL",
+                        ca.display()
+                    ),
+                );
+            }
+            self.tls_ca_pem()?;
         }
         if self.heartbeat.is_zero() || self.node_ttl <= self.heartbeat {
             return bad(
@@ -163,6 +198,27 @@ impl ClusterSettings {
         }
         Ok(())
     }
+
+    /// The PEM bytes of [`tls_ca`](Self::tls_ca) (`None` without it), checked to hold at
+    /// least one certificate.
+    pub(crate) fn tls_ca_pem(&self) -> Result<Option<Vec<u8>>, Error> {
+        use rustls_pki_types::pem::PemObject;
+        let Some(path) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let bad = |reason: String| Error::InvalidSetting {
+            name: "cluster.tls_ca",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        Ok(Some(pem))
+    }
 }
 
 #[cfg(test)]
@@ -173,13 +229,31 @@ mod tests {
     fn cluster_settings_validate() {
         let ok = ClusterSettings::new("redis://127.0.0.1:6379/", "n-1.a_b");
         assert!(ok.validate().is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, not_pem) = (dir.path().join("ca.pem"), dir.path().join("x.pem"));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&ca, cert.pem()).unwrap();
+        std::fs::write(&not_pem, "hello").unwrap();
+        assert!(ClusterSettings::new("rediss://127.0.0.1:6379/", "n")
+            .validate()
+            .is_ok());
+        let tls = ClusterSettings::new("rediss://127.0.0.1:6379/", "n").tls_ca(&ca);
+        assert!(tls.validate().is_ok());
+        assert!(tls.tls_ca_pem().unwrap().is_some());
         for bad in [
             ClusterSettings::new("redis://127.0.0.1:6379/", ""),
             ClusterSettings::new("redis://127.0.0.1:6379/", "a b"),
             ClusterSettings::new("redis://127.0.0.1:6379/", "a:b"),
             ClusterSettings::new("127.0.0.1:6379", "n"),
             ClusterSettings::new("http://127.0.0.1:6379", "n"),
-            ClusterSettings::new("rediss://127.0.0.1:6379", "n"),
+            ClusterSettings::new("rediss://127.0.0.1:6379#insecure", "n"),
+            ClusterSettings::new("redis://127.0.0.1:6379/", "n").tls_ca(&ca),
+            ClusterSettings::new("rediss://127.0.0.1:6379/", "n").tls_ca("/nonexistent/ca.pem"),
+            ClusterSettings::new("rediss://127.0.0.1:6379/", "n").tls_ca(&not_pem),
             ClusterSettings::new("redis://127.0.0.1:6379/", "n")
                 .heartbeat(Duration::from_secs(2), Duration::from_secs(1)),
             ClusterSettings::new("redis://127.0.0.1:6379/", "n").prefix("a/b"),

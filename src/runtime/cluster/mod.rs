@@ -85,8 +85,20 @@ impl Cluster {
         let Some(settings) = settings else {
             return Ok(None);
         };
-        let client =
-            redis::Client::open(settings.redis_url.as_str()).map_err(|e| unavailable(&e))?;
+        let ca = settings
+            .tls_ca_pem()
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let client = match ca {
+            Some(root_cert) => redis::Client::build_with_tls(
+                settings.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(settings.redis_url.as_str()),
+        }
+        .map_err(|e| unavailable(&e))?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let up = Arc::new(AtomicBool::new(true));
         tokio::task::spawn_local(publisher(
