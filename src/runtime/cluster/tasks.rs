@@ -225,19 +225,9 @@ impl Cluster {
         let (tx, rx) = oneshot::channel();
         r.waiting.lock().insert(id, Waiter::Wait(tx));
         let _forget = Forget(r, id);
-        let mut con = self.con().await.map_err(WaitError::Cluster)?;
-        let added: redis::RedisResult<String> = redis::cmd("XADD")
-            .arg(self.tasks_key())
-            .arg("*")
-            .arg("r")
-            .arg(&r.channel)
-            .arg("i")
-            .arg(id)
-            .arg("d")
-            .arg(&payload[..])
-            .query_async(&mut con)
-            .await;
-        self.req(added).await.map_err(WaitError::Cluster)?;
+        self.queue_task(id, &payload)
+            .await
+            .map_err(WaitError::Cluster)?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(WaitError::Cluster(ClusterError::Unavailable(
@@ -245,6 +235,24 @@ impl Cluster {
             ))),
             Err(_) => Err(WaitError::Timeout),
         }
+    }
+
+    /// Adds a task to the cluster's stream: its payload, and where and under which request
+    /// id its result goes back (this worker's reply channel).
+    async fn queue_task(&self, req: u64, payload: &[u8]) -> Result<String, ClusterError> {
+        let mut con = self.con().await?;
+        let added: redis::RedisResult<String> = redis::cmd("XADD")
+            .arg(self.tasks_key())
+            .arg("*")
+            .arg("r")
+            .arg(&self.replies.channel)
+            .arg("i")
+            .arg(req)
+            .arg("d")
+            .arg(payload)
+            .query_async(&mut con)
+            .await;
+        self.req(added).await
     }
 
     /// `task_cluster`: queues `payload` (an encoded task) to the cluster and returns its id
@@ -273,22 +281,7 @@ impl Cluster {
         };
         // Waiting before the XADD: the result may come back before it returns.
         r.waiting.lock().insert(req, Waiter::Finish(f));
-        let added = async {
-            let mut con = self.con().await?;
-            let added: redis::RedisResult<String> = redis::cmd("XADD")
-                .arg(self.tasks_key())
-                .arg("*")
-                .arg("r")
-                .arg(&r.channel)
-                .arg("i")
-                .arg(req)
-                .arg("d")
-                .arg(&payload[..])
-                .query_async(&mut con)
-                .await;
-            self.req(added).await
-        }
-        .await;
+        let added = self.queue_task(req, &payload).await;
         match added {
             Ok(_) => {
                 r.changed.notify_waiters();
