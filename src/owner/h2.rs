@@ -163,15 +163,16 @@ impl Queued {
         self.bytes += data.len();
     }
 
-    /// Up to `max` bytes queued for `stream`.
-    fn take(&mut self, stream: u32, max: usize) -> Option<Bytes> {
+    /// Up to `max` bytes queued for `stream`: the stream's buffer itself when it holds no
+    /// more than that (the usual case: no split, no copy).
+    fn take(&mut self, stream: u32, max: usize) -> Option<BytesMut> {
         let b = self.bufs.get_mut(&stream)?;
-        let n = b.len().min(max);
-        let out = b.split_to(n).freeze();
-        if b.is_empty() {
-            self.bufs.remove(&stream);
-        }
-        self.bytes -= n;
+        let out = if b.len() <= max {
+            self.bufs.remove(&stream)?
+        } else {
+            b.split_to(max)
+        };
+        self.bytes -= out.len();
         Some(out)
     }
 
@@ -282,7 +283,12 @@ impl StreamResp {
                     }
                     match conn.h2_queued(|q| q.take(id, CHUNK)) {
                         Some(b) => {
-                            self.rbuf.extend_from_slice(&b);
+                            if self.rbuf.is_empty() {
+                                // Decoded where the worker's bytes were queued: no copy.
+                                self.rbuf = b;
+                            } else {
+                                self.rbuf.extend_from_slice(&b);
+                            }
                             continue;
                         }
                         None => return Ok(false),
@@ -539,7 +545,15 @@ fn request_head(
         BodyLen::Streaming(None) => h.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     h.extend_from_slice(b"\r\n");
-    super::http::parse_head(&h.freeze(), limits)
+    // Decoded in place (`parse_head` would copy it once more).
+    let mut dec = rswoole_codec::http1::RequestDecoder::new(rswoole_codec::http1::Limits {
+        max_body: u64::MAX,
+        ..limits.clone()
+    });
+    match dec.decode(&mut h) {
+        Ok(Some(rswoole_codec::http1::Event::Head(head))) => Some(head),
+        _ => None,
+    }
 }
 
 /// The `content-length` a request announces.

@@ -81,9 +81,15 @@ impl ResponseDecoder {
             });
         }
         loop {
-            let mut hdrs = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-            let mut r = httparse::Response::new(&mut hdrs);
-            let n = match r.parse(src) {
+            // Uninitialized header slots: zeroing 128 of them cost more than parsing a short
+            // head. Where each field lies is noted, then the head is split off once and each
+            // field is a slice of it (no copy, no allocation per field).
+            let mut hdrs = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() };
+                MAX_RESPONSE_HEADERS];
+            let mut r = httparse::Response::new(&mut []);
+            let n = match httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut r, src, &mut hdrs)
+            {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
@@ -94,9 +100,14 @@ impl ResponseDecoder {
                 src.advance(n);
                 continue;
             }
+            let base = src.as_ptr() as usize;
+            let at = |s: &[u8]| {
+                let from = s.as_ptr() as usize - base;
+                from..from + s.len()
+            };
             let mut chunked = false;
             let mut length = None;
-            let mut headers = Vec::with_capacity(r.headers.len());
+            let mut spans = Vec::with_capacity(r.headers.len());
             for h in r.headers.iter() {
                 if h.name.eq_ignore_ascii_case("transfer-encoding") {
                     chunked = h
@@ -111,12 +122,13 @@ impl ResponseDecoder {
                         .ok_or(ParseError::InvalidContentLength)?;
                     length = Some(v);
                 }
-                headers.push((
-                    Bytes::copy_from_slice(h.name.as_bytes()),
-                    Bytes::copy_from_slice(h.value),
-                ));
+                spans.push((at(h.name.as_bytes()), at(h.value)));
             }
-            src.advance(n);
+            let head = src.split_to(n).freeze();
+            let headers = spans
+                .into_iter()
+                .map(|(k, v)| (head.slice(k), head.slice(v)))
+                .collect();
             let no_body = head_request || status == 204 || status == 304;
             self.body = Some(if no_body {
                 BodyDecoder::length(0)
