@@ -150,7 +150,9 @@ impl<X> AsyncWrite for H2Io<X> {
 /// `buffer_output_size`.
 #[derive(Debug, Default)]
 pub(crate) struct Queued {
-    bufs: HashMap<u32, BytesMut>,
+    /// Per stream with bytes waiting: a few entries (at most the streams
+    /// in flight), so a scan beats hashing each stream id with SipHash.
+    bufs: Vec<(u32, BytesMut)>,
     /// Bytes in `bufs`.
     pub(super) bytes: usize,
     /// Streams to reset (their response cannot be completed).
@@ -159,16 +161,20 @@ pub(crate) struct Queued {
 
 impl Queued {
     pub(super) fn push(&mut self, stream: u32, data: &[u8]) {
-        self.bufs.entry(stream).or_default().extend_from_slice(data);
+        match self.bufs.iter_mut().find(|(id, _)| *id == stream) {
+            Some((_, b)) => b.extend_from_slice(data),
+            None => self.bufs.push((stream, BytesMut::from(data))),
+        }
         self.bytes += data.len();
     }
 
     /// Up to `max` bytes queued for `stream`: the stream's buffer itself when it holds no
     /// more than that (the usual case: no split, no copy).
     fn take(&mut self, stream: u32, max: usize) -> Option<BytesMut> {
-        let b = self.bufs.get_mut(&stream)?;
+        let i = self.bufs.iter().position(|(id, _)| *id == stream)?;
+        let b = &mut self.bufs[i].1;
         let out = if b.len() <= max {
-            self.bufs.remove(&stream)?
+            self.bufs.swap_remove(i).1
         } else {
             b.split_to(max)
         };
@@ -179,8 +185,8 @@ impl Queued {
     /// Drops what is queued for streams `keep` says are no longer answered here.
     fn forget_unless(&mut self, keep: impl Fn(u32) -> bool) {
         let Queued { bufs, bytes, .. } = self;
-        bufs.retain(|&id, b| {
-            let k = keep(id);
+        bufs.retain(|(id, b)| {
+            let k = keep(*id);
             if !k {
                 tracing::debug!(
                     stream = id,
@@ -386,7 +392,7 @@ impl Responses {
         let aborted = conn.h2_queued(|q| {
             if !q.bufs.is_empty() {
                 q.forget_unless(|id| streams.contains_key(&id));
-                ready.extend(q.bufs.keys().copied());
+                ready.extend(q.bufs.iter().map(|(id, _)| *id));
             }
             std::mem::take(&mut q.aborted)
         });
