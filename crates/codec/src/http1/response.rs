@@ -180,6 +180,45 @@ mod tests {
         assert!(d.is_awaiting_head());
     }
 
+    /// Each field comes back as written (it is a slice of the head), the body follows, and
+    /// a head with more fields than the decoder takes is an error, not a truncation.
+    #[test]
+    fn fields_as_written_and_too_many_is_an_error() {
+        let mut d = ResponseDecoder::new();
+        let mut b = BytesMut::from(
+            &b"HTTP/1.1 404 Not Found\r\nX-A:  1 \r\ncontent-length: 3\r\nSet-Cookie: a=b\r\n\r\nabcHTTP/1.1 200 OK\r\n"[..],
+        );
+        let Some(ResponseEvent::Head { status, headers }) = d.decode(&mut b, false).unwrap() else {
+            panic!("a head")
+        };
+        assert_eq!(status, 404);
+        let want: Vec<(Bytes, Bytes)> = vec![
+            ("X-A".into(), "1".into()),
+            ("content-length".into(), "3".into()),
+            ("Set-Cookie".into(), "a=b".into()),
+        ];
+        assert_eq!(headers, want);
+        assert_eq!(
+            d.decode(&mut b, false).unwrap(),
+            Some(ResponseEvent::Data("abc".into()))
+        );
+        assert_eq!(
+            d.decode(&mut b, false).unwrap(),
+            Some(ResponseEvent::End(vec![]))
+        );
+        assert_eq!(&b[..], b"HTTP/1.1 200 OK\r\n");
+        let mut many = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..=MAX_RESPONSE_HEADERS {
+            many.push_str(&format!("x-{i}: {i}\r\n"));
+        }
+        many.push_str("\r\n");
+        let mut b = BytesMut::from(many.as_bytes());
+        assert!(matches!(
+            ResponseDecoder::new().decode(&mut b, false),
+            Err(ParseError::TooManyHeaders)
+        ));
+    }
+
     #[test]
     fn garbage_is_an_error() {
         let mut d = ResponseDecoder::new();
