@@ -31,15 +31,21 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 pub(crate) fn due(free: usize, rss: usize, last: Mark) -> bool {
     free >= RELEASE_ABOVE
         && (rss >= last.rss.saturating_add(RELEASE_ABOVE)
-            || free >= last.free.saturating_add(RELEASE_ABOVE))
+            || free >= last.free.saturating_add(RELEASE_ABOVE)
+            || last.released >= RELEASE_ABOVE)
 }
 
 /// The process's size and the allocator's free bytes, right after the last release or at
-/// their lowest since.
+/// their lowest since, and what the last release gave back. A release that gave back much
+/// is followed by another at the next check: while a burst winds down (15,000 connections
+/// closing over seconds), the free memory a release finds is interleaved with memory still
+/// in use and only part of it can go back; the next release, once more of it is free, gets
+/// the rest — even if the free memory grew by less than the threshold meanwhile.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Mark {
     pub(crate) rss: usize,
     pub(crate) free: usize,
+    pub(crate) released: usize,
 }
 
 impl Mark {
@@ -47,6 +53,7 @@ impl Mark {
     fn lower(&mut self, free: usize, rss: usize) {
         self.rss = self.rss.min(rss);
         self.free = self.free.min(free);
+        self.released = 0;
     }
 }
 
@@ -59,6 +66,7 @@ pub(crate) fn start() {
         let mut last = Mark {
             rss: crate::sys::resident_bytes().unwrap_or(0),
             free: crate::sys::allocator_free_bytes().unwrap_or(0),
+            released: 0,
         };
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,9 +80,11 @@ pub(crate) fn start() {
             };
             if due(free, rss, last) {
                 crate::sys::release_free_memory();
+                let after = crate::sys::resident_bytes().unwrap_or(rss);
                 last = Mark {
-                    rss: crate::sys::resident_bytes().unwrap_or(rss),
+                    rss: after,
                     free: crate::sys::allocator_free_bytes().unwrap_or(free),
+                    released: rss.saturating_sub(after),
                 };
                 tracing::debug!(
                     free_bytes = free,
@@ -97,7 +107,11 @@ mod tests {
     #[test]
     fn releases_only_what_a_burst_left() {
         let m = RELEASE_ABOVE;
-        let last = |rss, free| Mark { rss, free };
+        let last = |rss, free| Mark {
+            rss,
+            free,
+            released: 0,
+        };
         // Little free memory: nothing to give back.
         assert!(!due(m / 2, 100 * m, last(10 * m, 0)));
         // Much free memory after the process grew: release.
@@ -108,6 +122,23 @@ mod tests {
         // A burst ended: the process did not grow since the last release (made while the
         // connections were still open), but its free memory did — release.
         assert!(due(16 * m, 23 * m, last(23 * m, 2 * m)));
+        // The last release gave back 5 MiB while the burst was winding down: release again,
+        // though the free memory grew by less than the threshold since.
+        let big = Mark {
+            rss: 40 * m,
+            free: 18 * m,
+            released: 5 * m,
+        };
+        assert!(due(18 * m + m / 2, 40 * m, big));
+        // One that gave back little ends the series.
+        assert!(!due(
+            18 * m + m / 2,
+            40 * m,
+            Mark {
+                released: m / 2,
+                ..big
+            }
+        ));
     }
 
     #[test]
@@ -116,6 +147,7 @@ mod tests {
         let mut mark = Mark {
             rss: 20 * m,
             free: 10 * m,
+            released: 0,
         };
         mark.lower(3 * m, 25 * m);
         assert_eq!((mark.rss, mark.free), (20 * m, 3 * m));
