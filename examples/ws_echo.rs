@@ -14,6 +14,8 @@ fn main() -> rswoole::Result<()> {
     // Autobahn sends messages of up to 16 MiB and expects them back whole.
     settings.buffer_output_size = 64 * 1024 * 1024;
     settings.package_max_length = 64 * 1024 * 1024;
+    // And takes a message of up to 64 MiB in one frame (`scripts/burst_mem.py ws 60`).
+    settings.websocket.max_frame_size = 64 * 1024 * 1024;
     server.set(settings);
     server.on_message(|srv, frame| async move { srv.push(frame.fd, frame.data, frame.opcode) });
     server.on_request(|_srv, _req, mut resp| async move {

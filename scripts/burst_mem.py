@@ -1,6 +1,7 @@
 """Whether a server gives memory back after a burst (issue 20). Prints, for every process of
 the server's group, its RSS when idle, its peak (VmHWM) during the burst, and its RSS
-SETTLE seconds after.
+SETTLE seconds after (and the parts of RSS idle and after: anonymous memory — the heap —,
+file pages — the binary's code and data —, and shared memory).
 
 usage: python3 scripts/burst_mem.py PGID PORT conns N      (N connections opened, used, closed)
        python3 scripts/burst_mem.py PGID PORT ws MIB       (one MIB MiB WebSocket message echoed)
@@ -34,7 +35,7 @@ def status(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, rest = line.partition(":")
-            if k in ("VmRSS", "VmHWM", "Name"):
+            if k in ("VmRSS", "VmHWM", "Name", "RssAnon", "RssFile", "RssShmem"):
                 v[k] = rest.split()[0]
     return v
 
@@ -121,6 +122,10 @@ def main():
         i = int(idle[p]["VmRSS"])
         print(f"{what} {n}: {a['Name']:<16} pid {p}: idle {i / 1024:.1f} MB, peak {int(a['VmHWM']) / 1024:.1f} MB, "
               f"{SETTLE:.0f} s after {int(a['VmRSS']) / 1024:.1f} MB ({(int(a['VmRSS']) - i) * 100 / max(i, 1):+.0f}% of idle); burst {took:.1f} s")
+        # Where the rest is: heap (anon), code and data of the binary (file), shared memory.
+        parts = ", ".join(f"{k[3:].lower()} {int(idle[p][k]) / 1024:.1f} -> {int(a[k]) / 1024:.1f}"
+                          for k in ("RssAnon", "RssFile", "RssShmem"))
+        print(f"    idle -> after, MB: {parts}")
 
 
 main()

@@ -68,3 +68,6 @@ mod http2;
 
 /// The io_uring trial's bench peers (io_uring and epoll loops): correct answers.
 mod peers;
+
+/// Large WebSocket messages (tens of MiB, one frame or fragmented) echoed intact, both modes.
+mod burst;

@@ -344,10 +344,11 @@ fn ws_bad_input_close_codes() {
             ("unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
             ("reserved bits", masked(0x81 | 0x20, b"hi"), 1002),
             ("reserved opcode", masked(0x83, b"hi"), 1002),
-            // A header claiming 32 MiB (over max_frame_size): rejected before any payload.
+            // A header claiming 128 MiB (over ws_echo's max_frame_size, 64 MiB): rejected
+            // before any payload.
             (
                 "oversized frame",
-                [&[0x82u8, 0xFF][..], &(32u64 << 20).to_be_bytes(), &[0, 0, 0, 0]].concat(),
+                [&[0x82u8, 0xFF][..], &(128u64 << 20).to_be_bytes(), &[0, 0, 0, 0]].concat(),
                 1009,
             ),
             ("invalid UTF-8", masked(0x81, &[0xce, 0xba, 0xff, 0xfe]), 1007),

@@ -213,28 +213,33 @@ pub(crate) fn encode(dst: &mut BytesMut, h: Header, payload: &[u8]) {
     loop {
         let n = rest.len().min(MAX_CHUNK);
         let more = rest.len() > n;
-        let mut flags = h.flags;
-        if first {
-            flags |= F_FIRST;
-        }
-        if more {
-            flags |= F_MORE;
-        }
-        dst.reserve(HDR + n);
-        dst.put_u32_le(n as u32);
-        dst.put_u8(h.kind as u8);
-        dst.put_u8(flags);
-        dst.put_u16_le(h.listener);
-        dst.put_u64_le(h.session);
-        dst.put_u64_le(h.seq);
-        dst.put_u32_le(h.stream);
-        dst.put_slice(&rest[..n]);
+        encode_chunk(dst, h, &rest[..n], first, more);
         rest = &rest[n..];
         first = false;
         if !more {
             break;
         }
     }
+}
+
+/// Appends one chunk of a record: `first` and `more` set [`F_FIRST`] and [`F_MORE`].
+fn encode_chunk(dst: &mut BytesMut, h: Header, chunk: &[u8], first: bool, more: bool) {
+    let mut flags = h.flags;
+    if first {
+        flags |= F_FIRST;
+    }
+    if more {
+        flags |= F_MORE;
+    }
+    dst.reserve(HDR + chunk.len());
+    dst.put_u32_le(chunk.len() as u32);
+    dst.put_u8(h.kind as u8);
+    dst.put_u8(flags);
+    dst.put_u16_le(h.listener);
+    dst.put_u64_le(h.session);
+    dst.put_u64_le(h.seq);
+    dst.put_u32_le(h.stream);
+    dst.put_slice(chunk);
 }
 
 /// Iterates over the records of one datagram.
@@ -332,39 +337,76 @@ struct TxState {
 /// Records waiting to be sent, batched into datagrams of at most [`MAX_DGRAM`]; a payload
 /// above [`MAX_CHUNK`] goes in chunks, a datagram each. Used by [`PipeTx`] and the Base-mode
 /// mailbox outboxes (`crate::mailbox`).
+///
+/// A large payload given as [`Bytes`] ([`push_bytes`](Self::push_bytes)) is not copied
+/// whole into the queue: the queue keeps a reference to it and cuts each chunk's datagram
+/// when that datagram is about to be sent, so a 60 MiB WebSocket message on its way to a
+/// worker costs one 128 KiB datagram at a time, not a second 60 MiB copy.
 #[derive(Debug, Default)]
 pub(crate) struct DgramQueue {
-    /// Datagrams ready to go, oldest first.
-    full: VecDeque<BytesMut>,
+    /// Datagrams ready to go (or large records to cut into them), oldest first.
+    full: VecDeque<Queued>,
     /// The datagram being filled.
     cur: BytesMut,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Dgram(BytesMut),
+    /// A large record whose chunks from `off` on are still to be cut.
+    Chunks {
+        h: Header,
+        payload: Bytes,
+        off: usize,
+    },
 }
 
 impl DgramQueue {
     /// Appends a record (chunked if large).
     pub(crate) fn push(&mut self, h: Header, payload: &[u8]) {
+        if payload.len() > MAX_CHUNK {
+            self.push_bytes(h, Bytes::copy_from_slice(payload));
+            return;
+        }
         if !self.cur.is_empty() && self.cur.len() + HDR + payload.len() > MAX_DGRAM {
             let full = std::mem::take(&mut self.cur);
-            self.full.push_back(full);
+            self.full.push_back(Queued::Dgram(full));
         }
-        if payload.len() > MAX_CHUNK {
-            // Each chunk gets a datagram of its own.
-            let mut tmp = BytesMut::new();
-            encode(&mut tmp, h, payload);
-            while !tmp.is_empty() {
-                let len = u32::from_le_bytes(tmp[..4].try_into().expect("4 bytes")) as usize;
-                let rec = tmp.split_to(HDR + len);
-                self.full.push_back(rec);
-            }
-        } else {
-            encode(&mut self.cur, h, payload);
+        encode(&mut self.cur, h, payload);
+    }
+
+    /// Appends a record whose payload is already shared: a large one is referenced, not
+    /// copied, and cut into chunks as they go out.
+    pub(crate) fn push_bytes(&mut self, h: Header, payload: Bytes) {
+        if payload.len() <= MAX_CHUNK {
+            self.push(h, &payload);
+            return;
         }
+        if !self.cur.is_empty() {
+            let full = std::mem::take(&mut self.cur);
+            self.full.push_back(Queued::Dgram(full));
+        }
+        self.full.push_back(Queued::Chunks { h, payload, off: 0 });
     }
 
     /// The oldest datagram to send, if any.
     pub(crate) fn pop(&mut self) -> Option<BytesMut> {
-        match self.full.pop_front() {
-            Some(d) => Some(d),
+        match self.full.front_mut() {
+            Some(Queued::Chunks { h, payload, off }) => {
+                let n = (payload.len() - *off).min(MAX_CHUNK);
+                let more = *off + n < payload.len();
+                let mut d = BytesMut::with_capacity(HDR + n);
+                encode_chunk(&mut d, *h, &payload[*off..*off + n], *off == 0, more);
+                *off += n;
+                if !more {
+                    self.full.pop_front();
+                }
+                Some(d)
+            }
+            Some(Queued::Dgram(_)) => match self.full.pop_front() {
+                Some(Queued::Dgram(d)) => Some(d),
+                _ => None,
+            },
             None if !self.cur.is_empty() => Some(std::mem::take(&mut self.cur)),
             None => None,
         }
@@ -372,7 +414,7 @@ impl DgramQueue {
 
     /// Puts back a datagram that could not be sent, to go first.
     fn unshift(&mut self, d: BytesMut) {
-        self.full.push_front(d);
+        self.full.push_front(Queued::Dgram(d));
     }
 }
 
@@ -393,6 +435,19 @@ impl PipeTx {
             return false;
         }
         st.q.push(h, payload);
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Like [`push`](Self::push) for a payload already in [`Bytes`]: a large one is sent in
+    /// chunks cut from it as they go, without a copy of the whole ([`DgramQueue::push_bytes`]).
+    pub(crate) fn push_bytes(&self, h: Header, payload: Bytes) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.q.push_bytes(h, payload);
         drop(st);
         self.notify.notify_one();
         true

@@ -18,7 +18,7 @@
 use std::io;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -453,7 +453,7 @@ impl<X> Conn<X> {
                 }
             }
         }
-        if out.buf.is_empty() && out.buf.capacity() > 64 * 1024 {
+        if out.buf.is_empty() && big_allocation(&mut out.buf) {
             out.buf = BytesMut::new();
         }
         let len = out.buf.len();
@@ -1290,6 +1290,110 @@ impl<X> Conn<X> {
     }
 }
 
+/// The payload of a frame for [`Conn::write_frame`]: borrowed (copied if the socket does not
+/// take it at once), or owned (then what the socket does not take can become the output
+/// buffer itself, without a copy, when nothing else holds it).
+pub(crate) enum FrameBody<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Bytes),
+}
+
+impl FrameBody<'_> {
+    /// The payload's bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            FrameBody::Borrowed(b) => b,
+            FrameBody::Owned(b) => b,
+        }
+    }
+}
+
+impl<X> Conn<X> {
+    /// Like [`write`](Self::write) for `head` followed by `body` (a WebSocket frame header and
+    /// its payload), without joining them first: with nothing queued they go to the socket in
+    /// one `writev`; what the socket does not take is queued — an owned `body` held by no one
+    /// else becomes the output buffer as it is, anything else is copied into it (reserved once,
+    /// at its size). A large message so costs no copy on its way out, or at most one. On an
+    /// error `body` is left with the caller.
+    pub(crate) fn write_frame(
+        &self,
+        head: &[u8],
+        body: &mut FrameBody<'_>,
+    ) -> Result<(), WriteError> {
+        let mut out = self.out.lock();
+        if out.io_error || matches!(out.phase, Phase::Finishing | Phase::Moved) {
+            return Err(WriteError::Closed);
+        }
+        let total = head.len() + body.as_slice().len();
+        if out.buf.len() + total > self.cap {
+            return Err(WriteError::Full);
+        }
+        if out.h2 {
+            return Err(WriteError::Http2);
+        }
+        let (mut head_sent, mut body_sent) = (0, 0);
+        if !self.tls && out.buf.is_empty() {
+            let b = body.as_slice();
+            while head_sent < head.len() || body_sent < b.len() {
+                let parts = [
+                    io::IoSlice::new(&head[head_sent..]),
+                    io::IoSlice::new(&b[body_sent..]),
+                ];
+                match self.stream.try_write_vectored(&parts) {
+                    Ok(n) => {
+                        count_out(n);
+                        let h = n.min(head.len() - head_sent);
+                        head_sent += h;
+                        body_sent += n - h;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        out.io_error = true;
+                        drop(out);
+                        self.kick();
+                        return Err(WriteError::Closed);
+                    }
+                }
+            }
+            if head_sent == head.len() && body_sent == b.len() {
+                return Ok(());
+            }
+        }
+        let adopt = head_sent == head.len() && out.buf.is_empty() && !self.tls;
+        match body {
+            FrameBody::Owned(b) if adopt => match std::mem::take(b).try_into_mut() {
+                Ok(mut m) => {
+                    m.advance(body_sent);
+                    out.buf = m;
+                }
+                Err(b) => {
+                    out.buf.reserve(b.len() - body_sent);
+                    out.buf.extend_from_slice(&b[body_sent..]);
+                }
+            },
+            _ => {
+                let b = &body.as_slice()[body_sent..];
+                out.buf.reserve(head.len() - head_sent + b.len());
+                out.buf.extend_from_slice(&head[head_sent..]);
+                out.buf.extend_from_slice(b);
+            }
+        }
+        if self.tls {
+            self.flush_out(&mut out);
+        }
+        let (len, failed) = (out.buf.len(), out.io_error);
+        drop(out);
+        self.set_out_bytes(len);
+        self.kick();
+        if failed {
+            Err(WriteError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl<X: Send + Sync + 'static> Conn<X> {
     /// Queues `data` to be written by the process's [`Flusher`] (no syscall here): what
     /// several callers queue in one scheduler turn goes out in one write (WebSocket
@@ -1348,10 +1452,20 @@ fn return_spare(inbuf: &mut BytesMut) {
     if !inbuf.is_empty() || inbuf.capacity() == 0 {
         return;
     }
-    let b = std::mem::take(inbuf);
-    if b.capacity() <= 64 * 1024 {
+    let mut b = std::mem::take(inbuf);
+    if !big_allocation(&mut b) {
         SPARE.with(|s| s.set(b));
     }
+}
+
+/// Whether an empty buffer sits on an allocation of more than 64 KiB. Its `capacity` alone
+/// does not say: a buffer that was written out (or read from) and advanced to its end reports
+/// only the room after its end, while it still holds the whole allocation (a large message's
+/// 60 MiB would stay resident behind an empty output or read buffer). Reclaiming the room
+/// before the start (without allocating) shows it.
+fn big_allocation(b: &mut BytesMut) -> bool {
+    const BIG: usize = 64 * 1024;
+    b.capacity() > BIG || b.try_reclaim(BIG + 1)
 }
 
 #[cfg(test)]

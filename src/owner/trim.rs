@@ -1,10 +1,15 @@
 //! Giving memory back after a burst. The allocator keeps what a burst freed (connection
 //! records, tasks, buffers of large messages) for reuse, so a process that once held 15,000
-//! connections or echoed a 60 MiB message would stay that large. Once a second, the process
-//! that owns the sockets looks at how much the allocator holds free; when that is a lot and
-//! the process grew since the last release, it asks the allocator to give it back
+//! connections or echoed a 60 MiB message would stay that large. Once a second, a server
+//! process (the socket owners, and Process-mode workers) looks at how much the allocator
+//! holds free; when that is a lot and either the process grew or the free memory grew since
+//! the last release, it asks the allocator to give it back
 //! ([`crate::sys::release_free_memory`], glibc's `malloc_trim`). Measured in BENCHMARKS.md
 //! ("Memory after bursts").
+//!
+//! Growth of the *free* memory is what ends a burst: while 15,000 connections close, the
+//! process does not grow (their memory turns free in place), so looking at the process's
+//! size alone would never release it once a release had happened during the burst.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
@@ -12,16 +17,44 @@ use std::time::Duration;
 /// How often the allocator's free memory is looked at.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Free memory held by the allocator past which it is given back (if the process also grew
-/// by as much since the last release).
-pub(crate) const RELEASE_ABOVE: usize = 4 * 1024 * 1024;
+/// Free memory held by the allocator past which it is given back (if the process, or its free
+/// memory, also grew by as much since the last release). 1 MiB: a Process-mode master kept
+/// ~2 MiB of freed heap after a 60 MiB echo under a 4 MiB threshold (BENCHMARKS.md);
+/// a release costs one `malloc_trim` (page faults when the pages are used again), at most
+/// once a second.
+pub(crate) const RELEASE_ABOVE: usize = 1024 * 1024;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether to release now: the allocator holds `free` bytes, the process is `rss` bytes and
-/// was `after_last` bytes right after the last release.
-pub(crate) fn due(free: usize, rss: usize, after_last: usize) -> bool {
-    free >= RELEASE_ABOVE && rss >= after_last.saturating_add(RELEASE_ABOVE)
+/// Whether to release now: the allocator holds `free` bytes and the process is `rss`
+/// bytes; right after the last release (or since, at their lowest) they were `last`.
+pub(crate) fn due(free: usize, rss: usize, last: Mark) -> bool {
+    free >= RELEASE_ABOVE
+        && (rss >= last.rss.saturating_add(RELEASE_ABOVE)
+            || free >= last.free.saturating_add(RELEASE_ABOVE)
+            || last.released >= RELEASE_ABOVE)
+}
+
+/// The process's size and the allocator's free bytes, right after the last release or at
+/// their lowest since, and what the last release gave back. A release that gave back much
+/// is followed by another at the next check: while a burst winds down (15,000 connections
+/// closing over seconds), the free memory a release finds is interleaved with memory still
+/// in use and only part of it can go back; the next release, once more of it is free, gets
+/// the rest — even if the free memory grew by less than the threshold meanwhile.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mark {
+    pub(crate) rss: usize,
+    pub(crate) free: usize,
+    pub(crate) released: usize,
+}
+
+impl Mark {
+    /// Follows `rss` and `free` down (so that the next rise counts from the low point).
+    fn lower(&mut self, free: usize, rss: usize) {
+        self.rss = self.rss.min(rss);
+        self.free = self.free.min(free);
+        self.released = 0;
+    }
 }
 
 /// Starts this process's release check (once; later calls do nothing). Needs a Tokio runtime.
@@ -29,8 +62,12 @@ pub(crate) fn start() {
     if STARTED.swap(true, Relaxed) {
         return;
     }
-    tokio::spawn(async {
-        let mut after_last = crate::sys::resident_bytes().unwrap_or(0);
+    let task = async {
+        let mut last = Mark {
+            rss: crate::sys::resident_bytes().unwrap_or(0),
+            free: crate::sys::allocator_free_bytes().unwrap_or(0),
+            released: 0,
+        };
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -41,20 +78,26 @@ pub(crate) fn start() {
             ) else {
                 return; // not glibc: nothing to do
             };
-            if due(free, rss, after_last) {
+            if due(free, rss, last) {
                 crate::sys::release_free_memory();
-                after_last = crate::sys::resident_bytes().unwrap_or(rss);
+                let after = crate::sys::resident_bytes().unwrap_or(rss);
+                last = Mark {
+                    rss: after,
+                    free: crate::sys::allocator_free_bytes().unwrap_or(free),
+                    released: rss.saturating_sub(after),
+                };
                 tracing::debug!(
                     free_bytes = free,
                     rss_before = rss,
-                    rss_after = after_last,
+                    rss_after = last.rss,
                     "gave free memory back to the kernel"
                 );
-            } else if rss < after_last {
-                after_last = rss;
+            } else {
+                last.lower(free, rss);
             }
         }
-    });
+    };
+    tokio::spawn(task);
 }
 
 #[cfg(test)]
@@ -63,12 +106,53 @@ mod tests {
 
     #[test]
     fn releases_only_what_a_burst_left() {
-        let m = 1024 * 1024;
+        let m = RELEASE_ABOVE;
+        let last = |rss, free| Mark {
+            rss,
+            free,
+            released: 0,
+        };
         // Little free memory: nothing to give back.
-        assert!(!due(m, 100 * m, 10 * m));
+        assert!(!due(m / 2, 100 * m, last(10 * m, 0)));
         // Much free memory after the process grew: release.
-        assert!(due(50 * m, 100 * m, 10 * m));
-        // Much free memory but no growth since the last release (already given back).
-        assert!(!due(50 * m, 12 * m, 10 * m));
+        assert!(due(50 * m, 100 * m, last(10 * m, 0)));
+        // Much free memory but no growth of either since the last release (already given
+        // back: trimming does not lower the allocator's count of free bytes).
+        assert!(!due(50 * m, 10 * m + m / 2, last(10 * m, 50 * m)));
+        // A burst ended: the process did not grow since the last release (made while the
+        // connections were still open), but its free memory did — release.
+        assert!(due(16 * m, 23 * m, last(23 * m, 2 * m)));
+        // The last release gave back 5 MiB while the burst was winding down: release again,
+        // though the free memory grew by less than the threshold since.
+        let big = Mark {
+            rss: 40 * m,
+            free: 18 * m,
+            released: 5 * m,
+        };
+        assert!(due(18 * m + m / 2, 40 * m, big));
+        // One that gave back little ends the series.
+        assert!(!due(
+            18 * m + m / 2,
+            40 * m,
+            Mark {
+                released: m / 2,
+                ..big
+            }
+        ));
+    }
+
+    #[test]
+    fn the_mark_follows_the_lows() {
+        let m = RELEASE_ABOVE;
+        let mut mark = Mark {
+            rss: 20 * m,
+            free: 10 * m,
+            released: 0,
+        };
+        mark.lower(3 * m, 25 * m);
+        assert_eq!((mark.rss, mark.free), (20 * m, 3 * m));
+        // Free memory back up by RELEASE_ABOVE from its low: due again.
+        assert!(due(4 * m, 20 * m, mark));
+        assert!(!due(4 * m - 1, 20 * m, mark));
     }
 }

@@ -17,11 +17,11 @@ use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::RequestHead;
 use rswoole_codec::ws::handshake::write_reject;
 use rswoole_codec::ws::{
-    encode_frame, Accept, CloseCode, Connection, MessageKind, OpCode, UpgradeRequest, WsConfig,
-    WsEvent,
+    encode_frame, Accept, CloseCode, Connection, FrameHeader, MessageKind, OpCode, UpgradeRequest,
+    WsConfig, WsEvent,
 };
 
-use super::conn::{Conn, WriteError};
+use super::conn::{Conn, FrameBody, WriteError};
 use super::inbound::Verdict;
 use super::sink::EventSink;
 use super::table::ConnTable;
@@ -360,18 +360,37 @@ fn full_closes<X>(conn: &Conn<X>, len: usize, r: Result<(), WriteError>) -> Resu
 
 /// Sends one message (or a Ping/Pong) to `conn`, encoded (and compressed) here.
 pub(crate) fn push<X>(conn: &Conn<X>, opcode: u8, data: &[u8]) -> Result<(), WriteError> {
+    push_body(conn, opcode, &mut FrameBody::Borrowed(data))
+}
+
+/// Like [`push`], for a message already in [`Bytes`]: a large one that nobody else holds is
+/// written without a copy (what the socket does not take at once becomes the connection's
+/// output buffer). On an error the message comes back with it.
+pub(crate) fn push_bytes<X>(
+    conn: &Conn<X>,
+    opcode: u8,
+    data: Bytes,
+) -> Result<(), (WriteError, Bytes)> {
+    let mut body = FrameBody::Owned(data);
+    push_body(conn, opcode, &mut body).map_err(|e| match body {
+        FrameBody::Owned(b) => (e, b),
+        FrameBody::Borrowed(b) => (e, Bytes::copy_from_slice(b)),
+    })
+}
+
+fn push_body<X>(conn: &Conn<X>, opcode: u8, body: &mut FrameBody<'_>) -> Result<(), WriteError> {
     let mut g = conn.ws.lock();
     let Some(st) = g.as_mut().filter(|s| s.open) else {
         return Err(WriteError::Closed);
     };
     let r = match OpCode::from_u8(opcode) {
-        Some(OpCode::Ping) => st.codec.send_ping(data),
-        Some(OpCode::Pong) => st.codec.send_pong(data),
+        Some(OpCode::Ping) => st.codec.send_ping(body.as_slice()),
+        Some(OpCode::Pong) => st.codec.send_pong(body.as_slice()),
         Some(OpCode::Binary) => {
-            return encode_write(conn, st, MessageKind::Binary, data);
+            return encode_write(conn, st, MessageKind::Binary, body);
         }
         _ => {
-            return encode_write(conn, st, MessageKind::Text, data);
+            return encode_write(conn, st, MessageKind::Text, body);
         }
     };
     if r.is_err() {
@@ -392,13 +411,51 @@ pub(crate) fn flush_final<X>(conn: &Conn<X>) {
     conn.close();
 }
 
+/// Messages from this size on are written as a frame header and the payload as it is
+/// ([`Conn::write_frame`]), not copied into a frame first; smaller ones are joined in the
+/// thread's scratch buffer (one copy of a few bytes, and one plain `write`).
+const WRITE_AS_IS_FROM: usize = 64 * 1024;
+
 fn encode_write<X>(
     conn: &Conn<X>,
     st: &mut WsState,
     kind: MessageKind,
-    data: &[u8],
+    body: &mut FrameBody<'_>,
 ) -> Result<(), WriteError> {
-    encode_then(st, kind, data, |frame| write(conn, frame))
+    let data = body.as_slice();
+    if data.len() < WRITE_AS_IS_FROM {
+        return encode_then(st, kind, data, |frame| write(conn, frame));
+    }
+    let mut head = BytesMut::with_capacity(16);
+    let as_is = if st.final_out.is_some() && !st.codec.is_compressed() {
+        // The peer's Close arrived after the message this answers: still send it.
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: kind.opcode(),
+            mask: None,
+            payload_len: data.len() as u64,
+        }
+        .encode(&mut head);
+        true
+    } else {
+        st.codec
+            .encode_message_head(kind, data, &mut head)
+            .map_err(|_| WriteError::Closed)?
+    };
+    let len = head.len() + data.len();
+    let r = if as_is {
+        full_closes(conn, len, conn.write_frame(&head, body))
+    } else {
+        // Compressed: `head` holds the whole (deflated) frame.
+        write(conn, &head)
+    };
+    if r.is_ok() {
+        count(|m| &m.ws_out, 1);
+    }
+    r
 }
 
 /// Encodes a message for `st` (compressing if negotiated) and hands the bytes to `out`.
@@ -586,6 +643,23 @@ fn disconnect_payload<X>(conn: &Conn<X>, payload: &[u8]) {
         .unwrap_or(1000);
     let reason = std::str::from_utf8(payload.get(2..).unwrap_or(&[])).unwrap_or("");
     disconnect(conn, code, reason);
+}
+
+/// Like [`from_worker`], for a record reassembled from chunks (a large one): a `WsPush` is
+/// written without another copy of its message ([`push_bytes`]).
+pub(crate) fn from_worker_owned<S: EventSink>(
+    conns: &ConnTable<S::State>,
+    sink: &S,
+    h: &Header,
+    payload: Bytes,
+) {
+    if h.kind == Kind::WsPush {
+        if let Some(c) = conns.get(ConnId(h.session)) {
+            let _ = push_bytes(&c, h.listener as u8, payload);
+        }
+        return;
+    }
+    from_worker(conns, sink, h, &payload);
 }
 
 /// Handles a WebSocket record from a worker (Process mode).

@@ -91,7 +91,7 @@ impl Reactor {
                         if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST {
                             ws::from_worker(&self.conns, &*self, &h, payload);
                         } else if let Some(whole) = reassembler.feed(&h, payload) {
-                            ws::from_worker(&self.conns, &*self, &h, &whole);
+                            ws::from_worker_owned(&self.conns, &*self, &h, whole);
                         }
                     }
                     Kind::PipeMsg => {

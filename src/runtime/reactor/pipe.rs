@@ -64,7 +64,7 @@ impl Pipe {
             seq,
             stream: ev.stream,
         };
-        if !self.tx.push(h, &ev.payload) {
+        if !self.tx.push_bytes(h, ev.payload.clone()) {
             return None;
         }
         u.bytes += ev.payload.len();

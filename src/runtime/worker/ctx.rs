@@ -328,7 +328,8 @@ impl WorkerCtx {
     pub(crate) fn ws_push(&self, fd: ConnId, data: Bytes, opcode: u8) -> Result<(), SendError> {
         if let Backend::Local(conns) = &self.backend {
             if let Some(c) = conns.get(fd) {
-                return ws::push(&c, opcode, &data).map_err(|e| write_error(fd, data, e));
+                return ws::push_bytes(&c, opcode, data)
+                    .map_err(|(e, data)| write_error(fd, data, e));
             }
         }
         if self.shared.live_slot(fd).is_none() || !self.shared.is_websocket(fd) {
@@ -339,7 +340,7 @@ impl WorkerCtx {
         }
         match &self.backend {
             Backend::Pipe(tx) => {
-                if tx.push(header(Kind::WsPush, fd.0, opcode as u16, 0), &data) {
+                if tx.push_bytes(header(Kind::WsPush, fd.0, opcode as u16, 0), data.clone()) {
                     Ok(())
                 } else {
                     Err(SendError::ShuttingDown(data))

@@ -147,6 +147,9 @@ async fn main(
         })
     });
     recycle::init_worker(&settings, recycle);
+    // Give memory back after bursts (large messages pass through a worker in Process mode
+    // too; in Base mode the accept loop starts the same check).
+    crate::owner::trim::start();
     // SIGHUP from the manager: reopen the log file (`crate::daemon`).
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::task::spawn_local(async move {

@@ -197,6 +197,10 @@ enum Step {
 /// grows past it as bytes come, so a peer's claimed length alone cannot make us allocate.
 const WAIT_RESERVE_MAX: usize = 1 << 20;
 
+/// From this size on, a message handed out of the caller's buffer without a copy leaves that
+/// buffer with an allocation of its own (the rest of the bytes, usually none, are copied).
+const DETACH_FROM: usize = 64 * 1024;
+
 #[derive(Debug)]
 struct Message {
     kind: MessageKind,
@@ -605,6 +609,13 @@ impl Connection {
         if single && src.len() >= hlen + len {
             src.advance(hlen);
             let mut data = src.split_to(len);
+            if len >= DETACH_FROM {
+                // The message now shares its allocation with what `src` keeps (the caller
+                // reads on into it): give `src` its own, so that the message alone owns its
+                // memory — freed whole when the message is dropped, and reusable without a
+                // copy by whoever holds it last.
+                *src = BytesMut::from(&src[..]);
+            }
             if let Some(key) = h.mask {
                 apply_mask_at(&mut data, key, 0);
             }
@@ -809,6 +820,62 @@ impl Connection {
             _ => encode_frame(dst, true, false, kind.opcode(), data, mask),
         }
         Ok(())
+    }
+
+    /// Like [`encode_message`](Self::encode_message), without copying a payload that goes on
+    /// the wire as it is (an uncompressed, unmasked frame: the server's side): then only the
+    /// frame header is written to `dst` and `true` returned, and the caller sends `data` right
+    /// after it (a vectored write), so a large message is not copied into a frame first.
+    /// Otherwise (compressed, or masked) the whole frame is written to `dst` and `false`
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// [`WsError::Closed`] once a Close frame was sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{Connection, MessageKind, WsConfig};
+    ///
+    /// let mut conn = Connection::server(WsConfig::default(), None);
+    /// let data = vec![7u8; 70_000];
+    /// let mut head = BytesMut::new();
+    /// assert!(conn.encode_message_head(MessageKind::Binary, &data, &mut head)?);
+    /// // The header of a 70,000-byte binary frame; the payload follows it unchanged.
+    /// assert_eq!(&head[..], &[0x82, 127, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70]);
+    /// # Ok::<(), rswoole_codec::ws::WsError>(())
+    /// ```
+    pub fn encode_message_head(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<bool, WsError> {
+        if !self.state.is_open() {
+            return Err(WsError::Closed);
+        }
+        let as_is = self.role == Role::Server
+            && !self
+                .deflate
+                .as_ref()
+                .is_some_and(|d| d.should_compress(data.len()));
+        if !as_is {
+            self.encode_message(kind, data, dst)?;
+            return Ok(false);
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: kind.opcode(),
+            mask: None,
+            payload_len: data.len() as u64,
+        };
+        header.encode(dst);
+        Ok(true)
     }
 
     /// Like [`encode_message`](Self::encode_message), into the connection's output buffer.
