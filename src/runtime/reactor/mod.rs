@@ -227,6 +227,8 @@ impl Reactor {
     /// Sends `ev` for `conn` keeping per-connection order; `Err(ev)` = must wait (deferred).
     /// Takes the event by value: a clone of its payload would turn the request's buffer
     /// into a shared one (an allocation per event).
+    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
+    #[allow(clippy::result_large_err)]
     pub(super) fn try_dispatch(
         &self,
         conn: &RConn,

@@ -53,6 +53,8 @@ impl Pipe {
 
     /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `ev`
     /// back if the pipe is closed.
+    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
+    #[allow(clippy::result_large_err)]
     pub(super) fn send(&self, ev: Ev) -> Result<u64, Ev> {
         let mut u = self.unacked.lock();
         let seq = u.base + u.ring.len() as u64;

@@ -387,6 +387,11 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
                     });
                     continue;
                 }
+                tracing::warn!(
+                    fd = h.session,
+                    bytes = payload.len(),
+                    "malformed HttpRequest record from the master; the request is answered 400"
+                );
             }
             let Some(payload) = re.feed(&h, payload) else {
                 continue;
