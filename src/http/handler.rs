@@ -17,7 +17,7 @@ use super::response::{Response, State};
 use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
 use crate::ipc::Kind;
-use crate::owner::http::{error_response, limits, parse_head, split_request};
+use crate::owner::http::{error_response, limits, parse_head, request_from_payload};
 use crate::runtime::app::{guarded, poll_guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
 use crate::runtime::holds;
 use crate::server::Handle;
@@ -75,10 +75,7 @@ impl WorkerHttp {
     ) -> Option<Builder> {
         let (head, body) = match pre {
             Some(h) => (h, payload.clone()),
-            None => {
-                let (head, body) = split_request(payload)?;
-                (parse_head(&head, &self.limits())?, body)
-            }
+            None => request_from_payload(payload)?,
         };
         let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         if self.raw_bodies {
@@ -205,10 +202,7 @@ impl WorkerHttp {
         stream: u32,
         payload: &Bytes,
     ) {
-        let Some((head, body)) = split_request(payload) else {
-            return bad_request(handle, fd, stream);
-        };
-        let Some(head) = parse_head(&head, &self.limits()) else {
+        let Some((head, body)) = request_from_payload(payload) else {
             return bad_request(handle, fd, stream);
         };
         let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length).raw();

@@ -272,9 +272,11 @@ impl Outbox {
         self.state.lock().q.pop()
     }
 
-    fn done(&self, d: &[u8]) {
+    /// `d` was written (or lost): its buffer carries a later datagram.
+    fn done(&self, d: BytesMut) {
         let mut st = self.state.lock();
         st.queued = st.queued.saturating_sub(d.len());
+        st.q.recycle(d);
     }
 
     async fn run(&self, master_pid: u32, from: usize, to: usize) {
@@ -287,7 +289,7 @@ impl Outbox {
                 if let Err(e) = send_dgram(&mut sock, master_pid, from, to, &d).await {
                     self.lost(from, to, &d, &e);
                 }
-                self.done(&d);
+                self.done(d);
             }
             self.notify.notified().await;
         }

@@ -232,14 +232,19 @@ fn encode_chunk(dst: &mut BytesMut, h: Header, chunk: &[u8], first: bool, more: 
         flags |= F_MORE;
     }
     dst.reserve(HDR + chunk.len());
-    dst.put_u32_le(chunk.len() as u32);
+    put_header(dst, h, flags, chunk.len());
+    dst.put_slice(chunk);
+}
+
+/// Appends a record header announcing `len` payload bytes.
+fn put_header(dst: &mut BytesMut, h: Header, flags: u8, len: usize) {
+    dst.put_u32_le(len as u32);
     dst.put_u8(h.kind as u8);
     dst.put_u8(flags);
     dst.put_u16_le(h.listener);
     dst.put_u64_le(h.session);
     dst.put_u64_le(h.seq);
     dst.put_u32_le(h.stream);
-    dst.put_slice(chunk);
 }
 
 /// Iterates over the records of one datagram.
@@ -291,6 +296,16 @@ pub(crate) struct Reassembler {
 }
 
 impl Reassembler {
+    /// Whether `h` is a whole (unchunked) record, to be used in place; like
+    /// [`feed`](Self::feed), it ends a chunked payload in progress.
+    pub(crate) fn whole(&mut self, h: &Header) -> bool {
+        let whole = h.flags & (F_FIRST | F_MORE) == F_FIRST;
+        if whole {
+            self.partial = None;
+        }
+        whole
+    }
+
     /// Feeds a record; returns the whole payload when complete.
     pub(crate) fn feed(&mut self, h: &Header, payload: &[u8]) -> Option<Bytes> {
         let first = h.flags & F_FIRST != 0;
@@ -348,6 +363,9 @@ pub(crate) struct DgramQueue {
     full: VecDeque<Queued>,
     /// The datagram being filled.
     cur: BytesMut,
+    /// A sent datagram's buffer, cleared, to fill next ([`DgramQueue::recycle`]): under load
+    /// every datagram would otherwise cost an allocation and the reallocations of its growth.
+    spare: Option<BytesMut>,
 }
 
 #[derive(Debug)]
@@ -361,6 +379,10 @@ enum Queued {
     },
 }
 
+/// A sent datagram's buffer is kept for the next one up to this capacity (a larger one, from
+/// a burst, is freed).
+const SPARE_MAX: usize = 64 * 1024;
+
 impl DgramQueue {
     /// Appends a record (chunked if large).
     pub(crate) fn push(&mut self, h: Header, payload: &[u8]) {
@@ -369,7 +391,7 @@ impl DgramQueue {
             return;
         }
         if !self.cur.is_empty() && self.cur.len() + HDR + payload.len() > MAX_DGRAM {
-            let full = std::mem::take(&mut self.cur);
+            let full = std::mem::replace(&mut self.cur, self.spare.take().unwrap_or_default());
             self.full.push_back(Queued::Dgram(full));
         }
         encode(&mut self.cur, h, payload);
@@ -383,10 +405,41 @@ impl DgramQueue {
             return;
         }
         if !self.cur.is_empty() {
-            let full = std::mem::take(&mut self.cur);
+            let full = std::mem::replace(&mut self.cur, self.spare.take().unwrap_or_default());
             self.full.push_back(Queued::Dgram(full));
         }
         self.full.push_back(Queued::Chunks { h, payload, off: 0 });
+    }
+
+    /// Appends a record whose payload `write` puts in place (`len` bytes: no copy of a
+    /// payload made of parts); chunked through a temporary buffer above [`MAX_CHUNK`].
+    pub(crate) fn push_with(&mut self, h: Header, len: usize, write: impl FnOnce(&mut BytesMut)) {
+        if len > MAX_CHUNK {
+            let mut tmp = BytesMut::with_capacity(len);
+            write(&mut tmp);
+            self.push_bytes(h, tmp.freeze());
+            return;
+        }
+        if !self.cur.is_empty() && self.cur.len() + HDR + len > MAX_DGRAM {
+            let full = std::mem::replace(&mut self.cur, self.spare.take().unwrap_or_default());
+            self.full.push_back(Queued::Dgram(full));
+        }
+        self.cur.reserve(HDR + len);
+        let at = self.cur.len();
+        put_header(&mut self.cur, h, h.flags | F_FIRST, len);
+        write(&mut self.cur);
+        let written = self.cur.len() - at - HDR;
+        debug_assert_eq!(
+            written, len,
+            "push_with: the payload is not the length announced"
+        );
+        // The record says what was written, whatever was announced.
+        self.cur[at..at + 4].copy_from_slice(&(written as u32).to_le_bytes());
+    }
+
+    /// Nothing queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.cur.is_empty()
     }
 
     /// The oldest datagram to send, if any.
@@ -407,8 +460,25 @@ impl DgramQueue {
                 Some(Queued::Dgram(d)) => Some(d),
                 _ => None,
             },
-            None if !self.cur.is_empty() => Some(std::mem::take(&mut self.cur)),
+            None if !self.cur.is_empty() => Some(std::mem::replace(
+                &mut self.cur,
+                self.spare.take().unwrap_or_default(),
+            )),
             None => None,
+        }
+    }
+
+    /// Gives back a datagram [`pop`](Self::pop) returned, once sent: its buffer is filled next
+    /// (kept only if its capacity is at most [`SPARE_MAX`]).
+    pub(crate) fn recycle(&mut self, mut d: BytesMut) {
+        if self.spare.is_none() && d.capacity() <= SPARE_MAX {
+            d.clear();
+            if self.cur.is_empty() && self.cur.capacity() < d.capacity() {
+                // Nothing queued yet: fill the recycled buffer at once.
+                self.cur = d;
+            } else {
+                self.spare = Some(d);
+            }
         }
     }
 
@@ -453,6 +523,24 @@ impl PipeTx {
         true
     }
 
+    /// Queues a record whose payload `write` puts in place ([`DgramQueue::push_with`]);
+    /// `false` if the pipe is closed.
+    pub(crate) fn push_with(
+        &self,
+        h: Header,
+        len: usize,
+        write: impl FnOnce(&mut BytesMut),
+    ) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.q.push_with(h, len, write);
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
     /// Marks the pipe closed: later pushes fail.
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;
@@ -467,18 +555,33 @@ impl PipeTx {
         self.state.lock().q.unshift(d);
     }
 
+    /// The writer sent `d`: its buffer carries a later datagram.
+    fn recycle(&self, d: BytesMut) {
+        self.state.lock().q.recycle(d);
+    }
+
     /// The writer loop: runs until the pipe is closed (and drained) or the peer is gone.
-    pub(crate) async fn run_writer(&self) -> io::Result<()> {
+    ///
+    /// `gather`: yield once before each send so that the other tasks ready now (connections
+    /// read in the same reactor turn) queue their records first: one datagram then carries
+    /// them all; without it, tokio runs a just-woken task next and each event would cost its
+    /// own `sendmsg`. The master's writers gather; a worker's do not: its records are pushed by
+    /// the pipe reader while it handles a datagram, all before the writer can run, and a
+    /// yield would only cost the worker's single thread one more poll of its I/O driver (an
+    /// `epoll_wait`) per datagram.
+    pub(crate) async fn run_writer(&self, gather: bool) -> io::Result<()> {
         loop {
-            // Let every task that is ready now (other connections read in the same reactor
-            // turn) queue its records first: one datagram then carries them all. Without this,
-            // tokio runs a just-woken task next and each event would cost its own `sendmsg`.
-            tokio::task::yield_now().await;
+            if gather {
+                tokio::task::yield_now().await;
+            }
             while let Some(d) = self.next_dgram() {
                 loop {
                     let mut guard = self.fd.writable().await?;
                     match guard.try_io(|fd| send(fd.get_ref(), &d)) {
-                        Ok(Ok(())) => break,
+                        Ok(Ok(())) => {
+                            self.recycle(d);
+                            break;
+                        }
                         Ok(Err(e)) => {
                             self.unshift(d);
                             self.state.lock().closed = true;
@@ -488,8 +591,17 @@ impl PipeTx {
                     }
                 }
             }
-            if self.state.lock().closed && self.next_dgram().is_none() {
-                return Ok(());
+            {
+                // Look without taking: a datagram queued since the loop above (by another
+                // reactor thread, just before the pipe was closed) must still go out, not be
+                // popped here and dropped.
+                let st = self.state.lock();
+                if st.closed && st.q.is_empty() {
+                    return Ok(());
+                }
+                if !st.q.is_empty() {
+                    continue;
+                }
             }
             self.notify.notified().await;
         }
@@ -579,6 +691,67 @@ pub(crate) fn decode_packet(p: &Bytes) -> Option<(SocketAddr, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hdr(kind: Kind, seq: u64) -> Header {
+        Header {
+            kind,
+            flags: 0,
+            listener: 3,
+            session: 42,
+            seq,
+            stream: 0,
+        }
+    }
+
+    /// A record written in place is the same bytes as one pushed from a buffer, small or
+    /// chunked.
+    #[test]
+    fn push_with_is_push() {
+        for len in [0, 10, 1000, MAX_CHUNK, MAX_CHUNK + 1, 3 * MAX_CHUNK + 5] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let (mut a, mut b) = (DgramQueue::default(), DgramQueue::default());
+            a.push(hdr(Kind::Receive, 1), b"before");
+            b.push(hdr(Kind::Receive, 1), b"before");
+            a.push(hdr(Kind::HttpRequest, 2), &payload);
+            b.push_with(hdr(Kind::HttpRequest, 2), len, |d| {
+                d.extend_from_slice(&payload)
+            });
+            loop {
+                match (a.pop(), b.pop()) {
+                    (None, None) => break,
+                    (x, y) => assert_eq!(x, y, "payload of {len} bytes"),
+                }
+            }
+        }
+    }
+
+    /// A sent datagram's buffer carries the next one (no allocation per datagram); one
+    /// grown past `SPARE_MAX` by a burst is not kept.
+    #[test]
+    fn sent_datagrams_are_recycled() {
+        let mut q = DgramQueue::default();
+        q.push(hdr(Kind::Send, 1), &[1; 500]);
+        let d = q.pop().expect("a datagram");
+        let ptr = d.as_ptr();
+        q.recycle(d);
+        q.push(hdr(Kind::Send, 2), &[2; 300]);
+        let d = q.pop().expect("a datagram");
+        assert_eq!(d.as_ptr(), ptr, "the recycled buffer is reused");
+        let recs: Vec<_> = decode(&d).collect::<Result<_, _>>().expect("decodes");
+        assert_eq!(recs.len(), 1);
+        assert_eq!((recs[0].0.seq, recs[0].1), (2, &[2u8; 300][..]));
+        q.recycle(d);
+        // Filling the spare while the current datagram is being filled: both are used.
+        q.push(hdr(Kind::Send, 3), &[3; 10]);
+        assert_eq!(q.pop().expect("a datagram").as_ptr(), ptr);
+        let mut big = BytesMut::with_capacity(SPARE_MAX + 1);
+        big.extend_from_slice(&[0; 8]);
+        q.recycle(big);
+        assert!(
+            q.spare.is_none() && q.cur.capacity() <= SPARE_MAX,
+            "a burst's buffer is freed"
+        );
+    }
 
     /// A worker that exits with events of ours unread: its last records still reach us.
     #[test]

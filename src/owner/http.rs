@@ -41,14 +41,68 @@ pub(super) struct Pending {
     streaming: bool,
 }
 
-/// The `HttpRequest`/`HttpHead` payload: u32 LE head length, head, body bytes.
+/// The `HttpRequest`/`HttpHead` payload: u32 LE head length, the raw head, u32 LE index
+/// length, the head's parse index ([`http1::RequestHead::write_index`]), the body bytes. The
+/// worker rebuilds the head from the index ([`request_from_payload`]) instead of parsing it
+/// again.
 pub(crate) fn request_payload(head: &http1::RequestHead, body: &[u8]) -> Bytes {
-    let raw = head.as_bytes();
-    let mut payload = BytesMut::with_capacity(4 + raw.len() + body.len());
-    payload.put_u32_le(raw.len() as u32);
-    payload.extend_from_slice(raw);
-    payload.extend_from_slice(body);
+    let mut payload = BytesMut::with_capacity(request_payload_len(head, body));
+    write_request_payload(&mut payload, head, body);
     payload.freeze()
+}
+
+/// The length of [`request_payload`]`(head, body)`.
+pub(crate) fn request_payload_len(head: &http1::RequestHead, body: &[u8]) -> usize {
+    8 + head.as_bytes().len() + head.index_len() + body.len()
+}
+
+/// Appends [`request_payload`]`(head, body)` to `dst` (straight into a pipe's datagram).
+pub(crate) fn write_request_payload(dst: &mut BytesMut, head: &http1::RequestHead, body: &[u8]) {
+    let raw = head.as_bytes();
+    dst.put_u32_le(raw.len() as u32);
+    dst.extend_from_slice(raw);
+    dst.put_u32_le(head.index_len() as u32);
+    head.write_index(dst);
+    dst.extend_from_slice(body);
+}
+
+/// The head (sharing `payload`'s buffer) and the body of an `HttpRequest`/`HttpHead`
+/// payload ([`request_payload`]); `None` if it is malformed.
+pub(crate) fn request_from_payload(payload: &Bytes) -> Option<(http1::RequestHead, Bytes)> {
+    let (head, index, body) = split_payload(payload)?;
+    let head = http1::RequestHead::from_index(payload.slice_ref(head), index)?;
+    Some((head, payload.slice_ref(body)))
+}
+
+/// As [`request_from_payload`] for a payload read in place (a record of a pipe datagram):
+/// the head and the body get buffers of their own (none for an empty body), so that a
+/// request kept by the application holds no more than its own bytes.
+pub(crate) fn request_from_slice(payload: &[u8]) -> Option<(http1::RequestHead, Bytes)> {
+    let (head, index, body) = split_payload(payload)?;
+    let head = http1::RequestHead::from_index(Bytes::copy_from_slice(head), index)?;
+    let body = if body.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(body)
+    };
+    Some((head, body))
+}
+
+/// The raw head, the index and the body of a [`request_payload`].
+fn split_payload(payload: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let len_at = |at: usize| -> Option<usize> {
+        let b = payload.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    };
+    let n = len_at(0)?;
+    let head_end = 4usize.checked_add(n)?;
+    let m = len_at(head_end)?;
+    let index_end = (head_end + 4).checked_add(m)?;
+    Some((
+        payload.get(4..head_end)?,
+        payload.get(head_end + 4..index_end)?,
+        payload.get(index_end..)?,
+    ))
 }
 
 pub(crate) struct HttpIn {
@@ -189,18 +243,6 @@ pub(crate) fn unavailable_response(keep_alive: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Splits an `HttpRequest`/`HttpHead` payload into head bytes and body bytes.
-pub(crate) fn split_request(payload: &Bytes) -> Option<(Bytes, Bytes)> {
-    if payload.len() < 4 {
-        return None;
-    }
-    let n = u32::from_le_bytes(payload[..4].try_into().ok()?) as usize;
-    if payload.len() < 4 + n {
-        return None;
-    }
-    Some((payload.slice(4..4 + n), payload.slice(4 + n..)))
-}
-
 /// Parses a head (as sent in an `HttpRequest` payload) back into a [`http1::RequestHead`].
 pub(crate) fn parse_head(head: &Bytes, limits: &Limits) -> Option<http1::RequestHead> {
     let mut dec = RequestDecoder::new(Limits {
@@ -221,5 +263,57 @@ pub(crate) fn limits(s: &Settings) -> Limits {
         max_uri_len: s.http.max_uri_length,
         max_body: s.package_max_length as u64,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> http1::RequestHead {
+        let mut b = BytesMut::from(raw);
+        match RequestDecoder::default().decode(&mut b) {
+            Ok(Some(Event::Head(h))) => h,
+            _ => panic!("no head in {raw:?}"),
+        }
+    }
+
+    /// The `HttpRequest` payload carries head, parse index and body; both readers (in place
+    /// from a datagram, or from a payload buffer) give back the same request.
+    #[test]
+    fn request_payload_round_trip() {
+        let h = head("POST /p?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nX-A: b\r\n\r\n");
+        for body in [&b""[..], b"data"] {
+            let p = request_payload(&h, body);
+            assert_eq!(p.len(), request_payload_len(&h, body));
+            for (h2, b2) in [
+                request_from_payload(&p).expect("valid"),
+                request_from_slice(&p).expect("valid"),
+            ] {
+                assert_eq!(h2.as_bytes(), h.as_bytes());
+                assert_eq!(
+                    (h2.method(), h2.path(), h2.query()),
+                    ("POST", "/p", Some("q=1"))
+                );
+                assert_eq!(h2.header("x-a"), Some(&b"b"[..]));
+                assert_eq!(h2.content_length(), Some(4));
+                assert_eq!(&b2[..], body);
+            }
+        }
+    }
+
+    /// A truncated or inconsistent payload is refused (the handler answers 400), never a
+    /// panic.
+    #[test]
+    fn malformed_request_payload_is_refused() {
+        let p = request_payload(&head("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), b"");
+        for cut in 0..p.len() {
+            let short = p.slice(..cut);
+            assert!(request_from_payload(&short).is_none(), "cut at {cut}");
+            assert!(request_from_slice(&short).is_none(), "cut at {cut}");
+        }
+        let mut bad = p.to_vec();
+        bad[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(request_from_slice(&bad).is_none());
     }
 }

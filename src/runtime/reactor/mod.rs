@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use rswoole_codec::http1::RequestHead;
 
 pub(crate) use pipe::{Pipe, PIPE_BACKLOG_LIMIT};
 
@@ -54,6 +55,10 @@ pub(crate) struct Ev {
     /// Worker deaths this event was unfinished at (it may be what killed them). Kept across
     /// re-dispatch; past `Settings::max_redeliveries` the event is dropped (`recovery`).
     pub(crate) tries: u32,
+    /// A whole HTTP request (`HttpRequest`): its parsed head; `payload` is then the body. The
+    /// pipe writes head, index and body straight into its datagram
+    /// ([`crate::owner::http::write_request_payload`]): no payload buffer per request.
+    pub(crate) head: Option<RequestHead>,
 }
 
 impl Ev {
@@ -66,7 +71,29 @@ impl Ev {
             payload,
             stream: 0,
             tries: 0,
+            head: None,
         }
+    }
+
+    /// The bytes of its payload on the pipe.
+    pub(crate) fn wire_len(&self) -> usize {
+        match &self.head {
+            Some(h) => crate::owner::http::request_payload_len(h, &self.payload),
+            None => self.payload.len(),
+        }
+    }
+
+    /// Whether it is an HTTP/1.1 request whose connection stays open after its response
+    /// (`None`: not a request head).
+    pub(crate) fn keep_alive(&self) -> Option<bool> {
+        if !matches!(self.kind, Kind::HttpRequest | Kind::HttpHead) {
+            return None;
+        }
+        Some(match &self.head {
+            Some(h) => h.keep_alive(),
+            None => crate::owner::http::request_from_payload(&self.payload)
+                .is_some_and(|(h, _)| h.keep_alive()),
+        })
     }
 }
 
@@ -197,42 +224,51 @@ impl Reactor {
             .filter(|p| p.accepting())
     }
 
-    /// Sends `ev` for `conn` keeping per-connection order; `false` = must wait (deferred).
-    pub(super) fn try_dispatch(&self, conn: &RConn, d: &mut DispatchState, ev: &Ev) -> bool {
+    /// Sends `ev` for `conn` keeping per-connection order; `Err(ev)` = must wait (deferred).
+    /// Takes the event by value: a clone of its payload would turn the request's buffer
+    /// into a shared one (an allocation per event).
+    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn try_dispatch(
+        &self,
+        conn: &RConn,
+        d: &mut DispatchState,
+        ev: Ev,
+    ) -> Result<(), Ev> {
         if d.suspects > 0 {
             // Re-delivered events of this connection go first (`probe` sends them).
-            return false;
+            return Err(ev);
         }
         if d.inflight > 0 {
-            match &d.pipe {
+            return match &d.pipe {
                 Some(p) if p.accepting() => {
-                    if p.send(ev.clone()).is_some() {
-                        d.inflight += 1;
-                        return true;
-                    }
-                    return false;
+                    p.send(ev)?;
+                    d.inflight += 1;
+                    Ok(())
                 }
-                _ => return false,
-            }
+                _ => Err(ev),
+            };
         }
         let slot = self.choose(conn);
-        match self.current(slot) {
-            Some(p) if p.send(ev.clone()).is_some() => {
-                d.inflight = 1;
-                if let Some(s) = self.shared.any_slot(conn.id) {
-                    s.worker.store(slot as u32, Relaxed);
+        let ev = match self.current(slot) {
+            Some(p) => match p.send(ev) {
+                Ok(_) => {
+                    d.inflight = 1;
+                    if let Some(s) = self.shared.any_slot(conn.id) {
+                        s.worker.store(slot as u32, Relaxed);
+                    }
+                    d.pipe = Some(p);
+                    return Ok(());
                 }
-                d.pipe = Some(p);
-                true
-            }
-            _ => {
-                if !d.waiting {
-                    d.waiting = true;
-                    self.slots[slot].waiting.lock().push(conn.id);
-                }
-                false
-            }
+                Err(ev) => ev,
+            },
+            None => ev,
+        };
+        if !d.waiting {
+            d.waiting = true;
+            self.slots[slot].waiting.lock().push(conn.id);
         }
+        Err(ev)
     }
 
     pub(super) fn dispatch(&self, conn: &RConn, ev: Ev) {
@@ -276,7 +312,9 @@ impl Reactor {
                 _ => {}
             }
         }
-        if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &ev) {
+        if !d.deferred.is_empty() {
+            d.deferred.push_back(ev);
+        } else if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
             d.deferred.push_back(ev);
         }
     }
@@ -285,7 +323,7 @@ impl Reactor {
         let mut d = conn.state.lock();
         d.waiting = false;
         while let Some(ev) = d.deferred.pop_front() {
-            if !self.try_dispatch(conn, &mut d, &ev) {
+            if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
                 d.deferred.push_front(ev);
                 break;
             }
@@ -298,10 +336,12 @@ impl Reactor {
             DispatchMode::IpHash | DispatchMode::Fixed | DispatchMode::Uid => hash_ip(from) % n,
             _ => self.rr.fetch_add(1, Relaxed) % n,
         };
+        let mut ev = ev;
         for k in 0..n {
             if let Some(p) = self.current((first + k) % n) {
-                if p.send(ev.clone()).is_some() {
-                    return;
+                match p.send(ev) {
+                    Ok(_) => return,
+                    Err(back) => ev = back,
                 }
             }
         }
@@ -337,6 +377,12 @@ impl EventSink for Reactor {
     }
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
         self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
+    }
+    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, head: RequestHead, body: Bytes) {
+        let mut ev = Ev::new(conn.id, Kind::HttpRequest, conn.listener, body);
+        ev.stream = stream;
+        ev.head = Some(head);
+        self.dispatch(conn, ev);
     }
     fn stream_event(&self, conn: &Arc<RConn>, stream: u32, kind: Kind, payload: Bytes) {
         let mut ev = Ev::new(conn.id, kind, conn.listener, payload);

@@ -51,9 +51,11 @@ impl Pipe {
         self.tx.close();
     }
 
-    /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `None`
-    /// if the pipe is closed.
-    pub(super) fn send(&self, ev: Ev) -> Option<u64> {
+    /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `ev`
+    /// back if the pipe is closed.
+    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn send(&self, ev: Ev) -> Result<u64, Ev> {
         let mut u = self.unacked.lock();
         let seq = u.base + u.ring.len() as u64;
         let h = Header {
@@ -64,13 +66,20 @@ impl Pipe {
             seq,
             stream: ev.stream,
         };
-        if !self.tx.push_bytes(h, ev.payload.clone()) {
-            return None;
+        let pushed = match &ev.head {
+            // A large payload is referenced and cut into chunks as they go, not copied.
+            None => self.tx.push_bytes(h, ev.payload.clone()),
+            Some(head) => self.tx.push_with(h, ev.wire_len(), |dst| {
+                crate::owner::http::write_request_payload(dst, head, &ev.payload)
+            }),
+        };
+        if !pushed {
+            return Err(ev);
         }
-        u.bytes += ev.payload.len();
+        u.bytes += ev.wire_len();
         u.ring.push_back(Some(ev));
         u.live += 1;
-        Some(seq)
+        Ok(seq)
     }
 
     pub(super) fn take(&self, seq: u64) -> Option<Ev> {
@@ -78,7 +87,7 @@ impl Pipe {
         let idx = seq.checked_sub(u.base)? as usize;
         let ev = u.ring.get_mut(idx)?.take()?;
         u.live -= 1;
-        u.bytes -= ev.payload.len();
+        u.bytes -= ev.wire_len();
         while matches!(u.ring.front(), Some(None)) {
             u.ring.pop_front();
             u.base += 1;
@@ -120,7 +129,7 @@ impl Reactor {
         });
         let w = pipe.clone();
         tokio::spawn(async move {
-            if let Err(e) = w.tx.run_writer().await {
+            if let Err(e) = w.tx.run_writer(true).await {
                 tracing::debug!(slot = w.slot, pid = w.pid, error = %e, "worker pipe writer ended");
             }
         });
@@ -145,7 +154,8 @@ impl Reactor {
         }
         let packets = std::mem::take(&mut *self.slots[slot].packets.lock());
         for ev in packets {
-            pipe.send(ev);
+            // A pipe closed already (its worker died at once) loses them, as before.
+            let _ = pipe.send(ev);
         }
         // What the previous incarnation left unfinished, one event at a time.
         self.probe(slot);
@@ -187,10 +197,14 @@ impl Reactor {
         let ev = Ev::new(ConnId(0), Kind::PipeMessage, from as u16, data);
         // Hold the queue lock while checking for a pipe, so `install` cannot miss the event.
         let mut queued = slot.packets.lock();
-        match self.current(to) {
-            Some(p) if p.send(ev.clone()).is_some() => {}
-            _ => queued.push(ev),
-        }
+        let ev = match self.current(to) {
+            Some(p) => match p.send(ev) {
+                Ok(_) => return,
+                Err(ev) => ev,
+            },
+            None => ev,
+        };
+        queued.push(ev);
     }
 }
 

@@ -20,7 +20,7 @@ use super::pipe::Pipe;
 use super::{Ev, Reactor};
 use crate::base::ConnId;
 use crate::ipc::Kind;
-use crate::owner::http::{parse_head, split_request, unavailable_response};
+use crate::owner::http::unavailable_response;
 
 impl Reactor {
     pub(super) fn pipe_died(&self, pipe: &Arc<Pipe>) {
@@ -96,14 +96,8 @@ impl Reactor {
                 if d.http_pending > 0 {
                     let heads: Vec<bool> = evs
                         .iter()
-                        .filter(|e| {
-                            e.stream == 0 && matches!(e.kind, Kind::HttpRequest | Kind::HttpHead)
-                        })
-                        .map(|e| {
-                            split_request(&e.payload)
-                                .and_then(|(h, _)| parse_head(&h, &Default::default()))
-                                .is_some_and(|h| h.keep_alive())
-                        })
+                        .filter(|e| e.stream == 0)
+                        .filter_map(Ev::keep_alive)
                         .collect();
                     if d.resp_started {
                         close = true;
@@ -277,9 +271,9 @@ impl Reactor {
                 return;
             };
             if ev.conn.0 == 0 {
-                match p.send(ev.clone()) {
-                    Some(seq) => *probing = Some((p, seq)),
-                    None => s.suspects.lock().push_front(ev),
+                match p.send(ev) {
+                    Ok(seq) => *probing = Some((p, seq)),
+                    Err(ev) => s.suspects.lock().push_front(ev),
                 }
                 return;
             }
@@ -288,17 +282,18 @@ impl Reactor {
                 continue;
             };
             let mut d = c.state.lock();
-            match p.send(ev.clone()) {
-                Some(seq) => {
+            let conn = ev.conn;
+            match p.send(ev) {
+                Ok(seq) => {
                     d.suspects = d.suspects.saturating_sub(1);
                     d.inflight += 1;
                     d.pipe = Some(p.clone());
-                    if let Some(sl) = self.shared.any_slot(ev.conn) {
+                    if let Some(sl) = self.shared.any_slot(conn) {
                         sl.worker.store(slot as u32, Relaxed);
                     }
                     *probing = Some((p, seq));
                 }
-                None => s.suspects.lock().push_front(ev),
+                Err(ev) => s.suspects.lock().push_front(ev),
             }
             return;
         }

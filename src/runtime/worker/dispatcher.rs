@@ -272,7 +272,7 @@ impl Dispatcher {
                         kind: ev.kind,
                         fd: ev.fd,
                         stream: ev.stream,
-                        payload: ev.payload.clone(),
+                        payload: std::mem::take(&mut ev.payload),
                         head: ev.head.take(),
                     };
                     p.clone().event(h, pe).await;

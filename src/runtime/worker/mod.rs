@@ -141,7 +141,7 @@ async fn main(
     });
     let writer = tx.clone().map(|tx| {
         tokio::task::spawn_local(async move {
-            if let Err(e) = tx.run_writer().await {
+            if let Err(e) = tx.run_writer(false).await {
                 tracing::debug!(error = %e, "worker pipe writer ended");
             }
         })
@@ -373,6 +373,28 @@ async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
             if h.kind == Kind::Stop {
                 stop = true;
                 continue;
+            }
+            if h.kind == Kind::HttpRequest && re.whole(&h) {
+                // The head is rebuilt from the master's parse index, straight from the
+                // datagram: no copy of the whole payload, no second parse. A malformed one
+                // goes on as bytes (the handler answers 400).
+                if let Some((head, body)) = crate::owner::http::request_from_slice(payload) {
+                    disp.submit(WEv {
+                        kind: h.kind,
+                        fd: ConnId(h.session),
+                        listener: h.listener,
+                        payload: body,
+                        seq: Some(h.seq),
+                        stream: h.stream,
+                        head: Some(head),
+                    });
+                    continue;
+                }
+                tracing::warn!(
+                    fd = h.session,
+                    bytes = payload.len(),
+                    "malformed HttpRequest record from the master; the request is answered 400"
+                );
             }
             let Some(payload) = re.feed(&h, payload) else {
                 continue;

@@ -480,6 +480,131 @@ impl RequestHead {
     pub fn as_bytes(&self) -> &Bytes {
         &self.buf
     }
+
+    /// Appends what the parse found (spans into [`as_bytes`](Self::as_bytes), version, body
+    /// framing, flags) to `dst`, [`INDEX_FIXED`](Self::INDEX_FIXED) + 16 bytes per header:
+    /// with the raw head, [`from_index`](Self::from_index) rebuilds this head in another
+    /// process without parsing it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use rswoole_codec::http1::{Event, RequestDecoder, RequestHead};
+    ///
+    /// let mut buf = BytesMut::from("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let mut index = Vec::new();
+    /// head.write_index(&mut index);
+    /// let copy = RequestHead::from_index(head.as_bytes().clone(), &index).expect("valid index");
+    /// assert_eq!((copy.path(), copy.query(), copy.host()), ("/a", Some("b=1"), Some("x")));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn write_index(&self, dst: &mut impl bytes::BufMut) {
+        let (body_tag, body_len) = match self.body {
+            BodyKind::None => (0, 0),
+            BodyKind::Length(n) => (1, n),
+            BodyKind::Chunked => (2, 0),
+        };
+        let present = u8::from(self.query.is_some()) | (u8::from(self.host.is_some()) << 1);
+        dst.put_u8(match self.version {
+            Version::Http10 => 0,
+            Version::Http11 => 1,
+        });
+        dst.put_u8(self.flags);
+        dst.put_u8(body_tag);
+        dst.put_u8(present);
+        dst.put_u64_le(body_len);
+        for s in [
+            self.method,
+            self.uri,
+            self.path,
+            self.query.unwrap_or_default(),
+            self.host.unwrap_or_default(),
+        ] {
+            dst.put_u32_le(s.start);
+            dst.put_u32_le(s.end);
+        }
+        dst.put_u32_le(self.headers.len() as u32);
+        for (n, v) in &self.headers {
+            for s in [n, v] {
+                dst.put_u32_le(s.start);
+                dst.put_u32_le(s.end);
+            }
+        }
+    }
+
+    /// Bytes of a [`write_index`](Self::write_index) output before its headers.
+    pub const INDEX_FIXED: usize = 56;
+
+    /// Bytes [`write_index`](Self::write_index) writes for this head.
+    pub fn index_len(&self) -> usize {
+        Self::INDEX_FIXED + 16 * self.headers.len()
+    }
+
+    /// Rebuilds the head that wrote `index` ([`write_index`](Self::write_index)) over its raw
+    /// bytes `buf` (what [`as_bytes`](Self::as_bytes) returned). `None` if the index is
+    /// malformed or does not fit `buf` (a span out of bounds, an unknown version or body
+    /// framing, a header count the index cannot hold, a method or target that is not UTF-8).
+    pub fn from_index(buf: Bytes, index: &[u8]) -> Option<RequestHead> {
+        use bytes::Buf;
+        let mut ix = index;
+        if ix.len() < Self::INDEX_FIXED {
+            return None;
+        }
+        let version = match ix.get_u8() {
+            0 => Version::Http10,
+            1 => Version::Http11,
+            _ => return None,
+        };
+        let flags = ix.get_u8();
+        let body_tag = ix.get_u8();
+        let present = ix.get_u8();
+        let body_len = ix.get_u64_le();
+        let body = match body_tag {
+            0 => BodyKind::None,
+            1 => BodyKind::Length(body_len),
+            2 => BodyKind::Chunked,
+            _ => return None,
+        };
+        let len = buf.len();
+        let span = |ix: &mut &[u8]| -> Option<Span> {
+            let s = Span {
+                start: ix.get_u32_le(),
+                end: ix.get_u32_le(),
+            };
+            (s.start <= s.end && s.end as usize <= len).then_some(s)
+        };
+        let method = span(&mut ix)?;
+        let uri = span(&mut ix)?;
+        let path = span(&mut ix)?;
+        let query = span(&mut ix)?;
+        let host = span(&mut ix)?;
+        let n = ix.get_u32_le() as usize;
+        if ix.len() != n.checked_mul(16)? {
+            return None;
+        }
+        let mut headers = Vec::with_capacity(n);
+        for _ in 0..n {
+            headers.push((span(&mut ix)?, span(&mut ix)?));
+        }
+        let utf8 = |s: Span| std::str::from_utf8(&buf[s.range()]).is_ok();
+        if !utf8(method) || !utf8(uri) {
+            return None;
+        }
+        Some(RequestHead {
+            method,
+            uri,
+            path,
+            query: (present & 1 != 0).then_some(query),
+            host: (present & 2 != 0).then_some(host),
+            version,
+            headers,
+            body,
+            flags,
+            buf,
+        })
+    }
 }
 
 impl std::fmt::Debug for RequestHead {

@@ -1626,3 +1626,74 @@ proptest! {
         prop_assert_eq!(run(&[]), run(&cuts), "{:?}", input);
     }
 }
+
+/// The parse index rebuilds every field of a head in another process (the Process-mode
+/// master sends it with the raw head so that the worker does not parse the head again).
+#[test]
+fn index_round_trip() {
+    let heads = [
+        "GET /search?q=rust&x=%20 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nAccept: text/html\r\n\r\n",
+        "POST http://proxy.example/p?a=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "PUT /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        "OPTIONS * HTTP/1.0\r\n\r\n",
+        "CONNECT host:443 HTTP/1.1\r\nHost: host:443\r\n\r\n",
+    ];
+    for raw in heads {
+        let mut buf = BytesMut::from(raw);
+        let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf).unwrap() else {
+            panic!("no head for {raw:?}");
+        };
+        let mut index = Vec::new();
+        head.write_index(&mut index);
+        assert_eq!(index.len(), head.index_len(), "{raw:?}");
+        let copy = RequestHead::from_index(head.as_bytes().clone(), &index).expect("valid index");
+        assert_eq!(Req::from_head(&copy), Req::from_head(&head), "{raw:?}");
+        assert_eq!(copy.uri(), head.uri());
+        assert_eq!(copy.as_bytes(), head.as_bytes());
+    }
+}
+
+/// A malformed index is refused, never trusted: short, spans out of the head, unknown
+/// version or body framing, a header count the index does not hold, a method not UTF-8.
+#[test]
+fn index_malformed_is_refused() {
+    let mut buf = BytesMut::from("GET /a HTTP/1.1\r\nHost: x\r\nAccept: y\r\n\r\n");
+    let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf).unwrap() else {
+        panic!("no head");
+    };
+    let raw = head.as_bytes().clone();
+    let mut good = Vec::new();
+    head.write_index(&mut good);
+    assert!(RequestHead::from_index(raw.clone(), &good).is_some());
+    let set_u32 =
+        |ix: &mut Vec<u8>, at: usize, v: u32| ix[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let mut cases: Vec<(&str, Vec<u8>, Bytes)> = vec![
+        ("empty", Vec::new(), raw.clone()),
+        ("truncated", good[..good.len() - 1].to_vec(), raw.clone()),
+        ("extra byte", [&good[..], &[0]].concat(), raw.clone()),
+        ("shorter head", good.clone(), raw.slice(..10)),
+    ];
+    let mut ix = good.clone();
+    ix[0] = 7;
+    cases.push(("version", ix, raw.clone()));
+    let mut ix = good.clone();
+    ix[2] = 9;
+    cases.push(("body framing", ix, raw.clone()));
+    let mut ix = good.clone();
+    set_u32(&mut ix, 16, 1000); // the method's end
+    cases.push(("span past the end", ix, raw.clone()));
+    let mut ix = good.clone();
+    set_u32(&mut ix, 12, 3); // the method's start after its end (0..3)
+    set_u32(&mut ix, 16, 2);
+    cases.push(("reversed span", ix, raw.clone()));
+    let mut ix = good.clone();
+    set_u32(&mut ix, 52, u32::MAX); // the header count
+    cases.push(("header count", ix, raw.clone()));
+    let mut bad = raw.to_vec();
+    bad[0] = 0xff;
+    cases.push(("method not UTF-8", good.clone(), Bytes::from(bad)));
+    for (what, ix, buf) in cases {
+        assert!(RequestHead::from_index(buf, &ix).is_none(), "{what}");
+    }
+}
