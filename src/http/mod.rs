@@ -32,7 +32,7 @@ mod static_files;
 
 use std::rc::Rc;
 
-pub use request::{Params, Request, RequestInfo, UploadedFile};
+pub use request::{Params, Request, RequestInfo, Text, UploadedFile};
 pub use response::{HttpError, Response};
 pub use rswoole_codec::http1::{SameSite, SetCookie};
 pub use service::{BodyError, RequestBody};
@@ -163,10 +163,7 @@ impl HttpServer {
         Fut: std::future::Future + 'static,
         Fut::Output: CallbackResult,
     {
-        self.on_request = Some(Rc::new(move |h, req, resp| {
-            let fut = f(h, req, resp);
-            Box::pin(async move { fut.await.report("on_request") })
-        }));
+        self.on_request = Some(handler::req_cb(f));
         self.raw_bodies = false;
         self
     }

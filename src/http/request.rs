@@ -38,6 +38,8 @@ pub struct Params(pub(crate) Vec<(PStr, PStr)>);
 pub(crate) enum PStr {
     Owned(String),
     Shared(Bytes),
+    /// A common method or the root path: no UTF-8 check, no reference count.
+    Static(&'static str),
 }
 
 impl PStr {
@@ -45,6 +47,7 @@ impl PStr {
         match self {
             PStr::Owned(s) => s.as_bytes(),
             PStr::Shared(b) => b,
+            PStr::Static(s) => s.as_bytes(),
         }
     }
     fn as_str(&self) -> &str {
@@ -52,6 +55,7 @@ impl PStr {
             PStr::Owned(s) => s,
             // Only UTF-8 is stored shared (checked when the request was built).
             PStr::Shared(b) => std::str::from_utf8(b).unwrap_or(""),
+            PStr::Static(s) => s,
         }
     }
     /// `b` as is when it is UTF-8, else with the bad sequences replaced (as
@@ -60,6 +64,127 @@ impl PStr {
         match std::str::from_utf8(&b) {
             Ok(_) => PStr::Shared(b),
             Err(_) => PStr::Owned(String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+}
+
+/// Text of a request (its method, target and path): a `str` that shares the request's
+/// buffer when it can (no copy), else owns its bytes (a percent-decoded path).
+///
+/// It derefs to `str` and compares with `&str` and `String`; [`as_str`](Self::as_str) and
+/// `to_string()` (or `String::from`) give the usual forms.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rswoole::http::HttpServer;
+///
+/// fn main() -> rswoole::Result<()> {
+///     let mut server = HttpServer::bind("127.0.0.1:9501")?;
+///     server.on_request(|_srv, req, mut resp| async move {
+///         if req.method == "POST" && req.path.starts_with("/api/") {
+///             return resp.end(format!("posted to {}", req.path));
+///         }
+///         match (req.method.as_str(), req.path.as_str()) {
+///             ("GET", "/") => resp.end("home"),
+///             _ => resp.status(404)?.end("not found"),
+///         }
+///     });
+///     server.start()
+/// }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Text(PStr);
+
+impl Text {
+    /// Shares `b`, UTF-8 (checked by the parser; anything else is replaced as
+    /// `String::from_utf8_lossy` does).
+    pub(crate) fn shared(b: Bytes) -> Text {
+        Text(PStr::shared(b))
+    }
+    /// As [`shared`](Self::shared), for a request line's method or target: the common
+    /// methods and `/` are static strings (no check, no reference count).
+    pub(crate) fn line(b: Bytes) -> Text {
+        const COMMON: [&str; 8] = [
+            "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "/",
+        ];
+        match COMMON.iter().find(|c| c.as_bytes() == &b[..]) {
+            Some(c) => Text(PStr::Static(c)),
+            None => Text::shared(b),
+        }
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.0.as_bytes() == other.as_bytes()
+    }
+}
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.as_bytes() == other.as_bytes()
+    }
+}
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.0.as_bytes() == other.as_bytes()
+    }
+}
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_bytes() == other.0.as_bytes()
+    }
+}
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_bytes() == other.0.as_bytes()
+    }
+}
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text(PStr::Owned(s))
+    }
+}
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(PStr::Owned(s.to_owned()))
+    }
+}
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        match t.0 {
+            PStr::Owned(s) => s,
+            PStr::Shared(_) | PStr::Static(_) => t.as_str().to_owned(),
         }
     }
 }
@@ -260,12 +385,12 @@ pub struct RequestInfo {
 pub struct Request {
     /// The connection.
     pub fd: ConnId,
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The request target as sent (origin form, or absolute form).
-    pub uri: String,
-    /// The path, percent-decoded.
-    pub path: String,
+    /// `GET`, `POST`, … (shares the request's buffer; compare with `req.method == "GET"`).
+    pub method: Text,
+    /// The request target as sent (origin form, or absolute form; shares the request's buffer).
+    pub uri: Text,
+    /// The path, percent-decoded (shares the request's buffer when there was nothing to decode).
+    pub path: Text,
     /// The raw query string (without `?`).
     pub query_string: String,
     /// Query parameters.
@@ -334,7 +459,8 @@ impl Request {
 pub(crate) struct Builder {
     head: RequestHead,
     body: BytesMut,
-    multipart: Option<Multipart>,
+    /// Boxed: the parser is large, and the builder moves a few times per request.
+    multipart: Option<Box<Multipart>>,
     limit: usize,
 }
 
@@ -362,13 +488,15 @@ impl Builder {
         let multipart = head
             .header("content-type")
             .and_then(http1::boundary_from_content_type)
-            .map(|b| Multipart {
-                parser: MultipartParser::new(&b),
-                buf: BytesMut::new(),
-                cur: None,
-                fields: Vec::new(),
-                files: Vec::new(),
-                tmp_dir: tmp_dir.to_path_buf(),
+            .map(|b| {
+                Box::new(Multipart {
+                    parser: MultipartParser::new(&b),
+                    buf: BytesMut::new(),
+                    cur: None,
+                    fields: Vec::new(),
+                    files: Vec::new(),
+                    tmp_dir: tmp_dir.to_path_buf(),
+                })
             });
         Builder {
             head,
@@ -410,30 +538,50 @@ impl Builder {
                     .header("content-type")
                     .is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
                 let post = if form {
-                    http1::parse_urlencoded(&body)
+                    Params::owned(http1::parse_urlencoded(&body))
                 } else {
-                    Vec::new()
+                    Params::default()
                 };
-                (Params::owned(post), Vec::new(), body)
+                (post, Vec::new(), body)
             }
         };
         let h = &self.head;
         let query = h.query().unwrap_or("").to_string();
-        let cookie = h.get_all("cookie").flat_map(http1::parse_cookies).collect();
+        let get = if query.is_empty() {
+            Params::default()
+        } else {
+            Params::owned(http1::parse_query(&query))
+        };
+        let mut cookie = Params::default();
+        let mut header = Vec::with_capacity(h.header_count());
         // Names (lower-cased tokens) and values share the head's buffer.
-        let header = h
-            .shared_headers()
-            .map(|(k, v)| (PStr::Shared(k), PStr::shared(v)))
-            .collect();
+        for (k, v) in h.shared_headers() {
+            if &k[..] == b"cookie" {
+                cookie.0.extend(
+                    http1::parse_cookies(&v)
+                        .into_iter()
+                        .map(|(k, v)| (PStr::Owned(k), PStr::Owned(v))),
+                );
+            }
+            header.push((PStr::Shared(k), PStr::shared(v)));
+        }
+        // Method, target and path share the head's buffer too (the path when it has nothing
+        // to percent-decode).
+        let (method, uri, raw_path) = h.shared_line();
+        let path = if raw_path.contains(&b'%') {
+            Text::from(http1::percent_decode_str(h.path()).into_owned())
+        } else {
+            Text::line(raw_path)
+        };
         Ok(Request {
             fd,
-            method: h.method().to_string(),
-            uri: h.uri().to_string(),
-            path: http1::percent_decode_str(h.path()).into_owned(),
-            get: Params::owned(http1::parse_query(&query)),
+            method: Text::line(method),
+            uri: Text::line(uri),
+            path,
+            get,
             query_string: query,
             post,
-            cookie: Params::owned(cookie),
+            cookie,
             header: Params(header),
             files,
             server,
@@ -558,4 +706,64 @@ pub(crate) fn client_addr(peer: SocketAddr, head: &RequestHead, trusted: &[IpAdd
         }
     }
     peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(raw: &str) -> Request {
+        let mut buf = BytesMut::from(raw);
+        let Ok(Some(http1::Event::Head(head))) = http1::RequestDecoder::default().decode(&mut buf)
+        else {
+            panic!("not a head: {raw:?}");
+        };
+        let info = RequestInfo {
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            peer_addr: "127.0.0.1:1".parse().unwrap(),
+            server_port: 80,
+            request_time: SystemTime::now(),
+            protocol: "HTTP/1.1",
+            tls: false,
+            peer_cert_sha256: None,
+        };
+        Builder::new(head, std::path::Path::new("/tmp"), 1 << 20)
+            .finish(ConnId(1), info)
+            .unwrap()
+    }
+
+    #[test]
+    fn line_shares_or_decodes() {
+        let r = request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(r.method == "GET" && r.uri == "/" && r.path == "/");
+        assert!(matches!(r.method.0, PStr::Static("GET")));
+        assert!(r.get.is_empty() && r.post.is_empty() && r.cookie.is_empty());
+        assert_eq!(r.header("host"), Some("a"));
+
+        let r = request("PURGE /a%20b/c?x=1&y=%41 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(r.method.as_str(), "PURGE");
+        assert!(matches!(r.method.0, PStr::Shared(_)));
+        assert_eq!(r.uri, "/a%20b/c?x=1&y=%41");
+        assert_eq!(r.path, "/a b/c");
+        assert!(matches!(r.path.0, PStr::Owned(_)));
+        assert_eq!(r.query_string, "x=1&y=%41");
+        assert_eq!((r.get.get("x"), r.get.get("y")), (Some("1"), Some("A")));
+        assert_eq!(String::from(r.path.clone()), "/a b/c");
+        assert_eq!(format!("{} {:?}", r.method, r.path), "PURGE \"/a b/c\"");
+
+        let r = request("GET /plain/p HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(matches!(r.path.0, PStr::Shared(_)));
+        assert!(r.path.starts_with("/plain/") && "/plain/p" == r.path);
+    }
+
+    #[test]
+    fn cookies_from_every_cookie_header_in_order() {
+        let r = request(
+            "GET / HTTP/1.1\r\nCookie: a=1; b=2\r\nHost: h\r\nCOOKIE: a=3\r\nX-Bin: café\r\n\r\n",
+        );
+        let all: Vec<_> = r.cookie.iter().collect();
+        assert_eq!(all, [("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(r.header.get_all("cookie").count(), 2);
+        assert_eq!(r.header("x-bin"), Some("café"));
+    }
 }

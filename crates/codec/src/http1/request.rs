@@ -225,7 +225,7 @@ impl RequestHead {
 
     /// Whether the method is `HEAD`, whose response carries headers only.
     pub fn is_head(&self) -> bool {
-        self.method() == "HEAD"
+        &self.buf[self.method.range()] == b"HEAD"
     }
 
     /// The raw request target, as sent: `/a%20b?x=1`, `http://host/p`, `*` or `host:443`.
@@ -345,6 +345,36 @@ impl RequestHead {
         self.headers
             .iter()
             .map(|&(n, v)| (self.buf.slice(n.range()), self.buf.slice(v.range())))
+    }
+
+    /// The method, the raw request target and the path (not percent-decoded; `/` for an
+    /// absolute-form target without one), each a zero-copy [`Bytes`] sharing the head's
+    /// buffer: the same text as [`method`](Self::method), [`uri`](Self::uri) and
+    /// [`path`](Self::path) (UTF-8, checked by the parser), without a copy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from("GET http://a/p%20q?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    /// let Some(Event::Head(head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// let (method, uri, path) = head.shared_line();
+    /// assert_eq!((&method[..], &uri[..], &path[..]), (&b"GET"[..], &b"http://a/p%20q?x=1"[..], &b"/p%20q"[..]));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn shared_line(&self) -> (Bytes, Bytes, Bytes) {
+        let path = if self.path.start == self.path.end {
+            Bytes::from_static(b"/")
+        } else {
+            self.buf.slice(self.path.range())
+        };
+        (
+            self.buf.slice(self.method.range()),
+            self.buf.slice(self.uri.range()),
+            path,
+        )
     }
 
     /// The number of header fields.
