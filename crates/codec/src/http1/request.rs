@@ -519,7 +519,7 @@ impl RequestHead {
     /// # Examples
     ///
     /// ```
-    /// use bytes::{Bytes, BytesMut};
+    /// use bytes::BytesMut;
     /// use rswoole_codec::http1::{Event, RequestDecoder, RequestHead};
     ///
     /// let mut buf = BytesMut::from("GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n");
