@@ -12,6 +12,7 @@ import base64
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 
@@ -128,6 +129,11 @@ def main():
     conns = [open_one(port, proto) for _ in range(4)]
     time.sleep(0.5)
     pids = group(pgid)
+    hook = os.environ.get("IDLE_MEM_HOOK")
+    if hook:
+        # The owner is not known yet: the hook sees every process of the group (OWNERS).
+        subprocess.run(["sh", "-c", hook], env={**os.environ, "PHASE": "before",
+                       "OWNERS": " ".join(map(str, pids))}, check=False)
     before = {p: mem(p) for p in pids}
     k0 = kernel()
     conns += [open_one(port, proto, i) for i in range(n)]
@@ -141,7 +147,13 @@ def main():
     slab = (k1[0] - k0[0]) / n if k0[0] >= 0 else float("nan")
     print(f"{proto} n={n} owner={owner}({comm}): PSS {p0}->{p1} KiB = {(p1 - p0) * 1024 / n:.0f} B/conn, "
           f"RSS {r0}->{r1} KiB = {(r1 - r0) * 1024 / n:.0f} B/conn; kernel (both ends): "
-          f"slabs {slab:.0f} B/conn, tcp buffers {(k1[1] - k0[1]) / n:.0f} B/conn")
+          f"slabs {slab:.0f} B/conn, tcp buffers {(k1[1] - k0[1]) / n:.0f} B/conn", flush=True)
+    # IDLE_MEM_HOOK='sh command': run before the N connections (PHASE=before, OWNERS=the
+    # group's pids) and while they are still held (PHASE=after, OWNER=pid), e.g.
+    # scripts/heap_of.sh to see where the owner's memory is.
+    if hook:
+        subprocess.run(["sh", "-c", hook], env={**os.environ, "PHASE": "after",
+                       "OWNER": str(owner)}, check=False)
     for c in conns:
         c.close()
 

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use super::flusher::Flusher;
 use super::handover::{Movable, Moved};
-use super::inbound::{ConnConfig, Inbound, Verdict};
+use super::inbound::{ConnConfig, IdleIn, Inbound, Verdict};
 use super::sink::EventSink;
 use super::ws::WsState;
 use crate::base::ConnId;
@@ -75,10 +75,11 @@ struct Out {
     unparking: bool,
 }
 
-/// What a parked connection keeps: its decoder, and the waker that starts a task for it again
-/// (registered for the socket's read readiness, and called by [`Conn::kick`]).
+/// What a parked connection keeps: its decoding state in its idle form, and the waker that
+/// starts a task for it again (registered for the socket's read readiness, and called by
+/// [`Conn::kick`]; made once per connection, at its first park: `Conn::park_waker`).
 struct Parked {
-    decoder: Inbound,
+    decoder: IdleIn,
     waker: std::task::Waker,
 }
 
@@ -202,6 +203,11 @@ pub(crate) struct Conn<X = ()> {
     tls: bool,
     /// An upgrade asked the task to stop at a safe point and hand the connection over.
     moving: std::sync::atomic::AtomicBool,
+    /// The waker of this connection while parked ([`ParkWaker`]), made at its first park and
+    /// kept: parking again allocates nothing (an allocation made as the task's cell is freed
+    /// would split that hole, and the allocator's pages would hold a mix of live and free
+    /// chunks it cannot give back).
+    park_waker: std::sync::OnceLock<std::task::Waker>,
 }
 
 /// Why [`Conn::write`] refused data.
@@ -254,6 +260,7 @@ impl<X: Default> Conn<X> {
             flusher,
             tls: handshaking,
             moving: std::sync::atomic::AtomicBool::new(false),
+            park_waker: std::sync::OnceLock::new(),
         }
     }
 }
@@ -494,7 +501,7 @@ impl<X> Conn<X> {
             })
         };
         let mut decoder = match start {
-            Start::Unparked => self.unpark().unwrap_or_else(|| Inbound::new(cfg)),
+            Start::Unparked => self.unpark(cfg).unwrap_or_else(|| Inbound::new(cfg)),
             Start::Moved(_) => Inbound::resumed(cfg, &self),
             _ => Inbound::new(cfg),
         };
@@ -508,11 +515,18 @@ impl<X> Conn<X> {
             }
             _ => {}
         }
-        // One timer for every reason to wake up without I/O, reset rather than rebuilt (moving
-        // a deadline later costs one atomic operation, not a trip through the timer wheel).
+        // One timer for every reason to wake up without I/O, reset rather than rebuilt, and
+        // only when its deadline changes (`armed`: what it is set to; `None` once it fired).
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
-        // The idle timer ran out with nothing else happening: park at the next look.
+        let mut armed: Option<std::time::Instant> = None;
+        // The idle check: armed once (`park_at`), and when it comes, the connection parks if it
+        // did nothing since (`active` counts as a turn counter would: any turn not woken by the
+        // timer), else it is armed again. A busy connection pays no clock read and no timer
+        // reset per turn for it.
+        let mut park_at: Option<std::time::Instant> = None;
+        let mut active = false;
+        // The idle check came with nothing done since it was armed: park at the next look.
         let mut park_due = false;
         loop {
             let (phase, pending, read_eof, io_error, handshaking) = {
@@ -611,21 +625,31 @@ impl<X> Conn<X> {
                 && inbuf.is_empty()
                 && !self.tls
                 && decoder.parkable();
-            let mut park_at = None;
             if let (true, Some(after)) = (parkable, cfg.park_idle_after) {
                 if after.is_zero() || park_due {
                     match self.try_park(std::mem::replace(&mut decoder, Inbound::Raw), revive) {
                         Ok(()) => return Ended::Parked,
                         Err(d) => decoder = d,
                     }
-                } else {
+                }
+                if park_at.is_none() || park_due {
                     park_at = Some(std::time::Instant::now() + after);
+                    active = false;
                 }
             }
             park_due = false;
-            let wake_at = wake_at.or(park_at);
+            // While it cannot park (a request in flight, output queued) the idle check waits;
+            // when it can again, a check already due finds it active and is armed again.
+            let park_at_now = park_at.filter(|_| parkable);
+            let wake_at = match (wake_at, park_at_now) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(t) = wake_at {
-                timer.as_mut().reset(t.into());
+                if armed != Some(t) {
+                    timer.as_mut().reset(t.into());
+                    armed = Some(t);
+                }
             }
             let interest = match (pending, want_read) {
                 (true, true) => Some(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE),
@@ -636,14 +660,22 @@ impl<X> Conn<X> {
             tokio::select! {
                 biased;
                 _ = self.notify.notified() => {
+                    active = true;
                     if let Verdict::Close = decoder.resume(&self, &*sink, &mut inbuf) {
                         self.close();
                     }
                 }
                 _ = &mut timer, if wake_at.is_some() => {
+                    armed = None;
                     let now = std::time::Instant::now();
-                    if park_at.is_some_and(|t| now >= t) {
-                        park_due = true;
+                    if park_at_now.is_some_and(|t| now >= t) {
+                        if active {
+                            // Something happened since it was armed: arm it again from now.
+                            park_at = Some(now + cfg.park_idle_after.unwrap_or_default());
+                            active = false;
+                        } else {
+                            park_due = true;
+                        }
                     } else if drain_by.is_some_and(|t| now >= t) {
                         tracing::debug!(fd = %self.id, "the client did not read its last output in time; cutting the connection");
                         let mut o = self.out.lock();
@@ -661,6 +693,7 @@ impl<X> Conn<X> {
                 }
                 // One readiness wait for both directions (one waiter in the task, not two).
                 r = self.stream.ready(interest.unwrap_or(tokio::io::Interest::READABLE)), if interest.is_some() => {
+                    active = true;
                     let ready = match r {
                         Ok(ready) => ready,
                         Err(_) => {
@@ -1249,13 +1282,17 @@ impl<X: Send + Sync + 'static> Conn<X> {
     fn try_park(self: &Arc<Self>, decoder: Inbound, revive: &Reviver<X>) -> Result<(), Inbound> {
         use std::future::Future;
         use std::task::{Context, Poll, Waker};
-        let waker = Waker::from(Arc::new(ParkWaker {
-            conn: Arc::downgrade(self),
-            revive: revive.clone(),
-        }));
+        if !decoder.parkable() {
+            return Err(decoder);
+        }
+        let waker = self.park_waker.get_or_init(|| {
+            Waker::from(Arc::new(ParkWaker {
+                conn: Arc::downgrade(self),
+                revive: revive.clone(),
+            }))
+        });
         if !matches!(
-            self.stream
-                .poll_read_ready(&mut Context::from_waker(&waker)),
+            self.stream.poll_read_ready(&mut Context::from_waker(waker)),
             Poll::Pending
         ) {
             return Err(decoder);
@@ -1275,18 +1312,24 @@ impl<X: Send + Sync + 'static> Conn<X> {
         {
             return Err(decoder);
         }
-        o.parked = Some(Parked { decoder, waker });
+        o.parked = Some(Parked {
+            decoder: decoder.park()?,
+            waker: waker.clone(),
+        });
         o.unparking = false;
         Ok(())
     }
 }
 
 impl<X> Conn<X> {
-    /// A parked connection's task starts again: its decoder.
-    fn unpark(&self) -> Option<Inbound> {
+    /// A parked connection's task starts again: its decoder (rebuilt from its idle form with
+    /// `cfg`, the listener's configuration).
+    fn unpark(&self, cfg: &ConnConfig) -> Option<Inbound> {
         let mut o = self.out.lock();
         o.unparking = false;
-        o.parked.take().map(|p| p.decoder)
+        let idle = o.parked.take()?.decoder;
+        drop(o);
+        Some(idle.wake(cfg))
     }
 }
 
@@ -1661,6 +1704,39 @@ mod tests {
         assert!(!conn.is_parked());
     }
 
+    /// The idle check is armed once and looked at when it comes: a connection that keeps
+    /// talking for several `park_idle_after` periods never parks (one task throughout), and
+    /// parks once it goes quiet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn busy_connection_does_not_park_until_quiet() {
+        let after = Duration::from_millis(400);
+        let (conn, mut c, cfg) = pair(Some(after)).await;
+        let sink = Arc::new(Echo::default());
+        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = Arc::new(tokio::sync::Notify::new());
+        spawn(
+            conn.clone(),
+            sink.clone(),
+            Arc::new(cfg),
+            Start::Fresh,
+            tasks.clone(),
+            done.clone(),
+        );
+        // A message every 20 ms for 4 periods: never 400 ms without one.
+        let start = std::time::Instant::now();
+        while start.elapsed() < after * 4 {
+            let c2 = &mut c;
+            tokio::task::block_in_place(|| echo(c2, b"ping"));
+            assert!(!conn.is_parked(), "parked while busy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(tasks.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Quiet now: it parks (within two periods), and still echoes after.
+        until(|| conn.is_parked()).await;
+        tokio::task::block_in_place(|| echo(&mut c, b"again"));
+        assert_eq!(tasks.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     /// What an idle connection carries (printed with `--nocapture`).
     #[tokio::test]
     async fn idle_connection_sizes() {
@@ -1673,10 +1749,11 @@ mod tests {
             &revive,
         );
         eprintln!(
-            "Conn<()> {} B, Out {} B, Inbound {} B, HttpIn {} B, WsIn {} B, WsState {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
+            "Conn<()> {} B, Out {} B, Inbound {} B, IdleIn {} B, HttpIn {} B, WsIn {} B, WsState {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
             std::mem::size_of::<Conn>(),
             std::mem::size_of::<Out>(),
             std::mem::size_of::<Inbound>(),
+            std::mem::size_of::<IdleIn>(),
             std::mem::size_of::<super::super::http::HttpIn>(),
             std::mem::size_of::<super::super::ws::WsIn>(),
             std::mem::size_of::<WsState>(),

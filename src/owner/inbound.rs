@@ -96,16 +96,7 @@ pub(crate) enum Verdict {
 impl Inbound {
     pub(crate) fn new(cfg: &ConnConfig) -> Inbound {
         if let Some(h) = &cfg.http {
-            return Inbound::Http(Box::new(HttpIn {
-                conf: h.clone(),
-                dec: RequestDecoder::new(h.limits.clone()),
-                cur: None,
-                head_started: None,
-                upgraded: None,
-                first: true,
-                served: false,
-                h2c: None,
-            }));
+            return Inbound::Http(http_in(h, true, false));
         }
         match cfg.stream.framing {
             Framing::Raw => Inbound::Raw,
@@ -185,11 +176,86 @@ impl Inbound {
     pub(crate) fn parkable(&self) -> bool {
         match self {
             Inbound::Raw | Inbound::Stream(_) | Inbound::Ws(_) => true,
-            Inbound::Http(h) => h.cur.is_none() && h.upgraded.is_none() && h.h2c.is_none(),
+            Inbound::Http(h) => {
+                h.cur.is_none()
+                    && h.upgraded.is_none()
+                    && h.h2c.is_none()
+                    && h.head_started.is_none()
+                    && h.dec.is_awaiting_head()
+            }
             Inbound::WsPending(_) | Inbound::H2(_) => false,
         }
     }
 
+    /// The form this state keeps while its connection is parked ([`IdleIn`]), or the state
+    /// itself back if it cannot park ([`parkable`](Self::parkable) is false).
+    pub(crate) fn park(self) -> Result<IdleIn, Inbound> {
+        if !self.parkable() {
+            return Err(self);
+        }
+        Ok(match self {
+            Inbound::Raw => IdleIn::Raw,
+            Inbound::Stream(d) => IdleIn::Stream(d),
+            Inbound::Ws(w) => IdleIn::Ws(w),
+            // Between requests the decoder holds nothing: only these two bits decide how the
+            // next bytes are read; the decoder is rebuilt from the listener's configuration.
+            Inbound::Http(h) => IdleIn::Http {
+                first: h.first,
+                served: h.served,
+            },
+            other => return Err(other),
+        })
+    }
+}
+
+/// What a parked connection keeps of its decoding state ([`Inbound::park`]): the smallest
+/// form from which [`IdleIn::wake`] rebuilds it. An HTTP/1.1 connection between requests
+/// keeps two flags (2 bytes inline) instead of its boxed decoder (`HttpIn`, 328 bytes with a
+/// copy of the listener's limits).
+pub(crate) enum IdleIn {
+    Raw,
+    Stream(Decoder),
+    /// HTTP/1.1 between requests, nothing of the next one read.
+    Http {
+        /// Nothing decided yet: the first bytes may be the HTTP/2 preface.
+        first: bool,
+        /// A request was handed on (an `Upgrade: h2c` is honoured only on the first).
+        served: bool,
+    },
+    Ws(Box<ws::WsIn>),
+}
+
+impl IdleIn {
+    /// The decoding state again, on wake (`cfg`: the connection's listener's).
+    pub(crate) fn wake(self, cfg: &ConnConfig) -> Inbound {
+        match self {
+            IdleIn::Raw => Inbound::Raw,
+            IdleIn::Stream(d) => Inbound::Stream(d),
+            IdleIn::Ws(w) => Inbound::Ws(w),
+            IdleIn::Http { first, served } => match &cfg.http {
+                Some(h) => Inbound::Http(http_in(h, first, served)),
+                // Not an HTTP listener (cannot happen: the state came from one).
+                None => Inbound::new(cfg),
+            },
+        }
+    }
+}
+
+/// A fresh HTTP/1.1 decoding state for a connection of the listener configured by `conf`.
+fn http_in(conf: &Arc<HttpConf>, first: bool, served: bool) -> Box<HttpIn> {
+    Box::new(HttpIn {
+        conf: conf.clone(),
+        dec: RequestDecoder::new(conf.limits.clone()),
+        cur: None,
+        head_started: None,
+        upgraded: None,
+        first,
+        served,
+        h2c: None,
+    })
+}
+
+impl Inbound {
     /// Reading is paused (a WebSocket upgrade waits for `on_handshake`).
     pub(crate) fn paused(&self) -> bool {
         matches!(self, Inbound::WsPending(_))
