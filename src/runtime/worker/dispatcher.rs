@@ -106,8 +106,8 @@ impl Dispatcher {
     /// (most callbacks — an echo, a `send` — finish at once); only one that waits gets a task,
     /// which the connection's later events queue behind. Only for `Receive`, whose producers
     /// (the connection task, the pipe reader) hold no lock while they hand events over.
-    fn receive_inline(self: &Rc<Self>, ev: WEv) {
-        let Some(mut fut) = self.receive_future(&ev) else {
+    fn receive_inline(self: &Rc<Self>, mut ev: WEv) {
+        let Some(mut fut) = self.receive_future(&mut ev) else {
             self.finish_one(&ev);
             return;
         };
@@ -249,7 +249,7 @@ impl Dispatcher {
                 }
             }
             Kind::Receive => {
-                if let Some(fut) = self.receive_future(&ev) {
+                if let Some(fut) = self.receive_future(&mut ev) {
                     guarded("on_receive", fut).await;
                 }
             }
@@ -344,7 +344,9 @@ impl Dispatcher {
     }
 
     /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
-    fn receive_future(&self, ev: &WEv) -> Option<BoxFut> {
+    /// The callback gets the payload itself, not a clone: cloning a `Bytes` made from a `Vec`
+    /// allocates its shared header, and nothing reads the payload after the callback.
+    fn receive_future(&self, ev: &mut WEv) -> Option<BoxFut> {
         self.count_request();
         let cbs = self
             .ports
@@ -354,7 +356,7 @@ impl Dispatcher {
         let e = ReceiveEvent {
             fd: ev.fd,
             listener: ev.listener as usize,
-            data: ev.payload.clone(),
+            data: std::mem::take(&mut ev.payload),
         };
         Some(cb(self.ctx.clone(), e))
     }
