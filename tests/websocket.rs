@@ -105,19 +105,7 @@ impl Ws {
         };
         let head = buf.split_to(end);
         let text = std::str::from_utf8(&head).unwrap().to_string();
-        let mut lines = text.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(&str, &[u8])> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
-            .collect();
+        let (status, headers) = status_and_headers(&text);
         if status != 101 {
             return Err(status);
         }

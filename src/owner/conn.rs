@@ -1568,6 +1568,37 @@ mod tests {
 
     /// Runs `conn` as a reactor does: a parked connection gets a new task when woken; counts
     /// the tasks and says when the connection is over.
+    /// A fresh recording sink, and the task counter and end signal [`spawn`] takes.
+    fn echo_sink() -> (
+        Arc<Echo>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        (
+            Arc::new(Echo::default()),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    /// [`spawn`] of a new connection ([`Start::Fresh`]).
+    fn spawn_fresh(
+        conn: &Arc<Conn>,
+        sink: &Arc<Echo>,
+        cfg: ConnConfig,
+        tasks: &Arc<std::sync::atomic::AtomicUsize>,
+        done: &Arc<tokio::sync::Notify>,
+    ) {
+        spawn(
+            conn.clone(),
+            sink.clone(),
+            Arc::new(cfg),
+            Start::Fresh,
+            tasks.clone(),
+            done.clone(),
+        );
+    }
+
     fn spawn(
         conn: Arc<Conn>,
         sink: Arc<Echo>,
@@ -1622,17 +1653,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parked_connection_wakes_for_input_output_and_close() {
         let (conn, mut c, cfg) = pair(Some(Duration::ZERO)).await;
-        let sink = Arc::new(Echo::default());
-        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let done = Arc::new(tokio::sync::Notify::new());
-        spawn(
-            conn.clone(),
-            sink.clone(),
-            Arc::new(cfg),
-            Start::Fresh,
-            tasks.clone(),
-            done.clone(),
-        );
+        let (sink, tasks, done) = echo_sink();
+        spawn_fresh(&conn, &sink, cfg, &tasks, &done);
         until(|| conn.is_parked()).await;
         for (i, msg) in [&b"one"[..], b"two", b"three"].iter().enumerate() {
             let c2 = &mut c;
@@ -1670,19 +1692,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parked_connection_sees_the_peer_close_and_none_never_parks() {
         let (conn, c, cfg) = pair(Some(Duration::ZERO)).await;
-        let sink = Arc::new(Echo::default());
-        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let done = Arc::new(tokio::sync::Notify::new());
+        let (sink, tasks, done) = echo_sink();
         let ended = done.clone();
         let ended = ended.notified();
-        spawn(
-            conn.clone(),
-            sink.clone(),
-            Arc::new(cfg),
-            Start::Fresh,
-            tasks.clone(),
-            done.clone(),
-        );
+        spawn_fresh(&conn, &sink, cfg, &tasks, &done);
         until(|| conn.is_parked()).await;
         drop(c);
         tokio::time::timeout(Duration::from_secs(5), ended)
@@ -1691,14 +1704,7 @@ mod tests {
         assert_eq!(*sink.events.lock(), ["connect", "close"]);
 
         let (conn, mut c, cfg) = pair(None).await;
-        spawn(
-            conn.clone(),
-            Arc::new(Echo::default()),
-            Arc::new(cfg),
-            Start::Fresh,
-            tasks.clone(),
-            done.clone(),
-        );
+        spawn_fresh(&conn, &Arc::new(Echo::default()), cfg, &tasks, &done);
         tokio::task::block_in_place(|| echo(&mut c, b"x"));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!conn.is_parked());
@@ -1711,17 +1717,8 @@ mod tests {
     async fn busy_connection_does_not_park_until_quiet() {
         let after = Duration::from_millis(400);
         let (conn, mut c, cfg) = pair(Some(after)).await;
-        let sink = Arc::new(Echo::default());
-        let tasks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let done = Arc::new(tokio::sync::Notify::new());
-        spawn(
-            conn.clone(),
-            sink.clone(),
-            Arc::new(cfg),
-            Start::Fresh,
-            tasks.clone(),
-            done.clone(),
-        );
+        let (sink, tasks, done) = echo_sink();
+        spawn_fresh(&conn, &sink, cfg, &tasks, &done);
         // A message every 20 ms for 4 periods: never 400 ms without one.
         let start = std::time::Instant::now();
         while start.elapsed() < after * 4 {

@@ -429,16 +429,7 @@ fn encode_write<X>(
     let mut head = BytesMut::with_capacity(16);
     let as_is = if st.final_out.is_some() && !st.codec.is_compressed() {
         // The peer's Close arrived after the message this answers: still send it.
-        FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode: kind.opcode(),
-            mask: None,
-            payload_len: data.len() as u64,
-        }
-        .encode(&mut head);
+        FrameHeader::whole(kind.opcode(), data.len() as u64).encode(&mut head);
         true
     } else {
         st.codec

@@ -834,6 +834,22 @@ pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> Option
     })
 }
 
+/// The status and the header fields (`name`, trimmed value) of a response head given as text
+/// (a WebSocket handshake answer, say), in the order sent.
+pub fn status_and_headers(text: &str) -> (u16, Vec<(&str, &[u8])>) {
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim().as_bytes()))
+        .collect();
+    (status, headers)
+}
+
 /// Sends raw bytes on a new connection and reads one response.
 pub fn http_once(port: u16, raw: &[u8]) -> Option<HttpResp> {
     let mut s = connect(port);

@@ -865,16 +865,7 @@ impl Connection {
             self.encode_message(kind, data, dst)?;
             return Ok(false);
         }
-        let header = FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode: kind.opcode(),
-            mask: None,
-            payload_len: data.len() as u64,
-        };
-        header.encode(dst);
+        FrameHeader::whole(kind.opcode(), data.len() as u64).encode(dst);
         Ok(true)
     }
 

@@ -165,6 +165,29 @@ impl FrameHeader {
     /// The longest header: 2 bytes, an 8-byte length and a 4-byte mask.
     pub const MAX_LEN: usize = 14;
 
+    /// The header of a whole (`fin`), unmasked, uncompressed frame: what a server sends
+    /// before a payload of `payload_len` bytes.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::ws::{FrameHeader, OpCode};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// FrameHeader::whole(OpCode::Binary, 300).encode(&mut wire);
+    /// assert_eq!(&wire[..], [0x82, 126, 1, 44]);
+    /// ```
+    pub const fn whole(opcode: OpCode, payload_len: u64) -> FrameHeader {
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: None,
+            payload_len,
+        }
+    }
+
     /// Parses a header from the start of `buf`.
     ///
     /// Returns `Ok(None)` if `buf` holds only part of a header, or `Ok(Some((header, len)))`
