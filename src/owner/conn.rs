@@ -307,12 +307,7 @@ impl<X> Conn<X> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        out.io_error = true;
-                        drop(out);
-                        self.kick();
-                        return Err(WriteError::Closed);
-                    }
+                    Err(_) => return self.write_failed(out),
                 }
             }
         }
@@ -346,6 +341,14 @@ impl<X> Conn<X> {
     /// Wakes the connection task (its protocol state changed elsewhere).
     pub(crate) fn wake(&self) {
         self.kick();
+    }
+
+    /// A write to the socket failed: the connection is broken; its task (woken) closes it.
+    fn write_failed(&self, mut out: parking_lot::MutexGuard<'_, Out>) -> Result<(), WriteError> {
+        out.io_error = true;
+        drop(out);
+        self.kick();
+        Err(WriteError::Closed)
     }
 
     /// Wakes the connection task, or starts one again if the connection is parked. The
@@ -1391,12 +1394,7 @@ impl<X> Conn<X> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        out.io_error = true;
-                        drop(out);
-                        self.kick();
-                        return Err(WriteError::Closed);
-                    }
+                    Err(_) => return self.write_failed(out),
                 }
             }
             if head_sent == head.len() && body_sent == b.len() {
