@@ -14,3 +14,19 @@ TICK=$(getconf CLK_TCK)
 pg_ticks() { # pg_ticks PGID: CPU ticks (user+system) used so far by the processes of that group
   for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
     awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
+# The cachegrind scripts (ir_per_request.sh, ir_echo.sh) define `run NAME idle|load ARGS...`
+# printing "<instructions> <operations>"; these two are their shared parts.
+cg_stop_total() { # cg_stop_total PGID DIR: stops the server's group, prints the instructions its cachegrind files counted
+  kill -TERM -- "-$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 -- "-$1" 2>/dev/null || break; sleep 0.1; done
+  cat "$2"/cg.* | awk '/^summary:/ {t += $2} END {printf "%d", t}'; }
+cg_rounds() { # cg_rounds UNIT ARGS...: ROUNDS rounds of an idle and a load `run`; each round's and the median instructions per UNIT
+  local unit=$1 R IDLE IR N X ALL=""; shift
+  for R in $(seq "$ROUNDS"); do
+    read -r IDLE _ < <(run "idle-$R" idle "$@")
+    read -r IR N < <(run "load-$R" load "$@")
+    [ "${N:-0}" -gt 0 ] || { echo "round $R: no ${unit}s counted (see /tmp/bench-server.err)" >&2; exit 1; }
+    X=$(echo "($IR - $IDLE) / $N" | bc -l); ALL+="$X "
+    printf "round %s: %d %ss, %.0f instructions/%s\n" "$R" "$N" "$unit" "$X" "$unit"
+  done
+  printf "median: %.0f instructions/%s\n" "$(median $ALL)" "$unit"; }

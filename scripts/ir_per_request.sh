@@ -43,16 +43,7 @@ run() { # run NAME idle|load SERVER-ARGS...: prints "<instructions> <requests>"
   else
     sleep "$SECS"
   fi
-  kill -TERM -- "-$S" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 -- "-$S" 2>/dev/null || break; sleep 0.1; done
-  echo "$(cat "$OUT/$name"/cg.* | awk '/^summary:/ {t += $2} END {printf "%d", t}') $N"
+  echo "$(cg_stop_total "$S" "$OUT/$name") $N"
 }
-ALL=""
-for R in $(seq "$ROUNDS"); do
-  read -r IDLE _ < <(run "idle-$R" idle "$@")
-  read -r IR N < <(run "load-$R" load "$@")
-  X=$(echo "($IR - $IDLE) / $N" | bc -l); ALL+="$X "
-  printf "round %s: %d requests, %.0f instructions/request\n" "$R" "$N" "$X"
-done
-printf "median: %.0f instructions/request\n" "$(median $ALL)"
+cg_rounds "request" "$@"
 rm -rf "$OUT"
