@@ -7,7 +7,8 @@
 //! "bye")`; `to:{fd},{fd}:{text}` → `broadcast_to` those; `push:{fd}:{text}` → `push` to that
 //! connection, answering `push ok` or `push err {error}`; `kick:{fd}` → `disconnect(fd, 4001,
 //! "kicked")`, answering `kick {returned}`; `all:{text}` → `broadcast` to every connection,
-//! answering `all ok` or `all err {error}`; `worker` → `worker {worker_id}`; `ping` → the
+//! answering `all ok` or `all err {error}`; `slow:{ms}:{text}` → `text` back after `ms`
+//! milliseconds (a handler that waits); `worker` → `worker {worker_id}`; `ping` → the
 //! server pings this client (a Pong comes back to `on_message` with `--deliver-control`);
 //! anything else is echoed with its opcode. Prints `open {fd} worker {id}`, `close {fd}` and
 //! `control {opcode:?}` lines. In Base mode the connection named by `push`/`kick`/`to` may
@@ -144,6 +145,12 @@ fn main() -> rswoole::Result<()> {
                     Err(e) => format!("all err {e}"),
                 };
                 srv.push(f.fd, answer, OpCode::Text)
+            }
+            (_, t) if t.starts_with("slow:") => {
+                let (ms, msg) = t[5..].split_once(':').unwrap_or(("0", ""));
+                let ms = ms.parse().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                srv.push(f.fd, msg.to_string(), OpCode::Text)
             }
             (_, t) if t.starts_with("kick:") => {
                 let to = ConnId(t[5..].parse().unwrap_or(0));

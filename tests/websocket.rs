@@ -363,6 +363,87 @@ fn ws_bad_input_close_codes() {
     });
 }
 
+/// The bad frames of [`ws_bad_input_close_codes`] after which a frame can still be written
+/// (the oversized header leaves nothing to read on): each with its close code.
+fn bad_frames() -> Vec<(&'static str, Vec<u8>, u16)> {
+    vec![
+        ("unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("reserved opcode", masked(0x83, b"hi"), 1002),
+        (
+            "invalid UTF-8",
+            masked(0x81, &[0xce, 0xba, 0xff, 0xfe]),
+            1007,
+        ),
+        ("fragmented ping", masked(0x09, b"x"), 1002),
+    ]
+}
+
+/// A reply the application produces is delivered before the Close that a later protocol
+/// error causes, however long the handler takes: ws_kit's `slow:300:ok` answers after 300 ms,
+/// the bad frame arrives meanwhile, and the Close waits (`WsState::final_out`) in both modes.
+#[test]
+fn ws_slow_echo_arrives_before_protocol_error_close_both_modes() {
+    for mode in ["process", "base"] {
+        let srv = kit(&["--mode", mode, "--worker-num", "1"]);
+        rt().block_on(async {
+            for (what, bytes, code) in bad_frames() {
+                let mut ws = Ws::connect(srv.port, false).await;
+                assert!(text(&mut ws).await.starts_with("welcome "), "{mode} {what}");
+                ws.send(MessageKind::Text, b"slow:300:ok").await;
+                ws.send_raw(&bytes).await;
+                assert_eq!(text(&mut ws).await, "ok", "{mode} {what}");
+                assert_eq!(
+                    ws.close_code().await,
+                    Some(CloseCode(code)),
+                    "{mode} {what}"
+                );
+            }
+        });
+    }
+}
+
+/// Many clients at once, each sending a message and then a bad frame as soon as it is
+/// upgraded: every echo comes before its Close, in both modes. The messages reach the
+/// workers while the `WsOpen` events of the same connections are being acknowledged: a
+/// finished event's "the connection is idle" was a snapshot, and a Close held back for a
+/// message dispatched after it used to be written at once, before that message's echo (about
+/// one connection in 200 under load).
+#[test]
+fn ws_echo_before_close_under_concurrency_both_modes() {
+    const CLIENTS: usize = 64;
+    const ROUNDS: usize = 4;
+    for mode in ["process", "base"] {
+        let srv = start("ws_echo", &["--mode", mode, "--worker-num", "2"]);
+        rt().block_on(async {
+            for round in 0..ROUNDS {
+                let tasks: Vec<_> = (0..CLIENTS)
+                    .map(|i| {
+                        let port = srv.port;
+                        let (what, bytes, code) = bad_frames().swap_remove(i % 4);
+                        tokio::spawn(async move {
+                            let mut ws = Ws::connect(port, false).await;
+                            let msg = format!("ok {i}");
+                            ws.send(MessageKind::Text, msg.as_bytes()).await;
+                            ws.send_raw(&bytes).await;
+                            assert_eq!(ws.message().await.1, msg.as_bytes(), "{mode} {what}");
+                            assert_eq!(
+                                ws.close_code().await,
+                                Some(CloseCode(code)),
+                                "{mode} {what}"
+                            );
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    if let Err(e) = t.await {
+                        panic!("{mode} round {round}: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// The chat (4 workers): 500 clients; 3 of them send 20 messages each; every client gets all
 /// 60 broadcasts exactly once, each sender's in the order sent. The page is served at `/`.
 #[test]

@@ -400,10 +400,21 @@ fn push_body<X>(conn: &Conn<X>, opcode: u8, body: &mut FrameBody<'_>) -> Result<
     write(conn, &out)
 }
 
-/// The held-back Close (see [`WsState::final_out`]): write it and close.
-pub(crate) fn flush_final<X>(conn: &Conn<X>) {
+/// The held-back Close (see [`WsState::final_out`]): write it and close, unless `busy()`
+/// says events of the connection are still being handled. The caller (the last event it knew
+/// of finished) asks with a snapshot taken before this lock; `busy` is asked again under the
+/// WebSocket lock, the lock under which [`WsIn::feed`] decided to hold the Close, because a
+/// message dispatched after the snapshot, and the Close held for it, must not be cut off:
+/// its reply goes first, and its own finish flushes the Close.
+pub(crate) fn flush_final<X>(conn: &Conn<X>, busy: impl FnOnce() -> bool) {
     let mut g = conn.ws.lock();
-    let Some(out) = g.as_mut().and_then(|s| s.final_out.take()) else {
+    let Some(st) = g.as_mut().filter(|s| s.final_out.is_some()) else {
+        return;
+    };
+    if busy() {
+        return;
+    }
+    let Some(out) = st.final_out.take() else {
         return;
     };
     let _ = conn.write(&out);
@@ -756,5 +767,85 @@ impl WsConf {
 fn count(f: impl Fn(&crate::ipc::metrics::ProcSlot) -> &std::sync::atomic::AtomicU64, n: u64) {
     if let Some(m) = crate::ipc::metrics::slot() {
         f(m).fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    use super::*;
+    use crate::ipc::shared::Shared;
+    use crate::owner::flusher::Flusher;
+
+    /// Says `busy` as told (events of the connection with a worker, or not).
+    struct Busy(AtomicBool);
+    impl EventSink for Busy {
+        type State = ();
+        fn connected(&self, _: &Arc<Conn>) {}
+        fn data(&self, _: &Arc<Conn>, _: Bytes) {}
+        fn stream_event(&self, _: &Arc<Conn>, _: u32, _: Kind, _: Bytes) {}
+        fn busy(&self, _: &Arc<Conn>) -> bool {
+            self.0.load(SeqCst)
+        }
+        fn closed(&self, _: &Arc<Conn>) {}
+    }
+
+    /// An open WebSocket on a real socket, and the client's end.
+    async fn open_ws() -> (Arc<Conn>, std::net::TcpStream, Arc<WsConf>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (s, remote) = l.accept().await.unwrap();
+        let conn = Arc::new(Conn::new(
+            ConnId(1),
+            0,
+            remote,
+            s,
+            Shared::new(1, 16).unwrap(),
+            1 << 20,
+            Arc::new(Flusher::default()),
+            None,
+        ));
+        let conf = Arc::new(WsConf::new(&WebSocketSettings::default(), false));
+        *conn.ws.lock() = Some(Box::new(WsState {
+            codec: Connection::server(conf.codec.clone(), None),
+            open: true,
+            pending: None,
+            closing_since: None,
+            final_out: None,
+        }));
+        (conn, client, conf)
+    }
+
+    /// The race behind a flaky `ws_bad_input_close_codes`, step by step: a finished event saw
+    /// the connection idle (its snapshot), then a message was dispatched and a protocol error
+    /// held the Close for it; the finish's `flush_final` comes only now. It must leave the
+    /// Close held (the sink is busy again), so that the message's echo goes first and its own
+    /// finish writes the Close.
+    #[tokio::test]
+    async fn held_close_outlasts_a_stale_idle_finish() {
+        let (conn, mut client, conf) = open_ws().await;
+        let sink = Busy(AtomicBool::new(true));
+        let mut w = WsIn::new(conf);
+        // An unmasked frame from the client: protocol error, Close 1002, held (busy).
+        let mut inbuf = BytesMut::from(&[0x81u8, 0x02, b'h', b'i'][..]);
+        assert!(matches!(w.feed(&conn, &sink, &mut inbuf), Verdict::Ok));
+        // The stale finish: the message is still with its worker.
+        flush_final(&conn, || sink.busy(&conn));
+        // Its echo (a text frame), then its finish.
+        push(&conn, OpCode::Text.as_u8(), b"ok").unwrap();
+        sink.0.store(false, SeqCst);
+        flush_final(&conn, || sink.busy(&conn));
+        let mut got = [0u8; 8];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(
+            got,
+            [0x81, 0x02, b'o', b'k', 0x88, 0x02, 0x03, 0xea],
+            "the echo, then Close 1002"
+        );
     }
 }

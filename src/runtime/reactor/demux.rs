@@ -7,6 +7,7 @@ use super::{Ev, Reactor};
 use crate::base::ConnId;
 use crate::ipc::{self, Kind};
 use crate::owner::conn::WriteError;
+use crate::owner::sink::EventSink;
 use crate::owner::ws;
 
 impl Reactor {
@@ -145,7 +146,9 @@ impl Reactor {
         };
         if idle && ev.kind.is_ws_message() {
             // A WebSocket close held back until the replies to earlier messages were sent.
-            ws::flush_final(&c);
+            // `idle` is a snapshot: the connection task may have dispatched another message
+            // since (and held the Close for it), so `flush_final` asks again under its lock.
+            ws::flush_final(&c, || self.busy(&c));
         }
         if ev.kind == Kind::Close {
             c.close_done();

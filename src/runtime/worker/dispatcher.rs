@@ -190,7 +190,9 @@ impl Dispatcher {
                         .filter(|_| ws)
                         .and_then(|t| t.get(ConnId(fd.0)))
                     {
-                        crate::owner::ws::flush_final(&c);
+                        crate::owner::ws::flush_final(&c, || {
+                            self.queues.borrow().contains_key(&(fd.0, 0))
+                        });
                     }
                     return;
                 }
