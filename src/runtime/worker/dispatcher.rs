@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::base::{ConnId, Packet, ReceiveEvent};
 use crate::ipc::shared;
-use crate::ipc::{decode_packet, Header, Kind, PipeTx, CLOSE_PEER_FIN};
+use crate::ipc::{decode_packet, Kind, PipeTx, CLOSE_PEER_FIN};
 use crate::owner::table::ConnTable;
 use crate::runtime::app::{
     guarded, poll_guarded, BoxFut, Ctx, PipeCb, PortCallbacks, ProtoEvent, ProtocolHandler,
@@ -388,18 +388,9 @@ impl Dispatcher {
             self.ctx.handled_one();
         }
         // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
+        // The reply just queued carries it when there is one (one record, not two).
         if let (Some(tx), Some(seq)) = (&self.tx, ev.seq) {
-            tx.push(
-                Header {
-                    kind: Kind::Ack,
-                    flags: 0,
-                    listener: 0,
-                    session: 0,
-                    seq: 0,
-                    stream: 0,
-                },
-                &seq.to_le_bytes(),
-            );
+            tx.ack(seq);
         }
         if ev.kind == Kind::Close {
             if let Some(c) = self.conns.as_ref().and_then(|t| t.get(ev.fd)) {
