@@ -15,7 +15,8 @@ fn main() -> rswoole::Result<()> {
         println!("Client: Connect.");
     });
     server.on_receive(|srv, ev| async move {
-        srv.send(ev.fd, [&b"Server: "[..], &ev.data[..]].concat())
+        // The prefix and the data go out together (one `writev`), never joined in a buffer.
+        srv.send_parts(ev.fd, &[b"Server: ", &ev.data])
     });
     server.on_close(|_srv, _fd| async {
         println!("Client: Close.");

@@ -265,6 +265,17 @@ fn main() -> rswoole::Result<()> {
                     );
                     return Ok(());
                 }
+                if let Some(n) = text.strip_prefix("parts ") {
+                    // `send_parts`: N bytes of 'a', N of 'b', then "end\n", never joined here.
+                    let n: usize = n.parse().unwrap_or(0);
+                    let (a, b) = (vec![b'a'; n], vec![b'b'; n]);
+                    return match srv.send_parts(ev.fd, &[&a, &b, b"end\n"]) {
+                        Err(SendError::BufferFull(fd, data)) => {
+                            srv.send(fd, format!("refused {}\n", data.len()))
+                        }
+                        r => r,
+                    };
+                }
                 if let Some(rest) = text.strip_prefix("sendmsg ") {
                     let (w, t) = rest.split_once(' ').unwrap_or((rest, ""));
                     return srv

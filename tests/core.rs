@@ -364,6 +364,39 @@ fn core_callback_panic_is_contained() {
     srv.wait_titles("rswoole: worker", 1, T);
 }
 
+/// `Handle::send_parts`: the parts arrive whole and in order in both modes, also when the
+/// socket takes them only in part (the rest is queued), and parts past `buffer_output_size`
+/// are refused with their concatenation handed back.
+#[test]
+fn core_send_parts() {
+    for mode in ["process", "base"] {
+        let srv = ServerProc::start(
+            "testkit",
+            &["--addr", "127.0.0.1:0", "--mode", mode, "--worker-num", "1"],
+            0,
+        );
+        let mut c = connect(srv.port);
+        c.set_read_timeout(Some(T)).unwrap();
+        // 1.8 MB in three parts: usually more than the socket takes in one `writev`.
+        let n = 900_000;
+        c.write_all(format!("parts {n}\n").as_bytes()).unwrap();
+        let mut got = vec![0u8; 2 * n + 4];
+        c.read_exact(&mut got).unwrap();
+        assert!(
+            got[..n].iter().all(|&b| b == b'a'),
+            "mode {mode}: first part"
+        );
+        assert!(
+            got[n..2 * n].iter().all(|&b| b == b'b'),
+            "mode {mode}: second part"
+        );
+        assert_eq!(&got[2 * n..], b"end\n", "mode {mode}: last part");
+        // More than buffer_output_size (2 MiB): refused, the joined parts come back.
+        c.write_all(b"parts 2000000\n").unwrap();
+        assert_eq!(read_line(&mut c), "refused 4000004\n", "mode {mode}");
+    }
+}
+
 /// A client that never reads: the server's buffer for it stops at buffer_output_size and
 /// `send` reports BufferFull instead of growing memory.
 #[test]

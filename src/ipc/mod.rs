@@ -46,6 +46,9 @@ pub(crate) const MAX_CHUNK: usize = MAX_DGRAM - HDR;
 pub(crate) const F_FIRST: u8 = 1;
 /// More records of this payload follow.
 pub(crate) const F_MORE: u8 = 2;
+/// A worker's [`Kind::Send`] that also acknowledges event `seq` (its header's `seq` field):
+/// a reply and the `Ack` that follows it in one record ([`PipeTx::ack`]).
+pub(crate) const F_ACK: u8 = 4;
 
 /// The payload of a [`Kind::Close`] for a connection the client half-closed (sent FIN):
 /// replies still owed to it can be written (`crate::runtime::holds`).
@@ -366,6 +369,9 @@ pub(crate) struct DgramQueue {
     /// A sent datagram's buffer, cleared, to fill next ([`DgramQueue::recycle`]): under load
     /// every datagram would otherwise cost an allocation and the reallocations of its growth.
     spare: Option<BytesMut>,
+    /// Where the last record written into `cur` starts, and `cur`'s length after it, when
+    /// that record is a whole [`Kind::Send`] ([`DgramQueue::ack`] may amend it).
+    last_send: Option<(usize, usize)>,
 }
 
 #[derive(Debug)]
@@ -394,7 +400,31 @@ impl DgramQueue {
             let full = std::mem::replace(&mut self.cur, self.spare.take().unwrap_or_default());
             self.full.push_back(Queued::Dgram(full));
         }
+        let at = self.cur.len();
         encode(&mut self.cur, h, payload);
+        self.note_last(h, at);
+    }
+
+    /// Remembers the record just written at `at` if it is a `Send` that [`Self::ack`] may
+    /// amend (a whole one, not chunked, not already acknowledging).
+    fn note_last(&mut self, h: Header, at: usize) {
+        self.last_send = (h.kind == Kind::Send && h.flags == 0).then(|| (at, self.cur.len()));
+    }
+
+    /// Acknowledges event `seq` in the last record queued, when it is a whole `Send` (the
+    /// reply to that event, usually): sets [`F_ACK`] and writes `seq` into its header, so the
+    /// reply and its acknowledgement are one record. `false`: nothing amended (queue an
+    /// `Ack` record). The master applies a datagram's acknowledgements after its other
+    /// records either way, so both forms mean the same.
+    pub(crate) fn ack(&mut self, seq: u64) -> bool {
+        match self.last_send.take() {
+            Some((at, end)) if end == self.cur.len() => {
+                self.cur[at + 5] |= F_ACK;
+                self.cur[at + 16..at + 24].copy_from_slice(&seq.to_le_bytes());
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Appends a record whose payload is already shared: a large one is referenced, not
@@ -408,6 +438,7 @@ impl DgramQueue {
             let full = std::mem::replace(&mut self.cur, self.spare.take().unwrap_or_default());
             self.full.push_back(Queued::Dgram(full));
         }
+        self.last_send = None;
         self.full.push_back(Queued::Chunks { h, payload, off: 0 });
     }
 
@@ -435,6 +466,7 @@ impl DgramQueue {
         );
         // The record says what was written, whatever was announced.
         self.cur[at..at + 4].copy_from_slice(&(written as u32).to_le_bytes());
+        self.note_last(h, at);
     }
 
     /// Nothing queued.
@@ -536,6 +568,29 @@ impl PipeTx {
             return false;
         }
         st.q.push_with(h, len, write);
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Acknowledges event `seq` to the master: in the reply just queued when there is one
+    /// ([`DgramQueue::ack`]), else as an [`Kind::Ack`] record. `false` if the pipe is closed.
+    pub(crate) fn ack(&self, seq: u64) -> bool {
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        if !st.q.ack(seq) {
+            let h = Header {
+                kind: Kind::Ack,
+                flags: 0,
+                listener: 0,
+                session: 0,
+                seq: 0,
+                stream: 0,
+            };
+            st.q.push(h, &seq.to_le_bytes());
+        }
         drop(st);
         self.notify.notify_one();
         true
@@ -701,6 +756,42 @@ mod tests {
             seq,
             stream: 0,
         }
+    }
+
+    /// An acknowledgement rides on the `Send` queued just before it (flag and seq), and on
+    /// nothing else: not on another kind, not on a chunked `Send`, not on a `Send` already
+    /// carrying one, not across datagrams.
+    #[test]
+    fn ack_rides_on_the_last_send() {
+        let recs = |d: &[u8]| -> Vec<(Kind, u8, u64, Vec<u8>)> {
+            decode(d)
+                .map(|r| r.expect("a record"))
+                .map(|(h, p)| (h.kind, h.flags, h.seq, p.to_vec()))
+                .collect()
+        };
+        let mut q = DgramQueue::default();
+        q.push(hdr(Kind::Send, 0), b"reply");
+        assert!(q.ack(7));
+        assert!(!q.ack(8), "one acknowledgement per record");
+        q.push(hdr(Kind::CloseReq, 0), b"");
+        assert!(!q.ack(9));
+        q.push_with(hdr(Kind::Send, 0), 3, |d| d.extend_from_slice(b"abc"));
+        assert!(q.ack(10));
+        q.push(hdr(Kind::Send, 0), &vec![1u8; MAX_CHUNK + 1]);
+        assert!(!q.ack(11), "a chunked Send is not amended");
+        let d = q.pop().expect("a datagram");
+        assert_eq!(
+            recs(&d),
+            vec![
+                (Kind::Send, F_FIRST | F_ACK, 7, b"reply".to_vec()),
+                (Kind::CloseReq, F_FIRST, 0, vec![]),
+                (Kind::Send, F_FIRST | F_ACK, 10, b"abc".to_vec()),
+            ]
+        );
+        let mut q = DgramQueue::default();
+        q.push(hdr(Kind::Send, 0), b"x");
+        let _ = q.pop();
+        assert!(!q.ack(12), "the Send left in an earlier datagram");
     }
 
     /// A record written in place is the same bytes as one pushed from a buffer, small or

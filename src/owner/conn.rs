@@ -15,8 +15,11 @@
 //!    reply of earlier events has been written); the task flushes what is left, shuts the
 //!    socket down and ends.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -103,6 +106,18 @@ pub(crate) enum Start {
     Moved(bytes::Bytes),
     /// A parked connection woken up: it takes its decoder back.
     Unparked,
+}
+
+/// What woke a connection task's wait ([`Conn::run_from`]).
+enum Woke {
+    /// `Conn::kick`: output, a close, a move or an accepted upgrade.
+    Notified,
+    /// The timer (backlog pause, drain limit, read deadline, idle check).
+    Timer,
+    /// The socket can be read (or has a FIN or an error) and/or written.
+    Io { readable: bool, writable: bool },
+    /// The socket's registration failed (the runtime is shutting down).
+    Failed,
 }
 
 /// Why a connection task ended ([`Conn::run_from`]).
@@ -268,18 +283,27 @@ impl<X: Default> Conn<X> {
 impl<X> Conn<X> {
     /// Writes `data`, or queues what the socket does not take now.
     pub(crate) fn write(&self, data: &[u8]) -> Result<(), WriteError> {
+        self.write_parts(&[data])
+    }
+
+    /// Writes `parts` one after the other (one `writev` for several), or queues what the
+    /// socket does not take now; as [`write`](Self::write) does with their concatenation.
+    pub(crate) fn write_parts(&self, parts: &[&[u8]]) -> Result<(), WriteError> {
         let mut out = self.out.lock();
         if out.io_error || matches!(out.phase, Phase::Finishing | Phase::Moved) {
             return Err(WriteError::Closed);
         }
-        if out.buf.len() + data.len() > self.cap {
+        let total = parts.iter().map(|p| p.len()).sum::<usize>();
+        if out.buf.len() + total > self.cap {
             return Err(WriteError::Full);
         }
         if out.h2 {
             return Err(WriteError::Http2);
         }
         if self.tls {
-            out.buf.extend_from_slice(data);
+            for p in parts {
+                out.buf.extend_from_slice(p);
+            }
             self.flush_out(&mut out);
             let (len, failed, left) = (out.buf.len(), out.io_error, out.pending());
             drop(out);
@@ -294,28 +318,63 @@ impl<X> Conn<X> {
                 Ok(())
             };
         }
-        let mut rest = data;
+        let mut sent = 0;
         if out.buf.is_empty() {
-            loop {
-                match self.stream.try_write(rest) {
-                    Ok(n) => {
-                        count_out(n);
-                        rest = &rest[n..];
-                        if rest.is_empty() {
-                            return Ok(());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return self.write_failed(out),
-                }
+            match self.write_now(parts, total) {
+                Ok(n) if n == total => return Ok(()),
+                Ok(n) => sent = n,
+                Err(_) => return self.write_failed(out),
             }
         }
-        out.buf.extend_from_slice(rest);
+        out.buf.reserve(total - sent);
+        for p in parts {
+            let skip = sent.min(p.len());
+            sent -= skip;
+            out.buf.extend_from_slice(&p[skip..]);
+        }
         self.set_out_bytes(out.buf.len());
         drop(out);
         self.kick();
         Ok(())
+    }
+
+    /// Writes `parts` (`total` bytes) straight to the socket until all is sent or it would
+    /// block: one `send` for one part, `writev` for more. Returns the bytes sent.
+    fn write_now(&self, parts: &[&[u8]], total: usize) -> io::Result<usize> {
+        let mut sent = 0;
+        while sent < total {
+            let r = match parts {
+                [one] => self.stream.try_write(&one[sent..]),
+                _ => {
+                    // The parts from `sent` on, at most 8 per call.
+                    let mut iov = [io::IoSlice::new(&[]); 8];
+                    let (mut k, mut skip) = (0, sent);
+                    for p in parts {
+                        if skip >= p.len() {
+                            skip -= p.len();
+                            continue;
+                        }
+                        if k == iov.len() {
+                            break;
+                        }
+                        iov[k] = io::IoSlice::new(&p[skip..]);
+                        skip = 0;
+                        k += 1;
+                    }
+                    self.stream.try_write_vectored(&iov[..k])
+                }
+            };
+            match r {
+                Ok(n) => {
+                    count_out(n);
+                    sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
     }
 
     /// The flusher's part: write what is queued; the connection task takes over when the
@@ -523,6 +582,13 @@ impl<X> Conn<X> {
         let timer = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<std::time::Instant> = None;
+        // The task's notification: one `Notified` kept registered across turns (made anew only
+        // once it fired), not one registered and unregistered per turn.
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // A waiter or timer polled since it was (re)made or last fired holds this task's waker:
+        // it need not be polled again until the task is woken (see the wait below).
+        let (mut notified_fresh, mut timer_fresh) = (true, true);
         // The idle check: armed once (`park_at`), and when it comes, the connection parks if it
         // did nothing since (`active` counts as a turn counter would: any turn not woken by the
         // timer), else it is armed again. A busy connection pays no clock read and no timer
@@ -630,9 +696,22 @@ impl<X> Conn<X> {
                 && decoder.parkable();
             if let (true, Some(after)) = (parkable, cfg.park_idle_after) {
                 if after.is_zero() || park_due {
-                    match self.try_park(std::mem::replace(&mut decoder, Inbound::Raw), revive) {
+                    let parked = self.try_park(
+                        std::mem::replace(&mut decoder, Inbound::Raw),
+                        revive,
+                        notified.as_mut(),
+                    );
+                    // The notification was looked at with a waker that does nothing (or
+                    // fired): it is polled again (or made anew) before the task waits.
+                    match parked {
                         Ok(()) => return Ended::Parked,
-                        Err(d) => decoder = d,
+                        Err((d, fired)) => {
+                            decoder = d;
+                            if fired {
+                                notified.set(self.notify.notified());
+                            }
+                            notified_fresh = true;
+                        }
                     }
                 }
                 if park_at.is_none() || park_due {
@@ -652,23 +731,62 @@ impl<X> Conn<X> {
                 if armed != Some(t) {
                     timer.as_mut().reset(t.into());
                     armed = Some(t);
+                    timer_fresh = true;
                 }
             }
-            let interest = match (pending, want_read) {
-                (true, true) => Some(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE),
-                (true, false) => Some(tokio::io::Interest::WRITABLE),
-                (false, true) => Some(tokio::io::Interest::READABLE),
-                (false, false) => None,
-            };
-            tokio::select! {
-                biased;
-                _ = self.notify.notified() => {
+            // Wait for a notification, the timer, or the socket (in that order when several
+            // are ready). The notification's waiter and the timer keep the waker they were
+            // last polled with (this task's), so on the turn's first look only a fresh one is
+            // polled (made or reset since): a busy connection does not pay a lock and a timer
+            // poll per turn for them. Once the task is woken, all are looked at. Readiness is
+            // polled per direction (`poll_read_ready`: the socket's own waker slot, no waiter
+            // list).
+            let mut first_look = true;
+            let woke = std::future::poll_fn(|cx| {
+                let woken = !std::mem::replace(&mut first_look, false);
+                if notified_fresh || woken {
+                    if notified.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woke::Notified);
+                    }
+                    notified_fresh = false;
+                }
+                if wake_at.is_some() && (timer_fresh || woken) {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woke::Timer);
+                    }
+                    timer_fresh = false;
+                }
+                let mut io = (false, false);
+                if want_read {
+                    match self.stream.poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => io.0 = true,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Woke::Failed),
+                        Poll::Pending => {}
+                    }
+                }
+                if pending {
+                    match self.stream.poll_write_ready(cx) {
+                        Poll::Ready(Ok(())) => io.1 = true,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Woke::Failed),
+                        Poll::Pending => {}
+                    }
+                }
+                match io {
+                    (false, false) => Poll::Pending,
+                    (readable, writable) => Poll::Ready(Woke::Io { readable, writable }),
+                }
+            })
+            .await;
+            match woke {
+                Woke::Notified => {
+                    notified.set(self.notify.notified());
+                    notified_fresh = true;
                     active = true;
                     if let Verdict::Close = decoder.resume(&self, &*sink, &mut inbuf) {
                         self.close();
                     }
                 }
-                _ = &mut timer, if wake_at.is_some() => {
+                Woke::Timer => {
                     armed = None;
                     let now = std::time::Instant::now();
                     if park_at_now.is_some_and(|t| now >= t) {
@@ -694,21 +812,16 @@ impl<X> Conn<X> {
                     }
                     // Else the backlog pause is over: look again.
                 }
-                // One readiness wait for both directions (one waiter in the task, not two).
-                r = self.stream.ready(interest.unwrap_or(tokio::io::Interest::READABLE)), if interest.is_some() => {
+                Woke::Failed => {
                     active = true;
-                    let ready = match r {
-                        Ok(ready) => ready,
-                        Err(_) => {
-                            self.out.lock().io_error = true;
-                            continue;
-                        }
-                    };
-                    let failed = ready.is_error();
-                    if pending && (ready.is_writable() || ready.is_write_closed() || failed) {
+                    self.out.lock().io_error = true;
+                }
+                Woke::Io { readable, writable } => {
+                    active = true;
+                    if writable {
                         self.flush();
                     }
-                    if !(want_read && (ready.is_readable() || ready.is_read_closed() || failed)) {
+                    if !readable {
                         continue;
                     }
                     // No read buffer of its own while idle: a thread's spare one is lent
@@ -721,9 +834,19 @@ impl<X> Conn<X> {
                     if let Inbound::H2(stream1) = &mut decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
                         let stream1 = stream1.take();
+                        // The driver waits on the notification itself: this task's waiter
+                        // leaves the list (a notification it got is handed on).
+                        notified.set(self.notify.notified());
                         // Boxed: the HTTP/2 driver's state is kilobytes, and every connection's
                         // task would carry room for it inline.
-                        Box::pin(super::h2::serve(&self, &*sink, &conf, std::mem::take(&mut inbuf), stream1)).await;
+                        Box::pin(super::h2::serve(
+                            &self,
+                            &*sink,
+                            &conf,
+                            std::mem::take(&mut inbuf),
+                            stream1,
+                        ))
+                        .await;
                         return Ended::Done;
                     }
                 }
@@ -1151,7 +1274,6 @@ impl<X> Conn<X> {
         buf: &mut [u8],
         plain: &mut Vec<u8>,
     ) -> std::task::Poll<io::Result<usize>> {
-        use std::task::Poll;
         loop {
             if !plain.is_empty() {
                 let n = plain.len().min(buf.len());
@@ -1203,7 +1325,6 @@ impl<X> Conn<X> {
         cx: &mut std::task::Context<'_>,
         data: &[u8],
     ) -> std::task::Poll<io::Result<usize>> {
-        use std::task::Poll;
         loop {
             if self.tls {
                 let mut out = self.out.lock();
@@ -1238,7 +1359,6 @@ impl<X> Conn<X> {
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        use std::task::Poll;
         loop {
             {
                 let mut out = self.out.lock();
@@ -1282,11 +1402,17 @@ impl<X: Send + Sync + 'static> Conn<X> {
     /// is registered for the socket's read readiness, and the task may end. Gives `decoder`
     /// back (the task goes on) when something is already there: bytes to read, a
     /// notification, output or a close asked meanwhile.
-    fn try_park(self: &Arc<Self>, decoder: Inbound, revive: &Reviver<X>) -> Result<(), Inbound> {
-        use std::future::Future;
-        use std::task::{Context, Poll, Waker};
+    /// `notified` is the task's waiter: it is polled here with a waker that does nothing;
+    /// the error says whether it fired (a notification came: make a new one).
+    fn try_park(
+        self: &Arc<Self>,
+        decoder: Inbound,
+        revive: &Reviver<X>,
+        notified: Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) -> Result<(), (Inbound, bool)> {
+        use std::task::{Context, Waker};
         if !decoder.parkable() {
-            return Err(decoder);
+            return Err((decoder, false));
         }
         let waker = self.park_waker.get_or_init(|| {
             Waker::from(Arc::new(ParkWaker {
@@ -1298,25 +1424,25 @@ impl<X: Send + Sync + 'static> Conn<X> {
             self.stream.poll_read_ready(&mut Context::from_waker(waker)),
             Poll::Pending
         ) {
-            return Err(decoder);
+            return Err((decoder, false));
         }
         let mut o = self.out.lock();
         // `kick` notifies under this lock: a notification given before it is seen here, one
         // given after it finds the connection parked and revives it.
-        let notified = std::pin::pin!(self.notify.notified());
-        if notified
+        let fired = notified
             .poll(&mut Context::from_waker(Waker::noop()))
-            .is_ready()
+            .is_ready();
+        if fired
             || o.phase != Phase::Open
             || o.pending()
             || o.read_eof
             || o.io_error
             || self.moving.load(std::sync::atomic::Ordering::Acquire)
         {
-            return Err(decoder);
+            return Err((decoder, fired));
         }
         o.parked = Some(Parked {
-            decoder: decoder.park()?,
+            decoder: decoder.park().map_err(|d| (d, false))?,
             waker: waker.clone(),
         });
         o.unparking = false;
@@ -1379,27 +1505,13 @@ impl<X> Conn<X> {
         }
         let (mut head_sent, mut body_sent) = (0, 0);
         if !self.tls && out.buf.is_empty() {
-            let b = body.as_slice();
-            while head_sent < head.len() || body_sent < b.len() {
-                let parts = [
-                    io::IoSlice::new(&head[head_sent..]),
-                    io::IoSlice::new(&b[body_sent..]),
-                ];
-                match self.stream.try_write_vectored(&parts) {
-                    Ok(n) => {
-                        count_out(n);
-                        let h = n.min(head.len() - head_sent);
-                        head_sent += h;
-                        body_sent += n - h;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return self.write_failed(out),
-                }
-            }
-            if head_sent == head.len() && body_sent == b.len() {
-                return Ok(());
-            }
+            let n = match self.write_now(&[head, body.as_slice()], total) {
+                Ok(n) if n == total => return Ok(()),
+                Ok(n) => n,
+                Err(_) => return self.write_failed(out),
+            };
+            head_sent = n.min(head.len());
+            body_sent = n - head_sent;
         }
         let adopt = head_sent == head.len() && out.buf.is_empty() && !self.tls;
         match body {

@@ -32,6 +32,11 @@ pub(crate) type Ctx = Arc<WorkerCtx>;
 pub(crate) type TaskCtx = Arc<TaskWorkerCtx>;
 /// A worker callback taking one argument.
 pub(crate) type Cb<T> = Rc<dyn Fn(Ctx, T) -> BoxFut>;
+/// A worker callback polled where its event arrives (`on_receive`): it makes the
+/// application's future and polls it once with the caller's context; `None` when it finished
+/// then, else the rest to await (the API reuses one heap slot for the futures that finish at
+/// once: `server::wrap_polled`).
+pub(crate) type PolledCb<T> = Rc<dyn Fn(Ctx, T, &mut std::task::Context<'_>) -> Option<BoxFut>>;
 /// `on_pipe_message`: (context, source worker id, message).
 pub(crate) type PipeCb = Rc<dyn Fn(Ctx, usize, Bytes) -> BoxFut>;
 /// `on_start` / `on_shutdown`, run in the master.
@@ -47,7 +52,7 @@ pub(crate) type FinishCb = Rc<dyn Fn(Ctx, TaskId, TaskResult) -> BoxFut>;
 #[derive(Clone, Default)]
 pub(crate) struct PortCallbacks {
     pub(crate) on_connect: Option<Cb<ConnId>>,
-    pub(crate) on_receive: Option<Cb<ReceiveEvent>>,
+    pub(crate) on_receive: Option<PolledCb<ReceiveEvent>>,
     pub(crate) on_close: Option<Cb<ConnId>>,
     pub(crate) on_packet: Option<Cb<Packet>>,
 }

@@ -109,6 +109,29 @@ impl Handle {
         self.ctx.send(fd, data.into())
     }
 
+    /// Sends `parts` to connection `fd`, one after the other, as [`send`](Self::send) sends
+    /// their concatenation, without joining them first: the socket owner writes them with one
+    /// `writev` (Base mode) or the worker copies them straight into its pipe datagram (Process
+    /// mode). A prefix and a payload (`[b"Server: ", &ev.data]`) cost no buffer of their own.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); the error carries the parts joined (the only copy made then).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rswoole::Server;
+    ///
+    /// fn main() -> rswoole::Result<()> {
+    ///     let mut server = Server::bind("127.0.0.1:9501")?;
+    ///     server.on_receive(|srv, ev| async move { srv.send_parts(ev.fd, &[b"Server: ", &ev.data]) });
+    ///     server.start()
+    /// }
+    /// ```
+    pub fn send_parts(&self, fd: ConnId, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.ctx.send_parts(fd, parts)
+    }
+
     /// Closes connection `fd` after its queued output is written; `on_close` follows.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use rswoole_codec::stream::Framing;
 
-use super::{wrap, Handle};
+use super::{wrap, wrap_polled, Handle};
 use crate::base::{CallbackResult, ConnId, Packet, ReceiveEvent, SockType};
 use crate::owner::inbound::Protocol;
 use crate::runtime::app::PortCallbacks;
@@ -111,7 +111,7 @@ macro_rules! callback_setters {
             Fut: Future + 'static,
             Fut::Output: CallbackResult,
         {
-            self.$target.on_receive = Some(wrap("on_receive", f));
+            self.$target.on_receive = Some(wrap_polled("on_receive", f));
             self
         }
 

@@ -40,6 +40,10 @@ impl Reactor {
                 if !matches!(h.kind, Kind::WsBroadcast | Kind::Ack) {
                     bcast.flush(&self.conns);
                 }
+                if h.kind == Kind::Send && h.flags & ipc::F_ACK != 0 {
+                    // A reply that also acknowledges its event (`PipeTx::ack`).
+                    acks.push(h.seq);
+                }
                 match h.kind {
                     Kind::WsBroadcast if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST => {
                         bcast.add(&self.conns, &h, payload);

@@ -161,6 +161,43 @@ impl WorkerCtx {
         self.send_stream(fd, 0, data)
     }
 
+    /// `Handle::send_parts`: the concatenation of `parts` for `fd`, never joined in a buffer
+    /// of its own (Process mode: copied into the pipe's datagram; Base mode: one `writev`).
+    pub(crate) fn send_parts(&self, fd: ConnId, parts: &[&[u8]]) -> Result<(), SendError> {
+        let owned = || Bytes::from(parts.concat());
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let Some(slot) = self.shared.live_slot(fd) else {
+                    return Err(SendError::Closed(fd, owned()));
+                };
+                if slot.out_bytes.load(Relaxed) as usize + len > self.settings.buffer_output_size {
+                    return Err(SendError::BufferFull(fd, owned()));
+                }
+                let h = header(Kind::Send, fd.0, 0, 0);
+                let pushed = tx.push_with(h, len, |dst| {
+                    for p in parts {
+                        dst.extend_from_slice(p);
+                    }
+                });
+                if pushed {
+                    Ok(())
+                } else {
+                    Err(SendError::ShuttingDown(owned()))
+                }
+            }
+            Backend::Local(conns) => match conns.get(fd) {
+                Some(c) => c
+                    .write_parts(parts)
+                    .map_err(|e| write_error(fd, owned(), e)),
+                None if self.shared.live_slot(fd).is_some() => {
+                    Err(SendError::NotLocal(fd, owned()))
+                }
+                None => Err(SendError::Closed(fd, owned())),
+            },
+        }
+    }
+
     /// Bytes for `fd`; with `stream` > 0, an HTTP response's bytes for that HTTP/2 stream of
     /// it (0: the connection itself, as [`send`](Self::send)).
     pub(crate) fn send_stream(

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::base::{ConnId, Packet, ReceiveEvent};
 use crate::ipc::shared;
-use crate::ipc::{decode_packet, Header, Kind, PipeTx, CLOSE_PEER_FIN};
+use crate::ipc::{decode_packet, Kind, PipeTx, CLOSE_PEER_FIN};
 use crate::owner::table::ConnTable;
 use crate::runtime::app::{
     guarded, poll_guarded, BoxFut, Ctx, PipeCb, PortCallbacks, ProtoEvent, ProtocolHandler,
@@ -103,21 +103,18 @@ impl Dispatcher {
     }
 
     /// `on_receive` without a task when it can: the callback's future is polled here once
-    /// (most callbacks — an echo, a `send` — finish at once); only one that waits gets a task,
-    /// which the connection's later events queue behind. Only for `Receive`, whose producers
-    /// (the connection task, the pipe reader) hold no lock while they hand events over.
+    /// (most callbacks — an echo, a `send` — finish at once, in the callback's reused slot:
+    /// no allocation); only one that waits gets a task, which the connection's later events
+    /// queue behind. Only for `Receive`, whose producers (the connection task, the pipe
+    /// reader) hold no lock while they hand events over.
     fn receive_inline(self: &Rc<Self>, mut ev: WEv) {
-        let Some(mut fut) = self.receive_future(&mut ev) else {
-            self.finish_one(&ev);
-            return;
-        };
         // A waker that does nothing is enough for this first poll: if the future is pending,
         // the task below polls it again at once, and that poll registers the task's waker.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let conn = Some(ev.fd);
-        match holds::enter(conn, || poll_guarded("on_receive", &mut fut, &mut cx)) {
-            Poll::Ready(()) => self.finish_one(&ev),
-            Poll::Pending => {
+        match holds::enter(conn, || self.receive_now(&mut ev, &mut cx)) {
+            None => self.finish_one(&ev),
+            Some(mut fut) => {
                 let fd = (ev.fd.0, 0);
                 self.queues.borrow_mut().insert(fd, VecDeque::new());
                 let me = self.clone();
@@ -251,7 +248,8 @@ impl Dispatcher {
                 }
             }
             Kind::Receive => {
-                if let Some(fut) = self.receive_future(&mut ev) {
+                let rest = poll_fn(|cx| Poll::Ready(self.receive_now(&mut ev, cx))).await;
+                if let Some(fut) = rest {
                     guarded("on_receive", fut).await;
                 }
             }
@@ -345,10 +343,12 @@ impl Dispatcher {
         }
     }
 
-    /// Counts a `Receive` and builds its `on_receive` future (`None` without a callback).
+    /// Counts a `Receive` and runs its `on_receive` callback: its future is made and polled
+    /// once with `cx` ([`PolledCb`](crate::runtime::app::PolledCb)); `None` when it is done (or there is no callback, or it
+    /// panicked: logged, the event is lost), else the rest to await.
     /// The callback gets the payload itself, not a clone: cloning a `Bytes` made from a `Vec`
     /// allocates its shared header, and nothing reads the payload after the callback.
-    fn receive_future(&self, ev: &mut WEv) -> Option<BoxFut> {
+    fn receive_now(&self, ev: &mut WEv, cx: &mut std::task::Context<'_>) -> Option<BoxFut> {
         self.count_request();
         let cbs = self
             .ports
@@ -360,7 +360,17 @@ impl Dispatcher {
             listener: ev.listener as usize,
             data: std::mem::take(&mut ev.payload),
         };
-        Some(cb(self.ctx.clone(), e))
+        let ctx = self.ctx.clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(ctx, e, cx))) {
+            Ok(rest) => rest,
+            Err(_) => {
+                tracing::error!(
+                    callback = "on_receive",
+                    "callback panicked (location above); the event is lost, the worker goes on"
+                );
+                None
+            }
+        }
     }
 
     /// One more request in this worker's `stats()`.
@@ -380,18 +390,9 @@ impl Dispatcher {
             self.ctx.handled_one();
         }
         // Acknowledge: the master forgets the event (and, for Close, finishes the socket).
+        // The reply just queued carries it when there is one (one record, not two).
         if let (Some(tx), Some(seq)) = (&self.tx, ev.seq) {
-            tx.push(
-                Header {
-                    kind: Kind::Ack,
-                    flags: 0,
-                    listener: 0,
-                    session: 0,
-                    seq: 0,
-                    stream: 0,
-                },
-                &seq.to_le_bytes(),
-            );
+            tx.ack(seq);
         }
         if ev.kind == Kind::Close {
             if let Some(c) = self.conns.as_ref().and_then(|t| t.get(ev.fd)) {
