@@ -10,12 +10,12 @@
 //! (`HttpHead`, `HttpBody`…, `HttpEnd`) with the stream's flow-control window given back
 //! only as fast as the worker consumes it. The workers, the native `on_request` API, the
 //! tower adapter, `request_timeout`, the 503 for a dead worker all stay as they are. A
-//! worker answers in HTTP/1.1 bytes tagged with the stream ([`Conn::write_stream`]), and
-//! runs the streams of one connection concurrently; the driver decodes each stream's
-//! response on its own ([`ResponseDecoder`]) and sends it as it comes, so a slow handler on
-//! one stream delays no other. It takes from the output buffer only what a stream's
-//! flow-control window lets it send, so a slow reader holds at most its window plus
-//! `buffer_output_size`.
+//! worker answers a stream in structured parts ([`h2resp`]: status, header fields, body
+//! bytes; no HTTP/1.1 encoding) tagged with the stream ([`Conn::write_h2`]), and runs the
+//! streams of one connection concurrently; the driver sends each stream's parts on it as
+//! they come, so a slow handler on one stream delays no other. It takes from the output
+//! buffer only what a stream's flow-control window lets it send, so a slow reader holds at
+//! most its window plus `buffer_output_size`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -26,10 +26,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::SendStream;
-use rswoole_codec::http1::{ResponseDecoder, ResponseEvent};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::conn::{Conn, DRAIN_TIMEOUT};
+use super::h2resp::{self, Part, PartKind};
 use super::sink::EventSink;
 use crate::base::Settings;
 use crate::ipc::Kind;
@@ -145,38 +145,33 @@ impl<X> AsyncWrite for H2Io<X> {
     }
 }
 
-/// The workers' HTTP/1.1 responses per stream, as written ([`Conn::write_stream`]) and not
-/// yet taken by the driver. Lives in the connection's output state; its bytes count against
+/// The workers' responses per stream, as written ([`Conn::write_h2`]) and not yet taken by
+/// the driver. Lives in the connection's output state; its bytes count against
 /// `buffer_output_size`.
 #[derive(Debug, Default)]
 pub(crate) struct Queued {
-    /// Per stream with bytes waiting: a few entries (at most the streams
-    /// in flight), so a scan beats hashing each stream id with SipHash.
-    bufs: Vec<(u32, BytesMut)>,
-    /// Bytes in `bufs`.
+    /// The parts of each stream, in the order written: a few entries (at most the streams in
+    /// flight, a part each most of the time), so a scan beats a map of queues.
+    parts: Vec<(u32, Part)>,
+    /// Bytes in `parts`.
     pub(super) bytes: usize,
     /// Streams to reset (their response cannot be completed).
     pub(super) aborted: Vec<u32>,
 }
 
 impl Queued {
-    pub(super) fn push(&mut self, stream: u32, data: &[u8]) {
-        match self.bufs.iter_mut().find(|(id, _)| *id == stream) {
-            Some((_, b)) => b.extend_from_slice(data),
-            None => self.bufs.push((stream, BytesMut::from(data))),
-        }
-        self.bytes += data.len();
+    pub(super) fn push(&mut self, stream: u32, part: Part) {
+        self.bytes += part.len();
+        self.parts.push((stream, part));
     }
 
-    /// Up to `max` bytes queued for `stream`: the stream's buffer itself when it holds no
-    /// more than that (the usual case: no split, no copy).
-    fn take(&mut self, stream: u32, max: usize) -> Option<BytesMut> {
-        let i = self.bufs.iter().position(|(id, _)| *id == stream)?;
-        let b = &mut self.bufs[i].1;
-        let out = if b.len() <= max {
-            self.bufs.swap_remove(i).1
-        } else {
-            b.split_to(max)
+    /// The next part queued for `stream`, its body cut to `max` bytes (the rest stays
+    /// queued): the driver holds no more than that of a stream outside the output buffer.
+    fn take(&mut self, stream: u32, max: usize) -> Option<Part> {
+        let i = self.parts.iter().position(|(id, _)| *id == stream)?;
+        let out = match self.parts[i].1.split_body(max) {
+            Some(first) => first,
+            None => self.parts.remove(i).1,
         };
         self.bytes -= out.len();
         Some(out)
@@ -184,16 +179,16 @@ impl Queued {
 
     /// Drops what is queued for streams `keep` says are no longer answered here.
     fn forget_unless(&mut self, keep: impl Fn(u32) -> bool) {
-        let Queued { bufs, bytes, .. } = self;
-        bufs.retain(|(id, b)| {
+        let Queued { parts, bytes, .. } = self;
+        parts.retain(|(id, p)| {
             let k = keep(*id);
             if !k {
                 tracing::debug!(
                     stream = id,
-                    bytes = b.len(),
-                    "HTTP/2: response bytes for a stream no longer open; dropped"
+                    bytes = p.len(),
+                    "HTTP/2: response for a stream no longer open; dropped"
                 );
-                *bytes -= b.len();
+                *bytes -= p.len();
             }
             k
         });
@@ -210,40 +205,30 @@ enum Out {
     Discarding,
 }
 
-/// The response side of one stream: decoding its worker's HTTP/1.1 response onto it.
+/// The response side of one stream: its worker's parts sent on it.
 struct StreamResp {
     /// Until the response head goes out.
     respond: Option<SendResponse<Bytes>>,
-    /// It answers a HEAD request (no body follows the head).
-    head: bool,
-    dec: ResponseDecoder,
-    rbuf: BytesMut,
     out: Out,
     /// Body bytes waiting for flow-control capacity.
     held: Option<Bytes>,
     /// `held` is the end of the body: its last DATA frame ends the stream (no empty DATA frame
     /// with END_STREAM after it).
     held_end: bool,
-    /// An event decoded ahead (to see whether a response has a body).
-    next: Option<ResponseEvent>,
 }
 
-/// The response bytes do not make sense (a bug, not the client's fault): end the connection.
+/// The response parts do not make sense (a bug, not the client's fault): end the connection.
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP/2: {0}")]
 struct Broken(&'static str);
 
 impl StreamResp {
-    fn new(respond: SendResponse<Bytes>, head: bool) -> StreamResp {
+    fn new(respond: SendResponse<Bytes>) -> StreamResp {
         StreamResp {
             respond: Some(respond),
-            head,
-            dec: ResponseDecoder::new(),
-            rbuf: BytesMut::new(),
             out: Out::Idle,
             held: None,
             held_end: false,
-            next: None,
         }
     }
 
@@ -277,81 +262,57 @@ impl StreamResp {
                     return Ok(true);
                 }
             }
-            let decoded = match self.next.take() {
-                Some(ev) => Ok(Some(ev)),
-                None => self.dec.decode(&mut self.rbuf, self.head),
+            let Some(part) = conn.h2_queued(|q| q.take(id, CHUNK)) else {
+                return Ok(false);
             };
-            let ev = match decoded {
-                Ok(Some(ev)) => ev,
-                Ok(None) => {
-                    if self.rbuf.len() >= CHUNK && !self.dec.is_awaiting_head() {
-                        return Ok(false);
-                    }
-                    match conn.h2_queued(|q| q.take(id, CHUNK)) {
-                        Some(b) => {
-                            if self.rbuf.is_empty() {
-                                // Decoded where the worker's bytes were queued: no copy.
-                                self.rbuf = b;
-                            } else {
-                                self.rbuf.extend_from_slice(&b);
-                            }
-                            continue;
-                        }
-                        None => return Ok(false),
-                    }
-                }
-                Err(_) => return Err(Broken("a worker's response does not parse")),
-            };
-            match ev {
-                ResponseEvent::Head { status, headers } => {
+            match part.kind {
+                PartKind::Head(status) => {
                     let Some(mut respond) = self.respond.take() else {
-                        return Err(Broken("two responses for one stream"));
+                        return Err(Broken("two response heads for one stream"));
                     };
                     // A body-less response ends with its HEADERS frame.
-                    let ends = match self.dec.decode(&mut self.rbuf, self.head) {
-                        Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
-                        Ok(ev) => {
-                            self.next = ev;
-                            false
-                        }
-                        Err(_) => return Err(Broken("a worker's response does not parse")),
-                    };
-                    let resp = response(status, &headers);
+                    let ends = part.end && part.body.is_empty();
+                    let resp = response(status, &part.fields);
                     self.out = match respond.send_response(resp, ends) {
                         Ok(_) if ends => return Ok(true),
                         Ok(s) => Out::Sending(s),
                         Err(_) => Out::Discarding,
                     };
+                    if !self.hold(part.body, part.end) && part.end {
+                        return Ok(true);
+                    }
                 }
-                ResponseEvent::Data(d) => {
-                    // When the end is already here, the body's last bytes carry END_STREAM.
-                    let last = match self.dec.decode(&mut self.rbuf, self.head) {
-                        Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
-                        Ok(ev) => {
-                            self.next = ev;
-                            false
-                        }
-                        Err(_) => return Err(Broken("a worker's response does not parse")),
-                    };
-                    if matches!(self.out, Out::Sending(_)) && (!d.is_empty() || last) {
-                        self.held = Some(d);
-                        self.held_end = last;
-                    } else if last {
+                PartKind::Data if self.respond.is_some() => {
+                    return Err(Broken("response body before its head"));
+                }
+                PartKind::Data => {
+                    if !self.hold(part.body, part.end) && part.end {
                         self.out = Out::Idle;
                         return Ok(true);
                     }
                 }
-                ResponseEvent::End(trailers) => {
+                PartKind::Trailers => {
+                    if self.respond.is_some() {
+                        return Err(Broken("response trailers before its head"));
+                    }
                     if let Out::Sending(mut s) = std::mem::replace(&mut self.out, Out::Idle) {
-                        if trailers.is_empty() {
-                            let _ = s.send_data(Bytes::new(), true);
-                        } else {
-                            let _ = s.send_trailers(header_map(&trailers));
-                        }
+                        let _ = s.send_trailers(header_map(&part.fields));
                     }
                     return Ok(true);
                 }
             }
+        }
+    }
+
+    /// Holds body bytes (or, with `end`, the end) to send as capacity allows; `false`: nothing
+    /// to send (no body and not the end, or the stream is gone).
+    fn hold(&mut self, body: Bytes, end: bool) -> bool {
+        if matches!(self.out, Out::Sending(_)) && (!body.is_empty() || end) {
+            self.held = Some(body);
+            self.held_end = end;
+            true
+        } else {
+            false
         }
     }
 
@@ -390,9 +351,9 @@ impl Responses {
         let Responses { streams, ready } = self;
         ready.clear();
         let aborted = conn.h2_queued(|q| {
-            if !q.bufs.is_empty() {
+            if !q.parts.is_empty() {
                 q.forget_unless(|id| streams.contains_key(&id));
-                ready.extend(q.bufs.iter().map(|(id, _)| *id));
+                ready.extend(q.parts.iter().map(|(id, _)| *id));
             }
             std::mem::take(&mut q.aborted)
         });
@@ -404,8 +365,7 @@ impl Responses {
         let mut broken = None;
         streams.retain(|&id, s| {
             // Only a stream with something to move: new bytes, or bytes held for capacity.
-            let busy = s.held.is_some() || s.next.is_some() || !s.rbuf.is_empty();
-            if !busy && !ready.contains(&id) {
+            if s.held.is_none() && !ready.contains(&id) {
                 return true;
             }
             match s.pump(id, conn) {
@@ -460,26 +420,35 @@ fn hop_by_hop(name: &[u8]) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn header_map(fields: &[(Bytes, Bytes)]) -> http::HeaderMap {
-    let mut m = http::HeaderMap::with_capacity(fields.len());
-    for (k, v) in fields {
+/// Field lines (`name: value\r\n`, [`h2resp::fields`]) as an `http::HeaderMap`, without the
+/// fields HTTP/2 has no place for; a field `http` refuses (a control byte in its value) is
+/// left out and logged.
+fn header_map(lines: &Bytes) -> http::HeaderMap {
+    let mut m = http::HeaderMap::new();
+    for (k, v) in h2resp::fields(lines) {
         if hop_by_hop(k) {
             continue;
         }
-        if let (Ok(k), Ok(v)) = (
+        match (
             http::HeaderName::from_bytes(k),
-            http::HeaderValue::from_maybe_shared(v.clone()),
+            http::HeaderValue::from_maybe_shared(v),
         ) {
-            m.append(k, v);
+            (Ok(k), Ok(v)) => {
+                m.append(k, v);
+            }
+            _ => tracing::debug!(
+                name = %String::from_utf8_lossy(k),
+                "HTTP/2: a response field not valid in HTTP/2; left out"
+            ),
         }
     }
     m
 }
 
-fn response(status: u16, headers: &[(Bytes, Bytes)]) -> http::Response<()> {
+fn response(status: u16, fields: &Bytes) -> http::Response<()> {
     let mut r = http::Response::new(());
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    *r.headers_mut() = header_map(headers);
+    *r.headers_mut() = header_map(fields);
     r
 }
 
@@ -714,10 +683,7 @@ impl<S: EventSink + ?Sized> Driver<'_, S> {
         let Some(head) = request_head(&parts, BodyLen::Known(body.len()), &self.conf.limits) else {
             return refuse(respond, 431);
         };
-        self.resp.streams.insert(
-            id,
-            StreamResp::new(respond, parts.method == http::Method::HEAD),
-        );
+        self.resp.streams.insert(id, StreamResp::new(respond));
         self.sink.stream_request(self.conn, id, head, body);
     }
 
@@ -747,10 +713,7 @@ impl<S: EventSink + ?Sized> Driver<'_, S> {
                     };
                     let first = super::http::request_payload(&head, &std::mem::take(&mut b.buf));
                     let id = b.id;
-                    self.resp.streams.insert(
-                        id,
-                        StreamResp::new(respond, parts.method == http::Method::HEAD),
-                    );
+                    self.resp.streams.insert(id, StreamResp::new(respond));
                     self.sink.stream_event(self.conn, id, Kind::HttpHead, first);
                     return;
                 }
