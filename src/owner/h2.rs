@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::SendStream;
+use rswoole_codec::http1::RequestHead;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::conn::{Conn, DRAIN_TIMEOUT};
@@ -453,6 +454,7 @@ fn response(status: u16, fields: &Bytes) -> http::Response<()> {
 }
 
 /// The body length a request head announces to the worker.
+#[derive(Debug, Clone, Copy)]
 enum BodyLen {
     /// The whole body is there: `content-length`.
     Known(usize),
@@ -460,8 +462,166 @@ enum BodyLen {
     Streaming(Option<u64>),
 }
 
-/// A request of one stream, as the HTTP/1.1 head the rest of the server reads.
+/// A request of one stream, as the HTTP/1.1 head the rest of the server reads (and a
+/// Process-mode master sends on with its parse index): written as HTTP/1.1 text, its spans
+/// noted as it is written, and built from them ([`RequestHead::from_index`]), without parsing
+/// the text back. The `h2` crate has validated the method, the path and every field; what
+/// the HTTP/1.1 parser would still refuse is refused here too: a target over `max_uri_len`,
+/// a head over `max_head_bytes`, more than `max_headers` fields, two `host` fields. `None`:
+/// refused (431).
 fn request_head(
+    parts: &http::request::Parts,
+    body: BodyLen,
+    limits: &rswoole_codec::http1::Limits,
+) -> Option<RequestHead> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = if parts.method == http::Method::OPTIONS && target.is_empty() {
+        "*"
+    } else {
+        target
+    };
+    if target.len() > limits.max_uri_len {
+        return None;
+    }
+    let mut h = BytesMut::with_capacity(256);
+    // Appends `b`, returns its span.
+    let put = |h: &mut BytesMut, b: &[u8]| -> (u32, u32) {
+        let at = h.len() as u32;
+        h.extend_from_slice(b);
+        (at, h.len() as u32)
+    };
+    let method = put(&mut h, parts.method.as_str().as_bytes());
+    h.extend_from_slice(b" ");
+    let uri = put(&mut h, target.as_bytes());
+    let (path, query) = match target.find('?') {
+        Some(q) => (
+            (uri.0, uri.0 + q as u32),
+            Some((uri.0 + q as u32 + 1, uri.1)),
+        ),
+        None => (uri, None),
+    };
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    // The parse index (`RequestHead::write_index`'s layout): its fixed part is filled in at
+    // the end; each field's spans are appended as the field is written.
+    let mut ix = Vec::with_capacity(RequestHead::INDEX_FIXED + 16 * (parts.headers.len() + 2));
+    ix.resize(RequestHead::INDEX_FIXED, 0);
+    let mut count = 0u32;
+    let mut host = None;
+    let mut field = |h: &mut BytesMut, name: &[u8], value: &[u8]| {
+        let n = put(h, name);
+        h.extend_from_slice(b": ");
+        let v = put(h, value);
+        h.extend_from_slice(b"\r\n");
+        for x in [n.0, n.1, v.0, v.1] {
+            ix.extend_from_slice(&x.to_le_bytes());
+        }
+        count += 1;
+        v
+    };
+    if !parts.headers.contains_key(http::header::HOST) {
+        let authority = parts.uri.authority().map_or("", |a| a.as_str());
+        host = Some(field(&mut h, b"host", authority.as_bytes()));
+    }
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (k, v) in &parts.headers {
+        if k == http::header::COOKIE {
+            cookies.push(v.as_bytes());
+            continue;
+        }
+        if k == http::header::CONTENT_LENGTH
+            || k == http::header::TE
+            || k == http::header::EXPECT
+            || hop_by_hop(k.as_ref())
+        {
+            continue;
+        }
+        let v = field(&mut h, k.as_str().as_bytes(), v.as_bytes());
+        if k == http::header::HOST && host.replace(v).is_some() {
+            return None;
+        }
+    }
+    if !cookies.is_empty() {
+        // RFC 9113 §8.2.3: split cookie fields are joined with "; ".
+        field(&mut h, b"cookie", &cookies.join(&b"; "[..]));
+    }
+    let mut digits = [0u8; 20];
+    let (tag, len) = match body {
+        BodyLen::Known(n)
+            if n > 0 || !matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
+        {
+            field(&mut h, b"content-length", decimal(n as u64, &mut digits));
+            (1u8, n as u64)
+        }
+        BodyLen::Known(_) => (0, 0),
+        BodyLen::Streaming(Some(n)) => {
+            field(&mut h, b"content-length", decimal(n, &mut digits));
+            (1, n)
+        }
+        BodyLen::Streaming(None) => {
+            field(&mut h, b"transfer-encoding", b"chunked");
+            (2, 0)
+        }
+    };
+    h.extend_from_slice(b"\r\n");
+    if h.len() > limits.max_head_bytes || count as usize > limits.max_headers {
+        return None;
+    }
+    let mut fixed = &mut ix[..RequestHead::INDEX_FIXED];
+    use bytes::BufMut;
+    fixed.put_slice(&[1, keep_alive_flags(), tag]);
+    fixed.put_u8(u8::from(query.is_some()) | (u8::from(host.is_some()) << 1));
+    fixed.put_u64_le(len);
+    for (a, b) in [
+        method,
+        uri,
+        path,
+        query.unwrap_or((0, 0)),
+        host.unwrap_or((0, 0)),
+    ] {
+        fixed.put_u32_le(a);
+        fixed.put_u32_le(b);
+    }
+    fixed.put_u32_le(count);
+    RequestHead::from_index(h.freeze(), &ix)
+}
+
+/// The flags byte of a parse index for an HTTP/1.1 request that keeps the connection (and
+/// asks no upgrade or `100-continue`), as the parser writes it: learned once from a parse,
+/// so that it follows the codec's encoding of its flags.
+fn keep_alive_flags() -> u8 {
+    static FLAGS: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *FLAGS.get_or_init(|| {
+        let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"[..]);
+        match rswoole_codec::http1::RequestDecoder::default().decode(&mut b) {
+            Ok(Some(rswoole_codec::http1::Event::Head(head))) => {
+                let mut ix = Vec::new();
+                head.write_index(&mut ix);
+                ix[1]
+            }
+            // Not reached (a constant request that parses; the unit tests check the
+            // result against the parser's): the codec's keep-alive bit.
+            _ => 1,
+        }
+    })
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+/// [`request_head`] the slow way (the HTTP/1.1 text parsed back): what the direct build
+/// must equal.
+#[cfg(test)]
+fn request_head_parsed(
     parts: &http::request::Parts,
     body: BodyLen,
     limits: &rswoole_codec::http1::Limits,
@@ -881,7 +1041,31 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
             } else {
                 h2c.poll_accept(cx)
             }) => match r {
-                Some(Ok((req, respond))) => d.request(req, respond),
+                Some(Ok((req, respond))) => {
+                    d.request(req, respond);
+                    // Every stream already received is taken before any answer is sent:
+                    // their answers then leave together, one write for the turn instead of
+                    // one per stream (the crate flushes what is queued on each poll).
+                    let mut over = false;
+                    while d.in_flight() < conf.max_concurrent_streams as usize {
+                        match std::future::poll_fn(|cx| Poll::Ready(h2c.poll_accept(cx))).await {
+                            Poll::Ready(Some(Ok((req, respond)))) => d.request(req, respond),
+                            Poll::Ready(Some(Err(e))) => {
+                                tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
+                                over = true;
+                                break;
+                            }
+                            Poll::Ready(None) => {
+                                over = true;
+                                break;
+                            }
+                            Poll::Pending => break,
+                        }
+                    }
+                    if over {
+                        break;
+                    }
+                }
                 Some(Err(e)) => {
                     tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
                     break;
@@ -1091,6 +1275,102 @@ mod tests {
         assert!(h2c_upgrade(&plain).is_none());
         let body = head("POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 3\r\n\r\n");
         assert!(h2c_upgrade(&body).is_none());
+    }
+
+    fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn index(h: &RequestHead) -> Vec<u8> {
+        let mut ix = Vec::new();
+        h.write_index(&mut ix);
+        ix
+    }
+
+    /// The head built from its spans is the head the parser makes of the same text: same
+    /// bytes, same parse index (method, target, path, query, host, every field, framing,
+    /// flags); what the parser refuses is refused.
+    #[test]
+    fn request_head_built_directly_equals_the_parsed_one() {
+        let limits = rswoole_codec::http1::Limits::default();
+        let cases = [
+            (
+                parts("GET", "http://x:1/a?b=1&c", &[("accept", "*/*")]),
+                BodyLen::Known(0),
+            ),
+            (
+                parts(
+                    "GET",
+                    "https://h/",
+                    &[("cookie", "a=1"), ("x-y", "z"), ("cookie", "b=2")],
+                ),
+                BodyLen::Known(0),
+            ),
+            (parts("OPTIONS", "*", &[]), BodyLen::Known(0)),
+            (
+                parts(
+                    "HEAD",
+                    "/p",
+                    &[
+                        ("host", "given"),
+                        ("connection", "close"),
+                        ("te", "trailers"),
+                    ],
+                ),
+                BodyLen::Known(0),
+            ),
+            (
+                parts(
+                    "POST",
+                    "http://x/up",
+                    &[("content-length", "3"), ("expect", "100-continue")],
+                ),
+                BodyLen::Known(3),
+            ),
+            (parts("DELETE", "http://x/d?", &[]), BodyLen::Known(0)),
+            (
+                parts("PUT", "http://x/big", &[("content-length", "99999")]),
+                BodyLen::Streaming(Some(99999)),
+            ),
+            (
+                parts("POST", "http://x/chunks", &[]),
+                BodyLen::Streaming(None),
+            ),
+        ];
+        for (p, body) in cases {
+            let direct = request_head(&p, body, &limits).expect("built");
+            let parsed = request_head_parsed(&p, body, &limits).expect("parsed");
+            assert_eq!(direct.as_bytes(), parsed.as_bytes(), "{p:?}");
+            assert_eq!(index(&direct), index(&parsed), "{p:?}");
+            assert!(direct.keep_alive(), "{p:?}");
+        }
+        let two_hosts = parts("GET", "/", &[("host", "a"), ("host", "b")]);
+        assert!(request_head(&two_hosts, BodyLen::Known(0), &limits).is_none());
+        assert!(request_head_parsed(&two_hosts, BodyLen::Known(0), &limits).is_none());
+        let small = rswoole_codec::http1::Limits {
+            max_uri_len: 8,
+            max_head_bytes: 64,
+            max_headers: 2,
+            ..Default::default()
+        };
+        for p in [
+            parts("GET", "http://x/a-long-path", &[]),
+            parts("GET", "http://x/", &[("x-a", &"v".repeat(64))]),
+            parts("GET", "http://x/", &[("x-a", "1"), ("x-b", "2")]),
+        ] {
+            assert!(
+                request_head(&p, BodyLen::Known(0), &small).is_none(),
+                "{p:?}"
+            );
+            assert!(
+                request_head_parsed(&p, BodyLen::Known(0), &small).is_none(),
+                "{p:?}"
+            );
+        }
     }
 
     #[test]
