@@ -159,6 +159,7 @@ if [ "$WHAT" = h2 ]; then
   # connections x 8 concurrent streams, ROUNDS rounds, servers alternating; medians compared.
   # CPU = utime+stime of the server's whole process group during the h2load run, per
   # request answered; the load average is printed before and after (the machine is shared).
+  # BASELINE=DIR adds that build's http_hello (base-baseline, process-baseline) to the rounds.
   command -v h2load >/dev/null || { echo "h2load is not installed (apt-get install nghttp2-client)" >&2; exit 1; }
   ROUNDS=${ROUNDS:-3}; TICK=$(getconf CLK_TCK)
   pg_ticks() { # pg_ticks PGID: CPU ticks used so far by the processes of that group
@@ -168,12 +169,13 @@ if [ "$WHAT" = h2 ]; then
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   declare -A TR=() US=()
   for R in $(seq "$ROUNDS"); do
-    for WHO in hyper base process; do
+    for WHO in hyper base process ${BASELINE:+base-baseline process-baseline}; do
       P=$(free_port)
+      BUILD=$B; [[ $WHO == *-baseline ]] && BUILD=$BASELINE
       if [ $WHO = hyper ]; then
         S=$(start $B/examples/peer_hyper_h2_hello 127.0.0.1:$P 1)
       else
-        S=$(start $B/examples/http_hello --port $P --mode $WHO --worker-num 1 --reactor-num 1)
+        S=$(start $BUILD/examples/http_hello --port $P --mode ${WHO%-baseline} --worker-num 1 --reactor-num 1)
       fi
       wait_port $P
       C0=$(pg_ticks $S)
@@ -190,7 +192,7 @@ if [ "$WHAT" = h2 ]; then
   done
   HY=$(median ${TR[hyper]}); HU=$(median ${US[hyper]})
   echo "median hyper 1.x http2 (1 thread):  $HY req/s, $HU us CPU/request"
-  for MODE in base process; do
+  for MODE in base process ${BASELINE:+base-baseline process-baseline}; do
     X=$(median ${TR[$MODE]}); U=$(median ${US[$MODE]})
     printf "median rswoole %-8s (1 worker):  %s req/s = %.2fx hyper; %s us CPU/request = %.2fx hyper's\n" \
       "$MODE" "$X" "$(echo "$X / $HY" | bc -l)" "$U" "$(echo "$U / $HU" | bc -l)"

@@ -644,3 +644,52 @@ fn http2_upgrade_h2c_from_http1_both_modes() {
         assert_eq!(out, "Hello World 1.1", "{mode}");
     }
 }
+
+/// Structured answers (the worker hands status, fields and body to the connection's owner,
+/// no HTTP/1.1 in between), through the native API (http_kit) with httpx, in both modes: a
+/// 1.5 MB body (several pipe records in Process mode, cut to the stream's window by the
+/// driver) arrives whole with its `content-length`, `content-type` and `date` and no
+/// HTTP/1.1-only field; gzip as for HTTP/1.1; HEAD carries the GET's length and no body; a
+/// streamed answer has no length; two `set-cookie` fields stay two; a redirect, a 404. Then
+/// the tower adapter's streamed body with its trailer (axum_app `/stream/3`) over the Python
+/// `h2` client: the trailer arrives as an HTTP/2 trailer section.
+#[test]
+fn http2_structured_answers_both_modes() {
+    for mode in ["process", "base"] {
+        let srv = kit(mode, &[]);
+        let py = format!(
+            r#"
+import httpx
+with httpx.Client(http1=False, http2=True, timeout=20, headers={{'accept-encoding': 'identity'}}) as c:
+    b = 'http://127.0.0.1:{port}'
+    r = c.get(b + '/big?n=1500000')
+    assert r.http_version == 'HTTP/2' and r.status_code == 200, r
+    assert r.content == b'abcdefghij' * 150000, len(r.content)
+    h = r.headers
+    assert h['content-length'] == '1500000' and h['content-type'] == 'text/plain', h
+    assert 'date' in h and 'connection' not in h and 'transfer-encoding' not in h, h
+    r = c.get(b + '/big?n=100000', headers={{'accept-encoding': 'gzip'}})
+    assert r.headers['content-encoding'] == 'gzip', r.headers
+    assert r.content == b'abcdefghij' * 10000
+    r = c.head(b + '/big?n=1000')
+    assert r.status_code == 200 and r.headers['content-length'] == '1000' and r.content == b'', r.headers
+    r = c.get(b + '/stream')
+    assert r.text == 'part0;part1;part2;' and 'content-length' not in r.headers, (r.text, r.headers)
+    cookies = c.get(b + '/cookie').headers.get_list('set-cookie')
+    assert len(cookies) == 2 and cookies[0].startswith('session=a+b%3Bc') and 'HttpOnly' in cookies[0], cookies
+    assert cookies[1].startswith('plain=1'), cookies
+    r = c.get(b + '/redirect')
+    assert r.status_code == 302 and r.headers['location'] == '/hello', r
+    r = c.get(b + '/nowhere')
+    assert r.status_code == 404 and r.text == 'not found', r
+print('ok')
+"#,
+            port = srv.port
+        );
+        assert_eq!(run_py(&py), "ok\n", "{mode}");
+        drop(srv);
+        let srv = start("axum_app", mode, &[]);
+        let out = h2_streams(srv.port, &["trailers", "/stream/3"]);
+        assert_eq!(out, "200 chunk 1|chunk 2|chunk 3| x-chunks=3\n", "{mode}");
+    }
+}

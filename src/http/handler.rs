@@ -19,6 +19,7 @@ use super::response::{Response, State};
 use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
 use crate::ipc::Kind;
+use crate::owner::h2resp::Part;
 use crate::owner::http::{error_response, limits, parse_head, request_from_payload};
 use crate::runtime::app::{guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
 use crate::runtime::holds;
@@ -619,12 +620,17 @@ fn bad_request(handle: &Handle, fd: ConnId, stream: u32) {
     if let Some(m) = crate::ipc::metrics::slot() {
         m.http(400, if stream == 0 { 1 } else { 2 });
     }
+    if stream != 0 {
+        let p = Part::text(400, None, b"");
+        let _ = handle
+            .ctx
+            .send_h2(fd, stream, p.kind, p.end, &p.fields, &p.body);
+        return;
+    }
     let _ = handle
         .ctx
-        .send_stream(fd, stream, error_response(400, "Bad Request").into());
-    if stream == 0 {
-        let _ = handle.close(fd);
-    }
+        .send(fd, error_response(400, "Bad Request").into());
+    let _ = handle.close(fd);
 }
 
 /// A worker's handler of HTTP events: the runtime's [`ProtocolHandler`] for HTTP listeners.

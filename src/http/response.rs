@@ -13,6 +13,9 @@ use crate::base::ConnId;
 use crate::base::SendError;
 use crate::server::Handle;
 
+/// The same calls answered as structured parts on an HTTP/2 stream.
+mod h2_stream;
+
 /// What can go wrong while answering.
 ///
 /// # Examples
@@ -395,6 +398,9 @@ impl Response {
     pub fn write(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
+        if i.stream != 0 {
+            return i.h2_write(data);
+        }
         with_scratch(|out| {
             match i.state {
                 State::Ended => return Err(HttpError::Ended),
@@ -438,6 +444,9 @@ impl Response {
     pub fn end(&mut self, data: impl AsRef<[u8]>) -> Result<(), HttpError> {
         let data = data.as_ref();
         let mut i = self.inner.borrow_mut();
+        if i.stream != 0 {
+            return i.h2_end(data);
+        }
         with_scratch(|out| {
             match i.state {
                 State::Ended => return Err(HttpError::Ended),
@@ -575,6 +584,9 @@ impl Response {
         if i.state != State::Fresh {
             return Err(HttpError::HeadersSent);
         }
+        if i.stream != 0 {
+            return i.h2_end_head(len);
+        }
         with_scratch(|out| {
             i.encode_head(out, BodyLength::Known(len))?;
             i.state = State::Ended;
@@ -590,6 +602,9 @@ impl Response {
     /// `http::HeaderMap` guarantees): the body goes chunked, starting now if it has not
     /// started. HTTP/1.0 has no trailers and a HEAD answer no body: there they are dropped.
     pub(crate) fn end_with_trailers(&mut self, fields: &[(&str, &[u8])]) -> Result<(), HttpError> {
+        if self.inner.borrow().stream != 0 {
+            return self.inner.borrow_mut().h2_end_with_trailers(fields);
+        }
         if self.state() == State::Fresh {
             self.write([])?;
         }
@@ -621,6 +636,9 @@ impl Response {
         let mut i = self.inner.borrow_mut();
         if i.state != State::Fresh {
             return Err(HttpError::HeadersSent);
+        }
+        if i.stream != 0 {
+            return i.h2_end_raw(body);
         }
         with_scratch(|out| {
             i.encode_head(out, BodyLength::Known(body.len() as u64))?;

@@ -95,6 +95,10 @@ pub(crate) enum Kind {
     /// its `HttpHead` was sent (the streamed body fails; no `HttpEnd` follows). worker ->
     /// master: the handler stopped mid-response; the stream is reset.
     HttpAbort = 24,
+    /// worker -> master: a part of the response to HTTP/2 stream `stream` (status, header
+    /// fields and body as structured data, no HTTP/1.1 encoding); payload: the versioned
+    /// format of `crate::owner::h2resp`, at most [`MAX_CHUNK`] bytes (never chunked).
+    H2Response = 25,
     /// worker -> master: `send_message`; `session` = target worker id, payload = the message.
     PipeMsg = 40,
     /// master -> worker: a `send_message` from worker `listener`; payload = the message.
@@ -167,6 +171,7 @@ impl Kind {
             22 => Kind::HttpBody,
             23 => Kind::HttpEnd,
             24 => Kind::HttpAbort,
+            25 => Kind::H2Response,
             40 => Kind::PipeMsg,
             41 => Kind::PipeMessage,
             50 => Kind::WsOpen,

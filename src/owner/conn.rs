@@ -64,9 +64,8 @@ struct Out {
     tls: Option<Box<rustls::ServerConnection>>,
     /// TLS: the handshake is not finished (the sink has not been told of the connection).
     handshaking: bool,
-    /// The connection speaks HTTP/2 ([`super::h2`]): `buf` holds the HTTP/1.1 responses the
-    /// workers wrote, which the HTTP/2 driver turns into frames; it is never written to the
-    /// socket as is.
+    /// The connection speaks HTTP/2 ([`super::h2`]): the workers' responses wait in `h2q`
+    /// for the HTTP/2 driver, which turns them into frames; `buf` is not used.
     h2: bool,
     /// HTTP/2: the workers' responses per stream, waiting for the driver (boxed: only
     /// HTTP/2 connections have one).
@@ -230,8 +229,8 @@ pub(crate) struct Conn<X = ()> {
 pub(crate) enum WriteError {
     Closed,
     Full,
-    /// Raw bytes for an HTTP/2 connection: only responses tagged with their stream
-    /// ([`Conn::write_stream`]) go to it.
+    /// Raw bytes for an HTTP/2 connection: only responses to its streams
+    /// ([`Conn::write_h2`]) go to it.
     Http2,
 }
 
@@ -1186,24 +1185,29 @@ impl<X> Conn<X> {
         self.notify.notified()
     }
 
-    /// HTTP/2 from now on: responses written with [`Conn::write`] wait in the output buffer
-    /// for the driver ([`super::h2`]).
+    /// HTTP/2 from now on: responses are parts of a stream's answer ([`Conn::write_h2`]),
+    /// queued for the driver ([`super::h2`]).
     pub(super) fn enter_h2(&self) {
         self.out.lock().h2 = true;
     }
 
-    /// Writes a worker's HTTP/1.1 response bytes for HTTP/2 stream `stream`: queued for the
-    /// driver ([`super::h2`]), which sends them on that stream, whatever the other streams do.
-    pub(crate) fn write_stream(&self, stream: u32, data: &[u8]) -> Result<(), WriteError> {
+    /// Writes a part of a worker's response to HTTP/2 stream `stream`: queued for the driver
+    /// ([`super::h2`]), which sends it on that stream, whatever the other streams do. An
+    /// error gives the part back.
+    pub(crate) fn write_h2(
+        &self,
+        stream: u32,
+        part: super::h2resp::Part,
+    ) -> Result<(), (WriteError, super::h2resp::Part)> {
         let mut out = self.out.lock();
         if out.io_error || out.phase == Phase::Finishing || !out.h2 {
-            return Err(WriteError::Closed);
+            return Err((WriteError::Closed, part));
         }
         let q = out.h2q.get_or_insert_with(Default::default);
-        if q.bytes + data.len() > self.cap {
-            return Err(WriteError::Full);
+        if q.bytes + part.len() > self.cap {
+            return Err((WriteError::Full, part));
         }
-        q.push(stream, data);
+        q.push(stream, part);
         let len = q.bytes;
         drop(out);
         self.set_out_bytes(len);

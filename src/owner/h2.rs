@@ -10,12 +10,12 @@
 //! (`HttpHead`, `HttpBody`…, `HttpEnd`) with the stream's flow-control window given back
 //! only as fast as the worker consumes it. The workers, the native `on_request` API, the
 //! tower adapter, `request_timeout`, the 503 for a dead worker all stay as they are. A
-//! worker answers in HTTP/1.1 bytes tagged with the stream ([`Conn::write_stream`]), and
-//! runs the streams of one connection concurrently; the driver decodes each stream's
-//! response on its own ([`ResponseDecoder`]) and sends it as it comes, so a slow handler on
-//! one stream delays no other. It takes from the output buffer only what a stream's
-//! flow-control window lets it send, so a slow reader holds at most its window plus
-//! `buffer_output_size`.
+//! worker answers a stream in structured parts ([`h2resp`]: status, header fields, body
+//! bytes; no HTTP/1.1 encoding) tagged with the stream ([`Conn::write_h2`]), and runs the
+//! streams of one connection concurrently; the driver sends each stream's parts on it as
+//! they come, so a slow handler on one stream delays no other. It takes from the output
+//! buffer only what a stream's flow-control window lets it send, so a slow reader holds at
+//! most its window plus `buffer_output_size`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -26,10 +26,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::SendStream;
-use rswoole_codec::http1::{ResponseDecoder, ResponseEvent};
+use rswoole_codec::http1::RequestHead;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::conn::{Conn, DRAIN_TIMEOUT};
+use super::h2resp::{self, Part, PartKind};
 use super::sink::EventSink;
 use crate::base::Settings;
 use crate::ipc::Kind;
@@ -145,38 +146,33 @@ impl<X> AsyncWrite for H2Io<X> {
     }
 }
 
-/// The workers' HTTP/1.1 responses per stream, as written ([`Conn::write_stream`]) and not
-/// yet taken by the driver. Lives in the connection's output state; its bytes count against
+/// The workers' responses per stream, as written ([`Conn::write_h2`]) and not yet taken by
+/// the driver. Lives in the connection's output state; its bytes count against
 /// `buffer_output_size`.
 #[derive(Debug, Default)]
 pub(crate) struct Queued {
-    /// Per stream with bytes waiting: a few entries (at most the streams
-    /// in flight), so a scan beats hashing each stream id with SipHash.
-    bufs: Vec<(u32, BytesMut)>,
-    /// Bytes in `bufs`.
+    /// The parts of each stream, in the order written: a few entries (at most the streams in
+    /// flight, a part each most of the time), so a scan beats a map of queues.
+    parts: Vec<(u32, Part)>,
+    /// Bytes in `parts`.
     pub(super) bytes: usize,
     /// Streams to reset (their response cannot be completed).
     pub(super) aborted: Vec<u32>,
 }
 
 impl Queued {
-    pub(super) fn push(&mut self, stream: u32, data: &[u8]) {
-        match self.bufs.iter_mut().find(|(id, _)| *id == stream) {
-            Some((_, b)) => b.extend_from_slice(data),
-            None => self.bufs.push((stream, BytesMut::from(data))),
-        }
-        self.bytes += data.len();
+    pub(super) fn push(&mut self, stream: u32, part: Part) {
+        self.bytes += part.len();
+        self.parts.push((stream, part));
     }
 
-    /// Up to `max` bytes queued for `stream`: the stream's buffer itself when it holds no
-    /// more than that (the usual case: no split, no copy).
-    fn take(&mut self, stream: u32, max: usize) -> Option<BytesMut> {
-        let i = self.bufs.iter().position(|(id, _)| *id == stream)?;
-        let b = &mut self.bufs[i].1;
-        let out = if b.len() <= max {
-            self.bufs.swap_remove(i).1
-        } else {
-            b.split_to(max)
+    /// The next part queued for `stream`, its body cut to `max` bytes (the rest stays
+    /// queued): the driver holds no more than that of a stream outside the output buffer.
+    fn take(&mut self, stream: u32, max: usize) -> Option<Part> {
+        let i = self.parts.iter().position(|(id, _)| *id == stream)?;
+        let out = match self.parts[i].1.split_body(max) {
+            Some(first) => first,
+            None => self.parts.remove(i).1,
         };
         self.bytes -= out.len();
         Some(out)
@@ -184,16 +180,16 @@ impl Queued {
 
     /// Drops what is queued for streams `keep` says are no longer answered here.
     fn forget_unless(&mut self, keep: impl Fn(u32) -> bool) {
-        let Queued { bufs, bytes, .. } = self;
-        bufs.retain(|(id, b)| {
+        let Queued { parts, bytes, .. } = self;
+        parts.retain(|(id, p)| {
             let k = keep(*id);
             if !k {
                 tracing::debug!(
                     stream = id,
-                    bytes = b.len(),
-                    "HTTP/2: response bytes for a stream no longer open; dropped"
+                    bytes = p.len(),
+                    "HTTP/2: response for a stream no longer open; dropped"
                 );
-                *bytes -= b.len();
+                *bytes -= p.len();
             }
             k
         });
@@ -210,40 +206,30 @@ enum Out {
     Discarding,
 }
 
-/// The response side of one stream: decoding its worker's HTTP/1.1 response onto it.
+/// The response side of one stream: its worker's parts sent on it.
 struct StreamResp {
     /// Until the response head goes out.
     respond: Option<SendResponse<Bytes>>,
-    /// It answers a HEAD request (no body follows the head).
-    head: bool,
-    dec: ResponseDecoder,
-    rbuf: BytesMut,
     out: Out,
     /// Body bytes waiting for flow-control capacity.
     held: Option<Bytes>,
     /// `held` is the end of the body: its last DATA frame ends the stream (no empty DATA frame
     /// with END_STREAM after it).
     held_end: bool,
-    /// An event decoded ahead (to see whether a response has a body).
-    next: Option<ResponseEvent>,
 }
 
-/// The response bytes do not make sense (a bug, not the client's fault): end the connection.
+/// The response parts do not make sense (a bug, not the client's fault): end the connection.
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP/2: {0}")]
 struct Broken(&'static str);
 
 impl StreamResp {
-    fn new(respond: SendResponse<Bytes>, head: bool) -> StreamResp {
+    fn new(respond: SendResponse<Bytes>) -> StreamResp {
         StreamResp {
             respond: Some(respond),
-            head,
-            dec: ResponseDecoder::new(),
-            rbuf: BytesMut::new(),
             out: Out::Idle,
             held: None,
             held_end: false,
-            next: None,
         }
     }
 
@@ -277,81 +263,57 @@ impl StreamResp {
                     return Ok(true);
                 }
             }
-            let decoded = match self.next.take() {
-                Some(ev) => Ok(Some(ev)),
-                None => self.dec.decode(&mut self.rbuf, self.head),
+            let Some(part) = conn.h2_queued(|q| q.take(id, CHUNK)) else {
+                return Ok(false);
             };
-            let ev = match decoded {
-                Ok(Some(ev)) => ev,
-                Ok(None) => {
-                    if self.rbuf.len() >= CHUNK && !self.dec.is_awaiting_head() {
-                        return Ok(false);
-                    }
-                    match conn.h2_queued(|q| q.take(id, CHUNK)) {
-                        Some(b) => {
-                            if self.rbuf.is_empty() {
-                                // Decoded where the worker's bytes were queued: no copy.
-                                self.rbuf = b;
-                            } else {
-                                self.rbuf.extend_from_slice(&b);
-                            }
-                            continue;
-                        }
-                        None => return Ok(false),
-                    }
-                }
-                Err(_) => return Err(Broken("a worker's response does not parse")),
-            };
-            match ev {
-                ResponseEvent::Head { status, headers } => {
+            match part.kind {
+                PartKind::Head(status) => {
                     let Some(mut respond) = self.respond.take() else {
-                        return Err(Broken("two responses for one stream"));
+                        return Err(Broken("two response heads for one stream"));
                     };
                     // A body-less response ends with its HEADERS frame.
-                    let ends = match self.dec.decode(&mut self.rbuf, self.head) {
-                        Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
-                        Ok(ev) => {
-                            self.next = ev;
-                            false
-                        }
-                        Err(_) => return Err(Broken("a worker's response does not parse")),
-                    };
-                    let resp = response(status, &headers);
+                    let ends = part.end && part.body.is_empty();
+                    let resp = response(status, &part.fields);
                     self.out = match respond.send_response(resp, ends) {
                         Ok(_) if ends => return Ok(true),
                         Ok(s) => Out::Sending(s),
                         Err(_) => Out::Discarding,
                     };
+                    if !self.hold(part.body, part.end) && part.end {
+                        return Ok(true);
+                    }
                 }
-                ResponseEvent::Data(d) => {
-                    // When the end is already here, the body's last bytes carry END_STREAM.
-                    let last = match self.dec.decode(&mut self.rbuf, self.head) {
-                        Ok(Some(ResponseEvent::End(t))) if t.is_empty() => true,
-                        Ok(ev) => {
-                            self.next = ev;
-                            false
-                        }
-                        Err(_) => return Err(Broken("a worker's response does not parse")),
-                    };
-                    if matches!(self.out, Out::Sending(_)) && (!d.is_empty() || last) {
-                        self.held = Some(d);
-                        self.held_end = last;
-                    } else if last {
+                PartKind::Data if self.respond.is_some() => {
+                    return Err(Broken("response body before its head"));
+                }
+                PartKind::Data => {
+                    if !self.hold(part.body, part.end) && part.end {
                         self.out = Out::Idle;
                         return Ok(true);
                     }
                 }
-                ResponseEvent::End(trailers) => {
+                PartKind::Trailers => {
+                    if self.respond.is_some() {
+                        return Err(Broken("response trailers before its head"));
+                    }
                     if let Out::Sending(mut s) = std::mem::replace(&mut self.out, Out::Idle) {
-                        if trailers.is_empty() {
-                            let _ = s.send_data(Bytes::new(), true);
-                        } else {
-                            let _ = s.send_trailers(header_map(&trailers));
-                        }
+                        let _ = s.send_trailers(header_map(&part.fields));
                     }
                     return Ok(true);
                 }
             }
+        }
+    }
+
+    /// Holds body bytes (or, with `end`, the end) to send as capacity allows; `false`: nothing
+    /// to send (no body and not the end, or the stream is gone).
+    fn hold(&mut self, body: Bytes, end: bool) -> bool {
+        if matches!(self.out, Out::Sending(_)) && (!body.is_empty() || end) {
+            self.held = Some(body);
+            self.held_end = end;
+            true
+        } else {
+            false
         }
     }
 
@@ -390,9 +352,9 @@ impl Responses {
         let Responses { streams, ready } = self;
         ready.clear();
         let aborted = conn.h2_queued(|q| {
-            if !q.bufs.is_empty() {
+            if !q.parts.is_empty() {
                 q.forget_unless(|id| streams.contains_key(&id));
-                ready.extend(q.bufs.iter().map(|(id, _)| *id));
+                ready.extend(q.parts.iter().map(|(id, _)| *id));
             }
             std::mem::take(&mut q.aborted)
         });
@@ -404,8 +366,7 @@ impl Responses {
         let mut broken = None;
         streams.retain(|&id, s| {
             // Only a stream with something to move: new bytes, or bytes held for capacity.
-            let busy = s.held.is_some() || s.next.is_some() || !s.rbuf.is_empty();
-            if !busy && !ready.contains(&id) {
+            if s.held.is_none() && !ready.contains(&id) {
                 return true;
             }
             match s.pump(id, conn) {
@@ -460,30 +421,40 @@ fn hop_by_hop(name: &[u8]) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn header_map(fields: &[(Bytes, Bytes)]) -> http::HeaderMap {
-    let mut m = http::HeaderMap::with_capacity(fields.len());
-    for (k, v) in fields {
+/// Field lines (`name: value\r\n`, [`h2resp::fields`]) as an `http::HeaderMap`, without the
+/// fields HTTP/2 has no place for; a field `http` refuses (a control byte in its value) is
+/// left out and logged.
+fn header_map(lines: &Bytes) -> http::HeaderMap {
+    let mut m = http::HeaderMap::new();
+    for (k, v) in h2resp::fields(lines) {
         if hop_by_hop(k) {
             continue;
         }
-        if let (Ok(k), Ok(v)) = (
+        match (
             http::HeaderName::from_bytes(k),
-            http::HeaderValue::from_maybe_shared(v.clone()),
+            http::HeaderValue::from_maybe_shared(v),
         ) {
-            m.append(k, v);
+            (Ok(k), Ok(v)) => {
+                m.append(k, v);
+            }
+            _ => tracing::debug!(
+                name = %String::from_utf8_lossy(k),
+                "HTTP/2: a response field not valid in HTTP/2; left out"
+            ),
         }
     }
     m
 }
 
-fn response(status: u16, headers: &[(Bytes, Bytes)]) -> http::Response<()> {
+fn response(status: u16, fields: &Bytes) -> http::Response<()> {
     let mut r = http::Response::new(());
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    *r.headers_mut() = header_map(headers);
+    *r.headers_mut() = header_map(fields);
     r
 }
 
 /// The body length a request head announces to the worker.
+#[derive(Debug, Clone, Copy)]
 enum BodyLen {
     /// The whole body is there: `content-length`.
     Known(usize),
@@ -491,8 +462,166 @@ enum BodyLen {
     Streaming(Option<u64>),
 }
 
-/// A request of one stream, as the HTTP/1.1 head the rest of the server reads.
+/// A request of one stream, as the HTTP/1.1 head the rest of the server reads (and a
+/// Process-mode master sends on with its parse index): written as HTTP/1.1 text, its spans
+/// noted as it is written, and built from them ([`RequestHead::from_index`]), without parsing
+/// the text back. The `h2` crate has validated the method, the path and every field; what
+/// the HTTP/1.1 parser would still refuse is refused here too: a target over `max_uri_len`,
+/// a head over `max_head_bytes`, more than `max_headers` fields, two `host` fields. `None`:
+/// refused (431).
 fn request_head(
+    parts: &http::request::Parts,
+    body: BodyLen,
+    limits: &rswoole_codec::http1::Limits,
+) -> Option<RequestHead> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = if parts.method == http::Method::OPTIONS && target.is_empty() {
+        "*"
+    } else {
+        target
+    };
+    if target.len() > limits.max_uri_len {
+        return None;
+    }
+    let mut h = BytesMut::with_capacity(256);
+    // Appends `b`, returns its span.
+    let put = |h: &mut BytesMut, b: &[u8]| -> (u32, u32) {
+        let at = h.len() as u32;
+        h.extend_from_slice(b);
+        (at, h.len() as u32)
+    };
+    let method = put(&mut h, parts.method.as_str().as_bytes());
+    h.extend_from_slice(b" ");
+    let uri = put(&mut h, target.as_bytes());
+    let (path, query) = match target.find('?') {
+        Some(q) => (
+            (uri.0, uri.0 + q as u32),
+            Some((uri.0 + q as u32 + 1, uri.1)),
+        ),
+        None => (uri, None),
+    };
+    h.extend_from_slice(b" HTTP/1.1\r\n");
+    // The parse index (`RequestHead::write_index`'s layout): its fixed part is filled in at
+    // the end; each field's spans are appended as the field is written.
+    let mut ix = Vec::with_capacity(RequestHead::INDEX_FIXED + 16 * (parts.headers.len() + 2));
+    ix.resize(RequestHead::INDEX_FIXED, 0);
+    let mut count = 0u32;
+    let mut host = None;
+    let mut field = |h: &mut BytesMut, name: &[u8], value: &[u8]| {
+        let n = put(h, name);
+        h.extend_from_slice(b": ");
+        let v = put(h, value);
+        h.extend_from_slice(b"\r\n");
+        for x in [n.0, n.1, v.0, v.1] {
+            ix.extend_from_slice(&x.to_le_bytes());
+        }
+        count += 1;
+        v
+    };
+    if !parts.headers.contains_key(http::header::HOST) {
+        let authority = parts.uri.authority().map_or("", |a| a.as_str());
+        host = Some(field(&mut h, b"host", authority.as_bytes()));
+    }
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (k, v) in &parts.headers {
+        if k == http::header::COOKIE {
+            cookies.push(v.as_bytes());
+            continue;
+        }
+        if k == http::header::CONTENT_LENGTH
+            || k == http::header::TE
+            || k == http::header::EXPECT
+            || hop_by_hop(k.as_ref())
+        {
+            continue;
+        }
+        let v = field(&mut h, k.as_str().as_bytes(), v.as_bytes());
+        if k == http::header::HOST && host.replace(v).is_some() {
+            return None;
+        }
+    }
+    if !cookies.is_empty() {
+        // RFC 9113 §8.2.3: split cookie fields are joined with "; ".
+        field(&mut h, b"cookie", &cookies.join(&b"; "[..]));
+    }
+    let mut digits = [0u8; 20];
+    let (tag, len) = match body {
+        BodyLen::Known(n)
+            if n > 0 || !matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
+        {
+            field(&mut h, b"content-length", decimal(n as u64, &mut digits));
+            (1u8, n as u64)
+        }
+        BodyLen::Known(_) => (0, 0),
+        BodyLen::Streaming(Some(n)) => {
+            field(&mut h, b"content-length", decimal(n, &mut digits));
+            (1, n)
+        }
+        BodyLen::Streaming(None) => {
+            field(&mut h, b"transfer-encoding", b"chunked");
+            (2, 0)
+        }
+    };
+    h.extend_from_slice(b"\r\n");
+    if h.len() > limits.max_head_bytes || count as usize > limits.max_headers {
+        return None;
+    }
+    let mut fixed = &mut ix[..RequestHead::INDEX_FIXED];
+    use bytes::BufMut;
+    fixed.put_slice(&[1, keep_alive_flags(), tag]);
+    fixed.put_u8(u8::from(query.is_some()) | (u8::from(host.is_some()) << 1));
+    fixed.put_u64_le(len);
+    for (a, b) in [
+        method,
+        uri,
+        path,
+        query.unwrap_or((0, 0)),
+        host.unwrap_or((0, 0)),
+    ] {
+        fixed.put_u32_le(a);
+        fixed.put_u32_le(b);
+    }
+    fixed.put_u32_le(count);
+    RequestHead::from_index(h.freeze(), &ix)
+}
+
+/// The flags byte of a parse index for an HTTP/1.1 request that keeps the connection (and
+/// asks no upgrade or `100-continue`), as the parser writes it: learned once from a parse,
+/// so that it follows the codec's encoding of its flags.
+fn keep_alive_flags() -> u8 {
+    static FLAGS: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *FLAGS.get_or_init(|| {
+        let mut b = BytesMut::from(&b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"[..]);
+        match rswoole_codec::http1::RequestDecoder::default().decode(&mut b) {
+            Ok(Some(rswoole_codec::http1::Event::Head(head))) => {
+                let mut ix = Vec::new();
+                head.write_index(&mut ix);
+                ix[1]
+            }
+            // Not reached (a constant request that parses; the unit tests check the
+            // result against the parser's): the codec's keep-alive bit.
+            _ => 1,
+        }
+    })
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+/// [`request_head`] the slow way (the HTTP/1.1 text parsed back): what the direct build
+/// must equal.
+#[cfg(test)]
+fn request_head_parsed(
     parts: &http::request::Parts,
     body: BodyLen,
     limits: &rswoole_codec::http1::Limits,
@@ -714,10 +843,7 @@ impl<S: EventSink + ?Sized> Driver<'_, S> {
         let Some(head) = request_head(&parts, BodyLen::Known(body.len()), &self.conf.limits) else {
             return refuse(respond, 431);
         };
-        self.resp.streams.insert(
-            id,
-            StreamResp::new(respond, parts.method == http::Method::HEAD),
-        );
+        self.resp.streams.insert(id, StreamResp::new(respond));
         self.sink.stream_request(self.conn, id, head, body);
     }
 
@@ -747,10 +873,7 @@ impl<S: EventSink + ?Sized> Driver<'_, S> {
                     };
                     let first = super::http::request_payload(&head, &std::mem::take(&mut b.buf));
                     let id = b.id;
-                    self.resp.streams.insert(
-                        id,
-                        StreamResp::new(respond, parts.method == http::Method::HEAD),
-                    );
+                    self.resp.streams.insert(id, StreamResp::new(respond));
                     self.sink.stream_event(self.conn, id, Kind::HttpHead, first);
                     return;
                 }
@@ -918,7 +1041,31 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
             } else {
                 h2c.poll_accept(cx)
             }) => match r {
-                Some(Ok((req, respond))) => d.request(req, respond),
+                Some(Ok((req, respond))) => {
+                    d.request(req, respond);
+                    // Every stream already received is taken before any answer is sent:
+                    // their answers then leave together, one write for the turn instead of
+                    // one per stream (the crate flushes what is queued on each poll).
+                    let mut over = false;
+                    while d.in_flight() < conf.max_concurrent_streams as usize {
+                        match std::future::poll_fn(|cx| Poll::Ready(h2c.poll_accept(cx))).await {
+                            Poll::Ready(Some(Ok((req, respond)))) => d.request(req, respond),
+                            Poll::Ready(Some(Err(e))) => {
+                                tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
+                                over = true;
+                                break;
+                            }
+                            Poll::Ready(None) => {
+                                over = true;
+                                break;
+                            }
+                            Poll::Pending => break,
+                        }
+                    }
+                    if over {
+                        break;
+                    }
+                }
                 Some(Err(e)) => {
                     tracing::debug!(fd = %conn.id, error = %e, "HTTP/2 connection error");
                     break;
@@ -1128,6 +1275,102 @@ mod tests {
         assert!(h2c_upgrade(&plain).is_none());
         let body = head("POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 3\r\n\r\n");
         assert!(h2c_upgrade(&body).is_none());
+    }
+
+    fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn index(h: &RequestHead) -> Vec<u8> {
+        let mut ix = Vec::new();
+        h.write_index(&mut ix);
+        ix
+    }
+
+    /// The head built from its spans is the head the parser makes of the same text: same
+    /// bytes, same parse index (method, target, path, query, host, every field, framing,
+    /// flags); what the parser refuses is refused.
+    #[test]
+    fn request_head_built_directly_equals_the_parsed_one() {
+        let limits = rswoole_codec::http1::Limits::default();
+        let cases = [
+            (
+                parts("GET", "http://x:1/a?b=1&c", &[("accept", "*/*")]),
+                BodyLen::Known(0),
+            ),
+            (
+                parts(
+                    "GET",
+                    "https://h/",
+                    &[("cookie", "a=1"), ("x-y", "z"), ("cookie", "b=2")],
+                ),
+                BodyLen::Known(0),
+            ),
+            (parts("OPTIONS", "*", &[]), BodyLen::Known(0)),
+            (
+                parts(
+                    "HEAD",
+                    "/p",
+                    &[
+                        ("host", "given"),
+                        ("connection", "close"),
+                        ("te", "trailers"),
+                    ],
+                ),
+                BodyLen::Known(0),
+            ),
+            (
+                parts(
+                    "POST",
+                    "http://x/up",
+                    &[("content-length", "3"), ("expect", "100-continue")],
+                ),
+                BodyLen::Known(3),
+            ),
+            (parts("DELETE", "http://x/d?", &[]), BodyLen::Known(0)),
+            (
+                parts("PUT", "http://x/big", &[("content-length", "99999")]),
+                BodyLen::Streaming(Some(99999)),
+            ),
+            (
+                parts("POST", "http://x/chunks", &[]),
+                BodyLen::Streaming(None),
+            ),
+        ];
+        for (p, body) in cases {
+            let direct = request_head(&p, body, &limits).expect("built");
+            let parsed = request_head_parsed(&p, body, &limits).expect("parsed");
+            assert_eq!(direct.as_bytes(), parsed.as_bytes(), "{p:?}");
+            assert_eq!(index(&direct), index(&parsed), "{p:?}");
+            assert!(direct.keep_alive(), "{p:?}");
+        }
+        let two_hosts = parts("GET", "/", &[("host", "a"), ("host", "b")]);
+        assert!(request_head(&two_hosts, BodyLen::Known(0), &limits).is_none());
+        assert!(request_head_parsed(&two_hosts, BodyLen::Known(0), &limits).is_none());
+        let small = rswoole_codec::http1::Limits {
+            max_uri_len: 8,
+            max_head_bytes: 64,
+            max_headers: 2,
+            ..Default::default()
+        };
+        for p in [
+            parts("GET", "http://x/a-long-path", &[]),
+            parts("GET", "http://x/", &[("x-a", &"v".repeat(64))]),
+            parts("GET", "http://x/", &[("x-a", "1"), ("x-b", "2")]),
+        ] {
+            assert!(
+                request_head(&p, BodyLen::Known(0), &small).is_none(),
+                "{p:?}"
+            );
+            assert!(
+                request_head_parsed(&p, BodyLen::Known(0), &small).is_none(),
+                "{p:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`table`]: the connections of a process, by id.
 //! - [`accept`]: ids, `max_connection`, listener options and the one accept loop.
 //! - [`h2`]: HTTP/2 (prior knowledge or ALPN) over the connection's transport.
+//! - [`h2resp`]: the structured responses of HTTP/2 streams (and their pipe record, I/O-free).
 //! - [`handover`]: a connection's state as moved to a new master on upgrade (I/O-free).
 //! - [`heartbeat`]: closing idle connections.
 //! - [`tls`]: a TLS listener's rustls config and live certificate.
@@ -21,6 +22,7 @@ pub(crate) mod accept;
 pub(crate) mod conn;
 pub(crate) mod flusher;
 pub(crate) mod h2;
+pub(crate) mod h2resp;
 pub(crate) mod handover;
 pub(crate) mod heartbeat;
 pub(crate) mod http;

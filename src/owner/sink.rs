@@ -24,7 +24,7 @@ pub(crate) trait EventSink: 'static {
         self.stream_event(conn, 0, kind, payload);
     }
     /// A protocol event of HTTP/2 stream `stream` (0: not HTTP/2): the stream travels with
-    /// the event, the worker's answer comes back tagged with it ([`Conn::write_stream`]).
+    /// the event, the worker's answer comes back tagged with it ([`Conn::write_h2`]).
     fn stream_event(&self, conn: &Arc<Conn<Self::State>>, stream: u32, kind: Kind, payload: Bytes);
     /// A whole HTTP request. By default it travels as an `HttpRequest` event; a sink in the
     /// same process as the handler (Base mode) keeps the parsed head instead.

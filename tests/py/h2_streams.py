@@ -7,6 +7,9 @@ usage: h2_streams.py PORT crash
     Stream 1 asks /sleep?ms=5000, stream 3 /crash?ms=300 (the worker dies), then, once both
     are answered, stream 5 asks /hello on the same connection. Prints each stream's
     "<path> <status> <body>" in stream order.
+usage: h2_streams.py PORT trailers PATH
+    Stream 1 asks PATH; prints "<status> <body> <trailers>", the trailers as name=value
+    joined by ",", or "-" when none came.
 usage: h2_streams.py PORT reset PATH
     Stream 1 POSTs 1 MiB to PATH without ending the body, then resets the stream; stream 3
     asks /hello/x (axum_app) on the same connection. Prints "<status> <body>" of stream 3.
@@ -52,6 +55,8 @@ def run(s, c, want, on_event=None, t0=None):
             elif isinstance(e, h2.events.DataReceived):
                 got[sid][1] += e.data
                 c.acknowledge_received_data(e.flow_controlled_length, sid)
+            elif isinstance(e, h2.events.TrailersReceived):
+                trailers.extend(e.headers)
             elif isinstance(e, h2.events.StreamEnded):
                 got[sid][2] = round((time.monotonic() - t0) * 1000)
                 order.append(sid)
@@ -64,6 +69,7 @@ def run(s, c, want, on_event=None, t0=None):
 
 
 order = []
+trailers = []
 what = sys.argv[2]
 s, c = connect()
 if what == "order":
@@ -108,5 +114,11 @@ elif what == "reset":
     s.settimeout(T)
     got = run(s, c, [3])
     print(got[3][0], got[3][1].decode())
+elif what == "trailers":
+    c.send_headers(1, headers(sys.argv[3]), end_stream=True)
+    s.sendall(c.data_to_send())
+    got = run(s, c, [1])
+    t = ",".join("%s=%s" % (k, v) for k, v in trailers) or "-"
+    print(got[1][0], got[1][1].decode().replace("\n", "|"), t)
 else:
     raise SystemExit("unknown: " + what)

@@ -7,6 +7,7 @@ use super::{Ev, Reactor};
 use crate::base::ConnId;
 use crate::ipc::{self, Kind};
 use crate::owner::conn::WriteError;
+use crate::owner::h2resp;
 use crate::owner::sink::EventSink;
 use crate::owner::ws;
 
@@ -48,7 +49,7 @@ impl Reactor {
                     Kind::WsBroadcast if h.flags & (ipc::F_FIRST | ipc::F_MORE) == ipc::F_FIRST => {
                         bcast.add(&self.conns, &h, payload);
                     }
-                    Kind::Send if h.stream != 0 => {
+                    Kind::H2Response => {
                         if let Some(c) = self.conns.get(ConnId(h.session)) {
                             {
                                 let mut d = c.state.lock();
@@ -56,8 +57,20 @@ impl Reactor {
                                     r.started = true;
                                 }
                             }
-                            if let Err(WriteError::Full) = c.write_stream(h.stream, payload) {
-                                c.close_overflowed(payload.len(), &[]);
+                            match h2resp::decode(payload) {
+                                Ok(part) => {
+                                    if let Err((WriteError::Full, part)) =
+                                        c.write_h2(h.stream, part)
+                                    {
+                                        c.close_overflowed(part.len(), &[]);
+                                    }
+                                }
+                                Err(e) => {
+                                    // The two processes disagree on the format: this answer
+                                    // cannot be completed, the stream is reset.
+                                    tracing::error!(slot = pipe.slot, stream = h.stream, error = %e, "unreadable HTTP/2 response record from a worker");
+                                    c.h2_abort(h.stream);
+                                }
                             }
                         }
                     }

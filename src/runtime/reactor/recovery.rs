@@ -20,6 +20,7 @@ use super::pipe::Pipe;
 use super::{Ev, Reactor};
 use crate::base::ConnId;
 use crate::ipc::Kind;
+use crate::owner::h2resp::Part;
 use crate::owner::http::unavailable_response;
 
 impl Reactor {
@@ -130,7 +131,7 @@ impl Reactor {
                         c.h2_abort(r.stream);
                     } else {
                         crate::owner::http::count_http(503, 2);
-                        let _ = c.write_stream(r.stream, &unavailable_response(true));
+                        let _ = c.write_h2(r.stream, Part::unavailable());
                         answered += 1;
                     }
                     if r.streaming {

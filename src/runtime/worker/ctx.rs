@@ -11,10 +11,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::recycle;
 use crate::base::{ConnError, ConnId, SendError, Settings};
+use crate::ipc;
 use crate::ipc::mailbox::{Outboxes, Refused};
 use crate::ipc::shared::Shared;
 use crate::ipc::{Header, Kind, PipeTx};
 use crate::owner::conn::WriteError;
+use crate::owner::h2resp::{self, Part, PartKind};
 use crate::owner::table::ConnTable;
 use crate::owner::ws;
 use crate::runtime::holds::Holds;
@@ -198,8 +200,9 @@ impl WorkerCtx {
         }
     }
 
-    /// Bytes for `fd`; with `stream` > 0, an HTTP response's bytes for that HTTP/2 stream of
-    /// it (0: the connection itself, as [`send`](Self::send)).
+    /// Bytes for `fd`. `stream` must be 0 (the connection itself, as [`send`](Self::send)):
+    /// an answer to an HTTP/2 stream goes as parts ([`send_h2`](Self::send_h2)), and bytes
+    /// for an HTTP/2 connection are refused.
     pub(crate) fn send_stream(
         &self,
         fd: ConnId,
@@ -227,6 +230,7 @@ impl WorkerCtx {
         data: &[u8],
         owned: impl FnOnce() -> Bytes,
     ) -> Result<(), SendError> {
+        debug_assert_eq!(stream, 0, "HTTP/2 streams are answered with send_h2");
         match &self.backend {
             Backend::Pipe(tx) => {
                 let Some(slot) = self.shared.live_slot(fd) else {
@@ -237,25 +241,89 @@ impl WorkerCtx {
                 {
                     return Err(SendError::BufferFull(fd, owned()));
                 }
-                let mut h = header(Kind::Send, fd.0, 0, 0);
-                h.stream = stream;
-                if tx.push(h, data) {
+                if tx.push(header(Kind::Send, fd.0, 0, 0), data) {
                     Ok(())
                 } else {
                     Err(SendError::ShuttingDown(owned()))
                 }
             }
             Backend::Local(conns) => match conns.get(fd) {
-                Some(c) => match stream {
-                    0 => c.write(data),
-                    s => c.write_stream(s, data),
-                }
-                .map_err(|e| write_error(fd, owned(), e)),
+                Some(c) => c.write(data).map_err(|e| write_error(fd, owned(), e)),
                 None if self.shared.live_slot(fd).is_some() => {
                     Err(SendError::NotLocal(fd, owned()))
                 }
                 None => Err(SendError::Closed(fd, owned())),
             },
+        }
+    }
+
+    /// A part of the answer to HTTP/2 stream `stream` of `fd` ([`h2resp`]): `fields` are
+    /// `name: value\r\n` lines (at most [`h2resp::MAX_FIELDS`] bytes), `end` ends the
+    /// response. Base mode: queued on the connection as it is; Process mode: written into
+    /// the pipe as [`Kind::H2Response`] records of at most [`ipc::MAX_CHUNK`] bytes (a larger
+    /// body goes in several). On an error the body comes back in it.
+    pub(crate) fn send_h2(
+        &self,
+        fd: ConnId,
+        stream: u32,
+        kind: PartKind,
+        end: bool,
+        fields: &[u8],
+        body: &[u8],
+    ) -> Result<(), SendError> {
+        let owned = || Bytes::copy_from_slice(body);
+        match &self.backend {
+            Backend::Pipe(tx) => {
+                let Some(slot) = self.shared.live_slot(fd) else {
+                    return Err(SendError::Closed(fd, owned()));
+                };
+                if slot.out_bytes.load(Relaxed) as usize + fields.len() + body.len()
+                    > self.settings.buffer_output_size
+                {
+                    return Err(SendError::BufferFull(fd, owned()));
+                }
+                let mut h = header(Kind::H2Response, fd.0, 0, 0);
+                h.stream = stream;
+                // The first record takes the fields and what body fits; the rest of the
+                // body follows as data, each record whole (the master never reassembles).
+                debug_assert!(fields.len() <= h2resp::MAX_FIELDS, "checked by the caller");
+                let room = ipc::MAX_CHUNK.saturating_sub(h2resp::encoded_len(fields.len(), 0));
+                let (mut kind, mut fields, mut rest) = (kind, fields, body);
+                loop {
+                    let n = rest.len().min(room.max(1));
+                    let last = n == rest.len();
+                    let piece = &rest[..n];
+                    let len = h2resp::encoded_len(fields.len(), n);
+                    let pushed = tx.push_with(h, len, |b| {
+                        h2resp::encode(b, kind, end && last, fields, piece)
+                    });
+                    if !pushed {
+                        return Err(SendError::ShuttingDown(owned()));
+                    }
+                    if last {
+                        return Ok(());
+                    }
+                    rest = &rest[n..];
+                    (kind, fields) = (PartKind::Data, &[]);
+                }
+            }
+            Backend::Local(conns) => {
+                let part = Part {
+                    kind,
+                    end,
+                    fields: Bytes::copy_from_slice(fields),
+                    body: owned(),
+                };
+                match conns.get(fd) {
+                    Some(c) => c
+                        .write_h2(stream, part)
+                        .map_err(|(e, part)| write_error(fd, part.body, e)),
+                    None if self.shared.live_slot(fd).is_some() => {
+                        Err(SendError::NotLocal(fd, part.body))
+                    }
+                    None => Err(SendError::Closed(fd, part.body)),
+                }
+            }
         }
     }
 

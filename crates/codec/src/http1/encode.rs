@@ -248,6 +248,24 @@ impl ResponseHead {
             .map(|(_, v)| v)
     }
 
+    /// The header fields added so far, as written: `name: value\r\n` lines (the caller's
+    /// own, without the `Date`, `Content-Length`, `Transfer-Encoding` and `Connection` fields
+    /// that [`encode`](Self::encode) adds). An HTTP/2 answer is built from them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rswoole_codec::http1::ResponseHead;
+    ///
+    /// let mut head = ResponseHead::new(200);
+    /// head.header("Content-Type", "text/plain")?.header("Content-Length", "9")?;
+    /// assert_eq!(head.field_lines(), b"Content-Type: text/plain\r\n");
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
+    pub fn field_lines(&self) -> &[u8] {
+        &self.fields
+    }
+
     /// Replaces the standard reason phrase of [`reason`] with `phrase`.
     ///
     /// # Errors
