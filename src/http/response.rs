@@ -127,10 +127,23 @@ thread_local! {
     static DATE: RefCell<(u64, Bytes)> = const { RefCell::new((0, Bytes::new())) };
     /// A finished response's shared state, reused by the next response of this thread (no
     /// allocation for it, nor for its header fields, per request).
-    static SPARE: RefCell<Option<Rc<RefCell<Inner>>>> = const { RefCell::new(None) };
+    static SPARE: SpareResponse = const { SpareResponse(RefCell::new(None)) };
     /// Where responses are encoded before they go to the connection (which copies them):
     /// one buffer per thread, reused, instead of one allocation per response.
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The slot of [`SPARE`]. Its response still holds the worker's handle: when the thread's
+/// locals are destroyed (at exit, after the runtime is gone), it is let go without running
+/// any destructor, so that nothing of the worker is torn down from there.
+struct SpareResponse(RefCell<Option<Rc<RefCell<Inner>>>>);
+
+impl Drop for SpareResponse {
+    fn drop(&mut self) {
+        if let Some(rc) = self.0.get_mut().take() {
+            std::mem::forget(rc);
+        }
+    }
 }
 
 /// The scratch buffer kept between responses up to this capacity (a large body's is freed).
@@ -198,7 +211,10 @@ impl Response {
             slot.get_or_insert(value);
         }
         let gzip_ok = settings.http_compression && accept_encoding.is_some_and(http1::accepts_gzip);
-        let spare = SPARE.with(|s| s.borrow_mut().take());
+        let spare = SPARE
+            .try_with(|s| s.0.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten();
         let (inner, out_head) = match spare {
             Some(rc) => {
                 let h = std::mem::replace(&mut rc.borrow_mut().head, ResponseHead::new(200));
@@ -245,8 +261,8 @@ impl Response {
     /// else holds it (the handler and its tasks are done with it).
     pub(crate) fn recycle(self) {
         if Rc::strong_count(&self.inner) == 1 && Rc::weak_count(&self.inner) == 0 {
-            SPARE.with(|s| {
-                if let Ok(mut s) = s.try_borrow_mut() {
+            let _ = SPARE.try_with(|s| {
+                if let Ok(mut s) = s.0.try_borrow_mut() {
                     *s = Some(self.inner);
                 }
             });
