@@ -80,6 +80,59 @@ fn http_pipelining_in_order() {
     }
 }
 
+/// Each request of a worker thread reuses the last one's buffers (the read buffer, the
+/// request head's header index and header list, the response's state and header fields):
+/// nothing of one request or response shows in the next. On one keep-alive connection to
+/// one worker, in both modes: a response with two cookies and then one with none; a
+/// request with many headers and then one with one; a redirect (status and `Location`) and
+/// then a plain 200; a handler that waits (its `Date` read when it answers) between them.
+#[test]
+fn http_reused_buffers_leak_nothing_between_requests() {
+    for mode in ["process", "base"] {
+        let srv = kit(&["--worker-num", "1", "--mode", mode]);
+        let mut s = connect(srv.port);
+        let mut buf = Vec::new();
+        let mut ask = |raw: &str| {
+            s.write_all(raw.as_bytes()).unwrap();
+            read_response(&mut s, &mut buf, false).unwrap()
+        };
+        let r = ask("GET /cookie HTTP/1.1\r\nHost: t\r\nCookie: a=1\r\n\r\n");
+        let cookies = r.headers.iter().filter(|(k, _)| k == "set-cookie").count();
+        assert_eq!((r.status, cookies), (200, 2), "mode {mode}");
+        let r = ask("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "Hello World"),
+            "mode {mode}"
+        );
+        assert!(
+            r.header("set-cookie").is_none() && r.header("date").is_some(),
+            "mode {mode}: {:?}",
+            r.headers
+        );
+        let many: String = (0..20).map(|i| format!("X-H{i}: v{i}\r\n")).collect();
+        let r = ask(&format!("GET /headers HTTP/1.1\r\nHost: t\r\n{many}\r\n"));
+        assert_eq!(r.text().lines().count(), 21, "mode {mode}: {}", r.text());
+        let r = ask("GET /headers HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.text(), "host: t", "mode {mode}");
+        let r = ask("GET /redirect HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(
+            (r.status, r.header("location")),
+            (302, Some("/hello")),
+            "mode {mode}"
+        );
+        let r = ask("GET /sleep?ms=20 HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.text(), "slept 20", "mode {mode}");
+        assert!(
+            r.header("location").is_none() && r.header("date").is_some(),
+            "mode {mode}"
+        );
+        let r = ask("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.header("location")), (200, None), "mode {mode}");
+        assert_eq!(r.header("content-length"), Some("11"), "mode {mode}");
+    }
+}
+
 /// An idle connection keeps no read buffer of its own: the read buffer is lent per read by
 /// the thread and kept only while a request is incomplete. A request that arrives in pieces
 /// while other connections of the same thread are served in between (each borrowing and

@@ -42,9 +42,9 @@ where
 {
     let spare: Rc<Spare<Fut>> = Rc::new(RefCell::new(None));
     Rc::new(move |h, req, resp, cx| {
-        let fut = f(h, req, resp);
         let mut slot = spare.borrow_mut().take().unwrap_or_else(|| Box::pin(None));
-        slot.as_mut().set(Some(fut));
+        // Made straight into the slot (one move of the future less).
+        slot.as_mut().set(Some(f(h, req, resp)));
         match poll_slot(slot.as_mut(), cx) {
             Poll::Ready(()) => {
                 *spare.borrow_mut() = Some(slot);
@@ -264,7 +264,7 @@ impl WorkerHttp {
             tls: ci.tls,
             peer_cert_sha256: ci.peer_cert_sha256,
         };
-        b.finish(fd, info).ok()
+        b.finish(fd, info, None).ok()
     }
 
     /// The connection closed: forget a half-received request (a streamed body fails).
@@ -438,15 +438,22 @@ impl Answer {
         if self.resp.state() == State::Fresh {
             return; // the connection went away before an answer
         }
+        let Answer {
+            resp,
+            log,
+            remote,
+            minor,
+            ..
+        } = self;
         if let Some(m) = crate::ipc::metrics::slot() {
-            m.http(status, self.minor);
+            m.http(status, minor);
         }
-        if let Some((log, seen, started)) = self.log {
+        if let Some((log, seen, started)) = log {
             let e = access_log::Entry {
-                remote: self.remote,
+                remote,
                 method: &seen.method,
                 uri: &seen.uri,
-                protocol: protocol(self.minor),
+                protocol: protocol(minor),
                 status,
                 bytes,
                 referer: seen.referer.as_deref(),
@@ -460,6 +467,7 @@ impl Answer {
                 SystemTime::now(),
             ));
         }
+        resp.recycle();
     }
 }
 
@@ -496,7 +504,9 @@ fn start(
         };
         (log, seen, std::time::Instant::now())
     });
-    let mut resp = Response::new(handle.clone(), fd, h2, b.head(), hs);
+    // One clock read for the request's time and its answer's `Date`.
+    let now = SystemTime::now();
+    let mut resp = Response::new(handle.clone(), fd, h2, b.head(), hs, now);
     let answer = Answer {
         resp: resp.clone(),
         fd,
@@ -509,16 +519,13 @@ fn start(
         remote_addr: remote,
         peer_addr: ci.remote_addr,
         server_port: ci.server_port,
-        request_time: SystemTime::now(),
+        request_time: now,
         protocol: protocol(minor),
         tls: ci.tls,
         peer_cert_sha256: ci.peer_cert_sha256,
     };
-    let req = match b.finish(fd, info) {
-        Ok(mut r) => {
-            r.stream = stream;
-            r
-        }
+    let req = match b.finish(fd, info, stream) {
+        Ok(r) => r,
         Err(e) => {
             tracing::debug!(fd = %fd, error = %e.0, "bad request body");
             let _ = resp
@@ -569,11 +576,15 @@ fn start(
             answer.finish(settings, handle);
             None
         }
-        Ok(Some(fut)) => Some(Pending {
-            answer,
-            fut,
-            deadline,
-        }),
+        Ok(Some(fut)) => {
+            // It waits: its answer reads the clock when it goes out.
+            answer.resp.inner.borrow_mut().now = None;
+            Some(Pending {
+                answer,
+                fut,
+                deadline,
+            })
+        }
         Err(_) => {
             tracing::error!(
                 callback = "on_request",

@@ -32,6 +32,51 @@ use crate::base::ConnId;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params(pub(crate) Vec<(PStr, PStr)>);
 
+thread_local! {
+    /// The vectors of dropped [`Params`], reused by the next requests of this thread (the
+    /// request's headers, at least, need one per request).
+    static PARAMS: std::cell::RefCell<Vec<Vec<(PStr, PStr)>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`Params`] vectors kept per thread for reuse (at most), and the largest kept.
+const PARAMS_KEPT: usize = 8;
+const PARAMS_MAX_CAP: usize = 64;
+
+impl Params {
+    /// Empty, with room for `n` pairs: a reused vector when this thread has one.
+    pub(crate) fn with_capacity(n: usize) -> Params {
+        let spare = PARAMS
+            .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+            .ok()
+            .flatten();
+        Params(match spare {
+            Some(mut v) => {
+                v.reserve(n);
+                v
+            }
+            None => Vec::with_capacity(n),
+        })
+    }
+}
+
+impl Drop for Params {
+    fn drop(&mut self) {
+        let cap = self.0.capacity();
+        if cap == 0 || cap > PARAMS_MAX_CAP {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.0);
+        v.clear();
+        let _ = PARAMS.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < PARAMS_KEPT {
+                    p.push(v);
+                }
+            }
+        });
+    }
+}
+
 /// A name or value of [`Params`]: decoded (owned), or a slice of the request head as sent
 /// (headers: valid UTF-8, shared with the head, no copy).
 #[derive(Clone)]
@@ -525,7 +570,12 @@ impl Builder {
         }
     }
 
-    pub(crate) fn finish(mut self, fd: ConnId, server: RequestInfo) -> Result<Request, BuildError> {
+    pub(crate) fn finish(
+        mut self,
+        fd: ConnId,
+        server: RequestInfo,
+        stream: Option<super::service::BodyFeed>,
+    ) -> Result<Request, BuildError> {
         let (post, files, body) = match self.multipart.take() {
             Some(mut m) => {
                 m.drain()?;
@@ -553,7 +603,7 @@ impl Builder {
             Params::owned(http1::parse_query(&query))
         };
         let mut cookie = Params::default();
-        let mut header = Vec::with_capacity(h.header_count());
+        let mut header = Params::with_capacity(h.header_count());
         // Names (lower-cased tokens) and values share the head's buffer.
         for (k, v) in h.shared_headers() {
             if &k[..] == b"cookie" {
@@ -563,7 +613,7 @@ impl Builder {
                         .map(|(k, v)| (PStr::Owned(k), PStr::Owned(v))),
                 );
             }
-            header.push((PStr::Shared(k), PStr::shared(v)));
+            header.0.push((PStr::Shared(k), PStr::shared(v)));
         }
         // Method, target and path share the head's buffer too (the path when it has nothing
         // to percent-decode).
@@ -582,12 +632,12 @@ impl Builder {
             query_string: query,
             post,
             cookie,
-            header: Params(header),
+            header,
             files,
             server,
             body,
             head: self.head,
-            stream: None,
+            stream,
         })
     }
 
@@ -728,7 +778,7 @@ mod tests {
             peer_cert_sha256: None,
         };
         Builder::new(head, std::path::Path::new("/tmp"), 1 << 20)
-            .finish(ConnId(1), info)
+            .finish(ConnId(1), info, None)
             .unwrap()
     }
 

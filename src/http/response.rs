@@ -97,6 +97,10 @@ pub(crate) struct Inner {
     pub(crate) if_modified_since: Option<String>,
     /// Bytes handed to the connection so far (head and body), for the access log.
     sent: u64,
+    /// The clock read of the request's start, used for the `Date` header while the handler
+    /// answers in its first poll (one clock read per request, not two); `None` after it
+    /// waited, when the head reads the clock itself.
+    pub(crate) now: Option<SystemTime>,
 }
 
 /// The response to one request. Moved into the handler; cheap to clone (the clones share
@@ -124,9 +128,25 @@ pub struct Response {
 
 thread_local! {
     static DATE: RefCell<(u64, Bytes)> = const { RefCell::new((0, Bytes::new())) };
+    /// A finished response's shared state, reused by the next response of this thread (no
+    /// allocation for it, nor for its header fields, per request).
+    static SPARE: SpareResponse = const { SpareResponse(RefCell::new(None)) };
     /// Where responses are encoded before they go to the connection (which copies them):
     /// one buffer per thread, reused, instead of one allocation per response.
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The slot of [`SPARE`]. Its response still holds the worker's handle: when the thread's
+/// locals are destroyed (at exit, after the runtime is gone), it is let go without running
+/// any destructor, so that nothing of the worker is torn down from there.
+struct SpareResponse(RefCell<Option<Rc<RefCell<Inner>>>>);
+
+impl Drop for SpareResponse {
+    fn drop(&mut self) {
+        if let Some(rc) = self.0.get_mut().take() {
+            std::mem::forget(rc);
+        }
+    }
 }
 
 /// The scratch buffer kept between responses up to this capacity (a large body's is freed).
@@ -144,9 +164,9 @@ fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
     r
 }
 
-/// The `Date` header value, formatted once per second and shared (no copy per response).
-pub(crate) fn http_date() -> Bytes {
-    let now = SystemTime::now();
+/// The `Date` header value for `now`, formatted once per second and shared (no copy per
+/// response).
+pub(crate) fn http_date(now: SystemTime) -> Bytes {
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -176,6 +196,7 @@ impl Response {
         stream: u32,
         head: &http1::RequestHead,
         settings: &super::HttpSettings,
+        now: SystemTime,
     ) -> Response {
         // After an upgrade the old server closes each connection after its reply, so that
         // the client's next request reaches the new one.
@@ -193,26 +214,61 @@ impl Response {
             slot.get_or_insert(value);
         }
         let gzip_ok = settings.http_compression && accept_encoding.is_some_and(http1::accepts_gzip);
-        Response {
-            inner: Rc::new(RefCell::new(Inner {
-                handle,
-                fd,
-                stream,
-                head: ResponseHead::new(200),
-                refused: None,
-                state: State::Fresh,
-                keep_alive,
-                is_head: head.is_head(),
-                version: head.version(),
-                gzip_ok,
-                compress_min: settings.compression_min_length,
-                range: range.map(<[u8]>::to_vec),
-                if_none_match: inm.map(<[u8]>::to_vec),
-                if_modified_since: ims
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .map(str::to_string),
-                sent: 0,
-            })),
+        let spare = SPARE
+            .try_with(|s| s.0.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten();
+        let (inner, out_head) = match spare {
+            Some(rc) => {
+                let h = std::mem::replace(&mut rc.borrow_mut().head, ResponseHead::new(200));
+                (Some(rc), h)
+            }
+            None => (None, ResponseHead::new(200)),
+        };
+        let fresh = Inner {
+            handle,
+            fd,
+            stream,
+            head: out_head,
+            refused: None,
+            state: State::Fresh,
+            keep_alive,
+            is_head: head.is_head(),
+            version: head.version(),
+            gzip_ok,
+            compress_min: settings.compression_min_length,
+            range: range.map(<[u8]>::to_vec),
+            if_none_match: inm.map(<[u8]>::to_vec),
+            if_modified_since: ims
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_string),
+            sent: 0,
+            now: Some(now),
+        };
+        match inner {
+            Some(rc) => {
+                {
+                    let mut i = rc.borrow_mut();
+                    *i = fresh;
+                    i.head.clear(200);
+                }
+                Response { inner: rc }
+            }
+            None => Response {
+                inner: Rc::new(RefCell::new(fresh)),
+            },
+        }
+    }
+
+    /// Keeps this response's shared state for the next response of this thread when nothing
+    /// else holds it (the handler and its tasks are done with it).
+    pub(crate) fn recycle(self) {
+        if Rc::strong_count(&self.inner) == 1 && Rc::weak_count(&self.inner) == 0 {
+            let _ = SPARE.try_with(|s| {
+                if let Ok(mut s) = s.0.try_borrow_mut() {
+                    *s = Some(self.inner);
+                }
+            });
         }
     }
 
@@ -307,12 +363,25 @@ impl Response {
     /// }
     /// ```
     pub fn header(&mut self, name: &str, value: &str) -> Result<&mut Self, HttpError> {
-        check_header(name, value)?;
-        let mut i = self.fresh()?;
+        let mut i = match self.fresh() {
+            Ok(i) => i,
+            Err(e) => {
+                check_header(name, value)?;
+                return Err(e);
+            }
+        };
+        // The encoder checks the field (a token name, no CR/LF/NUL in the value) as it adds
+        // it; only a field it refuses is looked at again, to tell an invalid one (an error
+        // now) from a name that is merely not a token (reported by `write`/`end`).
+        if let Err(e) = i.head.header(name, value) {
+            check_header(name, value)?;
+            if i.refused.is_none() {
+                i.refused = Some(e.to_string());
+            }
+        }
         if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
             i.keep_alive = false;
         }
-        i.add(name, value.as_bytes());
         drop(i);
         Ok(self)
     }
@@ -671,7 +740,7 @@ impl Inner {
             .keep_alive(keep_alive)
             .head_request(is_head)
             .body(body);
-        h.date_shared(http_date())
+        h.date_shared(http_date(self.now.unwrap_or_else(SystemTime::now)))
             .map_err(|e| HttpError::Invalid(e.to_string()))?;
         if h.encode(out).must_close() {
             self.keep_alive = false;

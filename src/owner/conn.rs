@@ -1596,21 +1596,35 @@ thread_local! {
     static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
 }
 
-/// Lends the thread's spare buffer to `inbuf` if it has none.
+/// Lends the thread's spare buffer to `inbuf` if it has none. A spare whose allocation is
+/// big (a large message was split from it and is gone now) is dropped, not lent.
 fn borrow_spare(inbuf: &mut BytesMut) {
     if inbuf.capacity() == 0 {
-        *inbuf = SPARE.with(|s| s.take());
+        let mut b = SPARE.with(|s| s.take());
+        if big_allocation(&mut b) {
+            b = BytesMut::new();
+        }
+        *inbuf = b;
     }
 }
 
 /// Gives an empty `inbuf`'s allocation back to the thread (reused by the next read if no
-/// message split from it is still alive), so that an idle connection holds no buffer.
+/// message split from it is still alive), so that an idle connection holds no buffer. A
+/// buffer split to its very end (no room left: its last bytes went out as a message) goes
+/// back too: the next read reclaims its allocation in place once that message is dropped,
+/// instead of allocating a new one (and a new shared header) for every request.
 fn return_spare(inbuf: &mut BytesMut) {
-    if !inbuf.is_empty() || inbuf.capacity() == 0 {
+    if !inbuf.is_empty() {
         return;
     }
     let mut b = std::mem::take(inbuf);
-    if !big_allocation(&mut b) {
+    if b.capacity() == 0 {
+        // Never in place of a spare with room (a buffer that never allocated is one too).
+        SPARE.with(|s| {
+            let cur = s.take();
+            s.set(if cur.capacity() > 0 { cur } else { b });
+        });
+    } else if !big_allocation(&mut b) {
         SPARE.with(|s| s.set(b));
     }
 }

@@ -5,6 +5,7 @@
 
 use super::{http_date, with_scratch, HttpError, Inner, State};
 use crate::owner::h2resp::{self, PartKind};
+use std::time::SystemTime;
 
 impl Inner {
     /// `write` on an HTTP/2 stream: the head with the first bytes, then data.
@@ -106,7 +107,7 @@ impl Inner {
             f.extend_from_slice(self.head.field_lines());
             if self.head.field("date").is_none() {
                 f.extend_from_slice(b"date: ");
-                f.extend_from_slice(&http_date());
+                f.extend_from_slice(&http_date(self.now.unwrap_or_else(SystemTime::now)));
                 f.extend_from_slice(b"\r\n");
             }
             if let (Some(n), false) = (len, bodyless) {

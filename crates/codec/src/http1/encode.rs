@@ -127,6 +127,9 @@ pub struct ResponseHead {
     head_request: bool,
     body: BodyLength,
     date: Option<Bytes>,
+    /// The last `Date` value checked, kept by [`clear`](Self::clear): the same shared bytes
+    /// again (a cached value, as every response of one second has) are not scanned again.
+    checked_date: Option<Bytes>,
     fields: Vec<u8>,
     user_connection: bool,
     user_date: bool,
@@ -181,10 +184,39 @@ impl ResponseHead {
             head_request: false,
             body: BodyLength::Empty,
             date: None,
+            checked_date: None,
             fields: Vec::new(),
             user_connection: false,
             user_date: false,
         })
+    }
+
+    /// Makes this head as [`new`](Self::new)`(status)` made it, keeping the allocation of its
+    /// header fields for the next response (a server that answers many requests in a row
+    /// reuses one head).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{BodyLength, ResponseHead};
+    ///
+    /// let mut head = ResponseHead::new(404);
+    /// head.header("X-A", "1")?.keep_alive(false).body(BodyLength::Known(3));
+    /// head.clear(200);
+    /// let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+    /// head.encode(&mut a);
+    /// ResponseHead::new(200).encode(&mut b);
+    /// assert_eq!(a, b);
+    /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
+    /// ```
+    pub fn clear(&mut self, status: u16) {
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        let checked_date = self.checked_date.take();
+        *self = ResponseHead::new(status);
+        self.fields = fields;
+        self.checked_date = checked_date;
     }
 
     /// The status code.
@@ -410,7 +442,16 @@ impl ResponseHead {
     /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
     /// ```
     pub fn date_shared(&mut self, date: Bytes) -> Result<&mut Self, EncodeError> {
-        check_value(&date)?;
+        // `Bytes` never change: the very bytes checked before (same address and length, kept
+        // alive by `checked_date`) need no second look.
+        let seen = self
+            .checked_date
+            .as_ref()
+            .is_some_and(|c| c.as_ptr() == date.as_ptr() && c.len() == date.len());
+        if !seen {
+            check_value(&date)?;
+            self.checked_date = Some(date.clone());
+        }
         self.date = Some(date);
         Ok(self)
     }
@@ -513,11 +554,16 @@ impl ResponseHead {
             .as_deref()
             .unwrap_or_else(|| reason(self.status));
         dst.reserve(64 + self.fields.len() + phrase.len());
-        dst.put_slice(b"HTTP/1.1 ");
-        put_u64(dst, u64::from(self.status));
-        dst.put_u8(b' ');
-        dst.put_slice(phrase.as_bytes());
-        dst.put_slice(b"\r\n");
+        match (self.reason.is_none(), status_line(self.status)) {
+            (true, Some(line)) => dst.put_slice(line),
+            _ => {
+                dst.put_slice(b"HTTP/1.1 ");
+                put_u64(dst, u64::from(self.status));
+                dst.put_u8(b' ');
+                dst.put_slice(phrase.as_bytes());
+                dst.put_slice(b"\r\n");
+            }
+        }
         dst.put_slice(&self.fields);
         if let (Some(date), false) = (&self.date, self.user_date) {
             dst.put_slice(b"Date: ");
@@ -550,6 +596,21 @@ impl ResponseHead {
         dst.put_slice(b"\r\n");
         framing
     }
+}
+
+/// The whole status line of the most common statuses with their standard reason.
+fn status_line(status: u16) -> Option<&'static [u8]> {
+    Some(match status {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
+        _ => return None,
+    })
 }
 
 /// Writes `data` as one chunk (`<hex size>\r\n<data>\r\n`). Empty `data` writes nothing,
@@ -681,17 +742,61 @@ pub fn reason(code: u16) -> &'static str {
 
 /// Whether `b` is an RFC 9110 `tchar`.
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
 
+/// Which bytes are `tchar`s (RFC 9110 §5.6.2): one load per byte of a header name.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn check_value(v: &[u8]) -> Result<(), EncodeError> {
-    if v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+    // CR (13) is the largest of the three: most bytes are ruled out by one comparison.
+    if v.iter()
+        .any(|&b| b <= b'\r' && matches!(b, b'\r' | b'\n' | 0))
+    {
         return Err(EncodeError::InvalidHeaderValue);
     }
     Ok(())
 }
 
-fn put_u64(dst: &mut BytesMut, mut n: u64) {
+fn put_u64(dst: &mut BytesMut, n: u64) {
+    // Short numbers (small bodies) as fixed-size writes, no digit buffer.
+    let d = |x: u64| b'0' + (x % 10) as u8;
+    match n {
+        0..=9 => dst.put_u8(d(n)),
+        10..=99 => dst.put_slice(&[d(n / 10), d(n)]),
+        100..=999 => dst.put_slice(&[d(n / 100), d(n / 10), d(n)]),
+        1000..=9999 => dst.put_slice(&[d(n / 1000), d(n / 100), d(n / 10), d(n)]),
+        _ => put_u64_long(dst, n),
+    }
+}
+
+fn put_u64_long(dst: &mut BytesMut, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

@@ -207,6 +207,49 @@ pub struct RequestHead {
     flags: u8,
 }
 
+thread_local! {
+    /// Header indexes of dropped heads, reused by the next heads made on this thread: a
+    /// server parsing one request after another allocates none per request.
+    static SPANS: std::cell::RefCell<Vec<Vec<(Span, Span)>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Heads' header indexes kept per thread for reuse (at most), and the largest kept.
+const SPANS_KEPT: usize = 8;
+const SPANS_MAX_CAP: usize = 128;
+
+/// An empty header index with room for `n` headers: a reused one when this thread has one.
+fn spans_with_capacity(n: usize) -> Vec<(Span, Span)> {
+    let spare = SPANS
+        .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()))
+        .ok()
+        .flatten();
+    match spare {
+        Some(mut v) => {
+            v.reserve(n);
+            v
+        }
+        None => Vec::with_capacity(n),
+    }
+}
+
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        let cap = self.headers.capacity();
+        if cap == 0 || cap > SPANS_MAX_CAP {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.headers);
+        v.clear();
+        let _ = SPANS.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < SPANS_KEPT {
+                    p.push(v);
+                }
+            }
+        });
+    }
+}
+
 const KEEP_ALIVE: u8 = 1;
 const EXPECT_CONTINUE: u8 = 2;
 const UPGRADE_WEBSOCKET: u8 = 4;
@@ -614,7 +657,7 @@ impl RequestHead {
         if ix.len() != n.checked_mul(16)? {
             return None;
         }
-        let mut headers = Vec::with_capacity(n);
+        let mut headers = spans_with_capacity(n);
         for _ in 0..n {
             headers.push((span(&mut ix)?, span(&mut ix)?));
         }
@@ -1062,7 +1105,7 @@ fn parse_with<'b>(
     let mut upgrade_ws = false;
     let mut expect = false;
     let mut host_header: Option<Span> = None;
-    let mut spans = Vec::with_capacity(req.headers.len());
+    let mut spans = spans_with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;

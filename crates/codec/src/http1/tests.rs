@@ -1697,3 +1697,99 @@ fn index_malformed_is_refused() {
         assert!(RequestHead::from_index(buf, &ix).is_none(), "{what}");
     }
 }
+
+/// A head parsed after others were dropped (their header indexes reused) has its own
+/// headers only, whether the one before had more headers or fewer; and heads rebuilt from an
+/// index ([`RequestHead::from_index`]) too.
+#[test]
+fn reused_header_indexes_hold_only_their_own_headers() {
+    let parse = |raw: String| -> RequestHead {
+        let mut b = BytesMut::from(raw.as_bytes());
+        match RequestDecoder::default().decode(&mut b) {
+            Ok(Some(Event::Head(h))) => h,
+            other => panic!("no head: {other:?}"),
+        }
+    };
+    let many: String = (0..30).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    for round in 0..3 {
+        let big = parse(format!("GET /a HTTP/1.1\r\nHost: h\r\n{many}\r\n"));
+        assert_eq!(big.header_count(), 31, "round {round}");
+        drop(big);
+        let small = parse("GET /b HTTP/1.1\r\nHost: h\r\nX-Only: 1\r\n\r\n".into());
+        let names: Vec<&str> = small.headers().map(|(n, _)| n).collect();
+        assert_eq!(names, ["host", "x-only"], "round {round}");
+        let mut index = BytesMut::new();
+        small.write_index(&mut index);
+        let buf = Bytes::copy_from_slice(small.as_bytes());
+        drop(small);
+        let again = RequestHead::from_index(buf, &index).expect("valid index");
+        assert_eq!(again.header("x-only"), Some(&b"1"[..]), "round {round}");
+        assert_eq!(again.header_count(), 2, "round {round}");
+    }
+}
+
+/// The status lines written whole (common statuses) and the lengths written by the short
+/// paths read the same as the general forms, at every boundary.
+#[test]
+fn status_lines_and_lengths_at_their_boundaries() {
+    for status in [
+        100, 200, 201, 204, 301, 302, 304, 400, 404, 418, 500, 503, 999,
+    ] {
+        let mut out = BytesMut::new();
+        ResponseHead::new(status).encode(&mut out);
+        let line = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        assert!(out.starts_with(line.as_bytes()), "{status}: {out:?}");
+        let mut custom = ResponseHead::new(status);
+        custom.reason_phrase("Mine").unwrap();
+        let mut out = BytesMut::new();
+        custom.encode(&mut out);
+        assert!(out.starts_with(format!("HTTP/1.1 {status} Mine\r\n").as_bytes()));
+    }
+    for n in [
+        0u64,
+        1,
+        9,
+        10,
+        11,
+        99,
+        100,
+        101,
+        999,
+        1000,
+        4321,
+        9999,
+        10000,
+        123456789,
+        u64::MAX,
+    ] {
+        let mut out = BytesMut::new();
+        ResponseHead::new(200)
+            .body(BodyLength::Known(n))
+            .encode(&mut out);
+        let want = if n == 0 {
+            "Content-Length: 0\r\n".to_string()
+        } else {
+            format!("Content-Length: {n}\r\n")
+        };
+        assert!(
+            out.windows(want.len()).any(|w| w == want.as_bytes()),
+            "{n}: {out:?}"
+        );
+    }
+    // A date checked once and given again (the same shared bytes) still goes out; another
+    // value with CR/LF is still refused after a good one was cached.
+    let date = Bytes::from_static(b"Sun, 06 Nov 1994 08:49:37 GMT");
+    let mut head = ResponseHead::new(200);
+    for _ in 0..2 {
+        head.date_shared(date.clone()).unwrap();
+        let mut out = BytesMut::new();
+        head.encode(&mut out);
+        assert!(out
+            .windows(35)
+            .any(|w| w == b"Date: Sun, 06 Nov 1994 08:49:37 GMT"));
+        head.clear(200);
+    }
+    assert!(head
+        .date_shared(Bytes::from_static(b"x\r\nEvil: 1"))
+        .is_err());
+}
