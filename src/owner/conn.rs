@@ -27,7 +27,7 @@ use super::flusher::Flusher;
 use super::handover::{Movable, Moved};
 use super::inbound::{ConnConfig, IdleIn, Inbound, Verdict};
 use super::sink::EventSink;
-use super::ws::WsState;
+use super::ws::WsSlot;
 use crate::base::ConnId;
 use crate::ipc::shared::Shared;
 
@@ -195,8 +195,9 @@ pub(crate) struct Conn<X = ()> {
     cap: usize,
     /// The sink's own per-connection state (the reactor's dispatch bookkeeping).
     pub(crate) state: X,
-    /// The WebSocket protocol state once upgraded (`super::ws`).
-    pub(crate) ws: Mutex<Option<Box<WsState>>>,
+    /// The WebSocket protocol state once upgraded (`super::ws`; small and inline while
+    /// parked between messages, [`WsSlot`]).
+    pub(crate) ws: Mutex<WsSlot>,
     /// Writes queued with [`Conn::write_deferred`] go out through this process's flusher.
     flusher: Arc<Flusher<X>>,
     /// A TLS connection (`Out::tls` is set).
@@ -256,7 +257,7 @@ impl<X: Default> Conn<X> {
             shared,
             cap,
             state: X::default(),
-            ws: Mutex::new(None),
+            ws: Mutex::new(WsSlot::None),
             flusher,
             tls: handshaking,
             moving: std::sync::atomic::AtomicBool::new(false),
@@ -1288,6 +1289,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
         if !decoder.parkable() {
             return Err(decoder);
         }
+        let ws = matches!(decoder, Inbound::Ws(_));
         let waker = self.park_waker.get_or_init(|| {
             Waker::from(Arc::new(ParkWaker {
                 conn: Arc::downgrade(self),
@@ -1320,6 +1322,11 @@ impl<X: Send + Sync + 'static> Conn<X> {
             waker: waker.clone(),
         });
         o.unparking = false;
+        drop(o);
+        if ws {
+            // After the `out` lock (writers take `ws` first, then `out`).
+            super::ws::park(self);
+        }
         Ok(())
     }
 }
@@ -1744,14 +1751,15 @@ mod tests {
             &revive,
         );
         eprintln!(
-            "Conn<()> {} B, Out {} B, Inbound {} B, IdleIn {} B, HttpIn {} B, WsIn {} B, WsState {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
+            "Conn<()> {} B, Out {} B, Inbound {} B, IdleIn {} B, HttpIn {} B, WsIn {} B, WsState {} B, WsSlot {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
             std::mem::size_of::<Conn>(),
             std::mem::size_of::<Out>(),
             std::mem::size_of::<Inbound>(),
             std::mem::size_of::<IdleIn>(),
             std::mem::size_of::<super::super::http::HttpIn>(),
             std::mem::size_of::<super::super::ws::WsIn>(),
-            std::mem::size_of::<WsState>(),
+            std::mem::size_of::<super::super::ws::WsState>(),
+            std::mem::size_of::<WsSlot>(),
             std::mem::size_of::<Shared>(),
             std::mem::size_of::<Notify>(),
             std::mem::size_of::<TcpStream>(),
