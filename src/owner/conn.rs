@@ -75,12 +75,11 @@ struct Out {
     unparking: bool,
 }
 
-/// What a parked connection keeps: its decoding state in its idle form, and the waker that
+/// What a parked connection keeps: its decoding state in its idle form. The waker that
 /// starts a task for it again (registered for the socket's read readiness, and called by
-/// [`Conn::kick`]; made once per connection, at its first park: `Conn::park_waker`).
+/// [`Conn::kick`]) is `Conn::park_waker`, made once per connection at its first park.
 struct Parked {
     decoder: IdleIn,
-    waker: std::task::Waker,
 }
 
 impl std::fmt::Debug for Parked {
@@ -357,13 +356,13 @@ impl<X> Conn<X> {
     /// ([`Conn::try_park`]).
     fn kick(&self) {
         let o = self.out.lock();
-        match &o.parked {
-            Some(p) => {
-                let w = p.waker.clone();
+        match (o.parked.is_some(), self.park_waker.get()) {
+            // Parked: the waker was made at its first park (`try_park`).
+            (true, Some(w)) => {
                 drop(o);
-                w.wake();
+                w.wake_by_ref();
             }
-            None => self.notify.notify_one(),
+            _ => self.notify.notify_one(),
         }
     }
 
@@ -1319,7 +1318,6 @@ impl<X: Send + Sync + 'static> Conn<X> {
         }
         o.parked = Some(Parked {
             decoder: decoder.park()?,
-            waker: waker.clone(),
         });
         o.unparking = false;
         drop(o);

@@ -25,6 +25,11 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub(crate) const RELEASE_ABOVE: usize = 1024 * 1024;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+static TABLE_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Connections closed since the last pass (the shared table's `closed` count) past which the
+/// connection table's free pages are looked for: 64, about two pages of slots.
+pub(crate) const TABLE_SHRANK_BY: u64 = 64;
 
 /// Whether to release now: the allocator holds `free` bytes and the process is `rss`
 /// bytes; right after the last release (or since, at their lowest) they were `last`.
@@ -94,6 +99,37 @@ pub(crate) fn start() {
                 );
             } else {
                 last.lower(free, rss);
+            }
+        }
+    };
+    tokio::spawn(task);
+}
+
+/// Starts this process's check of the shared connection table (once; later calls do
+/// nothing; a socket owner calls it): once a second, when [`TABLE_SHRANK_BY`] or more
+/// connections closed (any process's) since the last pass, the table's pages that hold no
+/// connection any more go back to the kernel ([`Shared::release_free_slots`](crate::ipc::shared::Shared::release_free_slots)).
+/// Needs a Tokio runtime.
+pub(crate) fn start_table(shared: crate::ipc::shared::Shared) {
+    if TABLE_STARTED.swap(true, Relaxed) {
+        return;
+    }
+    let task = async move {
+        let closed = || shared.header().closed.load(Relaxed);
+        let mut last = closed();
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = closed();
+            if now >= last + TABLE_SHRANK_BY {
+                let released = shared.release_free_slots();
+                tracing::debug!(
+                    closed = now - last,
+                    released_bytes = released,
+                    "gave free connection-table pages back"
+                );
+                last = now;
             }
         }
     };
