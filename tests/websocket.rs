@@ -315,6 +315,57 @@ fn ws_echo_parked_connections() {
     }
 }
 
+/// Broadcasts reach parked connections: with `--park-idle-after-ms 0` the chat's members wait
+/// between messages without a task and in their idle WebSocket form (no codec), so each
+/// broadcast is written through that form (compressed ones, without context takeover, with a
+/// codec built for the write); every member gets every message once, in order, decodable,
+/// and still talks after. Both modes.
+#[test]
+fn ws_broadcast_to_parked_connections() {
+    for mode in ["process", "base"] {
+        let srv = start(
+            "chat",
+            &[
+                "--mode",
+                mode,
+                "--worker-num",
+                "1",
+                "--park-idle-after-ms",
+                "0",
+            ],
+        );
+        const CLIENTS: usize = 12;
+        rt().block_on(async {
+            let mut all = Vec::new();
+            for i in 0..CLIENTS {
+                all.push(Ws::connect(srv.port, i % 3 == 0).await);
+            }
+            srv.wait_stdout(" joined ", CLIENTS, T);
+            for round in 0..3 {
+                for s in 0..3 {
+                    let msg = format!("{mode}-{round}-{s}");
+                    all[s].send(MessageKind::Text, msg.as_bytes()).await;
+                    for (i, ws) in all.iter_mut().enumerate() {
+                        let (kind, data) = ws.message().await;
+                        assert_eq!(kind, MessageKind::Text, "{mode} client {i}");
+                        let text = String::from_utf8(data.to_vec()).unwrap();
+                        assert!(
+                            text.ends_with(&format!(":{msg}\n")),
+                            "{mode} client {i}: {text:?}"
+                        );
+                    }
+                }
+            }
+            // A parked member (never sent anything) still talks, and is heard by all.
+            let last = CLIENTS - 1;
+            all[last].send(MessageKind::Text, b"late").await;
+            for ws in all.iter_mut() {
+                assert!(ws.message().await.1.ends_with(b":late\n"), "{mode}");
+            }
+        });
+    }
+}
+
 /// A client frame (FIN/RSV/opcode byte as given) with a zero mask key.
 fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);

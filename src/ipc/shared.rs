@@ -73,7 +73,7 @@ const C_CLOSING: u32 = 1;
 const C_WS: u32 = 2;
 /// The connection is TLS and its handshake finished.
 const C_TLS: u32 = 4;
-/// ... and the client presented a verified certificate ([`ConnSlot::peer_fp`]).
+/// ... and the client presented a verified certificate ([`PeerFp`], in its own array).
 const C_PEER: u32 = 8;
 
 #[repr(C)]
@@ -100,12 +100,19 @@ pub(crate) struct ConnSlot {
     /// Pid of the process that accepted the connection and owns its socket (the master in
     /// Process mode, the worker incarnation in Base mode, whose connections die with it).
     pub(crate) owner_pid: AtomicU32,
-    /// TLS: SHA-256 of the client's verified certificate (with `C_PEER`).
-    peer_fp: [AtomicU64; 4],
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
 unsafe impl ShmSafe for ConnSlot {}
+
+/// TLS: SHA-256 of a connection's verified client certificate (with `C_PEER`), in an array
+/// of its own beside the slots (same index): its pages are touched only by connections that
+/// present one, and the slot of every connection stays at 80 bytes (112 with it inside).
+#[repr(C)]
+pub(crate) struct PeerFp([AtomicU64; 4]);
+// SAFETY: only atomics; all-zero is a valid value.
+#[allow(unsafe_code)]
+unsafe impl ShmSafe for PeerFp {}
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -130,18 +137,40 @@ fn ms_to_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// Handle to the server's shared region (cheap to clone: `Arc` inside).
+/// Handle to the server's shared region (cheap to clone: one `Arc`, 8 bytes — every
+/// connection record holds one).
 #[derive(Debug, Clone)]
-pub(crate) struct Shared {
-    region: std::sync::Arc<ShmRegion>,
+pub(crate) struct Shared(std::sync::Arc<Layout>);
+
+/// The mapping and where its parts are.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    region: ShmRegion,
     workers: usize,
     conn_cap: usize,
     workers_off: usize,
     conns_off: usize,
+    fps_off: usize,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Layout;
+    fn deref(&self) -> &Layout {
+        &self.0
+    }
 }
 
 fn align(n: usize, a: usize) -> usize {
     n.div_ceil(a) * a
+}
+
+/// The least common multiple of `a` and `b` (both non-zero).
+fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    a / x * b
 }
 
 impl Shared {
@@ -149,19 +178,23 @@ impl Shared {
     /// connections.
     pub(crate) fn new(workers: usize, conn_cap: usize) -> std::io::Result<Shared> {
         let workers_off = align(std::mem::size_of::<Header>(), 64);
+        // On a page boundary: the table's free pages can be given back in whole groups
+        // ([`Shared::release_free_slots`]).
         let conns_off = align(
             workers_off + workers * std::mem::size_of::<WorkerSlot>(),
-            64,
+            crate::sys::page_size(),
         );
-        let len = conns_off + conn_cap * std::mem::size_of::<ConnSlot>();
-        let region = std::sync::Arc::new(ShmRegion::new(len)?);
-        let s = Shared {
+        let fps_off = align(conns_off + conn_cap * std::mem::size_of::<ConnSlot>(), 64);
+        let len = fps_off + conn_cap * std::mem::size_of::<PeerFp>();
+        let region = ShmRegion::new(len)?;
+        let s = Shared(std::sync::Arc::new(Layout {
             region,
             workers,
             conn_cap,
             workers_off,
             conns_off,
-        };
+            fps_off,
+        }));
         s.header().started_ms.store(now_ms(), Relaxed);
         Ok(s)
     }
@@ -188,6 +221,15 @@ impl Shared {
 
     pub(crate) fn conn_cap(&self) -> usize {
         self.conn_cap
+    }
+
+    /// The certificate fingerprint beside `id`'s slot.
+    fn fp_of(&self, id: u64) -> Option<&PeerFp> {
+        let i = (id.checked_sub(1)? % self.conn_cap as u64) as usize;
+        Some(
+            self.region
+                .get(self.fps_off + i * std::mem::size_of::<PeerFp>()),
+        )
     }
 
     fn slot_of(&self, id: u64) -> Option<&ConnSlot> {
@@ -303,6 +345,69 @@ impl Shared {
         let h = self.header();
         h.accepted.fetch_add(1, Relaxed);
         h.live.fetch_add(1, Relaxed);
+    }
+
+    /// Gives back the connection table's pages that hold no connection (after a burst, the
+    /// slots of the connections that closed stay resident otherwise: 80 B each, in every
+    /// process that touched them). The table starts on a page boundary and is cut into
+    /// groups of whole pages that hold whole slots (the least common multiple of the page
+    /// and the slot size: 5 pages, 256 slots), so that no slot spans two groups. Only groups
+    /// with a resident page are looked at (`mincore`: reading pages that are not there would
+    /// bring them in); a group goes back when every slot in it is free: each is claimed first
+    /// (`id` 0 → `u64::MAX`, as [`alloc`](Self::alloc) claims one), so that no process can
+    /// take one while its pages are given back; a group with a slot taken meanwhile is left
+    /// as it is (the claims undone). The pages then read as zeros: free slots. Safe with any
+    /// number of processes doing this, allocating and reading at once. Returns the bytes
+    /// given back.
+    pub(crate) fn release_free_slots(&self) -> usize {
+        let page = crate::sys::page_size();
+        let sz = std::mem::size_of::<ConnSlot>();
+        let group = lcm(page, sz);
+        let per_group = group / sz;
+        let groups = self.conn_cap / per_group;
+        if groups == 0 || self.conns_off % page != 0 {
+            return 0;
+        }
+        let resident = match self.region.resident_pages(self.conns_off, groups * group) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot see which connection-table pages are resident");
+                return 0;
+            }
+        };
+        let pages = group / page;
+        let slot = |i: usize| -> &ConnSlot { self.region.get(self.conns_off + i * sz) };
+        let mut released = 0;
+        for g in 0..groups {
+            if !resident[g * pages..(g + 1) * pages].iter().any(|r| *r) {
+                continue;
+            }
+            let first = g * per_group;
+            let mut claimed = 0;
+            while claimed < per_group
+                && slot(first + claimed)
+                    .id
+                    .compare_exchange(0, u64::MAX, AcqRel, Relaxed)
+                    .is_ok()
+            {
+                claimed += 1;
+            }
+            if claimed == per_group {
+                match self.region.discard(self.conns_off + g * group, group) {
+                    Ok(()) => {
+                        released += group;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot give connection-table pages back")
+                    }
+                }
+            }
+            for i in first..first + claimed {
+                slot(i).id.store(0, Release);
+            }
+        }
+        released
     }
 
     /// Marks a connection closing: `exists` turns false and sends fail from now on.
@@ -438,13 +543,16 @@ impl Shared {
             output_buffered: s.out_bytes.load(Relaxed),
             uid: s.uid.load(Relaxed),
             tls: flags & C_TLS != 0,
-            peer_cert_sha256: (flags & C_PEER != 0).then(|| {
-                let mut fp = [0u8; 32];
-                for (i, w) in s.peer_fp.iter().enumerate() {
-                    fp[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_be_bytes());
-                }
-                fp
-            }),
+            peer_cert_sha256: (flags & C_PEER != 0)
+                .then(|| self.fp_of(id.0))
+                .flatten()
+                .map(|f| {
+                    let mut fp = [0u8; 32];
+                    for (i, w) in f.0.iter().enumerate() {
+                        fp[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_be_bytes());
+                    }
+                    fp
+                }),
         };
         // The slot may have been reused while we read it: check the id again.
         (s.id.load(Acquire) == id.0).then_some(info)
@@ -454,8 +562,8 @@ impl Shared {
     pub(crate) fn set_tls_peer(&self, id: ConnId, peer: Option<[u8; 32]>) {
         let Some(s) = self.live_slot(id) else { return };
         let mut bits = C_TLS;
-        if let Some(fp) = peer {
-            for (i, w) in s.peer_fp.iter().enumerate() {
+        if let (Some(fp), Some(f)) = (peer, self.fp_of(id.0)) {
+            for (i, w) in f.0.iter().enumerate() {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&fp[i * 8..i * 8 + 8]);
                 w.store(u64::from_be_bytes(b), Relaxed);
@@ -539,6 +647,79 @@ mod tests {
         let w = s.worker(worker as usize);
         s.alloc(&w.next_seq, worker as u64 + 1, 2, &info)
             .expect("a free slot")
+    }
+
+    /// Process mode's allocation: one cursor, stride 1.
+    fn open1(s: &Shared) -> ConnId {
+        let info = NewConn {
+            remote: ([127, 0, 0, 1], 5000).into(),
+            server_port: 80,
+            listener: 0,
+            reactor: 0,
+            worker: 0,
+            owner_pid: 100,
+        };
+        s.alloc(&s.header().next_id, 1, 1, &info)
+            .expect("a free slot")
+    }
+
+    fn resident(s: &Shared) -> usize {
+        let page = crate::sys::page_size();
+        let sz = std::mem::size_of::<ConnSlot>();
+        let last = (s.conns_off + s.conn_cap * sz) / page * page;
+        s.region
+            .resident_pages(s.conns_off, last - s.conns_off)
+            .unwrap()
+            .iter()
+            .filter(|r| **r)
+            .count()
+    }
+
+    /// After a burst, the table's pages that hold no connection go back (and no page with a
+    /// live one); the live connections keep their slots and fields, the freed slots are
+    /// taken again by new connections.
+    #[test]
+    fn free_slot_pages_go_back_after_a_burst() {
+        // Slots stay small: the TLS fingerprint lives beside them.
+        assert_eq!(std::mem::size_of::<ConnSlot>(), 80);
+        let s = Shared::new(1, 4000).unwrap();
+        let idle_pages = resident(&s);
+        let ids: Vec<ConnId> = (0..3000).map(|_| open1(&s)).collect();
+        let burst_pages = resident(&s);
+        assert!(
+            burst_pages >= idle_pages + 3000 * 80 / 4096,
+            "{idle_pages} -> {burst_pages}"
+        );
+        // Every 1000th stays open (and bound: its fields must survive).
+        let kept: Vec<ConnId> = ids.iter().copied().step_by(1000).collect();
+        for &id in &ids {
+            if !kept.contains(&id) {
+                s.free(id);
+            }
+        }
+        for &id in &kept {
+            s.bind(id, 7).unwrap();
+        }
+        let released = s.release_free_slots();
+        let after = resident(&s);
+        // 3000 slots touched 12 groups of 256 slots (5 pages each; the last in part); the
+        // kept ones (slots 0, 1000, 2000) hold 3 of them, which stay whole.
+        let page = crate::sys::page_size();
+        let group = 5 * page * 80 / std::mem::size_of::<ConnSlot>();
+        assert_eq!(released, 9 * group, "released {released} B");
+        assert_eq!(idle_pages, 0);
+        assert_eq!(after, 3 * group / page, "{burst_pages} -> {after} pages");
+        assert_eq!(s.connections(), kept);
+        for &id in &kept {
+            let info = s.info(id).expect("a kept connection");
+            assert_eq!(info.uid, 7);
+        }
+        // Freed slots are free: new connections take them (the cursor wraps around).
+        let again: Vec<ConnId> = (0..3000).map(|_| open1(&s)).collect();
+        assert_eq!(s.connections().len(), kept.len() + again.len());
+        // Nothing to give back while every page holds a connection.
+        let _ = s.release_free_slots();
+        assert_eq!(s.connections().len(), kept.len() + again.len());
     }
 
     /// Base mode: a connection is reachable through its owner only while the incarnation

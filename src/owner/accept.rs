@@ -141,6 +141,7 @@ pub(crate) async fn accept_loop<X: Default>(
     let owner_pid = std::process::id();
     // This process owns client sockets: give memory back after bursts.
     super::trim::start();
+    super::trim::start_table(shared.clone());
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,

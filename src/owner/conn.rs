@@ -30,7 +30,7 @@ use super::flusher::Flusher;
 use super::handover::{Movable, Moved};
 use super::inbound::{ConnConfig, IdleIn, Inbound, Verdict};
 use super::sink::EventSink;
-use super::ws::WsState;
+use super::ws::WsSlot;
 use crate::base::ConnId;
 use crate::ipc::shared::Shared;
 
@@ -77,12 +77,11 @@ struct Out {
     unparking: bool,
 }
 
-/// What a parked connection keeps: its decoding state in its idle form, and the waker that
+/// What a parked connection keeps: its decoding state in its idle form. The waker that
 /// starts a task for it again (registered for the socket's read readiness, and called by
-/// [`Conn::kick`]; made once per connection, at its first park: `Conn::park_waker`).
+/// [`Conn::kick`]) is `Conn::park_waker`, made once per connection at its first park.
 struct Parked {
     decoder: IdleIn,
-    waker: std::task::Waker,
 }
 
 impl std::fmt::Debug for Parked {
@@ -209,8 +208,9 @@ pub(crate) struct Conn<X = ()> {
     cap: usize,
     /// The sink's own per-connection state (the reactor's dispatch bookkeeping).
     pub(crate) state: X,
-    /// The WebSocket protocol state once upgraded (`super::ws`).
-    pub(crate) ws: Mutex<Option<Box<WsState>>>,
+    /// The WebSocket protocol state once upgraded (`super::ws`; small and inline while
+    /// parked between messages, [`WsSlot`]).
+    pub(crate) ws: Mutex<WsSlot>,
     /// Writes queued with [`Conn::write_deferred`] go out through this process's flusher.
     flusher: Arc<Flusher<X>>,
     /// A TLS connection (`Out::tls` is set).
@@ -270,7 +270,7 @@ impl<X: Default> Conn<X> {
             shared,
             cap,
             state: X::default(),
-            ws: Mutex::new(None),
+            ws: Mutex::new(WsSlot::None),
             flusher,
             tls: handshaking,
             moving: std::sync::atomic::AtomicBool::new(false),
@@ -414,13 +414,13 @@ impl<X> Conn<X> {
     /// ([`Conn::try_park`]).
     fn kick(&self) {
         let o = self.out.lock();
-        match &o.parked {
-            Some(p) => {
-                let w = p.waker.clone();
+        match (o.parked.is_some(), self.park_waker.get()) {
+            // Parked: the waker was made at its first park (`try_park`).
+            (true, Some(w)) => {
                 drop(o);
-                w.wake();
+                w.wake_by_ref();
             }
-            None => self.notify.notify_one(),
+            _ => self.notify.notify_one(),
         }
     }
 
@@ -1418,6 +1418,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
         if !decoder.parkable() {
             return Err((decoder, false));
         }
+        let ws = matches!(decoder, Inbound::Ws(_));
         let waker = self.park_waker.get_or_init(|| {
             Waker::from(Arc::new(ParkWaker {
                 conn: Arc::downgrade(self),
@@ -1447,9 +1448,13 @@ impl<X: Send + Sync + 'static> Conn<X> {
         }
         o.parked = Some(Parked {
             decoder: decoder.park().map_err(|d| (d, false))?,
-            waker: waker.clone(),
         });
         o.unparking = false;
+        drop(o);
+        if ws {
+            // After the `out` lock (writers take `ws` first, then `out`).
+            super::ws::park(self);
+        }
         Ok(())
     }
 }
@@ -1874,14 +1879,15 @@ mod tests {
             &revive,
         );
         eprintln!(
-            "Conn<()> {} B, Out {} B, Inbound {} B, IdleIn {} B, HttpIn {} B, WsIn {} B, WsState {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
+            "Conn<()> {} B, Out {} B, Inbound {} B, IdleIn {} B, HttpIn {} B, WsIn {} B, WsState {} B, WsSlot {} B, Shared {} B, Notify {} B, TcpStream {} B, task future {} B",
             std::mem::size_of::<Conn>(),
             std::mem::size_of::<Out>(),
             std::mem::size_of::<Inbound>(),
             std::mem::size_of::<IdleIn>(),
             std::mem::size_of::<super::super::http::HttpIn>(),
             std::mem::size_of::<super::super::ws::WsIn>(),
-            std::mem::size_of::<WsState>(),
+            std::mem::size_of::<super::super::ws::WsState>(),
+            std::mem::size_of::<WsSlot>(),
             std::mem::size_of::<Shared>(),
             std::mem::size_of::<Notify>(),
             std::mem::size_of::<TcpStream>(),

@@ -25,6 +25,11 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub(crate) const RELEASE_ABOVE: usize = 1024 * 1024;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+static TABLE_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Connections closed since the last pass (the shared table's `closed` count) past which the
+/// connection table's free pages are looked for: 64, about two pages of slots.
+pub(crate) const TABLE_SHRANK_BY: u64 = 64;
 
 /// Whether to release now: the allocator holds `free` bytes and the process is `rss`
 /// bytes; right after the last release (or since, at their lowest) they were `last`.
@@ -100,6 +105,48 @@ pub(crate) fn start() {
     tokio::spawn(task);
 }
 
+/// Whether to look for free connection-table pages, with `now` connections closed so far,
+/// `seen` at the previous check and `last` at the last pass: [`TABLE_SHRANK_BY`] or more
+/// closed since the last pass, or some did and the closing stopped (none since the previous
+/// check: the tail of a burst).
+pub(crate) fn table_due(now: u64, seen: u64, last: u64) -> bool {
+    now >= last + TABLE_SHRANK_BY || (now > last && now == seen)
+}
+
+/// Starts this process's check of the shared connection table (once; later calls do
+/// nothing; a socket owner calls it): once a second, when [`TABLE_SHRANK_BY`] or more
+/// connections closed (any process's) since the last pass, or fewer and no more are closing
+/// ([`table_due`]), the table's pages that hold no
+/// connection any more go back to the kernel ([`Shared::release_free_slots`](crate::ipc::shared::Shared::release_free_slots)).
+/// Needs a Tokio runtime.
+pub(crate) fn start_table(shared: crate::ipc::shared::Shared) {
+    if TABLE_STARTED.swap(true, Relaxed) {
+        return;
+    }
+    let task = async move {
+        let closed = || shared.header().closed.load(Relaxed);
+        let mut last = closed();
+        let mut seen = last;
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = closed();
+            if table_due(now, seen, last) {
+                let released = shared.release_free_slots();
+                tracing::debug!(
+                    closed = now - last,
+                    released_bytes = released,
+                    "gave free connection-table pages back"
+                );
+                last = now;
+            }
+            seen = now;
+        }
+    };
+    tokio::spawn(task);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +186,19 @@ mod tests {
                 ..big
             }
         ));
+    }
+
+    #[test]
+    fn table_pass_after_many_closes_or_the_tail_of_a_burst() {
+        let n = TABLE_SHRANK_BY;
+        // Nothing closed: no pass.
+        assert!(!table_due(10, 10, 10));
+        // Many closed since the last pass, still closing: pass.
+        assert!(table_due(10 + n, 10 + n / 2, 10));
+        // A few closed, still closing: wait.
+        assert!(!table_due(12, 11, 10));
+        // A few closed and none since the previous check (a burst's tail): pass.
+        assert!(table_due(12, 12, 10));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::RequestHead;
 use rswoole_codec::ws::handshake::write_reject;
 use rswoole_codec::ws::{
-    encode_frame, Accept, CloseCode, Connection, FrameHeader, MessageKind, OpCode, UpgradeRequest,
-    WsConfig, WsEvent,
+    encode_frame, Accept, CloseCode, Connection, DeflateParams, FrameHeader, MessageKind, OpCode,
+    UpgradeRequest, WsConfig, WsEvent,
 };
 
 use super::conn::{Conn, FrameBody, WriteError};
@@ -44,6 +44,8 @@ pub(crate) struct WsConf {
 #[derive(Debug)]
 pub(crate) struct WsState {
     codec: Connection,
+    /// The listener's configuration (to fold this state into its idle form and back).
+    conf: Arc<WsConf>,
     /// Messages flow (false while `on_handshake` decides).
     open: bool,
     /// While pending: the answer to write once accepted, and the request head for `on_open`.
@@ -54,6 +56,141 @@ pub(crate) struct WsState {
     /// worker: the Close frame waits here until their replies are written
     /// ([`flush_final`]), so that an echo is not cut off by the close that followed it.
     final_out: Option<BytesMut>,
+}
+
+/// A connection's WebSocket state ([`Conn::ws`]): none (not a WebSocket), the whole state
+/// (`Live`, boxed), or, for a connection parked between messages, the little it takes to
+/// rebuild it (`Idle`, inline: no allocation). An open connection without compression
+/// context (no permessage-deflate, or `no_context_takeover` both ways), between messages,
+/// with no closing handshake or held-back Close, is all configuration: the codec
+/// ([`Connection`]) is rebuilt from the listener's `WsConf` and the negotiated deflate
+/// parameters, as a connection moved to a new master is ([`restore`]). Writers to an idle
+/// connection (pushes, broadcasts) use a codec built for the write and folded back
+/// ([`WsSlot::with`]); the connection's task, once it reads again, keeps it
+/// ([`WsSlot::live`]).
+#[derive(Debug, Default)]
+pub(crate) enum WsSlot {
+    /// Not a WebSocket (or a rejected upgrade).
+    #[default]
+    None,
+    Live(Box<WsState>),
+    /// Parked between messages ([`park`]).
+    Idle {
+        conf: Arc<WsConf>,
+        deflate: Option<DeflateParams>,
+    },
+}
+
+impl WsState {
+    fn new(conf: &Arc<WsConf>, deflate: Option<DeflateParams>, open: bool) -> WsState {
+        WsState {
+            codec: Connection::server(conf.codec.clone(), deflate),
+            conf: conf.clone(),
+            open,
+            pending: None,
+            closing_since: None,
+            final_out: None,
+        }
+    }
+
+    /// The negotiated deflate parameters if this state is all configuration (see
+    /// [`WsSlot`]), so that a codec rebuilt from them continues it; `None` otherwise.
+    fn idle_form(&self) -> Option<Option<DeflateParams>> {
+        (self.open
+            && self.pending.is_none()
+            && self.closing_since.is_none()
+            && self.final_out.is_none()
+            && self.codec.is_between_messages()
+            && !self.codec.carries_context())
+        .then(|| self.codec.deflate_params())
+    }
+
+    /// Open for messages this side sends: open, and the codec too (or the peer's Close is
+    /// held back, [`WsState::final_out`]).
+    fn writable(&self) -> bool {
+        self.open && (self.codec.state().is_open() || self.final_out.is_some())
+    }
+}
+
+impl WsSlot {
+    /// The whole state, rebuilt from the idle form if parked (and kept: the connection's
+    /// task reads again).
+    fn live(&mut self) -> Option<&mut WsState> {
+        if let WsSlot::Idle { conf, deflate } = self {
+            *self = WsSlot::Live(Box::new(WsState::new(conf, *deflate, true)));
+        }
+        match self {
+            WsSlot::Live(st) => Some(st),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the whole state; on an idle connection, on one rebuilt for `f` and folded
+    /// back after it if it is still all configuration (a write to a parked connection leaves
+    /// it parked and small). `None`: not a WebSocket.
+    fn with<R>(&mut self, f: impl FnOnce(&mut WsState) -> R) -> Option<R> {
+        match self {
+            WsSlot::None => None,
+            WsSlot::Live(st) => Some(f(st)),
+            WsSlot::Idle { conf, deflate } => {
+                let mut st = WsState::new(conf, *deflate, true);
+                let r = f(&mut st);
+                if st.idle_form().is_none() {
+                    *self = WsSlot::Live(Box::new(st));
+                }
+                Some(r)
+            }
+        }
+    }
+
+    fn as_ref(&self) -> Option<&WsState> {
+        match self {
+            WsSlot::Live(st) => Some(st),
+            _ => None,
+        }
+    }
+
+    /// Whether messages flow (an idle connection is open).
+    fn is_open(&self) -> bool {
+        match self {
+            WsSlot::None => false,
+            WsSlot::Live(st) => st.open,
+            WsSlot::Idle { .. } => true,
+        }
+    }
+
+    /// `Some(compressed)` if a message can be sent now ([`WsState::writable`]).
+    fn writable(&self) -> Option<bool> {
+        match self {
+            WsSlot::None => None,
+            WsSlot::Live(st) => st.writable().then(|| st.codec.is_compressed()),
+            WsSlot::Idle { deflate, .. } => Some(deflate.is_some()),
+        }
+    }
+
+    /// Whether this is the idle form (tests, and the size report).
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self, WsSlot::Idle { .. })
+    }
+}
+
+/// A connection parks ([`Conn`]'s `try_park`): its WebSocket state folds into its idle form
+/// if it is all configuration (see [`WsSlot`]); otherwise (compression context, a closing
+/// handshake, a Close held back) it stays whole.
+pub(crate) fn park<X>(conn: &Conn<X>) {
+    conn.ws.lock().park();
+}
+
+impl WsSlot {
+    /// Folds the whole state into the idle form if it is all configuration.
+    fn park(&mut self) {
+        let WsSlot::Live(st) = self else { return };
+        if let Some(deflate) = st.idle_form() {
+            let conf = st.conf.clone();
+            *self = WsSlot::Idle { conf, deflate };
+        }
+    }
 }
 
 /// The result of an upgrade request.
@@ -95,28 +232,17 @@ pub(crate) fn upgrade<S: EventSink + ?Sized>(
         }
     };
     let accept = req.accept(&[], &conf.codec.deflate);
-    let codec = Connection::server(conf.codec.clone(), accept.deflate);
+    let mut st = Box::new(WsState::new(conf, accept.deflate, !conf.handshake));
     if conf.handshake {
-        *conn.ws.lock() = Some(Box::new(WsState {
-            codec,
-            open: false,
-            pending: Some(Box::new((accept, head.as_bytes().clone()))),
-            closing_since: None,
-            final_out: None,
-        }));
+        st.pending = Some(Box::new((accept, head.as_bytes().clone())));
+        *conn.ws.lock() = WsSlot::Live(st);
         sink.event(conn, Kind::WsHandshake, head.as_bytes().clone());
         return Some(Upgraded::Pending(conf.clone()));
     }
     let mut out = BytesMut::new();
     accept.write_response(&mut out);
     let _ = conn.write(&out);
-    *conn.ws.lock() = Some(Box::new(WsState {
-        codec,
-        open: true,
-        pending: None,
-        closing_since: None,
-        final_out: None,
-    }));
+    *conn.ws.lock() = WsSlot::Live(st);
     conn.shared.mark_websocket(conn.id);
     sink.event(conn, Kind::WsOpen, head.as_bytes().clone());
     Some(Upgraded::Open(Box::new(WsIn::new(conf.clone()))))
@@ -126,7 +252,7 @@ pub(crate) fn upgrade<S: EventSink + ?Sized>(
 /// request head for `on_open`, or `None` if there was nothing pending.
 pub(crate) fn accept_pending<X>(conn: &Conn<X>, protocol: &str) -> Option<Bytes> {
     let mut g = conn.ws.lock();
-    let st = g.as_mut()?;
+    let st = g.live()?;
     let (mut accept, head) = *st.pending.take()?;
     if !protocol.is_empty() {
         accept.protocol = Some(protocol.to_owned());
@@ -143,7 +269,7 @@ pub(crate) fn accept_pending<X>(conn: &Conn<X>, protocol: &str) -> Option<Bytes>
 
 /// `on_handshake` rejected: write `response` and close.
 pub(crate) fn reject_pending<X>(conn: &Conn<X>, response: &[u8]) {
-    *conn.ws.lock() = None;
+    *conn.ws.lock() = WsSlot::None;
     let _ = conn.write(response);
     conn.close();
     conn.wake();
@@ -160,8 +286,14 @@ pub(crate) fn reject_pending<X>(conn: &Conn<X>, response: &[u8]) {
 pub(crate) fn movable<X>(conn: &Conn<X>) -> super::handover::Movable {
     use super::handover::{Deflate, Movable, Proto};
     let g = conn.ws.lock();
-    let Some(st) = g.as_ref() else {
-        return Movable::Never;
+    let st = match &*g {
+        WsSlot::None => return Movable::Never,
+        WsSlot::Idle { deflate, .. } => {
+            return Movable::Now(Proto::Ws {
+                deflate: deflate.map(|p| Deflate::from_params(&p)),
+            })
+        }
+        WsSlot::Live(st) => st,
     };
     if !st.open
         || st.pending.is_some()
@@ -186,21 +318,19 @@ pub(crate) fn movable<X>(conn: &Conn<X>) -> super::handover::Movable {
 /// whole state), open, counted as an established WebSocket in shm. No `on_open`: the
 /// connection is not new. Keepalive starts over (the first ping after `ping_interval` of
 /// silence from now).
-pub(crate) fn restore<X>(conn: &Conn<X>, conf: &WsConf, deflate: Option<super::handover::Deflate>) {
-    let codec = Connection::server(conf.codec.clone(), deflate.map(|d| d.params()));
-    *conn.ws.lock() = Some(Box::new(WsState {
-        codec,
-        open: true,
-        pending: None,
-        closing_since: None,
-        final_out: None,
-    }));
+pub(crate) fn restore<X>(
+    conn: &Conn<X>,
+    conf: &Arc<WsConf>,
+    deflate: Option<super::handover::Deflate>,
+) {
+    let st = WsState::new(conf, deflate.map(|d| d.params()), true);
+    *conn.ws.lock() = WsSlot::Live(Box::new(st));
     conn.shared.mark_websocket(conn.id);
 }
 
 /// Whether the connection is an open WebSocket (for `resume`).
 pub(crate) fn is_open<X>(conn: &Conn<X>) -> bool {
-    conn.ws.lock().as_ref().is_some_and(|s| s.open)
+    conn.ws.lock().is_open()
 }
 
 impl WsIn {
@@ -224,7 +354,7 @@ impl WsIn {
             self.ping_sent = None;
         }
         let mut g = conn.ws.lock();
-        let Some(st) = g.as_mut() else {
+        let Some(st) = g.live() else {
             return Verdict::Close;
         };
         loop {
@@ -297,7 +427,7 @@ impl WsIn {
     pub(crate) fn timed_out<X>(&mut self, conn: &Arc<Conn<X>>) -> bool {
         let now = Instant::now();
         let mut g = conn.ws.lock();
-        let Some(st) = g.as_mut() else { return true };
+        let Some(st) = g.live() else { return true };
         if st
             .closing_since
             .is_some_and(|t| now >= t + self.conf.close_timeout)
@@ -380,24 +510,27 @@ pub(crate) fn push_bytes<X>(
 
 fn push_body<X>(conn: &Conn<X>, opcode: u8, body: &mut FrameBody<'_>) -> Result<(), WriteError> {
     let mut g = conn.ws.lock();
-    let Some(st) = g.as_mut().filter(|s| s.open) else {
-        return Err(WriteError::Closed);
-    };
-    let r = match OpCode::from_u8(opcode) {
-        Some(OpCode::Ping) => st.codec.send_ping(body.as_slice()),
-        Some(OpCode::Pong) => st.codec.send_pong(body.as_slice()),
-        Some(OpCode::Binary) => {
-            return encode_write(conn, st, MessageKind::Binary, body);
-        }
-        _ => {
-            return encode_write(conn, st, MessageKind::Text, body);
-        }
-    };
-    if r.is_err() {
+    if !g.is_open() {
         return Err(WriteError::Closed);
     }
-    let out = st.codec.take_output();
-    write(conn, &out)
+    g.with(|st| {
+        let r = match OpCode::from_u8(opcode) {
+            Some(OpCode::Ping) => st.codec.send_ping(body.as_slice()),
+            Some(OpCode::Pong) => st.codec.send_pong(body.as_slice()),
+            Some(OpCode::Binary) => {
+                return encode_write(conn, st, MessageKind::Binary, body);
+            }
+            _ => {
+                return encode_write(conn, st, MessageKind::Text, body);
+            }
+        };
+        if r.is_err() {
+            return Err(WriteError::Closed);
+        }
+        let out = st.codec.take_output();
+        write(conn, &out)
+    })
+    .unwrap_or(Err(WriteError::Closed))
 }
 
 /// The held-back Close (see [`WsState::final_out`]): write it and close, unless `busy()`
@@ -408,10 +541,10 @@ fn push_body<X>(conn: &Conn<X>, opcode: u8, body: &mut FrameBody<'_>) -> Result<
 /// its reply goes first, and its own finish flushes the Close.
 pub(crate) fn flush_final<X>(conn: &Conn<X>, busy: impl FnOnce() -> bool) {
     let mut g = conn.ws.lock();
-    let Some(st) = g.as_mut().filter(|s| s.final_out.is_some()) else {
+    let WsSlot::Live(st) = &mut *g else {
         return;
     };
-    if busy() {
+    if st.final_out.is_none() || busy() {
         return;
     }
     let Some(out) = st.final_out.take() else {
@@ -503,12 +636,11 @@ pub(crate) fn broadcast<X: Send + Sync + 'static, I: IntoIterator<Item = Arc<Con
     count(|m| &m.ws_broadcasts, 1);
     for c in conns {
         let mut g = c.ws.lock();
-        let Some(st) = g.as_mut() else { continue };
-        if !st.open || (!st.codec.state().is_open() && st.final_out.is_none()) {
+        let Some(compressed) = g.writable() else {
             continue;
-        }
-        if st.codec.is_compressed() {
-            let _ = encode_then(st, kind, data, |f| write_queued(&c, f));
+        };
+        if compressed {
+            let _ = g.with(|st| encode_then(st, kind, data, |f| write_queued(&c, f)));
         } else if write_queued(&c, &frame).is_ok() {
             count(|m| &m.ws_out, 1);
         }
@@ -557,16 +689,17 @@ impl Batch {
         count(|m| &m.ws_broadcasts, self.msgs.len() as u64);
         for c in conns.all() {
             let mut g = c.ws.lock();
-            let Some(st) = g.as_mut() else { continue };
-            if !st.open || (!st.codec.state().is_open() && st.final_out.is_none()) {
+            let Some(compressed) = g.writable() else {
                 continue;
-            }
-            if st.codec.is_compressed() {
-                for (kind, data) in &self.msgs {
-                    if encode_then(st, *kind, data, |f| write_queued(&c, f)).is_err() {
-                        break;
+            };
+            if compressed {
+                g.with(|st| {
+                    for (kind, data) in &self.msgs {
+                        if encode_then(st, *kind, data, |f| write_queued(&c, f)).is_err() {
+                            break;
+                        }
                     }
-                }
+                });
             } else if write_queued(&c, &self.frames).is_ok() {
                 count(|m| &m.ws_out, self.msgs.len() as u64);
             }
@@ -583,7 +716,7 @@ impl Batch {
 /// peer answers (or after the close timeout). A connection that is not a WebSocket just closes.
 pub(crate) fn disconnect<X>(conn: &Conn<X>, code: u16, reason: &str) {
     let mut g = conn.ws.lock();
-    match g.as_mut().filter(|s| s.open) {
+    match g.live().filter(|s| s.open) {
         Some(st) => {
             let code = CloseCode(code);
             let r = st.codec.close(code, reason).or_else(|e| match e {
@@ -778,6 +911,7 @@ mod tests {
     use super::*;
     use crate::ipc::shared::Shared;
     use crate::owner::flusher::Flusher;
+    use rswoole_codec::ws::DeflateConfig;
 
     /// Says `busy` as told (events of the connection with a worker, or not).
     struct Busy(AtomicBool);
@@ -811,13 +945,7 @@ mod tests {
             None,
         ));
         let conf = Arc::new(WsConf::new(&WebSocketSettings::default(), false));
-        *conn.ws.lock() = Some(Box::new(WsState {
-            codec: Connection::server(conf.codec.clone(), None),
-            open: true,
-            pending: None,
-            closing_since: None,
-            final_out: None,
-        }));
+        *conn.ws.lock() = WsSlot::Live(Box::new(WsState::new(&conf, None, true)));
         (conn, client, conf)
     }
 
@@ -847,5 +975,121 @@ mod tests {
             [0x81, 0x02, b'o', b'k', 0x88, 0x02, 0x03, 0xea],
             "the echo, then Close 1002"
         );
+    }
+
+    fn conf(deflate: bool, takeover: bool) -> Arc<WsConf> {
+        let mut c = WsConf::new(&WebSocketSettings::default(), false);
+        c.codec.deflate = DeflateConfig {
+            enabled: deflate,
+            no_context_takeover: !takeover,
+            peer_no_context_takeover: !takeover,
+            threshold: 0,
+            ..Default::default()
+        };
+        Arc::new(c)
+    }
+
+    fn params(takeover: bool) -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: !takeover,
+            client_no_context_takeover: !takeover,
+            ..DeflateParams::default()
+        }
+    }
+
+    /// Encodes `msg` through the slot as a push does; the client's codec reads it back.
+    fn send_through(slot: &mut WsSlot, client: &mut Connection, msg: &[u8]) {
+        let mut frame = BytesMut::new();
+        let r = slot.with(|st| st.codec.encode_message(MessageKind::Text, msg, &mut frame));
+        assert!(matches!(r, Some(Ok(()))), "{r:?}");
+        assert_eq!(
+            client.feed(&mut frame).unwrap(),
+            Some(WsEvent::Message {
+                kind: MessageKind::Text,
+                data: Bytes::copy_from_slice(msg)
+            })
+        );
+    }
+
+    /// A plain connection and one compressed without context takeover fold into the idle
+    /// form when parked, stay folded through writes (each compressed message decodes on the
+    /// client), and come back whole for the task to read with.
+    #[test]
+    fn parked_state_folds_and_writes_leave_it_folded() {
+        for deflate in [None, Some(params(false))] {
+            let conf = conf(deflate.is_some(), false);
+            let mut slot = WsSlot::Live(Box::new(WsState::new(&conf, deflate, true)));
+            slot.park();
+            assert!(slot.is_idle(), "{deflate:?}");
+            assert!(slot.is_open());
+            assert_eq!(slot.writable(), Some(deflate.is_some()));
+            let mut client = Connection::client(conf.codec.clone(), deflate, 7);
+            for i in 0..3 {
+                send_through(
+                    &mut slot,
+                    &mut client,
+                    format!("message {i} {i} {i}").as_bytes(),
+                );
+                assert!(slot.is_idle(), "{deflate:?}: still idle after a write");
+            }
+            // The task reads again: the codec is whole and reads the client's frames.
+            client.send_message(MessageKind::Binary, b"up").unwrap();
+            let mut wire = client.take_output();
+            let st = slot.live().unwrap();
+            assert_eq!(
+                st.codec.feed(&mut wire).unwrap(),
+                Some(WsEvent::Message {
+                    kind: MessageKind::Binary,
+                    data: Bytes::from_static(b"up")
+                })
+            );
+            assert!(!slot.is_idle());
+        }
+    }
+
+    /// What must survive stays whole: compression context, a closing handshake started, a
+    /// pending `on_handshake`, a message half read.
+    #[test]
+    fn state_that_must_survive_is_not_folded() {
+        let takeover = conf(true, true);
+        let mut slot = WsSlot::Live(Box::new(WsState::new(&takeover, Some(params(true)), true)));
+        slot.park();
+        assert!(!slot.is_idle(), "context takeover");
+
+        let plain = conf(false, false);
+        let mut closing = WsState::new(&plain, None, true);
+        closing.closing_since = Some(Instant::now());
+        let mut slot = WsSlot::Live(Box::new(closing));
+        slot.park();
+        assert!(!slot.is_idle(), "closing");
+
+        let mut slot = WsSlot::Live(Box::new(WsState::new(&plain, None, false)));
+        slot.park();
+        assert!(!slot.is_idle(), "not open yet");
+
+        // The first fragment of a message: the codec holds it.
+        let mut wire = BytesMut::new();
+        encode_frame(
+            &mut wire,
+            false,
+            false,
+            OpCode::Text,
+            b"half",
+            Some([1, 2, 3, 4]),
+        );
+        let mut st = WsState::new(&plain, None, true);
+        assert_eq!(st.codec.feed(&mut wire).unwrap(), None);
+        let mut slot = WsSlot::Live(Box::new(st));
+        slot.park();
+        assert!(!slot.is_idle(), "inside a message");
+
+        // A write to an idle connection that starts a close leaves it whole.
+        let mut slot = WsSlot::Idle {
+            conf: plain.clone(),
+            deflate: None,
+        };
+        slot.with(|st| st.codec.close(CloseCode::NORMAL, "bye").unwrap());
+        assert!(!slot.is_idle());
+        assert!(!slot.as_ref().unwrap().codec.state().is_open());
     }
 }

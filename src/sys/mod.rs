@@ -115,6 +115,73 @@ impl ShmRegion {
         // references, also to other processes, is sound. The mapping lives as long as `self`.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() }
     }
+
+    /// Which pages of `[offset, offset + len)` are resident (one flag per page; `offset`
+    /// and `len` page-aligned and in bounds, else an error): `mincore`, which only looks —
+    /// reading the bytes themselves would bring every page in.
+    pub(crate) fn resident_pages(&self, offset: usize, len: usize) -> io::Result<Vec<bool>> {
+        let page = page_size();
+        self.check_pages(offset, len, page)?;
+        let mut v = vec![0u8; len / page];
+        // SAFETY: the range is page-aligned and inside our mapping (checked above); `v` has
+        // one byte per page of it, which is what mincore writes.
+        let r = unsafe {
+            libc::mincore(
+                self.ptr.as_ptr().add(offset).cast::<libc::c_void>(),
+                len,
+                v.as_mut_ptr().cast(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v.into_iter().map(|b| b & 1 != 0).collect())
+    }
+
+    /// Gives the pages of `[offset, offset + len)` back to the kernel (page-aligned and in
+    /// bounds, else an error): `MADV_REMOVE` frees the shared memory behind them for every
+    /// process that maps the region, and they read as zeros afterwards (a page comes back,
+    /// zeroed, at its next touch). The contents are lost: the caller owns everything in the
+    /// range (in the connection table: every slot in it claimed, `ipc::shared`). All-zero is
+    /// a valid value of every [`ShmSafe`] type, so a reference into the range stays valid.
+    pub(crate) fn discard(&self, offset: usize, len: usize) -> io::Result<()> {
+        let page = page_size();
+        self.check_pages(offset, len, page)?;
+        // SAFETY: the range is page-aligned and inside our own mapping (checked); MADV_REMOVE
+        // only replaces its contents with zeros, a valid value of every `ShmSafe` type that
+        // lives there, so no reference into it becomes invalid.
+        unsafe {
+            rustix::mm::madvise(
+                self.ptr.as_ptr().add(offset).cast(),
+                len,
+                rustix::mm::Advice::LinuxRemove,
+            )
+        }
+        .map_err(io::Error::from)
+    }
+
+    fn check_pages(&self, offset: usize, len: usize, page: usize) -> io::Result<()> {
+        if offset % page != 0
+            || len % page != 0
+            || offset.checked_add(len).is_none_or(|e| e > self.len)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "shm page range {offset}+{len} not page-aligned or out of bounds (region {} B)",
+                    self.len
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The size of a memory page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the system; no memory is passed.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 /// Marker for types that may live in a [`ShmRegion`].
