@@ -161,10 +161,7 @@ if [ "$WHAT" = h2 ]; then
   # request answered; the load average is printed before and after (the machine is shared).
   # BASELINE=DIR adds that build's http_hello (base-baseline, process-baseline) to the rounds.
   command -v h2load >/dev/null || { echo "h2load is not installed (apt-get install nghttp2-client)" >&2; exit 1; }
-  ROUNDS=${ROUNDS:-3}; TICK=$(getconf CLK_TCK)
-  pg_ticks() { # pg_ticks PGID: CPU ticks used so far by the processes of that group
-    for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
-      awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
+  ROUNDS=${ROUNDS:-3}
   echo "# h2c hello: h2load -c$CONNS -m8 -D$SECS, server on CPU 0, h2load on CPU 1, $ROUNDS rounds"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   declare -A TR=() US=()
@@ -205,6 +202,7 @@ if [ "$WHAT" = tls ]; then
   # the same rustls provider (ring) and defaults, so the same cipher (TLS 1.3,
   # TLS_AES_256_GCM_SHA384 with wrk's OpenSSL); keep-alive, then one request per connection
   # (a full handshake each). ROUNDS rounds, servers alternating; medians compared.
+  # CPU = utime+stime of the server's whole process group during the wrk run, per request.
   command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
   CERTS=$(mktemp -d)
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -214,7 +212,8 @@ if [ "$WHAT" = tls ]; then
   for CLOSE in "" "Connection: close"; do
     H=(); [ -n "$CLOSE" ] && H=(-H "$CLOSE")
     echo "# https hello: wrk -t1 -c64 -d${SECS}s ${CLOSE:+(-H '$CLOSE')}, server on CPU 0, wrk on CPU 1, $ROUNDS rounds"
-    declare -A TR=()
+    echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    declare -A TR=() US=()
     for R in $(seq "$ROUNDS"); do
       for WHO in hyper base process; do
         P=$(free_port)
@@ -224,18 +223,23 @@ if [ "$WHAT" = tls ]; then
           S=$(start $B/examples/http_hello --port $P --mode $WHO --worker-num 1 --reactor-num 1 --cert "$CERTS/cert.pem" --key "$CERTS/key.pem")
         fi
         wait_port $P
-        X=$(wrk_rps "${H[@]}" https://127.0.0.1:$P/); stop $S
-        TR[$WHO]+="$X "
-        printf "round %s %-8s %s req/s\n" "$R" "$WHO" "$X"
+        C0=$(pg_ticks $S)
+        X=$(wrk_rps "${H[@]}" https://127.0.0.1:$P/)
+        C1=$(pg_ticks $S); stop $S
+        U=$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)
+        TR[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+        printf "round %s %-8s %s req/s  %6.2f us CPU/request\n" "$R" "$WHO" "$X" "$U"
       done
     done
-    HY=$(median ${TR[hyper]})
-    echo "median hyper + tokio-rustls (1 thread):  $HY req/s"
+    HY=$(median ${TR[hyper]}); HU=$(median ${US[hyper]})
+    echo "median hyper + tokio-rustls (1 thread):  $HY req/s, $HU us CPU/request"
     for MODE in base process; do
-      X=$(median ${TR[$MODE]})
-      printf "median rswoole %-8s (1 worker):     %s req/s = %.2fx hyper\n" "$MODE" "$X" "$(echo "$X / $HY" | bc -l)"
+      X=$(median ${TR[$MODE]}); U=$(median ${US[$MODE]})
+      printf "median rswoole %-8s (1 worker):     %s req/s = %.2fx hyper; %s us CPU/request = %.2fx hyper's\n" \
+        "$MODE" "$X" "$(echo "$X / $HY" | bc -l)" "$U" "$(echo "$U / $HU" | bc -l)"
     done
-    unset TR
+    echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    unset TR US
   done
   N=${IDLE:-2000}
   echo "# memory per idle TLS connection ($N connections, handshake done): resident memory growth"

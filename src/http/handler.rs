@@ -5,10 +5,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -23,6 +21,7 @@ use crate::owner::h2resp::Part;
 use crate::owner::http::{error_response, limits, parse_head, request_from_payload};
 use crate::runtime::app::{guarded, BoxFut, Ctx, ProtoEvent, ProtocolHandler};
 use crate::runtime::holds;
+use crate::server::slot::Slots;
 use crate::server::Handle;
 
 /// The request handler as stored: it makes the application's future and polls it once
@@ -30,85 +29,18 @@ use crate::server::Handle;
 pub(crate) type ReqCb =
     Rc<dyn Fn(Handle, super::Request, Response, &mut std::task::Context<'_>) -> Option<BoxFut>>;
 
-/// The request handler `f` as stored ([`ReqCb`]): its future lives in a heap slot that is
-/// reused from one request to the next (most handlers finish on their first poll, so one slot
-/// serves them all, with no allocation per request); a handler that waits keeps its slot
-/// until it finishes, and the next request gets a new one.
+/// The request handler `f` as stored ([`ReqCb`]): its futures are made in one reused heap
+/// slot ([`Slots`]): most handlers finish on their first poll, so one slot serves them all,
+/// with no allocation per request; a handler that waits keeps its slot until it finishes, and
+/// the next request gets a new one.
 pub(crate) fn req_cb<F, Fut>(f: F) -> ReqCb
 where
     F: Fn(Handle, super::Request, Response) -> Fut + 'static,
     Fut: Future + 'static,
     Fut::Output: crate::CallbackResult,
 {
-    let spare: Rc<Spare<Fut>> = Rc::new(RefCell::new(None));
-    Rc::new(move |h, req, resp, cx| {
-        let mut slot = spare.borrow_mut().take().unwrap_or_else(|| Box::pin(None));
-        // Made straight into the slot (one move of the future less).
-        slot.as_mut().set(Some(f(h, req, resp)));
-        match poll_slot(slot.as_mut(), cx) {
-            Poll::Ready(()) => {
-                *spare.borrow_mut() = Some(slot);
-                None
-            }
-            Poll::Pending => Some(Box::pin(Held {
-                slot: Some(slot),
-                spare: spare.clone(),
-            })),
-        }
-    })
-}
-
-/// A reusable heap slot for a handler's future (`None` between requests).
-type Slot<Fut> = Pin<Box<Option<Fut>>>;
-/// The slot kept for the next request.
-type Spare<Fut> = RefCell<Option<Slot<Fut>>>;
-
-/// Polls the future in `slot`; when it is done, empties the slot (the future is dropped) and
-/// reports its result.
-fn poll_slot<Fut>(mut slot: Pin<&mut Option<Fut>>, cx: &mut std::task::Context<'_>) -> Poll<()>
-where
-    Fut: Future,
-    Fut::Output: crate::CallbackResult,
-{
-    let Some(fut) = slot.as_mut().as_pin_mut() else {
-        return Poll::Ready(());
-    };
-    let out = std::task::ready!(fut.poll(cx));
-    slot.set(None);
-    crate::CallbackResult::report(out, "on_request");
-    Poll::Ready(())
-}
-
-/// A handler's future that waited: its slot, given back when it is done (or dropped).
-struct Held<Fut> {
-    slot: Option<Slot<Fut>>,
-    spare: Rc<Spare<Fut>>,
-}
-
-impl<Fut> Future for Held<Fut>
-where
-    Fut: Future,
-    Fut::Output: crate::CallbackResult,
-{
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        match self.slot.as_mut() {
-            Some(slot) => poll_slot(slot.as_mut(), cx),
-            None => Poll::Ready(()),
-        }
-    }
-}
-
-impl<Fut> Drop for Held<Fut> {
-    fn drop(&mut self) {
-        if let Some(mut slot) = self.slot.take() {
-            // A request dropped before its handler finished (a timeout): its future goes now.
-            slot.as_mut().set(None);
-            if let Ok(mut spare) = self.spare.try_borrow_mut() {
-                spare.get_or_insert(slot);
-            }
-        }
-    }
+    let slots = Slots::new();
+    Rc::new(move |h, req, resp, cx| slots.run("on_request", || f(h, req, resp), cx))
 }
 
 pub(crate) struct WorkerHttp {

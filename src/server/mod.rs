@@ -11,16 +11,14 @@
 
 mod handle;
 mod port;
+pub(crate) mod slot;
 
 use port::callback_setters;
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
@@ -50,94 +48,17 @@ where
     })
 }
 
-/// Wraps a user callback that is polled where its event arrives ([`PolledCb`]): the
-/// callback's future lives in a heap slot reused from one event to the next (`Pin::set`), is
-/// polled once with the caller's context, and gives the slot back when it is done; only a
-/// future that waits keeps its slot, boxed in a small [`Held`], and the next event takes a new
-/// one. Most callbacks (an echo, a `send`) finish on their first poll, so one slot serves them
-/// all: no allocation per event (the technique of `http::handler::req_cb`).
+/// Wraps a user callback that is polled where its event arrives ([`PolledCb`]): its futures
+/// are made in one reused heap slot ([`slot::Slots`]), so a callback that finishes on its first
+/// poll costs no allocation per event.
 pub(crate) fn wrap_polled<T: 'static, F, Fut>(name: &'static str, f: F) -> PolledCb<T>
 where
     F: Fn(Handle, T) -> Fut + 'static,
     Fut: Future + 'static,
     Fut::Output: CallbackResult,
 {
-    let spare: Rc<Spare<Fut>> = Rc::new(RefCell::new(None));
-    Rc::new(move |ctx, t, cx| {
-        let fut = f(Handle::new(ctx), t);
-        let mut slot = spare.borrow_mut().take().unwrap_or_else(|| Box::pin(None));
-        slot.as_mut().set(Some(fut));
-        match poll_slot(slot.as_mut(), name, cx) {
-            Poll::Ready(()) => {
-                *spare.borrow_mut() = Some(slot);
-                None
-            }
-            Poll::Pending => Some(Box::pin(Held {
-                slot: Some(slot),
-                spare: spare.clone(),
-                name,
-            })),
-        }
-    })
-}
-
-/// A reusable heap slot for a callback's future (`None` between events).
-type Slot<Fut> = Pin<Box<Option<Fut>>>;
-/// The slot kept for the next event.
-type Spare<Fut> = RefCell<Option<Slot<Fut>>>;
-
-/// Polls the future in `slot`; when it is done, empties the slot (the future is dropped) and
-/// reports its result under `name`.
-fn poll_slot<Fut>(
-    mut slot: Pin<&mut Option<Fut>>,
-    name: &'static str,
-    cx: &mut Context<'_>,
-) -> Poll<()>
-where
-    Fut: Future,
-    Fut::Output: CallbackResult,
-{
-    let Some(fut) = slot.as_mut().as_pin_mut() else {
-        return Poll::Ready(());
-    };
-    let out = std::task::ready!(fut.poll(cx));
-    slot.set(None);
-    out.report(name);
-    Poll::Ready(())
-}
-
-/// A callback's future that waited: its slot, given back when it is done (or dropped).
-struct Held<Fut> {
-    slot: Option<Slot<Fut>>,
-    spare: Rc<Spare<Fut>>,
-    name: &'static str,
-}
-
-impl<Fut> Future for Held<Fut>
-where
-    Fut: Future,
-    Fut::Output: CallbackResult,
-{
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let name = self.name;
-        match self.slot.as_mut() {
-            Some(slot) => poll_slot(slot.as_mut(), name, cx),
-            None => Poll::Ready(()),
-        }
-    }
-}
-
-impl<Fut> Drop for Held<Fut> {
-    fn drop(&mut self) {
-        if let Some(mut slot) = self.slot.take() {
-            // Dropped before it finished (the worker stops): its future goes now.
-            slot.as_mut().set(None);
-            if let Ok(mut spare) = self.spare.try_borrow_mut() {
-                spare.get_or_insert(slot);
-            }
-        }
-    }
+    let slots = slot::Slots::new();
+    Rc::new(move |ctx, t, cx| slots.run(name, || f(Handle::new(ctx), t), cx))
 }
 
 /// A Swoole-style server: listeners, settings and callbacks; [`start`](Server::start) forks the
