@@ -1644,6 +1644,28 @@ fn big_allocation(b: &mut BytesMut) -> bool {
     b.capacity() > BIG || b.try_reclaim(BIG + 1)
 }
 
+/// A connection record (id 1, a table of 16 slots, 1 MiB output cap) on a real loopback
+/// socket, and the client's end (5 s read timeout): for the owner's unit tests.
+#[cfg(test)]
+pub(crate) async fn socket_pair() -> (Arc<Conn>, std::net::TcpStream) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let (s, remote) = l.accept().await.unwrap();
+    let conn = Arc::new(Conn::new(
+        ConnId(1),
+        0,
+        remote,
+        s,
+        crate::ipc::shared::Shared::new(1, 16).unwrap(),
+        1 << 20,
+        Arc::new(super::flusher::Flusher::default()),
+        None,
+    ));
+    (conn, c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1675,20 +1697,7 @@ mod tests {
     }
 
     async fn pair(park: Option<Duration>) -> (Arc<Conn>, std::net::TcpStream, ConnConfig) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (s, remote) = l.accept().await.unwrap();
-        let conn = Arc::new(Conn::new(
-            ConnId(1),
-            0,
-            remote,
-            s,
-            Shared::new(1, 16).unwrap(),
-            1 << 20,
-            Arc::new(Flusher::default()),
-            None,
-        ));
+        let (conn, c) = socket_pair().await;
         let mut cfg = ConnConfig::new(
             super::super::inbound::Protocol::Stream,
             None,

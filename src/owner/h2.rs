@@ -409,6 +409,15 @@ impl Responses {
 }
 
 /// Headers that do not exist in HTTP/2 (RFC 9113 §8.2.2) or are recomputed.
+/// Whether a request field of an HTTP/2 stream goes into the head the worker gets (not
+/// `content-length`, which the body's framing gives, nor `te`, `expect` or hop-by-hop ones).
+fn forwarded(k: &http::HeaderName) -> bool {
+    !(k == http::header::CONTENT_LENGTH
+        || k == http::header::TE
+        || k == http::header::EXPECT
+        || hop_by_hop(k.as_ref()))
+}
+
 fn hop_by_hop(name: &[u8]) -> bool {
     [
         &b"connection"[..],
@@ -528,11 +537,7 @@ fn request_head(
             cookies.push(v.as_bytes());
             continue;
         }
-        if k == http::header::CONTENT_LENGTH
-            || k == http::header::TE
-            || k == http::header::EXPECT
-            || hop_by_hop(k.as_ref())
-        {
+        if !forwarded(k) {
             continue;
         }
         let v = field(&mut h, k.as_str().as_bytes(), v.as_bytes());
@@ -606,7 +611,7 @@ fn keep_alive_flags() -> u8 {
 }
 
 /// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -649,11 +654,7 @@ fn request_head_parsed(
             cookies.push(v.as_bytes());
             continue;
         }
-        if k == http::header::CONTENT_LENGTH
-            || k == http::header::TE
-            || k == http::header::EXPECT
-            || hop_by_hop(k.as_ref())
-        {
+        if !forwarded(k) {
             continue;
         }
         h.extend_from_slice(k.as_str().as_bytes());
@@ -1238,6 +1239,13 @@ async fn switch<X>(conn: &Conn<X>, pre: &mut Vec<u8>, stream1: &[u8], limit: Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_decimal() {
+        for n in [0u64, 7, 10, 11, 1234567890, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
 
     fn head(raw: &str) -> rswoole_codec::http1::RequestHead {
         super::super::http::parse_head(&Bytes::from(raw.to_string()), &Default::default())

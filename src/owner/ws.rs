@@ -909,8 +909,6 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
     use super::*;
-    use crate::ipc::shared::Shared;
-    use crate::owner::flusher::Flusher;
     use rswoole_codec::ws::DeflateConfig;
 
     /// Says `busy` as told (events of the connection with a worker, or not).
@@ -928,22 +926,7 @@ mod tests {
 
     /// An open WebSocket on a real socket, and the client's end.
     async fn open_ws() -> (Arc<Conn>, std::net::TcpStream, Arc<WsConf>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let (s, remote) = l.accept().await.unwrap();
-        let conn = Arc::new(Conn::new(
-            ConnId(1),
-            0,
-            remote,
-            s,
-            Shared::new(1, 16).unwrap(),
-            1 << 20,
-            Arc::new(Flusher::default()),
-            None,
-        ));
+        let (conn, client) = crate::owner::conn::socket_pair().await;
         let conf = Arc::new(WsConf::new(&WebSocketSettings::default(), false));
         *conn.ws.lock() = WsSlot::Live(Box::new(WsState::new(&conf, None, true)));
         (conn, client, conf)

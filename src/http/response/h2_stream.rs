@@ -4,6 +4,7 @@
 //! parses them back.
 
 use super::{http_date, with_scratch, HttpError, Inner, State};
+use crate::owner::h2::decimal;
 use crate::owner::h2resp::{self, PartKind};
 use std::time::SystemTime;
 
@@ -112,7 +113,7 @@ impl Inner {
             }
             if let (Some(n), false) = (len, bodyless) {
                 f.extend_from_slice(b"content-length: ");
-                f.extend_from_slice(itoa(n, &mut [0; 20]));
+                f.extend_from_slice(decimal(n, &mut [0; 20]));
                 f.extend_from_slice(b"\r\n");
             }
             fields_fit(f.len())?;
@@ -154,27 +155,4 @@ fn fields_fit(len: usize) -> Result<(), HttpError> {
         )));
     }
     Ok(())
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn itoa_writes_decimal() {
-        for n in [0u64, 7, 10, 11, 1234567890, u64::MAX] {
-            assert_eq!(super::itoa(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
-    }
 }
