@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::SendStream;
-use rswoole_codec::http1::RequestHead;
+use rswoole_codec::http1::{decimal, RequestHead};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::conn::{Conn, DRAIN_TIMEOUT};
@@ -608,19 +608,6 @@ fn keep_alive_flags() -> u8 {
             _ => 1,
         }
     })
-}
-
-/// `n` in decimal, written at the end of `buf`.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// [`request_head`] the slow way (the HTTP/1.1 text parsed back): what the direct build
@@ -1239,13 +1226,6 @@ async fn switch<X>(conn: &Conn<X>, pre: &mut Vec<u8>, stream1: &[u8], limit: Dur
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_writes_decimal() {
-        for n in [0u64, 7, 10, 11, 1234567890, u64::MAX] {
-            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
-    }
 
     fn head(raw: &str) -> rswoole_codec::http1::RequestHead {
         super::super::http::parse_head(&Bytes::from(raw.to_string()), &Default::default())

@@ -4,9 +4,10 @@
 //! parses them back.
 
 use super::{http_date, with_scratch, HttpError, Inner, State};
-use crate::owner::h2::decimal;
 use crate::owner::h2resp::{self, PartKind};
 use std::time::SystemTime;
+
+use rswoole_codec::http1::decimal;
 
 impl Inner {
     /// `write` on an HTTP/2 stream: the head with the first bytes, then data.

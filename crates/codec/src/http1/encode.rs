@@ -796,16 +796,23 @@ fn put_u64(dst: &mut BytesMut, n: u64) {
     }
 }
 
-fn put_u64_long(dst: &mut BytesMut, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+fn put_u64_long(dst: &mut BytesMut, n: u64) {
+    dst.put_slice(decimal(n, &mut [0; 20]));
+}
+
+/// `n` in decimal, written at the end of `buf` (no allocation, no formatter).
+///
+/// ```
+/// assert_eq!(rswoole_codec::http1::decimal(1234, &mut [0; 20]), b"1234");
+/// ```
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &buf[at..];
         }
     }
-    dst.put_slice(&buf[i..]);
 }

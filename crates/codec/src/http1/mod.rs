@@ -52,7 +52,9 @@ mod util;
 mod tests;
 
 pub use body::Trailers;
-pub use encode::{encode_chunk, encode_last_chunk, reason, BodyLength, Framing, ResponseHead};
+pub use encode::{
+    decimal, encode_chunk, encode_last_chunk, reason, BodyLength, Framing, ResponseHead,
+};
 pub use error::{EncodeError, ParseError};
 pub use multipart::{
     boundary_from_content_type, MultipartError, MultipartEvent, MultipartParser, PartHead,

@@ -1793,3 +1793,10 @@ fn status_lines_and_lengths_at_their_boundaries() {
         .date_shared(Bytes::from_static(b"x\r\nEvil: 1"))
         .is_err());
 }
+
+#[test]
+fn decimal_writes_decimal() {
+    for n in [0u64, 7, 10, 11, 1234567890, u64::MAX] {
+        assert_eq!(super::decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+    }
+}
