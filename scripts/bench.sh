@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|tls|h2|framed|metrics|axum|idle|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|h2|cpu|framed|metrics|axum|idle|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -86,6 +86,61 @@ if [ "${1:-}" = idle ]; then
       printf "rswoole %-7s %-9s %s\n" "$MODE" "$TAG" "$(python3 scripts/idle_mem.py $S $P $PROTO $N)"; stop $S
     done; done
   done
+  exit 0
+fi
+# Server CPU per operation (issue 20's table): HTTP hello keep-alive (wrk), TCP echo and
+# WebSocket echo (`rswoole bench`, CONNS connections, SIZE bytes), each against its raw peer
+# (hyper, tokio, tokio-tungstenite; 1 thread) and rswoole Base / Process (1 worker, 1 reactor
+# thread). Servers alternate, ROUNDS rounds; CPU = utime+stime of the server's whole process
+# group during the run, per operation; medians and their ratio to the peer's.
+# usage: scripts/bench.sh cpu   (WHAT="http tcp ws" to pick; BASELINE=DIR adds an older build)
+if [ "${1:-}" = cpu ]; then
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+  ROUNDS=${ROUNDS:-3}
+  load_of() { # load_of PROTO PORT PREFIX: operations/s of one run against 127.0.0.1:PORT
+    case $1 in
+      http) taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" http://127.0.0.1:$2/ | awk '/Requests\/sec/ {print int($2)}' ;;
+      tcp) taskset -c 1 $B/rswoole bench tcp-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" ${3:+--prefix "$3"} |
+             awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
+      ws) taskset -c 1 $B/rswoole bench ws-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" |
+             awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
+    esac; }
+  echo "# server CPU per operation: $CONNS conns, ${SECS}s runs, server on CPU 0, load on CPU 1, $ROUNDS rounds"
+  echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  for PROTO in ${WHAT:-http tcp ws}; do
+    case $PROTO in
+      http) PEER="peer_hyper_hello"; PEERNAME=hyper; EX=http_hello; PREFIX="" ;;
+      tcp) PEER="peer_tokio_echo"; PEERNAME=tokio; EX=tcp_echo; PREFIX="Server: " ;;
+      ws) PEER="peer_tungstenite_echo"; PEERNAME=tokio-tungstenite; EX=ws_echo; PREFIX="" ;;
+    esac
+    declare -A TR=() US=()
+    for R in $(seq "$ROUNDS"); do
+      for WHO in peer base process ${BASELINE:+base-baseline process-baseline}; do
+        P=$(free_port); BUILD=$B; [[ $WHO == *-baseline ]] && BUILD=$BASELINE
+        if [ $WHO = peer ]; then
+          S=$(start $B/examples/$PEER 127.0.0.1:$P 1); PF=""
+        else
+          S=$(start $BUILD/examples/$EX --port $P --mode ${WHO%-baseline} --worker-num 1 --reactor-num 1); PF=$PREFIX
+        fi
+        wait_port $P
+        C0=$(pg_ticks $S)
+        X=$(load_of $PROTO $P "$PF")
+        C1=$(pg_ticks $S); stop $S
+        U=$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)
+        TR[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+        printf "round %s %-4s %-16s %8s op/s  %6.2f us CPU/op\n" "$R" "$PROTO" "$WHO" "$X" "$U"
+      done
+    done
+    PX=$(median ${TR[peer]}); PU=$(median ${US[peer]})
+    printf "median %-4s %-17s %8s op/s, %s us CPU/op\n" "$PROTO" "$PEERNAME" "$PX" "$PU"
+    for WHO in base process ${BASELINE:+base-baseline process-baseline}; do
+      X=$(median ${TR[$WHO]}); U=$(median ${US[$WHO]})
+      printf "median %-4s rswoole %-9s %8s op/s = %.2fx %s; %s us CPU/op = %.2fx %s's\n" \
+        "$PROTO" "$WHO" "$X" "$(echo "$X / $PX" | bc -l)" "$PEERNAME" "$U" "$(echo "$U / $PU" | bc -l)" "$PEERNAME"
+    done
+    unset TR US
+  done
+  echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi
 bench() { taskset -c 1 $B/rswoole bench "$@" --secs "$SECS" --conns "$CONNS" --size "$SIZE" | awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print $i}}'; }
