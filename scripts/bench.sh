@@ -93,8 +93,12 @@ fi
 # (hyper, tokio, tokio-tungstenite; 1 thread) and rswoole Base / Process (1 worker, 1 reactor
 # thread). Servers alternate, ROUNDS rounds; CPU = utime+stime of the server's whole process
 # group during the run, per operation; medians and their ratio to the peer's.
-# usage: scripts/bench.sh cpu   (WHAT="http tcp ws" to pick; BASELINE=DIR adds an older build)
+# usage: scripts/bench.sh cpu   (WHAT="http tcp ws" to pick; BASELINE=DIR adds an older build;
+#   SWOOLE=/path/to/swoole.so adds Swoole's Base and Process servers, benches/peers/swoole/*.php,
+#   run by `php` with that extension: Swoole has no Debian package, build it from swoole-src
+#   with `phpize && ./configure --enable-swoole && make` after `apt-get install php-cli php-dev`)
 if [ "${1:-}" = cpu ]; then
+  SW=""; [ -n "${SWOOLE:-}" ] && SW="swoole-base swoole-process"
   command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
   ROUNDS=${ROUNDS:-3}
   load_of() { # load_of PROTO PORT PREFIX: operations/s of one run against 127.0.0.1:PORT
@@ -115,10 +119,12 @@ if [ "${1:-}" = cpu ]; then
     esac
     declare -A TR=() US=()
     for R in $(seq "$ROUNDS"); do
-      for WHO in peer base process ${BASELINE:+base-baseline process-baseline}; do
+      for WHO in peer base process $SW ${BASELINE:+base-baseline process-baseline}; do
         P=$(free_port); BUILD=$B; [[ $WHO == *-baseline ]] && BUILD=$BASELINE
         if [ $WHO = peer ]; then
           S=$(start $B/examples/$PEER 127.0.0.1:$P 1); PF=""
+        elif [[ $WHO == swoole-* ]]; then
+          S=$(start php -d extension="$SWOOLE" benches/peers/swoole/$EX.php $P ${WHO#swoole-}); PF=$PREFIX
         else
           S=$(start $BUILD/examples/$EX --port $P --mode ${WHO%-baseline} --worker-num 1 --reactor-num 1); PF=$PREFIX
         fi
@@ -133,10 +139,10 @@ if [ "${1:-}" = cpu ]; then
     done
     PX=$(median ${TR[peer]}); PU=$(median ${US[peer]})
     printf "median %-4s %-17s %8s op/s, %s us CPU/op\n" "$PROTO" "$PEERNAME" "$PX" "$PU"
-    for WHO in base process ${BASELINE:+base-baseline process-baseline}; do
-      X=$(median ${TR[$WHO]}); U=$(median ${US[$WHO]})
-      printf "median %-4s rswoole %-9s %8s op/s = %.2fx %s; %s us CPU/op = %.2fx %s's\n" \
-        "$PROTO" "$WHO" "$X" "$(echo "$X / $PX" | bc -l)" "$PEERNAME" "$U" "$(echo "$U / $PU" | bc -l)" "$PEERNAME"
+    for WHO in base process $SW ${BASELINE:+base-baseline process-baseline}; do
+      X=$(median ${TR[$WHO]}); U=$(median ${US[$WHO]}); N=$WHO; [[ $WHO == swoole-* ]] || N=rswoole-$WHO
+      printf "median %-4s %-17s %8s op/s = %.2fx %s; %s us CPU/op = %.2fx %s's\n" \
+        "$PROTO" "$N" "$X" "$(echo "$X / $PX" | bc -l)" "$PEERNAME" "$U" "$(echo "$U / $PU" | bc -l)" "$PEERNAME"
     done
     unset TR US
   done
