@@ -685,7 +685,10 @@ impl RequestHead {
         for _ in 0..n {
             headers.push((span(&mut ix)?, span(&mut ix)?));
         }
-        let utf8 = |s: Span| std::str::from_utf8(&buf[s.range()]).is_ok();
+        let utf8 = |s: Span| {
+            let b = &buf[s.range()];
+            b.is_ascii() || std::str::from_utf8(b).is_ok()
+        };
         if !utf8(method) || !utf8(uri) {
             return None;
         }
