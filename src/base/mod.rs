@@ -2,6 +2,7 @@
 //! shares. Nothing here needs a process, a socket or a runtime; this module imports nothing
 //! from the rest of the crate.
 
+pub(crate) mod arena;
 pub(crate) mod error;
 pub(crate) mod ids;
 pub(crate) mod info;

@@ -181,7 +181,7 @@ impl WorkerHttp {
         head: &Bytes,
     ) -> Option<super::Request> {
         let head = parse_head(head, &self.limits())?;
-        let ci = handle.connection_info(fd)?;
+        let ci = handle.ctx.shared.request_peer(fd)?;
         let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         let info = RequestInfo {
             remote_addr: client_addr(
@@ -416,7 +416,7 @@ fn start(
     b: Builder,
     stream: Option<BodyFeed>,
 ) -> Option<Pending> {
-    let ci = handle.connection_info(fd)?;
+    let ci = handle.ctx.shared.request_peer(fd)?;
     let hs = &settings.http;
     let version = b.head().version();
     let minor = match version {

@@ -106,9 +106,12 @@ impl PStr {
     /// `b` as is when it is UTF-8, else with the bad sequences replaced (as
     /// `String::from_utf8_lossy` does).
     fn shared(b: Bytes) -> PStr {
-        match std::str::from_utf8(&b) {
-            Ok(_) => PStr::Shared(b),
-            Err(_) => PStr::Owned(String::from_utf8_lossy(&b).into_owned()),
+        // ASCII first: most values are, and the check is a few word compares where
+        // `from_utf8` costs a hundred instructions even for a short value.
+        if b.is_ascii() || std::str::from_utf8(&b).is_ok() {
+            PStr::Shared(b)
+        } else {
+            PStr::Owned(String::from_utf8_lossy(&b).into_owned())
         }
     }
 }

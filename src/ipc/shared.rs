@@ -133,6 +133,28 @@ pub(crate) fn coarse_now_ms() -> u64 {
     }
 }
 
+/// The remote address a connection slot holds.
+fn remote_of(s: &ConnSlot) -> SocketAddr {
+    let fam_port = s.fam_port.load(Relaxed);
+    let (hi, lo) = (s.ip_hi.load(Relaxed), s.ip_lo.load(Relaxed));
+    let ip = if fam_port >> 16 == 6 {
+        IpAddr::V6(Ipv6Addr::from((hi as u128) << 64 | lo as u128))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(lo as u32))
+    };
+    SocketAddr::new(ip, fam_port as u16)
+}
+
+/// The part of a connection's [`ConnectionInfo`] an HTTP request carries
+/// ([`Shared::request_peer`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestPeer {
+    pub(crate) remote_addr: SocketAddr,
+    pub(crate) server_port: u16,
+    pub(crate) tls: bool,
+    pub(crate) peer_cert_sha256: Option<[u8; 32]>,
+}
+
 fn ms_to_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -524,17 +546,10 @@ impl Shared {
 
     pub(crate) fn info(&self, id: ConnId) -> Option<ConnectionInfo> {
         let s = self.live_slot(id)?;
-        let fam_port = s.fam_port.load(Relaxed);
-        let (hi, lo) = (s.ip_hi.load(Relaxed), s.ip_lo.load(Relaxed));
-        let ip = if fam_port >> 16 == 6 {
-            IpAddr::V6(Ipv6Addr::from((hi as u128) << 64 | lo as u128))
-        } else {
-            IpAddr::V4(Ipv4Addr::from(lo as u32))
-        };
         let lp = s.listener_port.load(Relaxed);
         let flags = s.flags.load(Relaxed);
         let info = ConnectionInfo {
-            remote_addr: SocketAddr::new(ip, fam_port as u16),
+            remote_addr: remote_of(s),
             server_port: lp as u16,
             listener: (lp >> 16) as usize,
             reactor_id: s.reactor.load(Relaxed),
@@ -543,19 +558,39 @@ impl Shared {
             output_buffered: s.out_bytes.load(Relaxed),
             uid: s.uid.load(Relaxed),
             tls: flags & C_TLS != 0,
-            peer_cert_sha256: (flags & C_PEER != 0)
-                .then(|| self.fp_of(id.0))
-                .flatten()
-                .map(|f| {
-                    let mut fp = [0u8; 32];
-                    for (i, w) in f.0.iter().enumerate() {
-                        fp[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_be_bytes());
-                    }
-                    fp
-                }),
+            peer_cert_sha256: self.peer_fp(id, flags),
         };
         // The slot may have been reused while we read it: check the id again.
         (s.id.load(Acquire) == id.0).then_some(info)
+    }
+
+    /// What a request needs of its connection (the fields of [`info`](Self::info) an HTTP
+    /// request carries), without reading the rest: remote address, server port, TLS and the
+    /// client certificate's fingerprint. `None` when [`info`](Self::info) would be `None`.
+    pub(crate) fn request_peer(&self, id: ConnId) -> Option<RequestPeer> {
+        let s = self.live_slot(id)?;
+        let flags = s.flags.load(Relaxed);
+        let peer = RequestPeer {
+            remote_addr: remote_of(s),
+            server_port: s.listener_port.load(Relaxed) as u16,
+            tls: flags & C_TLS != 0,
+            peer_cert_sha256: self.peer_fp(id, flags),
+        };
+        (s.id.load(Acquire) == id.0).then_some(peer)
+    }
+
+    /// The client certificate's fingerprint of connection `id`, whose flags are `flags`.
+    fn peer_fp(&self, id: ConnId, flags: u32) -> Option<[u8; 32]> {
+        (flags & C_PEER != 0)
+            .then(|| self.fp_of(id.0))
+            .flatten()
+            .map(|f| {
+                let mut fp = [0u8; 32];
+                for (i, w) in f.0.iter().enumerate() {
+                    fp[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_be_bytes());
+                }
+                fp
+            })
     }
 
     /// A TLS connection finished its handshake; `peer`: its client certificate's SHA-256.

@@ -16,6 +16,7 @@ use super::conn::Conn;
 use super::inbound::Verdict;
 use super::sink::EventSink;
 use super::ws::{self, Upgraded, WsConf};
+use crate::base::arena::shared_copy;
 use crate::base::Settings;
 use crate::ipc::Kind;
 
@@ -75,11 +76,12 @@ pub(crate) fn request_from_payload(payload: &Bytes) -> Option<(http1::RequestHea
 }
 
 /// As [`request_from_payload`] for a payload read in place (a record of a pipe datagram):
-/// the head and the body get buffers of their own (none for an empty body), so that a
-/// request kept by the application holds no more than its own bytes.
+/// the head and the body are copied out (the body into a buffer of its own, none when it is
+/// empty), so that a request kept by the application does not hold the datagram. The head
+/// is cut from the thread's arena ([`shared_copy`]): no allocation per request.
 pub(crate) fn request_from_slice(payload: &[u8]) -> Option<(http1::RequestHead, Bytes)> {
     let (head, index, body) = split_payload(payload)?;
-    let head = http1::RequestHead::from_index(Bytes::copy_from_slice(head), index)?;
+    let head = http1::RequestHead::from_index(shared_copy(head), index)?;
     let body = if body.is_empty() {
         Bytes::new()
     } else {

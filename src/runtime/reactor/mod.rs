@@ -378,7 +378,11 @@ impl EventSink for Reactor {
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
         self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
     }
-    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, head: RequestHead, body: Bytes) {
+    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, mut head: RequestHead, body: Bytes) {
+        // The event keeps its head until the worker acknowledges it: on a copy, not on the
+        // connection's read buffer, which the next read then reuses in place instead of
+        // allocating another.
+        head.rehome(crate::base::arena::shared_copy);
         let mut ev = Ev::new(conn.id, Kind::HttpRequest, conn.listener, body);
         ev.stream = stream;
         ev.head = Some(head);

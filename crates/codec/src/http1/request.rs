@@ -607,6 +607,30 @@ impl RequestHead {
         }
     }
 
+    /// Moves the head onto a copy of its bytes that `copy` makes (the spans stay: the copy
+    /// must hold the same bytes); the old buffer is let go. A server that keeps heads for a
+    /// while uses it so that a head does not pin the larger buffer it was read into. A copy of
+    /// another length is refused (the head is left as it was).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut buf = BytesMut::from("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let Some(Event::Head(mut head)) = RequestDecoder::default().decode(&mut buf)? else { unreachable!() };
+    /// head.rehome(Bytes::copy_from_slice);
+    /// assert_eq!((head.path(), head.host()), ("/a", Some("x")));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn rehome(&mut self, copy: impl FnOnce(&[u8]) -> Bytes) {
+        let new = copy(&self.buf);
+        if new.len() == self.buf.len() {
+            self.buf = new;
+        }
+    }
+
     /// Bytes of a [`write_index`](Self::write_index) output before its headers.
     pub const INDEX_FIXED: usize = 56;
 
@@ -661,7 +685,10 @@ impl RequestHead {
         for _ in 0..n {
             headers.push((span(&mut ix)?, span(&mut ix)?));
         }
-        let utf8 = |s: Span| std::str::from_utf8(&buf[s.range()]).is_ok();
+        let utf8 = |s: Span| {
+            let b = &buf[s.range()];
+            b.is_ascii() || std::str::from_utf8(b).is_ok()
+        };
         if !utf8(method) || !utf8(uri) {
             return None;
         }
