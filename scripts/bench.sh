@@ -2,7 +2,7 @@
 # Benchmarks rswoole against reference peers in ONE run on this machine (2 cores, noisy):
 # server processes pinned to CPU 0, the load generator to CPU 1. Prints ratios.
 #
-# usage: scripts/bench.sh [tcp|http|tls|h2|cpu|framed|metrics|axum|idle|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
+# usage: scripts/bench.sh [tcp|http|tls|h2|cpu|framed|metrics|axum|idle|burst|all]   (SECS=5 CONNS=64 SIZE=64 ROUNDS=3 to change)
 # BASELINE=DIR (a target/release of an older build, e.g. built from a git worktree) adds that
 # build's servers to the same rounds, to compare two versions in one run.
 # `axum` (not part of `all`): examples/axum_app's router on rswoole against the same router
@@ -78,13 +78,30 @@ if [ "${1:-}" = idle ]; then
   fi
   # This build parked (the default: idle connections wait without a task after 1 s) and with
   # --no-park (a task per connection, as before issue 20's parking); BASELINE's as it is.
-  for RUN in "$B park" "$B --no-park" ${BASELINE:+"$BASELINE baseline"}; do
+  # NOPARK=0 skips the --no-park runs; PROTOS="tcp http ws" / MODES="base process" to pick.
+  NP="$B --no-park"; [ "${NOPARK:-1}" = 0 ] && NP=""
+  for RUN in "$B park" ${NP:+"$NP"} ${BASELINE:+"$BASELINE baseline"}; do
     set -- $RUN; BUILD=$1; TAG=$2; EXTRA=""; [ "$TAG" = --no-park ] && EXTRA=--no-park
-    for PROTO in tcp http ws; do for MODE in base process; do
+    for PROTO in ${PROTOS:-tcp http ws}; do for MODE in ${MODES:-base process}; do
       case $PROTO in tcp) EX=tcp_echo ;; http) EX=http_hello ;; *) EX=ws_echo ;; esac
       P=$(free_port); S=$(start $BUILD/examples/$EX --port $P --mode $MODE --worker-num 1 --reactor-num 1 $EXTRA); wait_port $P
       printf "rswoole %-7s %-9s %s\n" "$MODE" "$TAG" "$(python3 scripts/idle_mem.py $S $P $PROTO $N)"; stop $S
     done; done
+  done
+  exit 0
+fi
+# Memory after bursts (issue 20): 15,000 connections opened, used once and closed (tcp_echo),
+# and one 60 MiB WebSocket message echoed (ws_echo), both modes, 1 worker, 1 reactor thread;
+# RSS of every process of the server idle / peak / SETTLE s after (scripts/burst_mem.py).
+# usage: SETTLE=3 BURST_CONNS=15000 BURST_MIB=60 scripts/bench.sh burst
+if [ "${1:-}" = burst ]; then
+  ulimit -n "$(ulimit -Hn)"
+  for MODE in ${MODES:-base process}; do
+    for W in "tcp_echo conns ${BURST_CONNS:-15000}" "ws_echo ws ${BURST_MIB:-60}"; do
+      set -- $W
+      P=$(free_port); S=$(start $B/examples/$1 --port $P --mode $MODE --worker-num 1 --reactor-num 1); wait_port $P
+      echo "# $1 $MODE: $2 $3"; python3 scripts/burst_mem.py $S $P $2 $3; stop $S
+    done
   done
   exit 0
 fi

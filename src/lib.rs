@@ -37,6 +37,11 @@
 
 // Layers, bottom to top; each imports only the ones above it in this list
 // (`../shared/tools/layers.py src` checks it). See docs/ARCHITECTURE.md.
+/// mimalloc as the global allocator (the `mimalloc` feature; see `Cargo.toml`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod base; // 1. plain types: ids, errors, settings, events, counters
 mod ipc; // 2. records between processes, mailboxes, task links, the shared connection table
 mod owner; // 3. the socket owner: connections and the protocol state machines

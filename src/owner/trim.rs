@@ -31,13 +31,25 @@ static TABLE_STARTED: AtomicBool = AtomicBool::new(false);
 /// connection table's free pages are looked for: 64, about two pages of slots.
 pub(crate) const TABLE_SHRANK_BY: u64 = 64;
 
+/// Checks without a release after which the free memory is given back on the timer alone,
+/// if it moved by [`SETTLED_DRIFT`] since the last release (3 s): the tail of a burst — the
+/// last connections closing after the last release — frees less than [`RELEASE_ABOVE`] and
+/// would otherwise stay until the free memory grows again, which in a quiet server is never.
+pub(crate) const SETTLED_AFTER: u32 = 3;
+
+/// How far the allocator's free bytes must have moved since the last release for the timer
+/// release ([`SETTLED_AFTER`]): 64 KiB. A quiet server's free memory does not move, so it is
+/// not trimmed again and again for nothing.
+pub(crate) const SETTLED_DRIFT: usize = 64 * 1024;
+
 /// Whether to release now: the allocator holds `free` bytes and the process is `rss`
 /// bytes; right after the last release (or since, at their lowest) they were `last`.
 pub(crate) fn due(free: usize, rss: usize, last: Mark) -> bool {
     free >= RELEASE_ABOVE
         && (rss >= last.rss.saturating_add(RELEASE_ABOVE)
             || free >= last.free.saturating_add(RELEASE_ABOVE)
-            || last.released >= RELEASE_ABOVE)
+            || last.released >= RELEASE_ABOVE
+            || (last.checks >= SETTLED_AFTER && free.abs_diff(last.at_release) >= SETTLED_DRIFT))
 }
 
 /// The process's size and the allocator's free bytes, right after the last release or at
@@ -51,14 +63,31 @@ pub(crate) struct Mark {
     pub(crate) rss: usize,
     pub(crate) free: usize,
     pub(crate) released: usize,
+    /// The allocator's free bytes right after the last release (not lowered since).
+    pub(crate) at_release: usize,
+    /// Checks since the last release.
+    pub(crate) checks: u32,
 }
 
 impl Mark {
+    /// The mark right after a release that took the process from `before` to `rss` bytes
+    /// and left `free` bytes free in the allocator.
+    fn released(before: usize, rss: usize, free: usize) -> Mark {
+        Mark {
+            rss,
+            free,
+            released: before.saturating_sub(rss),
+            at_release: free,
+            checks: 0,
+        }
+    }
+
     /// Follows `rss` and `free` down (so that the next rise counts from the low point).
     fn lower(&mut self, free: usize, rss: usize) {
         self.rss = self.rss.min(rss);
         self.free = self.free.min(free);
         self.released = 0;
+        self.checks = self.checks.saturating_add(1);
     }
 }
 
@@ -68,11 +97,11 @@ pub(crate) fn start() {
         return;
     }
     let task = async {
-        let mut last = Mark {
-            rss: crate::sys::resident_bytes().unwrap_or(0),
-            free: crate::sys::allocator_free_bytes().unwrap_or(0),
-            released: 0,
-        };
+        let mut last = Mark::released(
+            0,
+            crate::sys::resident_bytes().unwrap_or(0),
+            crate::sys::allocator_free_bytes().unwrap_or(0),
+        );
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -85,12 +114,11 @@ pub(crate) fn start() {
             };
             if due(free, rss, last) {
                 crate::sys::release_free_memory();
-                let after = crate::sys::resident_bytes().unwrap_or(rss);
-                last = Mark {
-                    rss: after,
-                    free: crate::sys::allocator_free_bytes().unwrap_or(free),
-                    released: rss.saturating_sub(after),
-                };
+                last = Mark::released(
+                    rss,
+                    crate::sys::resident_bytes().unwrap_or(rss),
+                    crate::sys::allocator_free_bytes().unwrap_or(free),
+                );
                 tracing::debug!(
                     free_bytes = free,
                     rss_before = rss,
@@ -157,7 +185,7 @@ mod tests {
         let last = |rss, free| Mark {
             rss,
             free,
-            released: 0,
+            ..Mark::default()
         };
         // Little free memory: nothing to give back.
         assert!(!due(m / 2, 100 * m, last(10 * m, 0)));
@@ -175,6 +203,8 @@ mod tests {
             rss: 40 * m,
             free: 18 * m,
             released: 5 * m,
+            at_release: 18 * m,
+            checks: 0,
         };
         assert!(due(18 * m + m / 2, 40 * m, big));
         // One that gave back little ends the series.
@@ -186,6 +216,34 @@ mod tests {
                 ..big
             }
         ));
+    }
+
+    #[test]
+    fn the_tail_of_a_burst_goes_back_on_the_timer() {
+        let m = RELEASE_ABOVE;
+        // A release during the burst left 2 MiB free; the last connections closed afterwards
+        // and freed 512 KiB more: less than the threshold, the process did not grow.
+        let mut mark = Mark::released(30 * m, 12 * m, 2 * m);
+        mark.released = 0; // it gave back little: no follow-up release
+        let free = 2 * m + m / 2;
+        for _ in 1..SETTLED_AFTER {
+            assert!(!due(free, 12 * m, mark), "not before the burst settled");
+            mark.lower(free, 12 * m);
+        }
+        assert!(!due(free, 12 * m, mark));
+        mark.lower(free, 12 * m);
+        // Settled: released on the timer.
+        assert!(due(free, 12 * m, mark));
+        // A quiet server whose free memory has not moved since its release is left alone,
+        // however long it waits.
+        let mut quiet = Mark::released(13 * m, 12 * m, 3 * m);
+        quiet.released = 0;
+        for _ in 0..100 {
+            quiet.lower(3 * m + SETTLED_DRIFT - 1, 12 * m);
+            assert!(!due(3 * m + SETTLED_DRIFT - 1, 12 * m, quiet));
+        }
+        // Below the threshold nothing is released, settled or not.
+        assert!(!due(m - 1, 12 * m, quiet));
     }
 
     #[test]
@@ -207,10 +265,10 @@ mod tests {
         let mut mark = Mark {
             rss: 20 * m,
             free: 10 * m,
-            released: 0,
+            ..Mark::default()
         };
         mark.lower(3 * m, 25 * m);
-        assert_eq!((mark.rss, mark.free), (20 * m, 3 * m));
+        assert_eq!((mark.rss, mark.free, mark.checks), (20 * m, 3 * m, 1));
         // Free memory back up by RELEASE_ABOVE from its low: due again.
         assert!(due(4 * m, 20 * m, mark));
         assert!(!due(4 * m - 1, 20 * m, mark));

@@ -18,6 +18,7 @@
 //!   `max_redeliveries` times per event).
 
 mod demux;
+mod lazy;
 mod pipe;
 mod recovery;
 
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rswoole_codec::http1::RequestHead;
 
+use lazy::{LazyDeque, LazyVec};
 pub(crate) use pipe::{Pipe, PIPE_BACKLOG_LIMIT};
 
 use crate::base::{ConnId, DispatchMode, Settings};
@@ -112,7 +114,8 @@ pub(crate) struct H2Req {
 pub(crate) struct DispatchState {
     pub(super) inflight: u32,
     pub(super) pipe: Option<Arc<Pipe>>,
-    pub(super) deferred: VecDeque<Ev>,
+    /// Events waiting behind in-flight ones (boxed at the first: most connections never defer).
+    pub(super) deferred: LazyDeque<Ev>,
     pub(super) waiting: bool,
     /// HTTP requests handed to a worker and not answered yet (their `HttpRequest`/`HttpEnd`
     /// not acknowledged).
@@ -125,10 +128,10 @@ pub(crate) struct DispatchState {
     pub(super) skip_stream: bool,
     /// HTTP/2: the streams whose requests are in a worker, unanswered (their
     /// `HttpRequest`/`HttpEnd`/`HttpAbort` not acknowledged).
-    pub(super) h2: Vec<H2Req>,
+    pub(super) h2: LazyVec<H2Req>,
     /// HTTP/2: streams whose request body is dropped as it comes (their worker died and
     /// they were answered 503).
-    pub(super) h2_skip: Vec<u32>,
+    pub(super) h2_skip: LazyVec<u32>,
     /// Events of this connection that a dead worker left unfinished, waiting in their slot's
     /// `suspects` queue to be re-delivered: the connection's other events wait behind them.
     pub(super) suspects: u32,
