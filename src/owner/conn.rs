@@ -825,11 +825,15 @@ impl<X> Conn<X> {
                     }
                     // No read buffer of its own while idle: a thread's spare one is lent
                     // for the read and taken back if the decoder consumed everything.
-                    if !matches!(decoder, Inbound::Raw) {
+                    // (A raw stream reads into a buffer of its own: `read_raw`.)
+                    let raw = matches!(decoder, Inbound::Raw);
+                    if !raw {
                         borrow_spare(&mut inbuf);
                     }
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
-                    return_spare(&mut inbuf);
+                    if !raw {
+                        return_spare(&mut inbuf);
+                    }
                     if let Inbound::H2(stream1) = &mut decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
                         let stream1 = stream1.take();
@@ -866,7 +870,7 @@ impl<X> Conn<X> {
             return self.read_some_tls(sink, decoder, inbuf);
         }
         if matches!(decoder, Inbound::Raw) {
-            return self.read_raw(sink, inbuf);
+            return self.read_raw(sink);
         }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
@@ -903,17 +907,28 @@ impl<X> Conn<X> {
         })
     }
 
-    /// A raw stream's read: straight into the thread's lent buffer, each read handed on as a
-    /// `Bytes` split off it (no copy, no allocation per read). The next read reuses the same
-    /// allocation once every `Bytes` split from it is dropped (`BytesMut::reserve` reclaims a
-    /// unique buffer in place); one the application keeps keeps that buffer alive, and the
-    /// thread takes a new one.
-    fn read_raw<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S, inbuf: &mut BytesMut) {
+    /// A raw stream's read: straight into the thread's raw read buffer (`RAW_IN`), each read
+    /// handed on as a `Bytes` split off it (no copy, no allocation per read). The next read
+    /// reuses the same allocation once every `Bytes` split from it is dropped
+    /// (`BytesMut::reserve` reclaims a unique buffer in place); one the application keeps
+    /// keeps that buffer (64 KiB) alive, and the thread takes a new one. The buffer is never
+    /// more than `RAW_READ` (nothing is appended to it but reads into its room), so it needs
+    /// none of the spare buffer's size checks (`borrow_spare`), which cost more than the
+    /// read's bookkeeping itself.
+    fn read_raw<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S) {
+        thread_local! {
+            static RAW_IN: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+        }
+        let mut buf = RAW_IN.with(|b| b.take());
+        self.read_raw_into(sink, &mut buf);
+        RAW_IN.with(|b| b.set(buf));
+    }
+
+    fn read_raw_into<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S, inbuf: &mut BytesMut) {
         /// The read buffer's size (as the scratch buffer of the other protocols).
         const RAW_READ: usize = 64 * 1024;
         /// Below this much room left, the buffer is reclaimed (or replaced) before a read.
         const RAW_MIN_ROOM: usize = 4 * 1024;
-        borrow_spare(inbuf);
         for _ in 0..4 {
             if inbuf.capacity() - inbuf.len() < RAW_MIN_ROOM {
                 inbuf.reserve(RAW_READ);
