@@ -30,7 +30,7 @@ use std::os::fd::OwnedFd;
 
 use std::net::SocketAddr;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
@@ -245,14 +245,18 @@ fn encode_chunk(dst: &mut BytesMut, h: Header, chunk: &[u8], first: bool, more: 
 }
 
 /// Appends a record header announcing `len` payload bytes.
+/// Built as one array and appended with one copy: a `put_*` per field costs a capacity check
+/// and a length update each, on every record.
 fn put_header(dst: &mut BytesMut, h: Header, flags: u8, len: usize) {
-    dst.put_u32_le(len as u32);
-    dst.put_u8(h.kind as u8);
-    dst.put_u8(flags);
-    dst.put_u16_le(h.listener);
-    dst.put_u64_le(h.session);
-    dst.put_u64_le(h.seq);
-    dst.put_u32_le(h.stream);
+    let mut b = [0u8; HDR];
+    b[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    b[4] = h.kind as u8;
+    b[5] = flags;
+    b[6..8].copy_from_slice(&h.listener.to_le_bytes());
+    b[8..16].copy_from_slice(&h.session.to_le_bytes());
+    b[16..24].copy_from_slice(&h.seq.to_le_bytes());
+    b[24..28].copy_from_slice(&h.stream.to_le_bytes());
+    dst.extend_from_slice(&b);
 }
 
 /// Iterates over the records of one datagram.
@@ -262,18 +266,18 @@ pub(crate) fn decode(mut dgram: &[u8]) -> impl Iterator<Item = Result<(Header, &
         if dgram.is_empty() {
             return None;
         }
-        if dgram.len() < HDR {
+        let Some(&b) = dgram.first_chunk::<HDR>() else {
             dgram = &[];
             return Some(Err(IpcError::Truncated(total)));
-        }
-        let mut h = &dgram[..HDR];
-        let len = h.get_u32_le() as usize;
-        let kind_b = h.get_u8();
-        let flags = h.get_u8();
-        let listener = h.get_u16_le();
-        let session = h.get_u64_le();
-        let seq = h.get_u64_le();
-        let stream = h.get_u32_le();
+        };
+        // Fixed offsets in a fixed-size array: no bounds checks, no cursor updates.
+        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let kind_b = b[4];
+        let flags = b[5];
+        let listener = u16::from_le_bytes([b[6], b[7]]);
+        let session = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+        let seq = u64::from_le_bytes([b[16], b[17], b[18], b[19], b[20], b[21], b[22], b[23]]);
+        let stream = u32::from_le_bytes([b[24], b[25], b[26], b[27]]);
         if dgram.len() < HDR + len {
             dgram = &[];
             return Some(Err(IpcError::Truncated(total)));
@@ -585,17 +589,19 @@ impl PipeTx {
         if st.closed {
             return false;
         }
-        if !st.q.ack(seq) {
-            let h = Header {
-                kind: Kind::Ack,
-                flags: 0,
-                listener: 0,
-                session: 0,
-                seq: 0,
-                stream: 0,
-            };
-            st.q.push(h, &seq.to_le_bytes());
+        if st.q.ack(seq) {
+            // Amended a record still queued: the writer was told when it was pushed.
+            return true;
         }
+        let h = Header {
+            kind: Kind::Ack,
+            flags: 0,
+            listener: 0,
+            session: 0,
+            seq: 0,
+            stream: 0,
+        };
+        st.q.push(h, &seq.to_le_bytes());
         drop(st);
         self.notify.notify_one();
         true

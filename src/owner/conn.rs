@@ -825,11 +825,15 @@ impl<X> Conn<X> {
                     }
                     // No read buffer of its own while idle: a thread's spare one is lent
                     // for the read and taken back if the decoder consumed everything.
-                    if !matches!(decoder, Inbound::Raw) {
+                    // (A raw stream reads into a buffer of its own: `read_raw`.)
+                    let raw = matches!(decoder, Inbound::Raw);
+                    if !raw {
                         borrow_spare(&mut inbuf);
                     }
                     self.read_some(&*sink, &mut decoder, &mut inbuf);
-                    return_spare(&mut inbuf);
+                    if !raw {
+                        return_spare(&mut inbuf);
+                    }
                     if let Inbound::H2(stream1) = &mut decoder {
                         let conf = cfg.http.as_ref().map(|h| h.h2.clone()).unwrap_or_default();
                         let stream1 = stream1.take();
@@ -865,6 +869,9 @@ impl<X> Conn<X> {
         if self.is_tls() {
             return self.read_some_tls(sink, decoder, inbuf);
         }
+        if matches!(decoder, Inbound::Raw) {
+            return self.read_raw(sink);
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             // A few reads per wake-up at most, so that backpressure and other connections get
@@ -898,6 +905,59 @@ impl<X> Conn<X> {
                 }
             }
         })
+    }
+
+    /// A raw stream's read: straight into the thread's raw read buffer (`RAW_IN`), each read
+    /// handed on as a `Bytes` split off it (no copy, no allocation per read). The next read
+    /// reuses the same allocation once every `Bytes` split from it is dropped
+    /// (`BytesMut::reserve` reclaims a unique buffer in place); one the application keeps
+    /// keeps that buffer (64 KiB) alive, and the thread takes a new one. The buffer is never
+    /// more than `RAW_READ` (nothing is appended to it but reads into its room), so it needs
+    /// none of the spare buffer's size checks (`borrow_spare`), which cost more than the
+    /// read's bookkeeping itself.
+    fn read_raw<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S) {
+        thread_local! {
+            static RAW_IN: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+        }
+        let mut buf = RAW_IN.with(|b| b.take());
+        self.read_raw_into(sink, &mut buf);
+        RAW_IN.with(|b| b.set(buf));
+    }
+
+    fn read_raw_into<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S, inbuf: &mut BytesMut) {
+        /// The read buffer's size (as the scratch buffer of the other protocols).
+        const RAW_READ: usize = 64 * 1024;
+        /// Below this much room left, the buffer is reclaimed (or replaced) before a read.
+        const RAW_MIN_ROOM: usize = 4 * 1024;
+        for _ in 0..4 {
+            if inbuf.capacity() - inbuf.len() < RAW_MIN_ROOM {
+                inbuf.reserve(RAW_READ);
+            }
+            let room = inbuf.capacity() - inbuf.len();
+            match self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf)) {
+                Ok(0) => {
+                    self.out.lock().read_eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(m) = crate::ipc::metrics::slot() {
+                        m.bytes_in
+                            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.shared.touch_recv(self.id);
+                    sink.data(self, inbuf.split().freeze());
+                    if n < room {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.out.lock().io_error = true;
+                    return;
+                }
+            }
+        }
     }
 
     pub(super) fn is_tls(&self) -> bool {
@@ -1087,12 +1147,24 @@ impl<X> Conn<X> {
     /// waits for epoll instead of costing a `recv` that only says `EAGAIN`. Readiness that
     /// arrived after the read is kept (tokio compares the readiness tick).
     fn try_read_short(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut got = 0;
         let cap = buf.len();
-        let r = self.stream.try_io(tokio::io::Interest::READABLE, || {
-            let n = rustix::net::recv(&self.stream, &mut *buf, rustix::net::RecvFlags::empty())
+        self.try_read_with(cap, |s| {
+            rustix::net::recv(s, &mut *buf, rustix::net::RecvFlags::empty())
                 .map(|(n, _)| n)
-                .map_err(io::Error::from)?;
+                .map_err(io::Error::from)
+        })
+    }
+
+    /// [`Self::try_read_short`] with the read itself given: `read` receives at most `cap`
+    /// bytes from the socket.
+    fn try_read_with(
+        &self,
+        cap: usize,
+        mut read: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut got = 0;
+        let r = self.stream.try_io(tokio::io::Interest::READABLE, || {
+            let n = read(&self.stream)?;
             got = n;
             if n > 0 && n < cap {
                 // Short read: report "would block" so tokio clears the readiness; the bytes
@@ -1874,6 +1946,92 @@ mod tests {
         until(|| conn.is_parked()).await;
         tokio::task::block_in_place(|| echo(&mut c, b"again"));
         assert_eq!(tasks.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Records where each read's bytes are (and keeps them if asked), echoing them.
+    struct Reads {
+        keep: bool,
+        seen: parking_lot::Mutex<Vec<(usize, usize)>>,
+        kept: parking_lot::Mutex<Vec<bytes::Bytes>>,
+    }
+    impl EventSink for Reads {
+        type State = ();
+        fn connected(&self, _: &Arc<Conn>) {}
+        fn data(&self, conn: &Arc<Conn>, data: bytes::Bytes) {
+            self.seen.lock().push((data.as_ptr() as usize, data.len()));
+            let _ = conn.write(&data);
+            if self.keep {
+                self.kept.lock().push(data);
+            }
+        }
+        fn stream_event(&self, _: &Arc<Conn>, _: u32, _: Kind, _: bytes::Bytes) {}
+        fn closed(&self, conn: &Arc<Conn>) {
+            conn.close_done();
+        }
+    }
+
+    /// A raw stream's reads land in the thread's lent buffer and go on as `Bytes` split off
+    /// it: consecutive reads are contiguous in one allocation (no copy, no allocation per
+    /// read); once they are dropped the same allocation is reused from its start; a `Bytes`
+    /// the application keeps stays intact while later reads go on (they go elsewhere).
+    #[tokio::test(flavor = "current_thread")]
+    async fn raw_reads_are_split_from_one_lent_buffer() {
+        for keep in [false, true] {
+            let (conn, c, cfg) = pair(None).await;
+            let sink = Arc::new(Reads {
+                keep,
+                seen: Default::default(),
+                kept: Default::default(),
+            });
+            let revive: Reviver<()> = Arc::new(|_| {});
+            let task = tokio::spawn({
+                let (conn, sink) = (conn.clone(), sink.clone());
+                async move { conn.run_from(sink, &cfg, Start::Fresh, &revive).await }
+            });
+            // 200 messages of 1,000 bytes, each echoed before the next (one read each):
+            // about three 64 KiB buffers' worth.
+            let msgs: Vec<Vec<u8>> = (0..200u32)
+                .map(|i| (0..1000u32).map(|j| (i * 7 + j) as u8).collect())
+                .collect();
+            let sent = msgs.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut c = c;
+                for m in &sent {
+                    echo(&mut c, m);
+                }
+            })
+            .await
+            .expect("client");
+            conn.close();
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the connection ended")
+                .expect("task");
+            let seen = sink.seen.lock().clone();
+            assert_eq!(seen.len(), msgs.len(), "one read per message");
+            let contiguous = seen
+                .windows(2)
+                .filter(|w| w[1].0 == w[0].0 + w[0].1)
+                .count();
+            assert!(
+                contiguous >= 150,
+                "reads follow each other in one buffer ({contiguous} of 199)"
+            );
+            let back_to_start = seen[1..].iter().any(|r| r.0 == seen[0].0);
+            if keep {
+                assert!(!back_to_start, "a kept read's memory is not reused");
+                let kept = sink.kept.lock();
+                assert!(
+                    kept.iter().map(|b| &b[..]).eq(msgs.iter().map(|m| &m[..])),
+                    "kept reads are intact"
+                );
+            } else {
+                assert!(
+                    back_to_start,
+                    "the dropped reads' allocation is reused in place"
+                );
+            }
+        }
     }
 
     /// What an idle connection carries (printed with `--nocapture`).

@@ -15,6 +15,9 @@
 //! - [`adopt_inherited`]: takes ownership of descriptors inherited across `exec` (systemd's
 //!   `LISTEN_FDS`, the upgrade socket), after checking each is open.
 //!
+//! - [`recv_spare`]: `recv(2)` straight into a `BytesMut`'s spare capacity (no zeroing, no
+//!   copy from a scratch buffer).
+//!
 //! Everything else OS-specific (socketpairs, fd passing, signals, rlimits, `sd_notify`) goes through the safe
 //! wrappers of `nix`/`rustix`, also kept here so that the rest of the crate reads as plain Rust.
 
@@ -27,6 +30,25 @@ use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
+
+/// Receives what the socket `fd` has (at most `buf`'s spare capacity) onto the end of `buf`;
+/// the bytes received (0: end of stream, or no spare capacity). A socket owner's read straight
+/// into a lent buffer that messages are then split from: no copy, no allocation per read.
+pub(crate) fn recv_spare(
+    fd: impl std::os::fd::AsFd,
+    buf: &mut bytes::BytesMut,
+) -> io::Result<usize> {
+    let ((got, _), _) = rustix::net::recv(
+        fd,
+        buf.spare_capacity_mut(),
+        rustix::net::RecvFlags::empty(),
+    )?;
+    let n = got.len();
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity (`got` is that
+    // prefix), so the first `len + n` bytes of `buf` are initialised.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
 
 /// Result of [`fork`].
 #[derive(Debug)]

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::pipe::Pipe;
-use super::{Ev, Reactor};
+use super::pipe::{Done, Pipe};
+use super::Reactor;
 use crate::base::ConnId;
 use crate::ipc::{self, Kind};
 use crate::owner::conn::WriteError;
@@ -137,7 +137,7 @@ impl Reactor {
     }
 
     /// A worker finished `ev`.
-    fn finished(&self, ev: &Ev) {
+    fn finished(&self, ev: &Done) {
         if ev.conn.0 == 0 {
             return;
         }

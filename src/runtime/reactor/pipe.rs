@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::{Ev, Reactor};
 use crate::base::ConnId;
-use crate::ipc::{Header, Kind, PipeTx};
+use crate::ipc::{Header, Kind, PipeTx, MAX_CHUNK};
 
 /// One worker incarnation's pipe.
 #[derive(Debug)]
@@ -28,6 +28,14 @@ pub(super) struct Unacked {
     ring: VecDeque<Option<Ev>>,
     live: usize,
     pub(super) bytes: usize,
+}
+
+/// What the reactor needs of an event its worker finished ([`Pipe::take`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Done {
+    pub(super) conn: ConnId,
+    pub(super) kind: Kind,
+    pub(super) stream: u32,
 }
 
 /// A connection stops being read while its worker has this many bytes of events unfinished
@@ -67,6 +75,9 @@ impl Pipe {
             stream: ev.stream,
         };
         let pushed = match &ev.head {
+            // A small payload is copied into the datagram (no clone: cloning a `Bytes` made
+            // from a `Vec` allocates its shared header).
+            None if ev.payload.len() <= MAX_CHUNK => self.tx.push(h, &ev.payload),
             // A large payload is referenced and cut into chunks as they go, not copied.
             None => self.tx.push_bytes(h, ev.payload.clone()),
             Some(head) => self.tx.push_with(h, ev.wire_len(), |dst| {
@@ -82,17 +93,29 @@ impl Pipe {
         Ok(seq)
     }
 
-    pub(super) fn take(&self, seq: u64) -> Option<Ev> {
+    /// Forgets acknowledged event `seq` (dropped in place: an `Ev` is large, and moving it out
+    /// costs copies per event); what the reactor needs of it, or `None` if it is not pending.
+    pub(super) fn take(&self, seq: u64) -> Option<Done> {
         let mut u = self.unacked.lock();
         let idx = seq.checked_sub(u.base)? as usize;
-        let ev = u.ring.get_mut(idx)?.take()?;
+        let slot = u.ring.get_mut(idx)?;
+        let ev = slot.as_ref()?;
+        let (done, len) = (
+            Done {
+                conn: ev.conn,
+                kind: ev.kind,
+                stream: ev.stream,
+            },
+            ev.wire_len(),
+        );
+        *slot = None;
         u.live -= 1;
-        u.bytes -= ev.wire_len();
+        u.bytes -= len;
         while matches!(u.ring.front(), Some(None)) {
             u.ring.pop_front();
             u.base += 1;
         }
-        Some(ev)
+        Some(done)
     }
 
     pub(super) fn drain(&self) -> Vec<Ev> {
