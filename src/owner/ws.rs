@@ -555,6 +555,21 @@ pub(crate) fn flush_final<X>(conn: &Conn<X>, busy: impl FnOnce() -> bool) {
     conn.close();
 }
 
+/// The application's `on_close` ran ([`Conn::close_done`] is next): every event of the
+/// connection has been handled, so a Close still held back ([`WsState::final_out`]) goes out
+/// now, after their replies. This is the case of a client that half-closed (FIN) right after
+/// the frame that ended the session: its `Close` event, queued behind the messages, is the
+/// last to finish, and the socket is still writable until `close_done`.
+pub(crate) fn flush_final_at_close<X>(conn: &Conn<X>) {
+    let mut g = conn.ws.lock();
+    let WsSlot::Live(st) = &mut *g else {
+        return;
+    };
+    if let Some(out) = st.final_out.take() {
+        let _ = conn.write(&out);
+    }
+}
+
 /// Messages from this size on are written as a frame header and the payload as it is
 /// ([`Conn::write_frame`]), not copied into a frame first; smaller ones are joined in the
 /// thread's scratch buffer (one copy of a few bytes, and one plain `write`).
