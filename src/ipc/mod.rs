@@ -147,6 +147,14 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// A WebSocket message or control frame from the client (`on_message`).
+    pub(crate) fn is_ws_data(self) -> bool {
+        matches!(
+            self,
+            Kind::WsText | Kind::WsBinary | Kind::WsPing | Kind::WsPong
+        )
+    }
+
     /// A WebSocket event that carries a message (or the open): its replies must go out before
     /// a Close the peer sent after it.
     pub(crate) fn is_ws_message(self) -> bool {

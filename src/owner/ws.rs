@@ -354,33 +354,38 @@ impl WsIn {
             self.ping_sent = None;
         }
         let mut g = conn.ws.lock();
-        let Some(st) = g.live() else {
-            return Verdict::Close;
-        };
         loop {
-            match st.codec.feed(inbuf) {
+            let Some(st) = g.live() else {
+                return Verdict::Close;
+            };
+            let (k, data) = match st.codec.feed(inbuf) {
                 Ok(Some(WsEvent::Message { kind, data })) => {
-                    let k = match kind {
-                        MessageKind::Text => Kind::WsText,
-                        MessageKind::Binary => Kind::WsBinary,
-                    };
                     count(|m| &m.ws_in, 1);
-                    sink.event(conn, k, data);
+                    match kind {
+                        MessageKind::Text => (Kind::WsText, data),
+                        MessageKind::Binary => (Kind::WsBinary, data),
+                    }
                 }
-                Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => {
-                    sink.event(conn, Kind::WsPing, d)
-                }
-                Ok(Some(WsEvent::Pong(d))) if self.conf.deliver_control => {
-                    sink.event(conn, Kind::WsPong, d)
-                }
-                Ok(Some(_)) => {}
+                Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => (Kind::WsPing, d),
+                Ok(Some(WsEvent::Pong(d))) if self.conf.deliver_control => (Kind::WsPong, d),
+                Ok(Some(_)) => continue,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(fd = %conn.id, error = %e, code = %e.close_code(), "WebSocket protocol error; closing");
                     break;
                 }
-            }
+            };
+            // Handed over without the lock: in Base mode the worker runs `on_message` right
+            // here (`Dispatcher::request_inline`), and its `push` takes the lock. What follows
+            // in `inbuf` is parsed after it, so a Close after this message is decided (held
+            // back or not, below) once the sink knows of the message.
+            drop(g);
+            sink.event(conn, k, data);
+            g = conn.ws.lock();
         }
+        let Some(st) = g.live() else {
+            return Verdict::Close;
+        };
         let closed = st.codec.state().is_closed();
         if closed && st.final_out.is_none() && sink.busy(conn) {
             // Replies to messages already dispatched go out before our Close.
