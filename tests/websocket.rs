@@ -147,6 +147,11 @@ impl Ws {
         self.s.write_all(data).await.unwrap();
     }
 
+    /// Sends FIN (shuts the write side down); the client can still read.
+    pub async fn shutdown_write(&mut self) {
+        self.s.shutdown().await.unwrap();
+    }
+
     /// The next event (`None` on EOF).
     pub async fn recv(&mut self) -> Option<WsEvent> {
         loop {
@@ -447,6 +452,48 @@ fn ws_slow_echo_arrives_before_protocol_error_close_both_modes() {
                     ws.close_code().await,
                     Some(CloseCode(code)),
                     "{mode} {what}"
+                );
+            }
+        });
+    }
+}
+
+/// A client that half-closes right after a message and the frame that ends the session (a
+/// bad frame, or its own Close) still gets, in order, the echo the slow handler owes it, the
+/// server's Close with the right code, and then EOF: the Close held back for the echo
+/// (`WsState::final_out`) is written to the half-closed socket before it closes, both modes.
+#[test]
+fn ws_half_closed_client_gets_echo_then_held_close_both_modes() {
+    let mut cases = bad_frames();
+    cases.push((
+        "client Close 1000",
+        masked(0x88, &1000u16.to_be_bytes()),
+        1000,
+    ));
+    cases.push((
+        "client Close 4001",
+        masked(0x88, &4001u16.to_be_bytes()),
+        4001,
+    ));
+    for mode in ["process", "base"] {
+        let srv = kit(&["--mode", mode, "--worker-num", "1"]);
+        rt().block_on(async {
+            for (what, bytes, code) in &cases {
+                let mut ws = Ws::connect(srv.port, false).await;
+                assert!(text(&mut ws).await.starts_with("welcome "), "{mode} {what}");
+                ws.send(MessageKind::Text, b"slow:300:ok").await;
+                ws.send_raw(bytes).await;
+                ws.shutdown_write().await;
+                assert_eq!(text(&mut ws).await, "ok", "{mode} {what}");
+                assert_eq!(
+                    ws.close_code().await,
+                    Some(CloseCode(*code)),
+                    "{mode} {what}: the held Close after the echo"
+                );
+                let end = tokio::time::timeout(T, ws.recv()).await;
+                assert!(
+                    matches!(end, Ok(None)),
+                    "{mode} {what}: EOF after the Close, got {end:?}"
                 );
             }
         });

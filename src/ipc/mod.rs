@@ -147,6 +147,14 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// A WebSocket message or control frame from the client (`on_message`).
+    pub(crate) fn is_ws_data(self) -> bool {
+        matches!(
+            self,
+            Kind::WsText | Kind::WsBinary | Kind::WsPing | Kind::WsPong
+        )
+    }
+
     /// A WebSocket event that carries a message (or the open): its replies must go out before
     /// a Close the peer sent after it.
     pub(crate) fn is_ws_message(self) -> bool {
@@ -414,14 +422,16 @@ impl DgramQueue {
         self.note_last(h, at);
     }
 
-    /// Remembers the record just written at `at` if it is a `Send` that [`Self::ack`] may
-    /// amend (a whole one, not chunked, not already acknowledging).
+    /// Remembers the record just written at `at` if it is a reply that [`Self::ack`] may
+    /// amend: a `Send` or a `WsPush` (a WebSocket echo), whole (not chunked), not already
+    /// acknowledging.
     fn note_last(&mut self, h: Header, at: usize) {
-        self.last_send = (h.kind == Kind::Send && h.flags == 0).then(|| (at, self.cur.len()));
+        self.last_send = (matches!(h.kind, Kind::Send | Kind::WsPush) && h.flags == 0)
+            .then(|| (at, self.cur.len()));
     }
 
-    /// Acknowledges event `seq` in the last record queued, when it is a whole `Send` (the
-    /// reply to that event, usually): sets [`F_ACK`] and writes `seq` into its header, so the
+    /// Acknowledges event `seq` in the last record queued, when it is a whole `Send` or
+    /// `WsPush` (the reply to that event, usually): sets [`F_ACK`] and writes `seq` into its header, so the
     /// reply and its acknowledgement are one record. `false`: nothing amended (queue an
     /// `Ack` record). The master applies a datagram's acknowledgements after its other
     /// records either way, so both forms mean the same.
@@ -788,6 +798,13 @@ mod tests {
         assert!(!q.ack(9));
         q.push_with(hdr(Kind::Send, 0), 3, |d| d.extend_from_slice(b"abc"));
         assert!(q.ack(10));
+        q.push(hdr(Kind::WsPush, 0), b"echo");
+        assert!(
+            q.ack(13),
+            "a WebSocket echo carries its acknowledgement too"
+        );
+        q.push(hdr(Kind::WsBroadcast, 0), b"all");
+        assert!(!q.ack(14));
         q.push(hdr(Kind::Send, 0), &vec![1u8; MAX_CHUNK + 1]);
         assert!(!q.ack(11), "a chunked Send is not amended");
         let d = q.pop().expect("a datagram");
@@ -797,6 +814,8 @@ mod tests {
                 (Kind::Send, F_FIRST | F_ACK, 7, b"reply".to_vec()),
                 (Kind::CloseReq, F_FIRST, 0, vec![]),
                 (Kind::Send, F_FIRST | F_ACK, 10, b"abc".to_vec()),
+                (Kind::WsPush, F_FIRST | F_ACK, 13, b"echo".to_vec()),
+                (Kind::WsBroadcast, F_FIRST, 0, b"all".to_vec()),
             ]
         );
         let mut q = DgramQueue::default();

@@ -485,6 +485,8 @@ impl<X> Conn<X> {
 
     /// The application's `on_close` has run: finish.
     pub(crate) fn close_done(&self) {
+        // A WebSocket Close held back for replies to earlier messages goes after them.
+        super::ws::flush_final_at_close(self);
         let mut out = self.out.lock();
         out.phase = Phase::Finishing;
         out.closing_since

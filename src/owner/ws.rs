@@ -354,33 +354,38 @@ impl WsIn {
             self.ping_sent = None;
         }
         let mut g = conn.ws.lock();
-        let Some(st) = g.live() else {
-            return Verdict::Close;
-        };
         loop {
-            match st.codec.feed(inbuf) {
+            let Some(st) = g.live() else {
+                return Verdict::Close;
+            };
+            let (k, data) = match st.codec.feed(inbuf) {
                 Ok(Some(WsEvent::Message { kind, data })) => {
-                    let k = match kind {
-                        MessageKind::Text => Kind::WsText,
-                        MessageKind::Binary => Kind::WsBinary,
-                    };
                     count(|m| &m.ws_in, 1);
-                    sink.event(conn, k, data);
+                    match kind {
+                        MessageKind::Text => (Kind::WsText, data),
+                        MessageKind::Binary => (Kind::WsBinary, data),
+                    }
                 }
-                Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => {
-                    sink.event(conn, Kind::WsPing, d)
-                }
-                Ok(Some(WsEvent::Pong(d))) if self.conf.deliver_control => {
-                    sink.event(conn, Kind::WsPong, d)
-                }
-                Ok(Some(_)) => {}
+                Ok(Some(WsEvent::Ping(d))) if self.conf.deliver_control => (Kind::WsPing, d),
+                Ok(Some(WsEvent::Pong(d))) if self.conf.deliver_control => (Kind::WsPong, d),
+                Ok(Some(_)) => continue,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(fd = %conn.id, error = %e, code = %e.close_code(), "WebSocket protocol error; closing");
                     break;
                 }
-            }
+            };
+            // Handed over without the lock: in Base mode the worker runs `on_message` right
+            // here (`Dispatcher::request_inline`), and its `push` takes the lock. What follows
+            // in `inbuf` is parsed after it, so a Close after this message is decided (held
+            // back or not, below) once the sink knows of the message.
+            drop(g);
+            sink.event(conn, k, data);
+            g = conn.ws.lock();
         }
+        let Some(st) = g.live() else {
+            return Verdict::Close;
+        };
         let closed = st.codec.state().is_closed();
         if closed && st.final_out.is_none() && sink.busy(conn) {
             // Replies to messages already dispatched go out before our Close.
@@ -553,6 +558,21 @@ pub(crate) fn flush_final<X>(conn: &Conn<X>, busy: impl FnOnce() -> bool) {
     let _ = conn.write(&out);
     drop(g);
     conn.close();
+}
+
+/// The application's `on_close` ran ([`Conn::close_done`] is next): every event of the
+/// connection has been handled, so a Close still held back ([`WsState::final_out`]) goes out
+/// now, after their replies. This is the case of a client that half-closed (FIN) right after
+/// the frame that ended the session: its `Close` event, queued behind the messages, is the
+/// last to finish, and the socket is still writable until `close_done`.
+pub(crate) fn flush_final_at_close<X>(conn: &Conn<X>) {
+    let mut g = conn.ws.lock();
+    let WsSlot::Live(st) = &mut *g else {
+        return;
+    };
+    if let Some(out) = st.final_out.take() {
+        let _ = conn.write(&out);
+    }
 }
 
 /// Messages from this size on are written as a frame header and the payload as it is

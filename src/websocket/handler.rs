@@ -1,7 +1,10 @@
 //! The worker's side of WebSocket: runs `on_handshake`, `on_open` and `on_message` for the
 //! events the socket owner sends.
 
+use std::future::poll_fn;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
@@ -30,6 +33,12 @@ impl ProtocolHandler for WsHandler {
     fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
         match ev.kind {
             Kind::HttpRequest => self.http.clone().request(ctx, ev),
+            k if k.is_ws_data() => {
+                // A waker that does nothing is enough for this first poll: a future that is
+                // pending comes back, and the task that awaits it polls it again at once.
+                let mut cx = Context::from_waker(Waker::noop());
+                self.message(ctx, ev, &mut cx)
+            }
             _ => Some(self.event(ctx, ev)),
         }
     }
@@ -39,6 +48,16 @@ impl ProtocolHandler for WsHandler {
             Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd => {
                 self.http.clone().event(ctx, ev)
             }
+            k if k.is_ws_data() => Box::pin(async move {
+                let mut once = Some((ctx, ev));
+                let rest = poll_fn(|cx| {
+                    Poll::Ready(once.take().and_then(|(ctx, ev)| self.message(ctx, ev, cx)))
+                })
+                .await;
+                if let Some(rest) = rest {
+                    rest.await;
+                }
+            }),
             _ => Box::pin(async move {
                 let h = Handle::new(ctx);
                 event(&self.cbs, &self.http.http, &h, ev.kind, ev.fd, ev.payload).await
@@ -48,6 +67,53 @@ impl ProtocolHandler for WsHandler {
 
     fn closed(&self, fd: ConnId) {
         self.http.closed(fd);
+    }
+}
+
+impl WsHandler {
+    /// A message (or, with `deliver_control_frames`, a ping or pong): `on_message` is made in
+    /// its reused slot and polled once with `cx` (an echo finishes then: no allocation, no
+    /// task). `None` when it is done (or there is none, or it panicked: logged, the message is
+    /// lost), else the rest to await.
+    fn message(&self, ctx: Ctx, ev: ProtoEvent, cx: &mut Context<'_>) -> Option<BoxFut> {
+        ctx.count_request();
+        let Some(cb) = &self.cbs.on_message else {
+            ctx.handled_one();
+            return None;
+        };
+        let opcode = match ev.kind {
+            Kind::WsText => OpCode::Text,
+            Kind::WsBinary => OpCode::Binary,
+            Kind::WsPing => OpCode::Ping,
+            _ => OpCode::Pong,
+        };
+        let frame = Frame {
+            fd: ev.fd,
+            data: ev.payload,
+            opcode,
+            fin: true,
+        };
+        let h = Handle::new(ctx);
+        let rest = match catch_unwind(AssertUnwindSafe(|| cb(h.clone(), frame, cx))) {
+            Ok(rest) => rest,
+            Err(_) => {
+                tracing::error!(
+                    callback = "on_message",
+                    "callback panicked (location above); the message is lost, the worker goes on"
+                );
+                None
+            }
+        };
+        match rest {
+            None => {
+                h.ctx.handled_one();
+                None
+            }
+            Some(fut) => Some(Box::pin(async move {
+                guarded("on_message", fut).await;
+                h.ctx.handled_one();
+            })),
+        }
     }
 }
 
@@ -62,25 +128,6 @@ async fn event(
 ) {
     match kind {
         Kind::WsOpen => open(cbs, http, h, fd, &payload).await,
-        Kind::WsText | Kind::WsBinary | Kind::WsPing | Kind::WsPong => {
-            let opcode = match kind {
-                Kind::WsText => OpCode::Text,
-                Kind::WsBinary => OpCode::Binary,
-                Kind::WsPing => OpCode::Ping,
-                _ => OpCode::Pong,
-            };
-            h.ctx.count_request();
-            if let Some(cb) = &cbs.on_message {
-                let frame = Frame {
-                    fd,
-                    data: payload,
-                    opcode,
-                    fin: true,
-                };
-                guarded("on_message", cb(h.clone(), frame)).await;
-            }
-            h.ctx.handled_one();
-        }
         Kind::WsHandshake => {
             let verdict = match (&cbs.on_handshake, http.head_request(h, fd, &payload)) {
                 (Some(cb), Some(req)) => {

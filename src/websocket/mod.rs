@@ -162,7 +162,11 @@ pub enum Handshake {
 }
 
 pub(crate) type OpenCb = Rc<dyn Fn(Handle, Request) -> BoxFut>;
-pub(crate) type MessageCb = Rc<dyn Fn(Handle, Frame) -> BoxFut>;
+/// `on_message` as stored: it makes the application's future in a reused slot
+/// (`server::slot::Slots`) and polls it once with the context given; `None` when it finished
+/// then, else the rest to await (a message answered at once costs no allocation).
+pub(crate) type MessageCb =
+    Rc<dyn Fn(Handle, Frame, &mut std::task::Context<'_>) -> Option<BoxFut>>;
 pub(crate) type HandshakeCb =
     Rc<dyn Fn(Handle, Request) -> Pin<Box<dyn Future<Output = Handshake>>>>;
 
@@ -290,9 +294,9 @@ impl WebSocketServer {
         Fut: Future + 'static,
         Fut::Output: CallbackResult,
     {
-        self.cbs.on_message = Some(Rc::new(move |h, fr| {
-            let fut = f(h, fr);
-            Box::pin(async move { fut.await.report("on_message") })
+        let slots = crate::server::slot::Slots::new();
+        self.cbs.on_message = Some(Rc::new(move |h, fr, cx| {
+            slots.run("on_message", || f(h, fr), cx)
         }));
         self
     }

@@ -41,8 +41,9 @@ impl Reactor {
                 if !matches!(h.kind, Kind::WsBroadcast | Kind::Ack) {
                     bcast.flush(&self.conns);
                 }
-                if h.kind == Kind::Send && h.flags & ipc::F_ACK != 0 {
-                    // A reply that also acknowledges its event (`PipeTx::ack`).
+                if matches!(h.kind, Kind::Send | Kind::WsPush) && h.flags & ipc::F_ACK != 0 {
+                    // A reply (or a WebSocket echo) that also acknowledges its event
+                    // (`PipeTx::ack`).
                     acks.push(h.seq);
                 }
                 match h.kind {

@@ -86,7 +86,7 @@ impl Dispatcher {
                 self.receive_inline(ev);
                 return;
             }
-            if ev.kind == Kind::HttpRequest && self.protocol.is_some() {
+            if (ev.kind == Kind::HttpRequest || ev.kind.is_ws_data()) && self.protocol.is_some() {
                 drop(q);
                 self.request_inline(ev);
                 return;
@@ -133,13 +133,18 @@ impl Dispatcher {
     /// A whole HTTP request without a task when it can, as [`Self::receive_inline`] does for
     /// `on_receive`: a handler that answers at once (most do) costs no task spawn, no queue
     /// and no wake-up. Its producers (the connection task in Base mode, HTTP/2's driver, the
-    /// pipe reader) hold no lock while they hand it over.
+    /// pipe reader) hold no lock while they hand it over. WebSocket messages too (the
+    /// connection task hands them over with the WebSocket lock released, `owner::ws`).
     fn request_inline(self: &Rc<Self>, mut ev: WEv) {
         let Some(p) = self.protocol.clone() else {
             self.finish_one(&ev);
             return;
         };
-        self.count_request();
+        let ws = ev.kind.is_ws_data();
+        if !ws {
+            // WebSocket messages count in their handler.
+            self.count_request();
+        }
         let pe = ProtoEvent {
             kind: ev.kind,
             fd: ev.fd,
@@ -150,7 +155,12 @@ impl Dispatcher {
         let conn = Some(ev.fd).filter(|fd| fd.0 != 0);
         // The handler polls the application's future once itself; what waits comes back.
         match holds::enter(conn, || p.request(self.ctx.clone(), pe)) {
-            None => self.finish_one(&ev),
+            None => {
+                self.finish_one(&ev);
+                if ws {
+                    self.flush_ws_final(ev.fd.0);
+                }
+            }
             Some(mut fut) => {
                 let fd = (ev.fd.0, ev.stream);
                 self.queues.borrow_mut().insert(fd, VecDeque::new());
@@ -162,11 +172,21 @@ impl Dispatcher {
                     poll_fn(|cx| holds::enter(conn, || poll_guarded("on_request", &mut fut, cx)))
                         .await;
                     me.finish_one(&ev);
-                    if let Some(next) = me.next_queued(fd) {
-                        me.run_queue(fd, next).await;
+                    match me.next_queued(fd) {
+                        Some(next) => me.run_queue(fd, next).await,
+                        None if ws => me.flush_ws_final(fd.0),
+                        None => {}
                     }
                 });
             }
+        }
+    }
+
+    /// Base mode: a WebSocket Close held back until the messages before it were handled
+    /// (`owner::ws::flush_final`) goes out now, unless events of the connection are queued.
+    fn flush_ws_final(&self, fd: u64) {
+        if let Some(c) = self.conns.as_ref().and_then(|t| t.get(ConnId(fd))) {
+            crate::owner::ws::flush_final(&c, || self.queues.borrow().contains_key(&(fd, 0)));
         }
     }
 
@@ -179,17 +199,8 @@ impl Dispatcher {
             match self.next_queued(fd) {
                 Some(e) => ev = e,
                 None => {
-                    // Base mode: a WebSocket close held back until the messages before it
-                    // were handled goes out now.
-                    if let Some(c) = self
-                        .conns
-                        .as_ref()
-                        .filter(|_| ws)
-                        .and_then(|t| t.get(ConnId(fd.0)))
-                    {
-                        crate::owner::ws::flush_final(&c, || {
-                            self.queues.borrow().contains_key(&(fd.0, 0))
-                        });
+                    if ws {
+                        self.flush_ws_final(fd.0);
                     }
                     return;
                 }
