@@ -885,11 +885,7 @@ impl<X> Conn<X> {
                         return;
                     }
                     Ok(n) => {
-                        if let Some(m) = crate::ipc::metrics::slot() {
-                            m.bytes_in
-                                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        self.shared.touch_recv(self.id);
+                        self.note_read(n);
                         if let Verdict::Close = decoder.feed(self, sink, &scratch[..n], inbuf) {
                             self.close();
                             return;
@@ -942,11 +938,7 @@ impl<X> Conn<X> {
                     return;
                 }
                 Ok(n) => {
-                    if let Some(m) = crate::ipc::metrics::slot() {
-                        m.bytes_in
-                            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    self.shared.touch_recv(self.id);
+                    self.note_read(n);
                     sink.data(self, inbuf.split().freeze());
                     if n < room {
                         return;
@@ -960,6 +952,15 @@ impl<X> Conn<X> {
                 }
             }
         }
+    }
+
+    /// A plain read of `n` bytes: counted in the metrics and the connection's last receive time.
+    fn note_read(&self, n: usize) {
+        if let Some(m) = crate::ipc::metrics::slot() {
+            m.bytes_in
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.shared.touch_recv(self.id);
     }
 
     pub(super) fn is_tls(&self) -> bool {
