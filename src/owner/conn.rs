@@ -894,12 +894,8 @@ impl<X> Conn<X> {
                             return;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {
-                        self.out.lock().io_error = true;
-                        return;
-                    }
+                    Err(e) => return self.read_failed(&e),
                 }
             }
         })
@@ -944,12 +940,8 @@ impl<X> Conn<X> {
                         return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.out.lock().io_error = true;
-                    return;
-                }
+                Err(e) => return self.read_failed(&e),
             }
         }
     }
@@ -961,6 +953,13 @@ impl<X> Conn<X> {
                 .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         self.shared.touch_recv(self.id);
+    }
+
+    /// A plain read failed: nothing more to read now (`WouldBlock`), or the connection broke.
+    fn read_failed(&self, e: &io::Error) {
+        if e.kind() != io::ErrorKind::WouldBlock {
+            self.out.lock().io_error = true;
+        }
     }
 
     pub(super) fn is_tls(&self) -> bool {
