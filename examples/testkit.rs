@@ -3,7 +3,8 @@
 //! Line commands (each message is one read; send one command per message):
 //! `info` → connection_info of this connection; `whoami` → worker id; `close` → server closes
 //! the connection; `panic` → the callback panics; `flood` → sends 64 KiB blocks until the
-//! output buffer refuses; `stats` → server counters; `conns` → number of live connections;
+//! output buffer refuses (`flood burst`: without yielding between them), then prints
+//! `flood stopped after N bytes`; `stats` → server counters; `conns` → number of live connections;
 //! anything else → echoed as `w{worker}:{data}`; `sleep MS` → `slept MS w{worker}` after MS ms;
 //! `block MS` → `blocked MS w{worker}`, blocking the worker's thread meanwhile; `abort` →
 //! prints `abort {fd} w{worker}` and aborts the worker process (`std::process::abort`, no core
@@ -317,7 +318,10 @@ fn main() -> rswoole::Result<()> {
                         );
                         std::process::abort()
                     }
-                    "flood" => {
+                    "flood" | "flood burst" => {
+                        // `flood burst` never yields: in Process mode every block waits in
+                        // this worker's pipe queue, none has reached the master yet.
+                        let burst = text == "flood burst";
                         let block = Bytes::from(vec![b'x'; 64 * 1024]);
                         let mut sent = 0usize;
                         loop {
@@ -329,7 +333,9 @@ fn main() -> rswoole::Result<()> {
                             if sent > 64 * 1024 * 1024 {
                                 break;
                             }
-                            tokio::task::yield_now().await;
+                            if !burst {
+                                tokio::task::yield_now().await;
+                            }
                         }
                         println!("flood stopped after {sent} bytes");
                         return Ok(());

@@ -398,7 +398,12 @@ fn core_send_parts() {
 }
 
 /// A client that never reads: the server's buffer for it stops at buffer_output_size and
-/// `send` reports BufferFull instead of growing memory.
+/// `send` reports BufferFull instead of growing memory. `flood` yields between its 64 KiB
+/// blocks; `flood burst` does not, so in Process mode every block is still in the worker's
+/// pipe queue when the next is sent: the limit must count bytes on their way to the master,
+/// not only the master's buffer (else the worker is told Ok for megabytes the master then
+/// finds over the limit, and closes the connection). Then the client reads: it must get every
+/// byte that `send` accepted, and the connection must still answer.
 #[test]
 fn core_slow_reader_is_bounded() {
     for mode in ["process", "base"] {
@@ -415,23 +420,39 @@ fn core_slow_reader_is_bounded() {
             ],
             port,
         );
-        let mut c = connect(srv.port);
-        c.write_all(b"flood").unwrap();
-        let out = srv.wait_stdout("flood stopped after", 1, T);
-        let sent: usize = out
-            .split("flood stopped after ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        // Socket buffers take some; the rest is bounded by the 1 MiB output buffer.
-        assert!(
-            sent < 16 * 1024 * 1024,
-            "mode {mode}: {sent} bytes accepted for a client that never reads"
-        );
+        for (i, cmd) in ["flood", "flood burst"].into_iter().enumerate() {
+            let mut c = connect(srv.port);
+            c.write_all(cmd.as_bytes()).unwrap();
+            let out = srv.wait_stdout("flood stopped after", i + 1, T);
+            let sent: usize = out
+                .split("flood stopped after ")
+                .nth(i + 1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            // Socket buffers take some; the rest is bounded by the 1 MiB output buffer.
+            assert!(
+                sent < 16 * 1024 * 1024,
+                "mode {mode}, {cmd}: {sent} bytes accepted for a client that never reads"
+            );
+            // Everything accepted arrives, and the connection still serves.
+            c.set_read_timeout(Some(T)).unwrap();
+            let mut got = vec![0u8; sent];
+            c.read_exact(&mut got)
+                .unwrap_or_else(|e| panic!("mode {mode}, {cmd}: reading the {sent} bytes: {e}"));
+            assert!(got.iter().all(|&b| b == b'x'), "mode {mode}, {cmd}");
+            c.write_all(b"after").unwrap();
+            let mut echo = [0u8; 8];
+            c.read_exact(&mut echo).unwrap();
+            assert!(
+                echo[0] == b'w' && &echo[2..] == b":after",
+                "mode {mode}, {cmd}: {:?}",
+                String::from_utf8_lossy(&echo)
+            );
+        }
     }
 }
 

@@ -76,6 +76,15 @@ const C_TLS: u32 = 4;
 /// ... and the client presented a verified certificate ([`PeerFp`], in its own array).
 const C_PEER: u32 = 8;
 
+/// Why [`Shared::reserve_out`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutRefused {
+    /// The connection is closed, closing or unknown.
+    Closed,
+    /// Its output buffer plus what is on its way would pass the limit.
+    Full,
+}
+
 #[repr(C)]
 pub(crate) struct ConnSlot {
     /// 0 = free; otherwise the session id that owns the slot. Written last on open, first on
@@ -100,6 +109,13 @@ pub(crate) struct ConnSlot {
     /// Pid of the process that accepted the connection and owns its socket (the master in
     /// Process mode, the worker incarnation in Base mode, whose connections die with it).
     pub(crate) owner_pid: AtomicU32,
+    /// Process mode: bytes that workers have sent to this connection and the master has not
+    /// applied yet (still in a worker's pipe queue or in the socket between them). A worker
+    /// reserves them before it queues the record ([`Shared::reserve_out`]), the master gives
+    /// them back as it applies it ([`Shared::release_out`]), so that `buffer_output_size`
+    /// bounds what is buffered plus what is on its way, and a sender gets `BufferFull`
+    /// instead of the master finding its buffer overflowed. In the slot's 4 bytes of padding.
+    in_flight: AtomicU32,
 }
 // SAFETY: only atomics; all-zero is a valid value.
 #[allow(unsafe_code)]
@@ -271,6 +287,60 @@ impl Shared {
         (s.id.load(Acquire) == id.0 && s.flags.load(Acquire) & C_CLOSING == 0).then_some(s)
     }
 
+    /// Process mode: reserves room for `len` bytes a worker is about to queue for `id`, if
+    /// its output buffer (what the master holds plus what is on its way, [`ConnSlot`]'s
+    /// `in_flight`) can take them within `cap`. The reservation is taken first and undone if
+    /// over, so two workers sending at once cannot both pass on the same room. Room above
+    /// `u32::MAX` bytes on the way is never given.
+    pub(crate) fn reserve_out(&self, id: ConnId, len: usize, cap: usize) -> Result<(), OutRefused> {
+        let s = self.live_slot(id).ok_or(OutRefused::Closed)?;
+        let n = u32::try_from(len).map_err(|_| OutRefused::Full)?;
+        // Acquire pairs with the master's release in `give_back`: a count it lowered comes
+        // with the output buffer it raised for the same bytes (`out_bytes`, stored first).
+        let before = s.in_flight.fetch_add(n, AcqRel);
+        let on_the_way = before as u64 + n as u64;
+        if before.checked_add(n).is_none() || s.out_bytes.load(Relaxed) + on_the_way > cap as u64 {
+            Self::give_back(s, n);
+            return Err(OutRefused::Full);
+        }
+        // The slot may have been freed and taken by another connection since the check: that
+        // one's count starts at 0 (`fill`), so take back what was added to it.
+        if s.id.load(Acquire) != id.0 {
+            Self::give_back(s, n);
+            return Err(OutRefused::Closed);
+        }
+        Ok(())
+    }
+
+    /// Process mode: the master applied (or dropped) a record of `len` bytes for `id` that a
+    /// worker reserved with [`reserve_out`](Self::reserve_out), or the worker could not queue
+    /// it after all. Nothing if the slot is another connection's by now.
+    pub(crate) fn release_out(&self, id: ConnId, len: usize) {
+        if let Some(s) = self.any_slot(id) {
+            Self::give_back(s, u32::try_from(len).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Process mode: forgets what every connection of `ids` had on its way (a worker died:
+    /// what it had queued and not written never arrives to be released). Other workers'
+    /// records on their way are forgotten too; at worst one of them then finds the buffer
+    /// full and closes the connection, as before reservations existed.
+    pub(crate) fn forget_in_flight(&self, ids: impl IntoIterator<Item = ConnId>) {
+        for id in ids {
+            if let Some(s) = self.any_slot(id) {
+                s.in_flight.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// Subtracts `n` from the slot's bytes on the way, never below 0 (the slot may have been
+    /// reset for a new connection meanwhile).
+    fn give_back(s: &ConnSlot, n: u32) {
+        let _ = s
+            .in_flight
+            .fetch_update(Release, Relaxed, |v| Some(v.saturating_sub(n)));
+    }
+
     /// The slot of a connection that is open or closing.
     pub(crate) fn any_slot(&self, id: ConnId) -> Option<&ConnSlot> {
         let s = self.slot_of(id.0)?;
@@ -360,6 +430,7 @@ impl Shared {
         slot.connect_ms.store(connect_ms, Relaxed);
         slot.last_recv_ms.store(last_recv_ms, Relaxed);
         slot.out_bytes.store(0, Relaxed);
+        slot.in_flight.store(0, Relaxed);
         slot.worker.store(info.worker, Relaxed);
         slot.uid.store(uid, Relaxed);
         slot.owner_pid.store(info.owner_pid, Relaxed);
@@ -696,6 +767,43 @@ mod tests {
         };
         s.alloc(&s.header().next_id, 1, 1, &info)
             .expect("a free slot")
+    }
+
+    /// Bytes on their way to the master count against `buffer_output_size` until the master
+    /// applies them; a slot taken by a new connection starts at 0, and what the old one's
+    /// records give back late does not go below it.
+    #[test]
+    fn bytes_on_their_way_count_until_released() {
+        let s = Shared::new(1, 4).unwrap();
+        let id = open1(&s);
+        assert_eq!(s.reserve_out(id, 600, 1000), Ok(()));
+        assert_eq!(s.reserve_out(id, 600, 1000), Err(OutRefused::Full));
+        assert_eq!(s.reserve_out(id, 400, 1000), Ok(()));
+        // The master applies the first record: it is in the output buffer now.
+        s.slot_of(id.0).unwrap().out_bytes.store(600, Relaxed);
+        s.release_out(id, 600);
+        assert_eq!(s.reserve_out(id, 1, 1000), Err(OutRefused::Full));
+        s.slot_of(id.0).unwrap().out_bytes.store(0, Relaxed);
+        assert_eq!(s.reserve_out(id, 600, 1000), Ok(()));
+        // Closed: refused; its slot goes to a new connection with nothing on its way.
+        s.free(id);
+        assert_eq!(s.reserve_out(id, 1, 1000), Err(OutRefused::Closed));
+        let ids: Vec<ConnId> = (0..4).map(|_| open1(&s)).collect();
+        let again = *ids
+            .iter()
+            .find(|i| {
+                s.slot_of(i.0).map(|x| x as *const _) == s.slot_of(id.0).map(|x| x as *const _)
+            })
+            .unwrap();
+        assert_eq!(s.reserve_out(again, 1000, 1000), Ok(()));
+        // The old connection's late release does nothing to the new one's count.
+        s.release_out(id, 1000);
+        assert_eq!(s.reserve_out(again, 1, 1000), Err(OutRefused::Full));
+        s.release_out(again, 5000);
+        assert_eq!(s.reserve_out(again, 1000, 1000), Ok(()));
+        // A dead worker's reservations are forgotten.
+        s.forget_in_flight([again]);
+        assert_eq!(s.reserve_out(again, 1000, 1000), Ok(()));
     }
 
     fn resident(s: &Shared) -> usize {

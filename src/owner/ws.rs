@@ -241,9 +241,15 @@ pub(crate) fn upgrade<S: EventSink + ?Sized>(
     }
     let mut out = BytesMut::new();
     accept.write_response(&mut out);
-    let _ = conn.write(&out);
-    *conn.ws.lock() = WsSlot::Live(st);
+    // Open before the client can know it: the 101 is written under the WebSocket lock with
+    // the state in place, so a broadcast (or a push) made once the client has its answer
+    // reaches it, and none is written before the 101.
     conn.shared.mark_websocket(conn.id);
+    {
+        let mut g = conn.ws.lock();
+        *g = WsSlot::Live(st);
+        let _ = conn.write(&out);
+    }
     sink.event(conn, Kind::WsOpen, head.as_bytes().clone());
     Some(Upgraded::Open(Box::new(WsIn::new(conf.clone()))))
 }
@@ -259,10 +265,10 @@ pub(crate) fn accept_pending<X>(conn: &Conn<X>, protocol: &str) -> Option<Bytes>
     }
     let mut out = BytesMut::new();
     accept.write_response(&mut out);
+    conn.shared.mark_websocket(conn.id);
     let _ = conn.write(&out);
     st.open = true;
     drop(g);
-    conn.shared.mark_websocket(conn.id);
     conn.wake();
     Some(head)
 }

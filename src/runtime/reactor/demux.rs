@@ -120,6 +120,11 @@ impl Reactor {
                     }
                     other => tracing::warn!(?other, "unexpected IPC record from a worker"),
                 }
+                if matches!(h.kind, Kind::Send | Kind::WsPush | Kind::H2Response) {
+                    // Applied (or dropped with its connection): the room the worker reserved
+                    // for it is counted by the output buffer now (`Shared::reserve_out`).
+                    self.shared.release_out(ConnId(h.session), payload.len());
+                }
             }
             bcast.flush(&self.conns);
             for seq in acks.drain(..) {

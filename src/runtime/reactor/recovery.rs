@@ -33,6 +33,10 @@ impl Reactor {
                 *cur = None;
             }
         }
+        // What the dead worker had queued for connections and not written never arrives to
+        // give back the room it reserved (`Shared::reserve_out`).
+        self.shared
+            .forget_in_flight(self.conns.all().iter().map(|c| c.id));
         let evs = pipe.drain();
         {
             let mut probing = self.slots[pipe.slot].probing.lock();

@@ -13,7 +13,7 @@ use super::recycle;
 use crate::base::{ConnError, ConnId, SendError, Settings};
 use crate::ipc;
 use crate::ipc::mailbox::{Outboxes, Refused};
-use crate::ipc::shared::Shared;
+use crate::ipc::shared::{OutRefused, Shared};
 use crate::ipc::{Header, Kind, PipeTx};
 use crate::owner::conn::WriteError;
 use crate::owner::h2resp::{self, Part, PartKind};
@@ -103,17 +103,17 @@ fn write_error(fd: ConnId, data: Bytes, e: WriteError) -> SendError {
 }
 
 impl WorkerCtx {
-    /// Whether `fd`'s output buffer can take `len` more bytes (`buffer_output_size`).
-    fn has_room(&self, fd: ConnId, len: usize) -> Result<(), ()> {
-        match self.shared.live_slot(fd) {
-            Some(slot)
-                if slot.out_bytes.load(Relaxed) as usize + len
-                    > self.settings.buffer_output_size =>
-            {
-                Err(())
-            }
-            _ => Ok(()),
-        }
+    /// Process mode: reserves room for `len` bytes for `fd` in its output buffer
+    /// (`buffer_output_size`, counting what is already on its way to the master) before a
+    /// record of that many payload bytes is queued; the master releases it as it applies the
+    /// record (`Shared::release_out`). The error makes the `SendError` for the caller's data.
+    fn reserve_out(&self, fd: ConnId, len: usize) -> Result<(), fn(ConnId, Bytes) -> SendError> {
+        self.shared
+            .reserve_out(fd, len, self.settings.buffer_output_size)
+            .map_err(|e| match e {
+                OutRefused::Closed => SendError::Closed as fn(ConnId, Bytes) -> SendError,
+                OutRefused::Full => SendError::BufferFull,
+            })
     }
 
     /// Base mode: the other worker that owns open connection `fd`. `None` if `fd` is closed,
@@ -170,12 +170,7 @@ impl WorkerCtx {
         let len = parts.iter().map(|p| p.len()).sum::<usize>();
         match &self.backend {
             Backend::Pipe(tx) => {
-                let Some(slot) = self.shared.live_slot(fd) else {
-                    return Err(SendError::Closed(fd, owned()));
-                };
-                if slot.out_bytes.load(Relaxed) as usize + len > self.settings.buffer_output_size {
-                    return Err(SendError::BufferFull(fd, owned()));
-                }
+                self.reserve_out(fd, len).map_err(|e| e(fd, owned()))?;
                 let h = header(Kind::Send, fd.0, 0, 0);
                 let pushed = tx.push_with(h, len, |dst| {
                     for p in parts {
@@ -185,6 +180,7 @@ impl WorkerCtx {
                 if pushed {
                     Ok(())
                 } else {
+                    self.shared.release_out(fd, len);
                     Err(SendError::ShuttingDown(owned()))
                 }
             }
@@ -233,17 +229,13 @@ impl WorkerCtx {
         debug_assert_eq!(stream, 0, "HTTP/2 streams are answered with send_h2");
         match &self.backend {
             Backend::Pipe(tx) => {
-                let Some(slot) = self.shared.live_slot(fd) else {
-                    return Err(SendError::Closed(fd, owned()));
-                };
-                if slot.out_bytes.load(Relaxed) as usize + data.len()
-                    > self.settings.buffer_output_size
-                {
-                    return Err(SendError::BufferFull(fd, owned()));
+                if let Err(e) = self.reserve_out(fd, data.len()) {
+                    return Err(e(fd, owned()));
                 }
                 if tx.push(header(Kind::Send, fd.0, 0, 0), data) {
                     Ok(())
                 } else {
+                    self.shared.release_out(fd, data.len());
                     Err(SendError::ShuttingDown(owned()))
                 }
             }
@@ -274,23 +266,24 @@ impl WorkerCtx {
         let owned = || Bytes::copy_from_slice(body);
         match &self.backend {
             Backend::Pipe(tx) => {
-                let Some(slot) = self.shared.live_slot(fd) else {
-                    return Err(SendError::Closed(fd, owned()));
-                };
-                if slot.out_bytes.load(Relaxed) as usize + fields.len() + body.len()
-                    > self.settings.buffer_output_size
-                {
-                    return Err(SendError::BufferFull(fd, owned()));
-                }
                 let mut h = header(Kind::H2Response, fd.0, 0, 0);
                 h.stream = stream;
                 // The first record takes the fields and what body fits; the rest of the
                 // body follows as data, each record whole (the master never reassembles).
                 debug_assert!(fields.len() <= h2resp::MAX_FIELDS, "checked by the caller");
-                let room = ipc::MAX_CHUNK.saturating_sub(h2resp::encoded_len(fields.len(), 0));
+                let room = ipc::MAX_CHUNK
+                    .saturating_sub(h2resp::encoded_len(fields.len(), 0))
+                    .max(1);
+                // The records' bytes, reserved at once: the whole part goes or none of it.
+                let first = body.len().min(room);
+                let total = h2resp::encoded_len(fields.len(), first)
+                    + (body.len() - first)
+                    + (body.len() - first).div_ceil(room) * h2resp::encoded_len(0, 0);
+                self.reserve_out(fd, total).map_err(|e| e(fd, owned()))?;
                 let (mut kind, mut fields, mut rest) = (kind, fields, body);
+                let mut left = total;
                 loop {
-                    let n = rest.len().min(room.max(1));
+                    let n = rest.len().min(room);
                     let last = n == rest.len();
                     let piece = &rest[..n];
                     let len = h2resp::encoded_len(fields.len(), n);
@@ -298,9 +291,12 @@ impl WorkerCtx {
                         h2resp::encode(b, kind, end && last, fields, piece)
                     });
                     if !pushed {
+                        self.shared.release_out(fd, left);
                         return Err(SendError::ShuttingDown(owned()));
                     }
+                    left -= len;
                     if last {
+                        debug_assert_eq!(left, 0, "send_h2: reserved what was queued");
                         return Ok(());
                     }
                     rest = &rest[n..];
@@ -440,14 +436,15 @@ impl WorkerCtx {
         if self.shared.live_slot(fd).is_none() || !self.shared.is_websocket(fd) {
             return Err(SendError::Closed(fd, data));
         }
-        if self.has_room(fd, data.len()).is_err() {
-            return Err(SendError::BufferFull(fd, data));
-        }
         match &self.backend {
             Backend::Pipe(tx) => {
+                if let Err(e) = self.reserve_out(fd, data.len()) {
+                    return Err(e(fd, data));
+                }
                 if tx.push_bytes(header(Kind::WsPush, fd.0, opcode as u16, 0), data.clone()) {
                     Ok(())
                 } else {
+                    self.shared.release_out(fd, data.len());
                     Err(SendError::ShuttingDown(data))
                 }
             }
@@ -455,6 +452,12 @@ impl WorkerCtx {
                 let Some(owner) = self.other_owner(fd) else {
                     return Err(SendError::Closed(fd, data));
                 };
+                if self.shared.live_slot(fd).is_some_and(|s| {
+                    s.out_bytes.load(Relaxed) as usize + data.len()
+                        > self.settings.buffer_output_size
+                }) {
+                    return Err(SendError::BufferFull(fd, data));
+                }
                 match self.forward(
                     owner,
                     header(Kind::WsPushFwd, fd.0, 0, opcode as u64),
