@@ -170,7 +170,8 @@ pub struct Settings {
     /// 0 (the default) means the open-files limit, capped at [`DEFAULT_MAX_CONNECTION_CAP`].
     pub max_connection: usize,
     /// Most unsent bytes buffered for one connection; `send` beyond it fails with
-    /// [`SendError::BufferFull`](crate::SendError::BufferFull). Default
+    /// [`SendError::BufferFull`](crate::SendError::BufferFull) (Process mode: bytes the workers
+    /// sent that are still on their way to the master count too). Default
     /// [`DEFAULT_BUFFER_OUTPUT_SIZE`].
     pub buffer_output_size: usize,
     /// How TCP streams are cut into messages (Swoole's `open_eof_check`/`open_eof_split`/
