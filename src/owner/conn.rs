@@ -344,6 +344,11 @@ impl<X> Conn<X> {
         while sent < total {
             let r = match parts {
                 [one] => self.stream.try_write(&one[sent..]),
+                // Two parts from their start (a prefix and the data, a head and a body): the
+                // common case, without the general case's eight-slot array and walk.
+                [a, b] if sent == 0 => self
+                    .stream
+                    .try_write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]),
                 _ => {
                     // The parts from `sent` on, at most 8 per call.
                     let mut iov = [io::IoSlice::new(&[]); 8];
