@@ -344,6 +344,11 @@ impl<X> Conn<X> {
         while sent < total {
             let r = match parts {
                 [one] => self.stream.try_write(&one[sent..]),
+                // Two parts from their start (a prefix and the data, a head and a body): the
+                // common case, without the general case's eight-slot array and walk.
+                [a, b] if sent == 0 => self
+                    .stream
+                    .try_write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]),
                 _ => {
                     // The parts from `sent` on, at most 8 per call.
                     let mut iov = [io::IoSlice::new(&[]); 8];
@@ -739,9 +744,13 @@ impl<X> Conn<X> {
             // are ready). The notification's waiter and the timer keep the waker they were
             // last polled with (this task's), so on the turn's first look only a fresh one is
             // polled (made or reset since): a busy connection does not pay a lock and a timer
-            // poll per turn for them. Once the task is woken, all are looked at. Readiness is
-            // polled per direction (`poll_read_ready`: the socket's own waker slot, no waiter
-            // list).
+            // poll per turn for them. Once the task is woken, the notification is looked at
+            // (its waiter list's lock); the timer only if it may have fired (it left the timer
+            // wheel: `is_elapsed`, one atomic load, where a poll costs a budget check and a
+            // waker comparison), on any look, so that a timer that fired on a turn that ended
+            // for another reason is not left waiting for a wake-up it already gave. Readiness
+            // is polled per direction (`poll_read_ready`: the socket's own waker slot, no
+            // waiter list).
             let mut first_look = true;
             let woke = std::future::poll_fn(|cx| {
                 let woken = !std::mem::replace(&mut first_look, false);
@@ -751,7 +760,7 @@ impl<X> Conn<X> {
                     }
                     notified_fresh = false;
                 }
-                if wake_at.is_some() && (timer_fresh || woken) {
+                if wake_at.is_some() && (timer_fresh || timer.is_elapsed()) {
                     if timer.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Woke::Timer);
                     }
@@ -902,10 +911,11 @@ impl<X> Conn<X> {
     }
 
     /// A raw stream's read: straight into the thread's raw read buffer (`RAW_IN`), each read
-    /// handed on as a `Bytes` split off it (no copy, no allocation per read). The next read
-    /// reuses the same allocation once every `Bytes` split from it is dropped
-    /// (`BytesMut::reserve` reclaims a unique buffer in place); one the application keeps
-    /// keeps that buffer (64 KiB) alive, and the thread takes a new one. The buffer is never
+    /// handed on as a `Bytes` split off it (no copy, no allocation per read). A read starts at
+    /// the allocation's start whenever every `Bytes` split from it is dropped
+    /// (`BytesMut::try_reclaim` on a unique buffer); one the application keeps keeps that
+    /// buffer (64 KiB) alive, later reads follow it, and the thread takes a new one when it is
+    /// nearly full. The buffer is never
     /// more than `RAW_READ` (nothing is appended to it but reads into its room), so it needs
     /// none of the spare buffer's size checks (`borrow_spare`), which cost more than the
     /// read's bookkeeping itself.
@@ -924,7 +934,17 @@ impl<X> Conn<X> {
         /// Below this much room left, the buffer is reclaimed (or replaced) before a read.
         const RAW_MIN_ROOM: usize = 4 * 1024;
         for _ in 0..4 {
-            if inbuf.capacity() - inbuf.len() < RAW_MIN_ROOM {
+            // Every read lands at the buffer's start when the previous ones were dropped (an
+            // echo's were: written out before the next read), so a stream of small reads keeps
+            // to the same few cache lines instead of walking 64 KiB of them. `try_reclaim`
+            // moves back to the start of a buffer no split of which is alive (an atomic load:
+            // no allocation, no copy, since nothing is left in it); one still shared (a read
+            // the application or the master's unacknowledged ring holds) is read on after the
+            // last read, and replaced once nearly full.
+            if inbuf.capacity() < RAW_READ
+                && !inbuf.try_reclaim(RAW_READ)
+                && inbuf.capacity() < RAW_MIN_ROOM
+            {
                 inbuf.reserve(RAW_READ);
             }
             let room = inbuf.capacity() - inbuf.len();
@@ -1972,10 +1992,11 @@ mod tests {
         }
     }
 
-    /// A raw stream's reads land in the thread's lent buffer and go on as `Bytes` split off
-    /// it: consecutive reads are contiguous in one allocation (no copy, no allocation per
-    /// read); once they are dropped the same allocation is reused from its start; a `Bytes`
-    /// the application keeps stays intact while later reads go on (they go elsewhere).
+    /// A raw stream's reads land in the thread's raw read buffer and go on as `Bytes` split
+    /// off it (no copy, no allocation per read): a read dropped before the next one (an echo)
+    /// leaves the next at the same address, the allocation's start (the same few cache lines
+    /// every time); reads the application keeps follow each other in one allocation, stay
+    /// intact, and their memory is not reused.
     #[tokio::test(flavor = "current_thread")]
     async fn raw_reads_are_split_from_one_lent_buffer() {
         for keep in [false, true] {
@@ -2011,26 +2032,30 @@ mod tests {
                 .expect("task");
             let seen = sink.seen.lock().clone();
             assert_eq!(seen.len(), msgs.len(), "one read per message");
-            let contiguous = seen
-                .windows(2)
-                .filter(|w| w[1].0 == w[0].0 + w[0].1)
-                .count();
-            assert!(
-                contiguous >= 150,
-                "reads follow each other in one buffer ({contiguous} of 199)"
-            );
-            let back_to_start = seen[1..].iter().any(|r| r.0 == seen[0].0);
             if keep {
-                assert!(!back_to_start, "a kept read's memory is not reused");
+                let contiguous = seen
+                    .windows(2)
+                    .filter(|w| w[1].0 == w[0].0 + w[0].1)
+                    .count();
+                assert!(
+                    contiguous >= 150,
+                    "kept reads follow each other in one buffer ({contiguous} of 199)"
+                );
+                assert!(
+                    !seen[1..].iter().any(|r| r.0 == seen[0].0),
+                    "a kept read's memory is not reused"
+                );
                 let kept = sink.kept.lock();
                 assert!(
                     kept.iter().map(|b| &b[..]).eq(msgs.iter().map(|m| &m[..])),
                     "kept reads are intact"
                 );
             } else {
-                assert!(
-                    back_to_start,
-                    "the dropped reads' allocation is reused in place"
+                let at_start = seen.iter().filter(|r| r.0 == seen[0].0).count();
+                assert_eq!(
+                    at_start,
+                    seen.len(),
+                    "each read lands at the start of the allocation the dropped reads used"
                 );
             }
         }

@@ -55,7 +55,11 @@ pub(super) struct Dispatcher {
     /// A stream queue ended.
     pub(super) streams_done: Notify,
     pub(super) inflight: Cell<usize>,
+    /// Notified when `inflight` comes down to 0, once someone waits for that
+    /// (`idle_watched`: a stopping worker's `finish_work`); before, the count reaching 0
+    /// after every event costs no notification (a lock of the waiter list).
     pub(super) idle: Notify,
+    pub(super) idle_watched: Cell<bool>,
     pub(super) tx: Option<Arc<PipeTx>>,
     pub(super) conns: Option<Arc<ConnTable>>,
     pub(super) on_pipe_message: Option<PipeCb>,
@@ -414,7 +418,9 @@ impl Dispatcher {
         self.inflight.set(n);
         if n == 0 {
             self.state(false);
-            self.idle.notify_waiters();
+            if self.idle_watched.get() {
+                self.idle.notify_waiters();
+            }
         }
     }
 }

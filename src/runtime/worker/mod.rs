@@ -134,6 +134,7 @@ async fn main(
         streams_done: Notify::new(),
         inflight: Cell::new(0),
         idle: Notify::new(),
+        idle_watched: Cell::new(false),
         tx: tx.clone(),
         conns: conns.clone(),
         protocol: app.protocol.as_ref().map(|f| f(&settings)),
@@ -317,6 +318,7 @@ fn stop_deadline(settings: &crate::base::Settings) -> tokio::time::Instant {
 async fn finish_work(disp: &Dispatcher, ctx: &Ctx, deadline: tokio::time::Instant) {
     let client = ctx.tasks.clone();
     let cluster = ctx.cluster.clone();
+    disp.idle_watched.set(true);
     loop {
         let mut idle = std::pin::pin!(disp.idle.notified());
         idle.as_mut().enable();
