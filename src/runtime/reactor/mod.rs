@@ -61,6 +61,9 @@ pub(crate) struct Ev {
     /// pipe writes head, index and body straight into its datagram
     /// ([`crate::owner::http::write_request_payload`]): no payload buffer per request.
     pub(crate) head: Option<RequestHead>,
+    /// An `HttpRequest` whose head is gone (sent, and kept by its pipe until acknowledged):
+    /// whether its connection stays open after the response.
+    pub(crate) keep_alive: Option<bool>,
 }
 
 impl Ev {
@@ -74,6 +77,7 @@ impl Ev {
             stream: 0,
             tries: 0,
             head: None,
+            keep_alive: None,
         }
     }
 
@@ -91,11 +95,21 @@ impl Ev {
         if !matches!(self.kind, Kind::HttpRequest | Kind::HttpHead) {
             return None;
         }
-        Some(match &self.head {
-            Some(h) => h.keep_alive(),
-            None => crate::owner::http::request_from_payload(&self.payload)
+        Some(match (&self.head, self.keep_alive) {
+            (Some(h), _) => h.keep_alive(),
+            (None, Some(k)) => k,
+            (None, None) => crate::owner::http::request_from_payload(&self.payload)
                 .is_some_and(|(h, _)| h.keep_alive()),
         })
+    }
+
+    /// What [`keep_alive`](Self::keep_alive) needs once the parsed head is gone: `Some` for
+    /// an event carrying its head.
+    pub(super) fn keep_alive_hint(&self) -> Option<bool> {
+        match &self.head {
+            Some(h) => Some(h.keep_alive()),
+            None => self.keep_alive,
+        }
     }
 }
 
@@ -316,9 +330,9 @@ impl Reactor {
             }
         }
         if !d.deferred.is_empty() {
-            d.deferred.push_back(ev);
+            d.deferred.push_back(rehomed(ev));
         } else if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
-            d.deferred.push_back(ev);
+            d.deferred.push_back(rehomed(ev));
         }
     }
 
@@ -381,11 +395,10 @@ impl EventSink for Reactor {
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
         self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
     }
-    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, mut head: RequestHead, body: Bytes) {
-        // The event keeps its head until the worker acknowledges it: on a copy, not on the
-        // connection's read buffer, which the next read then reuses in place instead of
-        // allocating another.
-        head.rehome(crate::base::arena::shared_copy);
+    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, head: RequestHead, body: Bytes) {
+        // Sent at once, the head is written into the datagram and dropped (`Pipe::send`):
+        // the connection's read buffer is unique again at the next read, which reuses it in
+        // place. An event that has to wait moves its head onto a copy first (`rehomed`).
         let mut ev = Ev::new(conn.id, Kind::HttpRequest, conn.listener, body);
         ev.stream = stream;
         ev.head = Some(head);
@@ -407,6 +420,16 @@ impl EventSink for Reactor {
             ),
         );
     }
+}
+
+/// `ev`, about to wait in a queue, with its parsed head (if any) moved onto a copy cut from
+/// the thread's arena: a waiting head must not hold the connection's read buffer, which the
+/// next read would then find shared and replace with a new allocation.
+fn rehomed(mut ev: Ev) -> Ev {
+    if let Some(h) = ev.head.as_mut() {
+        h.rehome(crate::base::arena::shared_copy);
+    }
+    ev
 }
 
 fn hash_ip(a: &SocketAddr) -> usize {

@@ -25,9 +25,51 @@ pub(crate) struct Pipe {
 #[derive(Debug, Default)]
 pub(super) struct Unacked {
     base: u64,
-    ring: VecDeque<Option<Ev>>,
+    ring: VecDeque<Option<Kept>>,
     live: usize,
     pub(super) bytes: usize,
+}
+
+/// An event sent and not acknowledged yet, as the ring keeps it: without an HTTP request's
+/// parsed head (dropped once written into the datagram, on the thread that parsed it, so the
+/// connection's read buffer is unique again at its next read and the head's header index goes
+/// back to that thread's pool). An HTTP request is never re-delivered (`recovery` answers 503),
+/// so what it needs of the head, whether the connection stays open, is kept as a flag.
+#[derive(Debug)]
+struct Kept {
+    conn: ConnId,
+    payload: Bytes,
+    /// Bytes of the event on the pipe ([`Ev::wire_len`] when it was sent).
+    wire: usize,
+    stream: u32,
+    tries: u32,
+    listener: u16,
+    kind: Kind,
+    keep_alive: Option<bool>,
+}
+
+impl Kept {
+    fn new(ev: Ev, wire: usize, keep_alive: Option<bool>) -> Kept {
+        Kept {
+            conn: ev.conn,
+            payload: ev.payload,
+            wire,
+            stream: ev.stream,
+            tries: ev.tries,
+            listener: ev.listener,
+            kind: ev.kind,
+            keep_alive,
+        }
+    }
+
+    /// The event back (for `recovery`), without a parsed head.
+    fn into_ev(self) -> Ev {
+        let mut ev = Ev::new(self.conn, self.kind, self.listener, self.payload);
+        ev.stream = self.stream;
+        ev.tries = self.tries;
+        ev.keep_alive = self.keep_alive;
+        ev
+    }
 }
 
 /// What the reactor needs of an event its worker finished ([`Pipe::take`]).
@@ -63,7 +105,7 @@ impl Pipe {
     /// back if the pipe is closed.
     // The event comes back to wait in a queue; boxing it would cost an allocation per event.
     #[allow(clippy::result_large_err)]
-    pub(super) fn send(&self, ev: Ev) -> Result<u64, Ev> {
+    pub(super) fn send(&self, mut ev: Ev) -> Result<u64, Ev> {
         let mut u = self.unacked.lock();
         let seq = u.base + u.ring.len() as u64;
         let h = Header {
@@ -87,9 +129,14 @@ impl Pipe {
         if !pushed {
             return Err(ev);
         }
-        u.bytes += ev.wire_len();
-        u.ring.push_back(Some(ev));
+        let wire = ev.wire_len();
+        u.bytes += wire;
+        let keep_alive = ev.keep_alive_hint();
+        let head = ev.head.take();
+        u.ring.push_back(Some(Kept::new(ev, wire, keep_alive)));
         u.live += 1;
+        drop(u);
+        drop(head);
         Ok(seq)
     }
 
@@ -106,7 +153,7 @@ impl Pipe {
                 kind: ev.kind,
                 stream: ev.stream,
             },
-            ev.wire_len(),
+            ev.wire,
         );
         *slot = None;
         u.live -= 1;
@@ -124,7 +171,7 @@ impl Pipe {
         u.bytes = 0;
         let n = u.ring.len() as u64;
         u.base += n;
-        u.ring.drain(..).flatten().collect()
+        u.ring.drain(..).flatten().map(Kept::into_ev).collect()
     }
 
     pub(super) fn inflight(&self) -> usize {
