@@ -113,6 +113,22 @@ impl Ev {
     }
 }
 
+/// Whether an event of `kind` a dead worker left unfinished is re-delivered to the next
+/// incarnation (`redeliver`: `Settings::redeliver_on_worker_crash`): never an HTTP request
+/// (`recovery` answers 503 instead: it may be what killed the worker, and it may not be
+/// idempotent); connects, closes and WebSocket opens always; the rest when `redeliver`.
+pub(super) fn may_redeliver(kind: Kind, redeliver: bool) -> bool {
+    let http = matches!(
+        kind,
+        Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd | Kind::HttpAbort
+    );
+    let always = matches!(
+        kind,
+        Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
+    );
+    !http && (redeliver || always)
+}
+
 /// An HTTP/2 stream's request handed to a worker and not answered yet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct H2Req {

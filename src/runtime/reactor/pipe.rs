@@ -18,6 +18,8 @@ pub(crate) struct Pipe {
     pub(crate) slot: usize,
     pub(crate) pid: u32,
     pub(crate) tx: PipeTx,
+    /// `Settings::redeliver_on_worker_crash`: what the ring must keep of a payload.
+    pub(super) redeliver: bool,
     pub(super) accepting: AtomicBool,
     pub(super) unacked: Mutex<Unacked>,
 }
@@ -133,11 +135,39 @@ impl Pipe {
         u.bytes += wire;
         let keep_alive = ev.keep_alive_hint();
         let head = ev.head.take();
+        let (kept, sent) = self.kept_payload(ev.kind, std::mem::take(&mut ev.payload));
+        ev.payload = kept;
         u.ring.push_back(Some(Kept::new(ev, wire, keep_alive)));
         u.live += 1;
         drop(u);
+        // Let go here, on the thread that read them: the connection's read buffer they may
+        // share is unique again at its next read, which reuses it in place instead of
+        // allocating another (and promoting it to a shared one: a second allocation).
         drop(head);
+        drop(sent);
         Ok(seq)
+    }
+
+    /// What the ring keeps of the payload of an event of `kind` just sent: nothing for one
+    /// that is never re-delivered ([`super::may_redeliver`]); a copy cut from the thread's
+    /// arena for a small message or read (usually a slice of its connection's read buffer);
+    /// the payload itself otherwise (a large one: no copy).
+    /// The original comes back too, to be dropped after the ring's lock is released.
+    fn kept_payload(&self, kind: Kind, payload: Bytes) -> (Bytes, Bytes) {
+        if !super::may_redeliver(kind, self.redeliver) {
+            // `HttpHead` is kept: its payload tells whether the connection stays open.
+            return if kind == Kind::HttpHead {
+                (payload, Bytes::new())
+            } else {
+                (Bytes::new(), payload)
+            };
+        }
+        let small = !payload.is_empty() && payload.len() <= crate::base::arena::MAX_COPY;
+        if small && (kind == Kind::Receive || kind.is_ws_data()) {
+            (crate::base::arena::shared_copy(&payload), payload)
+        } else {
+            (payload, Bytes::new())
+        }
     }
 
     /// Forgets acknowledged event `seq` (dropped in place: an `Ev` is large, and moving it out
@@ -194,6 +224,7 @@ impl Reactor {
             slot,
             pid,
             tx: pipe,
+            redeliver: self.settings.redeliver_on_worker_crash,
             accepting: AtomicBool::new(true),
             unacked: Mutex::new(Unacked::default()),
         });

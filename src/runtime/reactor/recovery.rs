@@ -139,19 +139,7 @@ impl Reactor {
                     }
                 }
                 for mut ev in evs {
-                    let http = matches!(
-                        ev.kind,
-                        Kind::HttpRequest
-                            | Kind::HttpHead
-                            | Kind::HttpBody
-                            | Kind::HttpEnd
-                            | Kind::HttpAbort
-                    );
-                    let always = matches!(
-                        ev.kind,
-                        Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
-                    );
-                    if http || !(redeliver || always) {
+                    if !super::may_redeliver(ev.kind, redeliver) {
                         continue;
                     }
                     ev.tries += 1;
