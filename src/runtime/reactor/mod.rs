@@ -257,54 +257,43 @@ impl Reactor {
             .filter(|p| p.accepting())
     }
 
-    /// Sends `ev` for `conn` keeping per-connection order; `Err(ev)` = must wait (deferred).
-    /// Takes the event by value: a clone of its payload would turn the request's buffer
-    /// into a shared one (an allocation per event).
-    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn try_dispatch(
-        &self,
-        conn: &RConn,
-        d: &mut DispatchState,
-        ev: Ev,
-    ) -> Result<(), Ev> {
+    /// Sends `ev` for `conn` keeping per-connection order; `false`: it must wait (deferred),
+    /// and `ev` is left as it was. Takes the event by reference ([`Pipe::send`] empties it
+    /// when it goes): no clone of its payload (a clone would turn the request's buffer into a
+    /// shared one: an allocation per event), and no move of the ~200-byte `Ev` per call.
+    pub(super) fn try_dispatch(&self, conn: &RConn, d: &mut DispatchState, ev: &mut Ev) -> bool {
         if d.suspects > 0 {
             // Re-delivered events of this connection go first (`probe` sends them).
-            return Err(ev);
+            return false;
         }
         if d.inflight > 0 {
             return match &d.pipe {
-                Some(p) if p.accepting() => {
-                    p.send(ev)?;
+                Some(p) if p.accepting() && p.send(ev).is_some() => {
                     d.inflight += 1;
-                    Ok(())
+                    true
                 }
-                _ => Err(ev),
+                _ => false,
             };
         }
         let slot = self.choose(conn);
-        let ev = match self.current(slot) {
-            Some(p) => match p.send(ev) {
-                Ok(_) => {
-                    d.inflight = 1;
-                    if let Some(s) = self.shared.any_slot(conn.id) {
-                        s.worker.store(slot as u32, Relaxed);
-                    }
-                    d.pipe = Some(p);
-                    return Ok(());
+        if let Some(p) = self.current(slot) {
+            if p.send(ev).is_some() {
+                d.inflight = 1;
+                if let Some(s) = self.shared.any_slot(conn.id) {
+                    s.worker.store(slot as u32, Relaxed);
                 }
-                Err(ev) => ev,
-            },
-            None => ev,
-        };
+                d.pipe = Some(p);
+                return true;
+            }
+        }
         if !d.waiting {
             d.waiting = true;
             self.slots[slot].waiting.lock().push(conn.id);
         }
-        Err(ev)
+        false
     }
 
-    pub(super) fn dispatch(&self, conn: &RConn, ev: Ev) {
+    pub(super) fn dispatch(&self, conn: &RConn, mut ev: Ev) {
         let mut d = conn.state.lock();
         if ev.stream != 0 {
             let s = ev.stream;
@@ -345,9 +334,7 @@ impl Reactor {
                 _ => {}
             }
         }
-        if !d.deferred.is_empty() {
-            d.deferred.push_back(rehomed(ev));
-        } else if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
+        if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &mut ev) {
             d.deferred.push_back(rehomed(ev));
         }
     }
@@ -355,8 +342,8 @@ impl Reactor {
     pub(super) fn flush_deferred(&self, conn: &RConn) {
         let mut d = conn.state.lock();
         d.waiting = false;
-        while let Some(ev) = d.deferred.pop_front() {
-            if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
+        while let Some(mut ev) = d.deferred.pop_front() {
+            if !self.try_dispatch(conn, &mut d, &mut ev) {
                 d.deferred.push_front(ev);
                 break;
             }
@@ -372,9 +359,8 @@ impl Reactor {
         let mut ev = ev;
         for k in 0..n {
             if let Some(p) = self.current((first + k) % n) {
-                match p.send(ev) {
-                    Ok(_) => return,
-                    Err(back) => ev = back,
+                if p.send(&mut ev).is_some() {
+                    return;
                 }
             }
         }
