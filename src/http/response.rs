@@ -214,48 +214,79 @@ impl Response {
             slot.get_or_insert(value);
         }
         let gzip_ok = settings.http_compression && accept_encoding.is_some_and(http1::accepts_gzip);
+        let range = range.map(<[u8]>::to_vec);
+        let if_none_match = inm.map(<[u8]>::to_vec);
+        let if_modified_since = ims
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_string);
+        let (is_head, version) = (head.is_head(), head.version());
+        let compress_min = settings.compression_min_length;
         let spare = SPARE
             .try_with(|s| s.0.try_borrow_mut().ok().and_then(|mut s| s.take()))
             .ok()
             .flatten();
-        let (inner, out_head) = match spare {
-            Some(rc) => {
-                let h = std::mem::replace(&mut rc.borrow_mut().head, ResponseHead::new(200));
-                (Some(rc), h)
-            }
-            None => (None, ResponseHead::new(200)),
-        };
-        let fresh = Inner {
-            handle,
-            fd,
-            stream,
-            head: out_head,
-            refused: None,
-            state: State::Fresh,
-            keep_alive,
-            is_head: head.is_head(),
-            version: head.version(),
-            gzip_ok,
-            compress_min: settings.compression_min_length,
-            range: range.map(<[u8]>::to_vec),
-            if_none_match: inm.map(<[u8]>::to_vec),
-            if_modified_since: ims
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_string),
-            sent: 0,
-            now: Some(now),
-        };
-        match inner {
+        match spare {
             Some(rc) => {
                 {
+                    // Reset in place, field by field (the pattern names every field): a
+                    // whole new `Inner` moved in would be built on the stack and copied.
                     let mut i = rc.borrow_mut();
-                    *i = fresh;
-                    i.head.clear(200);
+                    let Inner {
+                        handle: i_handle,
+                        fd: i_fd,
+                        stream: i_stream,
+                        head: i_head,
+                        refused: i_refused,
+                        state: i_state,
+                        keep_alive: i_keep_alive,
+                        is_head: i_is_head,
+                        version: i_version,
+                        gzip_ok: i_gzip_ok,
+                        compress_min: i_compress_min,
+                        range: i_range,
+                        if_none_match: i_if_none_match,
+                        if_modified_since: i_if_modified_since,
+                        sent: i_sent,
+                        now: i_now,
+                    } = &mut *i;
+                    *i_handle = handle;
+                    *i_fd = fd;
+                    *i_stream = stream;
+                    i_head.clear(200);
+                    *i_refused = None;
+                    *i_state = State::Fresh;
+                    *i_keep_alive = keep_alive;
+                    *i_is_head = is_head;
+                    *i_version = version;
+                    *i_gzip_ok = gzip_ok;
+                    *i_compress_min = compress_min;
+                    *i_range = range;
+                    *i_if_none_match = if_none_match;
+                    *i_if_modified_since = if_modified_since;
+                    *i_sent = 0;
+                    *i_now = Some(now);
                 }
                 Response { inner: rc }
             }
             None => Response {
-                inner: Rc::new(RefCell::new(fresh)),
+                inner: Rc::new(RefCell::new(Inner {
+                    handle,
+                    fd,
+                    stream,
+                    head: ResponseHead::new(200),
+                    refused: None,
+                    state: State::Fresh,
+                    keep_alive,
+                    is_head,
+                    version,
+                    gzip_ok,
+                    compress_min,
+                    range,
+                    if_none_match,
+                    if_modified_since,
+                    sent: 0,
+                    now: Some(now),
+                })),
             },
         }
     }

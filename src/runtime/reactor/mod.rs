@@ -61,6 +61,9 @@ pub(crate) struct Ev {
     /// pipe writes head, index and body straight into its datagram
     /// ([`crate::owner::http::write_request_payload`]): no payload buffer per request.
     pub(crate) head: Option<RequestHead>,
+    /// An `HttpRequest` whose head is gone (sent, and kept by its pipe until acknowledged):
+    /// whether its connection stays open after the response.
+    pub(crate) keep_alive: Option<bool>,
 }
 
 impl Ev {
@@ -74,6 +77,7 @@ impl Ev {
             stream: 0,
             tries: 0,
             head: None,
+            keep_alive: None,
         }
     }
 
@@ -91,12 +95,38 @@ impl Ev {
         if !matches!(self.kind, Kind::HttpRequest | Kind::HttpHead) {
             return None;
         }
-        Some(match &self.head {
-            Some(h) => h.keep_alive(),
-            None => crate::owner::http::request_from_payload(&self.payload)
+        Some(match (&self.head, self.keep_alive) {
+            (Some(h), _) => h.keep_alive(),
+            (None, Some(k)) => k,
+            (None, None) => crate::owner::http::request_from_payload(&self.payload)
                 .is_some_and(|(h, _)| h.keep_alive()),
         })
     }
+
+    /// What [`keep_alive`](Self::keep_alive) needs once the parsed head is gone: `Some` for
+    /// an event carrying its head.
+    pub(super) fn keep_alive_hint(&self) -> Option<bool> {
+        match &self.head {
+            Some(h) => Some(h.keep_alive()),
+            None => self.keep_alive,
+        }
+    }
+}
+
+/// Whether an event of `kind` a dead worker left unfinished is re-delivered to the next
+/// incarnation (`redeliver`: `Settings::redeliver_on_worker_crash`): never an HTTP request
+/// (`recovery` answers 503 instead: it may be what killed the worker, and it may not be
+/// idempotent); connects, closes and WebSocket opens always; the rest when `redeliver`.
+pub(super) fn may_redeliver(kind: Kind, redeliver: bool) -> bool {
+    let http = matches!(
+        kind,
+        Kind::HttpRequest | Kind::HttpHead | Kind::HttpBody | Kind::HttpEnd | Kind::HttpAbort
+    );
+    let always = matches!(
+        kind,
+        Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
+    );
+    !http && (redeliver || always)
 }
 
 /// An HTTP/2 stream's request handed to a worker and not answered yet.
@@ -227,54 +257,43 @@ impl Reactor {
             .filter(|p| p.accepting())
     }
 
-    /// Sends `ev` for `conn` keeping per-connection order; `Err(ev)` = must wait (deferred).
-    /// Takes the event by value: a clone of its payload would turn the request's buffer
-    /// into a shared one (an allocation per event).
-    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn try_dispatch(
-        &self,
-        conn: &RConn,
-        d: &mut DispatchState,
-        ev: Ev,
-    ) -> Result<(), Ev> {
+    /// Sends `ev` for `conn` keeping per-connection order; `false`: it must wait (deferred),
+    /// and `ev` is left as it was. Takes the event by reference ([`Pipe::send`] empties it
+    /// when it goes): no clone of its payload (a clone would turn the request's buffer into a
+    /// shared one: an allocation per event), and no move of the ~200-byte `Ev` per call.
+    pub(super) fn try_dispatch(&self, conn: &RConn, d: &mut DispatchState, ev: &mut Ev) -> bool {
         if d.suspects > 0 {
             // Re-delivered events of this connection go first (`probe` sends them).
-            return Err(ev);
+            return false;
         }
         if d.inflight > 0 {
             return match &d.pipe {
-                Some(p) if p.accepting() => {
-                    p.send(ev)?;
+                Some(p) if p.accepting() && p.send(ev).is_some() => {
                     d.inflight += 1;
-                    Ok(())
+                    true
                 }
-                _ => Err(ev),
+                _ => false,
             };
         }
         let slot = self.choose(conn);
-        let ev = match self.current(slot) {
-            Some(p) => match p.send(ev) {
-                Ok(_) => {
-                    d.inflight = 1;
-                    if let Some(s) = self.shared.any_slot(conn.id) {
-                        s.worker.store(slot as u32, Relaxed);
-                    }
-                    d.pipe = Some(p);
-                    return Ok(());
+        if let Some(p) = self.current(slot) {
+            if p.send(ev).is_some() {
+                d.inflight = 1;
+                if let Some(s) = self.shared.any_slot(conn.id) {
+                    s.worker.store(slot as u32, Relaxed);
                 }
-                Err(ev) => ev,
-            },
-            None => ev,
-        };
+                d.pipe = Some(p);
+                return true;
+            }
+        }
         if !d.waiting {
             d.waiting = true;
             self.slots[slot].waiting.lock().push(conn.id);
         }
-        Err(ev)
+        false
     }
 
-    pub(super) fn dispatch(&self, conn: &RConn, ev: Ev) {
+    pub(super) fn dispatch(&self, conn: &RConn, mut ev: Ev) {
         let mut d = conn.state.lock();
         if ev.stream != 0 {
             let s = ev.stream;
@@ -315,18 +334,16 @@ impl Reactor {
                 _ => {}
             }
         }
-        if !d.deferred.is_empty() {
-            d.deferred.push_back(ev);
-        } else if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
-            d.deferred.push_back(ev);
+        if !d.deferred.is_empty() || !self.try_dispatch(conn, &mut d, &mut ev) {
+            d.deferred.push_back(rehomed(ev));
         }
     }
 
     pub(super) fn flush_deferred(&self, conn: &RConn) {
         let mut d = conn.state.lock();
         d.waiting = false;
-        while let Some(ev) = d.deferred.pop_front() {
-            if let Err(ev) = self.try_dispatch(conn, &mut d, ev) {
+        while let Some(mut ev) = d.deferred.pop_front() {
+            if !self.try_dispatch(conn, &mut d, &mut ev) {
                 d.deferred.push_front(ev);
                 break;
             }
@@ -342,9 +359,8 @@ impl Reactor {
         let mut ev = ev;
         for k in 0..n {
             if let Some(p) = self.current((first + k) % n) {
-                match p.send(ev) {
-                    Ok(_) => return,
-                    Err(back) => ev = back,
+                if p.send(&mut ev).is_some() {
+                    return;
                 }
             }
         }
@@ -381,11 +397,10 @@ impl EventSink for Reactor {
     fn data(&self, conn: &Arc<RConn>, data: Bytes) {
         self.dispatch(conn, Ev::new(conn.id, Kind::Receive, conn.listener, data));
     }
-    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, mut head: RequestHead, body: Bytes) {
-        // The event keeps its head until the worker acknowledges it: on a copy, not on the
-        // connection's read buffer, which the next read then reuses in place instead of
-        // allocating another.
-        head.rehome(crate::base::arena::shared_copy);
+    fn stream_request(&self, conn: &Arc<RConn>, stream: u32, head: RequestHead, body: Bytes) {
+        // Sent at once, the head is written into the datagram and dropped (`Pipe::send`):
+        // the connection's read buffer is unique again at the next read, which reuses it in
+        // place. An event that has to wait moves its head onto a copy first (`rehomed`).
         let mut ev = Ev::new(conn.id, Kind::HttpRequest, conn.listener, body);
         ev.stream = stream;
         ev.head = Some(head);
@@ -407,6 +422,16 @@ impl EventSink for Reactor {
             ),
         );
     }
+}
+
+/// `ev`, about to wait in a queue, with its parsed head (if any) moved onto a copy cut from
+/// the thread's arena: a waiting head must not hold the connection's read buffer, which the
+/// next read would then find shared and replace with a new allocation.
+fn rehomed(mut ev: Ev) -> Ev {
+    if let Some(h) = ev.head.as_mut() {
+        h.rehome(crate::base::arena::shared_copy);
+    }
+    ev
 }
 
 fn hash_ip(a: &SocketAddr) -> usize {

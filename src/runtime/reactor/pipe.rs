@@ -18,6 +18,8 @@ pub(crate) struct Pipe {
     pub(crate) slot: usize,
     pub(crate) pid: u32,
     pub(crate) tx: PipeTx,
+    /// `Settings::redeliver_on_worker_crash`: what the ring must keep of a payload.
+    pub(super) redeliver: bool,
     pub(super) accepting: AtomicBool,
     pub(super) unacked: Mutex<Unacked>,
 }
@@ -25,9 +27,51 @@ pub(crate) struct Pipe {
 #[derive(Debug, Default)]
 pub(super) struct Unacked {
     base: u64,
-    ring: VecDeque<Option<Ev>>,
+    ring: VecDeque<Option<Kept>>,
     live: usize,
     pub(super) bytes: usize,
+}
+
+/// An event sent and not acknowledged yet, as the ring keeps it: without an HTTP request's
+/// parsed head (dropped once written into the datagram, on the thread that parsed it, so the
+/// connection's read buffer is unique again at its next read and the head's header index goes
+/// back to that thread's pool). An HTTP request is never re-delivered (`recovery` answers 503),
+/// so what it needs of the head, whether the connection stays open, is kept as a flag.
+#[derive(Debug)]
+struct Kept {
+    conn: ConnId,
+    payload: Bytes,
+    /// Bytes of the event on the pipe ([`Ev::wire_len`] when it was sent).
+    wire: usize,
+    stream: u32,
+    tries: u32,
+    listener: u16,
+    kind: Kind,
+    keep_alive: Option<bool>,
+}
+
+impl Kept {
+    fn new(ev: &Ev, payload: Bytes, wire: usize, keep_alive: Option<bool>) -> Kept {
+        Kept {
+            conn: ev.conn,
+            payload,
+            wire,
+            stream: ev.stream,
+            tries: ev.tries,
+            listener: ev.listener,
+            kind: ev.kind,
+            keep_alive,
+        }
+    }
+
+    /// The event back (for `recovery`), without a parsed head.
+    fn into_ev(self) -> Ev {
+        let mut ev = Ev::new(self.conn, self.kind, self.listener, self.payload);
+        ev.stream = self.stream;
+        ev.tries = self.tries;
+        ev.keep_alive = self.keep_alive;
+        ev
+    }
 }
 
 /// What the reactor needs of an event its worker finished ([`Pipe::take`]).
@@ -59,11 +103,11 @@ impl Pipe {
         self.tx.close();
     }
 
-    /// Queues `ev` on the pipe and keeps it until acknowledged; its sequence number, or `ev`
-    /// back if the pipe is closed.
-    // The event comes back to wait in a queue; boxing it would cost an allocation per event.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn send(&self, ev: Ev) -> Result<u64, Ev> {
+    /// Queues `ev` on the pipe and keeps what re-delivery needs of it until acknowledged; its
+    /// sequence number, or `None` if the pipe is closed (`ev` is then left as it was). On
+    /// success `ev` is left emptied (its head and payload taken): the event is used in place,
+    /// not moved through the call chain (an `Ev` is ~200 bytes, a `memcpy` per move).
+    pub(super) fn send(&self, ev: &mut Ev) -> Option<u64> {
         let mut u = self.unacked.lock();
         let seq = u.base + u.ring.len() as u64;
         let h = Header {
@@ -85,12 +129,45 @@ impl Pipe {
             }),
         };
         if !pushed {
-            return Err(ev);
+            return None;
         }
-        u.bytes += ev.wire_len();
-        u.ring.push_back(Some(ev));
+        let wire = ev.wire_len();
+        u.bytes += wire;
+        let keep_alive = ev.keep_alive_hint();
+        let head = ev.head.take();
+        let (kept, sent) = self.kept_payload(ev.kind, std::mem::take(&mut ev.payload));
+        u.ring
+            .push_back(Some(Kept::new(ev, kept, wire, keep_alive)));
         u.live += 1;
-        Ok(seq)
+        drop(u);
+        // Let go here, on the thread that read them: the connection's read buffer they may
+        // share is unique again at its next read, which reuses it in place instead of
+        // allocating another (and promoting it to a shared one: a second allocation).
+        drop(head);
+        drop(sent);
+        Some(seq)
+    }
+
+    /// What the ring keeps of the payload of an event of `kind` just sent: nothing for one
+    /// that is never re-delivered ([`super::may_redeliver`]); a copy cut from the thread's
+    /// arena for a small message or read (usually a slice of its connection's read buffer);
+    /// the payload itself otherwise (a large one: no copy).
+    /// The original comes back too, to be dropped after the ring's lock is released.
+    fn kept_payload(&self, kind: Kind, payload: Bytes) -> (Bytes, Bytes) {
+        if !super::may_redeliver(kind, self.redeliver) {
+            // `HttpHead` is kept: its payload tells whether the connection stays open.
+            return if kind == Kind::HttpHead {
+                (payload, Bytes::new())
+            } else {
+                (Bytes::new(), payload)
+            };
+        }
+        let small = !payload.is_empty() && payload.len() <= crate::base::arena::MAX_COPY;
+        if small && (kind == Kind::Receive || kind.is_ws_data()) {
+            (crate::base::arena::shared_copy(&payload), payload)
+        } else {
+            (payload, Bytes::new())
+        }
     }
 
     /// Forgets acknowledged event `seq` (dropped in place: an `Ev` is large, and moving it out
@@ -106,7 +183,7 @@ impl Pipe {
                 kind: ev.kind,
                 stream: ev.stream,
             },
-            ev.wire_len(),
+            ev.wire,
         );
         *slot = None;
         u.live -= 1;
@@ -124,7 +201,7 @@ impl Pipe {
         u.bytes = 0;
         let n = u.ring.len() as u64;
         u.base += n;
-        u.ring.drain(..).flatten().collect()
+        u.ring.drain(..).flatten().map(Kept::into_ev).collect()
     }
 
     pub(super) fn inflight(&self) -> usize {
@@ -147,6 +224,7 @@ impl Reactor {
             slot,
             pid,
             tx: pipe,
+            redeliver: self.settings.redeliver_on_worker_crash,
             accepting: AtomicBool::new(true),
             unacked: Mutex::new(Unacked::default()),
         });
@@ -176,9 +254,9 @@ impl Reactor {
             }
         }
         let packets = std::mem::take(&mut *self.slots[slot].packets.lock());
-        for ev in packets {
+        for mut ev in packets {
             // A pipe closed already (its worker died at once) loses them, as before.
-            let _ = pipe.send(ev);
+            let _ = pipe.send(&mut ev);
         }
         // What the previous incarnation left unfinished, one event at a time.
         self.probe(slot);
@@ -217,16 +295,14 @@ impl Reactor {
             tracing::warn!(from, to, "send_message to an unknown worker id; dropped");
             return;
         };
-        let ev = Ev::new(ConnId(0), Kind::PipeMessage, from as u16, data);
+        let mut ev = Ev::new(ConnId(0), Kind::PipeMessage, from as u16, data);
         // Hold the queue lock while checking for a pipe, so `install` cannot miss the event.
         let mut queued = slot.packets.lock();
-        let ev = match self.current(to) {
-            Some(p) => match p.send(ev) {
-                Ok(_) => return,
-                Err(ev) => ev,
-            },
-            None => ev,
-        };
+        if let Some(p) = self.current(to) {
+            if p.send(&mut ev).is_some() {
+                return;
+            }
+        }
         queued.push(ev);
     }
 }

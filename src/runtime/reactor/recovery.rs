@@ -143,19 +143,7 @@ impl Reactor {
                     }
                 }
                 for mut ev in evs {
-                    let http = matches!(
-                        ev.kind,
-                        Kind::HttpRequest
-                            | Kind::HttpHead
-                            | Kind::HttpBody
-                            | Kind::HttpEnd
-                            | Kind::HttpAbort
-                    );
-                    let always = matches!(
-                        ev.kind,
-                        Kind::Connect | Kind::Close | Kind::WsOpen | Kind::WsHandshake
-                    );
-                    if http || !(redeliver || always) {
+                    if !super::may_redeliver(ev.kind, redeliver) {
                         continue;
                     }
                     ev.tries += 1;
@@ -272,13 +260,13 @@ impl Reactor {
         }
         let Some(p) = self.current(slot) else { return };
         loop {
-            let Some(ev) = s.suspects.lock().pop_front() else {
+            let Some(mut ev) = s.suspects.lock().pop_front() else {
                 return;
             };
             if ev.conn.0 == 0 {
-                match p.send(ev) {
-                    Ok(seq) => *probing = Some((p, seq)),
-                    Err(ev) => s.suspects.lock().push_front(ev),
+                match p.send(&mut ev) {
+                    Some(seq) => *probing = Some((p, seq)),
+                    None => s.suspects.lock().push_front(ev),
                 }
                 return;
             }
@@ -288,8 +276,8 @@ impl Reactor {
             };
             let mut d = c.state.lock();
             let conn = ev.conn;
-            match p.send(ev) {
-                Ok(seq) => {
+            match p.send(&mut ev) {
+                Some(seq) => {
                     d.suspects = d.suspects.saturating_sub(1);
                     d.inflight += 1;
                     d.pipe = Some(p.clone());
@@ -298,7 +286,7 @@ impl Reactor {
                     }
                     *probing = Some((p, seq));
                 }
-                Err(ev) => s.suspects.lock().push_front(ev),
+                None => s.suspects.lock().push_front(ev),
             }
             return;
         }
