@@ -282,10 +282,16 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     drop(control_manager);
     shared.header().manager_pid.store(manager_pid, Relaxed);
     sys::set_process_title("rswoole: master");
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(settings.reactor_num.max(1))
         .thread_name("rswoole-reactor")
-        .enable_all()
+        .enable_all();
+    // mimalloc keeps freed pages per thread: each reactor thread gives its own back when it
+    // parks after a release was asked (`owner::trim`).
+    #[cfg(feature = "mimalloc")]
+    builder.on_thread_park(crate::owner::trim::collect_on_park);
+    let rt = builder
         .build()
         .map_err(Error::io("building the master's runtime"))?;
     let info = MasterInfo {

@@ -611,31 +611,58 @@ pub(crate) fn clock_ticks() -> u64 {
 }
 
 /// Bytes the allocator holds free (in its arenas, not yet given back to the kernel): glibc's
-/// `mallinfo2().fordblks`. `None` on other C libraries.
+/// `mallinfo2().fordblks`. `None` on other C libraries, and with the `mimalloc` feature (Rust's
+/// heap is then mimalloc's, which keeps no such count in a release build).
 pub(crate) fn allocator_free_bytes() -> Option<usize> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
     {
         // SAFETY: `mallinfo2` takes no arguments and returns a plain struct of counters; it
         // only reads the allocator's own state under the allocator's locks.
         let m = unsafe { libc::mallinfo2() };
         Some(m.fordblks)
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
     {
         None
     }
 }
 
 /// Asks the allocator to give its free memory back to the kernel: glibc's `malloc_trim(0)`,
-/// which releases the free pages of every arena (not only the top of the main heap). A no-op
-/// on other C libraries.
+/// which releases the free pages of every arena (not only the top of the main heap); with the
+/// `mimalloc` feature also [`release_thread_memory`] for the calling thread. A no-op on other C
+/// libraries without mimalloc.
 pub(crate) fn release_free_memory() {
+    release_thread_memory();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes a padding size and no pointer; it works on the allocator's
     // own free lists under the allocator's locks, so it may run while other threads allocate.
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// With the `mimalloc` feature: `mi_collect(true)`, which frees the calling thread's empty and
+/// retired pages (mimalloc keeps pages per thread, and a thread only looks at them when it
+/// allocates) and purges (`MADV_DONTNEED`) every free range of the process's arenas at once,
+/// instead of after mimalloc's purge delay. A no-op without the feature.
+pub(crate) fn release_thread_memory() {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: `mi_collect` takes a flag and no pointer; it works on the calling thread's own
+    // heap and on the arenas under mimalloc's atomics, so it may run while other threads
+    // allocate and free.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
+/// The CPU time (user + system) this process has used so far, in microseconds; 0 if
+/// `getrusage` fails.
+pub(crate) fn cpu_micros() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| (u.user_time().num_microseconds() + u.system_time().num_microseconds()) as u64)
+        .unwrap_or(0)
 }
 
 /// This process's resident memory in bytes (`VmRSS` of `/proc/self/status`), `None` if
