@@ -182,6 +182,8 @@ pub(crate) fn start(app: App, settings: Settings) -> Result<()> {
 }
 
 fn start_inner(app: App, settings: Settings) -> Result<()> {
+    // The allocator's settings, before any process is forked (they inherit them).
+    sys::configure_allocator();
     // Before the process title overwrites argv: what an upgrade runs again.
     let origin = upgrade::Origin::now();
     // Sockets passed by systemd or by the master this one replaces (taken before anything
