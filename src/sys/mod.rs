@@ -662,6 +662,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 #[cfg(feature = "mimalloc")]
 const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
+/// Blocks from this size up are mapped on their own by glibc ([`configure_allocator`]):
+/// 256 KiB, above the pipe's 128 KiB datagram buffers (allocated on the hot path, kept on
+/// the heap).
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+pub(crate) const MMAP_THRESHOLD: usize = 256 * 1024;
+
 /// With the `mimalloc` feature, sets the allocator up for a server (the master calls it
 /// first; the processes it forks inherit it); a no-op without the feature. Measured in
 /// BENCHMARKS.md ("Memory: one allocator for both targets"):
@@ -671,7 +677,24 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// - free memory purged at once (`purge_delay` 0 instead of 1 s, 10 s for arenas): a large
 ///   message's buffer, outgrown and freed while the message arrives, is given back before
 ///   the next one is allocated (the peak of a 60 MiB echo: 162 → 134 MB in the master).
+///
+/// With glibc (no `mimalloc` feature): a fixed mmap threshold of [`MMAP_THRESHOLD`]. glibc
+/// otherwise raises its threshold to the size of every large block freed (up to 32 MiB, and
+/// the heap's trim threshold to twice that): after a 60 MiB WebSocket message, the master's
+/// next buffers of a few MiB came from its reactor thread's arena, and that arena's free top
+/// is not returned by `malloc_trim` (which trims the top of the main heap only) — 1.9 MB
+/// stayed. With the threshold fixed, blocks from 256 KiB up are mapped on their own and
+/// unmapped when freed.
 pub(crate) fn configure_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    {
+        // SAFETY: `mallopt` takes two integers; it sets a malloc parameter under the
+        // allocator's lock.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
+        if ok != 1 {
+            tracing::debug!("mallopt(M_MMAP_THRESHOLD) failed");
+        }
+    }
     #[cfg(feature = "mimalloc")]
     {
         // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes integers only and changes
@@ -711,4 +734,38 @@ pub(crate) fn resident_bytes() -> Option<usize> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    target_env = "gnu",
+    not(feature = "mimalloc")
+))]
+mod tests {
+    /// Whether glibc mapped the block at `p` on its own (bit 1, `IS_MMAPPED`, of the size
+    /// word glibc keeps just before every block).
+    fn is_mmapped(p: *const u8) -> bool {
+        // SAFETY: `p` is the start of a live block from glibc's malloc (a `Vec<u8>`'s buffer,
+        // alignment 1); glibc keeps the block's size word in the 8 bytes before it.
+        let size = unsafe { (p as *const usize).sub(1).read() };
+        size & 2 != 0
+    }
+
+    #[test]
+    fn large_blocks_stay_mapped_after_a_larger_one_was_freed() {
+        super::configure_allocator();
+        // Freeing a 16 MiB block would raise glibc's dynamic threshold to 16 MiB.
+        drop(std::hint::black_box(vec![1u8; 16 << 20]));
+        let big = std::hint::black_box(vec![1u8; 1 << 20]);
+        assert!(
+            is_mmapped(big.as_ptr()),
+            "a 1 MiB block is mapped on its own (given back when freed)"
+        );
+        let small = std::hint::black_box(vec![1u8; super::MMAP_THRESHOLD / 2]);
+        assert!(
+            !is_mmapped(small.as_ptr()),
+            "a 128 KiB block stays on the heap"
+        );
+    }
 }
