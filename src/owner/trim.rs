@@ -10,8 +10,18 @@
 //! Growth of the *free* memory is what ends a burst: while 15,000 connections close, the
 //! process does not grow (their memory turns free in place), so looking at the process's
 //! size alone would never release it once a release had happened during the burst.
+//!
+//! With the `mimalloc` feature the allocator keeps no count of its free bytes, and it holds
+//! freed pages per thread until that thread allocates again. There the check asks for a
+//! release (`mi_collect(true)`, [`crate::sys::release_thread_memory`]) while the process is
+//! busy and for [`SETTLED_AFTER`] checks after it went quiet ([`Activity`]): busy is CPU used
+//! since the previous check ([`BUSY_CPU`], not counting the releases themselves) or a
+//! resident size that moved by [`SETTLED_DRIFT`]. A quiet server is left alone. In a
+//! multi-threaded runtime (the Process master with several reactor threads) the other threads
+//! collect their own pages when they next park ([`collect_on_park`]).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// How often the allocator's free memory is looked at.
@@ -91,9 +101,109 @@ impl Mark {
     }
 }
 
+/// CPU time a process must have used since the previous check to count as busy for the
+/// mimalloc policy ([`Activity`]): 5 ms a second (0.5 % of a core). An idle server's timers
+/// stay below it; closing connections or moving a large message do not.
+pub(crate) const BUSY_CPU: Duration = Duration::from_millis(5);
+
+/// The mimalloc policy's view of the process: its CPU time and resident size at the previous
+/// check, and how many checks it has been quiet for. mimalloc has no count of its free bytes;
+/// what a burst freed is found by releasing while the process works and for a few checks after.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Activity {
+    cpu_us: u64,
+    rss: usize,
+    quiet: u32,
+}
+
+impl Activity {
+    /// The process at start: `cpu_us` microseconds of CPU used, `rss` bytes resident.
+    pub(crate) fn new(cpu_us: u64, rss: usize) -> Activity {
+        Activity {
+            cpu_us,
+            rss,
+            quiet: SETTLED_AFTER + 1,
+        }
+    }
+
+    /// One check with the process at `cpu_us` and `rss`: whether to release now — it used
+    /// [`BUSY_CPU`] or more since the previous check, or its size moved by [`SETTLED_DRIFT`],
+    /// now or within the last [`SETTLED_AFTER`] checks.
+    pub(crate) fn due(&mut self, cpu_us: u64, rss: usize) -> bool {
+        let busy = cpu_us.saturating_sub(self.cpu_us) >= BUSY_CPU.as_micros() as u64
+            || rss.abs_diff(self.rss) >= SETTLED_DRIFT;
+        self.quiet = if busy {
+            0
+        } else {
+            self.quiet.saturating_add(1)
+        };
+        self.cpu_us = cpu_us;
+        self.rss = rss;
+        self.quiet <= SETTLED_AFTER
+    }
+
+    /// After a release: the process at `cpu_us` and `rss` (what the release cost and gave
+    /// back is not activity).
+    pub(crate) fn released(&mut self, cpu_us: u64, rss: usize) {
+        self.cpu_us = cpu_us;
+        self.rss = rss;
+    }
+}
+
+/// Releases asked of every thread of the process: a thread whose last release is older
+/// collects its own pages when it next parks ([`collect_on_park`]).
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static SEEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A runtime thread's park hook (the Process master's multi-threaded runtime, with the
+/// `mimalloc` feature): if a release was asked since this thread's last one, it frees its own
+/// empty pages ([`crate::sys::release_thread_memory`]). One atomic load otherwise.
+pub(crate) fn collect_on_park() {
+    let epoch = EPOCH.load(Relaxed);
+    SEEN.with(|seen| {
+        if seen.get() != epoch {
+            seen.set(epoch);
+            crate::sys::release_thread_memory();
+        }
+    });
+}
+
+/// The mimalloc release check (see the module's doc), once a second.
+async fn mimalloc_checks() {
+    let mut act = Activity::new(
+        crate::sys::cpu_micros(),
+        crate::sys::resident_bytes().unwrap_or(0),
+    );
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let rss = crate::sys::resident_bytes().unwrap_or(0);
+        if act.due(crate::sys::cpu_micros(), rss) {
+            EPOCH.fetch_add(1, Relaxed);
+            collect_on_park(); // this thread at once
+            crate::sys::release_free_memory();
+            let after = crate::sys::resident_bytes().unwrap_or(rss);
+            act.released(crate::sys::cpu_micros(), after);
+            tracing::debug!(
+                rss_before = rss,
+                rss_after = after,
+                "gave free memory back to the kernel (mimalloc)"
+            );
+        }
+    }
+}
+
 /// Starts this process's release check (once; later calls do nothing). Needs a Tokio runtime.
 pub(crate) fn start() {
     if STARTED.swap(true, Relaxed) {
+        return;
+    }
+    if cfg!(feature = "mimalloc") {
+        tokio::spawn(mimalloc_checks());
         return;
     }
     let task = async {
@@ -244,6 +354,51 @@ mod tests {
         }
         // Below the threshold nothing is released, settled or not.
         assert!(!due(m - 1, 12 * m, quiet));
+    }
+
+    #[test]
+    fn mimalloc_releases_while_busy_and_a_few_checks_after() {
+        let busy = BUSY_CPU.as_micros() as u64;
+        let m = RELEASE_ABOVE;
+        let mut act = Activity::new(0, 10 * m);
+        // A quiet server from the start: nothing.
+        assert!(!act.due(busy / 2, 10 * m));
+        // A burst: CPU used; released each check while it lasts.
+        assert!(act.due(busy / 2 + busy * 20, 30 * m));
+        act.released(busy * 21, 30 * m);
+        // The burst ended (connections closed: CPU used, no growth: the memory they
+        // freed is held by the allocator until released).
+        assert!(act.due(busy * 30, 30 * m));
+        // The release gave much back: the size moved, released again.
+        act.released(busy * 30 + busy / 2, 12 * m);
+        assert!(act.due(busy * 31, 12 * m - 2 * SETTLED_DRIFT));
+        act.released(busy * 31, 12 * m - 2 * SETTLED_DRIFT);
+        // Quiet since (what the releases cost is not activity): SETTLED_AFTER more releases
+        // (a large message freed just after the last busy check), then none.
+        for _ in 0..SETTLED_AFTER {
+            assert!(act.due(busy * 31 + 1, 12 * m - 2 * SETTLED_DRIFT));
+        }
+        for _ in 0..100 {
+            assert!(!act.due(busy * 31 + 1, 12 * m - 2 * SETTLED_DRIFT));
+        }
+        // Work again (a trickle of requests below BUSY_CPU is not; a size change is).
+        assert!(!act.due(busy * 31 + busy - 1, 12 * m - 2 * SETTLED_DRIFT));
+        assert!(act.due(busy * 31 + busy - 1, 12 * m));
+    }
+
+    #[test]
+    fn a_thread_collects_once_per_asked_release() {
+        std::thread::spawn(|| {
+            let e = EPOCH.load(Relaxed);
+            SEEN.with(|s| s.set(e));
+            collect_on_park();
+            assert_eq!(SEEN.with(|s| s.get()), e);
+            EPOCH.fetch_add(1, Relaxed);
+            collect_on_park();
+            assert!(SEEN.with(|s| s.get()) > e);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -182,6 +182,8 @@ pub(crate) fn start(app: App, settings: Settings) -> Result<()> {
 }
 
 fn start_inner(app: App, settings: Settings) -> Result<()> {
+    // The allocator's settings, before any process is forked (they inherit them).
+    sys::configure_allocator();
     // Before the process title overwrites argv: what an upgrade runs again.
     let origin = upgrade::Origin::now();
     // Sockets passed by systemd or by the master this one replaces (taken before anything
@@ -282,10 +284,16 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     drop(control_manager);
     shared.header().manager_pid.store(manager_pid, Relaxed);
     sys::set_process_title("rswoole: master");
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(settings.reactor_num.max(1))
         .thread_name("rswoole-reactor")
-        .enable_all()
+        .enable_all();
+    // mimalloc keeps freed pages per thread: each reactor thread gives its own back when it
+    // parks after a release was asked (`owner::trim`).
+    #[cfg(feature = "mimalloc")]
+    builder.on_thread_park(crate::owner::trim::collect_on_park);
+    let rt = builder
         .build()
         .map_err(Error::io("building the master's runtime"))?;
     let info = MasterInfo {

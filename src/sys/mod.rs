@@ -611,31 +611,115 @@ pub(crate) fn clock_ticks() -> u64 {
 }
 
 /// Bytes the allocator holds free (in its arenas, not yet given back to the kernel): glibc's
-/// `mallinfo2().fordblks`. `None` on other C libraries.
+/// `mallinfo2().fordblks`. `None` on other C libraries, and with the `mimalloc` feature (Rust's
+/// heap is then mimalloc's, which keeps no such count in a release build).
 pub(crate) fn allocator_free_bytes() -> Option<usize> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
     {
         // SAFETY: `mallinfo2` takes no arguments and returns a plain struct of counters; it
         // only reads the allocator's own state under the allocator's locks.
         let m = unsafe { libc::mallinfo2() };
         Some(m.fordblks)
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
     {
         None
     }
 }
 
 /// Asks the allocator to give its free memory back to the kernel: glibc's `malloc_trim(0)`,
-/// which releases the free pages of every arena (not only the top of the main heap). A no-op
-/// on other C libraries.
+/// which releases the free pages of every arena (not only the top of the main heap); with the
+/// `mimalloc` feature also [`release_thread_memory`] for the calling thread. A no-op on other C
+/// libraries without mimalloc.
 pub(crate) fn release_free_memory() {
+    release_thread_memory();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` takes a padding size and no pointer; it works on the allocator's
     // own free lists under the allocator's locks, so it may run while other threads allocate.
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// With the `mimalloc` feature: `mi_collect(true)`, which frees the calling thread's empty and
+/// retired pages (mimalloc keeps pages per thread, and a thread only looks at them when it
+/// allocates) and purges (`MADV_DONTNEED`) every free range of the process's arenas at once,
+/// instead of after mimalloc's purge delay. A no-op without the feature.
+pub(crate) fn release_thread_memory() {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: `mi_collect` takes a flag and no pointer; it works on the calling thread's own
+    // heap and on the arenas under mimalloc's atomics, so it may run while other threads
+    // allocate and free.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
+/// mimalloc 3's option numbers (`mi_option_t` in the bundled `mimalloc.h`; `libmimalloc-sys`
+/// names only the older ones).
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
+/// Blocks from this size up are mapped on their own by glibc ([`configure_allocator`]):
+/// 256 KiB, above the pipe's 128 KiB datagram buffers (allocated on the hot path, kept on
+/// the heap).
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+pub(crate) const MMAP_THRESHOLD: usize = 256 * 1024;
+
+/// With the `mimalloc` feature, sets the allocator up for a server (the master calls it
+/// first; the processes it forks inherit it); a no-op without the feature. Measured in
+/// BENCHMARKS.md ("Memory: one allocator for both targets"):
+/// - no transparent huge pages for this process (`PR_SET_THP_DISABLE`, and mimalloc no longer
+///   advises them): mimalloc's arenas ask for 2 MiB pages, and one live block keeps a whole
+///   one resident — an idle server was twice as large and a burst's memory stayed;
+/// - free memory purged at once (`purge_delay` 0 instead of 1 s, 10 s for arenas): a large
+///   message's buffer, outgrown and freed while the message arrives, is given back before
+///   the next one is allocated (the peak of a 60 MiB echo: 162 → 134 MB in the master).
+///
+/// With glibc (no `mimalloc` feature): a fixed mmap threshold of [`MMAP_THRESHOLD`]. glibc
+/// otherwise raises its threshold to the size of every large block freed (up to 32 MiB, and
+/// the heap's trim threshold to twice that): after a 60 MiB WebSocket message, the master's
+/// next buffers of a few MiB came from its reactor thread's arena, and that arena's free top
+/// is not returned by `malloc_trim` (which trims the top of the main heap only) — 1.9 MB
+/// stayed. With the threshold fixed, blocks from 256 KiB up are mapped on their own and
+/// unmapped when freed.
+pub(crate) fn configure_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    {
+        // SAFETY: `mallopt` takes two integers; it sets a malloc parameter under the
+        // allocator's lock.
+        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
+        if ok != 1 {
+            tracing::debug!("mallopt(M_MMAP_THRESHOLD) failed");
+        }
+    }
+    #[cfg(feature = "mimalloc")]
+    {
+        // SAFETY: `prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)` takes integers only and changes
+        // only this process's (and its future children's) huge-page flag.
+        let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if r != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "PR_SET_THP_DISABLE failed");
+        }
+        // SAFETY: `mi_option_set` takes an option number and a value, no pointer; mimalloc's
+        // options are atomics, read when it next maps or purges memory.
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
+    }
+}
+
+/// The CPU time (user + system) this process has used so far, in microseconds; 0 if
+/// `getrusage` fails.
+pub(crate) fn cpu_micros() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| (u.user_time().num_microseconds() + u.system_time().num_microseconds()) as u64)
+        .unwrap_or(0)
 }
 
 /// This process's resident memory in bytes (`VmRSS` of `/proc/self/status`), `None` if
@@ -650,4 +734,38 @@ pub(crate) fn resident_bytes() -> Option<usize> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(all(
+    test,
+    target_os = "linux",
+    target_env = "gnu",
+    not(feature = "mimalloc")
+))]
+mod tests {
+    /// Whether glibc mapped the block at `p` on its own (bit 1, `IS_MMAPPED`, of the size
+    /// word glibc keeps just before every block).
+    fn is_mmapped(p: *const u8) -> bool {
+        // SAFETY: `p` is the start of a live block from glibc's malloc (a `Vec<u8>`'s buffer,
+        // alignment 1); glibc keeps the block's size word in the 8 bytes before it.
+        let size = unsafe { (p as *const usize).sub(1).read() };
+        size & 2 != 0
+    }
+
+    #[test]
+    fn large_blocks_stay_mapped_after_a_larger_one_was_freed() {
+        super::configure_allocator();
+        // Freeing a 16 MiB block would raise glibc's dynamic threshold to 16 MiB.
+        drop(std::hint::black_box(vec![1u8; 16 << 20]));
+        let big = std::hint::black_box(vec![1u8; 1 << 20]);
+        assert!(
+            is_mmapped(big.as_ptr()),
+            "a 1 MiB block is mapped on its own (given back when freed)"
+        );
+        let small = std::hint::black_box(vec![1u8; super::MMAP_THRESHOLD / 2]);
+        assert!(
+            !is_mmapped(small.as_ptr()),
+            "a 128 KiB block stays on the heap"
+        );
+    }
 }
