@@ -24,12 +24,8 @@ for R in $(seq "$ROUNDS"); do
       S=$(start $D/examples/tcp_echo --port $P --mode $m --worker-num 1 --reactor-num 1); PF="Server: "
     fi
     wait_port $P
-    C0=$(pg_ticks $S)
-    X=$(taskset -c 1 $LOADGEN bench tcp-echo --addr 127.0.0.1:$P --secs "$SECS" --conns "$CONNS" --size "$SIZE" ${PF:+--prefix "$PF"} |
-        awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}')
-    C1=$(pg_ticks $S); stop $S
-    U=$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)
-    TR[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+    read -r X U < <(measure $S load_of tcp $P "$PF")
+    TR[$WHO]+="$X "; US[$WHO]+="$U "
     printf "round %s %-18s %8s op/s  %6.2f us CPU/op  load %s\n" "$R" "$WHO" "$X" "$U" "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done

@@ -118,14 +118,6 @@ if [ "${1:-}" = cpu ]; then
   SW=""; [ -n "${SWOOLE:-}" ] && SW="swoole-base swoole-process"
   command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
   ROUNDS=${ROUNDS:-3}
-  load_of() { # load_of PROTO PORT PREFIX: operations/s of one run against 127.0.0.1:PORT
-    case $1 in
-      http) taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" http://127.0.0.1:$2/ | awk '/Requests\/sec/ {print int($2)}' ;;
-      tcp) taskset -c 1 $B/rswoole bench tcp-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" ${3:+--prefix "$3"} |
-             awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
-      ws) taskset -c 1 $B/rswoole bench ws-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" |
-             awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
-    esac; }
   echo "# server CPU per operation: $CONNS conns, ${SECS}s runs, server on CPU 0, load on CPU 1, $ROUNDS rounds"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   for PROTO in ${WHAT:-http tcp ws}; do
@@ -146,11 +138,8 @@ if [ "${1:-}" = cpu ]; then
           S=$(start $BUILD/examples/$EX --port $P --mode ${WHO%-baseline} --worker-num 1 --reactor-num 1); PF=$PREFIX
         fi
         wait_port $P
-        C0=$(pg_ticks $S)
-        X=$(load_of $PROTO $P "$PF")
-        C1=$(pg_ticks $S); stop $S
-        U=$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)
-        TR[$WHO]+="$X "; US[$WHO]+="$(printf %.2f "$U") "
+        read -r X U < <(measure $S load_of $PROTO $P "$PF")
+        TR[$WHO]+="$X "; US[$WHO]+="$U "
         printf "round %s %-4s %-16s %8s op/s  %6.2f us CPU/op\n" "$R" "$PROTO" "$WHO" "$X" "$U"
       done
     done

@@ -14,6 +14,20 @@ TICK=$(getconf CLK_TCK)
 pg_ticks() { # pg_ticks PGID: CPU ticks (user+system) used so far by the processes of that group
   for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; echo "${s##*) }"; done |
     awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'; }
+load_of() { # load_of http|tcp|ws PORT PREFIX: operations/s of one $SECS s run against 127.0.0.1:PORT (load on CPU 1)
+  local gen=${LOADGEN:-$B/rswoole}
+  case $1 in
+    http) taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" http://127.0.0.1:$2/ | awk '/Requests\/sec/ {print int($2)}' ;;
+    tcp) taskset -c 1 $gen bench tcp-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" ${3:+--prefix "$3"} |
+           awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
+    ws) taskset -c 1 $gen bench ws-echo --addr 127.0.0.1:$2 --secs "$SECS" --conns "$CONNS" --size "$SIZE" |
+           awk '/^result/ {for(i=1;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' ;;
+  esac; }
+measure() { # measure PGID LOAD-COMMAND...: runs the load (it prints operations/s over $SECS s), stops the server
+  # of process group PGID, prints "<operations/s> <µs of the group's CPU per operation>"
+  local S=$1 C0 C1 X; shift
+  C0=$(pg_ticks $S); X=$("$@"); C1=$(pg_ticks $S); stop $S
+  printf '%s %.2f\n' "$X" "$(echo "($C1 - $C0) * 1000000 / $TICK / ($X * $SECS)" | bc -l)"; }
 # The cachegrind scripts (ir_per_request.sh, ir_echo.sh) define `run NAME idle|load ARGS...`
 # printing "<instructions> <operations>"; these two are their shared parts.
 cg_stop_total() { # cg_stop_total PGID DIR: stops the server's group, prints the instructions its cachegrind files counted
