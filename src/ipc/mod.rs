@@ -541,9 +541,15 @@ impl DgramQueue {
 
 impl PipeTx {
     /// Wraps a non-blocking seqpacket socket. Must be called inside a tokio runtime.
+    ///
+    /// The socket is registered for reading only. Registered for writing too, it would wake
+    /// its reactor (an `epoll_wait` that finds nothing to do) each time the peer reads one of
+    /// our datagrams: the kernel raises a write-space edge then. Datagrams are sent straight
+    /// away, and only when the socket is full does the writer wait for room, through a
+    /// registration of its own ([`run_writer`](Self::run_writer)).
     pub(crate) fn new(fd: OwnedFd) -> io::Result<PipeTx> {
         Ok(PipeTx {
-            fd: crate::sys::async_fd(fd)?,
+            fd: crate::sys::async_fd_with(fd, tokio::io::Interest::READABLE)?,
             state: Mutex::new(TxState::default()),
             notify: Notify::new(),
         })
@@ -641,32 +647,55 @@ impl PipeTx {
     /// `gather`: yield once before each send so that the other tasks ready now (connections
     /// read in the same reactor turn) queue their records first: one datagram then carries
     /// them all; without it, tokio runs a just-woken task next and each event would cost its
-    /// own `sendmsg`. The master's writers gather; a worker's do not: its records are pushed by
+    /// own `sendmsg`. The yield goes behind the tasks queued on this thread
+    /// ([`yield_to_queued`]), not past the next poll of the I/O driver. The master's writers gather; a worker's do not: its records are pushed by
     /// the pipe reader while it handles a datagram, all before the writer can run, and a
     /// yield would only cost the worker's single thread one more poll of its I/O driver (an
     /// `epoll_wait`) per datagram.
     pub(crate) async fn run_writer(&self, gather: bool) -> io::Result<()> {
+        // The socket registered for write readiness (a duplicate of the pipe's descriptor),
+        // only while a datagram waits for room in it: see [`new`](Self::new).
+        let mut room: Option<AsyncFd<OwnedFd>> = None;
         loop {
             if gather {
-                tokio::task::yield_now().await;
+                yield_to_queued().await;
             }
             while let Some(d) = self.next_dgram() {
                 loop {
-                    let mut guard = self.fd.writable().await?;
-                    match guard.try_io(|fd| send(fd.get_ref(), &d)) {
-                        Ok(Ok(())) => {
+                    let sent = match &room {
+                        None => send(self.fd.get_ref(), &d),
+                        Some(w) => {
+                            let mut guard = match w.writable().await {
+                                Ok(g) => g,
+                                Err(e) => return Err(self.failed(d, e)),
+                            };
+                            match guard.try_io(|fd| send(fd.get_ref(), &d)) {
+                                Ok(r) => r,
+                                Err(_would_block) => continue,
+                            }
+                        }
+                    };
+                    match sent {
+                        Ok(()) => {
                             self.recycle(d);
                             break;
                         }
-                        Ok(Err(e)) => {
-                            self.unshift(d);
-                            self.state.lock().closed = true;
-                            return Err(e);
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && room.is_none() => {
+                            let w = self.fd.get_ref().try_clone().and_then(|fd| {
+                                crate::sys::async_fd_with(fd, tokio::io::Interest::WRITABLE)
+                            });
+                            match w {
+                                Ok(w) => room = Some(w),
+                                Err(e) => return Err(self.failed(d, e)),
+                            }
                         }
-                        Err(_would_block) => continue,
+                        Err(e) => return Err(self.failed(d, e)),
                     }
                 }
             }
+            // Drained: no more write readiness (its edges would only wake the reactor).
+            room = None;
             {
                 // Look without taking: a datagram queued since the loop above (by another
                 // reactor thread, just before the pipe was closed) must still go out, not be
@@ -683,35 +712,95 @@ impl PipeTx {
         }
     }
 
-    /// Receives one datagram into `buf` (at least [`MAX_DGRAM`] long). `Ok(0)` on EOF.
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        recv_async(&self.fd, buf).await
+    /// The writer cannot go on: `d` is put back, the pipe closed; the error to return.
+    fn failed(&self, d: BytesMut, e: io::Error) -> io::Error {
+        self.unshift(d);
+        self.state.lock().closed = true;
+        e
+    }
+
+    /// Receives the next datagram with `rx` (which may hold one read ahead). An empty
+    /// datagram at EOF.
+    pub(crate) async fn recv_next<'a>(&self, rx: &'a mut DgramReader) -> io::Result<&'a [u8]> {
+        rx.next(&self.fd).await
     }
 }
 
-/// Receives one datagram from a non-blocking seqpacket fd into `buf`. `Ok(0)` on EOF.
-///
-/// A peer that exits with datagrams of ours unread makes the kernel report `ECONNRESET`
-/// once, *before* the datagrams it sent us: they are still read (then EOF), so that the last
-/// replies of a stopping process are not lost.
-pub(crate) async fn recv_async(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut reset = false;
-    loop {
-        let mut guard = fd.readable().await?;
-        match guard.try_io(|fd| {
-            rustix::net::recv(fd.get_ref(), &mut *buf, rustix::net::RecvFlags::DONTWAIT)
-                .map(|(n, _)| n)
-                .map_err(io::Error::from)
-        }) {
-            Ok(Ok(n)) => return Ok(n),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
-                if std::mem::replace(&mut reset, true) {
-                    return Ok(0);
+/// Lets the tasks already queued on this thread run first: the task wakes itself and returns
+/// `Pending` once, which tokio's schedulers treat as a yield (the task goes to the back of the
+/// thread's run queue). `tokio::task::yield_now` instead defers the task until the runtime has
+/// polled its I/O driver again: with nothing else to run, that is one more `epoll_wait`
+/// (timeout 0) per reactor turn, and the task then runs ahead of the tasks that poll woke.
+async fn yield_to_queued() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Reads the datagrams of a seqpacket socket two at a time (`recvmmsg`), so that a reader
+/// that empties the socket learns it without one more `recv` that fails with `EAGAIN`: when a
+/// call brings one datagram where two were asked for, nothing else was queued, and the
+/// socket's read readiness is cleared (the next datagram raises a new edge). Two
+/// [`MAX_DGRAM`] buffers; a datagram read ahead waits in the second.
+#[derive(Debug)]
+pub(crate) struct DgramReader {
+    a: Vec<u8>,
+    b: Vec<u8>,
+    /// The length of a datagram read ahead into `b`, not returned yet.
+    ahead: Option<usize>,
+}
+
+impl Default for DgramReader {
+    fn default() -> Self {
+        DgramReader {
+            a: vec![0; MAX_DGRAM],
+            b: vec![0; MAX_DGRAM],
+            ahead: None,
+        }
+    }
+}
+
+impl DgramReader {
+    /// The next datagram from `fd` (empty at EOF).
+    ///
+    /// A peer that exits with datagrams of ours unread makes the kernel report `ECONNRESET`
+    /// once, *before* the datagrams it sent us: they are still read (then EOF), so that the
+    /// last replies of a stopping process are not lost.
+    pub(crate) async fn next(&mut self, fd: &AsyncFd<OwnedFd>) -> io::Result<&[u8]> {
+        if let Some(n) = self.ahead.take() {
+            return Ok(&self.b[..n]);
+        }
+        let mut reset = false;
+        loop {
+            let mut guard = fd.readable().await?;
+            match crate::sys::recv_two(fd.get_ref(), &mut self.a, &mut self.b) {
+                Ok((n, second)) => {
+                    match second {
+                        // Asked for two, got one: the socket is empty now (or the second
+                        // read failed, and the error is reported by the next call: a reset
+                        // peer raised an edge of its own when it closed).
+                        None => guard.clear_ready(),
+                        // A datagram after EOF is never looked at: an empty one is EOF.
+                        Some(m) if n > 0 => self.ahead = Some(m),
+                        Some(_) => {}
+                    }
+                    return Ok(&self.a[..n]);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    if std::mem::replace(&mut reset, true) {
+                        return Ok(&[]);
+                    }
+                }
+                Err(e) => return Err(e),
             }
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => continue,
         }
     }
 }
@@ -874,26 +963,87 @@ mod tests {
         );
     }
 
-    /// A worker that exits with events of ours unread: its last records still reach us.
+    /// A worker that exits with events of ours unread: its last records still reach us,
+    /// read two at a time or one.
     #[test]
-    fn recv_async_reads_what_a_reset_peer_sent() {
+    fn reader_reads_what_a_reset_peer_sent() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
             .expect("runtime");
         rt.block_on(async {
+            for replies in [1, 2, 3] {
+                let (ours, theirs) = crate::sys::seqpacket_pair().expect("pair");
+                send(&ours, b"unread event").expect("send");
+                for i in 0..replies {
+                    send(&theirs, format!("reply {i}").as_bytes()).expect("send");
+                }
+                drop(theirs);
+                let fd = crate::sys::async_fd(ours).expect("register");
+                let mut rx = DgramReader::default();
+                for i in 0..replies {
+                    let d = rx.next(&fd).await.expect("recv");
+                    assert_eq!(d, format!("reply {i}").as_bytes());
+                }
+                assert_eq!(rx.next(&fd).await.expect("eof"), b"");
+            }
+        });
+    }
+
+    /// A reader that emptied the socket (and cleared its readiness on a short `recvmmsg`)
+    /// still gets every later datagram, and a pipe's writer waits for room when the socket
+    /// is full (its descriptor is registered for reading only) and loses nothing.
+    #[test]
+    fn pipe_delivers_every_datagram() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
             let (ours, theirs) = crate::sys::seqpacket_pair().expect("pair");
-            send(&ours, b"unread event").expect("send");
-            send(&theirs, b"reply 1").expect("send");
-            send(&theirs, b"reply 2").expect("send");
-            drop(theirs);
-            let fd = crate::sys::async_fd(ours).expect("register");
-            let mut buf = [0u8; 64];
-            let n = recv_async(&fd, &mut buf).await.expect("recv");
-            assert_eq!(&buf[..n], b"reply 1");
-            let n = recv_async(&fd, &mut buf).await.expect("recv");
-            assert_eq!(&buf[..n], b"reply 2");
-            assert_eq!(recv_async(&fd, &mut buf).await.expect("eof"), 0);
+            let tx = std::sync::Arc::new(PipeTx::new(ours).expect("register"));
+            let peer = crate::sys::async_fd(theirs).expect("register");
+            let mut rx = DgramReader::default();
+            // One datagram at a time: each read empties the socket.
+            for i in 0..3u64 {
+                send(peer.get_ref(), &i.to_le_bytes()).expect("send");
+                let d =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), tx.recv_next(&mut rx))
+                        .await
+                        .expect("not missed")
+                        .expect("recv");
+                assert_eq!(d, i.to_le_bytes());
+            }
+            // The writer: far more than the socket holds, read slowly.
+            let w = tx.clone();
+            let writer = tokio::spawn(async move { w.run_writer(false).await });
+            let n = 3000u64;
+            for i in 0..n {
+                tx.push(hdr(Kind::Send, i), &[7; 1000]);
+                if i % 500 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let mut peer_rx = DgramReader::default();
+            let mut seen = 0u64;
+            while seen < n {
+                let d =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), peer_rx.next(&peer))
+                        .await
+                        .expect("the writer goes on when room comes back")
+                        .expect("recv");
+                for rec in decode(d) {
+                    let (h, p) = rec.expect("a record");
+                    assert_eq!((h.seq, p.len()), (seen, 1000));
+                    seen += 1;
+                }
+            }
+            tx.close();
+            writer
+                .await
+                .expect("joins")
+                .expect("the writer ends cleanly");
         });
     }
 }

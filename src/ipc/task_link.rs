@@ -317,7 +317,7 @@ pub(crate) async fn recv_frames(
     max_payload: usize,
 ) -> Result<Option<Vec<Frame>>, LinkError> {
     // ECONNRESET comes once, before what the peer sent: read that too (see
-    // `super::recv_async`).
+    // `super::DgramReader::next`).
     let mut reset = false;
     let (n, fds) = loop {
         let mut guard = fd.readable().await?;

@@ -381,6 +381,66 @@ pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Owned
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
+/// Registers an owned descriptor with the current tokio runtime for `interest` only: a pipe
+/// registered for reading alone is not woken by the write-space edge (`EPOLLOUT`) the kernel
+/// raises each time its peer reads a datagram (see `crate::ipc::PipeTx`).
+pub(crate) fn async_fd_with(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: as in `async_fd`: the `OwnedFd` keeps its descriptor open until the AsyncFd,
+    // which owns it, is dropped, and `as_raw_fd` always returns that same descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+        .map_err(|e| e.into_parts().1)
+}
+
+/// Receives up to two datagrams from the non-blocking socket `fd` in one call (`recvmmsg`):
+/// the first into `a`, a second one, if queued, into `b`; their lengths (`None`: no second
+/// one was queued, or reading it failed: the error is reported by the next call). A datagram
+/// longer than its buffer is cut, as `recv` does. `WouldBlock` if nothing is queued.
+pub(crate) fn recv_two(
+    fd: impl std::os::fd::AsFd,
+    a: &mut [u8],
+    b: &mut [u8],
+) -> io::Result<(usize, Option<usize>)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: `mmsghdr` is plain data: all zeroes is a valid value (no name, no control
+    // data, no iovec yet).
+    let mut msgs: [libc::mmsghdr; 2] = unsafe { std::mem::zeroed() };
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `msgs` holds two valid headers, each pointing at one iovec that describes a
+    // live, exclusively borrowed buffer (`a`, `b`) for the whole call; the kernel writes at
+    // most `iov_len` bytes into each and the received lengths into `msg_len`. No timeout.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd.as_fd().as_raw_fd(),
+            msgs.as_mut_ptr(),
+            2,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        0 => Err(io::ErrorKind::WouldBlock.into()),
+        1 => Ok((msgs[0].msg_len as usize, None)),
+        _ => Ok((msgs[0].msg_len as usize, Some(msgs[1].msg_len as usize))),
+    }
+}
+
 /// Which side of [`detach`] we are on.
 #[derive(Debug)]
 pub(crate) enum Detached {

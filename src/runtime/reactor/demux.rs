@@ -13,7 +13,7 @@ use crate::owner::ws;
 
 impl Reactor {
     pub(super) async fn read_pipe(self: Arc<Self>, pipe: Arc<Pipe>) {
-        let mut buf = vec![0u8; ipc::MAX_DGRAM];
+        let mut rx = ipc::DgramReader::default();
         let mut reassembler = ipc::Reassembler::default();
         // Broadcasts of one datagram are written to each client with one syscall.
         let mut bcast = ws::Batch::default();
@@ -22,15 +22,15 @@ impl Reactor {
         // into one fan-out per message.
         let mut acks: Vec<u64> = Vec::new();
         loop {
-            let n = match pipe.tx.recv(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
+            let dgram = match pipe.tx.recv_next(&mut rx).await {
+                Ok([]) => break,
+                Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(slot = pipe.slot, error = %e, "reading a worker pipe failed");
                     break;
                 }
             };
-            for rec in ipc::decode(&buf[..n]) {
+            for rec in ipc::decode(dgram) {
                 let (h, payload) = match rec {
                     Ok(r) => r,
                     Err(e) => {

@@ -349,22 +349,22 @@ async fn finish_work(disp: &Dispatcher, ctx: &Ctx, deadline: tokio::time::Instan
 }
 
 async fn read_pipe(tx: &PipeTx, disp: &Rc<Dispatcher>) {
-    let mut buf = vec![0u8; ipc::MAX_DGRAM];
+    let mut rx = ipc::DgramReader::default();
     let mut re = Reassembler::default();
     loop {
-        let n = match tx.recv(&mut buf).await {
-            Ok(0) => {
+        let dgram = match tx.recv_next(&mut rx).await {
+            Ok([]) => {
                 tracing::info!("master is gone; worker exits");
                 return;
             }
-            Ok(n) => n,
+            Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "reading the pipe failed");
                 return;
             }
         };
         let mut stop = false;
-        for rec in ipc::decode(&buf[..n]) {
+        for rec in ipc::decode(dgram) {
             let (h, payload) = match rec {
                 Ok(r) => r,
                 Err(e) => {
