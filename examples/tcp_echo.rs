@@ -15,7 +15,7 @@ fn main() -> rswoole::Result<()> {
         println!("Client: Connect.");
     });
     server.on_receive(|srv, ev| async move {
-        // The prefix and the data go out together (one `writev`), never joined in a buffer.
+        // The prefix and the data go out together (one system call), never joined in a heap buffer.
         srv.send_parts(ev.fd, &[b"Server: ", &ev.data])
     });
     server.on_close(|_srv, _fd| async {

@@ -271,14 +271,19 @@ impl Shared {
     }
 
     fn slot_of(&self, id: u64) -> Option<&ConnSlot> {
-        if id == 0 {
-            return None;
-        }
-        let i = ((id - 1) % self.conn_cap as u64) as usize;
-        Some(
-            self.region
-                .get(self.conns_off + i * std::mem::size_of::<ConnSlot>()),
-        )
+        self.slot_index(ConnId(id)).map(|i| self.slot_at(i))
+    }
+
+    /// Where connection `id`'s slot is in the table (`None` for id 0): a division, which a
+    /// connection record does once rather than on every read ([`touch_recv_at`](Self::touch_recv_at)).
+    pub(crate) fn slot_index(&self, id: ConnId) -> Option<u32> {
+        id.0.checked_sub(1)
+            .map(|i| (i % self.conn_cap as u64) as u32)
+    }
+
+    fn slot_at(&self, i: u32) -> &ConnSlot {
+        self.region
+            .get(self.conns_off + i as usize * std::mem::size_of::<ConnSlot>())
     }
 
     /// The slot of a live (not closing) connection.
@@ -610,8 +615,14 @@ impl Shared {
     /// the coarse clock ([`coarse_now_ms`]: a few milliseconds of resolution, a fraction of
     /// the cost of a precise clock read; heartbeats and `connection_info` count in seconds).
     pub(crate) fn touch_recv(&self, id: ConnId) {
-        if let Some(s) = self.slot_of(id.0) {
-            s.last_recv_ms.store(coarse_now_ms(), Relaxed);
+        self.touch_recv_at(self.slot_index(id));
+    }
+
+    /// [`touch_recv`](Self::touch_recv) by the slot's index ([`slot_index`](Self::slot_index),
+    /// kept by the connection).
+    pub(crate) fn touch_recv_at(&self, slot: Option<u32>) {
+        if let Some(i) = slot {
+            self.slot_at(i).last_recv_ms.store(coarse_now_ms(), Relaxed);
         }
     }
 

@@ -1017,7 +1017,7 @@ pub(crate) async fn serve<S: EventSink + ?Sized>(
         let full = d.in_flight() >= conf.max_concurrent_streams as usize;
         tokio::select! {
             biased;
-            _ = conn.notified() => {}
+            _ = conn.kicked() => {}
             _ = std::future::poll_fn(|cx| d.resp.poll_capacity(cx)) => {}
             // At the stream limit (counting streams the client reset while their work goes
             // on), new streams wait in the h2 crate instead of reaching the workers: a client

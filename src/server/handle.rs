@@ -110,9 +110,11 @@ impl Handle {
     }
 
     /// Sends `parts` to connection `fd`, one after the other, as [`send`](Self::send) sends
-    /// their concatenation, without joining them first: the socket owner writes them with one
-    /// `writev` (Base mode) or the worker copies them straight into its pipe datagram (Process
-    /// mode). A prefix and a payload (`[b"Server: ", &ev.data]`) cost no buffer of their own.
+    /// their concatenation, without joining them in a buffer of their own: the socket owner
+    /// writes them with one system call (Base mode: one `send`, small parts joined on the
+    /// stack, or one `writev` past 512 bytes) or the worker copies them straight into its pipe
+    /// datagram (Process mode). A prefix and a payload (`[b"Server: ", &ev.data]`) cost no
+    /// allocation.
     ///
     /// # Errors
     /// As [`send`](Self::send); the error carries the parts joined (the only copy made then).
