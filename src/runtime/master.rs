@@ -352,6 +352,23 @@ async fn master_main(
     let settings = launch.settings.clone();
     let shared = launch.shared.clone();
     let reactor = Arc::new(Reactor::new(shared.clone(), settings.clone()));
+    // The connection table keeps a burst's peak capacity: shrunk when mostly empty, on the
+    // release check's clock (`owner::trim::shrink_map`).
+    {
+        let reactor = Arc::downgrade(&reactor);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::owner::trim::CHECK_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(r) = reactor.upgrade() else { return };
+                let freed = r.conns.shrink();
+                if freed > 0 {
+                    tracing::debug!(slots = freed, "shrank the connection table a burst left");
+                }
+            }
+        });
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(Error::io("watching SIGTERM"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(Error::io("watching SIGINT"))?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(Error::io("watching SIGUSR1"))?;
