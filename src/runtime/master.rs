@@ -238,8 +238,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     daemon::prepare(&mut settings)?;
     init_logging();
     let nofile = raise_nofile();
-    // Every connection needs a socket; keep 64 descriptors for listeners, pipes and files.
-    let fd_room = (nofile as usize).saturating_sub(64).max(16);
+    let fd_room = connection_room(nofile, settings.mode, settings.worker_num);
     if settings.max_connection == 0 {
         settings.max_connection = fd_room.min(DEFAULT_MAX_CONNECTION_CAP);
     } else if settings.max_connection > fd_room {
@@ -314,6 +313,20 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     }
     rt.shutdown_timeout(Duration::from_millis(100));
     result
+}
+
+/// How many connections the open-files limit `nofile` leaves room for: every connection needs
+/// a socket in the process that owns it, less 64 descriptors for listeners, pipes and files.
+/// Process mode: the master owns them all. Base mode: each of the `workers` workers owns its
+/// own (`SO_REUSEPORT`), under its own limit — 4 workers hold 4 times as many (50,000
+/// connections under a 20,000 hard limit, BENCHMARKS.md "Memory: bursts and 50,000
+/// connections").
+fn connection_room(nofile: u64, mode: Mode, workers: usize) -> usize {
+    let per_process = (nofile as usize).saturating_sub(64).max(16);
+    match mode {
+        Mode::Base => per_process.saturating_mul(workers.max(1)),
+        _ => per_process,
+    }
 }
 
 /// With `admin.addr`: maps the metrics, installs the `metrics` recorder and binds the admin
@@ -919,5 +932,21 @@ async fn drain(
             _ = sigterm.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_workers_each_have_room_under_their_own_open_files_limit() {
+        // The master owns every connection: one limit.
+        assert_eq!(connection_room(20_000, Mode::Process, 4), 19_936);
+        // Each Base worker owns its own: 4 workers, 4 limits (50,000 fits under 20,000).
+        assert_eq!(connection_room(20_000, Mode::Base, 4), 4 * 19_936);
+        assert_eq!(connection_room(20_000, Mode::Base, 1), 19_936);
+        // A tiny limit still leaves a few.
+        assert_eq!(connection_room(10, Mode::Process, 1), 16);
     }
 }
