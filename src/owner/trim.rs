@@ -437,17 +437,19 @@ mod tests {
         // Half of it closed: kept (it may fill again).
         m.retain(|k, _| k % 2 == 0);
         assert_eq!(shrink_map(&mut m), 0);
-        assert_eq!(m.capacity(), peak);
+        // (`capacity` counts a removed entry's slot only once it is reused.)
+        assert!(m.capacity() > peak * 3 / 4, "{} of {peak}", m.capacity());
         // A burst's end: 100 left of 15,000: shrunk to room for twice as many.
         m.retain(|k, _| *k < 200);
         assert_eq!(m.len(), 100);
+        let held = m.capacity();
         let freed = shrink_map(&mut m);
         assert!(
             m.capacity() >= 200 && m.capacity() < 1000,
             "{}",
             m.capacity()
         );
-        assert_eq!(freed, peak - m.capacity());
+        assert_eq!(freed, held - m.capacity());
         assert!((0..200).step_by(2).all(|k| m[&k] == k));
         // Empty: the whole table goes.
         m.clear();
