@@ -5,8 +5,15 @@ connection (PSS and RSS), and apart what the kernel holds for them (slab caches 
 buffers, both ends, since client and server share the loopback kernel).
 
 usage: python3 scripts/idle_mem.py PGID PORT tcp|http|ws N
-(PGID: the server's process group; the owner is the process in it whose open files grew most:
-the master in Process mode, the worker in Base mode.)
+(PGID: the server's process group; the owners are the processes in it whose open files grew
+with the connections: the master in Process mode, the workers in Base mode; their PSS and RSS
+growth is summed.)
+
+Past what one process may open (the open-files hard limit, 20,000 here), the connections are
+opened by several client processes (CLIENTS=K, default: as many as needed with up to
+PER_CLIENT=18000 each), each from its own source address (127.0.0.1, .2, .3, ...: one
+address has ~28,000 ephemeral ports towards one server port). The server must then spread
+them over several owners too: Base mode with several workers (`SO_REUSEPORT`).
 """
 import base64
 import os
@@ -94,10 +101,7 @@ def ws_frame(payload):
     return bytes([0x81, 0x80 | len(payload)]) + mask + masked
 
 
-def open_one(port, proto, i=0):
-    # Past 20,000 connections the client spreads over source addresses 127.0.0.2, .3, ...:
-    # one address has only ~28,000 ephemeral ports towards one server port.
-    src = None if i < 20000 else (f"127.0.0.{1 + i // 20000}", 0)
+def open_one(port, proto, src=None):
     s = socket.create_connection(("127.0.0.1", port), source_address=src)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if proto == "tcp":
@@ -119,14 +123,66 @@ def open_one(port, proto, i=0):
     return s
 
 
-def main():
-    pgid, port, proto, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def raise_nofile(n):
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < n + 100:
-        raise SystemExit(f"open-files limit {hard} < {n} connections: raise it (ulimit -n) first")
-    # A few connections first, so that lazily built state (buffers, caches) is not counted.
-    conns = [open_one(port, proto) for _ in range(4)]
+        raise SystemExit(f"open-files limit {hard} < {n} connections: raise it (ulimit -n) "
+                         f"or use more client processes (PER_CLIENT)")
+
+
+def clients(port, proto, n, k):
+    """Opens n connections from k client processes (forked), the k-th from source address
+    127.0.0.(k+1); returns once all are open, with a function that closes them all."""
+    share = [n // k + (1 if j < n % k else 0) for j in range(k)]
+    kids = []
+    for j in range(k):
+        ready_r, ready_w = os.pipe()
+        hold_r, hold_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            os.close(hold_w)
+            code = 0
+            try:
+                raise_nofile(share[j])
+                src = (f"127.0.0.{j + 1}", 0) if k > 1 else None
+                conns = [open_one(port, proto, src) for _ in range(share[j])]
+                os.write(ready_w, b"ok")
+                os.read(hold_r, 1)  # until the parent closes its end
+                for c in conns:
+                    c.close()
+            except BaseException as e:  # noqa: BLE001 - reported through the pipe
+                os.write(ready_w, f"client {j}: {e}".encode()[:500])
+                code = 1
+            os._exit(code)
+        os.close(ready_w)
+        os.close(hold_r)
+        kids.append((pid, ready_r, hold_w))
+    for pid, ready_r, _ in kids:
+        msg = os.read(ready_r, 1000)
+        if msg != b"ok":
+            raise SystemExit(msg.decode(errors="replace") or f"client {pid} died")
+
+    def close_all():
+        for pid, ready_r, hold_w in kids:
+            os.close(hold_w)
+            os.close(ready_r)
+        for pid, _, _ in kids:
+            os.waitpid(pid, 0)
+
+    return close_all
+
+
+def main():
+    pgid, port, proto, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    per = int(os.environ.get("PER_CLIENT", "18000"))
+    k = int(os.environ.get("CLIENTS", "0")) or -(-n // per)
+    raise_nofile(0)
+    pids = group(pgid)
+    # A few connections first (to every worker, hashed by SO_REUSEPORT), so that lazily
+    # built state (buffers, caches) is not counted.
+    conns = [open_one(port, proto) for _ in range(4 * len(pids))]
     time.sleep(0.5)
     pids = group(pgid)
     hook = os.environ.get("IDLE_MEM_HOOK")
@@ -136,24 +192,34 @@ def main():
                        "OWNERS": " ".join(map(str, pids))}, check=False)
     before = {p: mem(p) for p in pids}
     k0 = kernel()
-    conns += [open_one(port, proto, i) for i in range(n)]
+    close_all = clients(port, proto, n, k)
     time.sleep(1.5 + n / 20000)
     after = {p: mem(p) for p in pids if os.path.exists(f"/proc/{p}")}
     k1 = kernel()
-    owner = max(after, key=lambda p: after[p][2] - before[p][2])
-    (p0, r0, _), (p1, r1, _) = before[owner], after[owner]
-    with open(f"/proc/{owner}/comm") as f:
-        comm = f.read().strip()
+    grew = {p: after[p][2] - before[p][2] for p in after}
+    # The owners: every process that holds at least a tenth of its even share.
+    owners = [p for p in after if grew[p] >= n / len(after) / 10] or [max(after, key=grew.get)]
+    p0 = sum(before[p][0] for p in owners)
+    p1 = sum(after[p][0] for p in owners)
+    r0 = sum(before[p][1] for p in owners)
+    r1 = sum(after[p][1] for p in owners)
+
+    def comm(p):
+        with open(f"/proc/{p}/comm") as f:
+            return f.read().strip()
+
+    who = ", ".join(f"{p}({comm(p)}) {grew[p]}" for p in owners)
     slab = (k1[0] - k0[0]) / n if k0[0] >= 0 else float("nan")
-    print(f"{proto} n={n} owner={owner}({comm}): PSS {p0}->{p1} KiB = {(p1 - p0) * 1024 / n:.0f} B/conn, "
+    print(f"{proto} n={n} clients={k} owner={who}: PSS {p0}->{p1} KiB = {(p1 - p0) * 1024 / n:.0f} B/conn, "
           f"RSS {r0}->{r1} KiB = {(r1 - r0) * 1024 / n:.0f} B/conn; kernel (both ends): "
           f"slabs {slab:.0f} B/conn, tcp buffers {(k1[1] - k0[1]) / n:.0f} B/conn", flush=True)
     # IDLE_MEM_HOOK='sh command': run before the N connections (PHASE=before, OWNERS=the
-    # group's pids) and while they are still held (PHASE=after, OWNER=pid), e.g.
+    # group's pids) and while they are still held (PHASE=after, OWNER=the owners' pids), e.g.
     # scripts/heap_of.sh to see where the owner's memory is.
     if hook:
         subprocess.run(["sh", "-c", hook], env={**os.environ, "PHASE": "after",
-                       "OWNER": str(owner)}, check=False)
+                       "OWNER": " ".join(map(str, owners))}, check=False)
+    close_all()
     for c in conns:
         c.close()
 

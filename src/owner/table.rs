@@ -36,6 +36,15 @@ impl<X> ConnTable<X> {
     pub(crate) fn remove(&self, id: ConnId) {
         self.shard(id).lock().remove(&id.0);
     }
+    /// Gives back the slots a burst left (see [`super::trim::shrink_map`]): each shard that
+    /// is at most a quarter full. On the release check's clock, not on the hot path. Returns
+    /// the slots given back.
+    pub(crate) fn shrink(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| super::trim::shrink_map(&mut s.lock()))
+            .sum()
+    }
     pub(crate) fn all(&self) -> Vec<Arc<Conn<X>>> {
         self.shards
             .iter()

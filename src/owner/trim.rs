@@ -19,6 +19,10 @@
 //! resident size that moved by [`SETTLED_DRIFT`]. A quiet server is left alone. In a
 //! multi-threaded runtime (the Process master with several reactor threads) the other threads
 //! collect their own pages when they next park ([`collect_on_park`]).
+//!
+//! What the process itself keeps sized by a burst's peak goes too: its tables of connections
+//! and of queued events are hash maps, which never shrink on their own ([`shrink_map`], on
+//! the same 1 s clock as the release check).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -99,6 +103,29 @@ impl Mark {
         self.released = 0;
         self.checks = self.checks.saturating_add(1);
     }
+}
+
+/// Capacity (entries) up to which a table is left as it is by [`shrink_map`].
+pub(crate) const SHRINK_ABOVE: usize = 64;
+
+/// Gives back the capacity a burst left in `map`: hash maps keep the capacity of their
+/// largest size, so the tables a socket owner keeps per connection (its connections by id,
+/// the worker's event queues) would hold 15,000 connections' worth of slots (~1 MB in a Base
+/// worker) long after they closed. A map of more than [`SHRINK_ABOVE`] slots that is at most
+/// a quarter full is reallocated for twice its entries (room to grow again without a
+/// reallocation at once; at most one reallocation a check, however the size moves).
+/// Called on the release check's clock, never on the hot path. Returns the slots given back.
+pub(crate) fn shrink_map<K, V, S>(map: &mut std::collections::HashMap<K, V, S>) -> usize
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    let cap = map.capacity();
+    if cap <= SHRINK_ABOVE || map.len().saturating_mul(4) > cap {
+        return 0;
+    }
+    map.shrink_to(map.len() * 2);
+    cap.saturating_sub(map.capacity())
 }
 
 /// CPU time a process must have used since the previous check to count as busy for the
@@ -399,6 +426,43 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_table_a_burst_left_mostly_empty_shrinks() {
+        let mut m: std::collections::HashMap<u64, u64> = (0..15_000).map(|i| (i, i)).collect();
+        let peak = m.capacity();
+        // Still full: kept.
+        assert_eq!(shrink_map(&mut m), 0);
+        // Half of it closed: kept (it may fill again).
+        m.retain(|k, _| k % 2 == 0);
+        assert_eq!(shrink_map(&mut m), 0);
+        // (`capacity` counts a removed entry's slot only once it is reused.)
+        assert!(m.capacity() > peak * 3 / 4, "{} of {peak}", m.capacity());
+        // A burst's end: 100 left of 15,000: shrunk to room for twice as many.
+        m.retain(|k, _| *k < 200);
+        assert_eq!(m.len(), 100);
+        let held = m.capacity();
+        let freed = shrink_map(&mut m);
+        assert!(
+            m.capacity() >= 200 && m.capacity() < 1000,
+            "{}",
+            m.capacity()
+        );
+        assert_eq!(freed, held - m.capacity());
+        assert!((0..200).step_by(2).all(|k| m[&k] == k));
+        // Empty: the whole table goes.
+        m.clear();
+        shrink_map(&mut m);
+        assert_eq!(m.capacity(), 0);
+        // Small tables are left alone.
+        let mut small: std::collections::HashMap<u64, u64> = (0..40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|i| (i, i))
+            .collect();
+        small.clear();
+        assert_eq!(shrink_map(&mut small), 0);
     }
 
     #[test]

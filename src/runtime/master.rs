@@ -238,8 +238,7 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     daemon::prepare(&mut settings)?;
     init_logging();
     let nofile = raise_nofile();
-    // Every connection needs a socket; keep 64 descriptors for listeners, pipes and files.
-    let fd_room = (nofile as usize).saturating_sub(64).max(16);
+    let fd_room = connection_room(nofile, settings.mode, settings.worker_num);
     if settings.max_connection == 0 {
         settings.max_connection = fd_room.min(DEFAULT_MAX_CONNECTION_CAP);
     } else if settings.max_connection > fd_room {
@@ -316,6 +315,20 @@ fn start_inner(app: App, settings: Settings) -> Result<()> {
     result
 }
 
+/// How many connections the open-files limit `nofile` leaves room for: every connection needs
+/// a socket in the process that owns it, less 64 descriptors for listeners, pipes and files.
+/// Process mode: the master owns them all. Base mode: each of the `workers` workers owns its
+/// own (`SO_REUSEPORT`), under its own limit — 4 workers hold 4 times as many (50,000
+/// connections under a 20,000 hard limit, BENCHMARKS.md "Memory: bursts and 50,000
+/// connections").
+fn connection_room(nofile: u64, mode: Mode, workers: usize) -> usize {
+    let per_process = (nofile as usize).saturating_sub(64).max(16);
+    match mode {
+        Mode::Base => per_process.saturating_mul(workers.max(1)),
+        _ => per_process,
+    }
+}
+
 /// With `admin.addr`: maps the metrics, installs the `metrics` recorder and binds the admin
 /// listener (before the fork, so a taken port fails the start). The master's reactor threads
 /// count in the slots after the workers'.
@@ -352,6 +365,23 @@ async fn master_main(
     let settings = launch.settings.clone();
     let shared = launch.shared.clone();
     let reactor = Arc::new(Reactor::new(shared.clone(), settings.clone()));
+    // The connection table keeps a burst's peak capacity: shrunk when mostly empty, on the
+    // release check's clock (`owner::trim::shrink_map`).
+    {
+        let reactor = Arc::downgrade(&reactor);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::owner::trim::CHECK_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(r) = reactor.upgrade() else { return };
+                let freed = r.conns.shrink();
+                if freed > 0 {
+                    tracing::debug!(slots = freed, "shrank the connection table a burst left");
+                }
+            }
+        });
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(Error::io("watching SIGTERM"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(Error::io("watching SIGINT"))?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(Error::io("watching SIGUSR1"))?;
@@ -902,5 +932,21 @@ async fn drain(
             _ = sigterm.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_workers_each_have_room_under_their_own_open_files_limit() {
+        // The master owns every connection: one limit.
+        assert_eq!(connection_room(20_000, Mode::Process, 4), 19_936);
+        // Each Base worker owns its own: 4 workers, 4 limits (50,000 fits under 20,000).
+        assert_eq!(connection_room(20_000, Mode::Base, 4), 4 * 19_936);
+        assert_eq!(connection_room(20_000, Mode::Base, 1), 19_936);
+        // A tiny limit still leaves a few.
+        assert_eq!(connection_room(10, Mode::Process, 1), 16);
     }
 }

@@ -167,7 +167,9 @@ pub struct Settings {
     /// Worker choice for events. Default [`DispatchMode::Fixed`].
     pub dispatch_mode: DispatchMode,
     /// Most simultaneous connections; beyond it new connections are accepted and closed at once.
-    /// 0 (the default) means the open-files limit, capped at [`DEFAULT_MAX_CONNECTION_CAP`].
+    /// 0 (the default) means the open-files limit, capped at [`DEFAULT_MAX_CONNECTION_CAP`]; in
+    /// [`Mode::Base`] the limit times `worker_num` (each worker owns its connections' sockets,
+    /// under its own limit).
     pub max_connection: usize,
     /// Most unsent bytes buffered for one connection; `send` beyond it fails with
     /// [`SendError::BufferFull`](crate::SendError::BufferFull) (Process mode: bytes the workers

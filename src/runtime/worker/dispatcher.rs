@@ -68,6 +68,23 @@ pub(super) struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Gives back the slots a burst left in the event queues' tables
+    /// ([`crate::owner::trim::shrink_map`]): every connection that opened got a queue for its
+    /// `Connect` event, so the map's capacity follows the burst's peak. On the release
+    /// check's clock (the worker's shrink task), not on the hot path. Returns the slots given
+    /// back.
+    pub(super) fn shrink(&self) -> usize {
+        let mut freed = 0;
+        // Never held across an await; `try_` so that a borrow elsewhere only skips a check.
+        if let Ok(mut q) = self.queues.try_borrow_mut() {
+            freed += crate::owner::trim::shrink_map(&mut q);
+        }
+        if let Ok(mut s) = self.streams.try_borrow_mut() {
+            freed += crate::owner::trim::shrink_map(&mut s);
+        }
+        freed
+    }
+
     pub(super) fn submit(self: &Rc<Self>, ev: WEv) {
         self.inflight.set(self.inflight.get() + 1);
         self.state(true);

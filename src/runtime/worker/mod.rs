@@ -140,6 +140,24 @@ async fn main(
         protocol: app.protocol.as_ref().map(|f| f(&settings)),
         on_pipe_message: app.on_pipe_message.clone(),
     });
+    // Tables sized by a burst's peak (the dispatcher's queues, Base mode's connections by
+    // id) shrink when mostly empty, on the release check's clock (`owner::trim::shrink_map`).
+    {
+        let disp = Rc::downgrade(&disp);
+        let conns = conns.clone();
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(crate::owner::trim::CHECK_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(d) = disp.upgrade() else { return };
+                let freed = d.shrink() + conns.as_ref().map_or(0, |c| c.shrink());
+                if freed > 0 {
+                    tracing::debug!(slots = freed, "shrank tables a burst left");
+                }
+            }
+        });
+    }
     let writer = tx.clone().map(|tx| {
         tokio::task::spawn_local(async move {
             if let Err(e) = tx.run_writer(false).await {
