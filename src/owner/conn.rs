@@ -2272,6 +2272,13 @@ mod tests {
             std::mem::size_of::<TcpStream>(),
             std::mem::size_of_val(&fut)
         );
+        // An HTTP connection's decoder is part of its task's future, freed with it when the
+        // connection parks: a box of its own would share its size class with `Arc<Conn>`
+        // and leave a hole beside a live record in each allocator page (`Inbound`'s note).
+        assert!(
+            std::mem::size_of::<Inbound>() >= std::mem::size_of::<super::super::http::HttpIn>(),
+            "the HTTP decoder is inline in the connection task, not boxed"
+        );
         drop(fut);
     }
 }
