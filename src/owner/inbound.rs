@@ -194,13 +194,13 @@ impl Inbound {
         }
     }
 
-    /// The form this state keeps while its connection is parked ([`IdleIn`]), or the state
-    /// itself back if it cannot park ([`parkable`](Self::parkable) is false).
-    pub(crate) fn park(self) -> Result<IdleIn, Inbound> {
+    /// Takes this state's idle form ([`IdleIn`]), leaving `Raw` in its place, if it can park
+    /// ([`parkable`](Self::parkable)); else leaves it as it is and returns `None`.
+    pub(crate) fn park(&mut self) -> Option<IdleIn> {
         if !self.parkable() {
-            return Err(self);
+            return None;
         }
-        Ok(match self {
+        Some(match std::mem::replace(self, Inbound::Raw) {
             Inbound::Raw => IdleIn::Raw,
             Inbound::Stream(d) => IdleIn::Stream(d),
             Inbound::Ws(w) => IdleIn::Ws(w),
@@ -210,7 +210,10 @@ impl Inbound {
                 first: h.first,
                 served: h.served,
             },
-            other => return Err(other),
+            other => {
+                *self = other;
+                return None;
+            }
         })
     }
 }
