@@ -76,8 +76,9 @@ impl ConnConfig {
 // `Http` is inline, not boxed, though it is the large variant: the task's future is freed
 // as one allocation when the connection parks, while a box of its own would be freed apart
 // and leave a hole in the allocator page it shared with long-lived per-connection records
-// (`Arc<Conn>` is in `HttpIn`'s size class): 10,000 parked keep-alive connections kept
-// ~3.7 MB of such half-empty pages (BENCHMARKS.md, "Idle HTTP keep-alive in Base mode").
+// (`Arc<Conn>`, 336 B, and `HttpIn`, 328 B, are both in mimalloc's 384 B class): 10,000
+// parked keep-alive connections kept ~3.9 MB of such half-empty pages (BENCHMARKS.md, "Idle
+// HTTP keep-alive in Base mode (issue 20), session 8").
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Inbound {
     Raw,
