@@ -786,9 +786,8 @@ impl<X> Conn<X> {
             if let (true, Some(after)) = (parkable, cfg.park_idle_after) {
                 if after.is_zero() || park_due {
                     // A kick that came meanwhile stays set: the wait below sees it.
-                    match self.try_park(std::mem::replace(&mut decoder, Inbound::Raw), revive) {
-                        Ok(()) => return Ended::Parked,
-                        Err(d) => decoder = d,
+                    if self.try_park(&mut decoder, revive) {
+                        return Ended::Parked;
                     }
                 }
                 if park_at.is_none() || park_due {
@@ -1561,15 +1560,16 @@ impl<X> Conn<X> {
 }
 
 impl<X: Send + Sync + 'static> Conn<X> {
-    /// Parks the idle connection: `decoder` waits in the connection, a waker that revives it
-    /// is registered for the socket's read readiness, and the task may end. Gives `decoder`
-    /// back (the task goes on) when something is already there: bytes to read, a
-    /// notification, output or a close asked meanwhile.
+    /// Parks the idle connection: `decoder`'s idle form waits in the connection (`decoder`
+    /// is left `Raw`), a waker that revives it is registered for the socket's read
+    /// readiness, and the task may end (`true`). Leaves `decoder` as it is and returns `false`
+    /// (the task goes on) when something is already there: bytes to read, a notification,
+    /// output or a close asked meanwhile.
     /// A kick given before is seen here and left set (the task's wait takes it).
-    fn try_park(self: &Arc<Self>, decoder: Inbound, revive: &Reviver<X>) -> Result<(), Inbound> {
+    fn try_park(self: &Arc<Self>, decoder: &mut Inbound, revive: &Reviver<X>) -> bool {
         use std::task::{Context, Waker};
         if !decoder.parkable() {
-            return Err(decoder);
+            return false;
         }
         let ws = matches!(decoder, Inbound::Ws(_));
         let waker = self.park_waker.get_or_init(|| {
@@ -1582,7 +1582,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
             self.stream.poll_read_ready(&mut Context::from_waker(waker)),
             Poll::Pending
         ) {
-            return Err(decoder);
+            return false;
         }
         let mut o = self.out.lock();
         // `kick` sets its flag under this lock: a kick given before it is seen here, one given
@@ -1594,11 +1594,12 @@ impl<X: Send + Sync + 'static> Conn<X> {
             || o.io_error
             || self.moving.load(std::sync::atomic::Ordering::Acquire)
         {
-            return Err(decoder);
+            return false;
         }
-        o.parked = Some(Parked {
-            decoder: decoder.park()?,
-        });
+        let Some(idle) = decoder.park() else {
+            return false;
+        };
+        o.parked = Some(Parked { decoder: idle });
         o.unparking = false;
         // No task from now on: kicks revive the connection (`park_waker`).
         o.task = None;
@@ -1607,7 +1608,7 @@ impl<X: Send + Sync + 'static> Conn<X> {
             // After the `out` lock (writers take `ws` first, then `out`).
             super::ws::park(self);
         }
-        Ok(())
+        true
     }
 }
 
@@ -2271,6 +2272,13 @@ mod tests {
             std::mem::size_of::<Shared>(),
             std::mem::size_of::<TcpStream>(),
             std::mem::size_of_val(&fut)
+        );
+        // An HTTP connection's decoder is part of its task's future, freed with it when the
+        // connection parks: a box of its own would share its size class with `Arc<Conn>`
+        // and leave a hole beside a live record in each allocator page (`Inbound`'s note).
+        assert!(
+            std::mem::size_of::<Inbound>() >= std::mem::size_of::<super::super::http::HttpIn>(),
+            "the HTTP decoder is inline in the connection task, not boxed"
         );
         drop(fut);
     }

@@ -71,11 +71,19 @@ impl ConnConfig {
     }
 }
 
-/// The decoding state of one connection.
+/// The decoding state of one connection. It lives in the connection task's future (and, in
+/// its idle form [`IdleIn`], in the connection while parked).
+// `Http` is inline, not boxed, though it is the large variant: the task's future is freed
+// as one allocation when the connection parks, while a box of its own would be freed apart
+// and leave a hole in the allocator page it shared with long-lived per-connection records
+// (`Arc<Conn>`, 336 B, and `HttpIn`, 328 B, are both in mimalloc's 384 B class): 10,000
+// parked keep-alive connections kept ~3.9 MB of such half-empty pages (BENCHMARKS.md, "Idle
+// HTTP keep-alive in Base mode (issue 20), session 8").
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Inbound {
     Raw,
     Stream(Decoder),
-    Http(Box<HttpIn>),
+    Http(HttpIn),
     /// Upgraded to WebSocket ([`super::ws`]).
     Ws(Box<ws::WsIn>),
     /// An upgrade request waits for `on_handshake`'s verdict; not reading meanwhile.
@@ -187,13 +195,13 @@ impl Inbound {
         }
     }
 
-    /// The form this state keeps while its connection is parked ([`IdleIn`]), or the state
-    /// itself back if it cannot park ([`parkable`](Self::parkable) is false).
-    pub(crate) fn park(self) -> Result<IdleIn, Inbound> {
+    /// Takes this state's idle form ([`IdleIn`]), leaving `Raw` in its place, if it can park
+    /// ([`parkable`](Self::parkable)); else leaves it as it is and returns `None`.
+    pub(crate) fn park(&mut self) -> Option<IdleIn> {
         if !self.parkable() {
-            return Err(self);
+            return None;
         }
-        Ok(match self {
+        Some(match std::mem::replace(self, Inbound::Raw) {
             Inbound::Raw => IdleIn::Raw,
             Inbound::Stream(d) => IdleIn::Stream(d),
             Inbound::Ws(w) => IdleIn::Ws(w),
@@ -203,14 +211,17 @@ impl Inbound {
                 first: h.first,
                 served: h.served,
             },
-            other => return Err(other),
+            other => {
+                *self = other;
+                return None;
+            }
         })
     }
 }
 
 /// What a parked connection keeps of its decoding state ([`Inbound::park`]): the smallest
 /// form from which [`IdleIn::wake`] rebuilds it. An HTTP/1.1 connection between requests
-/// keeps two flags (2 bytes inline) instead of its boxed decoder (`HttpIn`, 328 bytes with a
+/// keeps two flags (2 bytes inline) instead of its decoder (`HttpIn`, 328 bytes with a
 /// copy of the listener's limits).
 pub(crate) enum IdleIn {
     Raw,
@@ -242,8 +253,8 @@ impl IdleIn {
 }
 
 /// A fresh HTTP/1.1 decoding state for a connection of the listener configured by `conf`.
-fn http_in(conf: &Arc<HttpConf>, first: bool, served: bool) -> Box<HttpIn> {
-    Box::new(HttpIn {
+fn http_in(conf: &Arc<HttpConf>, first: bool, served: bool) -> HttpIn {
+    HttpIn {
         conf: conf.clone(),
         dec: RequestDecoder::new(conf.limits.clone()),
         cur: None,
@@ -252,7 +263,7 @@ fn http_in(conf: &Arc<HttpConf>, first: bool, served: bool) -> Box<HttpIn> {
         first,
         served,
         h2c: None,
-    })
+    }
 }
 
 impl Inbound {
