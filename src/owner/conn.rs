@@ -2159,40 +2159,33 @@ mod tests {
     #[tokio::test]
     async fn kick_wakes_the_task_or_waits_for_its_next_look() {
         use std::task::Context;
+        // Polls a look with waker `w`: `true` when it found a kick.
+        fn poll_with<F: Future>(look: std::pin::Pin<&mut F>, w: &std::task::Waker) -> bool {
+            look.poll(&mut Context::from_waker(w)).is_ready()
+        }
         let (conn, _c) = socket_pair().await;
         let (a, wa) = counting();
         let mut look = std::pin::pin!(conn.kicked());
-        assert!(look
-            .as_mut()
-            .poll(&mut Context::from_waker(&wa))
-            .is_pending());
+        assert!(!poll_with(look.as_mut(), &wa));
         conn.kick();
         assert_eq!(woken(&a), 1, "the registered waker is woken");
-        assert!(look.as_mut().poll(&mut Context::from_waker(&wa)).is_ready());
+        assert!(poll_with(look.as_mut(), &wa));
         let mut look = std::pin::pin!(conn.kicked());
-        assert!(look
-            .as_mut()
-            .poll(&mut Context::from_waker(&wa))
-            .is_pending());
+        assert!(!poll_with(look.as_mut(), &wa));
         conn.kick();
         conn.kick();
-        assert!(look.as_mut().poll(&mut Context::from_waker(&wa)).is_ready());
+        assert!(poll_with(look.as_mut(), &wa));
         assert!(
-            look.as_mut()
-                .poll(&mut Context::from_waker(&wa))
-                .is_pending(),
+            !poll_with(look.as_mut(), &wa),
             "two kicks before a look are one"
         );
         // The task's waker changed: the kick goes to the new one.
         let (b, wb) = counting();
-        assert!(look
-            .as_mut()
-            .poll(&mut Context::from_waker(&wb))
-            .is_pending());
+        assert!(!poll_with(look.as_mut(), &wb));
         let before = woken(&a);
         conn.kick();
         assert_eq!((woken(&a), woken(&b)), (before, 1));
-        assert!(look.as_mut().poll(&mut Context::from_waker(&wb)).is_ready());
+        assert!(poll_with(look.as_mut(), &wb));
         // No task: a kick is kept for the next one's first look. (An ended task forgets only
         // its own waker.)
         conn.forget_task(&wa);
