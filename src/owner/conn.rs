@@ -111,7 +111,7 @@ pub(crate) enum Start {
 /// What woke a connection task's wait ([`Conn::run_from`]).
 enum Woke {
     /// `Conn::kick`: output, a close, a move or an accepted upgrade.
-    Notified,
+    Kicked,
     /// The timer (backlog pause, drain limit, read deadline, idle check).
     Timer,
     /// The socket can be read (or has a FIN or an error) and/or written.
@@ -357,7 +357,7 @@ impl<X> Conn<X> {
 
     /// Writes `parts` (`total` bytes) straight to the socket until all is sent or it would
     /// block: one `send` for one part, or for several that together fit in [`JOIN_MAX`]
-    /// (joined on the stack first), `writev` for more. Returns the bytes sent.
+    /// (joined in a per-thread buffer first), `writev` for more. Returns the bytes sent.
     fn write_now(&self, parts: &[&[u8]], total: usize) -> io::Result<usize> {
         let mut sent = 0;
         while sent < total {
@@ -821,7 +821,7 @@ impl<X> Conn<X> {
             // slot, no waiter list).
             let woke = std::future::poll_fn(|cx| {
                 if self.take_kick(cx, &mut mine.waker) {
-                    return Poll::Ready(Woke::Notified);
+                    return Poll::Ready(Woke::Kicked);
                 }
                 if wake_at.is_some() && (timer_fresh || timer.is_elapsed()) {
                     if timer.as_mut().poll(cx).is_ready() {
@@ -851,7 +851,7 @@ impl<X> Conn<X> {
             })
             .await;
             match woke {
-                Woke::Notified => {
+                Woke::Kicked => {
                     active = true;
                     if let Verdict::Close = decoder.resume(&self, &*sink, &mut inbuf) {
                         self.close();

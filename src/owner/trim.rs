@@ -105,6 +105,27 @@ impl Mark {
     }
 }
 
+/// The release checks' clock: a tick every [`CHECK_EVERY`]; a late tick is delayed, not
+/// followed by a catch-up burst.
+pub(crate) fn check_clock() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Shrinks a process's tables ([`shrink_map`]) on the release checks' clock: `shrink` returns
+/// the slots it gave back, or `None` once what it shrinks is gone (the task then ends).
+pub(crate) async fn shrink_on_clock(mut shrink: impl FnMut() -> Option<usize>) {
+    let mut tick = check_clock();
+    loop {
+        tick.tick().await;
+        let Some(freed) = shrink() else { return };
+        if freed > 0 {
+            tracing::debug!(slots = freed, "shrank tables a burst left");
+        }
+    }
+}
+
 /// Capacity (entries) up to which a table is left as it is by [`shrink_map`].
 pub(crate) const SHRINK_ABOVE: usize = 64;
 
@@ -204,8 +225,7 @@ async fn mimalloc_checks() {
         crate::sys::cpu_micros(),
         crate::sys::resident_bytes().unwrap_or(0),
     );
-    let mut tick = tokio::time::interval(CHECK_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = check_clock();
     loop {
         tick.tick().await;
         let rss = crate::sys::resident_bytes().unwrap_or(0);
@@ -239,8 +259,7 @@ pub(crate) fn start() {
             crate::sys::resident_bytes().unwrap_or(0),
             crate::sys::allocator_free_bytes().unwrap_or(0),
         );
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = check_clock();
         loop {
             tick.tick().await;
             let (Some(free), Some(rss)) = (
@@ -292,8 +311,7 @@ pub(crate) fn start_table(shared: crate::ipc::shared::Shared) {
         let closed = || shared.header().closed.load(Relaxed);
         let mut last = closed();
         let mut seen = last;
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = check_clock();
         loop {
             tick.tick().await;
             let now = closed();

@@ -369,18 +369,9 @@ async fn master_main(
     // release check's clock (`owner::trim::shrink_map`).
     {
         let reactor = Arc::downgrade(&reactor);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(crate::owner::trim::CHECK_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(r) = reactor.upgrade() else { return };
-                let freed = r.conns.shrink();
-                if freed > 0 {
-                    tracing::debug!(slots = freed, "shrank the connection table a burst left");
-                }
-            }
-        });
+        tokio::spawn(crate::owner::trim::shrink_on_clock(move || {
+            reactor.upgrade().map(|r| r.conns.shrink())
+        }));
     }
     let mut sigterm = signal(SignalKind::terminate()).map_err(Error::io("watching SIGTERM"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(Error::io("watching SIGINT"))?;

@@ -145,18 +145,10 @@ async fn main(
     {
         let disp = Rc::downgrade(&disp);
         let conns = conns.clone();
-        tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(crate::owner::trim::CHECK_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(d) = disp.upgrade() else { return };
-                let freed = d.shrink() + conns.as_ref().map_or(0, |c| c.shrink());
-                if freed > 0 {
-                    tracing::debug!(slots = freed, "shrank tables a burst left");
-                }
-            }
-        });
+        tokio::task::spawn_local(crate::owner::trim::shrink_on_clock(move || {
+            disp.upgrade()
+                .map(|d| d.shrink() + conns.as_ref().map_or(0, |c| c.shrink()))
+        }));
     }
     let writer = tx.clone().map(|tx| {
         tokio::task::spawn_local(async move {
