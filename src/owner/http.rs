@@ -175,6 +175,17 @@ impl HttpIn {
                     if head.expect_continue() && head.version() == http1::Version::Http11 {
                         let _ = conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
+                    if matches!(
+                        head.body_kind(),
+                        http1::BodyKind::None | http1::BodyKind::Length(0)
+                    ) {
+                        // No body: the request is whole now (the decoder's `End` that follows
+                        // carries nothing and finds no `cur`). Handed on without a `Pending`
+                        // (moving a head through it costs `memcpy` calls).
+                        self.cur = None;
+                        sink.http_request(conn, head, Bytes::new());
+                        continue;
+                    }
                     self.cur = Some(Pending {
                         head: Some(head),
                         body: BytesMut::new(),

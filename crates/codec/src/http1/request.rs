@@ -981,12 +981,6 @@ impl RequestDecoder {
     }
 }
 
-/// What the analysis of a complete head found, before the buffer is frozen.
-struct Parsed {
-    len: usize,
-    head: RequestHead,
-}
-
 /// Parses a head from the front of `src`, splitting it off on success.
 ///
 /// Every decision is a function of `window`, the first `max_head_bytes` bytes, and of
@@ -994,18 +988,26 @@ struct Parsed {
 /// `Err` and `Complete` results on a prefix stay the same on longer input. Together this makes
 /// the outcome (including which error) independent of how the bytes were split into reads.
 fn parse_head(src: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, ParseError> {
+    if src.is_empty() {
+        // The common call after a request's `End` on a drained buffer: nothing to parse
+        // (what `httparse` would say, without its setup).
+        return Ok(None);
+    }
     let max_head = limits.max_head_bytes.min(u32::MAX as usize);
     let window = &src[..src.len().min(max_head)];
     // Left uninitialized: httparse writes the slots it fills (initializing 32 empty headers
     // cost ~130 instructions per request).
     let mut stack = [std::mem::MaybeUninit::<httparse::Header>::uninit(); STACK_HEADERS];
-    let parsed = match parse_with(window, &mut stack, limits) {
+    // The head's length comes back apart from the head: a head plus its length would be
+    // moved with a `memcpy` call, a head alone is not.
+    let mut len = 0;
+    let parsed = match parse_with(window, &mut stack, limits, &mut len) {
         Err(ParseError::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
             // A header line takes at least 3 bytes (`a:\n`): never allocate more slots than
             // the window can fill, whatever `max_headers` says.
             let slots = limits.max_headers.min(window.len() / 3 + 1);
             let mut heap = vec![std::mem::MaybeUninit::<httparse::Header>::uninit(); slots];
-            parse_with(window, &mut heap, limits)
+            parse_with(window, &mut heap, limits, &mut len)
         }
         other => other,
     };
@@ -1016,7 +1018,7 @@ fn parse_head(src: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>
             return Err(e);
         }
     };
-    let Some(Parsed { len, mut head }) = parsed else {
+    let Some(mut head) = parsed else {
         check_uri(window, limits)?;
         if src.len() > max_head {
             return Err(ParseError::HeadTooLarge);
@@ -1115,9 +1117,10 @@ fn parse_with<'b>(
     src: &'b [u8],
     headers: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
     limits: &Limits,
-) -> Result<Option<Parsed>, ParseError> {
+    head_len: &mut usize,
+) -> Result<Option<RequestHead>, ParseError> {
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(src, headers) {
+    *head_len = match req.parse_with_uninit_headers(src, headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(map_error(e, src)),
@@ -1224,20 +1227,17 @@ fn parse_with<'b>(
         flags |= UPGRADE_WEBSOCKET;
     }
 
-    Ok(Some(Parsed {
-        len,
-        head: RequestHead {
-            buf: Bytes::new(),
-            method: Span::of(base, method.as_bytes()),
-            uri: uri_span,
-            path: target.path,
-            query: target.query,
-            host: target.host.or(host_header),
-            version,
-            headers: spans,
-            body,
-            flags,
-        },
+    Ok(Some(RequestHead {
+        buf: Bytes::new(),
+        method: Span::of(base, method.as_bytes()),
+        uri: uri_span,
+        path: target.path,
+        query: target.query,
+        host: target.host.or(host_header),
+        version,
+        headers: spans,
+        body,
+        flags,
     }))
 }
 
