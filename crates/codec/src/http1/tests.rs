@@ -1003,12 +1003,12 @@ fn http1_response_headers() {
 /// reading of the rules, whatever the length and wherever the bad byte sits.
 #[test]
 fn http1_response_header_checks_match_bytewise_rules() {
-    let tchar = |b: u8| {
-        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-    };
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     for len in 0..40 {
         for at in 0..len.max(1) {
-            for b in [0u8, b'\t', b'\n', 11, 12, b'\r', 14, b' ', b':', b'a', 0x7f, 0xff] {
+            for b in [
+                0u8, b'\t', b'\n', 11, 12, b'\r', 14, b' ', b':', b'a', 0x7f, 0xff,
+            ] {
                 let mut v = vec![b'v'; len];
                 let mut n = vec![b'n'; len];
                 if at < len {
@@ -1049,7 +1049,10 @@ fn http1_response_date_line_follows_the_value() {
         "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n"
     );
     head.clear(200);
-    assert_eq!(encode(&mut head), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        encode(&mut head),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    );
     head.date_shared(d1.clone()).unwrap();
     assert!(encode(&mut head).contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
     head.clear(200);
@@ -1067,6 +1070,48 @@ fn http1_response_date_line_follows_the_value() {
         encode(&mut head),
         "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
     );
+}
+
+/// Path and query come out the same for a short target (split by a plain scan) and a long
+/// one (by `memchr`): the first `#` ends the target, the first `?` before it starts the query.
+#[test]
+fn http1_path_and_query_short_and_long_targets() {
+    for pad in [0usize, 70] {
+        let long = "p".repeat(pad);
+        for (target, path, query) in [
+            ("/", "/", None),
+            ("/a?b", "/a", Some("b")),
+            ("/a?b?c", "/a", Some("b?c")),
+            ("/a#f?x", "/a", None),
+            ("/a?b#f?x", "/a", Some("b")),
+            ("/a?", "/a", Some("")),
+            ("/#", "/", None),
+            ("http://h/x?y#z", "/x", Some("y")),
+            ("http://h?q", "/", Some("q")),
+        ] {
+            // The padding goes into the path, so the split points move with it.
+            let (target, path) = match target.find('/').filter(|_| !target.starts_with("http")) {
+                Some(_) => (
+                    format!("/{long}{}", &target[1..]),
+                    format!("/{long}{}", &path[1..]),
+                ),
+                None => (
+                    target.replacen("/x", &format!("/{long}x"), 1),
+                    path.replacen("/x", &format!("/{long}x"), 1),
+                ),
+            };
+            let mut buf =
+                BytesMut::from(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_str());
+            let Ok(Some(Event::Head(head))) = RequestDecoder::default().decode(&mut buf) else {
+                panic!("{target}");
+            };
+            assert_eq!(
+                (head.path(), head.query()),
+                (path.as_str(), query),
+                "{target}"
+            );
+        }
+    }
 }
 
 #[test]
