@@ -179,10 +179,10 @@ impl HttpIn {
                         head.body_kind(),
                         http1::BodyKind::None | http1::BodyKind::Length(0)
                     ) {
-                        // No body: the request is whole now (the decoder's `End` that follows
-                        // carries nothing and finds no `cur`). Handed on without a `Pending`
-                        // (moving a head through it costs `memcpy` calls).
-                        self.cur = None;
+                        // No body: the request is whole now. Handed on without a `Pending`
+                        // (moving a head through it costs `memcpy` calls), and without a
+                        // `decode` round for its empty `End`.
+                        self.dec.end_if_complete();
                         sink.http_request(conn, head, Bytes::new());
                         continue;
                     }

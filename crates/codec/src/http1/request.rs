@@ -925,6 +925,38 @@ impl RequestDecoder {
         matches!(self.state, State::Failed(_))
     }
 
+    /// Moves past the [`Event::End`] of the current request when nothing is left before it:
+    /// the request had no body (no framing, or `Content-Length: 0`), or all of its
+    /// `Content-Length` body has come out as [`Event::Body`]. Such an `End` reads no bytes and
+    /// carries no trailers, so a caller that knows the request is whole can take this call
+    /// as its `End` (and skip a `decode` round). Returns whether it did; otherwise (a chunked
+    /// body, body bytes still to come, between requests, failed) nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use rswoole_codec::http1::{Event, RequestDecoder};
+    ///
+    /// let mut dec = RequestDecoder::default();
+    /// let mut buf = BytesMut::from("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Head(h)) if h.path() == "/a"));
+    /// assert!(dec.end_if_complete()); // instead of decoding `End`
+    /// assert!(!dec.end_if_complete()); // between requests: nothing to end
+    /// assert!(matches!(dec.decode(&mut buf)?, Some(Event::Head(h)) if h.path() == "/b"));
+    /// # Ok::<(), rswoole_codec::http1::ParseError>(())
+    /// ```
+    pub fn end_if_complete(&mut self) -> bool {
+        if matches!(
+            self.state,
+            State::Body(BodyDecoder::Length { remaining: 0 })
+        ) {
+            self.state = State::Head;
+            return true;
+        }
+        false
+    }
+
     /// Decodes the next event from `src`.
     ///
     /// # Errors

@@ -1114,6 +1114,47 @@ fn http1_path_and_query_short_and_long_targets() {
     }
 }
 
+/// `end_if_complete` stands for `End` exactly when that `End` would read nothing and carry
+/// nothing: no body, `Content-Length: 0`, or a length-framed body all returned; never for a
+/// chunked body (its trailers), a body still arriving, between requests or after an error.
+#[test]
+fn http1_end_if_complete_only_when_nothing_is_left() {
+    let head = |dec: &mut RequestDecoder, buf: &mut BytesMut| {
+        assert!(matches!(dec.decode(buf), Ok(Some(Event::Head(_)))));
+    };
+    let mut dec = RequestDecoder::default();
+    assert!(!dec.end_if_complete());
+    let mut buf = BytesMut::from(
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab",
+    );
+    head(&mut dec, &mut buf);
+    assert!(dec.end_if_complete() && dec.is_awaiting_head());
+    head(&mut dec, &mut buf);
+    assert!(dec.end_if_complete() && dec.is_awaiting_head());
+    head(&mut dec, &mut buf);
+    assert!(!dec.end_if_complete());
+    assert!(matches!(dec.decode(&mut buf), Ok(Some(Event::Body(b))) if b == "ab"));
+    assert!(!dec.end_if_complete());
+    buf.extend_from_slice(b"c");
+    assert!(matches!(dec.decode(&mut buf), Ok(Some(Event::Body(b))) if b == "c"));
+    assert!(dec.end_if_complete() && dec.is_awaiting_head() && buf.is_empty());
+
+    let mut buf = BytesMut::from(
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n",
+    );
+    head(&mut dec, &mut buf);
+    assert!(!dec.end_if_complete());
+    assert!(
+        matches!(dec.decode(&mut buf), Ok(Some(Event::End { trailers })) if trailers.len() == 1)
+    );
+
+    let mut buf = BytesMut::from("GET / HTTP/1.1\r\n\r\n");
+    assert!(dec.decode(&mut buf).is_err());
+    assert!(!dec.end_if_complete() && dec.is_failed());
+}
+
 #[test]
 fn http1_reason_phrases() {
     for (code, phrase) in [
