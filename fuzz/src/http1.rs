@@ -1,14 +1,14 @@
-//! The HTTP/1 targets: the request decoder (`http1_request`), the multipart parser
-//! (`http1_multipart`) and the request-object helpers (`http1_urlencoded`, `http1_cookie`,
-//! `http1_range`, `http1_header_lists`).
+//! The HTTP/1 targets: the request decoder (`http1_request`), the response head encoder
+//! (`http1_response_head`), the multipart parser (`http1_multipart`) and the request-object
+//! helpers (`http1_urlencoded`, `http1_cookie`, `http1_range`, `http1_header_lists`).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rswoole_codec::http1::{
     accepts_encoding, accepts_gzip, boundary_from_content_type, if_match, if_none_match,
     parse_cookies, parse_query, parse_range, parse_urlencoded, percent_decode, percent_decode_str,
-    BodyKind, EncodeError, Event, Limits, MultipartError, MultipartEvent, MultipartParser,
-    ParseError, RangeOutcome, RequestDecoder, SameSite, SetCookie, DEFAULT_MAX_PARTS,
-    DEFAULT_MAX_PART_HEADER_BYTES,
+    BodyKind, BodyLength, EncodeError, Event, Framing, Limits, MultipartError, MultipartEvent,
+    MultipartParser, ParseError, RangeOutcome, RequestDecoder, ResponseDecoder, ResponseEvent,
+    ResponseHead, SameSite, SetCookie, Version, DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_BYTES,
 };
 
 use crate::{reference, Input};
@@ -538,5 +538,168 @@ pub fn http1_header_lists(data: &[u8]) {
     }
     if matched {
         assert!(none_match, "If-Match matched but If-None-Match did not");
+    }
+}
+
+/// The response head encoder: a field is taken exactly when its name is a token and its value
+/// holds no CR, LF or NUL (checked against a byte-by-byte model); the head is one status line,
+/// the taken fields in order (framing fields dropped), one `Date` line, one empty line and no
+/// bare CR or LF; it decodes back (`ResponseDecoder`) to the same status and fields; and a head
+/// reused through `clear` (its `Date` line cached) writes the same bytes as a fresh one.
+///
+/// Input layout: flags byte (bit 0: keep-alive; bit 1: HEAD request; bit 2: HTTP/1.0; bits
+/// 3-4: body empty/known/streaming/known 0; bit 5: a date from the input; bit 6: a second
+/// date for the reused head), status `u16` (mod 1000), date length byte (mod 40) and bytes,
+/// then fields until the input ends: name length byte (mod 24) and bytes, value length byte
+/// (mod 48) and bytes.
+pub fn http1_response_head(data: &[u8]) {
+    let mut input = Input::new(data);
+    let flags = input.byte();
+    let status = input.u16() % 1000;
+    let date_len = usize::from(input.byte() % 40);
+    let date = Bytes::copy_from_slice(input.bytes(date_len));
+    let mut fields = Vec::new();
+    loop {
+        let rest = input.rest();
+        if rest.is_empty() || fields.len() >= 16 {
+            break;
+        }
+        input = Input::new(rest);
+        let n = usize::from(input.byte() % 24);
+        let name = String::from_utf8_lossy(input.bytes(n)).into_owned();
+        let v = usize::from(input.byte() % 48);
+        fields.push((name, input.bytes(v).to_vec()));
+    }
+    let body = match (flags >> 3) & 3 {
+        0 => BodyLength::Empty,
+        1 => BodyLength::Known(u64::from(status) * 7919),
+        2 => BodyLength::Streaming,
+        _ => BodyLength::Known(0),
+    };
+    let version = if flags & 4 != 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let build = |head: &mut ResponseHead, date: &Bytes| -> (Vec<(String, Vec<u8>)>, bool) {
+        let mut taken = Vec::new();
+        let mut date_ok = false;
+        for (name, value) in &fields {
+            let name_ok = !name.is_empty() && name.bytes().all(tchar);
+            let value_ok = !value.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'));
+            match head.header(name, value) {
+                Ok(_) => {
+                    assert!(name_ok && value_ok, "{name:?}: {value:?} taken");
+                    let framing = name.eq_ignore_ascii_case("content-length")
+                        || name.eq_ignore_ascii_case("transfer-encoding");
+                    if !framing {
+                        taken.push((name.clone(), value.clone()));
+                    }
+                }
+                Err(EncodeError::InvalidHeaderName) => assert!(!name_ok, "{name:?} refused"),
+                Err(EncodeError::InvalidHeaderValue) => {
+                    assert!(name_ok && !value_ok, "{value:?} refused")
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        if flags & 32 != 0 {
+            let ok = !date.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'));
+            assert_eq!(head.date_shared(date.clone()).is_ok(), ok, "{date:?}");
+            date_ok = ok;
+        }
+        head.keep_alive(flags & 1 != 0)
+            .head_request(flags & 2 != 0)
+            .version(version)
+            .body(body);
+        (taken, date_ok)
+    };
+
+    let mut head = ResponseHead::new(status);
+    let (taken, date_ok) = build(&mut head, &date);
+    let mut out = BytesMut::new();
+    let framing = head.encode(&mut out);
+    assert_eq!(framing, head.framing());
+    let expect_lines: Vec<u8> = taken
+        .iter()
+        .flat_map(|(n, v)| [n.as_bytes(), b": ", v, b"\r\n"].concat())
+        .collect();
+    assert_eq!(head.field_lines(), &expect_lines[..]);
+    check_response_head(&out, head.status(), &taken, date_ok.then_some(&date[..]));
+
+    // The same head reused (its `Date` line cached, maybe for another date) writes what a
+    // fresh head writes.
+    let date2 = if flags & 64 != 0 {
+        Bytes::from_static(b"Sun, 06 Nov 1994 08:49:37 GMT")
+    } else {
+        date.clone()
+    };
+    head.clear(status);
+    build(&mut head, &date2);
+    let mut again = BytesMut::new();
+    head.encode(&mut again);
+    let mut fresh = ResponseHead::new(status);
+    build(&mut fresh, &date2);
+    let mut expect = BytesMut::new();
+    fresh.encode(&mut expect);
+    assert_eq!(again, expect);
+    if framing == Framing::Chunked {
+        assert_eq!(version, Version::Http11);
+    }
+}
+
+/// `out` is one well-formed response head with `status`, the `fields` in order and, when
+/// given, one `Date` line with `date`.
+fn check_response_head(out: &[u8], status: u16, fields: &[(String, Vec<u8>)], date: Option<&[u8]>) {
+    assert!(
+        out.starts_with(format!("HTTP/1.1 {status} ").as_bytes()),
+        "{out:?}"
+    );
+    assert!(out.ends_with(b"\r\n\r\n"), "{out:?}");
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n");
+    assert_eq!(
+        end,
+        Some(out.len() - 4),
+        "one empty line, at the end: {out:?}"
+    );
+    for (i, &b) in out.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR in {out:?}"),
+            b'\n' => assert_eq!(
+                out.get(i.wrapping_sub(1)),
+                Some(&b'\r'),
+                "bare LF in {out:?}"
+            ),
+            0 => panic!("NUL in {out:?}"),
+            _ => {}
+        }
+    }
+    if let Some(d) = date {
+        let user_date = fields.iter().any(|(n, _)| n.eq_ignore_ascii_case("date"));
+        let line = [&b"\r\nDate: "[..], d, b"\r\n"].concat();
+        let found = out.windows(line.len()).filter(|w| *w == &line[..]).count();
+        assert!(user_date || found == 1, "Date line in {out:?}");
+    }
+    // What a client reads back: the status and the fields, in order (names as written;
+    // values without the surrounding whitespace a parser trims, and only those it accepts).
+    let mut buf = BytesMut::from(out);
+    match ResponseDecoder::new().decode(&mut buf, true) {
+        Ok(Some(ResponseEvent::Head { status: s, headers })) => {
+            assert_eq!(s, status);
+            let got: Vec<&[u8]> = headers.iter().map(|(n, _)| &n[..]).collect();
+            let mine: Vec<&[u8]> = fields.iter().map(|(n, _)| n.as_bytes()).collect();
+            // The encoder's own fields (Date, framing, Connection) come after the caller's.
+            assert!(got.starts_with(&mine), "{got:?} vs {mine:?}");
+            for ((_, v), (_, mv)) in headers.iter().zip(fields) {
+                assert_eq!(&v[..], reference::trim_ows(mv));
+            }
+        }
+        // A field value the encoder lets through but a parser refuses (other control bytes,
+        // DEL): the encoder checks CR, LF and NUL only, by design.
+        Err(_) => {}
+        // An interim (1xx) head, which the decoder skips while it waits for the final one.
+        Ok(None) if (100..200).contains(&status) => {}
+        other => panic!("{other:?} for {out:?}"),
     }
 }

@@ -21,7 +21,8 @@ pub mod stream;
 pub mod ws;
 
 pub use http1::{
-    http1_cookie, http1_header_lists, http1_multipart, http1_range, http1_request, http1_urlencoded,
+    http1_cookie, http1_header_lists, http1_multipart, http1_range, http1_request,
+    http1_response_head, http1_urlencoded,
 };
 pub use stream::{stream_eof, stream_length};
 pub use ws::ws_frame;
@@ -37,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http1_multipart", http1_multipart),
     ("http1_range", http1_range),
     ("http1_request", http1_request),
+    ("http1_response_head", http1_response_head),
     ("http1_urlencoded", http1_urlencoded),
     ("stream_eof", stream_eof),
     ("stream_length", stream_length),

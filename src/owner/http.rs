@@ -175,6 +175,17 @@ impl HttpIn {
                     if head.expect_continue() && head.version() == http1::Version::Http11 {
                         let _ = conn.write(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
+                    if matches!(
+                        head.body_kind(),
+                        http1::BodyKind::None | http1::BodyKind::Length(0)
+                    ) {
+                        // No body: the request is whole now. Handed on without a `Pending`
+                        // (moving a head through it costs `memcpy` calls), and without a
+                        // `decode` round for its empty `End`.
+                        self.dec.end_if_complete();
+                        sink.http_request(conn, head, Bytes::new());
+                        continue;
+                    }
                     self.cur = Some(Pending {
                         head: Some(head),
                         body: BytesMut::new(),

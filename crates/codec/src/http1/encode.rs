@@ -126,10 +126,14 @@ pub struct ResponseHead {
     keep_alive: bool,
     head_request: bool,
     body: BodyLength,
-    date: Option<Bytes>,
+    /// A `Date` was given: the value is `checked_date`.
+    has_date: bool,
     /// The last `Date` value checked, kept by [`clear`](Self::clear): the same shared bytes
     /// again (a cached value, as every response of one second has) are not scanned again.
     checked_date: Option<Bytes>,
+    /// `Date: <checked_date>\r\n`, written once per value when it has the IMF-fixdate length
+    /// (every response of one second copies this line whole, a fixed-size copy).
+    date_line: [u8; DATE_LINE],
     fields: Vec<u8>,
     user_connection: bool,
     user_date: bool,
@@ -183,8 +187,9 @@ impl ResponseHead {
             keep_alive: true,
             head_request: false,
             body: BodyLength::Empty,
-            date: None,
+            has_date: false,
             checked_date: None,
+            date_line: [0; DATE_LINE],
             fields: Vec::new(),
             user_connection: false,
             user_date: false,
@@ -211,12 +216,21 @@ impl ResponseHead {
     /// # Ok::<(), rswoole_codec::http1::EncodeError>(())
     /// ```
     pub fn clear(&mut self, status: u16) {
-        let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        let checked_date = self.checked_date.take();
-        *self = ResponseHead::new(status);
-        self.fields = fields;
-        self.checked_date = checked_date;
+        // Field by field: the fields' allocation and the checked `Date` (with its line) stay.
+        self.status = if (100..=999).contains(&status) {
+            status
+        } else {
+            500
+        };
+        self.reason = None;
+        self.version = Version::Http11;
+        self.keep_alive = true;
+        self.head_request = false;
+        self.body = BodyLength::Empty;
+        self.has_date = false;
+        self.fields.clear();
+        self.user_connection = false;
+        self.user_date = false;
     }
 
     /// The status code.
@@ -443,16 +457,21 @@ impl ResponseHead {
     /// ```
     pub fn date_shared(&mut self, date: Bytes) -> Result<&mut Self, EncodeError> {
         // `Bytes` never change: the very bytes checked before (same address and length, kept
-        // alive by `checked_date`) need no second look.
+        // alive by `checked_date`) need no second look, and their line is written already.
         let seen = self
             .checked_date
             .as_ref()
             .is_some_and(|c| c.as_ptr() == date.as_ptr() && c.len() == date.len());
         if !seen {
             check_value(&date)?;
-            self.checked_date = Some(date.clone());
+            if date.len() == DATE_LINE - 8 {
+                self.date_line[..6].copy_from_slice(b"Date: ");
+                self.date_line[6..DATE_LINE - 2].copy_from_slice(&date);
+                self.date_line[DATE_LINE - 2..].copy_from_slice(b"\r\n");
+            }
+            self.checked_date = Some(date);
         }
-        self.date = Some(date);
+        self.has_date = true;
         Ok(self)
     }
 
@@ -484,17 +503,20 @@ impl ResponseHead {
         value: impl AsRef<[u8]>,
     ) -> Result<&mut Self, EncodeError> {
         let value = value.as_ref();
-        if name.is_empty() || !name.bytes().all(is_tchar) {
+        let n = name.as_bytes();
+        if !is_token(n) {
             return Err(EncodeError::InvalidHeaderName);
         }
         check_value(value)?;
-        let n = name.as_bytes();
-        if n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"transfer-encoding")
-        {
-            return Ok(self);
+        // Only these four names are looked at; their lengths (4, 10, 14, 17) rule out most
+        // names before a byte is compared.
+        match n.len() {
+            4 => self.user_date |= n.eq_ignore_ascii_case(b"date"),
+            10 => self.user_connection |= n.eq_ignore_ascii_case(b"connection"),
+            14 if n.eq_ignore_ascii_case(b"content-length") => return Ok(self),
+            17 if n.eq_ignore_ascii_case(b"transfer-encoding") => return Ok(self),
+            _ => {}
         }
-        self.user_connection |= n.eq_ignore_ascii_case(b"connection");
-        self.user_date |= n.eq_ignore_ascii_case(b"date");
         if self.fields.capacity() == 0 {
             self.fields.reserve(128);
         }
@@ -549,26 +571,38 @@ impl ResponseHead {
     /// ```
     pub fn encode(&self, dst: &mut BytesMut) -> Framing {
         let framing = self.framing();
-        let phrase = self
-            .reason
-            .as_deref()
-            .unwrap_or_else(|| reason(self.status));
-        dst.reserve(64 + self.fields.len() + phrase.len());
-        match (self.reason.is_none(), status_line(self.status)) {
-            (true, Some(line)) => dst.put_slice(line),
-            _ => {
+        // One reservation for the whole head: the pieces below are then plain copies, the
+        // fixed ones (the `Date` line, the framing lines) of a size known at compile time.
+        let date = match (&self.checked_date, self.has_date && !self.user_date) {
+            (Some(d), true) => Some(d),
+            _ => None,
+        };
+        let reason_len = self.reason.as_ref().map_or(40, |r| r.len());
+        dst.reserve(
+            80 + self.fields.len() + reason_len + date.map_or(0, |d| d.len().max(DATE_LINE)),
+        );
+        match (&self.reason, status_line(self.status)) {
+            (None, Some(line)) => dst.put_slice(line),
+            (phrase, _) => {
                 dst.put_slice(b"HTTP/1.1 ");
                 put_u64(dst, u64::from(self.status));
                 dst.put_u8(b' ');
+                let phrase = phrase.as_deref().unwrap_or_else(|| reason(self.status));
                 dst.put_slice(phrase.as_bytes());
                 dst.put_slice(b"\r\n");
             }
         }
-        dst.put_slice(&self.fields);
-        if let (Some(date), false) = (&self.date, self.user_date) {
-            dst.put_slice(b"Date: ");
-            dst.put_slice(date);
-            dst.put_slice(b"\r\n");
+        if !self.fields.is_empty() {
+            dst.put_slice(&self.fields);
+        }
+        match date {
+            Some(d) if d.len() == DATE_LINE - 8 => dst.put_slice(&self.date_line),
+            Some(d) => {
+                dst.put_slice(b"Date: ");
+                dst.put_slice(d);
+                dst.put_slice(b"\r\n");
+            }
+            None => {}
         }
         let bodyless_status = matches!(self.status, 100..=199 | 204 | 304);
         if !bodyless_status {
@@ -597,6 +631,9 @@ impl ResponseHead {
         framing
     }
 }
+
+/// Bytes of a `Date: <IMF-fixdate>\r\n` line (the date is 29 bytes).
+const DATE_LINE: usize = 37;
 
 /// The whole status line of the most common statuses with their standard reason.
 fn status_line(status: u16) -> Option<&'static [u8]> {
@@ -774,11 +811,38 @@ static TCHAR: [bool; 256] = {
     t
 };
 
+/// Whether `s` is a non-empty token (every byte a `tchar`): four table loads per step,
+/// and-ed without a branch per byte.
+fn is_token(s: &[u8]) -> bool {
+    let t = |b: u8| TCHAR[b as usize];
+    let mut ok = !s.is_empty();
+    let mut quads = s.chunks_exact(4);
+    for q in &mut quads {
+        ok &= t(q[0]) & t(q[1]) & t(q[2]) & t(q[3]);
+    }
+    for &b in quads.remainder() {
+        ok &= t(b);
+    }
+    ok
+}
+
 fn check_value(v: &[u8]) -> Result<(), EncodeError> {
-    // CR (13) is the largest of the three: most bytes are ruled out by one comparison.
-    if v.iter()
-        .any(|&b| b <= b'\r' && matches!(b, b'\r' | b'\n' | 0))
-    {
+    // CR (13) is the largest of the three forbidden bytes. Eight bytes at a time: a word with
+    // no byte below 14 (`has_less`, exact for "is there one") holds none of them; only a word
+    // that has one (a tab, say) is looked at byte by byte.
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = ONES << 7;
+    let has_less = |w: u64| w.wrapping_sub(ONES * 14) & !w & HIGHS != 0;
+    let bad = |b: &u8| *b <= b'\r' && matches!(*b, b'\r' | b'\n' | 0);
+    let mut words = v.chunks_exact(8);
+    for w in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(w);
+        if has_less(u64::from_ne_bytes(word)) && w.iter().any(bad) {
+            return Err(EncodeError::InvalidHeaderValue);
+        }
+    }
+    if words.remainder().iter().any(bad) {
         return Err(EncodeError::InvalidHeaderValue);
     }
     Ok(())

@@ -999,6 +999,162 @@ fn http1_response_headers() {
     assert_eq!(ResponseHead::new(42).status(), 500);
 }
 
+/// The word-at-a-time value check and the unrolled name check agree with a byte-by-byte
+/// reading of the rules, whatever the length and wherever the bad byte sits.
+#[test]
+fn http1_response_header_checks_match_bytewise_rules() {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    for len in 0..40 {
+        for at in 0..len.max(1) {
+            for b in [
+                0u8, b'\t', b'\n', 11, 12, b'\r', 14, b' ', b':', b'a', 0x7f, 0xff,
+            ] {
+                let mut v = vec![b'v'; len];
+                let mut n = vec![b'n'; len];
+                if at < len {
+                    v[at] = b;
+                    n[at] = b;
+                }
+                let value_ok = !v.iter().any(|&c| matches!(c, 0 | b'\n' | b'\r'));
+                let name_ok = !n.is_empty() && n.iter().all(|&c| tchar(c));
+                let name = String::from_utf8_lossy(&n).into_owned();
+                let mut head = ResponseHead::new(200);
+                assert_eq!(head.header("x", &v).is_ok(), value_ok, "{v:?}");
+                assert_eq!(
+                    head.header(&name, "v").is_ok(),
+                    name_ok && name.len() == n.len(),
+                    "{n:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The `Date` line is written once per value and kept by `clear`; a new value (or one of
+/// another length than an IMF-fixdate) replaces it, and a cleared head has none until given.
+#[test]
+fn http1_response_date_line_follows_the_value() {
+    let d1 = Bytes::from_static(b"Sun, 06 Nov 1994 08:49:37 GMT");
+    let d2 = Bytes::from_static(b"Mon, 07 Nov 1994 08:49:38 GMT");
+    let odd = Bytes::from_static(b"yesterday");
+    let mut head = ResponseHead::new(200);
+    let encode = |head: &mut ResponseHead| {
+        let mut out = BytesMut::new();
+        head.encode(&mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    };
+    head.date_shared(d1.clone()).unwrap();
+    assert_eq!(
+        encode(&mut head),
+        "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n"
+    );
+    head.clear(200);
+    assert_eq!(
+        encode(&mut head),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    );
+    head.date_shared(d1.clone()).unwrap();
+    assert!(encode(&mut head).contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
+    head.clear(200);
+    head.date_shared(d2).unwrap();
+    assert!(encode(&mut head).contains("\r\nDate: Mon, 07 Nov 1994 08:49:38 GMT\r\n"));
+    head.clear(200);
+    head.date_shared(odd).unwrap();
+    assert!(encode(&mut head).contains("\r\nDate: yesterday\r\n"));
+    // A refused value changes nothing: the last good one is still the `Date`.
+    assert!(head.date(b"a\r\nb").is_err());
+    assert!(encode(&mut head).contains("\r\nDate: yesterday\r\n"));
+    head.clear(1000);
+    assert_eq!(head.status(), 500);
+    assert_eq!(
+        encode(&mut head),
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+    );
+}
+
+/// Path and query come out the same for a short target (split by a plain scan) and a long
+/// one (by `memchr`): the first `#` ends the target, the first `?` before it starts the query.
+#[test]
+fn http1_path_and_query_short_and_long_targets() {
+    for pad in [0usize, 70] {
+        let long = "p".repeat(pad);
+        for (target, path, query) in [
+            ("/", "/", None),
+            ("/a?b", "/a", Some("b")),
+            ("/a?b?c", "/a", Some("b?c")),
+            ("/a#f?x", "/a", None),
+            ("/a?b#f?x", "/a", Some("b")),
+            ("/a?", "/a", Some("")),
+            ("/#", "/", None),
+            ("http://h/x?y#z", "/x", Some("y")),
+            ("http://h?q", "/", Some("q")),
+        ] {
+            // The padding goes into the path, so the split points move with it.
+            let (target, path) = match target.find('/').filter(|_| !target.starts_with("http")) {
+                Some(_) => (
+                    format!("/{long}{}", &target[1..]),
+                    format!("/{long}{}", &path[1..]),
+                ),
+                None => (
+                    target.replacen("/x", &format!("/{long}x"), 1),
+                    path.replacen("/x", &format!("/{long}x"), 1),
+                ),
+            };
+            let mut buf =
+                BytesMut::from(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_str());
+            let Ok(Some(Event::Head(head))) = RequestDecoder::default().decode(&mut buf) else {
+                panic!("{target}");
+            };
+            assert_eq!(
+                (head.path(), head.query()),
+                (path.as_str(), query),
+                "{target}"
+            );
+        }
+    }
+}
+
+/// `end_if_complete` stands for `End` exactly when that `End` would read nothing and carry
+/// nothing: no body, `Content-Length: 0`, or a length-framed body all returned; never for a
+/// chunked body (its trailers), a body still arriving, between requests or after an error.
+#[test]
+fn http1_end_if_complete_only_when_nothing_is_left() {
+    let head = |dec: &mut RequestDecoder, buf: &mut BytesMut| {
+        assert!(matches!(dec.decode(buf), Ok(Some(Event::Head(_)))));
+    };
+    let mut dec = RequestDecoder::default();
+    assert!(!dec.end_if_complete());
+    let mut buf = BytesMut::from(
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n\
+         POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab",
+    );
+    head(&mut dec, &mut buf);
+    assert!(dec.end_if_complete() && dec.is_awaiting_head());
+    head(&mut dec, &mut buf);
+    assert!(dec.end_if_complete() && dec.is_awaiting_head());
+    head(&mut dec, &mut buf);
+    assert!(!dec.end_if_complete());
+    assert!(matches!(dec.decode(&mut buf), Ok(Some(Event::Body(b))) if b == "ab"));
+    assert!(!dec.end_if_complete());
+    buf.extend_from_slice(b"c");
+    assert!(matches!(dec.decode(&mut buf), Ok(Some(Event::Body(b))) if b == "c"));
+    assert!(dec.end_if_complete() && dec.is_awaiting_head() && buf.is_empty());
+
+    let mut buf = BytesMut::from(
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n",
+    );
+    head(&mut dec, &mut buf);
+    assert!(!dec.end_if_complete());
+    assert!(
+        matches!(dec.decode(&mut buf), Ok(Some(Event::End { trailers })) if trailers.len() == 1)
+    );
+
+    let mut buf = BytesMut::from("GET / HTTP/1.1\r\n\r\n");
+    assert!(dec.decode(&mut buf).is_err());
+    assert!(!dec.end_if_complete() && dec.is_failed());
+}
+
 #[test]
 fn http1_reason_phrases() {
     for (code, phrase) in [
