@@ -436,6 +436,12 @@ impl<X> Conn<X> {
         }
     }
 
+    /// Whether the connection's deferred writes go through `flusher` (so that it belongs to
+    /// the table that owns `flusher`).
+    pub(crate) fn flushed_by(&self, flusher: &Arc<Flusher<X>>) -> bool {
+        Arc::ptr_eq(&self.flusher, flusher)
+    }
+
     /// Wakes the connection task (its protocol state changed elsewhere).
     pub(crate) fn wake(&self) {
         self.kick();

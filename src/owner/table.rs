@@ -1,5 +1,6 @@
 //! The connections a process owns, by id (sharded, so reactor threads rarely contend).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -63,5 +64,42 @@ impl<X> ConnTable<X> {
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+}
+
+thread_local! {
+    /// Base mode: the connection whose input this thread is handing to the application right
+    /// now ([`ConnTable::serving`]).
+    static SERVING: Cell<Option<Arc<Conn>>> = const { Cell::new(None) };
+}
+
+impl ConnTable {
+    /// Runs `f`, the synchronous hand-over of `conn`'s input to the application (Base mode:
+    /// the connection task calling the dispatcher), with `conn` as this thread's connection
+    /// being served: a reply to it made in that call ([`ConnTable::with`]) finds it without
+    /// the table's lookup (a shard lock, a hash, an `Arc` clone). Restored afterwards, even
+    /// on a panic.
+    pub(crate) fn serving<R>(conn: &Arc<Conn>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Arc<Conn>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                SERVING.set(self.0.take());
+            }
+        }
+        let _restore = Restore(SERVING.replace(Some(conn.clone())));
+        f()
+    }
+
+    /// Runs `f` with connection `id` of this table (`None`: not here): the connection being
+    /// served on this thread ([`ConnTable::serving`]) when it is that one, else the table's.
+    pub(crate) fn with<R>(&self, id: ConnId, f: impl FnOnce(Option<&Arc<Conn>>) -> R) -> R {
+        // Taken out while `f` runs (a lookup nested in it goes to the table), then put back.
+        let cur = SERVING.take();
+        let r = match &cur {
+            Some(c) if c.id == id && c.flushed_by(&self.flusher) => f(Some(c)),
+            _ => f(self.get(id).as_ref()),
+        };
+        SERVING.set(cur);
+        r
     }
 }

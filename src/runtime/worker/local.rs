@@ -39,14 +39,17 @@ impl EventSink for LocalSink {
         head: rswoole_codec::http1::RequestHead,
         body: Bytes,
     ) {
-        self.disp.submit(WEv {
-            kind: Kind::HttpRequest,
-            fd: conn.id,
-            listener: conn.listener,
-            payload: body,
-            seq: None,
-            stream,
-            head: Some(head),
+        // A handler that answers at once writes to `conn` without the table's lookup.
+        ConnTable::serving(conn, || {
+            self.disp.submit(WEv {
+                kind: Kind::HttpRequest,
+                fd: conn.id,
+                listener: conn.listener,
+                payload: body,
+                seq: None,
+                stream,
+                head: Some(head),
+            })
         });
     }
     fn busy(&self, conn: &Arc<Conn>) -> bool {
@@ -74,25 +77,23 @@ impl EventSink for LocalSink {
         });
     }
     fn data(&self, conn: &Arc<Conn>, data: Bytes) {
-        self.disp.submit(WEv {
-            kind: Kind::Receive,
-            fd: conn.id,
-            listener: conn.listener,
-            payload: data,
-            seq: None,
-            stream: 0,
-            head: None,
+        // An `on_receive` that replies at once writes to `conn` without the table's lookup.
+        ConnTable::serving(conn, || {
+            self.disp.submit_receive(conn.id, conn.listener, data)
         });
     }
     fn stream_event(&self, conn: &Arc<Conn>, stream: u32, kind: Kind, payload: Bytes) {
-        self.disp.submit(WEv {
-            kind,
-            fd: conn.id,
-            listener: conn.listener,
-            payload,
-            seq: None,
-            stream,
-            head: None,
+        // WebSocket messages: a handler that pushes at once finds `conn` without a lookup.
+        ConnTable::serving(conn, || {
+            self.disp.submit(WEv {
+                kind,
+                fd: conn.id,
+                listener: conn.listener,
+                payload,
+                seq: None,
+                stream,
+                head: None,
+            })
         });
     }
     fn closed(&self, conn: &Arc<Conn>) {
