@@ -985,11 +985,14 @@ impl<X> Conn<X> {
     /// read's bookkeeping itself.
     fn read_raw<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S) {
         thread_local! {
-            static RAW_IN: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+            // `None` rather than an empty `BytesMut`: a constant initial value (no lazy
+            // initialisation to check on each access), and putting the buffer back drops a
+            // `None`, not an empty buffer.
+            static RAW_IN: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
         }
-        let mut buf = RAW_IN.with(|b| b.take());
+        let mut buf = RAW_IN.take().unwrap_or_default();
         self.read_raw_into(sink, &mut buf);
-        RAW_IN.with(|b| b.set(buf));
+        RAW_IN.set(Some(buf));
     }
 
     fn read_raw_into<S: EventSink<State = X>>(self: &Arc<Self>, sink: &S, inbuf: &mut BytesMut) {
@@ -1260,7 +1263,9 @@ impl<X> Conn<X> {
             Ok(n)
         });
         match r {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+            // Bytes were read: the error is the "would block" made above (nothing else can
+            // fail after a read), so its kind need not be looked at.
+            Err(_) if got > 0 => Ok(got),
             r => r,
         }
     }
