@@ -167,9 +167,9 @@ impl WorkerCtx {
     /// of its own (Process mode: copied into the pipe's datagram; Base mode: one `writev`).
     pub(crate) fn send_parts(&self, fd: ConnId, parts: &[&[u8]]) -> Result<(), SendError> {
         let owned = || Bytes::from(parts.concat());
-        let len = parts.iter().map(|p| p.len()).sum::<usize>();
         match &self.backend {
             Backend::Pipe(tx) => {
+                let len = parts.iter().map(|p| p.len()).sum::<usize>();
                 self.reserve_out(fd, len).map_err(|e| e(fd, owned()))?;
                 let h = header(Kind::Send, fd.0, 0, 0);
                 let pushed = tx.push_with(h, len, |dst| {

@@ -59,11 +59,13 @@ impl EventSink for LocalSink {
         self.stream_backlogged(conn, 0)
     }
     fn stream_backlogged(&self, conn: &Arc<Conn>, stream: u32) -> bool {
-        self.disp
-            .queues
-            .borrow()
-            .get(&(conn.id.0, stream))
-            .is_some_and(|q| q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT)
+        // Asked on every turn of every connection task: no queue at all (handlers that answer
+        // at once) is the common case, and needs no lookup.
+        let q = self.disp.queues.borrow();
+        !q.is_empty()
+            && q.get(&(conn.id.0, stream)).is_some_and(|q| {
+                q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT
+            })
     }
     fn connected(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
