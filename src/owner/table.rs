@@ -73,22 +73,27 @@ thread_local! {
     static SERVING: Cell<Option<Arc<Conn>>> = const { Cell::new(None) };
 }
 
+/// The connection being served on this thread ([`ConnTable::serving`]), until this is dropped.
+#[must_use = "the connection is served only until the guard is dropped"]
+pub(crate) struct Serving(Option<Arc<Conn>>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // (`with`: `LocalKey::set` goes through a lazy-init path.)
+        let prev = self.0.take();
+        SERVING.with(|s| s.set(prev));
+    }
+}
+
 impl ConnTable {
-    /// Runs `f`, the synchronous hand-over of `conn`'s input to the application (Base mode:
-    /// the connection task calling the dispatcher), with `conn` as this thread's connection
-    /// being served: a reply to it made in that call ([`ConnTable::with`]) finds it without
-    /// the table's lookup (a shard lock, a hash, an `Arc` clone). Restored afterwards, even
-    /// on a panic.
-    pub(crate) fn serving<R>(conn: &Arc<Conn>, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Arc<Conn>>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                // (`with`: `LocalKey::set` goes through a lazy-init path.)
-                SERVING.with(|s| s.set(self.0.take()));
-            }
-        }
-        let _restore = Restore(SERVING.with(|s| s.replace(Some(conn.clone()))));
-        f()
+    /// Makes `conn` this thread's connection being served until the guard is dropped (then
+    /// the one before is again): around the synchronous hand-over of `conn`'s input to the
+    /// application (Base mode: the connection task calling the dispatcher), so that a reply
+    /// to it made in that call ([`ConnTable::with`]) finds it without the table's lookup (a
+    /// shard lock, a hash, an `Arc` clone). A guard rather than a closure: the event (an HTTP
+    /// request's head, a few hundred bytes) is not moved once more into one.
+    pub(crate) fn serving(conn: &Arc<Conn>) -> Serving {
+        Serving(SERVING.with(|s| s.replace(Some(conn.clone()))))
     }
 
     /// Runs `f` with connection `id` of this table (`None`: not here): the connection being
@@ -140,7 +145,8 @@ mod tests {
         let (elsewhere, _c3) = conn_of(&other, 1).await;
         other.insert(elsewhere.clone());
         let found = |t: &ConnTable, id| t.with(ConnId(id), |c| c.cloned());
-        ConnTable::serving(&served, || {
+        {
+            let _serving = ConnTable::serving(&served);
             let got = found(&t, 1).expect("the connection being served");
             assert!(Arc::ptr_eq(&got, &served));
             assert!(Arc::ptr_eq(&found(&t, 2).expect("in the table"), &two));
@@ -154,7 +160,7 @@ mod tests {
                 assert!(found(&t, 1).is_none(), "nested lookups go to the table");
             });
             assert!(found(&t, 1).is_some(), "put back after a lookup");
-        });
+        }
         assert!(found(&t, 1).is_none(), "not served any more");
         // The served connection is not kept alive by the thread.
         assert_eq!(Arc::strong_count(&served), 1);

@@ -40,16 +40,15 @@ impl EventSink for LocalSink {
         body: Bytes,
     ) {
         // A handler that answers at once writes to `conn` without the table's lookup.
-        ConnTable::serving(conn, || {
-            self.disp.submit(WEv {
-                kind: Kind::HttpRequest,
-                fd: conn.id,
-                listener: conn.listener,
-                payload: body,
-                seq: None,
-                stream,
-                head: Some(head),
-            })
+        let _serving = ConnTable::serving(conn);
+        self.disp.submit(WEv {
+            kind: Kind::HttpRequest,
+            fd: conn.id,
+            listener: conn.listener,
+            payload: body,
+            seq: None,
+            stream,
+            head: Some(head),
         });
     }
     fn busy(&self, conn: &Arc<Conn>) -> bool {
@@ -80,22 +79,20 @@ impl EventSink for LocalSink {
     }
     fn data(&self, conn: &Arc<Conn>, data: Bytes) {
         // An `on_receive` that replies at once writes to `conn` without the table's lookup.
-        ConnTable::serving(conn, || {
-            self.disp.submit_receive(conn.id, conn.listener, data)
-        });
+        let _serving = ConnTable::serving(conn);
+        self.disp.submit_receive(conn.id, conn.listener, data);
     }
     fn stream_event(&self, conn: &Arc<Conn>, stream: u32, kind: Kind, payload: Bytes) {
         // WebSocket messages: a handler that pushes at once finds `conn` without a lookup.
-        ConnTable::serving(conn, || {
-            self.disp.submit(WEv {
-                kind,
-                fd: conn.id,
-                listener: conn.listener,
-                payload,
-                seq: None,
-                stream,
-                head: None,
-            })
+        let _serving = ConnTable::serving(conn);
+        self.disp.submit(WEv {
+            kind,
+            fd: conn.id,
+            listener: conn.listener,
+            payload,
+            seq: None,
+            stream,
+            head: None,
         });
     }
     fn closed(&self, conn: &Arc<Conn>) {
