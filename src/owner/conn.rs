@@ -2146,7 +2146,8 @@ mod tests {
                 // start again at its start: 1,000-byte reads at offsets 0, 1000 .. 5000.
                 let start = seen[0].0;
                 assert!(
-                    seen.iter().all(|r| r.0 >= start && r.0 + r.1 <= start + 4096 + 1000),
+                    seen.iter()
+                        .all(|r| r.0 >= start && r.0 + r.1 <= start + 4096 + 1000),
                     "each read lands in the first page of the allocation the dropped reads used"
                 );
                 let at_start = seen.iter().filter(|r| r.0 == start).count();

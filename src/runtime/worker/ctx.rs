@@ -427,18 +427,19 @@ impl WorkerCtx {
 
     /// `Handle::push`: one WebSocket message (or Ping/Pong) to `fd`.
     pub(crate) fn ws_push(&self, fd: ConnId, data: Bytes, opcode: u8) -> Result<(), SendError> {
-        let data = match &self.backend {
-            // `Ok`: pushed (or refused) here; `Err`: not this worker's, the data comes back.
-            Backend::Local(conns) => match conns.with(fd, |c| match c {
-                Some(c) => Ok(ws::push_bytes(c, opcode, data)
-                    .map_err(|(e, data)| write_error(fd, data, e))),
-                None => Err(data),
-            }) {
-                Ok(r) => return r,
-                Err(data) => data,
-            },
-            Backend::Pipe(_) => data,
-        };
+        let data =
+            match &self.backend {
+                // `Ok`: pushed (or refused) here; `Err`: not this worker's, the data comes back.
+                Backend::Local(conns) => match conns.with(fd, |c| match c {
+                    Some(c) => Ok(ws::push_bytes(c, opcode, data)
+                        .map_err(|(e, data)| write_error(fd, data, e))),
+                    None => Err(data),
+                }) {
+                    Ok(r) => return r,
+                    Err(data) => data,
+                },
+                Backend::Pipe(_) => data,
+            };
         if self.shared.live_slot(fd).is_none() || !self.shared.is_websocket(fd) {
             return Err(SendError::Closed(fd, data));
         }
