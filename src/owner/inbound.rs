@@ -117,6 +117,7 @@ impl Inbound {
 
     /// When an incomplete request head times out (slowloris), if one is pending; for
     /// WebSocket, when to ping or to give up on a silent peer.
+    #[inline]
     pub(crate) fn deadline<X>(&self, conn: &Conn<X>) -> Option<Instant> {
         match self {
             Inbound::Http(h) => h.head_started.map(|t| t + h.conf.header_timeout),
@@ -181,6 +182,7 @@ impl Inbound {
 
     /// Whether the connection may wait without a task in this state ([`Conn::run_from`]
     /// parks it): between messages, with nothing of the protocol in flight in the decoder.
+    #[inline]
     pub(crate) fn parkable(&self) -> bool {
         match self {
             Inbound::Raw | Inbound::Stream(_) | Inbound::Ws(_) => true,

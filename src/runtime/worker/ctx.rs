@@ -167,9 +167,9 @@ impl WorkerCtx {
     /// of its own (Process mode: copied into the pipe's datagram; Base mode: one `writev`).
     pub(crate) fn send_parts(&self, fd: ConnId, parts: &[&[u8]]) -> Result<(), SendError> {
         let owned = || Bytes::from(parts.concat());
-        let len = parts.iter().map(|p| p.len()).sum::<usize>();
         match &self.backend {
             Backend::Pipe(tx) => {
+                let len = parts.iter().map(|p| p.len()).sum::<usize>();
                 self.reserve_out(fd, len).map_err(|e| e(fd, owned()))?;
                 let h = header(Kind::Send, fd.0, 0, 0);
                 let pushed = tx.push_with(h, len, |dst| {
@@ -184,7 +184,7 @@ impl WorkerCtx {
                     Err(SendError::ShuttingDown(owned()))
                 }
             }
-            Backend::Local(conns) => match conns.get(fd) {
+            Backend::Local(conns) => conns.with(fd, |c| match c {
                 Some(c) => c
                     .write_parts(parts)
                     .map_err(|e| write_error(fd, owned(), e)),
@@ -192,7 +192,7 @@ impl WorkerCtx {
                     Err(SendError::NotLocal(fd, owned()))
                 }
                 None => Err(SendError::Closed(fd, owned())),
-            },
+            }),
         }
     }
 
@@ -239,13 +239,13 @@ impl WorkerCtx {
                     Err(SendError::ShuttingDown(owned()))
                 }
             }
-            Backend::Local(conns) => match conns.get(fd) {
+            Backend::Local(conns) => conns.with(fd, |c| match c {
                 Some(c) => c.write(data).map_err(|e| write_error(fd, owned(), e)),
                 None if self.shared.live_slot(fd).is_some() => {
                     Err(SendError::NotLocal(fd, owned()))
                 }
                 None => Err(SendError::Closed(fd, owned())),
-            },
+            }),
         }
     }
 
@@ -427,12 +427,19 @@ impl WorkerCtx {
 
     /// `Handle::push`: one WebSocket message (or Ping/Pong) to `fd`.
     pub(crate) fn ws_push(&self, fd: ConnId, data: Bytes, opcode: u8) -> Result<(), SendError> {
-        if let Backend::Local(conns) = &self.backend {
-            if let Some(c) = conns.get(fd) {
-                return ws::push_bytes(&c, opcode, data)
-                    .map_err(|(e, data)| write_error(fd, data, e));
-            }
-        }
+        let data =
+            match &self.backend {
+                // `Ok`: pushed (or refused) here; `Err`: not this worker's, the data comes back.
+                Backend::Local(conns) => match conns.with(fd, |c| match c {
+                    Some(c) => Ok(ws::push_bytes(c, opcode, data)
+                        .map_err(|(e, data)| write_error(fd, data, e))),
+                    None => Err(data),
+                }) {
+                    Ok(r) => return r,
+                    Err(data) => data,
+                },
+                Backend::Pipe(_) => data,
+            };
         if self.shared.live_slot(fd).is_none() || !self.shared.is_websocket(fd) {
             return Err(SendError::Closed(fd, data));
         }

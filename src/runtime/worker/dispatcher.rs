@@ -123,6 +123,40 @@ impl Dispatcher {
         });
     }
 
+    /// Base mode: a `Receive` of this worker's own connection `fd` (no acknowledgement),
+    /// from its connection task. As [`submit`](Self::submit), with no event built when the
+    /// callback finishes at once (the common case: an echo): the payload goes straight to it,
+    /// and an event is made only to queue it or to wait for the callback.
+    pub(super) fn submit_receive(self: &Rc<Self>, fd: ConnId, listener: u16, payload: Bytes) {
+        let queued = {
+            let q = self.queues.borrow();
+            !q.is_empty() && q.contains_key(&(fd.0, 0))
+        };
+        let ev = |payload| WEv {
+            kind: Kind::Receive,
+            fd,
+            listener,
+            payload,
+            seq: None,
+            stream: 0,
+            head: None,
+        };
+        if queued {
+            return self.submit(ev(payload));
+        }
+        self.inflight.set(self.inflight.get() + 1);
+        self.state(true);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let conn = Some(fd);
+        match holds::enter(conn, || self.receive_with(fd, listener, payload, &mut cx)) {
+            None => {
+                self.ctx.handled_one();
+                self.finished();
+            }
+            Some(fut) => self.receive_waits(ev(Bytes::new()), fut),
+        }
+    }
+
     /// `on_receive` without a task when it can: the callback's future is polled here once
     /// (most callbacks — an echo, a `send` — finish at once, in the callback's reused slot:
     /// no allocation); only one that waits gets a task, which the connection's later events
@@ -138,20 +172,24 @@ impl Dispatcher {
         let conn = Some(ev.fd);
         match holds::enter(conn, || self.receive_now(&mut ev, &mut cx)) {
             None => self.finish_one(&ev),
-            Some(mut fut) => {
-                let fd = (ev.fd.0, 0);
-                self.queues.borrow_mut().insert(fd, VecDeque::new());
-                let me = self.clone();
-                tokio::task::spawn_local(async move {
-                    poll_fn(|cx| holds::enter(conn, || poll_guarded("on_receive", &mut fut, cx)))
-                        .await;
-                    me.finish_one(&ev);
-                    if let Some(next) = me.next_queued(fd) {
-                        me.run_queue(fd, next).await;
-                    }
-                });
-            }
+            Some(fut) => self.receive_waits(ev, fut),
         }
+    }
+
+    /// `on_receive` of `ev` did not finish on its first poll: a task waits for the rest, and
+    /// the connection's later events queue behind it.
+    fn receive_waits(self: &Rc<Self>, ev: WEv, mut fut: BoxFut) {
+        let conn = Some(ev.fd);
+        let fd = (ev.fd.0, 0);
+        self.queues.borrow_mut().insert(fd, VecDeque::new());
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            poll_fn(|cx| holds::enter(conn, || poll_guarded("on_receive", &mut fut, cx))).await;
+            me.finish_one(&ev);
+            if let Some(next) = me.next_queued(fd) {
+                me.run_queue(fd, next).await;
+            }
+        });
     }
 
     /// A whole HTTP request without a task when it can, as [`Self::receive_inline`] does for
@@ -384,16 +422,26 @@ impl Dispatcher {
     /// The callback gets the payload itself, not a clone: cloning a `Bytes` made from a `Vec`
     /// allocates its shared header, and nothing reads the payload after the callback.
     fn receive_now(&self, ev: &mut WEv, cx: &mut std::task::Context<'_>) -> Option<BoxFut> {
+        let data = std::mem::take(&mut ev.payload);
+        self.receive_with(ev.fd, ev.listener, data, cx)
+    }
+
+    /// [`receive_now`](Self::receive_now) of a `Receive` of `data` on connection `fd`.
+    #[inline(always)]
+    fn receive_with(
+        &self,
+        fd: ConnId,
+        listener: u16,
+        data: Bytes,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<BoxFut> {
         self.count_request();
-        let cbs = self
-            .ports
-            .get(ev.listener as usize)
-            .unwrap_or(&self.ports[0]);
+        let cbs = self.ports.get(listener as usize).unwrap_or(&self.ports[0]);
         let cb = cbs.on_receive.as_ref()?;
         let e = ReceiveEvent {
-            fd: ev.fd,
-            listener: ev.listener as usize,
-            data: std::mem::take(&mut ev.payload),
+            fd,
+            listener: listener as usize,
+            data,
         };
         let ctx = self.ctx.clone();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(ctx, e, cx))) {
@@ -434,6 +482,11 @@ impl Dispatcher {
                 c.close_done();
             }
         }
+        self.finished();
+    }
+
+    /// One event fewer in flight: the busy/idle state.
+    fn finished(&self) {
         let n = self.inflight.get() - 1;
         self.inflight.set(n);
         if n == 0 {

@@ -39,6 +39,8 @@ impl EventSink for LocalSink {
         head: rswoole_codec::http1::RequestHead,
         body: Bytes,
     ) {
+        // A handler that answers at once writes to `conn` without the table's lookup.
+        let _serving = ConnTable::serving(conn);
         self.disp.submit(WEv {
             kind: Kind::HttpRequest,
             fd: conn.id,
@@ -56,11 +58,13 @@ impl EventSink for LocalSink {
         self.stream_backlogged(conn, 0)
     }
     fn stream_backlogged(&self, conn: &Arc<Conn>, stream: u32) -> bool {
-        self.disp
-            .queues
-            .borrow()
-            .get(&(conn.id.0, stream))
-            .is_some_and(|q| q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT)
+        // Asked on every turn of every connection task: no queue at all (handlers that answer
+        // at once) is the common case, and needs no lookup.
+        let q = self.disp.queues.borrow();
+        !q.is_empty()
+            && q.get(&(conn.id.0, stream)).is_some_and(|q| {
+                q.iter().map(|e| e.payload.len()).sum::<usize>() > LOCAL_BACKLOG_LIMIT
+            })
     }
     fn connected(&self, conn: &Arc<Conn>) {
         self.disp.submit(WEv {
@@ -74,17 +78,13 @@ impl EventSink for LocalSink {
         });
     }
     fn data(&self, conn: &Arc<Conn>, data: Bytes) {
-        self.disp.submit(WEv {
-            kind: Kind::Receive,
-            fd: conn.id,
-            listener: conn.listener,
-            payload: data,
-            seq: None,
-            stream: 0,
-            head: None,
-        });
+        // An `on_receive` that replies at once writes to `conn` without the table's lookup.
+        let _serving = ConnTable::serving(conn);
+        self.disp.submit_receive(conn.id, conn.listener, data);
     }
     fn stream_event(&self, conn: &Arc<Conn>, stream: u32, kind: Kind, payload: Bytes) {
+        // WebSocket messages: a handler that pushes at once finds `conn` without a lookup.
+        let _serving = ConnTable::serving(conn);
         self.disp.submit(WEv {
             kind,
             fd: conn.id,
