@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::access_log::{self, AccessLog};
-use super::request::{client_addr, Builder, RequestInfo};
+use super::request::{client_addr, decoded_path, Builder, RequestInfo};
 use super::response::{Response, State};
 use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
@@ -25,9 +25,27 @@ use crate::server::slot::Slots;
 use crate::server::Handle;
 
 /// The request handler as stored: it makes the application's future and polls it once
-/// (with `cx`); `None` when it finished then, else the rest to await.
+/// (with `cx`); `None` when it finished then, else the rest to await. It gets the request's
+/// parts, not the request: the [`Request`](super::Request) (some 500 bytes) is built where
+/// the application's closure takes it, instead of being built here and moved on three times.
 pub(crate) type ReqCb =
-    Rc<dyn Fn(Handle, super::Request, Response, &mut std::task::Context<'_>) -> Option<BoxFut>>;
+    Rc<dyn Fn(Handle, ReqParts, Response, &mut std::task::Context<'_>) -> Option<BoxFut>>;
+
+/// What a request is built from at the request handler's call ([`ReqParts::request`]).
+pub(crate) struct ReqParts {
+    /// Ready (its body complete: [`Builder::ready`]).
+    b: Builder,
+    fd: ConnId,
+    info: RequestInfo,
+    stream: Option<BodyFeed>,
+}
+
+impl ReqParts {
+    /// The request.
+    fn request(self) -> super::Request {
+        self.b.build(self.fd, self.info, self.stream)
+    }
+}
 
 /// The request handler `f` as stored ([`ReqCb`]): its futures are made in one reused heap
 /// slot ([`Slots`]): most handlers finish on their first poll, so one slot serves them all,
@@ -40,7 +58,10 @@ where
     Fut::Output: crate::CallbackResult,
 {
     let slots = Slots::new();
-    Rc::new(move |h, req, resp, cx| slots.run("on_request", || f(h, req, resp), cx))
+    Rc::new(move |h, parts: ReqParts, resp, cx| {
+        let f = &f;
+        slots.run("on_request", move || f(h, parts.request(), resp), cx)
+    })
 }
 
 pub(crate) struct WorkerHttp {
@@ -456,22 +477,21 @@ fn start(
         tls: ci.tls,
         peer_cert_sha256: ci.peer_cert_sha256,
     };
-    let req = match b.finish(fd, info, stream) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(fd = %fd, error = %e.0, "bad request body");
-            let _ = resp
-                .status(400)
-                .and_then(|r| r.header("connection", "close"))
-                .map(|_| ())
-                .and_then(|_| resp.end("400 Bad Request\n"));
-            answer.finish(settings, handle);
-            return None;
-        }
-    };
+    let mut b = b;
+    if let Err(e) = b.ready() {
+        tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+        let _ = resp
+            .status(400)
+            .and_then(|r| r.header("connection", "close"))
+            .map(|_| ())
+            .and_then(|_| resp.end("400 Bad Request\n"));
+        answer.finish(settings, handle);
+        return None;
+    }
     if hs.enable_static_handler {
         if let Some(root) = &hs.document_root {
-            match super::static_files::try_static(&req, &mut resp, root) {
+            let h = b.head();
+            match super::static_files::try_static(h.method(), &decoded_path(h), &mut resp, root) {
                 Ok(true) => {
                     answer.finish(settings, handle);
                     return None;
@@ -499,8 +519,18 @@ fn start(
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     // The callback runs (and its future is polled once) with a panic caught, as the runtime
     // does for every callback.
+    // The closure takes the parts by reference: moved into it, they would be copied twice
+    // more (into the closure, then into `catch_unwind`'s frame).
+    let mut parts = Some(ReqParts {
+        b,
+        fd,
+        info,
+        stream,
+    });
     let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        cb(handle.clone(), req, resp, &mut cx)
+        parts
+            .take()
+            .and_then(|p| cb(handle.clone(), p, resp, &mut cx))
     }));
     match made {
         Ok(None) => {

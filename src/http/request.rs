@@ -573,16 +573,39 @@ impl Builder {
         }
     }
 
+    /// Builds the request (its multipart body, if any, must be complete: see
+    /// [`ready`](Self::ready)).
     pub(crate) fn finish(
         mut self,
         fd: ConnId,
         server: RequestInfo,
         stream: Option<super::service::BodyFeed>,
     ) -> Result<Request, BuildError> {
+        self.ready()?;
+        Ok(self.build(fd, server, stream))
+    }
+
+    /// Checks that the body is complete: a multipart body's last parts are parsed (the only
+    /// step of building a request that can fail), so that [`build`](Self::build) cannot.
+    pub(crate) fn ready(&mut self) -> Result<(), BuildError> {
+        match &mut self.multipart {
+            Some(m) => m.drain(),
+            None => Ok(()),
+        }
+    }
+
+    /// The request, after [`ready`](Self::ready): built where it is wanted (the request
+    /// handler's argument), not moved there.
+    pub(crate) fn build(
+        mut self,
+        fd: ConnId,
+        server: RequestInfo,
+        stream: Option<super::service::BodyFeed>,
+    ) -> Request {
         let (post, files, body) = match self.multipart.take() {
-            Some(mut m) => {
-                m.drain()?;
-                (Params::owned(m.fields), m.files, Bytes::new())
+            Some(m) => {
+                let Multipart { fields, files, .. } = *m;
+                (Params::owned(fields), files, Bytes::new())
             }
             None => {
                 let body = self.body.freeze();
@@ -626,7 +649,7 @@ impl Builder {
         } else {
             Text::line(raw_path)
         };
-        Ok(Request {
+        Request {
             fd,
             method: Text::line(method),
             uri: Text::line(uri),
@@ -641,7 +664,7 @@ impl Builder {
             body,
             head: self.head,
             stream,
-        })
+        }
     }
 
     pub(crate) fn head(&self) -> &RequestHead {
@@ -734,6 +757,16 @@ impl Multipart {
         self.parser
             .finish()
             .map_err(|e| BuildError(format!("multipart: {e}")))
+    }
+}
+
+/// The request's path as [`Request::path`] has it: percent-decoded.
+pub(crate) fn decoded_path(head: &RequestHead) -> std::borrow::Cow<'_, str> {
+    let path = head.path();
+    if path.contains('%') {
+        http1::percent_decode_str(path)
+    } else {
+        std::borrow::Cow::Borrowed(path)
     }
 }
 
