@@ -25,11 +25,13 @@ use crate::server::slot::Slots;
 use crate::server::Handle;
 
 /// The request handler as stored: it makes the application's future and polls it once
-/// (with `cx`); `None` when it finished then, else the rest to await. It gets the request's
-/// parts, not the request: the [`Request`](super::Request) (some 500 bytes) is built where
-/// the application's closure takes it, instead of being built here and moved on three times.
-pub(crate) type ReqCb =
-    Rc<dyn Fn(Handle, ReqParts, Response, &mut std::task::Context<'_>) -> Option<BoxFut>>;
+/// (with `cx`); `None` when it finished then (or there was nothing to run), else the rest to
+/// await. It gets the request's parts, not the request: the [`Request`](super::Request)
+/// (some 500 bytes) is built where the application's closure takes it, in its argument,
+/// instead of being built in [`start`] and moved on from there three times.
+pub(crate) type ReqCb = Rc<
+    dyn Fn(Handle, &mut Option<ReqParts>, Response, &mut std::task::Context<'_>) -> Option<BoxFut>,
+>;
 
 /// What a request is built from at the request handler's call ([`ReqParts::request`]).
 pub(crate) struct ReqParts {
@@ -43,7 +45,13 @@ pub(crate) struct ReqParts {
 impl ReqParts {
     /// The request.
     fn request(self) -> super::Request {
-        self.b.build(self.fd, self.info, self.stream)
+        let ReqParts {
+            b,
+            fd,
+            info,
+            stream,
+        } = self;
+        b.build(fd, info, stream)
     }
 }
 
@@ -58,9 +66,14 @@ where
     Fut::Output: crate::CallbackResult,
 {
     let slots = Slots::new();
-    Rc::new(move |h, parts: ReqParts, resp, cx| {
-        let f = &f;
-        slots.run("on_request", move || f(h, parts.request(), resp), cx)
+    Rc::new(move |h, parts, resp, cx| {
+        // The parts are taken inside the slot's maker: the request is built as `f`'s
+        // argument, and `f`'s future made into the slot.
+        slots.run_made(
+            "on_request",
+            || parts.take().map(|p| f(h, p.request(), resp)),
+            cx,
+        )
     })
 }
 
@@ -112,15 +125,21 @@ impl WorkerHttp {
         payload: &Bytes,
         pre: Option<rswoole_codec::http1::RequestHead>,
     ) -> Option<Builder> {
-        let (head, body) = match pre {
-            Some(h) => (h, payload.clone()),
-            None => request_from_payload(payload)?,
+        // The head goes straight into the builder (a pair of head and body would be one
+        // more move of it).
+        let mut rest = None;
+        let mut b = match pre {
+            Some(h) => Builder::new(h, &self.tmp_dir, self.settings.package_max_length),
+            None => {
+                let (h, body) = request_from_payload(payload)?;
+                rest = Some(body);
+                Builder::new(h, &self.tmp_dir, self.settings.package_max_length)
+            }
         };
-        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         if self.raw_bodies {
-            b = b.raw();
+            b.set_raw();
         }
-        b.feed(&body).ok()?;
+        b.feed(rest.as_ref().unwrap_or(payload)).ok()?;
         Some(b)
     }
 
@@ -244,7 +263,8 @@ impl WorkerHttp {
         let Some((head, body)) = request_from_payload(payload) else {
             return bad_request(handle, fd, stream);
         };
-        let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length).raw();
+        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
+        b.set_raw();
         let feed = BodyFeed::new(self.settings.package_max_length);
         let (settings, handle2, cb) = (self.settings.clone(), handle.clone(), cb.cloned());
         let feed2 = feed.clone();
@@ -386,11 +406,12 @@ impl Answer {
     }
 
     /// Metrics and the access log of an answered request.
-    fn finish(self, settings: &Settings, handle: &Handle) {
+    fn finish(&self, settings: &Settings, handle: &Handle) {
         let (status, bytes) = self.resp.outcome();
         if self.resp.state() == State::Fresh {
             return; // the connection went away before an answer
         }
+        // By reference: the answer is not moved (its access log part makes it large).
         let Answer {
             resp,
             log,
@@ -398,6 +419,7 @@ impl Answer {
             minor,
             ..
         } = self;
+        let (remote, minor) = (*remote, *minor);
         if let Some(m) = crate::ipc::metrics::slot() {
             m.http(status, minor);
         }
@@ -434,7 +456,7 @@ fn start(
     cb: Option<&ReqCb>,
     fd: ConnId,
     h2: u32,
-    b: Builder,
+    mut b: Builder,
     stream: Option<BodyFeed>,
 ) -> Option<Pending> {
     let ci = handle.ctx.shared.request_peer(fd)?;
@@ -477,7 +499,6 @@ fn start(
         tls: ci.tls,
         peer_cert_sha256: ci.peer_cert_sha256,
     };
-    let mut b = b;
     if let Err(e) = b.ready() {
         tracing::debug!(fd = %fd, error = %e.0, "bad request body");
         let _ = resp
@@ -519,8 +540,8 @@ fn start(
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     // The callback runs (and its future is polled once) with a panic caught, as the runtime
     // does for every callback.
-    // The closure takes the parts by reference: moved into it, they would be copied twice
-    // more (into the closure, then into `catch_unwind`'s frame).
+    // Given by reference, taken where the request is built: moved into the closure, they
+    // would be copied twice more (into the closure, then into `catch_unwind`'s frame).
     let mut parts = Some(ReqParts {
         b,
         fd,
@@ -528,9 +549,7 @@ fn start(
         stream,
     });
     let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parts
-            .take()
-            .and_then(|p| cb(handle.clone(), p, resp, &mut cx))
+        cb(handle.clone(), &mut parts, resp, &mut cx)
     }));
     match made {
         Ok(None) => {

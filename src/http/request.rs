@@ -555,9 +555,8 @@ impl Builder {
     }
 
     /// Keeps the body as sent: no multipart parsing (and so no upload files).
-    pub(crate) fn raw(mut self) -> Builder {
+    pub(crate) fn set_raw(&mut self) {
         self.multipart = None;
-        self
     }
 
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), BuildError> {
