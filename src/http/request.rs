@@ -521,6 +521,8 @@ pub(crate) struct Builder {
     /// Boxed: the parser is large, and the builder moves a few times per request.
     multipart: Option<Box<Multipart>>,
     limit: usize,
+    /// An `application/x-www-form-urlencoded` body (parsed into `post`).
+    form: bool,
 }
 
 struct Multipart {
@@ -544,8 +546,10 @@ pub(crate) struct BuildError(pub(crate) String);
 
 impl Builder {
     pub(crate) fn new(head: RequestHead, tmp_dir: &std::path::Path, limit: usize) -> Builder {
-        let multipart = head
-            .header("content-type")
+        // One look-up of the content type for both questions (multipart? a form?).
+        let content_type = head.header("content-type");
+        let form = content_type.is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
+        let multipart = content_type
             .and_then(http1::boundary_from_content_type)
             .map(|b| {
                 Box::new(Multipart {
@@ -562,6 +566,7 @@ impl Builder {
             body: BytesMut::new(),
             multipart,
             limit,
+            form,
         }
     }
 
@@ -619,11 +624,7 @@ impl Builder {
             }
             None => {
                 let body = self.body.freeze();
-                let form = self
-                    .head
-                    .header("content-type")
-                    .is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
-                let post = if form {
+                let post = if self.form {
                     Params::owned(http1::parse_urlencoded(&body))
                 } else {
                     Params::default()
