@@ -30,29 +30,22 @@ use crate::server::Handle;
 /// (some 500 bytes) is built where the application's closure takes it, in its argument,
 /// instead of being built in [`start`] and moved on from there three times.
 pub(crate) type ReqCb = Rc<
-    dyn Fn(Handle, &mut Option<ReqParts>, Response, &mut std::task::Context<'_>) -> Option<BoxFut>,
+    dyn Fn(
+        Handle,
+        &mut Option<ReqParts<'_>>,
+        Response,
+        &mut std::task::Context<'_>,
+    ) -> Option<BoxFut>,
 >;
 
-/// What a request is built from at the request handler's call ([`ReqParts::request`]).
-pub(crate) struct ReqParts {
-    /// Ready (its body complete: [`Builder::ready`]).
-    b: Builder,
+/// What a request is built from at the request handler's call. The builder stays where it
+/// was made (borrowed): every move of it is a copy of the request head.
+pub(crate) struct ReqParts<'a> {
+    /// Ready (its body complete: [`Builder::ready`]); taken to build the request.
+    b: &'a mut Option<Builder>,
     fd: ConnId,
     info: RequestInfo,
     stream: Option<BodyFeed>,
-}
-
-impl ReqParts {
-    /// The request.
-    fn request(self) -> super::Request {
-        let ReqParts {
-            b,
-            fd,
-            info,
-            stream,
-        } = self;
-        b.build(fd, info, stream)
-    }
 }
 
 /// The request handler `f` as stored ([`ReqCb`]): its futures are made in one reused heap
@@ -71,7 +64,11 @@ where
         // argument, and `f`'s future made into the slot.
         slots.run_made(
             "on_request",
-            || parts.take().map(|p| f(h, p.request(), resp)),
+            || {
+                let p = parts.take()?;
+                let b = p.b.take()?;
+                Some(f(h, b.build(p.fd, p.info, p.stream), resp))
+            },
             cx,
         )
     })
@@ -294,15 +291,16 @@ impl WorkerHttp {
 
     /// A whole request (`HttpRequest`) answered without a task when it can: the handler's
     /// future is polled once here; only one that waits comes back, to be awaited.
+    #[inline]
     fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: ProtoEvent) -> Option<Pending> {
         let (fd, stream) = (ev.fd, ev.stream);
-        match self.builder(&ev.payload, ev.head) {
-            Some(b) => start(&self.settings, &handle, cb, fd, stream, b, None),
-            None => {
-                bad_request(&handle, fd, stream);
-                None
-            }
+        // The builder stays here; `start` and the handler borrow it.
+        let mut b = self.builder(&ev.payload, ev.head);
+        if b.is_none() {
+            bad_request(&handle, fd, stream);
+            return None;
         }
+        start(&self.settings, &handle, cb, fd, stream, &mut b, None)
     }
 }
 
@@ -317,7 +315,7 @@ async fn run(
     b: Builder,
     stream: Option<BodyFeed>,
 ) {
-    if let Some(p) = start(settings, handle, cb, fd, h2, b, stream) {
+    if let Some(p) = start(settings, handle, cb, fd, h2, &mut Some(b), stream) {
         p.wait(settings, handle).await;
     }
 }
@@ -456,10 +454,11 @@ fn start(
     cb: Option<&ReqCb>,
     fd: ConnId,
     h2: u32,
-    mut b: Builder,
+    built: &mut Option<Builder>,
     stream: Option<BodyFeed>,
 ) -> Option<Pending> {
     let ci = handle.ctx.shared.request_peer(fd)?;
+    let b = built.as_mut()?;
     let hs = &settings.http;
     let version = b.head().version();
     let minor = match version {
@@ -543,7 +542,7 @@ fn start(
     // Given by reference, taken where the request is built: moved into the closure, they
     // would be copied twice more (into the closure, then into `catch_unwind`'s frame).
     let mut parts = Some(ReqParts {
-        b,
+        b: built,
         fd,
         info,
         stream,
