@@ -555,7 +555,8 @@ impl Builder {
     pub(crate) fn new(head: RequestHead, tmp_dir: &std::path::Path, limit: usize) -> Builder {
         // One look-up of the content type for both questions (multipart? a form?).
         let content_type = head.header("content-type");
-        let form = content_type.is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
+        let form =
+            content_type.is_some_and(|c| c.starts_with(b"application/x-www-form-urlencoded"));
         let multipart = content_type
             .and_then(http1::boundary_from_content_type)
             .map(|b| {

@@ -849,7 +849,11 @@ mod tests {
         let a = http_date(t);
         assert_eq!(&a[..], b"Tue, 14 Nov 2023 22:13:20 GMT");
         let b = http_date(t + Duration::from_millis(999));
-        assert_eq!(a.as_ptr(), b.as_ptr(), "same second: the same bytes, shared");
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "same second: the same bytes, shared"
+        );
         assert_eq!(
             &http_date(t + Duration::from_secs(1))[..],
             b"Tue, 14 Nov 2023 22:13:21 GMT"
