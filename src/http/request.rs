@@ -161,21 +161,15 @@ impl Text {
     pub(crate) fn shared(b: Bytes) -> Text {
         Text(PStr::shared(b))
     }
-    /// A request line's method, target or path `s`, a part of the head's buffer `buf`: the
-    /// common methods and `/` are static strings (no check, no reference count, no slice of
-    /// `buf` made and dropped), anything else shares `buf` as [`shared`](Self::shared) does.
-    pub(crate) fn line(buf: &Bytes, s: &str) -> Text {
+    /// As [`shared`](Self::shared), for a request line's method or target: the common
+    /// methods and `/` are static strings (no check, no reference count).
+    pub(crate) fn line(b: Bytes) -> Text {
         const COMMON: [&str; 8] = [
             "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "/",
         ];
-        if let Some(c) = COMMON.iter().find(|c| **c == s) {
-            return Text(PStr::Static(c));
-        }
-        let (start, p) = (buf.as_ptr() as usize, s.as_ptr() as usize);
-        if p >= start && p + s.len() <= start + buf.len() {
-            Text::shared(buf.slice_ref(s.as_bytes()))
-        } else {
-            Text::from(s)
+        match COMMON.iter().find(|c| c.as_bytes() == &b[..]) {
+            Some(c) => Text(PStr::Static(c)),
+            None => Text::shared(b),
         }
     }
     /// The text.
@@ -551,7 +545,6 @@ struct Part {
 pub(crate) struct BuildError(pub(crate) String);
 
 impl Builder {
-    #[inline]
     pub(crate) fn new(head: RequestHead, tmp_dir: &std::path::Path, limit: usize) -> Builder {
         // One look-up of the content type for both questions (multipart? a form?).
         let content_type = head.header("content-type");
@@ -662,17 +655,16 @@ impl Builder {
         }
         // Method, target and path share the head's buffer too (the path when it has nothing
         // to percent-decode).
-        let buf = h.as_bytes();
-        let raw_path = h.path();
-        let path = if raw_path.contains('%') {
-            Text::from(http1::percent_decode_str(raw_path).into_owned())
+        let (method, uri, raw_path) = h.shared_line();
+        let path = if raw_path.contains(&b'%') {
+            Text::from(http1::percent_decode_str(h.path()).into_owned())
         } else {
-            Text::line(buf, raw_path)
+            Text::line(raw_path)
         };
         Request {
             fd,
-            method: Text::line(buf, h.method()),
-            uri: Text::line(buf, h.uri()),
+            method: Text::line(method),
+            uri: Text::line(uri),
             path,
             get,
             query_string: query,
