@@ -291,11 +291,13 @@ impl WorkerHttp {
 
     /// A whole request (`HttpRequest`) answered without a task when it can: the handler's
     /// future is polled once here; only one that waits comes back, to be awaited.
+    ///
+    /// `ev` by reference: moved, the event (with its request head) would be copied.
     #[inline]
-    fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: ProtoEvent) -> Option<Pending> {
+    fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: &mut ProtoEvent) -> Option<Pending> {
         let (fd, stream) = (ev.fd, ev.stream);
         // The builder stays here; `start` and the handler borrow it.
-        let mut b = self.builder(&ev.payload, ev.head);
+        let mut b = self.builder(&ev.payload, ev.head.take());
         if b.is_none() {
             bad_request(&handle, fd, stream);
             return None;
@@ -644,12 +646,14 @@ impl HttpHandler {
 }
 
 impl ProtocolHandler for HttpHandler {
-    fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
+    fn request(self: Rc<Self>, ctx: Ctx, mut ev: ProtoEvent) -> Option<BoxFut> {
         if ev.kind != Kind::HttpRequest {
             return Some(self.event(ctx, ev));
         }
         let h = Handle::new(ctx);
-        let p = self.http.request(h.clone(), self.on_request.as_ref(), ev)?;
+        let p = self
+            .http
+            .request(h.clone(), self.on_request.as_ref(), &mut ev)?;
         Some(Box::pin(
             async move { p.wait(&self.http.settings, &h).await },
         ))
