@@ -855,6 +855,23 @@ mod tests {
     }
 
     #[test]
+    fn static_files_see_the_path_the_request_has() {
+        // The static handler looks at the head before the request is built: the same path.
+        for raw in [
+            "GET /a%20b/c%2Fd?x=%41 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /plain/p?q HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let r = request(raw);
+            assert_eq!(decoded_path(&r.head), r.path.as_str(), "{raw:?}");
+        }
+        assert_eq!(
+            request("GET /a%20b HTTP/1.1\r\nHost: a\r\n\r\n").path,
+            "/a b"
+        );
+    }
+
+    #[test]
     fn cookies_from_every_cookie_header_in_order() {
         let r = request(
             "GET / HTTP/1.1\r\nCookie: a=1; b=2\r\nHost: h\r\nCOOKIE: a=3\r\nX-Bin: café\r\n\r\n",
