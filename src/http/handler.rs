@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::access_log::{self, AccessLog};
-use super::request::{client_addr, Builder, RequestInfo};
+use super::request::{client_addr, decoded_path, Builder, RequestInfo};
 use super::response::{Response, State};
 use super::service::BodyFeed;
 use crate::base::{ConnId, Settings};
@@ -25,9 +25,28 @@ use crate::server::slot::Slots;
 use crate::server::Handle;
 
 /// The request handler as stored: it makes the application's future and polls it once
-/// (with `cx`); `None` when it finished then, else the rest to await.
-pub(crate) type ReqCb =
-    Rc<dyn Fn(Handle, super::Request, Response, &mut std::task::Context<'_>) -> Option<BoxFut>>;
+/// (with `cx`); `None` when it finished then (or there was nothing to run), else the rest to
+/// await. It gets the request's parts, not the request: the [`Request`](super::Request)
+/// (some 500 bytes) is built where the application's closure takes it, in its argument,
+/// instead of being built in [`start`] and moved on from there three times.
+pub(crate) type ReqCb = Rc<
+    dyn Fn(
+        Handle,
+        &mut Option<ReqParts<'_>>,
+        Response,
+        &mut std::task::Context<'_>,
+    ) -> Option<BoxFut>,
+>;
+
+/// What a request is built from at the request handler's call. The builder stays where it
+/// was made (borrowed): every move of it is a copy of the request head.
+pub(crate) struct ReqParts<'a> {
+    /// Ready (its body complete: [`Builder::ready`]); taken to build the request.
+    b: &'a mut Option<Builder>,
+    fd: ConnId,
+    info: RequestInfo,
+    stream: Option<BodyFeed>,
+}
 
 /// The request handler `f` as stored ([`ReqCb`]): its futures are made in one reused heap
 /// slot ([`Slots`]): most handlers finish on their first poll, so one slot serves them all,
@@ -40,7 +59,19 @@ where
     Fut::Output: crate::CallbackResult,
 {
     let slots = Slots::new();
-    Rc::new(move |h, req, resp, cx| slots.run("on_request", || f(h, req, resp), cx))
+    Rc::new(move |h, parts, resp, cx| {
+        // The parts are taken inside the slot's maker: the request is built as `f`'s
+        // argument, and `f`'s future made into the slot.
+        slots.run_made(
+            "on_request",
+            || {
+                let p = parts.take()?;
+                let b = p.b.take()?;
+                Some(f(h, b.build(p.fd, p.info, p.stream), resp))
+            },
+            cx,
+        )
+    })
 }
 
 pub(crate) struct WorkerHttp {
@@ -91,15 +122,21 @@ impl WorkerHttp {
         payload: &Bytes,
         pre: Option<rswoole_codec::http1::RequestHead>,
     ) -> Option<Builder> {
-        let (head, body) = match pre {
-            Some(h) => (h, payload.clone()),
-            None => request_from_payload(payload)?,
+        // The head goes straight into the builder (a pair of head and body would be one
+        // more move of it).
+        let mut rest = None;
+        let mut b = match pre {
+            Some(h) => Builder::new(h, &self.tmp_dir, self.settings.package_max_length),
+            None => {
+                let (h, body) = request_from_payload(payload)?;
+                rest = Some(body);
+                Builder::new(h, &self.tmp_dir, self.settings.package_max_length)
+            }
         };
-        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
         if self.raw_bodies {
-            b = b.raw();
+            b.set_raw();
         }
-        b.feed(&body).ok()?;
+        b.feed(rest.as_ref().unwrap_or(payload)).ok()?;
         Some(b)
     }
 
@@ -223,7 +260,8 @@ impl WorkerHttp {
         let Some((head, body)) = request_from_payload(payload) else {
             return bad_request(handle, fd, stream);
         };
-        let b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length).raw();
+        let mut b = Builder::new(head, &self.tmp_dir, self.settings.package_max_length);
+        b.set_raw();
         let feed = BodyFeed::new(self.settings.package_max_length);
         let (settings, handle2, cb) = (self.settings.clone(), handle.clone(), cb.cloned());
         let feed2 = feed.clone();
@@ -253,15 +291,18 @@ impl WorkerHttp {
 
     /// A whole request (`HttpRequest`) answered without a task when it can: the handler's
     /// future is polled once here; only one that waits comes back, to be awaited.
-    fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: ProtoEvent) -> Option<Pending> {
+    ///
+    /// `ev` by reference: moved, the event (with its request head) would be copied.
+    #[inline]
+    fn request(&self, handle: Handle, cb: Option<&ReqCb>, ev: &mut ProtoEvent) -> Option<Pending> {
         let (fd, stream) = (ev.fd, ev.stream);
-        match self.builder(&ev.payload, ev.head) {
-            Some(b) => start(&self.settings, &handle, cb, fd, stream, b, None),
-            None => {
-                bad_request(&handle, fd, stream);
-                None
-            }
+        // The builder stays here; `start` and the handler borrow it.
+        let mut b = self.builder(&ev.payload, ev.head.take());
+        if b.is_none() {
+            bad_request(&handle, fd, stream);
+            return None;
         }
+        start(&self.settings, &handle, cb, fd, stream, &mut b, None)
     }
 }
 
@@ -276,7 +317,7 @@ async fn run(
     b: Builder,
     stream: Option<BodyFeed>,
 ) {
-    if let Some(p) = start(settings, handle, cb, fd, h2, b, stream) {
+    if let Some(p) = start(settings, handle, cb, fd, h2, &mut Some(b), stream) {
         p.wait(settings, handle).await;
     }
 }
@@ -365,11 +406,12 @@ impl Answer {
     }
 
     /// Metrics and the access log of an answered request.
-    fn finish(self, settings: &Settings, handle: &Handle) {
+    fn finish(&self, settings: &Settings, handle: &Handle) {
         let (status, bytes) = self.resp.outcome();
         if self.resp.state() == State::Fresh {
             return; // the connection went away before an answer
         }
+        // By reference: the answer is not moved (its access log part makes it large).
         let Answer {
             resp,
             log,
@@ -377,6 +419,7 @@ impl Answer {
             minor,
             ..
         } = self;
+        let (remote, minor) = (*remote, *minor);
         if let Some(m) = crate::ipc::metrics::slot() {
             m.http(status, minor);
         }
@@ -413,10 +456,11 @@ fn start(
     cb: Option<&ReqCb>,
     fd: ConnId,
     h2: u32,
-    b: Builder,
+    built: &mut Option<Builder>,
     stream: Option<BodyFeed>,
 ) -> Option<Pending> {
     let ci = handle.ctx.shared.request_peer(fd)?;
+    let b = built.as_mut()?;
     let hs = &settings.http;
     let version = b.head().version();
     let minor = match version {
@@ -456,22 +500,20 @@ fn start(
         tls: ci.tls,
         peer_cert_sha256: ci.peer_cert_sha256,
     };
-    let req = match b.finish(fd, info, stream) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(fd = %fd, error = %e.0, "bad request body");
-            let _ = resp
-                .status(400)
-                .and_then(|r| r.header("connection", "close"))
-                .map(|_| ())
-                .and_then(|_| resp.end("400 Bad Request\n"));
-            answer.finish(settings, handle);
-            return None;
-        }
-    };
+    if let Err(e) = b.ready() {
+        tracing::debug!(fd = %fd, error = %e.0, "bad request body");
+        let _ = resp
+            .status(400)
+            .and_then(|r| r.header("connection", "close"))
+            .map(|_| ())
+            .and_then(|_| resp.end("400 Bad Request\n"));
+        answer.finish(settings, handle);
+        return None;
+    }
     if hs.enable_static_handler {
         if let Some(root) = &hs.document_root {
-            match super::static_files::try_static(&req, &mut resp, root) {
+            let h = b.head();
+            match super::static_files::try_static(h.method(), &decoded_path(h), &mut resp, root) {
                 Ok(true) => {
                     answer.finish(settings, handle);
                     return None;
@@ -499,8 +541,16 @@ fn start(
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     // The callback runs (and its future is polled once) with a panic caught, as the runtime
     // does for every callback.
+    // Given by reference, taken where the request is built: moved into the closure, they
+    // would be copied twice more (into the closure, then into `catch_unwind`'s frame).
+    let mut parts = Some(ReqParts {
+        b: built,
+        fd,
+        info,
+        stream,
+    });
     let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        cb(handle.clone(), req, resp, &mut cx)
+        cb(handle.clone(), &mut parts, resp, &mut cx)
     }));
     match made {
         Ok(None) => {
@@ -596,12 +646,14 @@ impl HttpHandler {
 }
 
 impl ProtocolHandler for HttpHandler {
-    fn request(self: Rc<Self>, ctx: Ctx, ev: ProtoEvent) -> Option<BoxFut> {
+    fn request(self: Rc<Self>, ctx: Ctx, mut ev: ProtoEvent) -> Option<BoxFut> {
         if ev.kind != Kind::HttpRequest {
             return Some(self.event(ctx, ev));
         }
         let h = Handle::new(ctx);
-        let p = self.http.request(h.clone(), self.on_request.as_ref(), ev)?;
+        let p = self
+            .http
+            .request(h.clone(), self.on_request.as_ref(), &mut ev)?;
         Some(Box::pin(
             async move { p.wait(&self.http.settings, &h).await },
         ))

@@ -127,7 +127,9 @@ pub struct Response {
 }
 
 thread_local! {
-    static DATE: RefCell<(u64, Bytes)> = const { RefCell::new((0, Bytes::new())) };
+    /// The `Date` value of the second `[from, until)`.
+    static DATE: RefCell<(SystemTime, SystemTime, Bytes)> =
+        const { RefCell::new((SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH, Bytes::new())) };
     /// A finished response's shared state, reused by the next response of this thread (no
     /// allocation for it, nor for its header fields, per request).
     static SPARE: SpareResponse = const { SpareResponse(RefCell::new(None)) };
@@ -167,16 +169,19 @@ fn with_scratch<R>(f: impl FnOnce(&mut BytesMut) -> R) -> R {
 /// The `Date` header value for `now`, formatted once per second and shared (no copy per
 /// response).
 pub(crate) fn http_date(now: SystemTime) -> Bytes {
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     DATE.with(|d| {
         let mut d = d.borrow_mut();
-        if d.0 != secs {
-            *d = (secs, Bytes::from(httpdate::fmt_http_date(now)));
+        // Two compares in the same second (a `duration_since` costs some forty instructions).
+        if now < d.0 || now >= d.1 {
+            let secs = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let from = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let until = from + std::time::Duration::from_secs(1);
+            *d = (from, until, Bytes::from(httpdate::fmt_http_date(now)));
         }
-        d.1.clone()
+        d.2.clone()
     })
 }
 
@@ -292,12 +297,13 @@ impl Response {
     }
 
     /// Keeps this response's shared state for the next response of this thread when nothing
-    /// else holds it (the handler and its tasks are done with it).
-    pub(crate) fn recycle(self) {
+    /// else holds it (the handler and its tasks are done with it): this one, the last, is
+    /// about to be dropped.
+    pub(crate) fn recycle(&self) {
         if Rc::strong_count(&self.inner) == 1 && Rc::weak_count(&self.inner) == 0 {
             let _ = SPARE.try_with(|s| {
                 if let Ok(mut s) = s.0.try_borrow_mut() {
-                    *s = Some(self.inner);
+                    *s = Some(self.inner.clone());
                 }
             });
         }
@@ -829,5 +835,33 @@ impl Inner {
             .ctx
             .send_stream_slice(self.fd, self.stream, out)
             .map_err(HttpError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn http_date_is_shared_within_its_second_and_new_after() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let a = http_date(t);
+        assert_eq!(&a[..], b"Tue, 14 Nov 2023 22:13:20 GMT");
+        let b = http_date(t + Duration::from_millis(999));
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "same second: the same bytes, shared"
+        );
+        assert_eq!(
+            &http_date(t + Duration::from_secs(1))[..],
+            b"Tue, 14 Nov 2023 22:13:21 GMT"
+        );
+        // An earlier time (a clock stepped back) is formatted anew, not taken from the cache.
+        assert_eq!(
+            &http_date(t - Duration::from_millis(1))[..],
+            b"Tue, 14 Nov 2023 22:13:19 GMT"
+        );
     }
 }

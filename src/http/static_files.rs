@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use rswoole_codec::http1::{self, RangeOutcome};
 
 use super::response::{HttpError, Response};
-use super::Request;
 
 /// Where a request path points under `root`, or `Err(())` for an escape attempt.
 fn resolve(root: &Path, url_path: &str) -> Result<Option<PathBuf>, ()> {
@@ -40,16 +39,18 @@ fn resolve(root: &Path, url_path: &str) -> Result<Option<PathBuf>, ()> {
     Ok(real.is_file().then_some(real))
 }
 
-/// Serves `req` from the document root if it names a file there. Returns true if answered.
+/// Serves the request for `method` and (percent-decoded) `path` from the document root if
+/// it names a file there. Returns true if answered.
 pub(crate) fn try_static(
-    req: &Request,
+    method: &str,
+    path: &str,
     resp: &mut Response,
     root: &Path,
 ) -> Result<bool, HttpError> {
-    if req.method != "GET" && req.method != "HEAD" {
+    if method != "GET" && method != "HEAD" {
         return Ok(false);
     }
-    match resolve(root, &req.path) {
+    match resolve(root, path) {
         Err(()) => {
             resp.status(403)?;
             resp.header("content-type", "text/plain")?;

@@ -38,9 +38,21 @@ where
         make: impl FnOnce() -> Fut,
         cx: &mut Context<'_>,
     ) -> Option<BoxFut> {
+        self.run_made(name, || Some(make()), cx)
+    }
+
+    /// As [`run`](Self::run), with a maker that may have nothing to run (`None`: nothing
+    /// runs, `None` comes back). The slot takes the maker's result as it is (an `Option` of
+    /// the future is the slot's type: no wrapping, no move of the future more).
+    pub(crate) fn run_made(
+        &self,
+        name: &'static str,
+        make: impl FnOnce() -> Option<Fut>,
+        cx: &mut Context<'_>,
+    ) -> Option<BoxFut> {
         let mut slot = self.0.borrow_mut().take().unwrap_or_else(|| Box::pin(None));
         // Made straight into the slot (one move of the future less).
-        slot.as_mut().set(Some(make()));
+        slot.as_mut().set(make());
         match poll_slot(slot.as_mut(), name, cx) {
             Poll::Ready(()) => {
                 *self.0.borrow_mut() = Some(slot);
