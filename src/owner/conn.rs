@@ -1786,17 +1786,38 @@ thread_local! {
     static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
 }
 
-/// Lends the thread's spare buffer to `inbuf` if it has none. A spare whose allocation is
-/// big (a large message was split from it and is gone now) is dropped, not lent.
+/// Lends the thread's spare buffer to `inbuf` if it has none. The spare (always empty) is
+/// first moved back to the start of its allocation if no message split from it is still
+/// alive: one reclaim, which the read's copy into it would otherwise make itself (the
+/// previous request's head was split to the buffer's end), and which also shows the
+/// allocation's size: a spare on a big one (a large message was split from it and is gone
+/// now) is dropped, not lent. One still shared is lent as it is (the copy takes a new
+/// allocation if its room is short).
 fn borrow_spare(inbuf: &mut BytesMut) {
     if inbuf.capacity() == 0 {
         let mut b = SPARE.with(|s| s.take());
-        if big_allocation(&mut b) {
+        if reclaim_whole(&mut b) > BIG_BUFFER {
             b = BytesMut::new();
         }
         *inbuf = b;
     }
 }
+
+/// Moves an empty buffer back to the start of its allocation if it is the allocation's only
+/// handle (no `Bytes` split from it is alive), and returns its capacity then: the whole
+/// allocation if it moved or already started there, else the room after its end. Asking
+/// `try_reclaim` for one byte more than the room takes `bytes`' reclaim path on every call
+/// (the room alone would satisfy a smaller request), which costs as much as the test of
+/// `big_allocation` alone and leaves the room the next copy needs.
+fn reclaim_whole(b: &mut BytesMut) -> usize {
+    debug_assert!(b.is_empty());
+    let _ = b.try_reclaim(b.capacity() + 1);
+    b.capacity()
+}
+
+/// Above this many bytes an empty read or output buffer's allocation is given back instead
+/// of kept for the next message.
+const BIG_BUFFER: usize = 64 * 1024;
 
 /// Gives an empty `inbuf`'s allocation back to the thread (reused by the next read if no
 /// message split from it is still alive), so that an idle connection holds no buffer. A
@@ -1825,8 +1846,7 @@ fn return_spare(inbuf: &mut BytesMut) {
 /// 60 MiB would stay resident behind an empty output or read buffer). Reclaiming the room
 /// before the start (without allocating) shows it.
 fn big_allocation(b: &mut BytesMut) -> bool {
-    const BIG: usize = 64 * 1024;
-    b.capacity() > BIG || b.try_reclaim(BIG + 1)
+    b.capacity() > BIG_BUFFER || b.try_reclaim(BIG_BUFFER + 1)
 }
 
 /// A connection record (id 1, a table of 16 slots, 1 MiB output cap) on a real loopback
@@ -2299,5 +2319,43 @@ mod tests {
             "the HTTP decoder is inline in the connection task, not boxed"
         );
         drop(fut);
+    }
+
+    /// The spare read buffer is lent moved back to the start of its allocation once the
+    /// message split to its end is gone: the next read's copy fits without a reclaim of its own.
+    #[test]
+    fn a_lent_spare_has_its_whole_allocation_again() {
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        inbuf.extend_from_slice(&[b'a'; 100]);
+        let start = inbuf.as_ptr();
+        let head = inbuf.split_to(100);
+        assert_eq!(inbuf.capacity(), 0);
+        return_spare(&mut inbuf);
+        drop(head);
+        borrow_spare(&mut inbuf);
+        assert_eq!(inbuf.as_ptr(), start);
+        assert!(inbuf.capacity() >= 100, "{}", inbuf.capacity());
+        inbuf.extend_from_slice(&[b'b'; 100]);
+        assert_eq!(inbuf.as_ptr(), start);
+    }
+
+    /// A spare still shared with a message is lent as it is; once that message is gone, a big
+    /// allocation is dropped instead of lent.
+    #[test]
+    fn a_spare_on_a_big_allocation_is_dropped_once_unshared() {
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        inbuf.extend_from_slice(&vec![0u8; BIG_BUFFER + 100]);
+        let msg = inbuf.split();
+        return_spare(&mut inbuf);
+        borrow_spare(&mut inbuf);
+        assert_eq!(inbuf.capacity(), 0);
+        return_spare(&mut inbuf);
+        drop(msg);
+        borrow_spare(&mut inbuf);
+        assert_eq!(inbuf.capacity(), 0);
+        inbuf.extend_from_slice(b"x");
+        assert!(inbuf.capacity() < BIG_BUFFER, "{}", inbuf.capacity());
     }
 }
