@@ -1783,7 +1783,10 @@ fn count_out(n: usize) {
 thread_local! {
     /// The read buffer lent to connections of this thread while they decode: a connection
     /// holds a buffer of its own only while a message is incomplete.
-    static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+    /// `None` rather than an empty `BytesMut`: a constant initial value (no lazy
+    /// initialisation to check on each access), and taking it out or putting it back drops a
+    /// `None`, not an empty buffer.
+    static SPARE: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
     /// The end address of the allocation `SPARE` was last seen to span whole (reclaimed, and
     /// not big); 0 if none. A spare that still ends there is on that allocation, so needs no
     /// size check while it has room: requests are read one after the other into it, each
@@ -1814,7 +1817,7 @@ fn borrow_spare(inbuf: &mut BytesMut) {
     if inbuf.capacity() != 0 {
         return;
     }
-    let mut b = SPARE.with(|s| s.take());
+    let mut b = SPARE.with(|s| s.take()).unwrap_or_default();
     if b.capacity() >= SPARE_ROOM && end_of(&b) == SPARE_END.with(|e| e.get()) {
         *inbuf = b;
         return;
@@ -1854,10 +1857,13 @@ fn return_spare(inbuf: &mut BytesMut) {
         // Never in place of a spare with room (a buffer that never allocated is one too).
         SPARE.with(|s| {
             let cur = s.take();
-            s.set(if cur.capacity() > 0 { cur } else { b });
+            s.set(match cur {
+                Some(c) if c.capacity() > 0 => Some(c),
+                _ => Some(b),
+            });
         });
     } else if end_of(&b) == SPARE_END.with(|e| e.get()) || !big_allocation(&mut b) {
-        SPARE.with(|s| s.set(b));
+        SPARE.with(|s| s.set(Some(b)));
     }
 }
 
