@@ -947,11 +947,38 @@ impl<X> Conn<X> {
         if matches!(decoder, Inbound::Raw) {
             return self.read_raw(sink);
         }
+        // A few reads per wake-up at most, so that backpressure and other connections get
+        // a look in while a client streams a large body.
+        let mut reads = 4;
+        // A buffer with room (the lent spare has at least `SPARE_ROOM`) takes the first read
+        // itself: no copy out of the scratch buffer. A read that fills it goes on into the
+        // scratch buffer (64 KiB at a time).
+        let room = inbuf.capacity() - inbuf.len();
+        if room >= SPARE_ROOM {
+            match self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf)) {
+                Ok(0) => {
+                    self.out.lock().read_eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.note_read(n);
+                    // The bytes are in `inbuf` already.
+                    if let Verdict::Close = decoder.feed(self, sink, &[], inbuf) {
+                        self.close();
+                        return;
+                    }
+                    if n < room {
+                        return;
+                    }
+                    reads -= 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.read_failed(&e),
+            }
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            // A few reads per wake-up at most, so that backpressure and other connections get
-            // a look in while a client streams a large body.
-            for _ in 0..4 {
+            for _ in 0..reads {
                 match self.try_read_short(&mut scratch[..]) {
                     Ok(0) => {
                         self.out.lock().read_eof = true;
