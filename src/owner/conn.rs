@@ -947,11 +947,38 @@ impl<X> Conn<X> {
         if matches!(decoder, Inbound::Raw) {
             return self.read_raw(sink);
         }
+        // A few reads per wake-up at most, so that backpressure and other connections get
+        // a look in while a client streams a large body.
+        let mut reads = 4;
+        // A buffer with room (the lent spare has at least `SPARE_ROOM`) takes the first read
+        // itself: no copy out of the scratch buffer. A read that fills it goes on into the
+        // scratch buffer (64 KiB at a time).
+        let room = inbuf.capacity() - inbuf.len();
+        if room >= SPARE_ROOM {
+            match self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf)) {
+                Ok(0) => {
+                    self.out.lock().read_eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.note_read(n);
+                    // The bytes are in `inbuf` already.
+                    if let Verdict::Close = decoder.feed(self, sink, &[], inbuf) {
+                        self.close();
+                        return;
+                    }
+                    if n < room {
+                        return;
+                    }
+                    reads -= 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.read_failed(&e),
+            }
+        }
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            // A few reads per wake-up at most, so that backpressure and other connections get
-            // a look in while a client streams a large body.
-            for _ in 0..4 {
+            for _ in 0..reads {
                 match self.try_read_short(&mut scratch[..]) {
                     Ok(0) => {
                         self.out.lock().read_eof = true;
@@ -1783,20 +1810,65 @@ fn count_out(n: usize) {
 thread_local! {
     /// The read buffer lent to connections of this thread while they decode: a connection
     /// holds a buffer of its own only while a message is incomplete.
-    static SPARE: std::cell::Cell<BytesMut> = std::cell::Cell::new(BytesMut::new());
+    /// `None` rather than an empty `BytesMut`: a constant initial value (no lazy
+    /// initialisation to check on each access), and taking it out or putting it back drops a
+    /// `None`, not an empty buffer.
+    static SPARE: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+    /// The end address of the allocation `SPARE` was last seen to span whole (reclaimed, and
+    /// not big); 0 if none. A spare that still ends there is on that allocation, so needs no
+    /// size check while it has room: requests are read one after the other into it, each
+    /// head split off, without a reclaim per request.
+    static SPARE_END: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Lends the thread's spare buffer to `inbuf` if it has none. A spare whose allocation is
-/// big (a large message was split from it and is gone now) is dropped, not lent.
-fn borrow_spare(inbuf: &mut BytesMut) {
-    if inbuf.capacity() == 0 {
-        let mut b = SPARE.with(|s| s.take());
-        if big_allocation(&mut b) {
-            b = BytesMut::new();
-        }
-        *inbuf = b;
-    }
+/// The spare read buffer's allocation is at least this big (once per thread; a request's head
+/// is split off it, so reads walk through it and it is reclaimed once every few dozen
+/// small requests instead of before each one).
+const SPARE_SIZE: usize = 4 * 1024;
+/// A spare on a known allocation is lent without a reclaim while it has this much room left.
+const SPARE_ROOM: usize = 1024;
+
+/// Where an empty buffer's room ends (the end of its allocation, for the spare read buffer).
+fn end_of(b: &BytesMut) -> usize {
+    b.as_ptr() as usize + b.capacity()
 }
+
+/// Lends the thread's spare buffer to `inbuf` if it has none. A spare with room on the
+/// allocation last reclaimed is lent as it is. Otherwise it is first moved back to the start
+/// of its allocation if no message split from it is still alive (the reclaim the read's copy
+/// into it would otherwise make itself), which also shows the allocation's size: a spare on a
+/// big one (a large message was split from it and is gone now) is dropped, not lent, and one
+/// smaller than `SPARE_SIZE` grows to it. One still shared is lent with what room it has
+/// (the copy takes a new allocation if it is short).
+fn borrow_spare(inbuf: &mut BytesMut) {
+    if inbuf.capacity() != 0 {
+        return;
+    }
+    let mut b = SPARE.with(|s| s.take()).unwrap_or_default();
+    if b.capacity() >= SPARE_ROOM && end_of(&b) == SPARE_END.with(|e| e.get()) {
+        *inbuf = b;
+        return;
+    }
+    // Asking for one byte more than the room takes `bytes`' reclaim path (the room alone
+    // would satisfy a smaller request).
+    let unique = b.try_reclaim(b.capacity() + 1);
+    if b.capacity() > BIG_BUFFER {
+        b = BytesMut::new();
+    }
+    let known = if b.capacity() < SPARE_ROOM {
+        // Grown in place if it is unique, else a new allocation (the copy would take one).
+        b.reserve(SPARE_SIZE);
+        true
+    } else {
+        unique
+    };
+    SPARE_END.with(|e| e.set(if known { end_of(&b) } else { 0 }));
+    *inbuf = b;
+}
+
+/// Above this many bytes an empty read or output buffer's allocation is given back instead
+/// of kept for the next message.
+const BIG_BUFFER: usize = 64 * 1024;
 
 /// Gives an empty `inbuf`'s allocation back to the thread (reused by the next read if no
 /// message split from it is still alive), so that an idle connection holds no buffer. A
@@ -1812,10 +1884,13 @@ fn return_spare(inbuf: &mut BytesMut) {
         // Never in place of a spare with room (a buffer that never allocated is one too).
         SPARE.with(|s| {
             let cur = s.take();
-            s.set(if cur.capacity() > 0 { cur } else { b });
+            s.set(match cur {
+                Some(c) if c.capacity() > 0 => Some(c),
+                _ => Some(b),
+            });
         });
-    } else if !big_allocation(&mut b) {
-        SPARE.with(|s| s.set(b));
+    } else if end_of(&b) == SPARE_END.with(|e| e.get()) || !big_allocation(&mut b) {
+        SPARE.with(|s| s.set(Some(b)));
     }
 }
 
@@ -1825,8 +1900,7 @@ fn return_spare(inbuf: &mut BytesMut) {
 /// 60 MiB would stay resident behind an empty output or read buffer). Reclaiming the room
 /// before the start (without allocating) shows it.
 fn big_allocation(b: &mut BytesMut) -> bool {
-    const BIG: usize = 64 * 1024;
-    b.capacity() > BIG || b.try_reclaim(BIG + 1)
+    b.capacity() > BIG_BUFFER || b.try_reclaim(BIG_BUFFER + 1)
 }
 
 /// A connection record (id 1, a table of 16 slots, 1 MiB output cap) on a real loopback
@@ -2299,5 +2373,64 @@ mod tests {
             "the HTTP decoder is inline in the connection task, not boxed"
         );
         drop(fut);
+    }
+
+    /// The spare read buffer is lent moved back to the start of its allocation once the
+    /// message split to its end is gone: the next read's copy fits without a reclaim of its own.
+    #[test]
+    fn a_lent_spare_has_its_whole_allocation_again() {
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        let cap = inbuf.capacity();
+        assert!(cap >= SPARE_SIZE, "{cap}");
+        inbuf.extend_from_slice(&vec![b'a'; cap]);
+        let start = inbuf.as_ptr();
+        let head = inbuf.split_to(cap);
+        assert_eq!(inbuf.capacity(), 0);
+        return_spare(&mut inbuf);
+        drop(head);
+        borrow_spare(&mut inbuf);
+        assert_eq!(inbuf.as_ptr(), start);
+        assert_eq!(inbuf.capacity(), cap);
+        inbuf.extend_from_slice(&[b'b'; 100]);
+        assert_eq!(inbuf.as_ptr(), start);
+    }
+
+    /// A spare with room on the allocation last reclaimed is lent as it is: reads walk through
+    /// it (no reclaim per request) even once the heads split from it are gone.
+    #[test]
+    fn a_spare_with_room_is_lent_as_it_is() {
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        inbuf.extend_from_slice(&[b'a'; 100]);
+        let start = inbuf.as_ptr();
+        drop(inbuf.split_to(100));
+        return_spare(&mut inbuf);
+        borrow_spare(&mut inbuf);
+        assert_eq!(inbuf.as_ptr(), start.wrapping_add(100));
+    }
+
+    /// A spare on a big allocation (a large message was split from it and is gone now) is
+    /// dropped instead of lent; one still shared with a message is left to it.
+    #[test]
+    fn a_spare_on_a_big_allocation_is_not_lent() {
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        inbuf.extend_from_slice(&vec![0u8; BIG_BUFFER + 100]);
+        drop(inbuf.split());
+        return_spare(&mut inbuf);
+        borrow_spare(&mut inbuf);
+        assert!(inbuf.capacity() <= BIG_BUFFER, "{}", inbuf.capacity());
+        assert!(inbuf.capacity() >= SPARE_SIZE, "{}", inbuf.capacity());
+        return_spare(&mut inbuf);
+
+        let mut inbuf = BytesMut::new();
+        borrow_spare(&mut inbuf);
+        inbuf.extend_from_slice(&vec![0u8; BIG_BUFFER + 100]);
+        let msg = inbuf.split();
+        return_spare(&mut inbuf);
+        borrow_spare(&mut inbuf);
+        assert!(inbuf.capacity() <= BIG_BUFFER, "{}", inbuf.capacity());
+        assert_ne!(inbuf.as_ptr(), msg.as_ptr().wrapping_add(msg.len()));
     }
 }

@@ -291,7 +291,8 @@ impl Inbound {
         self.feed(conn, sink, &[], inbuf)
     }
 
-    /// Feeds bytes just read (`data`); `inbuf` keeps what is not consumed yet.
+    /// Feeds bytes just read (`data`, or none when the read went straight into `inbuf`);
+    /// `inbuf` keeps what is not consumed yet.
     pub(crate) fn feed<S: EventSink + ?Sized>(
         &mut self,
         conn: &Arc<Conn<S::State>>,
