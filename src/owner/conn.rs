@@ -955,13 +955,9 @@ impl<X> Conn<X> {
         // scratch buffer (64 KiB at a time).
         let room = inbuf.capacity() - inbuf.len();
         if room >= SPARE_ROOM {
-            match self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf)) {
-                Ok(0) => {
-                    self.out.lock().read_eof = true;
-                    return;
-                }
+            match self.read_into(room, inbuf) {
+                Ok(0) => return,
                 Ok(n) => {
-                    self.note_read(n);
                     // The bytes are in `inbuf` already.
                     if let Verdict::Close = decoder.feed(self, sink, &[], inbuf) {
                         self.close();
@@ -1048,13 +1044,9 @@ impl<X> Conn<X> {
                 inbuf.reserve(RAW_READ);
             }
             let room = inbuf.capacity() - inbuf.len();
-            match self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf)) {
-                Ok(0) => {
-                    self.out.lock().read_eof = true;
-                    return;
-                }
+            match self.read_into(room, inbuf) {
+                Ok(0) => return,
                 Ok(n) => {
-                    self.note_read(n);
                     sink.data(self, inbuf.split().freeze());
                     if n < room {
                         return;
@@ -1064,6 +1056,19 @@ impl<X> Conn<X> {
                 Err(e) => return self.read_failed(&e),
             }
         }
+    }
+
+    /// One plain read into `inbuf`'s spare room (at most `room` bytes): `Ok(0)` is the peer's
+    /// FIN (noted in `read_eof`), more is counted ([`note_read`](Self::note_read)).
+    #[inline(always)]
+    fn read_into(&self, room: usize, inbuf: &mut BytesMut) -> io::Result<usize> {
+        let n = self.try_read_with(room, |s| crate::sys::recv_spare(s, inbuf))?;
+        if n == 0 {
+            self.out.lock().read_eof = true;
+        } else {
+            self.note_read(n);
+        }
+        Ok(n)
     }
 
     /// A plain read of `n` bytes: counted in the metrics and the connection's last receive time.
